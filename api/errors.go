@@ -1,0 +1,91 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// statusOf is the one place an error code becomes an HTTP status.
+func statusOf(code domain.Code) int {
+	switch code {
+	case domain.CodeBadRequest:
+		return http.StatusBadRequest
+	case domain.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case domain.CodeForbidden:
+		return http.StatusForbidden
+	case domain.CodeNotFound:
+		return http.StatusNotFound
+	case domain.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case domain.CodeConflict:
+		return http.StatusConflict
+	case domain.CodePayloadTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case domain.CodeUnsupportedMedia:
+		return http.StatusUnsupportedMediaType
+	case domain.CodeIdempotencyKeyReused:
+		return http.StatusUnprocessableEntity
+	case domain.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case domain.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// fiberCodes turns the errors Fiber raises itself (no route, wrong method,
+// body too large) into the API's codes.
+var fiberCodes = map[int]*domain.Error{
+	fiber.StatusNotFound:              {Code: domain.CodeNotFound, Message: "no such route"},
+	fiber.StatusMethodNotAllowed:      {Code: domain.CodeMethodNotAllowed, Message: "method not allowed on this route"},
+	fiber.StatusRequestEntityTooLarge: {Code: domain.CodePayloadTooLarge, Message: "request body too large"},
+	fiber.StatusBadRequest:            {Code: domain.CodeBadRequest, Message: "malformed request"},
+	fiber.StatusUnsupportedMediaType:  {Code: domain.CodeUnsupportedMedia, Message: "unsupported content type"},
+}
+
+// errorBody is the error envelope of SPEC §5.
+type errorBody struct {
+	Error struct {
+		Code        domain.Code         `json:"code"`
+		Message     string              `json:"message"`
+		FieldErrors []domain.FieldError `json:"field_errors"`
+	} `json:"error"`
+	Meta struct {
+		RequestID string `json:"request_id"`
+	} `json:"meta"`
+}
+
+// writeError writes err as the error envelope. An error that is not a
+// *domain.Error is internal: the caller sees INTERNAL_ERROR and the request
+// id, the log line sees the error.
+func writeError(c *fiber.Ctx, err error) error {
+	var de *domain.Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &de):
+	case errors.As(err, &fe) && fiberCodes[fe.Code] != nil:
+		de = fiberCodes[fe.Code]
+		if fe.Code == fiber.StatusNotFound || fe.Code == fiber.StatusMethodNotAllowed {
+			c.Locals(localUnmatched, true)
+		}
+	default:
+		zerolog.Ctx(c.UserContext()).Error().Err(err).Msg("internal error")
+		de = &domain.Error{Code: domain.CodeInternal, Message: "internal error; quote the request_id to support"}
+	}
+	var body errorBody
+	body.Error.Code = de.Code
+	body.Error.Message = de.Message
+	body.Error.FieldErrors = de.FieldErrors
+	if body.Error.FieldErrors == nil {
+		body.Error.FieldErrors = []domain.FieldError{}
+	}
+	body.Meta.RequestID = requestID(c)
+	return c.Status(statusOf(de.Code)).JSON(body)
+}

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"fmt"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+const (
+	headerRequestID = "X-Request-ID"
+	localRequestID  = "request_id"
+	localUnmatched  = "unmatched_route"
+)
+
+// A caller's request id is kept when it is short and plain; anything else is
+// replaced, so it is safe in a log line, a workflow memo and an audit event.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+// withRequestID gives every request an id: the caller's X-Request-ID when
+// valid, a new one otherwise. It is echoed in the response header and put,
+// with a logger carrying it, into the request's context.
+func (s *Server) withRequestID(c *fiber.Ctx) error {
+	id := c.Get(headerRequestID)
+	if !requestIDPattern.MatchString(id) {
+		id = domain.NewID(domain.PrefixRequest)
+	}
+	c.Locals(localRequestID, id)
+	c.Set(headerRequestID, id)
+	l := s.log.With().Str("request_id", id).Logger()
+	c.SetUserContext(l.WithContext(c.UserContext()))
+	return c.Next()
+}
+
+// observe turns a handler's error into the error envelope, then writes the
+// request's log line and metrics, so both see the status the client got.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := c.Next(); err != nil {
+		if werr := writeError(c, err); werr != nil {
+			return werr
+		}
+	}
+	elapsed := time.Since(start)
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if unmatched, _ := c.Locals(localUnmatched).(bool); unmatched {
+		route = "unmatched"
+	}
+	s.metrics.observe(c.Method(), route, status, elapsed)
+
+	l := zerolog.Ctx(c.UserContext())
+	ev := l.Info()
+	if status >= 500 {
+		ev = l.Error()
+	}
+	ev.Str("method", c.Method()).
+		Str("path", c.Path()).
+		Str("route", route).
+		Int("status", status).
+		Dur("latency", elapsed).
+		Str("client_addr", c.IP()).
+		Msg("request")
+	return nil
+}
+
+// recoverPanic turns a panic in a handler into INTERNAL_ERROR; the stack
+// goes to the log line, never to the client.
+func recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			zerolog.Ctx(c.UserContext()).Error().
+				Str("panic", fmt.Sprint(r)).
+				Str("stack", string(debug.Stack())).
+				Msg("handler panicked")
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return c.Next()
+}
+

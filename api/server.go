@@ -1,0 +1,82 @@
+// Package api is the control plane's public HTTP API (SPEC §5): Fiber
+// handlers that decode, authorise, make one call (a query, or a workflow
+// start or update) and write the envelope. Business decisions live in
+// workflows/ and activities/, not here.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"github.com/uptrace/bun"
+	"go.temporal.io/sdk/client"
+)
+
+// Deps are what the API needs from the process.
+type Deps struct {
+	DB       *bun.DB
+	Temporal client.Client
+	Log      zerolog.Logger
+	Metrics  *Metrics // nil: a new registry
+}
+
+// Server is the HTTP API.
+type Server struct {
+	app      *fiber.App
+	db       *bun.DB
+	temporal client.Client
+	log      zerolog.Logger
+	metrics  *Metrics
+}
+
+// bodyLimit bounds every request body; the API's bodies are small JSON.
+const bodyLimit = 64 << 10
+
+// New builds the API with its routes and middleware.
+func New(d Deps) *Server {
+	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "intelliauth-controlplane",
+		DisableStartupMessage: true,
+		BodyLimit:             bodyLimit,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+		// Errors are written by observe; this only catches what escapes it
+		// (a failure to write the envelope itself).
+		ErrorHandler: writeError,
+	})
+	s.routes()
+	return s
+}
+
+// routes is the one place the middleware order and the routes are visible:
+// request id → observe (errors, log line, metrics) → recover → route.
+func (s *Server) routes() {
+	s.app.Use(s.withRequestID, s.observe, recoverPanic)
+
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+}
+
+// App exposes the Fiber app, for tests that call it in-process.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for requests in flight, up
+// to the context's deadline.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }

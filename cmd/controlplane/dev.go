@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/logging"
+	"github.com/intelliauth/controlplane/internal/pgcluster"
+	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/internal/temporalserver"
+	"github.com/intelliauth/controlplane/schema"
+	"github.com/intelliauth/controlplane/workflows"
+)
+
+// devDatabase is the database the dev command's private cluster serves.
+const devDatabase = "controlplane"
+
+// runDev runs the whole control plane in one process: Postgres (external or
+// a private cluster under the data dir), an embedded Temporal server with
+// its UI, migrations, the bootstrap organisation, the worker and the API.
+// It stops everything in reverse order on SIGINT or SIGTERM.
+func runDev(ctx context.Context, cfg config.Config, _ []string) error {
+	start := time.Now()
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+
+	// Temporal and Postgres start side by side: they are the slow parts.
+	type temporalResult struct {
+		srv *temporalserver.Server
+		err error
+	}
+	tch := make(chan temporalResult, 1)
+	go func() {
+		srv, err := temporalserver.Start(temporalserver.Options{
+			FrontendAddr:     cfg.TemporalAddress,
+			UIAddr:           cfg.TemporalUIAddr,
+			DatabaseFile:     filepath.Join(cfg.DataDir, "temporal.db"),
+			Namespace:        cfg.TemporalNamespace,
+			SearchAttributes: workflows.SearchAttributes(),
+			Log:              log,
+		})
+		tch <- temporalResult{srv, err}
+	}()
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+
+	pgErr := func() error {
+		if cfg.DatabaseURL != "" {
+			return nil
+		}
+		pg, err := pgcluster.Start(ctx, filepath.Join(cfg.DataDir, "postgres"))
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() {
+			if err := pg.Stop(); err != nil {
+				log.Warn().Err(err).Msg("postgres stop")
+			}
+			log.Info().Msg("postgres stopped")
+		})
+		if err := pg.CreateDatabase(ctx, devDatabase); err != nil {
+			return err
+		}
+		cfg.DatabaseURL = pg.URL(devDatabase)
+		return nil
+	}()
+	tr := <-tch
+	if tr.err == nil {
+		stops = append(stops, func() {
+			if err := tr.srv.Stop(); err != nil {
+				log.Warn().Err(err).Msg("temporal stop")
+			}
+			log.Info().Msg("temporal stopped")
+		})
+	}
+	if err := errors.Join(pgErr, tr.err); err != nil {
+		return err
+	}
+
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() { db.Close() })
+	if applied, err := schema.Up(ctx, db); err != nil {
+		return err
+	} else if len(applied) > 0 {
+		log.Info().Strs("applied", applied).Msg("migrations applied")
+	}
+	if err := bootstrap(ctx, db, cfg.Bootstrap, "system", "controlplane-dev", log); err != nil {
+		return err
+	}
+
+	tc, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, tc.Close)
+	w, err := startWorker(cfg, db, tc, log)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() { w.Stop(); log.Info().Msg("worker stopped") })
+
+	return serveAPI(ctx, cfg, db, tc, log, func(addr string) {
+		banner(log, cfg, addr, tr.srv, time.Since(start))
+	})
+}
+
+func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalserver.Server, took time.Duration) {
+	log.Info().Dur("startup", took).Msg("control plane ready")
+	fmt.Fprintf(os.Stderr, `
+  IntelliAuth control plane (dev)
+    API          http://%s/api/v1   (health: /healthz, /readyz; metrics: /metrics)
+    Temporal UI  http://%s
+    Temporal     %s   namespace %s, task queue %s
+    Data dir     %s
+`, apiAddr, t.UIAddr(), t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
+	if cfg.Bootstrap.OwnerPassword == config.DevOwnerPassword {
+		fmt.Fprintf(os.Stderr, "    Sign in      %s / %s   (dev defaults; set CP_BOOTSTRAP_* to change)\n", cfg.Bootstrap.OwnerEmail, cfg.Bootstrap.OwnerPassword)
+	}
+	fmt.Fprintln(os.Stderr)
+}

@@ -1,0 +1,76 @@
+// Command controlplane is the IntelliAuth control plane: one binary whose
+// subcommands run everything on a laptop (dev), the HTTP API (api), the
+// Temporal worker (worker), schema migrations (migrate) and the first
+// organisation (bootstrap). Configuration comes from CP_* variables.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/logging"
+)
+
+const usage = `usage: controlplane <command> [args]
+
+commands:
+  dev                 everything in one process: embedded Temporal + UI, Postgres, worker, API
+  api                 the HTTP API (external Temporal and Postgres)
+  worker              the Temporal worker (external Temporal and Postgres)
+  migrate up|down|status
+                      apply, roll back (last group) or list schema migrations
+  bootstrap           create the organisation and owner of CP_BOOTSTRAP_* (no-op if it exists)
+
+Configuration is by CP_* environment variables; see README.md.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(os.Stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	commands := map[string]struct {
+		mode config.Mode
+		run  func(context.Context, config.Config, []string) error
+	}{
+		"dev":       {config.ModeDev, runDev},
+		"api":       {config.ModeAPI, runAPI},
+		"worker":    {config.ModeWorker, runWorker},
+		"migrate":   {config.ModeMigrate, runMigrate},
+		"bootstrap": {config.ModeBootstrap, runBootstrap},
+	}
+	c, ok := commands[cmd]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "controlplane: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	cfg, err := config.Load(c.mode, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "controlplane %s: invalid configuration:\n", cmd)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(os.Stderr, "  %s\n", line)
+		}
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := c.run(ctx, cfg, rest); err != nil {
+		log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+		log.Error().Err(err).Str("command", cmd).Msg("controlplane failed")
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/uptrace/bun"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/logging"
+	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/workflows"
+)
+
+// shutdownGrace bounds how long requests and activities in flight may take
+// to finish after a stop signal.
+const shutdownGrace = 10 * time.Second
+
+func runAPI(ctx context.Context, cfg config.Config, _ []string) error {
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// A lazy client: the API starts, and /readyz says so, while Temporal is
+	// still coming up.
+	tc, err := client.NewLazyClient(temporalOptions(cfg, log))
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	defer tc.Close()
+	return serveAPI(ctx, cfg, db, tc, log, nil)
+}
+
+func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tc, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if err := registerSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	w, err := startWorker(cfg, db, tc, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info().Msg("stopping worker")
+	w.Stop()
+	return nil
+}
+
+func temporalOptions(cfg config.Config, log zerolog.Logger) client.Options {
+	return client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    logging.Temporal(log),
+	}
+}
+
+// dialTemporal connects to Temporal, retrying for a minute so a worker can
+// start before the cluster is up.
+func dialTemporal(ctx context.Context, cfg config.Config, log zerolog.Logger) (client.Client, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		tc, err := client.DialContext(dctx, temporalOptions(cfg, log))
+		cancel()
+		if err == nil {
+			return tc, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, err)
+		}
+		log.Warn().Err(err).Str("address", cfg.TemporalAddress).Msg("temporal not reachable yet, retrying")
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// registerSearchAttributes adds the control plane's search attributes to the
+// namespace of an external cluster; attributes already there are kept.
+func registerSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
+	_, err := tc.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        namespace,
+		SearchAttributes: workflows.SearchAttributes(),
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) && !strings.Contains(err.Error(), "already") {
+		return fmt.Errorf("register search attributes on namespace %s: %w", namespace, err)
+	}
+	return nil
+}
+
+// startWorker registers the workflows and activities and starts polling.
+func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Logger) (worker.Worker, error) {
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{WorkerStopTimeout: shutdownGrace})
+	w.RegisterActivity(&activities.Activities{DB: db})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
+	}
+	log.Info().Str("task_queue", cfg.TaskQueue).Msg("worker started")
+	return w, nil
+}
+
+// serveAPI serves the HTTP API until ctx ends, then drains it.
+// ready, when not nil, is called with the address once it accepts
+// connections.
+func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Logger, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("api listening")
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api on %s: %w", cfg.HTTPAddr, err)
+	case <-ctx.Done():
+	}
+	log.Info().Msg("stopping api")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

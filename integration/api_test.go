@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/harness"
+)
+
+// envelope is the union of the success and error envelopes of SPEC §5.
+type envelope struct {
+	Data  json.RawMessage `json:"data"`
+	Error *struct {
+		Code        string `json:"code"`
+		Message     string `json:"message"`
+		FieldErrors []struct {
+			Field   string `json:"field"`
+			Message string `json:"message"`
+		} `json:"field_errors"`
+	} `json:"error"`
+	Meta struct {
+		RequestID string `json:"request_id"`
+		Timestamp string `json:"timestamp"`
+	} `json:"meta"`
+}
+
+func newAPI(t *testing.T) *api.Server {
+	h := harness.Get(t)
+	return api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log})
+}
+
+func call(t *testing.T, srv *api.Server, method, path string, header map[string]string) (*http.Response, envelope, []byte) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.App().Test(req, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var env envelope
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(body, &env); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %s", method, path, body)
+		}
+	}
+	return resp, env, body
+}
+
+func TestHealthAndReadinessAnswerInTheEnvelope(t *testing.T) {
+	srv := newAPI(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, env, body := call(t, srv, "GET", path, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s = %d %s", path, resp.StatusCode, body)
+		}
+		if env.Meta.RequestID == "" || env.Meta.RequestID != resp.Header.Get("X-Request-ID") || env.Meta.Timestamp == "" {
+			t.Errorf("%s meta = %+v, header %q", path, env.Meta, resp.Header.Get("X-Request-ID"))
+		}
+	}
+	_, env, _ := call(t, srv, "GET", "/readyz", nil)
+	if !strings.Contains(string(env.Data), `"postgres":"ok"`) || !strings.Contains(string(env.Data), `"temporal":"ok"`) {
+		t.Errorf("readyz data = %s", env.Data)
+	}
+}
+
+func TestRequestIDsAreKeptWhenValidAndReplacedOtherwise(t *testing.T) {
+	srv := newAPI(t)
+	tests := []struct {
+		name     string
+		incoming string
+		keep     bool
+	}{
+		{"a plain id is kept", "client-req-123", true},
+		{"a uuid is kept", "0b7e6a9c-2f43-4c3e-9d0a-7f6e5d4c3b2a", true},
+		{"an id with spaces is replaced", "two words", false},
+		{"an id with a newline is replaced", "a\nb", false},
+		{"an overlong id is replaced", strings.Repeat("x", 129), false},
+		{"a missing id is generated", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/healthz", nil)
+			req.Header["X-Request-Id"] = []string{tt.incoming}
+			resp, err := srv.App().Test(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := resp.Header.Get("X-Request-ID")
+			if tt.keep && got != tt.incoming {
+				t.Fatalf("X-Request-ID = %q, want %q", got, tt.incoming)
+			}
+			if !tt.keep && (got == tt.incoming || !strings.HasPrefix(got, "req_")) {
+				t.Fatalf("X-Request-ID = %q, want a new req_ id", got)
+			}
+		})
+	}
+}
+
+func TestUnknownRoutesAndWrongMethodsAnswerInTheErrorEnvelope(t *testing.T) {
+	srv := newAPI(t)
+	tests := []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/api/v1/nope", 404, "NOT_FOUND"},
+		{"POST", "/healthz", 405, "METHOD_NOT_ALLOWED"},
+	}
+	for _, tt := range tests {
+		resp, env, body := call(t, srv, tt.method, tt.path, map[string]string{"X-Request-ID": "rid-" + tt.code})
+		if resp.StatusCode != tt.status || env.Error == nil || env.Error.Code != tt.code {
+			t.Fatalf("%s %s = %d %s", tt.method, tt.path, resp.StatusCode, body)
+		}
+		if env.Meta.RequestID != "rid-"+tt.code || env.Error.FieldErrors == nil {
+			t.Errorf("%s %s: meta %+v, field_errors %v", tt.method, tt.path, env.Meta, env.Error.FieldErrors)
+		}
+	}
+}
+
+func TestMetricsCountRequestsByRouteTemplateAndStatus(t *testing.T) {
+	srv := newAPI(t)
+	call(t, srv, "GET", "/healthz", nil)
+	call(t, srv, "GET", "/no/such/route", nil)
+	resp, _, body := call(t, srv, "GET", "/metrics", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics = %d", resp.StatusCode)
+	}
+	text := string(body)
+	for _, want := range []string{
+		`controlplane_http_requests_total{method="GET",route="/healthz",status="200"} 1`,
+		`controlplane_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`controlplane_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200",le="+Inf"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,289 @@
+// Package config reads the control plane's configuration from CP_*
+// environment variables once, at start, and reports every invalid value at
+// once, one line each.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode is the subcommand being configured; it decides which values are
+// required and which defaults apply.
+type Mode string
+
+// The subcommands of cmd/controlplane.
+const (
+	ModeDev       Mode = "dev"
+	ModeAPI       Mode = "api"
+	ModeWorker    Mode = "worker"
+	ModeMigrate   Mode = "migrate"
+	ModeBootstrap Mode = "bootstrap"
+)
+
+// Dev defaults for the bootstrap organisation and owner, printed once when
+// `controlplane dev` starts with them.
+const (
+	DevOrgName       = "Acme"
+	DevOrgSlug       = "acme"
+	DevOwnerEmail    = "owner@acme.test"
+	DevOwnerPassword = "intelliauth-dev-password"
+)
+
+// Config is the whole configuration of one process.
+type Config struct {
+	Mode Mode
+
+	HTTPAddr          string
+	DatabaseURL       string // empty in dev mode: a private cluster is started
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalUIAddr    string // dev only
+	TaskQueue         string
+	DataDir           string
+	DomainBase        string
+	LogLevel          string
+	LogFormat         string // json or console
+
+	Bootstrap Bootstrap
+
+	SessionTTL        time.Duration
+	DecommissionGrace time.Duration
+	StepMaxAttempts   int
+	Faults            []Fault // dev only
+}
+
+// Bootstrap is the first organisation and its owner.
+type Bootstrap struct {
+	OrgName       string
+	OrgSlug       string
+	OwnerEmail    string
+	OwnerPassword string
+}
+
+// IsSet reports whether any bootstrap value was given.
+func (b Bootstrap) IsSet() bool {
+	return b.OrgName != "" || b.OrgSlug != "" || b.OwnerEmail != "" || b.OwnerPassword != ""
+}
+
+// Fault is one fault drill of CP_FAULTS: a data-plane step and what happens
+// to its attempts.
+type Fault struct {
+	Step  string
+	Mode  string        // fail, fail:N or delay
+	Count int           // N of fail:N
+	Delay time.Duration // of delay:<duration>
+}
+
+// FaultSteps are the data-plane steps a fault drill can name.
+var FaultSteps = []string{"schema", "keys", "route", "drop_schema", "delete_keys", "delete_route", "suspend_route", "resume_route"}
+
+// Load reads the configuration for the mode through getenv (os.LookupEnv in
+// main). The error, when not nil, lists every problem, one per line.
+func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{Mode: mode}
+
+	c.HTTPAddr = r.addr("CP_HTTP_ADDR", "127.0.0.1:8080")
+	c.TemporalAddress = r.addr("CP_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+	c.TemporalNamespace = r.name("CP_TEMPORAL_NAMESPACE", "default")
+	c.TaskQueue = r.name("CP_TASK_QUEUE", "controlplane")
+	c.DataDir = r.str("CP_DATA_DIR", "./.data")
+	c.DomainBase = r.domain("CP_DOMAIN_BASE", "intelliauth.localhost")
+	c.LogLevel = r.oneOf("CP_LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	defaultFormat := "json"
+	if mode == ModeDev {
+		defaultFormat = "console"
+	}
+	c.LogFormat = r.oneOf("CP_LOG_FORMAT", defaultFormat, "json", "console")
+	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour)
+	c.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", 72*time.Hour)
+	c.StepMaxAttempts = r.positiveInt("CP_STEP_MAX_ATTEMPTS", 5)
+
+	c.DatabaseURL = r.str("CP_DATABASE_URL", "")
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			r.fail("CP_DATABASE_URL", "must be a postgres:// URL")
+		}
+	} else if mode != ModeDev {
+		r.fail("CP_DATABASE_URL", "is required (postgres://user:password@host:5432/db?sslmode=disable)")
+	}
+
+	c.Bootstrap = Bootstrap{
+		OrgName:       r.str("CP_BOOTSTRAP_ORG_NAME", ""),
+		OrgSlug:       r.str("CP_BOOTSTRAP_ORG_SLUG", ""),
+		OwnerEmail:    r.str("CP_BOOTSTRAP_OWNER_EMAIL", ""),
+		OwnerPassword: r.str("CP_BOOTSTRAP_OWNER_PASSWORD", ""),
+	}
+	if mode == ModeDev && !c.Bootstrap.IsSet() {
+		c.Bootstrap = Bootstrap{OrgName: DevOrgName, OrgSlug: DevOrgSlug, OwnerEmail: DevOwnerEmail, OwnerPassword: DevOwnerPassword}
+	}
+	if mode == ModeBootstrap || c.Bootstrap.IsSet() {
+		r.checkBootstrap(c.Bootstrap)
+	}
+
+	if mode == ModeDev {
+		c.TemporalUIAddr = r.addr("CP_TEMPORAL_UI_ADDR", "127.0.0.1:8233")
+	}
+	if raw, ok := getenv("CP_FAULTS"); ok && raw != "" {
+		if mode != ModeDev {
+			r.fail("CP_FAULTS", "fault drills run only under `controlplane dev`; unset it for "+string(mode))
+		} else {
+			c.Faults = r.faults(raw)
+		}
+	}
+
+	if len(r.problems) > 0 {
+		return c, errors.New(strings.Join(r.problems, "\n"))
+	}
+	return c, nil
+}
+
+type reader struct {
+	getenv   func(string) (string, bool)
+	problems []string
+}
+
+func (r *reader) fail(key, msg string) {
+	r.problems = append(r.problems, key+": "+msg)
+}
+
+func (r *reader) str(key, def string) string {
+	if v, ok := r.getenv(key); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (r *reader) addr(key, def string) string {
+	v := r.str(key, def)
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		r.fail(key, fmt.Sprintf("%q is not host:port", v))
+		return v
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		r.fail(key, fmt.Sprintf("%q has an invalid port", v))
+	}
+	return v
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
+
+func (r *reader) name(key, def string) string {
+	v := r.str(key, def)
+	if !nameRe.MatchString(v) {
+		r.fail(key, fmt.Sprintf("%q must be letters, digits, '.', '_' or '-'", v))
+	}
+	return v
+}
+
+var domainRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (r *reader) domain(key, def string) string {
+	v := strings.ToLower(r.str(key, def))
+	if len(v) > 200 || !domainRe.MatchString(v) {
+		r.fail(key, fmt.Sprintf("%q is not a DNS name", v))
+	}
+	return v
+}
+
+func (r *reader) oneOf(key, def string, allowed ...string) string {
+	v := strings.ToLower(r.str(key, def))
+	if slices.Contains(allowed, v) {
+		return v
+	}
+	r.fail(key, fmt.Sprintf("%q must be one of %s", v, strings.Join(allowed, ", ")))
+	return def
+}
+
+func (r *reader) duration(key string, def time.Duration) time.Duration {
+	raw := r.str(key, "")
+	if raw == "" {
+		return def
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		r.fail(key, fmt.Sprintf("%q must be a positive duration such as 90s, 15m or 12h", raw))
+		return def
+	}
+	return d
+}
+
+func (r *reader) positiveInt(key string, def int) int {
+	raw := r.str(key, "")
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > 1000 {
+		r.fail(key, fmt.Sprintf("%q must be a whole number from 1 to 1000", raw))
+		return def
+	}
+	return n
+}
+
+// SlugPattern is the form of an organisation slug: a DNS label.
+var SlugPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (r *reader) checkBootstrap(b Bootstrap) {
+	if b.OrgName == "" || len(b.OrgName) > 100 {
+		r.fail("CP_BOOTSTRAP_ORG_NAME", "is required, at most 100 characters")
+	}
+	if !SlugPattern.MatchString(b.OrgSlug) {
+		r.fail("CP_BOOTSTRAP_ORG_SLUG", fmt.Sprintf("%q must be a DNS label (a-z, 0-9, '-', at most 63)", b.OrgSlug))
+	}
+	if at := strings.IndexByte(b.OwnerEmail, '@'); at < 1 || at == len(b.OwnerEmail)-1 || len(b.OwnerEmail) > 254 {
+		r.fail("CP_BOOTSTRAP_OWNER_EMAIL", fmt.Sprintf("%q is not an email address", b.OwnerEmail))
+	}
+	if n := len([]rune(b.OwnerPassword)); n < 12 || n > 256 {
+		r.fail("CP_BOOTSTRAP_OWNER_PASSWORD", "must be 12 to 256 characters")
+	}
+}
+
+func (r *reader) faults(raw string) []Fault {
+	var out []Fault
+	for _, item := range strings.Split(raw, ",") {
+		item = strings.TrimSpace(item)
+		step, mode, ok := strings.Cut(item, "=")
+		if !ok {
+			r.fail("CP_FAULTS", fmt.Sprintf("%q must be <step>=<mode>", item))
+			continue
+		}
+		if !slices.Contains(FaultSteps, step) {
+			r.fail("CP_FAULTS", fmt.Sprintf("unknown step %q (steps: %s)", step, strings.Join(FaultSteps, ", ")))
+			continue
+		}
+		f := Fault{Step: step}
+		switch {
+		case mode == "fail":
+			f.Mode = "fail"
+		case strings.HasPrefix(mode, "fail:"):
+			n, err := strconv.Atoi(strings.TrimPrefix(mode, "fail:"))
+			if err != nil || n < 1 {
+				r.fail("CP_FAULTS", fmt.Sprintf("%q: fail:N needs a positive N", item))
+				continue
+			}
+			f.Mode, f.Count = "fail", n
+		case strings.HasPrefix(mode, "delay:"):
+			d, err := time.ParseDuration(strings.TrimPrefix(mode, "delay:"))
+			if err != nil || d <= 0 {
+				r.fail("CP_FAULTS", fmt.Sprintf("%q: delay:<duration> needs a positive duration", item))
+				continue
+			}
+			f.Mode, f.Delay = "delay", d
+		default:
+			r.fail("CP_FAULTS", fmt.Sprintf("%q: mode must be fail, fail:N or delay:<duration>", item))
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}

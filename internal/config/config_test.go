@@ -1,0 +1,106 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
+}
+
+func TestDevStartsWithNoConfigurationAtAll(t *testing.T) {
+	c, err := Load(ModeDev, env(nil))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || c.TemporalAddress != "127.0.0.1:7233" || c.TemporalUIAddr != "127.0.0.1:8233" {
+		t.Errorf("addresses = %s %s %s", c.HTTPAddr, c.TemporalAddress, c.TemporalUIAddr)
+	}
+	if c.LogFormat != "console" || c.Bootstrap.OrgSlug != DevOrgSlug || c.DatabaseURL != "" {
+		t.Errorf("dev defaults not applied: %+v", c)
+	}
+	if c.SessionTTL != 12*time.Hour || c.DecommissionGrace != 72*time.Hour || c.StepMaxAttempts != 5 {
+		t.Errorf("lifecycle defaults = %v %v %d", c.SessionTTL, c.DecommissionGrace, c.StepMaxAttempts)
+	}
+}
+
+func TestEveryInvalidValueIsReportedAtOnceOneLineEach(t *testing.T) {
+	_, err := Load(ModeAPI, env(map[string]string{
+		"CP_HTTP_ADDR":          "nope",
+		"CP_LOG_LEVEL":          "loud",
+		"CP_LOG_FORMAT":         "xml",
+		"CP_SESSION_TTL":        "-1h",
+		"CP_STEP_MAX_ATTEMPTS":  "zero",
+		"CP_DOMAIN_BASE":        "not a domain",
+		"CP_TEMPORAL_NAMESPACE": "bad ns!",
+	}))
+	if err == nil {
+		t.Fatal("Load accepted invalid values")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, key := range []string{"CP_HTTP_ADDR", "CP_LOG_LEVEL", "CP_LOG_FORMAT", "CP_SESSION_TTL", "CP_STEP_MAX_ATTEMPTS", "CP_DOMAIN_BASE", "CP_TEMPORAL_NAMESPACE", "CP_DATABASE_URL"} {
+		n := 0
+		for _, l := range lines {
+			if strings.HasPrefix(l, key+": ") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s reported on %d lines, want 1; error:\n%s", key, n, err)
+		}
+	}
+}
+
+func TestFaultsAreParsedForDevAndRefusedElsewhere(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    Mode
+		faults  string
+		wantErr string
+		want    []Fault
+	}{
+		{"every mode parses", ModeDev, "schema=fail,keys=fail:6,route=delay:5s",
+			"", []Fault{{Step: "schema", Mode: "fail"}, {Step: "keys", Mode: "fail", Count: 6}, {Step: "route", Mode: "delay", Delay: 5 * time.Second}}},
+		{"an unknown step is named", ModeDev, "dns=fail", "unknown step \"dns\"", nil},
+		{"a bad count is refused", ModeDev, "keys=fail:0", "positive N", nil},
+		{"a bad mode is refused", ModeDev, "keys=explode", "mode must be", nil},
+		{"the api refuses fault drills", ModeAPI, "schema=fail", "only under `controlplane dev`", nil},
+		{"the worker refuses fault drills", ModeWorker, "schema=fail", "only under `controlplane dev`", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.mode, env(map[string]string{"CP_FAULTS": tt.faults, "CP_DATABASE_URL": "postgres://x@h/db"}))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Faults) != len(tt.want) {
+				t.Fatalf("faults = %+v", c.Faults)
+			}
+			for i := range tt.want {
+				if c.Faults[i] != tt.want[i] {
+					t.Errorf("fault %d = %+v, want %+v", i, c.Faults[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestBootstrapRequiresEveryValue(t *testing.T) {
+	_, err := Load(ModeBootstrap, env(map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_BOOTSTRAP_ORG_SLUG": "Not_A_Label", "CP_BOOTSTRAP_OWNER_PASSWORD": "short"}))
+	if err == nil {
+		t.Fatal("bootstrap accepted missing values")
+	}
+	for _, key := range []string{"CP_BOOTSTRAP_ORG_NAME", "CP_BOOTSTRAP_ORG_SLUG", "CP_BOOTSTRAP_OWNER_EMAIL", "CP_BOOTSTRAP_OWNER_PASSWORD"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not name %s:\n%s", key, err)
+		}
+	}
+}

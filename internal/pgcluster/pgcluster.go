@@ -1,0 +1,263 @@
+// Package pgcluster runs a private PostgreSQL cluster from the Postgres
+// binaries installed on the machine, for `controlplane dev` when no
+// CP_DATABASE_URL is given and for the integration test harness.
+package pgcluster
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/uptrace/bun/driver/pgdriver"
+)
+
+// ErrNoBinaries is returned when no Postgres server binaries are found.
+var ErrNoBinaries = errors.New("no PostgreSQL server binaries (initdb, postgres) found on PATH or under /usr/lib/postgresql/*/bin: " +
+	"install them (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql) or set CP_DATABASE_URL")
+
+// Cluster is a running private Postgres server.
+type Cluster struct {
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start initialises dir as a cluster when it holds none, and starts the
+// server on a free loopback port. The server is a child process that dies
+// with this one; Stop shuts it down cleanly.
+func Start(ctx context.Context, dir string) (*Cluster, error) {
+	bin, err := FindBinaries()
+	if err != nil {
+		return nil, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := credential(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if err := initdb(ctx, bin, dir, cred); err != nil {
+			return nil, err
+		}
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres log: %w", err)
+	}
+	if cred != nil {
+		_ = logFile.Chown(int(cred.Uid), int(cred.Gid))
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"),
+		"-D", dir,
+		"-p", strconv.Itoa(port),
+		"-h", "127.0.0.1",
+		"-k", dir, // the socket lives in the data dir, not in /var/run
+		"-c", "fsync=on",
+		"-c", "max_connections=200",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Fast shutdown when this process dies, even from SIGKILL: the next
+	// start finds a clean cluster.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGINT, Credential: cred}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	c := &Cluster{dir: dir, port: port, cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		c.done <- cmd.Wait()
+		logFile.Close()
+	}()
+	if err := c.waitReady(ctx); err != nil {
+		_ = c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// URL returns the connection URL of database db on the cluster.
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// CreateDatabase creates db when it does not exist.
+func (c *Cluster) CreateDatabase(ctx context.Context, db string) error {
+	return CreateDatabase(ctx, c.URL("postgres"), db)
+}
+
+// Stop shuts the server down (fast shutdown) and waits for it to exit.
+func (c *Cluster) Stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return errors.New("postgres did not stop within 30s and was killed")
+	}
+}
+
+func (c *Cluster) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(c.URL("postgres")), pgdriver.WithTimeout(2*time.Second)))
+		err := db.PingContext(ctx)
+		db.Close()
+		if err == nil {
+			return nil
+		}
+		select {
+		case err := <-c.done:
+			return fmt.Errorf("postgres exited at start (%v); see %s", err, filepath.Join(c.dir, "server.log"))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres not ready after 60s; see %s", filepath.Join(c.dir, "server.log"))
+		}
+	}
+}
+
+// CreateDatabase creates db on the server at adminURL when it does not exist.
+func CreateDatabase(ctx context.Context, adminURL, db string) error {
+	conn := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(adminURL)))
+	defer conn.Close()
+	var exists bool
+	if err := conn.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", db, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(db)); err != nil {
+		var pgErr pgdriver.Error
+		if errors.As(err, &pgErr) && pgErr.Field('C') == "42P04" { // created meanwhile
+			return nil
+		}
+		return fmt.Errorf("create database %s: %w", db, err)
+	}
+	return nil
+}
+
+// DropDatabase drops db, closing its connections.
+func DropDatabase(ctx context.Context, adminURL, db string) error {
+	conn := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(adminURL)))
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(db)+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", db, err)
+	}
+	return nil
+}
+
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// FindBinaries returns the directory holding initdb and postgres: the one
+// on PATH, else the newest under /usr/lib/postgresql/*/bin.
+func FindBinaries() (string, error) {
+	var dirs []string
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			dirs = append(dirs, filepath.Dir(real))
+		}
+		dirs = append(dirs, filepath.Dir(p))
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(found, func(i, j int) bool { return version(found[i]) > version(found[j]) })
+	dirs = append(dirs, found...)
+	for _, d := range dirs {
+		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
+			return d, nil
+		}
+	}
+	return "", ErrNoBinaries
+}
+
+func version(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+func isExec(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// credential returns who runs the server: Postgres refuses to run as root,
+// so as root the cluster belongs to the "postgres" system user (created by
+// every Postgres package), which must be able to reach dir.
+func credential(dir string) (*syscall.Credential, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create postgres dir: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, the private Postgres cluster needs the 'postgres' system user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, fmt.Errorf("chown %s: %w", dir, err)
+	}
+	// Every parent must be traversable by that user.
+	for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, st.Mode().Perm()|0o001); err != nil {
+				return nil, fmt.Errorf("make %s traversable for the postgres user: %w", p, err)
+			}
+		}
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func initdb(ctx context.Context, bin, dir string, cred *syscall.Credential) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"),
+		"-D", dir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("initdb %s: %w: %s", dir, err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

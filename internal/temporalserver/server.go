@@ -1,0 +1,255 @@
+// Package temporalserver embeds a complete Temporal server (and, optionally,
+// its Web UI) in the control plane process, for `controlplane dev` and for the
+// integration test harness. It is the only package, with the harness, that
+// links go.temporal.io/server.
+package temporalserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/testing/freeport"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+const clusterName = "active"
+
+// Options configures an embedded server.
+type Options struct {
+	// FrontendAddr is the host:port the gRPC frontend listens on; port 0 picks
+	// a free one.
+	FrontendAddr string
+	// UIAddr is the host:port of the Web UI; empty means no UI.
+	UIAddr string
+	// DatabaseFile is the SQLite file; empty keeps everything in memory.
+	DatabaseFile string
+	// Namespace is created at start when missing.
+	Namespace string
+	// SearchAttributes are registered on the namespace.
+	SearchAttributes map[string]enumspb.IndexedValueType
+	// Log receives the server's log lines (at warn level and above unless the
+	// logger's level is lower).
+	Log zerolog.Logger
+}
+
+// Server is a running embedded Temporal server.
+type Server struct {
+	server       temporal.Server
+	ui           *uiserver.Server
+	frontendAddr string
+	uiAddr       string
+}
+
+// Start builds and starts the server, and the UI when asked for. It returns
+// once the frontend accepts connections.
+func Start(opts Options) (*Server, error) {
+	host, port, err := splitHostPort(opts.FrontendAddr)
+	if err != nil {
+		return nil, fmt.Errorf("temporal frontend address: %w", err)
+	}
+	if port == 0 {
+		port = freeport.MustGetFreePort()
+	}
+	if err := checkFree(net.JoinHostPort(host, strconv.Itoa(port))); err != nil {
+		return nil, fmt.Errorf("temporal frontend: %w", err)
+	}
+	frontendAddr := net.JoinHostPort(host, strconv.Itoa(port))
+
+	sqlConf, err := sqlConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	conf := serverConfig(host, port, sqlConf)
+
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", opts.Namespace, err)
+	}
+	if err := sqliteschema.CreateNamespaces(sqlConf, ns); err != nil {
+		return nil, fmt.Errorf("create namespace %s: %w", opts.Namespace, err)
+	}
+
+	logger := newLogger(opts.Log)
+	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("temporal authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("temporal claim mapper: %w", err)
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+			// Search attributes registered at start are visible at once.
+			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build temporal server: %w", err)
+	}
+
+	s := &Server{server: srv, frontendAddr: frontendAddr}
+	if opts.UIAddr != "" {
+		uiHost, uiPort, err := splitHostPort(opts.UIAddr)
+		if err != nil {
+			return nil, fmt.Errorf("temporal UI address: %w", err)
+		}
+		// The UI server exits the process when it cannot bind, so the port
+		// is checked first to turn that into an error.
+		if err := checkFree(opts.UIAddr); err != nil {
+			return nil, fmt.Errorf("temporal UI: %w", err)
+		}
+		s.uiAddr = opts.UIAddr
+		s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
+			Host:                uiHost,
+			Port:                uiPort,
+			TemporalGRPCAddress: frontendAddr,
+			EnableUI:            true,
+			DefaultNamespace:    opts.Namespace,
+			CORS:                uiconfig.CORS{CookieInsecure: true},
+			HideLogs:            true,
+		}))
+	}
+
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start temporal server: %w", err)
+	}
+	if s.ui != nil {
+		go func() {
+			if err := s.ui.Start(); err != nil {
+				opts.Log.Error().Err(err).Msg("temporal UI stopped")
+			}
+		}()
+	}
+	return s, nil
+}
+
+// FrontendAddr is the host:port of the gRPC frontend.
+func (s *Server) FrontendAddr() string { return s.frontendAddr }
+
+// UIAddr is the host:port of the Web UI, or empty.
+func (s *Server) UIAddr() string { return s.uiAddr }
+
+// Stop shuts the UI and then the server down.
+func (s *Server) Stop() error {
+	if s.ui != nil {
+		s.ui.Stop()
+	}
+	return s.server.Stop()
+}
+
+func sqlConfig(opts Options) (*config.SQL, error) {
+	conf := &config.SQL{PluginName: sqliteplugin.PluginName, ConnectAttributes: map[string]string{}}
+	if opts.DatabaseFile == "" {
+		conf.ConnectAttributes["mode"] = "memory"
+		conf.ConnectAttributes["cache"] = "shared"
+		conf.DatabaseName = "cp-" + strconv.FormatUint(rand.Uint64(), 36)
+		return conf, nil
+	}
+	conf.DatabaseName = opts.DatabaseFile
+	conf.ConnectAttributes["mode"] = "rwc"
+	// WAL with synchronous=NORMAL: a crash of the process loses nothing that
+	// was committed, and each commit costs no fsync of the main file.
+	conf.ConnectAttributes["_journal_mode"] = "wal"
+	conf.ConnectAttributes["_synchronous"] = "normal"
+	if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o700); err != nil {
+			return nil, fmt.Errorf("create temporal data dir: %w", err)
+		}
+		if err := sqliteschema.SetupSchema(conf); err != nil {
+			return nil, fmt.Errorf("set up temporal schema in %s: %w", opts.DatabaseFile, err)
+		}
+	}
+	return conf, nil
+}
+
+func serverConfig(host string, port int, sqlConf *config.SQL) *config.Config {
+	conf := &config.Config{}
+	conf.Global.Membership = config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: "127.0.0.1"}
+	conf.Persistence = config.Persistence{
+		DefaultStore:     "sqlite",
+		VisibilityStore:  "sqlite",
+		NumHistoryShards: 1,
+		DataStores:       map[string]config.DataStore{"sqlite": {SQL: sqlConf}},
+	}
+	conf.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			},
+		},
+	}
+	conf.DCRedirectionPolicy.Policy = "noop"
+	frontend := config.Service{RPC: config.RPC{GRPCPort: port, MembershipPort: freeport.MustGetFreePort(), BindOnIP: host}}
+	internal := func() config.Service {
+		return config.Service{RPC: config.RPC{
+			GRPCPort:        freeport.MustGetFreePort(),
+			MembershipPort:  freeport.MustGetFreePort(),
+			BindOnLocalHost: true,
+		}}
+	}
+	conf.Services = map[string]config.Service{
+		"frontend": frontend,
+		"history":  internal(),
+		"matching": internal(),
+		"worker":   internal(),
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return conf
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("invalid port in %q", addr)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
+}
+
+func checkFree(addr string) error {
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is not free (is another server running?): %w", addr, err)
+	}
+	return l.Close()
+}

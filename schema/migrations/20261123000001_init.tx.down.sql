@@ -1,0 +1,12 @@
+DROP TABLE IF EXISTS idempotency_records;
+DROP TABLE IF EXISTS audit_events;
+DROP FUNCTION IF EXISTS audit_events_immutable();
+DROP TABLE IF EXISTS operations;
+DROP TABLE IF EXISTS tenants;
+DROP TABLE IF EXISTS outbox;
+DROP TABLE IF EXISTS invitations;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS members;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS organizations;
+DROP TABLE IF EXISTS plans;
