@@ -88,4 +88,3 @@ func recoverPanic(c *fiber.Ctx) (err error) {
 	}()
 	return c.Next()
 }
-

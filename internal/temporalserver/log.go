@@ -2,6 +2,7 @@ package temporalserver
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"go.temporal.io/server/common/log"
@@ -11,17 +12,25 @@ import (
 // zlog writes the Temporal server's log lines through zerolog, so the dev
 // process has one log stream in one format. The server logs a great deal at
 // info level; its lines are kept from warn upwards unless the process logs
-// at debug.
-type zlog struct{ l zerolog.Logger }
+// at debug. While the server stops, its services lose each other in turn
+// and warn about it; stopping silences everything below error then.
+type zlog struct {
+	l        zerolog.Logger
+	stopping *atomic.Bool
+}
 
-func newLogger(l zerolog.Logger) log.Logger {
+func newLogger(l zerolog.Logger, stopping *atomic.Bool) log.Logger {
 	if l.GetLevel() > zerolog.DebugLevel && l.GetLevel() < zerolog.WarnLevel {
 		l = l.Level(zerolog.WarnLevel)
 	}
-	return zlog{l.With().Str("component", "temporal").Logger()}
+	return zlog{l: l.With().Str("component", "temporal").Logger(), stopping: stopping}
 }
 
-func (z zlog) emit(e *zerolog.Event, msg string, tags []tag.Tag) {
+func (z zlog) emit(level zerolog.Level, msg string, tags []tag.Tag) {
+	if level < zerolog.ErrorLevel && z.stopping.Load() {
+		return
+	}
+	e := z.l.WithLevel(level)
 	if e == nil {
 		return
 	}
@@ -38,16 +47,22 @@ func (z zlog) emit(e *zerolog.Event, msg string, tags []tag.Tag) {
 	e.Msg(msg)
 }
 
-func (z zlog) Debug(msg string, tags ...tag.Tag)  { z.emit(z.l.Debug(), msg, tags) }
-func (z zlog) Info(msg string, tags ...tag.Tag)   { z.emit(z.l.Info(), msg, tags) }
-func (z zlog) Warn(msg string, tags ...tag.Tag)   { z.emit(z.l.Warn(), msg, tags) }
-func (z zlog) Error(msg string, tags ...tag.Tag)  { z.emit(z.l.Error(), msg, tags) }
-func (z zlog) DPanic(msg string, tags ...tag.Tag) { z.emit(z.l.Error(), msg, tags) }
+func (z zlog) Debug(msg string, tags ...tag.Tag)  { z.emit(zerolog.DebugLevel, msg, tags) }
+func (z zlog) Info(msg string, tags ...tag.Tag)   { z.emit(zerolog.InfoLevel, msg, tags) }
+func (z zlog) Warn(msg string, tags ...tag.Tag)   { z.emit(zerolog.WarnLevel, msg, tags) }
+func (z zlog) Error(msg string, tags ...tag.Tag)  { z.emit(zerolog.ErrorLevel, msg, tags) }
+func (z zlog) DPanic(msg string, tags ...tag.Tag) { z.emit(zerolog.ErrorLevel, msg, tags) }
 func (z zlog) Panic(msg string, tags ...tag.Tag) {
-	z.emit(z.l.Error(), msg, tags)
+	z.emit(zerolog.ErrorLevel, msg, tags)
 	panic(msg)
 }
-func (z zlog) Fatal(msg string, tags ...tag.Tag) { z.emit(z.l.Fatal(), msg, tags) }
+
+// Fatal logs at error level and panics rather than exiting, so the process
+// still stops its other parts in order.
+func (z zlog) Fatal(msg string, tags ...tag.Tag) {
+	z.emit(zerolog.ErrorLevel, msg, tags)
+	panic(msg)
+}
 
 // With returns a logger with the tags prepended to every line.
 func (z zlog) With(tags ...tag.Tag) log.Logger {
@@ -55,5 +70,5 @@ func (z zlog) With(tags ...tag.Tag) log.Logger {
 	for _, t := range tags {
 		c = c.Interface(t.Key(), t.Value())
 	}
-	return zlog{c.Logger()}
+	return zlog{l: c.Logger(), stopping: z.stopping}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -56,6 +57,7 @@ type Server struct {
 	ui           *uiserver.Server
 	frontendAddr string
 	uiAddr       string
+	stopping     *atomic.Bool
 }
 
 // Start builds and starts the server, and the UI when asked for. It returns
@@ -87,7 +89,8 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("create namespace %s: %w", opts.Namespace, err)
 	}
 
-	logger := newLogger(opts.Log)
+	stopping := new(atomic.Bool)
+	logger := newLogger(opts.Log, stopping)
 	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("temporal authorizer: %w", err)
@@ -111,7 +114,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("build temporal server: %w", err)
 	}
 
-	s := &Server{server: srv, frontendAddr: frontendAddr}
+	s := &Server{server: srv, frontendAddr: frontendAddr, stopping: stopping}
 	if opts.UIAddr != "" {
 		uiHost, uiPort, err := splitHostPort(opts.UIAddr)
 		if err != nil {
@@ -155,6 +158,7 @@ func (s *Server) UIAddr() string { return s.uiAddr }
 
 // Stop shuts the UI and then the server down.
 func (s *Server) Stop() error {
+	s.stopping.Store(true)
 	if s.ui != nil {
 		s.ui.Stop()
 	}
