@@ -1,0 +1,276 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intelliauth/controlplane/internal/harness"
+	"github.com/intelliauth/controlplane/internal/pgcluster"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/controlplane once per test run: these tests run the
+// real binary, as a user does.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cp-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "controlplane")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/controlplane").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// devProcess is a running `controlplane dev`.
+type devProcess struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+	env  []string
+	api  string
+	ui   string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// devEnv is the environment of a dev process on free ports and its own data
+// dir. Without Postgres binaries, it uses a database of the harness.
+func devEnv(t *testing.T) []string {
+	env := append(os.Environ(),
+		"CP_DATA_DIR="+t.TempDir(),
+		"CP_HTTP_ADDR="+freeAddr(t),
+		"CP_TEMPORAL_ADDRESS="+freeAddr(t),
+		"CP_TEMPORAL_UI_ADDR="+freeAddr(t),
+		"CP_LOG_FORMAT=json",
+		"CP_DATABASE_URL=",
+	)
+	if _, err := pgcluster.FindBinaries(); err != nil {
+		url, _ := harness.Get(t).NewDatabase(t, false)
+		env = append(env, "CP_DATABASE_URL="+url)
+	}
+	return env
+}
+
+func lookup(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, _ := strings.Cut(kv, "="); k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+func startDev(t *testing.T, env []string) *devProcess {
+	t.Helper()
+	p := &devProcess{out: &syncBuffer{}, done: make(chan error, 1), env: env,
+		api: lookup(env, "CP_HTTP_ADDR"), ui: lookup(env, "CP_TEMPORAL_UI_ADDR")}
+	p.cmd = exec.Command(binary(t), "dev")
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("controlplane dev output:\n%s", p.out.String())
+		}
+	})
+	p.waitReady(t)
+	return p
+}
+
+func (p *devProcess) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			t.Fatalf("controlplane dev exited before ready: %v", err)
+		default:
+		}
+		resp, err := http.Get("http://" + p.api + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("controlplane dev not ready within 90s")
+}
+
+func (p *devProcess) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatal("controlplane dev did not stop within 60s")
+		return nil
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
+	env := devEnv(t)
+	p := startDev(t, env)
+
+	if code, body := get(t, "http://"+p.ui+"/"); code != 200 || !strings.Contains(body, "<html") {
+		t.Fatalf("Temporal UI = %d %.200s", code, body)
+	}
+	if code, body := get(t, "http://"+p.api+"/metrics"); code != 200 || !strings.Contains(body, "controlplane_http_requests_total") {
+		t.Fatalf("/metrics = %d", code)
+	}
+	if out := p.out.String(); !strings.Contains(out, "http://"+p.api) || !strings.Contains(out, "http://"+p.ui) || !strings.Contains(out, lookup(env, "CP_TEMPORAL_ADDRESS")) {
+		t.Errorf("banner lacks the URLs:\n%s", out)
+	}
+
+	if err := p.stop(t, syscall.SIGINT); err != nil {
+		t.Fatalf("dev exited with %v after SIGINT", err)
+	}
+	for _, line := range []string{"worker stopped", "temporal stopped"} {
+		if !strings.Contains(p.out.String(), line) {
+			t.Errorf("shutdown did not log %q", line)
+		}
+	}
+
+	// The same data dir starts again, after a clean stop and after SIGKILL,
+	// and bootstrap stays a no-op.
+	again := startDev(t, env)
+	if err := again.stop(t, syscall.SIGKILL); err == nil {
+		t.Fatal("SIGKILL reported success")
+	}
+	third := startDev(t, env)
+	if !strings.Contains(third.out.String(), "organisation exists, nothing changed") {
+		t.Errorf("restart bootstrapped again:\n%s", third.out.String())
+	}
+	if err := third.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("dev exited with %v after SIGTERM", err)
+	}
+}
+
+func TestMigrateUpDownUpThroughTheBinary(t *testing.T) {
+	h := harness.Get(t)
+	url, db := h.NewDatabase(t, false)
+	env := append(os.Environ(), "CP_DATABASE_URL="+url, "CP_LOG_FORMAT=json")
+	for _, dir := range []string{"up", "status", "down", "up"} {
+		cmd := exec.Command(binary(t), "migrate", dir)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("migrate %s: %v\n%s", dir, err, out)
+		}
+	}
+	var n int
+	if err := db.NewRaw("SELECT count(*) FROM plans").Scan(context.Background(), &n); err != nil || n != 3 {
+		t.Fatalf("plans after up/down/up = %d, %v", n, err)
+	}
+}
+
+func TestBootstrapCommandCreatesOnceThenIsANoOp(t *testing.T) {
+	h := harness.Get(t)
+	url, db := h.NewDatabase(t, true)
+	env := append(os.Environ(), "CP_DATABASE_URL="+url, "CP_LOG_FORMAT=json",
+		"CP_BOOTSTRAP_ORG_NAME=Globex", "CP_BOOTSTRAP_ORG_SLUG=globex",
+		"CP_BOOTSTRAP_OWNER_EMAIL=hank@globex.test", "CP_BOOTSTRAP_OWNER_PASSWORD=a-long-enough-password")
+	for i, want := range []string{"organisation and owner created", "organisation exists, nothing changed"} {
+		cmd := exec.Command(binary(t), "bootstrap")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("bootstrap run %d: %v\n%s", i+1, err, out)
+		}
+		if strings.Contains(string(out), "a-long-enough-password") {
+			t.Fatal("bootstrap logged the password")
+		}
+	}
+	var orgs []store.Organization
+	if err := db.NewSelect().Model(&orgs).Scan(context.Background()); err != nil || len(orgs) != 1 || orgs[0].Slug != "globex" {
+		t.Fatalf("organisations = %+v, %v", orgs, err)
+	}
+}
+
+func TestInvalidConfigurationIsReportedAllAtOnceBeforeAnythingStarts(t *testing.T) {
+	cmd := exec.Command(binary(t), "api")
+	cmd.Env = append(os.Environ(), "CP_DATABASE_URL=", "CP_HTTP_ADDR=nope", "CP_LOG_LEVEL=loud", "CP_FAULTS=schema=fail")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want 2\n%s", err, out)
+	}
+	for _, key := range []string{"CP_DATABASE_URL", "CP_HTTP_ADDR", "CP_LOG_LEVEL", "CP_FAULTS"} {
+		if !strings.Contains(string(out), key+": ") {
+			t.Errorf("output does not name %s:\n%s", key, out)
+		}
+	}
+}
