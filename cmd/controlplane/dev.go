@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/logging"
@@ -114,10 +116,32 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	stops = append(stops, func() { w.Stop(); log.Info().Msg("worker stopped") })
+	if err := waitForPollers(ctx, tc, cfg.TaskQueue); err != nil {
+		return err
+	}
 
 	return serveAPI(ctx, cfg, db, tc, log, func(addr string) {
 		banner(log, cfg, addr, tr.srv, time.Since(start))
 	})
+}
+
+// waitForPollers returns once the task queue has a poller: the embedded
+// server's services have found each other and the worker is polling, so a
+// workflow started now runs.
+func waitForPollers(ctx context.Context, tc client.Client, taskQueue string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		resp, err := tc.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		if err == nil && len(resp.GetPollers()) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no worker polls task queue %s after a minute: %v", taskQueue, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalserver.Server, took time.Duration) {

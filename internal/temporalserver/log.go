@@ -13,7 +13,8 @@ import (
 // process has one log stream in one format. The server logs a great deal at
 // info level; its lines are kept from warn upwards unless the process logs
 // at debug. While the server stops, its services lose each other in turn
-// and warn about it; stopping silences everything below error then.
+// and complain about it; stopping silences the server then, unless the
+// process logs at debug.
 type zlog struct {
 	l        zerolog.Logger
 	stopping *atomic.Bool
@@ -27,7 +28,7 @@ func newLogger(l zerolog.Logger, stopping *atomic.Bool) log.Logger {
 }
 
 func (z zlog) emit(level zerolog.Level, msg string, tags []tag.Tag) {
-	if level < zerolog.ErrorLevel && z.stopping.Load() {
+	if z.stopping.Load() && z.l.GetLevel() > zerolog.DebugLevel {
 		return
 	}
 	e := z.l.WithLevel(level)

@@ -6,6 +6,7 @@ package temporalserver
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -186,8 +187,26 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 		if err := sqliteschema.SetupSchema(conf); err != nil {
 			return nil, fmt.Errorf("set up temporal schema in %s: %w", opts.DatabaseFile, err)
 		}
+	} else if err := forgetMembers(opts.DatabaseFile); err != nil {
+		return nil, err
 	}
 	return conf, nil
+}
+
+// forgetMembers empties the persisted membership ring of a database file
+// that a previous run used. That run is gone (the file belongs to one
+// process), but when it was killed it could not leave the ring, and the new
+// server would wait for its dead peers before serving.
+func forgetMembers(file string) error {
+	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return fmt.Errorf("open %s: %w", file, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM cluster_membership"); err != nil {
+		return fmt.Errorf("reset the membership ring in %s: %w", file, err)
+	}
+	return nil
 }
 
 func serverConfig(host string, port int, sqlConf *config.SQL) *config.Config {
