@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,6 +17,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
+
+	"github.com/intelliauth/controlplane/internal/password"
 )
 
 // Deps are what the API needs from the process.
@@ -24,6 +27,10 @@ type Deps struct {
 	Temporal client.Client
 	Log      zerolog.Logger
 	Metrics  *Metrics // nil: a new registry
+
+	SessionTTL    time.Duration // default 12h
+	InvitationTTL time.Duration // default 7 days
+	DomainBase    string
 }
 
 // Server is the HTTP API.
@@ -33,6 +40,15 @@ type Server struct {
 	temporal client.Client
 	log      zerolog.Logger
 	metrics  *Metrics
+
+	sessionTTL    time.Duration
+	invitationTTL time.Duration
+	domainBase    string
+	// hashSlots bounds the argon2id computations running at once.
+	hashSlots chan struct{}
+	// dummyHash is verified against for an unknown email, so it costs what
+	// a known one does.
+	dummyHash string
 }
 
 // bodyLimit bounds every request body; the API's bodies are small JSON.
@@ -40,9 +56,25 @@ const bodyLimit = 64 << 10
 
 // New builds the API with its routes and middleware.
 func New(d Deps) *Server {
-	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics}
+	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
+		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
+		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+	}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
+	}
+	if s.sessionTTL == 0 {
+		s.sessionTTL = 12 * time.Hour
+	}
+	if s.invitationTTL == 0 {
+		s.invitationTTL = 7 * 24 * time.Hour
+	}
+	if s.domainBase == "" {
+		s.domainBase = "intelliauth.localhost"
+	}
+	var err error
+	if s.dummyHash, err = password.Hash("not a password of anyone", password.Default); err != nil {
+		panic(err) // crypto/rand failed: nothing can work
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "intelliauth-controlplane",
@@ -69,6 +101,9 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+	for _, r := range s.table() {
+		s.app.Add(r.Method, r.Path, s.guard(r))
+	}
 }
 
 // App exposes the Fiber app, for tests that call it in-process.

@@ -116,6 +116,9 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	stops = append(stops, func() { w.Stop(); log.Info().Msg("worker stopped") })
+	mailCtx, stopMail := context.WithCancel(context.WithoutCancel(ctx))
+	mailerDone := startMailer(mailCtx, cfg, db, log)
+	stops = append(stops, func() { stopMail(); mailerDone() })
 	if err := waitForPollers(ctx, tc, cfg.TaskQueue); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/logging"
+	"github.com/intelliauth/controlplane/internal/mail"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
 )
@@ -64,9 +66,11 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	if err != nil {
 		return err
 	}
+	mailerDone := startMailer(ctx, cfg, db, log)
 	<-ctx.Done()
 	log.Info().Msg("stopping worker")
 	w.Stop()
+	mailerDone()
 	return nil
 }
 
@@ -125,6 +129,16 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	return w, nil
 }
 
+// startMailer delivers the outbox until ctx ends; the returned function
+// waits for it to finish.
+func startMailer(ctx context.Context, cfg config.Config, db *bun.DB, log zerolog.Logger) (wait func()) {
+	s := &mail.Sender{DB: db, Dir: filepath.Join(cfg.DataDir, "mail"), Log: log,
+		SMTP: mail.SMTP{Addr: cfg.SMTP.Addr, From: cfg.SMTP.From, Username: cfg.SMTP.Username, Password: cfg.SMTP.Password}}
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	return func() { <-done }
+}
+
 // serveAPI serves the HTTP API until ctx ends, then drains it.
 // ready, when not nil, is called with the address once it accepts
 // connections.
@@ -133,7 +147,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log})
+	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("api listening")

@@ -54,6 +54,8 @@ type Config struct {
 
 	Bootstrap Bootstrap
 
+	SMTP SMTP
+
 	SessionTTL        time.Duration
 	DecommissionGrace time.Duration
 	StepMaxAttempts   int
@@ -71,6 +73,15 @@ type Bootstrap struct {
 // IsSet reports whether any bootstrap value was given.
 func (b Bootstrap) IsSet() bool {
 	return b.OrgName != "" || b.OrgSlug != "" || b.OwnerEmail != "" || b.OwnerPassword != ""
+}
+
+// SMTP is the mail relay of CP_SMTP_*; without CP_SMTP_ADDR, mail is
+// written as files under the data dir.
+type SMTP struct {
+	Addr     string
+	From     string
+	Username string
+	Password string
 }
 
 // Fault is one fault drill of CP_FAULTS: a data-plane step and what happens
@@ -106,6 +117,15 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour)
 	c.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", 72*time.Hour)
 	c.StepMaxAttempts = r.positiveInt("CP_STEP_MAX_ATTEMPTS", 5)
+
+	c.SMTP = SMTP{
+		From:     r.str("CP_SMTP_FROM", ""),
+		Username: r.str("CP_SMTP_USERNAME", ""),
+		Password: r.str("CP_SMTP_PASSWORD", ""),
+	}
+	if v := r.str("CP_SMTP_ADDR", ""); v != "" {
+		c.SMTP.Addr = r.addr("CP_SMTP_ADDR", v)
+	}
 
 	c.DatabaseURL = r.str("CP_DATABASE_URL", "")
 	if c.DatabaseURL != "" {

@@ -30,3 +30,47 @@ func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool
 	}
 	return n == 1, nil
 }
+
+// EventBase is what every audit event of one request shares: the
+// organisation, the actor and where the request came from.
+type EventBase struct {
+	OrgID      string
+	ActorType  string
+	ActorID    string
+	ActorEmail string
+	RequestID  string
+	ClientAddr string
+	UserAgent  string
+}
+
+// Event returns the event of action on the target with data (nil: none).
+func (b EventBase) Event(action, targetType, targetID string, data map[string]any) *AuditEvent {
+	ev := &AuditEvent{
+		OrgID: b.OrgID, Action: action,
+		ActorType: b.ActorType, ActorID: b.ActorID, ActorEmail: b.ActorEmail,
+		TargetType: targetType, TargetID: targetID,
+		RequestID: b.RequestID, ClientAddr: b.ClientAddr, UserAgent: b.UserAgent,
+	}
+	if data != nil {
+		ev.Data = mustJSON(data)
+	}
+	return ev
+}
+
+// InsertUserEvent records a user-level action (signing in or out) in every
+// organisation the user belongs to, naming the user's membership there.
+func InsertUserEvent(ctx context.Context, db *bun.DB, user User, action string, b EventBase) error {
+	ms, err := MembershipsOf(ctx, db, user.ID)
+	if err != nil {
+		return err
+	}
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for _, m := range ms {
+			b.OrgID, b.ActorType, b.ActorID, b.ActorEmail = m.OrgID, "member", m.MemberID, user.Email
+			if _, err := InsertEvent(ctx, tx, b.Event(action, "user", user.ID, nil)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

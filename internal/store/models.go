@@ -65,3 +65,59 @@ type AuditEvent struct {
 	DedupKey   *string         `bun:"dedup_key"`
 	OccurredAt time.Time       `bun:"occurred_at"`
 }
+
+// Session is a row of sessions: a bearer token, stored as its SHA-256.
+type Session struct {
+	bun.BaseModel `bun:"table:sessions"`
+
+	TokenHash  []byte     `bun:"token_hash,pk"`
+	UserID     string     `bun:"user_id"`
+	CreatedAt  time.Time  `bun:"created_at"`
+	ExpiresAt  time.Time  `bun:"expires_at"`
+	RevokedAt  *time.Time `bun:"revoked_at"`
+	ClientAddr string     `bun:"client_addr"`
+	UserAgent  string     `bun:"user_agent"`
+}
+
+// Invitation is a row of invitations; the secret is stored as its SHA-256.
+type Invitation struct {
+	bun.BaseModel `bun:"table:invitations"`
+
+	ID         string     `bun:"id,pk"`
+	OrgID      string     `bun:"org_id"`
+	Email      string     `bun:"email"`
+	Role       string     `bun:"role"`
+	TokenHash  []byte     `bun:"token_hash"`
+	Status     string     `bun:"status"`
+	InvitedBy  string     `bun:"invited_by"`
+	ExpiresAt  time.Time  `bun:"expires_at"`
+	AcceptedAt *time.Time `bun:"accepted_at"`
+	RevokedAt  *time.Time `bun:"revoked_at"`
+	CreatedAt  time.Time  `bun:"created_at"`
+	UpdatedAt  time.Time  `bun:"updated_at"`
+}
+
+// Plan is a row of plans.
+type Plan struct {
+	bun.BaseModel `bun:"table:plans"`
+
+	ID                string `bun:"id,pk"`
+	Name              string `bun:"name"`
+	MaxTenants        int    `bun:"max_tenants"`
+	MaxMembers        int    `bun:"max_members"`
+	RequestsPerMinute int    `bun:"requests_per_minute"`
+}
+
+// OutboxMessage is a row of outbox: mail to deliver.
+type OutboxMessage struct {
+	bun.BaseModel `bun:"table:outbox"`
+
+	ID        int64      `bun:"id,pk,autoincrement"`
+	Recipient string     `bun:"recipient"`
+	Subject   string     `bun:"subject"`
+	Body      string     `bun:"body"`
+	CreatedAt time.Time  `bun:"created_at,nullzero,default:now()"`
+	SentAt    *time.Time `bun:"sent_at"`
+	Attempts  int        `bun:"attempts"`
+	LastError string     `bun:"last_error"`
+}

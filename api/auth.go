@@ -1,0 +1,220 @@
+package api
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/password"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// signInThrottle: within 15 minutes, 10 failures for one email or 50 from
+// one client address lock it for 15 minutes; from the third failure on,
+// each attempt is slowed.
+var signInThrottle = store.Throttle{Window: 15 * time.Minute, Limit: 10}
+
+const addrFailureLimit = 50
+
+type signInRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (r *signInRequest) validate() []domain.FieldError {
+	var fe fields
+	r.Email = normalizeEmail(r.Email)
+	if r.Email == "" {
+		fe.add("email", "required")
+	}
+	if r.Password == "" {
+		fe.add("password", "required")
+	} else if len(r.Password) > 1024 {
+		fe.add("password", "at most 1024 bytes")
+	}
+	return fe
+}
+
+type userView struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func newUserView(u store.User) userView {
+	return userView{ID: u.ID, Email: u.Email, Name: u.Name, CreatedAt: u.CreatedAt}
+}
+
+type signInResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      userView  `json:"user"`
+}
+
+// signIn exchanges an email and password for a bearer token. An unknown
+// email and a wrong password get the same answer after the same work.
+func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
+	var req signInRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	emailKey, addrKey := "email:"+req.Email, "addr:"+c.IP()
+	wait, failures, err := signInThrottle.Locked(ctx, s.db, emailKey, addrKey)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return rateLimited(c, wait, "too many failed sign-ins; try again later")
+	}
+	if failures >= 3 {
+		if err := sleep(ctx, min(250*time.Millisecond<<(failures-3), 2*time.Second)); err != nil {
+			return err
+		}
+	}
+
+	user, err := store.UserByEmail(ctx, s.db, req.Email)
+	known := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	hash := s.dummyHash
+	if known {
+		hash = user.PasswordHash
+	}
+	ok, err := s.verifyPassword(ctx, c, req.Password, hash)
+	if err != nil {
+		return err
+	}
+	base := s.eventBase(c, nil)
+	if !known || !ok {
+		if err := signInThrottle.Fail(ctx, s.db, emailKey); err != nil {
+			return err
+		}
+		if err := (store.Throttle{Window: signInThrottle.Window, Limit: addrFailureLimit}).Fail(ctx, s.db, addrKey); err != nil {
+			return err
+		}
+		if known {
+			if err := store.InsertUserEvent(ctx, s.db, user, "user.sign_in_failed", base); err != nil {
+				return err
+			}
+		}
+		return domain.Errorf(domain.CodeUnauthenticated, "invalid email or password")
+	}
+	if err := signInThrottle.Clear(ctx, s.db, emailKey); err != nil {
+		return err
+	}
+	token, sess, err := store.CreateSession(ctx, s.db, user.ID, s.sessionTTL, c.IP(), c.Get(fiber.HeaderUserAgent))
+	if err != nil {
+		return err
+	}
+	if err := store.InsertUserEvent(ctx, s.db, user, "user.signed_in", base); err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, signInResponse{Token: token, ExpiresAt: sess.ExpiresAt, User: newUserView(user)})
+}
+
+// verifyPassword runs argon2id within a bound on how many run at once, so
+// sign-in floods cannot take every CPU: past the bound a caller waits a
+// little, then is told to retry.
+func (s *Server) verifyPassword(ctx context.Context, c *fiber.Ctx, pw, hash string) (ok bool, err error) {
+	err = s.withHashSlot(ctx, c, func() error {
+		ok, err = password.Verify(pw, hash)
+		return err
+	})
+	return ok, err
+}
+
+// withHashSlot runs fn, which hashes a password, once one of the slots for
+// that is free.
+func (s *Server) withHashSlot(ctx context.Context, c *fiber.Ctx, fn func() error) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-time.After(3 * time.Second):
+		return rateLimited(c, time.Second, "the server is busy verifying passwords; retry shortly")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.hashSlots }()
+	return fn()
+}
+
+func (s *Server) signOut(c *fiber.Ctx, who *caller) error {
+	ctx := c.UserContext()
+	if err := store.RevokeSession(ctx, s.db, who.TokenHash); err != nil {
+		return err
+	}
+	user, err := store.UserByID(ctx, s.db, who.UserID)
+	if err != nil {
+		return err
+	}
+	if err := store.InsertUserEvent(ctx, s.db, user, "user.signed_out", s.eventBase(c, nil)); err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, fiber.Map{"signed_out": true})
+}
+
+type meResponse struct {
+	User        userView           `json:"user"`
+	Memberships []store.Membership `json:"memberships"`
+}
+
+func (s *Server) me(c *fiber.Ctx, who *caller) error {
+	ctx := c.UserContext()
+	user, err := store.UserByID(ctx, s.db, who.UserID)
+	if err != nil {
+		return err
+	}
+	ms, err := store.MembershipsOf(ctx, s.db, who.UserID)
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		ms = []store.Membership{}
+	}
+	return writeData(c, fiber.StatusOK, meResponse{User: newUserView(user), Memberships: ms})
+}
+
+// eventBase is what every audit event of this request shares; who is nil
+// before the caller is known (the organisation and actor are then set by
+// the writer).
+func (s *Server) eventBase(c *fiber.Ctx, who *caller) store.EventBase {
+	b := store.EventBase{RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512)}
+	if who != nil {
+		b.OrgID, b.ActorType, b.ActorID, b.ActorEmail = who.OrgID, "member", who.MemberID, who.Email
+	}
+	return b
+}
+
+func rateLimited(c *fiber.Ctx, wait time.Duration, msg string) error {
+	secs := int(wait.Seconds() + 0.999)
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(secs, 1)))
+	return domain.Errorf(domain.CodeRateLimited, "%s", msg)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// validator is a request body that can list what is wrong with it.
+type validator interface {
+	validate() []domain.FieldError
+}
+
+// decode reads the JSON body into v strictly: the Content-Type must be
+// JSON, unknown fields, wrong types and trailing data are refused, and then
+// every invalid field is reported at once.
+func decode(c *fiber.Ctx, v validator) error {
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mt != fiber.MIMEApplicationJSON {
+		return domain.Errorf(domain.CodeUnsupportedMedia, "the body must be JSON (Content-Type: application/json)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("the body must hold one JSON object and nothing after it")
+	}
+	if fe := v.validate(); len(fe) > 0 {
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return badRequest("the body must be a JSON object")
+		}
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
+			FieldErrors: []domain.FieldError{{Field: field, Message: "must be a " + jsonType(typeErr.Type.Kind().String())}}}
+	case errors.As(err, &syntaxErr):
+		return badRequest("malformed JSON at byte " + strconv.FormatInt(syntaxErr.Offset, 10))
+	case errors.Is(err, io.EOF):
+		return badRequest("the body is empty; send a JSON object")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
+			FieldErrors: []domain.FieldError{{Field: name, Message: "unknown field"}}}
+	default:
+		return badRequest("malformed JSON")
+	}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "struct", "map":
+		return "object"
+	case "slice", "array":
+		return "array"
+	default:
+		return "number"
+	}
+}
+
+func badRequest(msg string) *domain.Error {
+	return &domain.Error{Code: domain.CodeBadRequest, Message: msg}
+}
+
+// fields collects field errors.
+type fields []domain.FieldError
+
+func (f *fields) add(field, msg string) {
+	*f = append(*f, domain.FieldError{Field: field, Message: msg})
+}

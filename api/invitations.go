@@ -1,0 +1,158 @@
+package api
+
+import (
+	"fmt"
+	"net/mail"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+type inviteRequest struct {
+	Email string      `json:"email"`
+	Role  domain.Role `json:"role"`
+}
+
+func (r *inviteRequest) validate() []domain.FieldError {
+	var fe fields
+	r.Email = normalizeEmail(r.Email)
+	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > 254 {
+		fe.add("email", "a valid email address")
+	}
+	if !r.Role.Valid() {
+		fe.add("role", "one of owner, admin, developer, viewer")
+	}
+	return fe
+}
+
+// invitationMail is the message that carries an invitation's secret: a
+// link to the console's accept page, with the secret in the fragment so it
+// never reaches a server log.
+func (s *Server) invitationMail(org string) store.Mail {
+	return func(inv store.Invitation, secret string) store.OutboxMessage {
+		link := fmt.Sprintf("https://manage.%s/invitations/accept#token=%s", s.domainBase, secret)
+		return store.OutboxMessage{
+			Recipient: inv.Email,
+			Subject:   "You are invited to " + org + " on IntelliAuth",
+			Body: fmt.Sprintf("You have been invited to join %s on IntelliAuth as %s.\r\n\r\n"+
+				"Accept the invitation: %s\r\n\r\n"+
+				"Or, with the API: POST /api/v1/invitations/accept {\"token\": \"%s\", \"name\": \"…\", \"password\": \"…\"}\r\n\r\n"+
+				"The invitation expires at %s.\r\n",
+				org, inv.Role, link, secret, inv.ExpiresAt.Format(time.RFC1123)),
+		}
+	}
+}
+
+func (s *Server) invite(c *fiber.Ctx, who *caller) error {
+	var req inviteRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Role == domain.RoleOwner {
+		if err := who.require(domain.ActionOwnersManage); err != nil {
+			return err
+		}
+	}
+	ctx := c.UserContext()
+	org, err := store.OrgByID(ctx, s.db, who.OrgID)
+	if err != nil {
+		return err
+	}
+	inv, err := store.Invite(ctx, s.db, store.InviteInput{OrgID: who.OrgID, Email: req.Email, Role: req.Role, InvitedBy: who.UserID, TTL: s.invitationTTL},
+		s.invitationMail(org.Name), s.eventBase(c, who))
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusCreated, inv.View(time.Now()))
+}
+
+func (s *Server) listInvitations(c *fiber.Ctx, who *caller) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	rows, err := store.ListInvitations(c.UserContext(), s.db, who.OrgID, after, limit)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	views := make([]store.InvitationView, len(rows))
+	for i, r := range rows {
+		views[i] = r.View(now)
+	}
+	return writePage(c, views, limit, func(v store.InvitationView) store.Keyset { return store.Keyset{CreatedAt: v.CreatedAt, ID: v.ID} })
+}
+
+// ownerInvitations: only owners touch an invitation to become an owner.
+func ownerInvitations(who *caller) func(store.Invitation) error {
+	return func(inv store.Invitation) error {
+		if inv.Role == string(domain.RoleOwner) {
+			return who.require(domain.ActionOwnersManage)
+		}
+		return nil
+	}
+}
+
+func (s *Server) revokeInvitation(c *fiber.Ctx, who *caller) error {
+	inv, err := store.Revoke(c.UserContext(), s.db, who.OrgID, c.Params("invitation_id"), ownerInvitations(who), s.eventBase(c, who))
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, inv.View(time.Now()))
+}
+
+func (s *Server) resendInvitation(c *fiber.Ctx, who *caller) error {
+	ctx := c.UserContext()
+	org, err := store.OrgByID(ctx, s.db, who.OrgID)
+	if err != nil {
+		return err
+	}
+	inv, err := store.Resend(ctx, s.db, who.OrgID, c.Params("invitation_id"), s.invitationTTL, ownerInvitations(who), s.invitationMail(org.Name), s.eventBase(c, who))
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, inv.View(time.Now()))
+}
+
+type acceptRequest struct {
+	Token    string `json:"token"`
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+func (r *acceptRequest) validate() []domain.FieldError {
+	var fe fields
+	if r.Token == "" || len(r.Token) > 128 {
+		fe.add("token", "the secret from the invitation mail")
+	}
+	if n := len([]rune(r.Name)); n > 100 {
+		fe.add("name", "at most 100 characters")
+	}
+	if n := len([]rune(r.Password)); n < 12 || n > 256 {
+		fe.add("password", "12 to 256 characters")
+	}
+	return fe
+}
+
+// acceptInvitation turns an invitation's secret into a membership, once.
+func (s *Server) acceptInvitation(c *fiber.Ctx, _ *caller) error {
+	var req acceptRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	var res store.AcceptResult
+	err := s.withHashSlot(c.UserContext(), c, func() (err error) {
+		res, err = store.Accept(c.UserContext(), s.db, store.AcceptInput{
+			Secret: req.Token, Name: req.Name, Password: req.Password,
+			RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512),
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusCreated, fiber.Map{"member": res.Member, "user_created": res.UserCreated})
+}

@@ -1,0 +1,124 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+type orgView struct {
+	ID        string    `json:"id"`
+	Slug      string    `json:"slug"`
+	Name      string    `json:"name"`
+	Plan      string    `json:"plan"`
+	Role      string    `json:"role,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func newOrgView(o store.Organization, role string) orgView {
+	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+}
+
+func (s *Server) listOrganizations(c *fiber.Ctx, who *caller) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	rows, err := store.OrgsOfUser(c.UserContext(), s.db, who.UserID, after.ID, limit)
+	if err != nil {
+		return err
+	}
+	views := make([]orgView, len(rows))
+	for i, r := range rows {
+		views[i] = newOrgView(r.Organization, r.Role)
+	}
+	return writePage(c, views, limit, func(o orgView) store.Keyset { return store.Keyset{ID: o.ID} })
+}
+
+func (s *Server) getOrganization(c *fiber.Ctx, who *caller) error {
+	o, err := store.OrgByID(c.UserContext(), s.db, who.OrgID)
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, newOrgView(o, who.Role))
+}
+
+type updateOrgRequest struct {
+	Name *string `json:"name"`
+	Plan *string `json:"plan"`
+}
+
+func (r *updateOrgRequest) validate() []domain.FieldError {
+	var fe fields
+	if r.Name == nil && r.Plan == nil {
+		fe.add("name", "give name or plan (or both)")
+	}
+	if r.Name != nil {
+		if n := len([]rune(*r.Name)); n < 1 || n > 100 {
+			fe.add("name", "1 to 100 characters")
+		}
+	}
+	if r.Plan != nil && *r.Plan == "" {
+		fe.add("plan", "must not be empty")
+	}
+	return fe
+}
+
+// updateOrganization renames the organisation and, for an owner, changes
+// its plan; the audit event holds the before and after of what changed.
+func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
+	var req updateOrgRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	if req.Plan != nil {
+		if err := who.require(domain.ActionPlanChange); err != nil {
+			return err
+		}
+	}
+	ctx := c.UserContext()
+	if req.Plan != nil {
+		if _, err := store.PlanByID(ctx, s.db, *req.Plan); err != nil {
+			if domain.ErrorCode(err) == domain.CodeNotFound {
+				return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
+					FieldErrors: []domain.FieldError{{Field: "plan", Message: "unknown plan; one of free, team, enterprise"}}}
+			}
+			return err
+		}
+	}
+	var o store.Organization
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&o).Where("id = ?", who.OrgID).For("UPDATE").Scan(ctx); err != nil {
+			return err
+		}
+		before, after := map[string]any{}, map[string]any{}
+		if req.Name != nil && *req.Name != o.Name {
+			before["name"], after["name"] = o.Name, *req.Name
+			o.Name = *req.Name
+		}
+		if req.Plan != nil && *req.Plan != o.PlanID {
+			before["plan"], after["plan"] = o.PlanID, *req.Plan
+			o.PlanID = *req.Plan
+		}
+		if len(after) == 0 {
+			return nil
+		}
+		o.UpdatedAt = time.Now().UTC()
+		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "updated_at").WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		_, err := store.InsertEvent(ctx, tx, s.eventBase(c, who).Event("organization.updated", "organization", o.ID,
+			map[string]any{"before": before, "after": after}))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, newOrgView(o, who.Role))
+}

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// Access is who may call a route.
+type Access string
+
+// The kinds of access.
+const (
+	// Public routes need no token (sign-in, accepting an invitation).
+	Public Access = "public"
+	// User routes need a valid session.
+	User Access = "user"
+	// Org routes need a valid session of a member of {org_id} whose role
+	// allows the route's action.
+	Org Access = "org"
+)
+
+// Route describes one route of the API: what the server registers and what
+// the authorisation test walks.
+type Route struct {
+	Method string
+	Path   string
+	Access Access
+	// Action is the policy action an Org route requires.
+	Action domain.Action
+	// SelfAllowed lets a member act on its own {member_id} without the
+	// action (leaving the organisation).
+	SelfAllowed bool
+}
+
+type route struct {
+	Route
+	handle func(*fiber.Ctx, *caller) error
+}
+
+// caller is the authenticated human behind a request.
+type caller struct {
+	store.Principal
+}
+
+func (c *caller) role() domain.Role { return domain.Role(c.Role) }
+
+// require refuses the request unless the caller's role allows the action;
+// for checks that depend on the request (granting owner, changing plan).
+func (c *caller) require(a domain.Action) error {
+	if !domain.Allowed(c.role(), a) {
+		return domain.Errorf(domain.CodeForbidden, "your role (%s) does not allow %s", c.Role, a)
+	}
+	return nil
+}
+
+// table is every route of the API.
+func (s *Server) table() []route {
+	const v1 = "/api/v1"
+	const org = v1 + "/organizations/:org_id"
+	return []route{
+		{Route{"POST", v1 + "/auth/sign-in", Public, "", false}, s.signIn},
+		{Route{"POST", v1 + "/auth/sign-out", User, "", false}, s.signOut},
+		{Route{"GET", v1 + "/me", User, "", false}, s.me},
+		{Route{"GET", v1 + "/organizations", User, "", false}, s.listOrganizations},
+		{Route{"GET", org, Org, domain.ActionRead, false}, s.getOrganization},
+		{Route{"PATCH", org, Org, domain.ActionOrganizationWrite, false}, s.updateOrganization},
+		{Route{"GET", org + "/members", Org, domain.ActionRead, false}, s.listMembers},
+		{Route{"PATCH", org + "/members/:member_id", Org, domain.ActionMembersManage, false}, s.changeRole},
+		{Route{"DELETE", org + "/members/:member_id", Org, domain.ActionMembersManage, true}, s.removeMember},
+		{Route{"POST", org + "/invitations", Org, domain.ActionMembersManage, false}, s.invite},
+		{Route{"GET", org + "/invitations", Org, domain.ActionRead, false}, s.listInvitations},
+		{Route{"DELETE", org + "/invitations/:invitation_id", Org, domain.ActionMembersManage, false}, s.revokeInvitation},
+		{Route{"POST", org + "/invitations/:invitation_id/resend", Org, domain.ActionMembersManage, false}, s.resendInvitation},
+		{Route{"POST", v1 + "/invitations/accept", Public, "", false}, s.acceptInvitation},
+	}
+}
+
+// Routes lists the API's routes with their access rules.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.table() {
+		out = append(out, r.Route)
+	}
+	return out
+}
+
+var errUnauthenticated = domain.Errorf(domain.CodeUnauthenticated, "missing, invalid, expired or revoked bearer token")
+
+// guard is the one place a route's access rule is enforced: the token is
+// resolved, with the membership of {org_id} in the same query, and the
+// role is checked against the policy table. A caller who is not a member of
+// the organisation gets NOT_FOUND, as if it did not exist.
+func (s *Server) guard(r route) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if r.Access == Public {
+			return r.handle(c, nil)
+		}
+		token, ok := bearer(c)
+		if !ok {
+			return errUnauthenticated
+		}
+		orgID := ""
+		if r.Access == Org {
+			orgID = c.Params("org_id")
+			if !domain.ValidID(domain.PrefixOrganization, orgID) {
+				return domain.Errorf(domain.CodeNotFound, "organization not found: %s", clipParam(orgID))
+			}
+		}
+		p, err := store.Authenticate(c.UserContext(), s.db, token, orgID)
+		if errors.Is(err, store.ErrNoSession) {
+			return errUnauthenticated
+		}
+		if err != nil {
+			return err
+		}
+		who := &caller{p}
+		if r.Access == Org {
+			if p.MemberID == "" {
+				return domain.Errorf(domain.CodeNotFound, "organization not found: %s", orgID)
+			}
+			self := r.SelfAllowed && c.Params("member_id") == p.MemberID
+			if !self {
+				if err := who.require(r.Action); err != nil {
+					return err
+				}
+			}
+		}
+		return r.handle(c, who)
+	}
+}
+
+func bearer(c *fiber.Ctx) (string, bool) {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// clipParam keeps a caller-supplied path value short in a message.
+func clipParam(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

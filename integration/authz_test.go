@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/harness"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// cellCall is one request an authorisation cell makes: the path with its
+// parameters filled, the body, and the status a permitted caller gets.
+type cellCall struct {
+	path   string
+	body   any
+	status int
+}
+
+// fixture builds, for a route, a valid request against the world (fresh
+// targets for each cell, since permitted cells change things).
+type fixture func(t *testing.T, h *harness.Harness, w world) cellCall
+
+func orgPath(w world, rest string) string {
+	return "/api/v1/organizations/" + w.Org.ID + rest
+}
+
+// fixtures has one entry per route of the API; a route without one fails
+// TestEveryRouteTimesEveryRoleAndCredential.
+var fixtures = map[string]fixture{
+	"POST /api/v1/auth/sign-in": nil, // public
+	"POST /api/v1/invitations/accept": nil,
+	"POST /api/v1/auth/sign-out": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{"/api/v1/auth/sign-out", nil, 200}
+	},
+	"GET /api/v1/me":            func(*testing.T, *harness.Harness, world) cellCall { return cellCall{"/api/v1/me", nil, 200} },
+	"GET /api/v1/organizations": func(*testing.T, *harness.Harness, world) cellCall { return cellCall{"/api/v1/organizations", nil, 200} },
+	"GET /api/v1/organizations/:org_id": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, ""), nil, 200}
+	},
+	"PATCH /api/v1/organizations/:org_id": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, ""), map[string]any{"name": "Renamed " + uniq()}, 200}
+	},
+	"GET /api/v1/organizations/:org_id/members": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/members"), nil, 200}
+	},
+	"PATCH /api/v1/organizations/:org_id/members/:member_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		target := addPerson(t, h, w.Org.ID, domain.RoleDeveloper)
+		return cellCall{orgPath(w, "/members/"+target.MemberID), map[string]any{"role": "viewer"}, 200}
+	},
+	"DELETE /api/v1/organizations/:org_id/members/:member_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		target := addPerson(t, h, w.Org.ID, domain.RoleDeveloper)
+		return cellCall{orgPath(w, "/members/"+target.MemberID), nil, 200}
+	},
+	"POST /api/v1/organizations/:org_id/invitations": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/invitations"), map[string]any{"email": "new-" + uniq() + "@example.test", "role": "developer"}, 201}
+	},
+	"GET /api/v1/organizations/:org_id/invitations": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/invitations"), nil, 200}
+	},
+	"DELETE /api/v1/organizations/:org_id/invitations/:invitation_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		id, _ := addInvitation(t, h, w.Org.ID, w.People[domain.RoleOwner].UserID, domain.RoleDeveloper)
+		return cellCall{orgPath(w, "/invitations/"+id), nil, 200}
+	},
+	"POST /api/v1/organizations/:org_id/invitations/:invitation_id/resend": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		id, _ := addInvitation(t, h, w.Org.ID, w.People[domain.RoleOwner].UserID, domain.RoleDeveloper)
+		return cellCall{orgPath(w, "/invitations/"+id+"/resend"), nil, 200}
+	},
+}
+
+// credential is how a cell presents itself.
+type credential string
+
+const (
+	ownOrg     credential = "a member of the organization"
+	foreignOrg credential = "a member of another organization"
+	noToken    credential = "no token"
+	expired    credential = "an expired token"
+	revoked    credential = "a revoked token"
+)
+
+// TestEveryRouteTimesEveryRoleAndCredential walks the server's own route
+// list: every route × every role × {own org, foreign org, no token, expired
+// token, revoked token}, and asserts the exact status and code. The expected
+// answer comes from the same policy table the server enforces.
+func TestEveryRouteTimesEveryRoleAndCredential(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	own := newWorld(t, h, "enterprise")
+	foreign := newWorld(t, h, "enterprise")
+
+	for _, r := range srv.Routes() {
+		key := r.Method + " " + r.Path
+		fx, known := fixtures[key]
+		if !known {
+			t.Errorf("route %s has no authorisation fixture: add one", key)
+			continue
+		}
+		if r.Access == api.Org && r.Action == "" {
+			t.Errorf("route %s is scoped to an organisation but names no policy action", key)
+			continue
+		}
+		if r.Access == api.Public {
+			continue
+		}
+		for _, role := range domain.Roles {
+			for _, cred := range []credential{ownOrg, foreignOrg, noToken, expired, revoked} {
+				t.Run(fmt.Sprintf("%s/%s/%s", key, role, cred), func(t *testing.T) {
+					w := own
+					if cred == foreignOrg && r.Access == api.Org {
+						w = foreign // the caller is a member of own, the path names foreign
+					}
+					c := fx(t, h, w)
+					me := own.People[role]
+					token := session(t, h, me.UserID, 3600e9)
+					switch cred {
+					case noToken:
+						token = ""
+					case expired:
+						token = session(t, h, me.UserID, -1)
+					case revoked:
+						if err := store.RevokeSession(context.Background(), h.DB, store.HashSecret(token)); err != nil {
+							t.Fatal(err)
+						}
+					}
+					wantStatus, wantCode := c.status, ""
+					switch {
+					case cred == noToken || cred == expired || cred == revoked:
+						wantStatus, wantCode = 401, "UNAUTHENTICATED"
+					case r.Access == api.Org && cred == foreignOrg:
+						wantStatus, wantCode = 404, "NOT_FOUND"
+					case r.Access == api.Org && !domain.Allowed(role, r.Action):
+						wantStatus, wantCode = 403, "FORBIDDEN"
+					}
+					resp := req(t, srv, r.Method, c.path, token, c.body)
+					if resp.Status != wantStatus || resp.code() != wantCode {
+						t.Fatalf("got %d %q, want %d %q: %s", resp.Status, resp.code(), wantStatus, wantCode, resp.Raw)
+					}
+					if wantCode == "NOT_FOUND" && !strings.Contains(resp.Env.Error.Message, "organization not found") {
+						t.Errorf("a foreign organization must look absent: %s", resp.Raw)
+					}
+				})
+			}
+		}
+	}
+}

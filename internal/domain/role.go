@@ -1,0 +1,71 @@
+package domain
+
+// Role is a member's role in an organisation.
+type Role string
+
+// The roles, from most to least powerful.
+const (
+	RoleOwner     Role = "owner"
+	RoleAdmin     Role = "admin"
+	RoleDeveloper Role = "developer"
+	RoleViewer    Role = "viewer"
+)
+
+// Roles lists every role.
+var Roles = []Role{RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer:
+		return true
+	}
+	return false
+}
+
+// Action is something a member may or may not do in an organisation.
+type Action string
+
+// The actions of the roles table (SPEC §4).
+const (
+	ActionRead              Action = "read"               // org, tenants, members, operations, invitations
+	ActionTenantWrite       Action = "tenant.write"       // create, suspend, resume
+	ActionTenantDestroy     Action = "tenant.destroy"     // decommission, restore
+	ActionMembersManage     Action = "members.manage"     // invite, resend, revoke, change role, remove (not owners)
+	ActionOwnersManage      Action = "owners.manage"      // grant or revoke owner
+	ActionPlanChange        Action = "plan.change"        // change the organisation's plan
+	ActionOrganizationWrite Action = "organization.write" // rename
+	ActionAuditRead         Action = "audit.read"         // read audit events
+)
+
+// policy is the roles table of SPEC §4, and the only place it is written.
+var policy = map[Action][]Role{
+	ActionRead:              {RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer},
+	ActionTenantWrite:       {RoleOwner, RoleAdmin, RoleDeveloper},
+	ActionTenantDestroy:     {RoleOwner, RoleAdmin},
+	ActionMembersManage:     {RoleOwner, RoleAdmin},
+	ActionOwnersManage:      {RoleOwner},
+	ActionPlanChange:        {RoleOwner},
+	ActionOrganizationWrite: {RoleOwner, RoleAdmin},
+	ActionAuditRead:         {RoleOwner, RoleAdmin},
+}
+
+// Allowed reports whether a member with the role may take the action.
+// An action missing from the table is allowed to no one.
+func Allowed(r Role, a Action) bool {
+	for _, ok := range policy[a] {
+		if ok == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Actions lists every action of the policy table.
+func Actions() []Action {
+	out := make([]Action, 0, len(policy))
+	for a := range policy {
+		out = append(out, a)
+	}
+	return out
+}

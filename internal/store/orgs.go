@@ -1,0 +1,65 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// OrgWithRole is an organisation and the caller's membership in it.
+type OrgWithRole struct {
+	Organization
+	MemberID string `bun:"member_id"`
+	Role     string `bun:"role"`
+}
+
+// OrgByID returns the organisation.
+func OrgByID(ctx context.Context, db bun.IDB, id string) (Organization, error) {
+	var o Organization
+	err := db.NewSelect().Model(&o).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, domain.Errorf(domain.CodeNotFound, "organization not found: %s", id)
+	}
+	if err != nil {
+		return o, fmt.Errorf("load organisation %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// OrgsOfUser returns one page of the user's organisations in id order,
+// after the id `after` (empty: from the start), at most limit+1 rows so the
+// caller can tell whether there is more.
+func OrgsOfUser(ctx context.Context, db bun.IDB, userID, after string, limit int) ([]OrgWithRole, error) {
+	var out []OrgWithRole
+	q := db.NewSelect().
+		TableExpr("organizations AS o").
+		ColumnExpr("o.*, m.id AS member_id, m.role").
+		Join("JOIN members AS m ON m.org_id = o.id AND m.user_id = ?", userID).
+		OrderExpr("o.id").
+		Limit(int64(limit + 1))
+	if after != "" {
+		q = q.Where("o.id > ?", after)
+	}
+	if err := q.Scan(ctx, &out); err != nil {
+		return nil, fmt.Errorf("list organisations of %s: %w", userID, err)
+	}
+	return out, nil
+}
+
+// PlanByID returns the plan.
+func PlanByID(ctx context.Context, db bun.IDB, id string) (Plan, error) {
+	var p Plan
+	err := db.NewSelect().Model(&p).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, domain.Errorf(domain.CodeNotFound, "plan not found: %s", id)
+	}
+	if err != nil {
+		return p, fmt.Errorf("load plan %s: %w", id, err)
+	}
+	return p, nil
+}
