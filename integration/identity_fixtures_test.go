@@ -183,3 +183,10 @@ func addInvitation(t *testing.T, h *harness.Harness, orgID, invitedBy string, ro
 	}
 	return inv.ID, secret
 }
+
+func decodeJSON(t *testing.T, raw string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(raw), v); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+}
