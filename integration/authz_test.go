@@ -31,7 +31,7 @@ func orgPath(w world, rest string) string {
 // fixtures has one entry per route of the API; a route without one fails
 // TestEveryRouteTimesEveryRoleAndCredential.
 var fixtures = map[string]fixture{
-	"POST /api/v1/auth/sign-in": nil, // public
+	"POST /api/v1/auth/sign-in":       nil, // public
 	"POST /api/v1/invitations/accept": nil,
 	"POST /api/v1/auth/sign-out": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{"/api/v1/auth/sign-out", nil, 200}
