@@ -46,26 +46,31 @@ type Principal struct {
 	MemberID  string
 	Role      string
 	OrgID     string
+	// Org is the organisation, read in the same query (nil: no membership).
+	Org *Organization
 }
 
 // ErrNoSession is returned for a token that is unknown, expired or revoked.
 var ErrNoSession = errors.New("no valid session")
 
 // Authenticate resolves a bearer token and, when orgID is not empty, the
-// caller's membership in that organisation, in one query.
+// caller's membership in that organisation and the organisation itself, in
+// one query: it runs on every request.
 func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Principal, error) {
 	if !strings.HasPrefix(token, TokenPrefix) || len(token) > 128 {
 		return Principal{}, ErrNoSession
 	}
 	p := Principal{TokenHash: HashSecret(token), OrgID: orgID}
-	var member, role sql.NullString
+	var member, role, slug, name, plan sql.NullString
+	var created, updated sql.NullTime
 	err := db.NewRaw(`
-		SELECT s.user_id, u.email, m.id, m.role
+		SELECT s.user_id, u.email, m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
+		LEFT JOIN organizations o ON o.id = m.org_id
 		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
-		orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &member, &role)
+		orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &member, &role, &slug, &name, &plan, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
@@ -73,6 +78,9 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
 	p.MemberID, p.Role = member.String, role.String
+	if p.MemberID != "" {
+		p.Org = &Organization{ID: orgID, Slug: slug.String, Name: name.String, PlanID: plan.String, CreatedAt: created.Time, UpdatedAt: updated.Time}
+	}
 	return p, nil
 }
 

@@ -22,8 +22,8 @@ func Open(ctx context.Context, url string) (*bun.DB, error) {
 		pgdriver.WithTimeout(5*time.Second),
 		pgdriver.WithApplicationName("intelliauth-controlplane"),
 	))
-	sqldb.SetMaxOpenConns(40)
-	sqldb.SetMaxIdleConns(20)
+	sqldb.SetMaxOpenConns(32)
+	sqldb.SetMaxIdleConns(32) // as many as open: closing and reopening backends under load costs a fork each
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	db := bun.NewDB(sqldb, pgdialect.New())
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)

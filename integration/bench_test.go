@@ -1,0 +1,72 @@
+package integration
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/harness"
+)
+
+// BenchmarkAuthenticatedGetOrganization measures GET /organizations/{id}
+// over loopback with many clients: token lookup, membership and role, the
+// organisation read and the envelope. It reports requests per second and
+// the p50 and p99 latency seen by the clients.
+func BenchmarkAuthenticatedGetOrganization(b *testing.B) {
+	h := harness.Get(b)
+	w := newWorld(&testing.T{}, h, "enterprise")
+	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	b.Cleanup(func() { _ = srv.Shutdown(b.Context()) })
+
+	url := "http://" + ln.Addr().String() + "/api/v1/organizations/" + w.Org.ID
+	token := "Bearer " + w.People[domain.RoleViewer].Token
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(16) // 16 × GOMAXPROCS clients
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Authorization", token)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mine = append(mine, time.Since(t0))
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
