@@ -412,3 +412,34 @@ func TestInvitationMailIsWrittenAsAnEMLFileWithoutARelay(t *testing.T) {
 		t.Fatalf("unsent = %d, %v", unsent, err)
 	}
 }
+
+func TestTheMemberQuotaOfThePlanCountsPendingInvitations(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "free") // free: 5 members; the world has 4
+	srv := sharedAPI(t)
+	owner := w.People[domain.RoleOwner]
+	if r := req(t, srv, "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "fifth-" + uniq() + "@example.test", "role": "viewer"}); r.Status != 201 {
+		t.Fatalf("the fifth: %d %s", r.Status, r.Raw)
+	}
+	r := req(t, srv, "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "sixth-" + uniq() + "@example.test", "role": "viewer"})
+	if r.Status != 409 || !strings.Contains(r.Env.Error.Message, "member quota") || !strings.Contains(r.Env.Error.Message, "free") {
+		t.Fatalf("the sixth: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestInvalidBodiesListEveryBadFieldAtOnce(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	srv := sharedAPI(t)
+	owner := w.People[domain.RoleOwner]
+	r := req(t, srv, "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "not-an-email", "role": "emperor"})
+	if r.Status != 400 || len(r.Env.Error.FieldErrors) != 2 {
+		t.Fatalf("got %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "a@b.test", "role": "viewer", "extra": 1}); r.Status != 400 || !strings.Contains(r.Raw, `"field":"extra"`) {
+		t.Fatalf("unknown field: %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "PATCH", orgPath(w, ""), owner.Token, map[string]any{"name": 42}); r.Status != 400 || !strings.Contains(r.Raw, `"field":"name"`) {
+		t.Fatalf("wrong type: %d %s", r.Status, r.Raw)
+	}
+}
