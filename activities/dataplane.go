@@ -1,0 +1,264 @@
+package activities
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/uptrace/bun"
+)
+
+// TenantRef names a tenant's data-plane resources.
+type TenantRef struct {
+	TenantID string
+	OrgID    string
+	Hostname string
+}
+
+// DataPlane is what a tenant's saga does to the data plane. Every method is
+// idempotent: a retried step finds its work done and succeeds, a retried
+// compensation finds nothing to undo and succeeds.
+type DataPlane interface {
+	// CreateSchema creates the tenant's database schema with its baseline
+	// tables; DropSchema removes it with everything in it.
+	CreateSchema(ctx context.Context, t TenantRef) error
+	DropSchema(ctx context.Context, t TenantRef) error
+	// CreateKeys creates the tenant's signing key and publishes its public
+	// half as a JWKS; DeleteKeys removes both.
+	CreateKeys(ctx context.Context, t TenantRef) error
+	DeleteKeys(ctx context.Context, t TenantRef) error
+	// CreateRoute routes the tenant's hostname to it; DeleteRoute removes
+	// the route. SuspendRoute and ResumeRoute block and unblock it.
+	CreateRoute(ctx context.Context, t TenantRef) error
+	DeleteRoute(ctx context.Context, t TenantRef) error
+	SuspendRoute(ctx context.Context, t TenantRef) error
+	ResumeRoute(ctx context.Context, t TenantRef) error
+	// Inspect reports which of the tenant's resources exist.
+	Inspect(ctx context.Context, t TenantRef) (Resources, error)
+}
+
+// Resources says what exists of a tenant on the data plane.
+type Resources struct {
+	Schema       bool
+	Keys         bool
+	Route        bool
+	RouteEnabled bool
+	JWKS         json.RawMessage
+}
+
+// Any reports whether anything of the tenant exists.
+func (r Resources) Any() bool { return r.Schema || r.Keys || r.Route }
+
+// PostgresDataPlane is the default data plane: each tenant is a Postgres
+// schema (tenant_<id>) with baseline tables, an Ed25519 signing key whose
+// public half is published as a JWKS, and a routing record for its
+// hostname, all in the database it is given.
+type PostgresDataPlane struct {
+	DB *bun.DB
+}
+
+var tenantIDPattern = regexp.MustCompile(`^tnt_[0-9A-Z]{26}$`)
+
+func schemaName(t TenantRef) (string, error) {
+	if !tenantIDPattern.MatchString(t.TenantID) {
+		return "", fmt.Errorf("invalid tenant id %q", t.TenantID)
+	}
+	return "tenant_" + strings.ToLower(strings.TrimPrefix(t.TenantID, "tnt_")), nil
+}
+
+// Init creates the data plane's own tables (keys, routes) when missing.
+func (d *PostgresDataPlane) Init(ctx context.Context) error {
+	_, err := d.DB.ExecContext(ctx, `
+		CREATE SCHEMA IF NOT EXISTS dataplane;
+		CREATE TABLE IF NOT EXISTS dataplane.signing_keys (
+			tenant_id   text PRIMARY KEY,
+			kid         text NOT NULL,
+			private_key bytea NOT NULL,
+			jwks        jsonb NOT NULL,
+			created_at  timestamptz NOT NULL DEFAULT now()
+		);
+		CREATE TABLE IF NOT EXISTS dataplane.routes (
+			hostname   text PRIMARY KEY,
+			tenant_id  text NOT NULL UNIQUE,
+			schema     text NOT NULL,
+			enabled    boolean NOT NULL DEFAULT true,
+			created_at timestamptz NOT NULL DEFAULT now(),
+			updated_at timestamptz NOT NULL DEFAULT now()
+		);`)
+	if err != nil {
+		return fmt.Errorf("create data plane tables: %w", err)
+	}
+	return nil
+}
+
+// CreateSchema creates the schema and its baseline tables in one
+// transaction.
+func (d *PostgresDataPlane) CreateSchema(ctx context.Context, t TenantRef) error {
+	s, err := schemaName(t)
+	if err != nil {
+		return err
+	}
+	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`
+			CREATE SCHEMA IF NOT EXISTS %[1]s;
+			CREATE TABLE IF NOT EXISTS %[1]s.users (
+				id            text PRIMARY KEY,
+				email         text NOT NULL UNIQUE,
+				password_hash text NOT NULL DEFAULT '',
+				created_at    timestamptz NOT NULL DEFAULT now()
+			);
+			CREATE TABLE IF NOT EXISTS %[1]s.groups (
+				id   text PRIMARY KEY,
+				name text NOT NULL UNIQUE
+			);
+			CREATE TABLE IF NOT EXISTS %[1]s.applications (
+				id            text PRIMARY KEY,
+				name          text NOT NULL,
+				redirect_uris text[] NOT NULL DEFAULT '{}'
+			);
+			CREATE TABLE IF NOT EXISTS %[1]s.sessions (
+				token_hash bytea PRIMARY KEY,
+				user_id    text NOT NULL REFERENCES %[1]s.users (id) ON DELETE CASCADE,
+				expires_at timestamptz NOT NULL
+			);`, s))
+		if err != nil {
+			return fmt.Errorf("create schema %s: %w", s, err)
+		}
+		return nil
+	})
+}
+
+// DropSchema drops the schema and everything in it.
+func (d *PostgresDataPlane) DropSchema(ctx context.Context, t TenantRef) error {
+	s, err := schemaName(t)
+	if err != nil {
+		return err
+	}
+	if _, err := d.DB.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
+		return fmt.Errorf("drop schema %s: %w", s, err)
+	}
+	return nil
+}
+
+// CreateKeys creates an Ed25519 key pair once; a retry keeps the first.
+func (d *PostgresDataPlane) CreateKeys(ctx context.Context, t TenantRef) error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate signing key: %w", err)
+	}
+	sum := sha256.Sum256(pub)
+	kid := base64.RawURLEncoding.EncodeToString(sum[:12])
+	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
+		"x": base64.RawURLEncoding.EncodeToString(pub),
+	}}})
+	if err != nil {
+		return err
+	}
+	_, err = d.DB.ExecContext(ctx, `INSERT INTO dataplane.signing_keys (tenant_id, kid, private_key, jwks)
+		VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, t.TenantID, kid, []byte(priv.Seed()), string(jwks))
+	if err != nil {
+		return fmt.Errorf("store signing key of %s: %w", t.TenantID, err)
+	}
+	return nil
+}
+
+// DeleteKeys removes the key pair and its JWKS.
+func (d *PostgresDataPlane) DeleteKeys(ctx context.Context, t TenantRef) error {
+	if _, err := d.DB.ExecContext(ctx, "DELETE FROM dataplane.signing_keys WHERE tenant_id = ?", t.TenantID); err != nil {
+		return fmt.Errorf("delete signing key of %s: %w", t.TenantID, err)
+	}
+	return nil
+}
+
+// CreateRoute routes the hostname to the tenant's schema, enabled.
+func (d *PostgresDataPlane) CreateRoute(ctx context.Context, t TenantRef) error {
+	s, err := schemaName(t)
+	if err != nil {
+		return err
+	}
+	_, err = d.DB.ExecContext(ctx, `INSERT INTO dataplane.routes (hostname, tenant_id, schema)
+		VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, t.Hostname, t.TenantID, s)
+	if err != nil {
+		return fmt.Errorf("create route %s: %w", t.Hostname, err)
+	}
+	return nil
+}
+
+// DeleteRoute removes the tenant's route.
+func (d *PostgresDataPlane) DeleteRoute(ctx context.Context, t TenantRef) error {
+	if _, err := d.DB.ExecContext(ctx, "DELETE FROM dataplane.routes WHERE tenant_id = ?", t.TenantID); err != nil {
+		return fmt.Errorf("delete route of %s: %w", t.TenantID, err)
+	}
+	return nil
+}
+
+// SuspendRoute blocks traffic to the tenant and ends its users' sessions.
+func (d *PostgresDataPlane) SuspendRoute(ctx context.Context, t TenantRef) error {
+	return d.setRoute(ctx, t, false)
+}
+
+// ResumeRoute lets traffic reach the tenant again.
+func (d *PostgresDataPlane) ResumeRoute(ctx context.Context, t TenantRef) error {
+	return d.setRoute(ctx, t, true)
+}
+
+func (d *PostgresDataPlane) setRoute(ctx context.Context, t TenantRef, enabled bool) error {
+	s, err := schemaName(t)
+	if err != nil {
+		return err
+	}
+	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE dataplane.routes SET enabled = ?, updated_at = now() WHERE tenant_id = ?", enabled, t.TenantID)
+		if err != nil {
+			return fmt.Errorf("set route of %s: %w", t.TenantID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("tenant %s has no route", t.TenantID)
+		}
+		if !enabled {
+			// Access is revoked, not only blocked: sessions do not outlive
+			// a suspension.
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+s+".sessions"); err != nil {
+				return fmt.Errorf("revoke sessions of %s: %w", t.TenantID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Inspect reports which resources of the tenant exist.
+func (d *PostgresDataPlane) Inspect(ctx context.Context, t TenantRef) (Resources, error) {
+	var r Resources
+	s, err := schemaName(t)
+	if err != nil {
+		return r, err
+	}
+	if err := d.DB.NewRaw("SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = ?)", s).Scan(ctx, &r.Schema); err != nil {
+		return r, fmt.Errorf("inspect schema: %w", err)
+	}
+	var jwks string
+	err = d.DB.NewRaw("SELECT jwks::text FROM dataplane.signing_keys WHERE tenant_id = ?", t.TenantID).Scan(ctx, &jwks)
+	switch {
+	case err == nil:
+		r.Keys, r.JWKS = true, json.RawMessage(jwks)
+	case !errors.Is(err, sql.ErrNoRows):
+		return r, fmt.Errorf("inspect keys: %w", err)
+	}
+	err = d.DB.NewRaw("SELECT enabled FROM dataplane.routes WHERE tenant_id = ?", t.TenantID).Scan(ctx, &r.RouteEnabled)
+	switch {
+	case err == nil:
+		r.Route = true
+	case !errors.Is(err, sql.ErrNoRows):
+		return r, fmt.Errorf("inspect route: %w", err)
+	}
+	return r, nil
+}

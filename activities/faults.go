@@ -1,0 +1,114 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Fault is what a fault drill does to every attempt of one data-plane step
+// (CP_FAULTS, dev only): fail always (Count 0), fail the first Count
+// attempts of each tenant, or sleep Delay first.
+type Fault struct {
+	Fail  bool
+	Count int
+	Delay time.Duration
+}
+
+// FaultyDataPlane wraps a DataPlane with fault drills, keyed by step name
+// (schema, keys, route, drop_schema, delete_keys, delete_route,
+// suspend_route, resume_route). Attempts are counted per tenant and step
+// for the life of the process, across operator retries.
+type FaultyDataPlane struct {
+	Inner  DataPlane
+	Faults map[string]Fault
+
+	mu       sync.Mutex
+	attempts map[string]int
+}
+
+// ErrInjected is the error of an attempt a fault drill failed.
+type ErrInjected struct{ Step string }
+
+func (e ErrInjected) Error() string { return fmt.Sprintf("fault drill: step %s failed (CP_FAULTS)", e.Step) }
+
+func (f *FaultyDataPlane) before(ctx context.Context, step string, t TenantRef) error {
+	fault, ok := f.Faults[step]
+	if !ok {
+		return nil
+	}
+	if fault.Delay > 0 {
+		select {
+		case <-time.After(fault.Delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if !fault.Fail {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.attempts == nil {
+		f.attempts = map[string]int{}
+	}
+	key := t.TenantID + "/" + step
+	f.attempts[key]++
+	if fault.Count == 0 || f.attempts[key] <= fault.Count {
+		return ErrInjected{Step: step}
+	}
+	return nil
+}
+
+func (f *FaultyDataPlane) run(ctx context.Context, step string, t TenantRef, fn func(context.Context, TenantRef) error) error {
+	if err := f.before(ctx, step, t); err != nil {
+		return err
+	}
+	return fn(ctx, t)
+}
+
+// CreateSchema is the "schema" step.
+func (f *FaultyDataPlane) CreateSchema(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "schema", t, f.Inner.CreateSchema)
+}
+
+// DropSchema is the "drop_schema" step.
+func (f *FaultyDataPlane) DropSchema(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "drop_schema", t, f.Inner.DropSchema)
+}
+
+// CreateKeys is the "keys" step.
+func (f *FaultyDataPlane) CreateKeys(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "keys", t, f.Inner.CreateKeys)
+}
+
+// DeleteKeys is the "delete_keys" step.
+func (f *FaultyDataPlane) DeleteKeys(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "delete_keys", t, f.Inner.DeleteKeys)
+}
+
+// CreateRoute is the "route" step.
+func (f *FaultyDataPlane) CreateRoute(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "route", t, f.Inner.CreateRoute)
+}
+
+// DeleteRoute is the "delete_route" step.
+func (f *FaultyDataPlane) DeleteRoute(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "delete_route", t, f.Inner.DeleteRoute)
+}
+
+// SuspendRoute is the "suspend_route" step.
+func (f *FaultyDataPlane) SuspendRoute(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "suspend_route", t, f.Inner.SuspendRoute)
+}
+
+// ResumeRoute is the "resume_route" step.
+func (f *FaultyDataPlane) ResumeRoute(ctx context.Context, t TenantRef) error {
+	return f.run(ctx, "resume_route", t, f.Inner.ResumeRoute)
+}
+
+// Inspect is never faulted: it is how tests and operators look.
+func (f *FaultyDataPlane) Inspect(ctx context.Context, t TenantRef) (Resources, error) {
+	return f.Inner.Inspect(ctx, t)
+}

@@ -1,0 +1,79 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/harness"
+)
+
+func TestTheDefaultDataPlaneCreatesBlocksAndDestroysATenantsResources(t *testing.T) {
+	h := harness.Get(t)
+	ctx := context.Background()
+	dp := &activities.PostgresDataPlane{DB: h.DB}
+	if err := dp.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ref := activities.TenantRef{TenantID: domain.NewID(domain.PrefixTenant), OrgID: "org_x", Hostname: "prod-" + uniq() + ".intelliauth.localhost"}
+	inspect := func() activities.Resources {
+		t.Helper()
+		r, err := dp.Inspect(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if inspect().Any() {
+		t.Fatal("resources exist before provisioning")
+	}
+	// Each step twice: a retried step finds its work done.
+	for range 2 {
+		for _, step := range []func(context.Context, activities.TenantRef) error{dp.CreateSchema, dp.CreateKeys, dp.CreateRoute} {
+			if err := step(ctx, ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r := inspect()
+	if !r.Schema || !r.Keys || !r.Route || !r.RouteEnabled {
+		t.Fatalf("after provisioning: %+v", r)
+	}
+	var jwks struct {
+		Keys []struct{ Kty, Crv, Kid, X string }
+	}
+	if err := json.Unmarshal(r.JWKS, &jwks); err != nil || len(jwks.Keys) != 1 || jwks.Keys[0].Crv != "Ed25519" || jwks.Keys[0].X == "" {
+		t.Fatalf("jwks = %s (%v)", r.JWKS, err)
+	}
+
+	// A suspended tenant's route is blocked and its sessions are gone.
+	schema := "tenant_" + strings.ToLower(ref.TenantID[4:])
+	if _, err := h.DB.ExecContext(ctx, "INSERT INTO "+schema+".users (id, email) VALUES ('u1', 'a@b.test');"+
+		"INSERT INTO "+schema+".sessions (token_hash, user_id, expires_at) VALUES ('\\x01', 'u1', now() + interval '1 hour')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.SuspendRoute(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	var sessions int
+	if err := h.DB.NewRaw("SELECT count(*) FROM "+schema+".sessions").Scan(ctx, &sessions); err != nil || sessions != 0 || inspect().RouteEnabled {
+		t.Fatalf("suspended: sessions %d (%v), route %+v", sessions, err, inspect())
+	}
+	if err := dp.ResumeRoute(ctx, ref); err != nil || !inspect().RouteEnabled {
+		t.Fatalf("resume: %v %+v", err, inspect())
+	}
+
+	for range 2 {
+		for _, step := range []func(context.Context, activities.TenantRef) error{dp.DeleteRoute, dp.DeleteKeys, dp.DropSchema} {
+			if err := step(ctx, ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r := inspect(); r.Any() {
+		t.Fatalf("after destruction: %+v", r)
+	}
+}
