@@ -31,7 +31,9 @@ type FaultyDataPlane struct {
 // ErrInjected is the error of an attempt a fault drill failed.
 type ErrInjected struct{ Step string }
 
-func (e ErrInjected) Error() string { return fmt.Sprintf("fault drill: step %s failed (CP_FAULTS)", e.Step) }
+func (e ErrInjected) Error() string {
+	return fmt.Sprintf("fault drill: step %s failed (CP_FAULTS)", e.Step)
+}
 
 func (f *FaultyDataPlane) before(ctx context.Context, step string, t TenantRef) error {
 	fault, ok := f.Faults[step]
