@@ -41,3 +41,16 @@ func TestVerifyRejectsMalformedHashes(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkVerify is the cost of one sign-in's password check.
+func BenchmarkVerify(b *testing.B) {
+	h, err := Hash("correct horse battery staple", Default)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if ok, _ := Verify("correct horse battery staple", h); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
