@@ -17,7 +17,8 @@ import (
 // Activities holds the activities' dependencies; its methods are registered
 // once on the worker.
 type Activities struct {
-	DB *bun.DB
+	DB        *bun.DB
+	DataPlane DataPlane
 }
 
 // Actor is who an audit event names: a member, an operator or the system

@@ -77,6 +77,14 @@ func (s *Server) table() []route {
 		{Route{"DELETE", org + "/invitations/:invitation_id", Org, domain.ActionMembersManage, false}, s.revokeInvitation},
 		{Route{"POST", org + "/invitations/:invitation_id/resend", Org, domain.ActionMembersManage, false}, s.resendInvitation},
 		{Route{"POST", v1 + "/invitations/accept", Public, "", false}, s.acceptInvitation},
+		{Route{"POST", org + "/tenants", Org, domain.ActionTenantWrite, false}, s.createTenant},
+		{Route{"GET", org + "/tenants", Org, domain.ActionRead, false}, s.listTenants},
+		{Route{"GET", org + "/tenants/:tenant_id", Org, domain.ActionRead, false}, s.getTenant},
+		{Route{"POST", org + "/tenants/:tenant_id/suspend", Org, domain.ActionTenantWrite, false}, s.transition(domain.OpSuspend)},
+		{Route{"POST", org + "/tenants/:tenant_id/resume", Org, domain.ActionTenantWrite, false}, s.transition(domain.OpResume)},
+		{Route{"POST", org + "/tenants/:tenant_id/decommission", Org, domain.ActionTenantDestroy, false}, s.transition(domain.OpDecommission)},
+		{Route{"POST", org + "/tenants/:tenant_id/restore", Org, domain.ActionTenantDestroy, false}, s.transition(domain.OpRestore)},
+		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false}, s.listOperations},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/intelliauth/controlplane/internal/password"
+	"github.com/intelliauth/controlplane/workflows"
 )
 
 // Deps are what the API needs from the process.
@@ -31,6 +32,12 @@ type Deps struct {
 	SessionTTL    time.Duration // default 12h
 	InvitationTTL time.Duration // default 7 days
 	DomainBase    string
+
+	// TaskQueue, StepMaxAttempts and DecommissionGrace go to the tenant
+	// workflows the API starts.
+	TaskQueue         string
+	StepMaxAttempts   int
+	DecommissionGrace time.Duration
 }
 
 // Server is the HTTP API.
@@ -44,6 +51,10 @@ type Server struct {
 	sessionTTL    time.Duration
 	invitationTTL time.Duration
 	domainBase    string
+
+	taskQueue         string
+	stepMaxAttempts   int
+	decommissionGrace time.Duration
 	// hashSlots bounds the argon2id computations running at once.
 	hashSlots chan struct{}
 	// dummyHash is verified against for an unknown email, so it costs what
@@ -58,6 +69,7 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
+		taskQueue: d.TaskQueue, stepMaxAttempts: d.StepMaxAttempts, decommissionGrace: d.DecommissionGrace,
 		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 	}
 	if s.metrics == nil {
@@ -68,6 +80,15 @@ func New(d Deps) *Server {
 	}
 	if s.invitationTTL == 0 {
 		s.invitationTTL = 7 * 24 * time.Hour
+	}
+	if s.taskQueue == "" {
+		s.taskQueue = workflows.DefaultTaskQueue
+	}
+	if s.stepMaxAttempts == 0 {
+		s.stepMaxAttempts = 5
+	}
+	if s.decommissionGrace == 0 {
+		s.decommissionGrace = 72 * time.Hour
 	}
 	if s.domainBase == "" {
 		s.domainBase = "intelliauth.localhost"

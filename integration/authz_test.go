@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -18,6 +19,7 @@ type cellCall struct {
 	path   string
 	body   any
 	status int
+	code   string // the error code of a permitted call refused for its content
 }
 
 // fixture builds, for a route, a valid request against the world (fresh
@@ -34,41 +36,79 @@ var fixtures = map[string]fixture{
 	"POST /api/v1/auth/sign-in":       nil, // public
 	"POST /api/v1/invitations/accept": nil,
 	"POST /api/v1/auth/sign-out": func(t *testing.T, h *harness.Harness, w world) cellCall {
-		return cellCall{"/api/v1/auth/sign-out", nil, 200}
+		return cellCall{"/api/v1/auth/sign-out", nil, 200, ""}
 	},
-	"GET /api/v1/me":            func(*testing.T, *harness.Harness, world) cellCall { return cellCall{"/api/v1/me", nil, 200} },
-	"GET /api/v1/organizations": func(*testing.T, *harness.Harness, world) cellCall { return cellCall{"/api/v1/organizations", nil, 200} },
+	"GET /api/v1/me": func(*testing.T, *harness.Harness, world) cellCall { return cellCall{"/api/v1/me", nil, 200, ""} },
+	"GET /api/v1/organizations": func(*testing.T, *harness.Harness, world) cellCall {
+		return cellCall{"/api/v1/organizations", nil, 200, ""}
+	},
 	"GET /api/v1/organizations/:org_id": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
-		return cellCall{orgPath(w, ""), nil, 200}
+		return cellCall{orgPath(w, ""), nil, 200, ""}
 	},
 	"PATCH /api/v1/organizations/:org_id": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
-		return cellCall{orgPath(w, ""), map[string]any{"name": "Renamed " + uniq()}, 200}
+		return cellCall{orgPath(w, ""), map[string]any{"name": "Renamed " + uniq()}, 200, ""}
 	},
 	"GET /api/v1/organizations/:org_id/members": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
-		return cellCall{orgPath(w, "/members"), nil, 200}
+		return cellCall{orgPath(w, "/members"), nil, 200, ""}
 	},
 	"PATCH /api/v1/organizations/:org_id/members/:member_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		target := addPerson(t, h, w.Org.ID, domain.RoleDeveloper)
-		return cellCall{orgPath(w, "/members/"+target.MemberID), map[string]any{"role": "viewer"}, 200}
+		return cellCall{orgPath(w, "/members/"+target.MemberID), map[string]any{"role": "viewer"}, 200, ""}
 	},
 	"DELETE /api/v1/organizations/:org_id/members/:member_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		target := addPerson(t, h, w.Org.ID, domain.RoleDeveloper)
-		return cellCall{orgPath(w, "/members/"+target.MemberID), nil, 200}
+		return cellCall{orgPath(w, "/members/"+target.MemberID), nil, 200, ""}
 	},
 	"POST /api/v1/organizations/:org_id/invitations": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
-		return cellCall{orgPath(w, "/invitations"), map[string]any{"email": "new-" + uniq() + "@example.test", "role": "developer"}, 201}
+		return cellCall{orgPath(w, "/invitations"), map[string]any{"email": "new-" + uniq() + "@example.test", "role": "developer"}, 201, ""}
 	},
 	"GET /api/v1/organizations/:org_id/invitations": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
-		return cellCall{orgPath(w, "/invitations"), nil, 200}
+		return cellCall{orgPath(w, "/invitations"), nil, 200, ""}
 	},
 	"DELETE /api/v1/organizations/:org_id/invitations/:invitation_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		id, _ := addInvitation(t, h, w.Org.ID, w.People[domain.RoleOwner].UserID, domain.RoleDeveloper)
-		return cellCall{orgPath(w, "/invitations/"+id), nil, 200}
+		return cellCall{orgPath(w, "/invitations/"+id), nil, 200, ""}
 	},
 	"POST /api/v1/organizations/:org_id/invitations/:invitation_id/resend": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		id, _ := addInvitation(t, h, w.Org.ID, w.People[domain.RoleOwner].UserID, domain.RoleDeveloper)
-		return cellCall{orgPath(w, "/invitations/"+id+"/resend"), nil, 200}
+		return cellCall{orgPath(w, "/invitations/"+id+"/resend"), nil, 200, ""}
 	},
+	"POST /api/v1/organizations/:org_id/tenants": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/tenants"), map[string]any{"name": "t-" + uniq(), "environment": "uat"}, 202, ""}
+	},
+	"GET /api/v1/organizations/:org_id/tenants": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/tenants"), nil, 200, ""}
+	},
+	"GET /api/v1/organizations/:org_id/tenants/:tenant_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateActive)), nil, 200, ""}
+	},
+	"GET /api/v1/organizations/:org_id/tenants/:tenant_id/operations": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateActive)+"/operations"), nil, 200, ""}
+	},
+	// A permitted transition on a failed tenant is refused for the
+	// tenant's state, after authorisation: 409 tells it from 401/403/404.
+	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/suspend":      transitionCell("suspend"),
+	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/resume":       transitionCell("resume"),
+	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/decommission": transitionCell("decommission"),
+	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/restore":      transitionCell("restore"),
+}
+
+func transitionCell(action string) fixture {
+	return func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateFailed)+"/"+action), nil, 409, "CONFLICT"}
+	}
+}
+
+// addTenantRow writes a tenant row in the state directly, with no workflow.
+func addTenantRow(t *testing.T, h *harness.Harness, w world, state domain.State) string {
+	t.Helper()
+	now := time.Now().UTC()
+	tn := store.Tenant{ID: domain.NewID(domain.PrefixTenant), OrgID: w.Org.ID, Name: "r-" + uniq(), Environment: "prod", State: string(state),
+		Hostname: "x.test", WorkflowID: "none/" + uniq(), CreatedBy: w.People[domain.RoleOwner].UserID, CreatedAt: now, UpdatedAt: now}
+	if _, err := h.DB.NewInsert().Model(&tn).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return tn.ID
 }
 
 // credential is how a cell presents itself.
@@ -126,7 +166,7 @@ func TestEveryRouteTimesEveryRoleAndCredential(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					wantStatus, wantCode := c.status, ""
+					wantStatus, wantCode := c.status, c.code
 					switch {
 					case cred == noToken || cred == expired || cred == revoked:
 						wantStatus, wantCode = 401, "UNAUTHENTICATED"

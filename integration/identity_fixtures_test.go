@@ -12,11 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/worker"
+
+	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/password"
 	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/workflows"
 )
 
 const testPassword = "a-long-test-password"
@@ -106,9 +110,24 @@ var (
 	apiSrv  *api.Server
 )
 
+// sharedAPI is an API with a worker on its own task queue, for the
+// package's lifetime.
 func sharedAPI(t *testing.T) *api.Server {
 	h := harness.Get(t)
-	apiOnce.Do(func() { apiSrv = api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log}) })
+	apiOnce.Do(func() {
+		tq := "shared-api"
+		w := worker.New(h.Temporal, tq, worker.Options{})
+		w.RegisterWorkflow(workflows.TenantWorkflow)
+		dp := &activities.PostgresDataPlane{DB: h.DB}
+		if err := dp.Init(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		w.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: dp})
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		apiSrv = api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq})
+	})
 	return apiSrv
 }
 
@@ -122,6 +141,12 @@ type response struct {
 
 // req calls the API in process with an optional bearer token and JSON body.
 func req(t *testing.T, srv *api.Server, method, path, token string, body any) response {
+	t.Helper()
+	return httpReq(t, srv, method, path, token, body, "")
+}
+
+// httpReq is req with an Idempotency-Key (empty: none).
+func httpReq(t *testing.T, srv *api.Server, method, path, token string, body any, key string) response {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -137,6 +162,9 @@ func req(t *testing.T, srv *api.Server, method, path, token string, body any) re
 	}
 	if token != "" {
 		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		r.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := srv.App().Test(r, 30_000)
 	if err != nil {

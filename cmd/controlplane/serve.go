@@ -120,8 +120,22 @@ func registerSearchAttributes(ctx context.Context, tc client.Client, namespace s
 
 // startWorker registers the workflows and activities and starts polling.
 func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Logger) (worker.Worker, error) {
+	dp := &activities.PostgresDataPlane{DB: db}
+	if err := dp.Init(context.Background()); err != nil {
+		return nil, err
+	}
+	var plane activities.DataPlane = dp
+	if len(cfg.Faults) > 0 {
+		faults := map[string]activities.Fault{}
+		for _, f := range cfg.Faults {
+			faults[f.Step] = activities.Fault{Fail: f.Mode == "fail", Count: f.Count, Delay: f.Delay}
+		}
+		plane = &activities.FaultyDataPlane{Inner: dp, Faults: faults}
+		log.Warn().Interface("faults", cfg.Faults).Msg("fault drills active (CP_FAULTS)")
+	}
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{WorkerStopTimeout: shutdownGrace})
-	w.RegisterActivity(&activities.Activities{DB: db})
+	w.RegisterWorkflow(workflows.TenantWorkflow)
+	w.RegisterActivity(&activities.Activities{DB: db, DataPlane: plane})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
 	}
@@ -147,7 +161,8 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase})
+	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
+		TaskQueue: cfg.TaskQueue, StepMaxAttempts: cfg.StepMaxAttempts, DecommissionGrace: cfg.DecommissionGrace})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("api listening")

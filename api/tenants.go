@@ -1,0 +1,270 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/workflows"
+)
+
+// workerBound is how long the synchronous part of a lifecycle request waits
+// for a worker; past it the API answers 503 with Retry-After, and a retry
+// with the same Idempotency-Key picks up the same workflow and update.
+const workerBound = 5 * time.Second
+
+var (
+	tenantNamePattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{1,30}[a-z0-9])$`)
+	environmentPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+	idempotencyPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+)
+
+type createTenantRequest struct {
+	Name        string `json:"name"`
+	Environment string `json:"environment"`
+}
+
+func (r *createTenantRequest) validate() []domain.FieldError {
+	var fe fields
+	if !tenantNamePattern.MatchString(r.Name) {
+		fe.add("name", "a DNS label of 3 to 32 characters: a-z, 0-9 and '-', not at either end")
+	}
+	if !environmentPattern.MatchString(r.Environment) {
+		fe.add("environment", "1 to 32 characters: a-z, 0-9 and '-' (e.g. prod, staging, uat)")
+	}
+	return fe
+}
+
+// tenantView is a tenant as the API shows it.
+type tenantView struct {
+	store.Tenant
+	AdminURL string `json:"admin_url"`
+}
+
+func newTenantView(t store.Tenant) tenantView {
+	return tenantView{Tenant: t, AdminURL: "https://" + t.Hostname + "/admin"}
+}
+
+type lifecycleResponse struct {
+	Tenant    tenantView      `json:"tenant"`
+	Operation store.Operation `json:"operation"`
+}
+
+// idempotencyKey returns the request's Idempotency-Key, or a fresh one
+// when it has none.
+func idempotencyKey(c *fiber.Ctx) (string, error) {
+	key := c.Get("Idempotency-Key")
+	if key == "" {
+		return domain.NewID(""), nil
+	}
+	if !idempotencyPattern.MatchString(key) {
+		return "", &domain.Error{Code: domain.CodeBadRequest, Message: "invalid Idempotency-Key",
+			FieldErrors: []domain.FieldError{{Field: "Idempotency-Key", Message: "1 to 128 of A-Z a-z 0-9 . _ : -"}}}
+	}
+	return key, nil
+}
+
+func (s *Server) request(c *fiber.Ctx, who *caller) activities.Request {
+	return activities.Request{
+		Actor:     activities.Actor{Type: "member", ID: who.MemberID, Email: who.Email},
+		UserID:    who.UserID,
+		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512),
+	}
+}
+
+// createTenant starts the tenant's workflow with its provision update
+// (Update-With-Start): the idempotency key is the workflow id, the update
+// writes the tenant, and the name and quota checks answer at once.
+func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
+	var req createTenantRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	workflowID := "tenant/" + who.OrgID + "/" + key
+	params := workflows.TenantParams{
+		TenantID: domain.NewID(domain.PrefixTenant), OrgID: who.OrgID, Name: req.Name, Environment: req.Environment,
+		Hostname:        req.Name + "-" + who.Org.Slug + "." + s.domainBase,
+		StepMaxAttempts: s.stepMaxAttempts, DecommissionGrace: s.decommissionGrace,
+	}
+	start := s.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflowID,
+		TaskQueue:                s.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A finished tenant's key stays used: a late retry must not create
+		// a second tenant.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		Memo:                  map[string]any{"request_id": requestID(c), "requested_by": who.Email},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchAttrOrgID.ValueSet(who.OrgID), workflows.SearchAttrTenantID.ValueSet(params.TenantID),
+			workflows.SearchAttrTenantState.ValueSet(string(domain.StateProvisioning)), workflows.SearchAttrSagaStatus.ValueSet(workflows.SagaRunning)),
+	}, workflows.TenantWorkflow, params)
+
+	ctx, cancel := context.WithTimeout(c.UserContext(), workerBound)
+	defer cancel()
+	var res activities.ReserveResult
+	handle, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID: workflows.UpdateProvision, UpdateName: workflows.UpdateProvision,
+			Args:         []any{workflows.ProvisionRequest{OperationID: domain.NewID(domain.PrefixOperation), Request: s.request(c, who)}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err == nil {
+		err = handle.Get(ctx, &res)
+	}
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		// The key's workflow has ended: answer from what it wrote.
+		var t store.Tenant
+		if err := s.db.NewSelect().Model(&t).Where("workflow_id = ?", workflowID).Scan(c.UserContext()); err != nil {
+			return domain.Errorf(domain.CodeConflict, "Idempotency-Key %s was used by a creation that did not complete", key)
+		}
+		res.Tenant = t
+		if res.Operation, err = firstOperation(c.UserContext(), s, t.ID); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return s.temporalError(c, err)
+	}
+	if res.Tenant.Name != req.Name || res.Tenant.Environment != req.Environment {
+		return domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", key)
+	}
+	if res.Operation.RequestID != requestID(c) {
+		c.Set("Idempotent-Replayed", "true")
+	}
+	return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: newTenantView(res.Tenant), Operation: res.Operation})
+}
+
+func firstOperation(ctx context.Context, s *Server, tenantID string) (store.Operation, error) {
+	ops, err := store.ListOperations(ctx, s.db, tenantID, store.Keyset{}, 1)
+	if err != nil || len(ops) == 0 {
+		return store.Operation{}, err
+	}
+	return ops[0], nil
+}
+
+// temporalError turns what Temporal answered into the API's errors: an
+// update's refusal keeps its code, a missing worker is 503 to retry.
+func (s *Server) temporalError(c *fiber.Ctx, err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() != "" {
+		switch code := domain.Code(appErr.Type()); code {
+		case domain.CodeConflict, domain.CodeNotFound, domain.CodeBadRequest:
+			return &domain.Error{Code: code, Message: appErr.Message()}
+		}
+	}
+	var done *serviceerror.NotFound
+	if errors.As(err, &done) {
+		return domain.Errorf(domain.CodeConflict, "the tenant's lifecycle has ended; no operation can run on it")
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(c.UserContext().Err(), context.DeadlineExceeded) {
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return domain.Errorf(domain.CodeUnavailable, "no worker answered within %s; retry with the same Idempotency-Key", workerBound)
+	}
+	var dl *serviceerror.DeadlineExceeded
+	if errors.As(err, &dl) {
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return domain.Errorf(domain.CodeUnavailable, "no worker answered within %s; retry with the same Idempotency-Key", workerBound)
+	}
+	return err
+}
+
+// transition asks the tenant's workflow for an operation; the idempotency
+// key is the update id, so Temporal runs it at most once.
+func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error {
+	return func(c *fiber.Ctx, who *caller) error {
+		key, err := idempotencyKey(c)
+		if err != nil {
+			return err
+		}
+		t, err := store.TenantByID(c.UserContext(), s.db, who.OrgID, c.Params("tenant_id"))
+		if err != nil {
+			return err
+		}
+		if t.State == string(domain.StateDecommissioned) || t.State == string(domain.StateFailed) {
+			return domain.Errorf(domain.CodeConflict, "cannot %s a tenant that is %s", kind, t.State)
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), workerBound)
+		defer cancel()
+		handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: t.WorkflowID, UpdateID: string(kind) + "/" + key, UpdateName: workflows.UpdateTransition,
+			Args:         []any{workflows.TransitionRequest{Kind: kind, OperationID: domain.NewID(domain.PrefixOperation), Request: s.request(c, who)}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		var res activities.ReserveResult
+		if err == nil {
+			err = handle.Get(ctx, &res)
+		}
+		if err != nil {
+			return s.temporalError(c, err)
+		}
+		if res.Operation.RequestID != requestID(c) {
+			c.Set("Idempotent-Replayed", "true")
+		}
+		return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: newTenantView(res.Tenant), Operation: res.Operation})
+	}
+}
+
+func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	state := c.Query("state")
+	switch domain.State(state) {
+	case "", domain.StateProvisioning, domain.StateActive, domain.StateSuspended, domain.StateDecommissioning, domain.StateDecommissioned, domain.StateFailed:
+	default:
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid query parameters",
+			FieldErrors: []domain.FieldError{{Field: "state", Message: "one of provisioning, active, suspended, decommissioning, decommissioned, failed"}}}
+	}
+	rows, err := store.ListTenants(c.UserContext(), s.db, who.OrgID, state, after, limit)
+	if err != nil {
+		return err
+	}
+	views := make([]tenantView, len(rows))
+	for i, t := range rows {
+		views[i] = newTenantView(t)
+	}
+	return writePage(c, views, limit, func(v tenantView) store.Keyset { return store.Keyset{CreatedAt: v.CreatedAt, ID: v.ID} })
+}
+
+func (s *Server) getTenant(c *fiber.Ctx, who *caller) error {
+	t, err := store.TenantByID(c.UserContext(), s.db, who.OrgID, c.Params("tenant_id"))
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, newTenantView(t))
+}
+
+// listOperations is the saga status view: each operation with its steps,
+// attempts and last error, who started it and when.
+func (s *Server) listOperations(c *fiber.Ctx, who *caller) error {
+	after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	t, err := store.TenantByID(c.UserContext(), s.db, who.OrgID, c.Params("tenant_id"))
+	if err != nil {
+		return err
+	}
+	rows, err := store.ListOperations(c.UserContext(), s.db, t.ID, after, limit)
+	if err != nil {
+		return err
+	}
+	return writePage(c, rows, limit, func(o store.Operation) store.Keyset { return store.Keyset{CreatedAt: o.StartedAt, ID: o.ID} })
+}

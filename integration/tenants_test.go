@@ -1,0 +1,260 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+
+	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/harness"
+	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/workflows"
+)
+
+// lifecycle is an API with its own worker and task queue, a short grace
+// period and bounded retries, and optional fault drills.
+type lifecycle struct {
+	srv *api.Server
+	dp  *activities.PostgresDataPlane
+}
+
+func newLifecycle(t *testing.T, faults map[string]activities.Fault) lifecycle {
+	t.Helper()
+	h := harness.Get(t)
+	dp := &activities.PostgresDataPlane{DB: h.DB}
+	if err := dp.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var plane activities.DataPlane = dp
+	if faults != nil {
+		plane = &activities.FaultyDataPlane{Inner: dp, Faults: faults}
+	}
+	tq := harness.TaskQueue(t)
+	h.StartWorker(t, tq, func(r worker.Registry) {
+		r.RegisterWorkflow(workflows.TenantWorkflow)
+		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: plane})
+	})
+	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, StepMaxAttempts: 2, DecommissionGrace: 2 * time.Second})
+	return lifecycle{srv: srv, dp: dp}
+}
+
+type lifecycleData struct {
+	Tenant    store.Tenant    `json:"tenant"`
+	Operation store.Operation `json:"operation"`
+}
+
+func (l lifecycle) create(t *testing.T, w world, name, key string) response {
+	t.Helper()
+	r := httpReq(t, l.srv, "POST", orgPath(w, "/tenants"), w.People[domain.RoleDeveloper].Token, map[string]any{"name": name, "environment": "prod"}, key)
+	return r
+}
+
+// waitState polls the tenant until it reaches the state.
+func (l lifecycle) waitState(t *testing.T, w world, id string, state domain.State) store.Tenant {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var tn store.Tenant
+	for time.Now().Before(deadline) {
+		r := req(t, l.srv, "GET", orgPath(w, "/tenants/"+id), w.People[domain.RoleViewer].Token, nil)
+		if r.Status != 200 {
+			t.Fatalf("get tenant: %d %s", r.Status, r.Raw)
+		}
+		r.data(t, &tn)
+		if tn.State == string(state) {
+			return tn
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("tenant %s is %s after 60s, want %s", id, tn.State, state)
+	return tn
+}
+
+func (l lifecycle) resources(t *testing.T, tn store.Tenant) activities.Resources {
+	t.Helper()
+	r, err := l.dp.Inspect(context.Background(), activities.TenantRef{TenantID: tn.ID, OrgID: tn.OrgID, Hostname: tn.Hostname})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestATenantLivesItsWholeLifecycleThroughHTTP(t *testing.T) {
+	h := harness.Get(t)
+	l := newLifecycle(t, nil)
+	w := newWorld(t, h, "team")
+	dev, admin := w.People[domain.RoleDeveloper], w.People[domain.RoleAdmin]
+
+	r := l.create(t, w, "prod", "")
+	if r.Status != 202 {
+		t.Fatalf("create: %d %s", r.Status, r.Raw)
+	}
+	var created lifecycleData
+	r.data(t, &created)
+	if created.Tenant.State != "provisioning" || created.Tenant.Hostname != "prod-"+w.Org.Slug+".intelliauth.localhost" || created.Operation.Kind != "provision" {
+		t.Fatalf("created = %+v", created)
+	}
+	// Read your writes: listed at once.
+	if r := req(t, l.srv, "GET", orgPath(w, "/tenants?state=provisioning"), dev.Token, nil); !strings.Contains(r.Raw, created.Tenant.ID) {
+		if r2 := req(t, l.srv, "GET", orgPath(w, "/tenants"), dev.Token, nil); !strings.Contains(r2.Raw, created.Tenant.ID) {
+			t.Fatalf("not listed at once: %s", r2.Raw)
+		}
+	}
+	if r := l.create(t, w, "prod", ""); r.Status != 409 || !strings.Contains(r.Env.Error.Message, "taken") {
+		t.Fatalf("a second tenant with the name: %d %s", r.Status, r.Raw)
+	}
+	tn := l.waitState(t, w, created.Tenant.ID, domain.StateActive)
+	if res := l.resources(t, tn); !res.Schema || !res.Keys || !res.Route || !res.RouteEnabled {
+		t.Fatalf("active without its resources: %+v", res)
+	}
+
+	steps := []struct {
+		who    person
+		action string
+		status int
+		state  domain.State
+	}{
+		{dev, "resume", 409, ""},
+		{dev, "suspend", 202, domain.StateSuspended},
+		{dev, "suspend", 409, ""},
+		{dev, "resume", 202, domain.StateActive},
+		{dev, "decommission", 403, ""},
+		{admin, "restore", 409, ""},
+		{admin, "decommission", 202, domain.StateDecommissioning},
+		{admin, "restore", 202, domain.StateSuspended},
+		{admin, "decommission", 202, domain.StateDecommissioned},
+		{admin, "resume", 409, ""},
+	}
+	for i, s := range steps {
+		r := req(t, l.srv, "POST", orgPath(w, "/tenants/"+tn.ID+"/"+s.action), s.who.Token, nil)
+		if r.Status != s.status {
+			t.Fatalf("step %d %s by %s: %d %s", i, s.action, s.who.Role, r.Status, r.Raw)
+		}
+		if s.state != "" {
+			l.waitState(t, w, tn.ID, s.state)
+		}
+		if s.state == domain.StateSuspended {
+			if res := l.resources(t, tn); res.RouteEnabled || !res.Route {
+				t.Fatalf("suspended but routed: %+v", res)
+			}
+		}
+	}
+	if res := l.resources(t, tn); res.Any() {
+		t.Fatalf("decommissioned but resources remain: %+v", res)
+	}
+
+	var ops []store.Operation
+	req(t, l.srv, "GET", orgPath(w, "/tenants/"+tn.ID+"/operations"), dev.Token, nil).data(t, &ops)
+	var kinds []string
+	for _, op := range ops {
+		kinds = append(kinds, op.Kind+":"+op.Status)
+	}
+	want := "provision:succeeded suspend:succeeded resume:succeeded decommission:cancelled decommission:succeeded"
+	if strings.Join(kinds, " ") != want {
+		t.Fatalf("operations = %v\nwant %s", kinds, want)
+	}
+	var actions []string
+	if err := h.DB.NewRaw("SELECT action FROM audit_events WHERE target_id = ? ORDER BY occurred_at, id", tn.ID).Scan(context.Background(), &actions); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"tenant.create_requested", "tenant.provisioned", "tenant.suspended", "tenant.resumed", "tenant.decommission_requested", "tenant.restored", "tenant.decommissioned"} {
+		if !strings.Contains(strings.Join(actions, " "), a) {
+			t.Errorf("no %s event in %v", a, actions)
+		}
+	}
+	// The name is free again.
+	if r := l.create(t, w, "prod", ""); r.Status != 202 {
+		t.Fatalf("the name after decommission: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestConcurrentIdenticalCreatesMakeOneTenant(t *testing.T) {
+	h := harness.Get(t)
+	l := newLifecycle(t, nil)
+	w := newWorld(t, h, "team")
+	key := "create-" + uniq()
+	const n = 20
+	var wg sync.WaitGroup
+	results := make([]response, n)
+	for i := range n {
+		wg.Go(func() { results[i] = l.create(t, w, "staging", key) })
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	replayed := 0
+	for _, r := range results {
+		if r.Status != 202 {
+			t.Fatalf("create: %d %s", r.Status, r.Raw)
+		}
+		var d lifecycleData
+		r.data(t, &d)
+		ids[d.Tenant.ID] = true
+		if r.Header.Get("Idempotent-Replayed") == "true" {
+			replayed++
+		}
+	}
+	var tenants int
+	if err := h.DB.NewRaw("SELECT count(*) FROM tenants WHERE org_id = ?", w.Org.ID).Scan(context.Background(), &tenants); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || tenants != 1 || replayed != n-1 {
+		t.Fatalf("ids = %v, tenants = %d, replayed = %d", ids, tenants, replayed)
+	}
+	if r := httpReq(t, l.srv, "POST", orgPath(w, "/tenants"), w.People[domain.RoleOwner].Token, map[string]any{"name": "other", "environment": "prod"}, key); r.Status != 422 || r.code() != "IDEMPOTENCY_KEY_REUSED" {
+		t.Fatalf("key reuse: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing.T) {
+	h := harness.Get(t)
+	l := newLifecycle(t, map[string]activities.Fault{"route": {Fail: true}})
+	w := newWorld(t, h, "team")
+	r := l.create(t, w, "broken", "")
+	if r.Status != 202 {
+		t.Fatalf("create: %d %s", r.Status, r.Raw)
+	}
+	var d lifecycleData
+	r.data(t, &d)
+	wfID := d.Tenant.WorkflowID
+	// Stuck after its bounded retries.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		v, err := h.Temporal.QueryWorkflow(context.Background(), wfID, "", workflows.QueryStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st workflows.Status
+		if err := v.Get(&st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Saga == workflows.SagaStuck && st.StuckStep == "route" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not stuck: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var ops []store.Operation
+	req(t, l.srv, "GET", orgPath(w, "/tenants/"+d.Tenant.ID+"/operations"), w.People[domain.RoleViewer].Token, nil).data(t, &ops)
+	if len(ops) != 1 || ops[0].Status != "stuck" || fmt.Sprint(ops[0].Steps) == "" || ops[0].Steps[2].Attempts != 2 || !strings.Contains(ops[0].Steps[2].LastError, "fault drill") {
+		t.Fatalf("operations = %+v", ops)
+	}
+	if err := h.Temporal.SignalWorkflow(context.Background(), wfID, "", workflows.SignalCompensate, workflows.OperatorSignal{Operator: "test-operator"}); err != nil {
+		t.Fatal(err)
+	}
+	tn := l.waitState(t, w, d.Tenant.ID, domain.StateFailed)
+	if res := l.resources(t, tn); res.Any() {
+		t.Fatalf("a failed tenant left resources: %+v", res)
+	}
+	var actor string
+	if err := h.DB.NewRaw("SELECT actor_id FROM audit_events WHERE target_id = ? AND action = 'tenant.saga_resolved'", tn.ID).Scan(context.Background(), &actor); err != nil || actor != "test-operator" {
+		t.Fatalf("saga_resolved actor = %q, %v", actor, err)
+	}
+}

@@ -1,0 +1,65 @@
+package domain
+
+// State is a tenant's lifecycle state (SPEC §4).
+type State string
+
+// The tenant states.
+const (
+	StateProvisioning    State = "provisioning"
+	StateActive          State = "active"
+	StateSuspended       State = "suspended"
+	StateDecommissioning State = "decommissioning"
+	StateDecommissioned  State = "decommissioned"
+	StateFailed          State = "failed"
+)
+
+// OpKind is the kind of a lifecycle operation.
+type OpKind string
+
+// The operation kinds.
+const (
+	OpProvision    OpKind = "provision"
+	OpSuspend      OpKind = "suspend"
+	OpResume       OpKind = "resume"
+	OpDecommission OpKind = "decommission"
+	OpRestore      OpKind = "restore"
+)
+
+// OpStatus is an operation's status.
+type OpStatus string
+
+// The operation statuses.
+const (
+	OpRunning     OpStatus = "running"
+	OpStuck       OpStatus = "stuck"
+	OpSucceeded   OpStatus = "succeeded"
+	OpFailed      OpStatus = "failed"
+	OpCancelled   OpStatus = "cancelled"
+	OpCompensated OpStatus = "compensated"
+)
+
+// transitions says from which state each requested operation may start.
+var transitions = map[OpKind]State{
+	OpSuspend: StateActive,
+	OpResume:  StateSuspended,
+	OpRestore: StateDecommissioning,
+}
+
+// CanStart reports whether an operation of the kind may start from the
+// state, and if not, why.
+func CanStart(kind OpKind, from State) error {
+	if kind == OpDecommission {
+		if from == StateActive || from == StateSuspended {
+			return nil
+		}
+		return Errorf(CodeConflict, "cannot decommission a tenant that is %s (only active or suspended tenants)", from)
+	}
+	want, ok := transitions[kind]
+	if !ok {
+		return Errorf(CodeBadRequest, "unknown operation %q", kind)
+	}
+	if from != want {
+		return Errorf(CodeConflict, "cannot %s a tenant that is %s (only %s tenants)", kind, from, want)
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+package domain
+
+import "testing"
+
+func TestTransitionsAllowedFromEachState(t *testing.T) {
+	states := []State{StateProvisioning, StateActive, StateSuspended, StateDecommissioning, StateDecommissioned, StateFailed}
+	allowed := map[OpKind][]State{
+		OpSuspend:      {StateActive},
+		OpResume:       {StateSuspended},
+		OpDecommission: {StateActive, StateSuspended},
+		OpRestore:      {StateDecommissioning},
+	}
+	for kind, ok := range allowed {
+		for _, s := range states {
+			want := false
+			for _, a := range ok {
+				want = want || a == s
+			}
+			err := CanStart(kind, s)
+			if (err == nil) != want {
+				t.Errorf("CanStart(%s, %s) = %v, want allowed=%v", kind, s, err, want)
+			}
+			if err != nil && ErrorCode(err) != CodeConflict {
+				t.Errorf("CanStart(%s, %s) code = %s, want CONFLICT", kind, s, ErrorCode(err))
+			}
+		}
+	}
+}
+
+func TestThePolicyTableMatchesTheSpec(t *testing.T) {
+	want := map[Action][]Role{
+		ActionRead:          {RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer},
+		ActionTenantWrite:   {RoleOwner, RoleAdmin, RoleDeveloper},
+		ActionTenantDestroy: {RoleOwner, RoleAdmin},
+		ActionMembersManage: {RoleOwner, RoleAdmin},
+		ActionOwnersManage:  {RoleOwner},
+		ActionPlanChange:    {RoleOwner},
+		ActionAuditRead:     {RoleOwner, RoleAdmin},
+	}
+	for a, roles := range want {
+		for _, r := range Roles {
+			in := false
+			for _, x := range roles {
+				in = in || x == r
+			}
+			if Allowed(r, a) != in {
+				t.Errorf("Allowed(%s, %s) = %v, want %v", r, a, !in, in)
+			}
+		}
+	}
+	if Allowed(RoleOwner, Action("no.such.action")) {
+		t.Error("an action missing from the table is allowed")
+	}
+}

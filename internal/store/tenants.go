@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// Tenant is a row of tenants.
+type Tenant struct {
+	bun.BaseModel `bun:"table:tenants"`
+
+	ID                 string    `bun:"id,pk" json:"id"`
+	OrgID              string    `bun:"org_id" json:"org_id"`
+	Name               string    `bun:"name" json:"name"`
+	Environment        string    `bun:"environment" json:"environment"`
+	State              string    `bun:"state" json:"state"`
+	Hostname           string    `bun:"hostname" json:"hostname"`
+	WorkflowID         string    `bun:"workflow_id" json:"workflow_id"`
+	CurrentOperationID *string   `bun:"current_operation_id" json:"current_operation_id"`
+	CreatedBy          string    `bun:"created_by" json:"created_by"`
+	CreatedAt          time.Time `bun:"created_at" json:"created_at"`
+	UpdatedAt          time.Time `bun:"updated_at" json:"updated_at"`
+}
+
+// Step is one step of an operation as the saga status view shows it.
+type Step struct {
+	Name      string     `json:"name"`
+	Status    string     `json:"status"` // pending, running, done, failed, compensated
+	Attempts  int        `json:"attempts"`
+	LastError string     `json:"last_error,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+// Operation is a row of operations: one lifecycle action of a tenant.
+type Operation struct {
+	bun.BaseModel `bun:"table:operations"`
+
+	ID          string     `bun:"id,pk" json:"id"`
+	OrgID       string     `bun:"org_id" json:"org_id"`
+	TenantID    string     `bun:"tenant_id" json:"tenant_id"`
+	Kind        string     `bun:"kind" json:"kind"`
+	Status      string     `bun:"status" json:"status"`
+	Steps       []Step     `bun:"steps,type:jsonb" json:"steps"`
+	RequestedBy string     `bun:"requested_by" json:"requested_by"`
+	RequestID   string     `bun:"request_id" json:"request_id"`
+	WorkflowID  string     `bun:"workflow_id" json:"workflow_id"`
+	UpdateID    string     `bun:"update_id" json:"update_id,omitempty"`
+	StartedAt   time.Time  `bun:"started_at" json:"started_at"`
+	EndedAt     *time.Time `bun:"ended_at" json:"ended_at"`
+}
+
+// TenantByID returns a tenant of the organisation.
+func TenantByID(ctx context.Context, db bun.IDB, orgID, id string) (Tenant, error) {
+	var t Tenant
+	err := db.NewSelect().Model(&t).Where("org_id = ? AND id = ?", orgID, id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, domain.Errorf(domain.CodeNotFound, "tenant not found: %s", id)
+	}
+	if err != nil {
+		return t, fmt.Errorf("load tenant %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// ListTenants returns up to limit+1 tenants of the organisation after the
+// keyset position, oldest first, optionally in one state.
+func ListTenants(ctx context.Context, db bun.IDB, orgID, state string, after Keyset, limit int) ([]Tenant, error) {
+	var out []Tenant
+	q := db.NewSelect().Model(&out).Where("org_id = ?", orgID).OrderExpr("created_at, id").Limit(int64(limit + 1))
+	if state != "" {
+		q = q.Where("state = ?", state)
+	}
+	if after.ID != "" {
+		q = q.Where("(created_at, id) > (?, ?)", after.CreatedAt, after.ID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list tenants of %s: %w", orgID, err)
+	}
+	return out, nil
+}
+
+// OperationByID returns an operation.
+func OperationByID(ctx context.Context, db bun.IDB, id string) (Operation, error) {
+	var op Operation
+	err := db.NewSelect().Model(&op).Where("id = ?", id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return op, domain.Errorf(domain.CodeNotFound, "operation not found: %s", id)
+	}
+	return op, err
+}
+
+// ListOperations returns up to limit+1 operations of a tenant after the
+// keyset position, oldest first.
+func ListOperations(ctx context.Context, db bun.IDB, tenantID string, after Keyset, limit int) ([]Operation, error) {
+	var out []Operation
+	q := db.NewSelect().Model(&out).Where("tenant_id = ?", tenantID).OrderExpr("started_at, id").Limit(int64(limit + 1))
+	if after.ID != "" {
+		q = q.Where("(started_at, id) > (?, ?)", after.CreatedAt, after.ID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list operations of %s: %w", tenantID, err)
+	}
+	return out, nil
+}
+
+// StepNames returns the initial steps of an operation, all pending.
+func StepNames(names ...string) []Step {
+	out := make([]Step, len(names))
+	for i, n := range names {
+		out[i] = Step{Name: n, Status: "pending"}
+	}
+	return out
+}
+
+// UpdateStep records an attempt of one step of an operation.
+func UpdateStep(ctx context.Context, db bun.IDB, opID, step, status string, attempts int, lastErr string) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var op Operation
+		if err := tx.NewSelect().Model(&op).Where("id = ?", opID).For("UPDATE").Scan(ctx); err != nil {
+			return fmt.Errorf("load operation %s: %w", opID, err)
+		}
+		now := time.Now().UTC()
+		found := false
+		for i := range op.Steps {
+			if op.Steps[i].Name == step {
+				op.Steps[i].Status, op.Steps[i].Attempts, op.Steps[i].LastError, op.Steps[i].UpdatedAt = status, attempts, lastErr, &now
+				found = true
+			}
+		}
+		if !found {
+			op.Steps = append(op.Steps, Step{Name: step, Status: status, Attempts: attempts, LastError: lastErr, UpdatedAt: &now})
+		}
+		b, _ := json.Marshal(op.Steps)
+		_, err := tx.NewUpdate().Model((*Operation)(nil)).Set("steps = ?", string(b)).Where("id = ?", opID).Exec(ctx)
+		return err
+	})
+}
