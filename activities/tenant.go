@@ -274,6 +274,22 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 	if err := store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "running", attempt, ""); err != nil {
 		return err
 	}
+	// Heartbeats let Temporal see a dead worker within the heartbeat
+	// timeout, not the step's whole time limit.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
 	if err := fn(ctx, in.Tenant); err != nil {
 		if rerr := store.UpdateStep(context.WithoutCancel(ctx), a.DB, in.OperationID, in.Step, "failed", attempt, err.Error()); rerr != nil {
 			return errors.Join(err, rerr)

@@ -274,3 +274,50 @@ func TestInvalidConfigurationIsReportedAllAtOnceBeforeAnythingStarts(t *testing.
 		}
 	}
 }
+
+func TestDevKilledMidSagaFinishesItAfterARestartWithNothingTwice(t *testing.T) {
+	h := harness.Get(t)
+	url, db := h.NewDatabase(t, false)
+	env := append(devEnv(t), "CP_DATABASE_URL="+url, "CP_FAULTS=keys=delay:4s")
+	p := startDev(t, env)
+	d := signInDev(t, p.api)
+	id, _ := d.createTenant("survivor")
+	// Kill while the keys step sleeps in its fault drill.
+	time.Sleep(1500 * time.Millisecond)
+	if err := p.stop(t, syscall.SIGKILL); err == nil {
+		t.Fatal("SIGKILL reported success")
+	}
+
+	again := startDev(t, env)
+	d = signInDev(t, again.api)
+	d.waitState(id, "active")
+
+	ctx := context.Background()
+	var counts []struct {
+		Action string `bun:"action"`
+		N      int    `bun:"n"`
+	}
+	if err := db.NewRaw("SELECT action, count(*) AS n FROM audit_events WHERE target_id = ? GROUP BY action", id).Scan(ctx, &counts); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, c := range counts {
+		seen[c.Action] = c.N
+		if c.N != 1 {
+			t.Errorf("%s written %d times", c.Action, c.N)
+		}
+	}
+	if seen["tenant.create_requested"] != 1 || seen["tenant.provisioned"] != 1 {
+		t.Errorf("events = %v", seen)
+	}
+	var keys, routes int
+	if err := db.NewRaw("SELECT (SELECT count(*) FROM dataplane.signing_keys WHERE tenant_id = ?), (SELECT count(*) FROM dataplane.routes WHERE tenant_id = ?)", id, id).Scan(ctx, &keys, &routes); err != nil {
+		t.Fatal(err)
+	}
+	if keys != 1 || routes != 1 {
+		t.Fatalf("keys = %d, routes = %d; want one of each", keys, routes)
+	}
+	if err := again.stop(t, syscall.SIGINT); err != nil {
+		t.Fatalf("dev exited with %v", err)
+	}
+}

@@ -57,6 +57,7 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		}
 	}
 
+	waitForOldServer(dir)
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -251,6 +252,25 @@ func initdb(ctx context.Context, bin, dir string, cred *syscall.Credential) erro
 		return fmt.Errorf("initdb %s: %w: %s", dir, err, strings.TrimSpace(out.String()))
 	}
 	return nil
+}
+
+// waitForOldServer gives a server left by a killed process (it got the
+// parent-death signal and is shutting down) up to 30 s to exit, so the new
+// one does not find the data dir locked.
+func waitForOldServer(dir string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+		if err != nil {
+			return
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		pid, err := strconv.Atoi(strings.TrimSpace(first))
+		if err != nil || syscall.Kill(pid, 0) != nil {
+			return // stale: postgres itself cleans it up
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func freePort() (int, error) {
