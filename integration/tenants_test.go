@@ -168,6 +168,7 @@ func TestATenantLivesItsWholeLifecycleThroughHTTP(t *testing.T) {
 			t.Errorf("no %s event in %v", a, actions)
 		}
 	}
+	recordHistory(t, h, tn.WorkflowID, "lifecycle")
 	// The name is free again.
 	if r := l.create(t, w, "prod", ""); r.Status != 202 {
 		t.Fatalf("the name after decommission: %d %s", r.Status, r.Raw)
@@ -253,6 +254,7 @@ func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing
 	if res := l.resources(t, tn); res.Any() {
 		t.Fatalf("a failed tenant left resources: %+v", res)
 	}
+	recordHistory(t, h, tn.WorkflowID, "compensated")
 	var actor string
 	if err := h.DB.NewRaw("SELECT actor_id FROM audit_events WHERE target_id = ? AND action = 'tenant.saga_resolved'", tn.ID).Scan(context.Background(), &actor); err != nil || actor != "test-operator" {
 		t.Fatalf("saga_resolved actor = %q, %v", actor, err)
