@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -213,8 +212,16 @@ func TestConcurrentIdenticalCreatesMakeOneTenant(t *testing.T) {
 }
 
 func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing.T) {
+	for i, step := range workflows.ProvisionSteps {
+		t.Run("at "+step, func(t *testing.T) { failAt(t, step, i) })
+	}
+}
+
+// failAt makes every attempt of one provisioning step fail, compensates the
+// stuck saga, and checks that nothing of the tenant is left.
+func failAt(t *testing.T, step string, index int) {
 	h := harness.Get(t)
-	l := newLifecycle(t, map[string]activities.Fault{"route": {Fail: true}})
+	l := newLifecycle(t, map[string]activities.Fault{step: {Fail: true}})
 	w := newWorld(t, h, "team")
 	r := l.create(t, w, "broken", "")
 	if r.Status != 202 {
@@ -234,7 +241,7 @@ func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing
 		if err := v.Get(&st); err != nil {
 			t.Fatal(err)
 		}
-		if st.Saga == workflows.SagaStuck && st.StuckStep == "route" {
+		if st.Saga == workflows.SagaStuck && st.StuckStep == step {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -244,7 +251,7 @@ func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing
 	}
 	var ops []store.Operation
 	req(t, l.srv, "GET", orgPath(w, "/tenants/"+d.Tenant.ID+"/operations"), w.People[domain.RoleViewer].Token, nil).data(t, &ops)
-	if len(ops) != 1 || ops[0].Status != "stuck" || fmt.Sprint(ops[0].Steps) == "" || ops[0].Steps[2].Attempts != 2 || !strings.Contains(ops[0].Steps[2].LastError, "fault drill") {
+	if len(ops) != 1 || ops[0].Status != "stuck" || ops[0].Steps[index].Attempts != 2 || !strings.Contains(ops[0].Steps[index].LastError, "fault drill") {
 		t.Fatalf("operations = %+v", ops)
 	}
 	if err := h.Temporal.SignalWorkflow(context.Background(), wfID, "", workflows.SignalCompensate, workflows.OperatorSignal{Operator: "test-operator"}); err != nil {
@@ -254,9 +261,37 @@ func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing
 	if res := l.resources(t, tn); res.Any() {
 		t.Fatalf("a failed tenant left resources: %+v", res)
 	}
-	recordHistory(t, h, tn.WorkflowID, "compensated")
+	if step == "route" {
+		recordHistory(t, h, tn.WorkflowID, "compensated")
+	}
 	var actor string
 	if err := h.DB.NewRaw("SELECT actor_id FROM audit_events WHERE target_id = ? AND action = 'tenant.saga_resolved'", tn.ID).Scan(context.Background(), &actor); err != nil || actor != "test-operator" {
 		t.Fatalf("saga_resolved actor = %q, %v", actor, err)
+	}
+}
+
+func TestARequestNeverHangsWhenNoWorkerIsUp(t *testing.T) {
+	h := harness.Get(t)
+	tq := harness.TaskQueue(t) // no worker polls it yet
+	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, StepMaxAttempts: 2})
+	w := newWorld(t, h, "team")
+	key := "no-worker-" + uniq()
+	start := time.Now()
+	r := httpReq(t, srv, "POST", orgPath(w, "/tenants"), w.People[domain.RoleOwner].Token, map[string]any{"name": "patient", "environment": "prod"}, key)
+	if r.Status != 503 || r.code() != "UNAVAILABLE" || r.Header.Get("Retry-After") == "" || time.Since(start) > 15*time.Second {
+		t.Fatalf("without a worker: %d %s after %v", r.Status, r.Raw, time.Since(start))
+	}
+	// A worker comes back; the retry with the same key creates the tenant once.
+	h.StartWorker(t, tq, func(r worker.Registry) {
+		r.RegisterWorkflow(workflows.TenantWorkflow)
+		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: &activities.PostgresDataPlane{DB: h.DB}})
+	})
+	r = httpReq(t, srv, "POST", orgPath(w, "/tenants"), w.People[domain.RoleOwner].Token, map[string]any{"name": "patient", "environment": "prod"}, key)
+	if r.Status != 202 {
+		t.Fatalf("retry with a worker: %d %s", r.Status, r.Raw)
+	}
+	var n int
+	if err := h.DB.NewRaw("SELECT count(*) FROM tenants WHERE org_id = ?", w.Org.ID).Scan(context.Background(), &n); err != nil || n != 1 {
+		t.Fatalf("tenants = %d, %v", n, err)
 	}
 }
