@@ -20,7 +20,7 @@ import (
 // the p50 and p99 latency seen by the clients.
 func BenchmarkAuthenticatedGetOrganization(b *testing.B) {
 	h := harness.Get(b)
-	w := newWorld(&testing.T{}, h, "enterprise")
+	w := newWorld(b, h, "enterprise")
 	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -32,7 +32,7 @@ var (
 
 // passwordHash is testPassword's hash, computed once: fixtures create many
 // users, and argon2id is slow on purpose.
-func passwordHash(t *testing.T) string {
+func passwordHash(t testing.TB) string {
 	hashOnce.Do(func() {
 		var err error
 		testHash, err = password.Hash(testPassword, password.Default)
@@ -62,7 +62,7 @@ func uniq() string {
 
 // newWorld creates an organisation on the plan with one member per role,
 // each signed in.
-func newWorld(t *testing.T, h *harness.Harness, plan string) world {
+func newWorld(t testing.TB, h *harness.Harness, plan string) world {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -79,7 +79,7 @@ func newWorld(t *testing.T, h *harness.Harness, plan string) world {
 }
 
 // addPerson adds a user with a membership of the role and a session.
-func addPerson(t *testing.T, h *harness.Harness, orgID string, role domain.Role) person {
+func addPerson(t testing.TB, h *harness.Harness, orgID string, role domain.Role) person {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -95,7 +95,7 @@ func addPerson(t *testing.T, h *harness.Harness, orgID string, role domain.Role)
 }
 
 // session creates a session for the user (a negative ttl: already expired).
-func session(t *testing.T, h *harness.Harness, userID string, ttl time.Duration) string {
+func session(t testing.TB, h *harness.Harness, userID string, ttl time.Duration) string {
 	t.Helper()
 	tok, _, err := store.CreateSession(context.Background(), h.DB, userID, ttl, "127.0.0.1", "test")
 	if err != nil {

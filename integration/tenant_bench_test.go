@@ -67,7 +67,7 @@ func BenchmarkTenantCreation(b *testing.B) {
 	if _, err := h.DB.ExecContext(ctx, "INSERT INTO plans (id, name, max_tenants, max_members, requests_per_minute) VALUES ('bench', 'Bench', 100000, 100, 100000) ON CONFLICT DO NOTHING"); err != nil {
 		b.Fatal(err)
 	}
-	w := newWorld(&testing.T{}, h, "bench")
+	w := newWorld(b, h, "bench")
 	tq := "bench-" + uniq()
 	wk := worker.New(h.Temporal, tq, worker.Options{})
 	wk.RegisterWorkflow(workflows.TenantWorkflow)
