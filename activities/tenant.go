@@ -80,7 +80,7 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Reserv
 		if live >= plan.MaxTenants {
 			return domain.Errorf(domain.CodeConflict, "tenant quota reached: plan %s allows %d tenants", plan.ID, plan.MaxTenants)
 		}
-		now := time.Now().UTC()
+		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
 		t := in.Tenant
 		t.State, t.CurrentOperationID, t.CreatedBy, t.CreatedAt, t.UpdatedAt = string(domain.StateProvisioning), &in.OperationID, in.Request.UserID, now, now
 		op := store.Operation{ID: in.OperationID, OrgID: t.OrgID, TenantID: t.ID, Kind: string(domain.OpProvision), Status: string(domain.OpRunning),
@@ -142,7 +142,7 @@ func (a *Activities) BeginOperation(ctx context.Context, in BeginInput) (Reserve
 			return a.event(ctx, tx, res.Tenant, in.Request, nil, "tenant.restore_requested",
 				map[string]any{"operation_id": res.Operation.ID}, "requested")
 		}
-		now := time.Now().UTC()
+		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
 		res.Operation = store.Operation{ID: in.OperationID, OrgID: in.OrgID, TenantID: in.TenantID, Kind: string(in.Kind), Status: string(domain.OpRunning),
 			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: res.Tenant.WorkflowID,
 			UpdateID: in.UpdateID, StartedAt: now}
@@ -188,7 +188,7 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) (store.Tenant, 
 		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
 			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
 		}
-		now := time.Now().UTC()
+		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
 		before := t.State
 		if in.State != "" {
 			t.State = string(in.State)

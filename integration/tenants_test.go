@@ -179,7 +179,7 @@ func TestConcurrentIdenticalCreatesMakeOneTenant(t *testing.T) {
 	l := newLifecycle(t, nil)
 	w := newWorld(t, h, "team")
 	key := "create-" + uniq()
-	const n = 20
+	const n = 50
 	var wg sync.WaitGroup
 	results := make([]response, n)
 	for i := range n {
@@ -205,6 +205,24 @@ func TestConcurrentIdenticalCreatesMakeOneTenant(t *testing.T) {
 	}
 	if len(ids) != 1 || tenants != 1 || replayed != n-1 {
 		t.Fatalf("ids = %v, tenants = %d, replayed = %d", ids, tenants, replayed)
+	}
+	var workflows int
+	if err := h.DB.NewRaw("SELECT count(DISTINCT workflow_id) FROM operations WHERE org_id = ?", w.Org.ID).Scan(context.Background(), &workflows); err != nil || workflows != 1 {
+		t.Fatalf("workflows = %d, %v", workflows, err)
+	}
+	// Every answer is the same body but for its own meta.
+	first := results[0].Env.Data
+	for _, r := range results[1:] {
+		if string(r.Env.Data) != string(first) {
+			t.Fatalf("answers differ:\n%s\n%s", first, r.Env.Data)
+		}
+	}
+	// Later, after provisioning, a retry still gets the original answer.
+	var d lifecycleData
+	results[0].data(t, &d)
+	l.waitState(t, w, d.Tenant.ID, domain.StateActive)
+	if r := l.create(t, w, "staging", key); r.Status != 202 || string(r.Env.Data) != string(first) || r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("a late retry: %d %s\nwant %s", r.Status, r.Env.Data, first)
 	}
 	if r := httpReq(t, l.srv, "POST", orgPath(w, "/tenants"), w.People[domain.RoleOwner].Token, map[string]any{"name": "other", "environment": "prod"}, key); r.Status != 422 || r.code() != "IDEMPOTENCY_KEY_REUSED" {
 		t.Fatalf("key reuse: %d %s", r.Status, r.Raw)
