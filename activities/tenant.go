@@ -270,10 +270,9 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 	if !ok {
 		return temporal.NewNonRetryableApplicationError("unknown step "+in.Step, "UNKNOWN_STEP", nil)
 	}
+	// Only outcomes are written (an attempt's start is in Temporal's
+	// history): one write per attempt keeps provisioning throughput up.
 	attempt := int(activity.GetInfo(ctx).Attempt)
-	if err := store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "running", attempt, ""); err != nil {
-		return err
-	}
 	// Heartbeats let Temporal see a dead worker within the heartbeat
 	// timeout, not the step's whole time limit.
 	stop := make(chan struct{})
