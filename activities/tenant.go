@@ -62,13 +62,12 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Reserv
 			res.Tenant = existing
 			return tx.NewSelect().Model(&res.Operation).Where("id = ?", in.OperationID).Scan(ctx)
 		}
-		var plan store.Plan
-		if err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute
-			FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR UPDATE OF o`, in.Tenant.OrgID).Scan(ctx, &plan); err != nil {
-			return fmt.Errorf("lock organisation %s: %w", in.Tenant.OrgID, err)
+		plan, err := store.LockPlan(ctx, tx, in.Tenant.OrgID)
+		if err != nil {
+			return err
 		}
 		var taken string
-		err := tx.NewSelect().Model((*store.Tenant)(nil)).Column("id").
+		err = tx.NewSelect().Model((*store.Tenant)(nil)).Column("id").
 			Where("org_id = ? AND name = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.OrgID, in.Tenant.Name).Scan(ctx, &taken)
 		if err == nil {
 			return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization by %s", in.Tenant.Name, taken)

@@ -65,10 +65,9 @@ func Invite(ctx context.Context, db *bun.DB, in InviteInput, mail Mail, ev Event
 	inv := Invitation{ID: domain.NewID(domain.PrefixInvitation), OrgID: in.OrgID, Email: in.Email, Role: string(in.Role),
 		TokenHash: hash, Status: "pending", InvitedBy: in.InvitedBy, ExpiresAt: now.Add(in.TTL), CreatedAt: now, UpdatedAt: now}
 	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		// The organisation's row serialises quota checks.
-		var plan Plan
-		if err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR UPDATE OF o`, in.OrgID).Scan(ctx, &plan); err != nil {
-			return fmt.Errorf("lock organisation %s: %w", in.OrgID, err)
+		plan, err := LockPlan(ctx, tx, in.OrgID)
+		if err != nil {
+			return err
 		}
 		var isMember bool
 		if err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM members m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? AND u.email = ?)`, in.OrgID, in.Email).Scan(ctx, &isMember); err != nil {
@@ -83,7 +82,7 @@ func Invite(ctx context.Context, db *bun.DB, in InviteInput, mail Mail, ev Event
 			return fmt.Errorf("expire old invitations: %w", err)
 		}
 		var pending string
-		err := tx.NewSelect().Model((*Invitation)(nil)).Column("id").Where("org_id = ? AND email = ? AND status = 'pending'", in.OrgID, in.Email).Scan(ctx, &pending)
+		err = tx.NewSelect().Model((*Invitation)(nil)).Column("id").Where("org_id = ? AND email = ? AND status = 'pending'", in.OrgID, in.Email).Scan(ctx, &pending)
 		if err == nil {
 			return domain.Errorf(domain.CodeConflict, "a pending invitation for %s exists: %s", in.Email, pending)
 		} else if !errors.Is(err, sql.ErrNoRows) {

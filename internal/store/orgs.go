@@ -63,3 +63,15 @@ func PlanByID(ctx context.Context, db bun.IDB, id string) (Plan, error) {
 	}
 	return p, nil
 }
+
+// LockPlan locks the organisation's row, so quota checks of concurrent
+// requests run one after the other, and returns its plan.
+func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {
+	var plan Plan
+	err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute
+		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR UPDATE OF o`, orgID).Scan(ctx, &plan)
+	if err != nil {
+		return plan, fmt.Errorf("lock organisation %s: %w", orgID, err)
+	}
+	return plan, nil
+}
