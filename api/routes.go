@@ -85,6 +85,7 @@ func (s *Server) table() []route {
 		{Route{"POST", org + "/tenants/:tenant_id/decommission", Org, domain.ActionTenantDestroy, false}, s.transition(domain.OpDecommission)},
 		{Route{"POST", org + "/tenants/:tenant_id/restore", Org, domain.ActionTenantDestroy, false}, s.transition(domain.OpRestore)},
 		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false}, s.listOperations},
+		{Route{"GET", org + "/events", Org, domain.ActionAuditRead, false}, s.listEvents},
 	}
 }
 

@@ -85,6 +85,9 @@ var fixtures = map[string]fixture{
 	"GET /api/v1/organizations/:org_id/tenants/:tenant_id/operations": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateActive)+"/operations"), nil, 200, ""}
 	},
+	"GET /api/v1/organizations/:org_id/events": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/events"), nil, 200, ""}
+	},
 	// A permitted transition on a failed tenant is refused for the
 	// tenant's state, after authorisation: 409 tells it from 401/403/404.
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/suspend":      transitionCell("suspend"),
