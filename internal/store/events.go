@@ -55,7 +55,7 @@ func (e AuditEvent) View() EventView {
 	return EventView{ID: e.ID, OrgID: e.OrgID, Action: e.Action,
 		Actor:      EventActor{Type: e.ActorType, ID: e.ActorID, Email: e.ActorEmail},
 		OnBehalfOf: e.OnBehalfOf, Target: EventTarget{Type: e.TargetType, ID: e.TargetID},
-		RequestID:  e.RequestID, WorkflowID: e.WorkflowID, ClientAddr: e.ClientAddr, UserAgent: e.UserAgent,
+		RequestID: e.RequestID, WorkflowID: e.WorkflowID, ClientAddr: e.ClientAddr, UserAgent: e.UserAgent,
 		Data: e.Data, OccurredAt: e.OccurredAt}
 }
 
