@@ -55,6 +55,16 @@ type TenantParams struct {
 	// ReservationTimeout ends a workflow whose provision update never
 	// arrives (its caller gave up before any worker took it).
 	ReservationTimeout time.Duration
+	// MaxOperationsPerRun bounds the history of one run: after that many
+	// operations (or when Temporal suggests it) the workflow continues as
+	// new, carrying Continued.
+	MaxOperationsPerRun int
+	Continued           *Continued
+}
+
+// Continued is the state a run hands to the next one.
+type Continued struct {
+	State domain.State
 }
 
 // ProvisionRequest is the provision update: the human who creates the
@@ -114,6 +124,9 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) error {
 	if p.ReservationTimeout == 0 {
 		p.ReservationTimeout = 10 * time.Minute
 	}
+	if p.MaxOperationsPerRun == 0 {
+		p.MaxOperationsPerRun = 100
+	}
 	w := &tenant{p: p, state: domain.StateProvisioning, saga: SagaRunning,
 		ref: activities.TenantRef{TenantID: p.TenantID, OrgID: p.OrgID, Hostname: p.Hostname}}
 	if err := w.register(ctx); err != nil {
@@ -121,11 +134,19 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) error {
 	}
 	w.searchAttributes(ctx)
 
-	if ok, err := workflow.AwaitWithTimeout(ctx, p.ReservationTimeout, func() bool { return w.reserved || w.rejected }); err != nil || !ok || w.rejected {
-		return err
+	if p.Continued != nil {
+		w.state, w.reserved, w.saga = p.Continued.State, true, SagaIdle
+		w.searchAttributes(ctx)
+	} else {
+		if ok, err := workflow.AwaitWithTimeout(ctx, p.ReservationTimeout, func() bool { return w.reserved || w.rejected }); err != nil || !ok || w.rejected {
+			return err
+		}
+		w.provisionSaga(ctx)
 	}
-	w.provisionSaga(ctx)
-	for w.state != domain.StateFailed && w.state != domain.StateDecommissioned {
+	for ops := 0; w.state != domain.StateFailed && w.state != domain.StateDecommissioned; ops++ {
+		if ops >= p.MaxOperationsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return w.continueAsNew(ctx)
+		}
 		if err := workflow.Await(ctx, func() bool { return w.next != nil }); err != nil {
 			return err
 		}
@@ -139,6 +160,17 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) error {
 	w.searchAttributes(ctx)
 	// Let update handlers that are finishing reply before the run ends.
 	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+}
+
+// continueAsNew starts a fresh run with the tenant's state, once no update
+// is being handled, so a long-lived tenant's history stays short.
+func (w *tenant) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && w.next == nil && w.claimed == nil }); err != nil {
+		return err
+	}
+	p := w.p
+	p.Continued = &Continued{State: w.state}
+	return workflow.NewContinueAsNewError(ctx, TenantWorkflow, p)
 }
 
 func (w *tenant) register(ctx workflow.Context) error {

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -193,5 +195,43 @@ func TestACancelSignalDuringTheGracePeriodRestoresTheTenant(t *testing.T) {
 	}
 	if !slices.Contains(f.events, "tenant.restored") {
 		t.Fatalf("events = %v", f.events)
+	}
+}
+
+func TestALongLivedTenantContinuesAsNewWithItsState(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := &fakes{}
+	f.register(env)
+	provision(env)
+	var suspend, resume updateResult
+	transition(env, time.Minute, domain.OpSuspend, &suspend)
+	transition(env, 2*time.Minute, domain.OpResume, &resume)
+	p := params()
+	p.MaxOperationsPerRun = 2
+	env.ExecuteWorkflow(TenantWorkflow, p)
+
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("err = %v, want continue-as-new", err)
+	}
+	var next TenantParams
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.Continued == nil || next.Continued.State != domain.StateActive || next.TenantID != "tnt_1" {
+		t.Fatalf("next run = %+v", next)
+	}
+
+	// The next run takes transitions at once, with no provisioning.
+	env2 := s.NewTestWorkflowEnvironment()
+	f2 := &fakes{}
+	f2.register(env2)
+	var again updateResult
+	transition(env2, time.Minute, domain.OpSuspend, &again)
+	env2.RegisterDelayedCallback(func() { env2.CancelWorkflow() }, time.Hour)
+	env2.ExecuteWorkflow(TenantWorkflow, next)
+	if again.err != nil || len(f2.steps) != 1 || f2.steps[0] != "suspend_route" {
+		t.Fatalf("second run: err %v, steps %v", again.err, f2.steps)
 	}
 }
