@@ -139,8 +139,21 @@ func (s *Server) guard(r route) fiber.Handler {
 				}
 			}
 		}
-		return r.handle(c, who)
+		if c.Method() == fiber.MethodGet || workflowBacked(r.Route) {
+			return r.handle(c, who)
+		}
+		scope := "user:" + who.UserID
+		if r.Access == Org {
+			scope = "org:" + who.OrgID
+		}
+		return s.storedIdempotency(c, scope, func() error { return r.handle(c, who) })
 	}
+}
+
+// workflowBacked reports whether the route's Idempotency-Key maps to a
+// Temporal workflow or update id rather than to a stored answer.
+func workflowBacked(r Route) bool {
+	return r.Method == fiber.MethodPost && strings.Contains(r.Path, "/tenants")
 }
 
 func bearer(c *fiber.Ctx) (string, bool) {

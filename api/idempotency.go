@@ -1,0 +1,80 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// idempotencyTTL is how long an answer is kept for retries.
+const idempotencyTTL = 24 * time.Hour
+
+// storedIdempotency makes a mutating route idempotent by a stored answer:
+// the first request with a key runs and its status and body are kept; a
+// retry with the key gets them back (Idempotent-Replayed: true), a
+// concurrent duplicate waits for them, and the same key with another request
+// is 422. Tenant lifecycle routes do not use it: their keys are Temporal
+// workflow and update ids.
+func (s *Server) storedIdempotency(c *fiber.Ctx, scope string, next func() error) error {
+	key := c.Get("Idempotency-Key")
+	if key == "" {
+		return next()
+	}
+	if !idempotencyPattern.MatchString(key) {
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid Idempotency-Key",
+			FieldErrors: []domain.FieldError{{Field: "Idempotency-Key", Message: "1 to 128 of A-Z a-z 0-9 . _ : -"}}}
+	}
+	h := sha256.New()
+	h.Write([]byte(c.Method() + " " + c.Path() + "\n"))
+	h.Write(c.Body())
+	fp := h.Sum(nil)
+	ctx := c.UserContext()
+	deadline := time.Now().Add(workerBound)
+	for {
+		claimed, rec, err := store.ClaimIdempotencyKey(ctx, s.db, scope, key, fp, idempotencyTTL)
+		if err != nil {
+			return err
+		}
+		if claimed {
+			return s.runAndStore(c, scope, key, next)
+		}
+		if !bytes.Equal(rec.Fingerprint, fp) {
+			return domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", key)
+		}
+		if rec.State == "done" {
+			c.Set("Idempotent-Replayed", "true")
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			return c.Status(rec.Status).Send(rec.Response)
+		}
+		// A duplicate of a request still running: wait for its answer.
+		if time.Now().After(deadline) {
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return domain.Errorf(domain.CodeConflict, "a request with Idempotency-Key %s is still running; retry shortly", key)
+		}
+		if err := sleep(ctx, 25*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) runAndStore(c *fiber.Ctx, scope, key string, next func() error) error {
+	err := next()
+	if err != nil {
+		if werr := writeError(c, err); werr != nil {
+			return werr
+		}
+	}
+	status := c.Response().StatusCode()
+	bg := context.WithoutCancel(c.UserContext())
+	if status >= 500 {
+		// Nothing was decided: let a retry run again.
+		return store.ReleaseIdempotencyKey(bg, s.db, scope, key)
+	}
+	return store.CompleteIdempotencyKey(bg, s.db, scope, key, status, append([]byte(nil), c.Response().Body()...))
+}
