@@ -47,7 +47,9 @@ func TestConcurrentDuplicateInvitationsAreAnsweredOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]response, n)
 	for i := range n {
-		wg.Go(func() { results[i] = httpReq(t, srv, "POST", orgPath(w, "/invitations"), w.People[domain.RoleAdmin].Token, body, key) })
+		wg.Go(func() {
+			results[i] = httpReq(t, srv, "POST", orgPath(w, "/invitations"), w.People[domain.RoleAdmin].Token, body, key)
+		})
 	}
 	wg.Wait()
 	for _, r := range results {
