@@ -75,8 +75,11 @@ func schemaName(t TenantRef) (string, error) {
 }
 
 // Init creates the data plane's own tables (keys, routes) when missing.
+// Workers starting together take turns (IF NOT EXISTS alone races in
+// Postgres's catalog).
 func (d *PostgresDataPlane) Init(ctx context.Context) error {
 	_, err := d.DB.ExecContext(ctx, `
+		SELECT pg_advisory_xact_lock(7411100002);
 		CREATE SCHEMA IF NOT EXISTS dataplane;
 		CREATE TABLE IF NOT EXISTS dataplane.signing_keys (
 			tenant_id   text PRIMARY KEY,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/intelliauth/controlplane/activities"
@@ -75,5 +76,21 @@ func TestTheDefaultDataPlaneCreatesBlocksAndDestroysATenantsResources(t *testing
 	}
 	if r := inspect(); r.Any() {
 		t.Fatalf("after destruction: %+v", r)
+	}
+}
+
+func TestWorkersInitialisingTheDataPlaneTogetherDoNotCollide(t *testing.T) {
+	h := harness.Get(t)
+	_, db := h.NewDatabase(t, false)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() { errs[i] = (&activities.PostgresDataPlane{DB: db}).Init(context.Background()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("init %d: %v", i, err)
+		}
 	}
 }
