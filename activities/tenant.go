@@ -126,20 +126,24 @@ func (a *Activities) BeginOperation(ctx context.Context, in BeginInput) (Reserve
 		if err := tx.NewSelect().Model(&res.Operation).Where("id = ?", in.OperationID).Scan(ctx); err == nil {
 			return nil
 		}
-		if err := domain.CanStart(in.Kind, domain.State(res.Tenant.State)); err != nil {
-			return err
-		}
 		if in.Kind == domain.OpRestore {
-			// A restore cancels the running decommission operation; it is
-			// that operation the caller follows.
+			// A restore cancels the running decommission operation (the
+			// workflow checked that one runs); it is that operation the
+			// caller follows.
 			if res.Tenant.CurrentOperationID == nil {
 				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
 			}
 			if err := tx.NewSelect().Model(&res.Operation).Where("id = ?", *res.Tenant.CurrentOperationID).Scan(ctx); err != nil {
 				return fmt.Errorf("load operation: %w", err)
 			}
+			if res.Operation.Kind != string(domain.OpDecommission) {
+				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
+			}
 			return a.event(ctx, tx, res.Tenant, in.Request, nil, "tenant.restore_requested",
 				map[string]any{"operation_id": res.Operation.ID}, "requested")
+		}
+		if err := domain.CanStart(in.Kind, domain.State(res.Tenant.State)); err != nil {
+			return err
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
 		res.Operation = store.Operation{ID: in.OperationID, OrgID: in.OrgID, TenantID: in.TenantID, Kind: string(in.Kind), Status: string(domain.OpRunning),

@@ -109,6 +109,7 @@ type tenant struct {
 	restore        *TransitionRequest
 	restoreClaimed bool
 	inGrace        bool
+	destroying     bool
 }
 
 var errCompensate = errors.New("operator asked to compensate")
@@ -223,10 +224,19 @@ func (w *tenant) validateTransition(ctx workflow.Context, r TransitionRequest) e
 		return temporal.NewApplicationError("tenant not found", string(domain.CodeNotFound))
 	}
 	if r.Kind == domain.OpRestore {
-		if w.inGrace && !w.restoreClaimed {
+		// Allowed from the moment a decommission runs until it starts
+		// destroying: the decommission sees the restore when its grace
+		// period begins.
+		decommissioning := w.current != nil && w.current.Kind == domain.OpDecommission
+		switch {
+		case decommissioning && w.destroying:
+			return temporal.NewApplicationError("the grace period is over: the tenant's resources are being destroyed", string(domain.CodeConflict))
+		case decommissioning && w.restoreClaimed:
+			return temporal.NewApplicationError("a restore of this tenant is already under way", string(domain.CodeConflict))
+		case decommissioning:
 			return nil
 		}
-		return appError(domain.CanStart(r.Kind, w.state))
+		return temporal.NewApplicationError(fmt.Sprintf("cannot restore a tenant that is %s (only during a decommission's grace period)", w.state), string(domain.CodeConflict))
 	}
 	if busy := w.busy(); busy != nil {
 		return temporal.NewApplicationError(fmt.Sprintf("operation %s (%s) is running on this tenant", busy.OperationID, busy.Kind), string(domain.CodeConflict))
@@ -334,9 +344,11 @@ func (w *tenant) step(ctx workflow.Context, opID, name string, req activities.Re
 		if err == nil {
 			return nil
 		}
-		w.saga, w.stuck = SagaStuck, name
+		w.saga = SagaStuck
 		w.record(ctx, activities.RecordInput{OperationID: opID, Status: domain.OpStuck, Action: "tenant.saga_stuck", Request: req,
 			Data: map[string]any{"step": name, "error": rootCause(err), "attempts": w.p.StepMaxAttempts}})
+		// The status query names the stuck step once the operation says so.
+		w.stuck = name
 		signal, operator := w.awaitOperator(ctx, cancellable)
 		w.saga, w.stuck = SagaRunning, ""
 		w.record(ctx, activities.RecordInput{OperationID: opID, Status: domain.OpRunning, Action: "tenant.saga_resolved", Request: req,
@@ -486,6 +498,7 @@ func (w *tenant) decommission(ctx workflow.Context, r TransitionRequest) {
 		return
 	}
 
+	w.destroying = true
 	for _, s := range DecommissionSteps {
 		// Once destruction began nothing can be brought back, so a
 		// compensate signal leaves the saga stuck on the step until an
