@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -235,16 +236,28 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), workerBound)
 		defer cancel()
-		handle, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		opts := client.UpdateWorkflowOptions{
 			WorkflowID: t.WorkflowID, UpdateID: string(kind) + "/" + key, UpdateName: workflows.UpdateTransition,
 			Args:         []any{workflows.TransitionRequest{Kind: kind, OperationID: domain.NewID(domain.PrefixOperation), Request: s.request(c, who)}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
-		})
-		var res activities.ReserveResult
-		if err == nil {
-			err = handle.Get(ctx, &res)
 		}
-		if err != nil {
+		var res activities.ReserveResult
+		for attempt := 0; ; attempt++ {
+			handle, err := s.temporal.UpdateWorkflow(ctx, opts)
+			if err == nil {
+				err = handle.Get(ctx, &res)
+			}
+			if err == nil {
+				break
+			}
+			// An operation's last write is visible a moment before its
+			// workflow moves on: when the database says nothing runs, the
+			// workflow's "still running" is about to clear.
+			if attempt < 20 && s.finishing(c, t.ID, err) {
+				if serr := sleep(ctx, 25*time.Millisecond); serr == nil {
+					continue
+				}
+			}
 			return s.temporalError(c, err)
 		}
 		if res.Operation.RequestID != requestID(c) {
@@ -252,6 +265,20 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 		}
 		return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: newTenantView(res.Tenant), Operation: res.Operation})
 	}
+}
+
+// finishing reports whether err is the workflow's "operation … is running"
+// while the tenant's row says no operation runs.
+func (s *Server) finishing(c *fiber.Ctx, tenantID string, err error) bool {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != string(domain.CodeConflict) || !strings.Contains(appErr.Message(), "is running on this tenant") {
+		return false
+	}
+	var current *string
+	if qerr := s.db.NewSelect().Model((*store.Tenant)(nil)).Column("current_operation_id").Where("id = ?", tenantID).Scan(c.UserContext(), &current); qerr != nil {
+		return false
+	}
+	return current == nil
 }
 
 func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
