@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"regexp"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -15,6 +16,19 @@ import (
 // idempotencyTTL is how long an answer is kept for retries.
 const idempotencyTTL = 24 * time.Hour
 
+var idempotencyPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestKey returns the request's Idempotency-Key (empty: none), refusing
+// one that could not serve as a Temporal id or a stored key.
+func requestKey(c *fiber.Ctx) (string, error) {
+	key := c.Get("Idempotency-Key")
+	if key != "" && !idempotencyPattern.MatchString(key) {
+		return "", &domain.Error{Code: domain.CodeBadRequest, Message: "invalid Idempotency-Key",
+			FieldErrors: []domain.FieldError{{Field: "Idempotency-Key", Message: "1 to 128 of A-Z a-z 0-9 . _ : -"}}}
+	}
+	return key, nil
+}
+
 // storedIdempotency makes a mutating route idempotent by a stored answer:
 // the first request with a key runs and its status and body are kept; a
 // retry with the key gets them back (Idempotent-Replayed: true), a
@@ -22,13 +36,12 @@ const idempotencyTTL = 24 * time.Hour
 // is 422. Tenant lifecycle routes do not use it: their keys are Temporal
 // workflow and update ids.
 func (s *Server) storedIdempotency(c *fiber.Ctx, scope string, next func() error) error {
-	key := c.Get("Idempotency-Key")
+	key, err := requestKey(c)
+	if err != nil {
+		return err
+	}
 	if key == "" {
 		return next()
-	}
-	if !idempotencyPattern.MatchString(key) {
-		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid Idempotency-Key",
-			FieldErrors: []domain.FieldError{{Field: "Idempotency-Key", Message: "1 to 128 of A-Z a-z 0-9 . _ : -"}}}
 	}
 	h := sha256.New()
 	h.Write([]byte(c.Method() + " " + c.Path() + "\n"))

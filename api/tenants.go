@@ -28,7 +28,6 @@ const workerBound = 5 * time.Second
 var (
 	tenantNamePattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{1,30}[a-z0-9])$`)
 	environmentPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
-	idempotencyPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 )
 
 type createTenantRequest struct {
@@ -65,15 +64,11 @@ type lifecycleResponse struct {
 // idempotencyKey returns the request's Idempotency-Key, or a fresh one
 // when it has none.
 func idempotencyKey(c *fiber.Ctx) (string, error) {
-	key := c.Get("Idempotency-Key")
-	if key == "" {
-		return domain.NewID(""), nil
+	key, err := requestKey(c)
+	if err == nil && key == "" {
+		key = domain.NewID("")
 	}
-	if !idempotencyPattern.MatchString(key) {
-		return "", &domain.Error{Code: domain.CodeBadRequest, Message: "invalid Idempotency-Key",
-			FieldErrors: []domain.FieldError{{Field: "Idempotency-Key", Message: "1 to 128 of A-Z a-z 0-9 . _ : -"}}}
-	}
-	return key, nil
+	return key, err
 }
 
 func (s *Server) request(c *fiber.Ctx, who *caller) activities.Request {
@@ -207,12 +202,8 @@ func (s *Server) temporalError(c *fiber.Ctx, err error) error {
 	if errors.As(err, &done) {
 		return domain.Errorf(domain.CodeConflict, "the tenant's lifecycle has ended; no operation can run on it")
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(c.UserContext().Err(), context.DeadlineExceeded) {
-		c.Set(fiber.HeaderRetryAfter, "5")
-		return domain.Errorf(domain.CodeUnavailable, "no worker answered within %s; retry with the same Idempotency-Key", workerBound)
-	}
 	var dl *serviceerror.DeadlineExceeded
-	if errors.As(err, &dl) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(c.UserContext().Err(), context.DeadlineExceeded) || errors.As(err, &dl) {
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return domain.Errorf(domain.CodeUnavailable, "no worker answered within %s; retry with the same Idempotency-Key", workerBound)
 	}
