@@ -51,16 +51,7 @@ func TestEventsPageNewestFirstAndStayStableUnderConcurrentInserts(t *testing.T) 
 	})
 	seen := map[string]bool{}
 	var last time.Time
-	cursor, pages := "", 0
-	for {
-		path := orgPath(w, "/events?action=tenant.suspended&limit=100")
-		if cursor != "" {
-			path += "&cursor=" + cursor
-		}
-		r := req(t, srv, "GET", path, tok, nil)
-		if r.Status != 200 {
-			t.Fatalf("page %d: %d %s", pages, r.Status, r.Raw)
-		}
+	pages, _ := walkPages(t, srv, tok, orgPath(w, "/events?action=tenant.suspended&limit=100"), func(r response) {
 		var evs []store.EventView
 		r.data(t, &evs)
 		for _, e := range evs {
@@ -72,19 +63,7 @@ func TestEventsPageNewestFirstAndStayStableUnderConcurrentInserts(t *testing.T) 
 			}
 			seen[e.ID], last = true, e.OccurredAt
 		}
-		var meta struct {
-			Meta struct {
-				Cursor  string `json:"cursor"`
-				HasMore bool   `json:"has_more"`
-			} `json:"meta"`
-		}
-		decodeJSON(t, r.Raw, &meta)
-		pages++
-		if !meta.Meta.HasMore {
-			break
-		}
-		cursor = meta.Meta.Cursor
-	}
+	})
 	close(stop)
 	wg.Wait()
 	if len(seen) != 230 || pages != 3 {

@@ -218,3 +218,33 @@ func decodeJSON(t *testing.T, raw string, v any) {
 		t.Fatalf("%v: %s", err, raw)
 	}
 }
+
+// walkPages GETs path (which has a query) page by page, following
+// meta.cursor until has_more is false, and hands each page to page. It
+// returns how many pages there were and the last cursor it followed.
+func walkPages(t *testing.T, srv *api.Server, token, path string, page func(response)) (pages int, cursor string) {
+	t.Helper()
+	for {
+		p := path
+		if cursor != "" {
+			p += "&cursor=" + cursor
+		}
+		r := req(t, srv, "GET", p, token, nil)
+		if r.Status != 200 {
+			t.Fatalf("page %d: %d %s", pages, r.Status, r.Raw)
+		}
+		page(r)
+		pages++
+		var meta struct {
+			Meta struct {
+				Cursor  string `json:"cursor"`
+				HasMore bool   `json:"has_more"`
+			} `json:"meta"`
+		}
+		decodeJSON(t, r.Raw, &meta)
+		if !meta.Meta.HasMore {
+			return pages, cursor
+		}
+		cursor = meta.Meta.Cursor
+	}
+}

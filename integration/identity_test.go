@@ -203,16 +203,7 @@ func TestPaginationOfMembersFollowsCursorsAndRefusesTamperedOnes(t *testing.T) {
 	srv := sharedAPI(t)
 	tok := w.People[domain.RoleViewer].Token
 	seen := map[string]bool{}
-	cursor := ""
-	for pages := 0; ; pages++ {
-		path := orgPath(w, "/members?limit=4")
-		if cursor != "" {
-			path += "&cursor=" + cursor
-		}
-		r := req(t, srv, "GET", path, tok, nil)
-		if r.Status != 200 {
-			t.Fatalf("page %d: %d %s", pages, r.Status, r.Raw)
-		}
+	_, cursor := walkPages(t, srv, tok, orgPath(w, "/members?limit=4"), func(r response) {
 		var ms []store.MemberView
 		r.data(t, &ms)
 		for _, m := range ms {
@@ -221,18 +212,7 @@ func TestPaginationOfMembersFollowsCursorsAndRefusesTamperedOnes(t *testing.T) {
 			}
 			seen[m.ID] = true
 		}
-		var meta struct {
-			Meta struct {
-				Cursor  string `json:"cursor"`
-				HasMore bool   `json:"has_more"`
-			} `json:"meta"`
-		}
-		decodeJSON(t, r.Raw, &meta)
-		if !meta.Meta.HasMore {
-			break
-		}
-		cursor = meta.Meta.Cursor
-	}
+	})
 	if len(seen) != 9 {
 		t.Fatalf("saw %d members, want 9", len(seen))
 	}

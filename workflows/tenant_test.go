@@ -113,19 +113,12 @@ func TestProvisionSuspendThenDecommissionAfterTheGracePeriod(t *testing.T) {
 		t.Fatalf("suspending a suspended tenant: %v", again.err)
 	}
 	want := []string{"schema", "keys", "route", "suspend_route", "delete_route", "delete_keys", "drop_schema"}
-	if len(f.steps) != len(want) {
+	if !slices.Equal(f.steps, want) {
 		t.Fatalf("steps = %v, want %v", f.steps, want)
 	}
-	for i := range want {
-		if f.steps[i] != want[i] {
-			t.Fatalf("steps = %v, want %v", f.steps, want)
-		}
-	}
 	wantStates := []domain.State{domain.StateActive, domain.StateSuspended, domain.StateDecommissioning, domain.StateDecommissioned}
-	for i := range wantStates {
-		if i >= len(f.states) || f.states[i] != wantStates[i] {
-			t.Fatalf("states = %v, want %v", f.states, wantStates)
-		}
+	if !slices.Equal(f.states, wantStates) {
+		t.Fatalf("states = %v, want %v", f.states, wantStates)
 	}
 }
 
@@ -150,13 +143,8 @@ func TestAFailedStepIsStuckAndCompensateUndoesCompletedStepsInReverse(t *testing
 	}
 	// Two attempts of route (the bound), then the compensations in reverse.
 	want := []string{"schema", "keys", "route", "route", "delete_keys", "drop_schema"}
-	if len(f.steps) != len(want) {
+	if !slices.Equal(f.steps, want) {
 		t.Fatalf("steps = %v, want %v", f.steps, want)
-	}
-	for i := range want {
-		if f.steps[i] != want[i] {
-			t.Fatalf("steps = %v, want %v", f.steps, want)
-		}
 	}
 	if last := f.states[len(f.states)-1]; last != domain.StateFailed {
 		t.Fatalf("states = %v", f.states)
@@ -188,10 +176,8 @@ func TestACancelSignalDuringTheGracePeriodRestoresTheTenant(t *testing.T) {
 		t.Fatalf("a restored tenant lost its resources: %v", f.steps)
 	}
 	wantStates := []domain.State{domain.StateActive, domain.StateDecommissioning, domain.StateSuspended, domain.StateActive}
-	for i := range wantStates {
-		if i >= len(f.states) || f.states[i] != wantStates[i] {
-			t.Fatalf("states = %v, want %v", f.states, wantStates)
-		}
+	if !slices.Equal(f.states, wantStates) {
+		t.Fatalf("states = %v, want %v", f.states, wantStates)
 	}
 	if !slices.Contains(f.events, "tenant.restored") {
 		t.Fatalf("events = %v", f.events)
