@@ -162,7 +162,8 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 		return fmt.Errorf("api: %w", err)
 	}
 	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
-		TaskQueue: cfg.TaskQueue, StepMaxAttempts: cfg.StepMaxAttempts, DecommissionGrace: cfg.DecommissionGrace})
+		TaskQueue: cfg.TaskQueue, StepMaxAttempts: cfg.StepMaxAttempts, DecommissionGrace: cfg.DecommissionGrace,
+		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("api listening")

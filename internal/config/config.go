@@ -60,6 +60,12 @@ type Config struct {
 	DecommissionGrace time.Duration
 	StepMaxAttempts   int
 	Faults            []Fault // dev only
+
+	// PublicRateLimit and UserRateLimit are requests per minute: of a
+	// client address on the routes without a token, and of a user on the
+	// routes outside an organisation (an organisation's come from its plan).
+	PublicRateLimit int
+	UserRateLimit   int
 }
 
 // Bootstrap is the first organisation and its owner.
@@ -117,6 +123,8 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour)
 	c.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", 72*time.Hour)
 	c.StepMaxAttempts = r.positiveInt("CP_STEP_MAX_ATTEMPTS", 5)
+	c.PublicRateLimit = r.positiveInt("CP_PUBLIC_RATE_LIMIT", 600)
+	c.UserRateLimit = r.positiveInt("CP_USER_RATE_LIMIT", 1200)
 
 	c.SMTP = SMTP{
 		From:     r.str("CP_SMTP_FROM", ""),

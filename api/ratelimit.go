@@ -1,0 +1,149 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// limiter enforces per-minute request budgets shared by every API replica
+// (SPEC §3: no shared state in process memory). The count lives in Postgres
+// (store.ReserveRequests); a process reserves a small batch of a scope's
+// budget at a time and spends it locally, so a request costs a database
+// round trip only once per batch, and a spent budget refuses locally until
+// its window ends.
+//
+// The batch is 1/200 of the limit (1 to 100): with r replicas, at most
+// r×(batch−1) requests of a window can be held by one replica while another
+// is refused, e.g. 3 of a free plan's 600 per minute with two replicas.
+type limiter struct {
+	db  bun.IDB
+	log zerolog.Logger
+
+	mu        sync.Mutex
+	budgets   map[string]*budget
+	nextSweep time.Time
+}
+
+// budget is this process's view of one scope's current window.
+type budget struct {
+	mu sync.Mutex
+	// end is when the window ends, on this process's clock.
+	end time.Time
+	// tokens are reserved and not yet spent.
+	tokens int
+	// used is the window's shared count at the last reservation.
+	used int64
+	// spent is set when a reservation was refused: nothing more is granted
+	// in this window.
+	spent bool
+}
+
+// verdict is the outcome of one request's check, and its headers.
+type verdict struct {
+	allowed   bool
+	limit     int
+	remaining int
+	reset     time.Duration
+}
+
+func newLimiter(db bun.IDB, log zerolog.Logger) *limiter {
+	return &limiter{db: db, log: log, budgets: map[string]*budget{}}
+}
+
+func batchFor(limit int) int { return min(max(limit/200, 1), 100) }
+
+// take spends one request of scope's budget of limit per minute.
+func (l *limiter) take(ctx context.Context, scope string, limit int) verdict {
+	now := time.Now()
+	b := l.budget(scope, now)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !now.Before(b.end) { // a new window
+		b.tokens, b.used, b.spent = 0, 0, false
+	}
+	if b.tokens == 0 && !b.spent {
+		w, err := store.ReserveRequests(ctx, l.db, scope, limit, batchFor(limit))
+		if err != nil {
+			// A limiter that cannot reach its store lets requests through
+			// rather than refuse every one; the request itself will fail if
+			// the database is really gone.
+			l.log.Warn().Err(err).Str("scope", scope).Msg("rate limit not checked")
+			return verdict{allowed: true, limit: limit, remaining: limit, reset: time.Minute}
+		}
+		b.end = time.Now().Add(w.ResetIn)
+		b.used = w.Used
+		b.tokens = w.Granted
+		b.spent = w.Granted == 0
+	}
+	v := verdict{limit: limit, reset: time.Until(b.end)}
+	if b.tokens > 0 {
+		b.tokens--
+		v.allowed = true
+	}
+	// What is left of the shared budget: the limit less the shared count,
+	// which includes the tokens this process holds and has not spent.
+	v.remaining = min(max(limit-int(b.used)+b.tokens, 0), limit)
+	return v
+}
+
+// budget returns the scope's budget, dropping ended windows once a minute so
+// the map does not grow with every address ever seen.
+func (l *limiter) budget(scope string, now time.Time) *budget {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.After(l.nextSweep) {
+		for k, b := range l.budgets {
+			if b.mu.TryLock() {
+				if now.After(b.end) {
+					delete(l.budgets, k)
+				}
+				b.mu.Unlock()
+			}
+		}
+		l.nextSweep = now.Add(time.Minute)
+		go l.forget()
+	}
+	b, ok := l.budgets[scope]
+	if !ok {
+		b = &budget{}
+		l.budgets[scope] = b
+	}
+	return b
+}
+
+// forget deletes ended windows from the shared table; every replica does it
+// once a minute, which is idempotent and cheap.
+func (l *limiter) forget() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.ForgetRateWindows(ctx, l.db); err != nil {
+		l.log.Warn().Err(err).Msg("ended rate limit windows not deleted")
+	}
+}
+
+// rateLimit charges the request to scope and sets the RateLimit headers;
+// a spent budget is RATE_LIMITED with Retry-After.
+func (s *Server) rateLimit(c *fiber.Ctx, scope string, limit int) error {
+	if s.limiter == nil {
+		return nil
+	}
+	v := s.limiter.take(c.UserContext(), scope, limit)
+	reset := max(int((v.reset+time.Second-1)/time.Second), 1)
+	c.Set("RateLimit-Limit", strconv.Itoa(v.limit))
+	c.Set("RateLimit-Remaining", strconv.Itoa(v.remaining))
+	c.Set("RateLimit-Reset", strconv.Itoa(reset))
+	if !v.allowed {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(reset))
+		return domain.Errorf(domain.CodeRateLimited, "rate limit of %d requests per minute reached; retry in %d s", v.limit, reset)
+	}
+	return nil
+}
