@@ -158,7 +158,11 @@ func (s *Server) signOut(c *fiber.Ctx, who *caller) error {
 	if err := store.InsertUserEvent(ctx, s.db, user, "user.signed_out", s.eventBase(c, nil)); err != nil {
 		return err
 	}
-	return writeData(c, fiber.StatusOK, fiber.Map{"signed_out": true})
+	return writeData(c, fiber.StatusOK, signOutResponse{SignedOut: true})
+}
+
+type signOutResponse struct {
+	SignedOut bool `json:"signed_out"`
 }
 
 type meResponse struct {

@@ -154,5 +154,11 @@ func (s *Server) acceptInvitation(c *fiber.Ctx, _ *caller) error {
 	if err != nil {
 		return err
 	}
-	return writeData(c, fiber.StatusCreated, fiber.Map{"member": res.Member, "user_created": res.UserCreated})
+	return writeData(c, fiber.StatusCreated, acceptResponse{Member: res.Member, UserCreated: res.UserCreated})
+}
+
+type acceptResponse struct {
+	Member store.MemberView `json:"member"`
+	// UserCreated is true when accepting created the user's account.
+	UserCreated bool `json:"user_created"`
 }

@@ -86,6 +86,7 @@ func (s *Server) table() []route {
 		{Route{"POST", org + "/tenants/:tenant_id/restore", Org, domain.ActionTenantDestroy, false}, s.transition(domain.OpRestore)},
 		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false}, s.listOperations},
 		{Route{"GET", org + "/events", Org, domain.ActionAuditRead, false}, s.listEvents},
+		{Route{"GET", v1 + "/openapi.json", Public, "", false}, s.openAPIJSON},
 	}
 }
 
@@ -107,6 +108,9 @@ var errUnauthenticated = domain.Errorf(domain.CodeUnauthenticated, "missing, inv
 func (s *Server) guard(r route) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if r.Access == Public {
+			if err := s.rateLimit(c, "addr:"+c.IP(), s.publicRPM); err != nil {
+				return err
+			}
 			return r.handle(c, nil)
 		}
 		token, ok := bearer(c)
@@ -128,9 +132,19 @@ func (s *Server) guard(r route) fiber.Handler {
 			return err
 		}
 		who := &caller{p}
+		if r.Access == User {
+			if err := s.rateLimit(c, "user:"+p.UserID, s.userRPM); err != nil {
+				return err
+			}
+		}
 		if r.Access == Org {
 			if p.MemberID == "" {
 				return domain.Errorf(domain.CodeNotFound, "organization not found: %s", orgID)
+			}
+			// The organisation's budget is charged only once the caller is
+			// known to be a member: nobody else can spend it.
+			if err := s.rateLimit(c, "org:"+p.OrgID, p.RequestsPerMinute); err != nil {
+				return err
 			}
 			self := r.SelfAllowed && c.Params("member_id") == p.MemberID
 			if !self {

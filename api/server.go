@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net"
@@ -38,6 +39,13 @@ type Deps struct {
 	TaskQueue         string
 	StepMaxAttempts   int
 	DecommissionGrace time.Duration
+
+	// PublicRequestsPerMinute is the rate limit of a client address on the
+	// routes without a token (default 600); UserRequestsPerMinute that of a
+	// user on the routes outside an organisation (default 1200). Routes of an
+	// organisation are limited by its plan.
+	PublicRequestsPerMinute int
+	UserRequestsPerMinute   int
 }
 
 // Server is the HTTP API.
@@ -55,6 +63,13 @@ type Server struct {
 	taskQueue         string
 	stepMaxAttempts   int
 	decommissionGrace time.Duration
+
+	// openapiJSON is the OpenAPI document, built once from the routes.
+	openapiJSON []byte
+
+	limiter   *limiter
+	publicRPM int
+	userRPM   int
 	// hashSlots bounds the argon2id computations running at once.
 	hashSlots chan struct{}
 	// dummyHash is verified against for an unknown email, so it costs what
@@ -71,6 +86,11 @@ func New(d Deps) *Server {
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
 		taskQueue: d.TaskQueue, stepMaxAttempts: d.StepMaxAttempts, decommissionGrace: d.DecommissionGrace,
 		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		publicRPM: cmp.Or(d.PublicRequestsPerMinute, 600),
+		userRPM:   cmp.Or(d.UserRequestsPerMinute, 1200),
+	}
+	if d.DB != nil { // without one (unit tests of the HTTP layer) nothing is limited
+		s.limiter = newLimiter(d.DB, d.Log)
 	}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
@@ -110,6 +130,7 @@ func New(d Deps) *Server {
 		// (a failure to write the envelope itself).
 		ErrorHandler: writeError,
 	})
+	s.openapiJSON = mustOpenAPIJSON(s)
 	s.routes()
 	return s
 }
@@ -122,6 +143,7 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+	s.mountExplorer()
 	for _, r := range s.table() {
 		s.app.Add(r.Method, r.Path, s.guard(r))
 	}

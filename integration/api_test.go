@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/harness"
@@ -34,16 +37,29 @@ func newAPI(t *testing.T) *api.Server {
 	return api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log})
 }
 
+// serve serves srv on a free loopback port until the test ends.
+func serve(t testing.TB, srv *api.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return ln.Addr().String()
+}
+
 func call(t *testing.T, srv *api.Server, method, path string, header map[string]string) (*http.Response, envelope, []byte) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, nil)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := srv.App().Test(req, 10_000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := testApp(t, srv, req, 10_000)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	var env envelope

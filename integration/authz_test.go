@@ -35,6 +35,7 @@ func orgPath(w world, rest string) string {
 var fixtures = map[string]fixture{
 	"POST /api/v1/auth/sign-in":       nil, // public
 	"POST /api/v1/invitations/accept": nil,
+	"GET /api/v1/openapi.json":        nil,
 	"POST /api/v1/auth/sign-out": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{"/api/v1/auth/sign-out", nil, 200, ""}
 	},

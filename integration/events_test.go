@@ -120,10 +120,7 @@ func TestEventsExportAsNDJSONStreamsEveryMatchingEvent(t *testing.T) {
 	req := httptest.NewRequest("GET", orgPath(w, "/events?action=tenant.provisioned"), nil)
 	req.Header.Set("Authorization", "Bearer "+w.People[domain.RoleAdmin].Token)
 	req.Header.Set("Accept", "application/x-ndjson")
-	resp, err := srv.App().Test(req, 60_000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := testApp(t, srv, req, 60_000)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-ndjson") {
 		t.Fatalf("export: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}

@@ -166,10 +166,7 @@ func httpReq(t *testing.T, srv *api.Server, method, path, token string, body any
 	if key != "" {
 		r.Header.Set("Idempotency-Key", key)
 	}
-	resp, err := srv.App().Test(r, 30_000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := testApp(t, srv, r, 30_000)
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}

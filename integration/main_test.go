@@ -8,4 +8,4 @@ import (
 	"github.com/intelliauth/controlplane/internal/harness"
 )
 
-func TestMain(m *testing.M) { harness.Main(m) }
+func TestMain(m *testing.M) { harness.Main(m, apiContract.coverage) }

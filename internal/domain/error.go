@@ -25,6 +25,10 @@ const (
 	CodeInternal             Code = "INTERNAL_ERROR"
 )
 
+// Codes are the error codes of the API.
+var Codes = []Code{CodeBadRequest, CodeUnauthenticated, CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodeConflict,
+	CodeIdempotencyKeyReused, CodePayloadTooLarge, CodeUnsupportedMedia, CodeRateLimited, CodeUnavailable, CodeInternal}
+
 // FieldError names one invalid field of a request and what is wrong with it.
 type FieldError struct {
 	Field   string `json:"field"`

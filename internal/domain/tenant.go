@@ -13,6 +13,9 @@ const (
 	StateFailed          State = "failed"
 )
 
+// States are the tenant states, in lifecycle order.
+var States = []State{StateProvisioning, StateActive, StateSuspended, StateDecommissioning, StateDecommissioned, StateFailed}
+
 // OpKind is the kind of a lifecycle operation.
 type OpKind string
 
@@ -24,6 +27,9 @@ const (
 	OpDecommission OpKind = "decommission"
 	OpRestore      OpKind = "restore"
 )
+
+// OpKinds are the operation kinds.
+var OpKinds = []OpKind{OpProvision, OpSuspend, OpResume, OpDecommission, OpRestore}
 
 // OpStatus is an operation's status.
 type OpStatus string
@@ -37,6 +43,9 @@ const (
 	OpCancelled   OpStatus = "cancelled"
 	OpCompensated OpStatus = "compensated"
 )
+
+// OpStatuses are the operation statuses.
+var OpStatuses = []OpStatus{OpRunning, OpStuck, OpSucceeded, OpFailed, OpCancelled, OpCompensated}
 
 // transitions says from which state each requested operation may start.
 var transitions = map[OpKind]State{

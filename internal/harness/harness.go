@@ -51,7 +51,7 @@ var current *Harness
 
 // Main starts the harness, runs the package's tests and stops it. Call it
 // from TestMain: func TestMain(m *testing.M) { harness.Main(m) }.
-func Main(m *testing.M) {
+func Main(m *testing.M, checks ...func() error) {
 	h, err := start(context.Background())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "harness: %v\n", err)
@@ -59,6 +59,15 @@ func Main(m *testing.M) {
 	}
 	current = h
 	code := m.Run()
+	if code == 0 {
+		// Checks over the whole run, e.g. that every operation was called.
+		for _, check := range checks {
+			if err := check(); err != nil {
+				fmt.Fprintln(os.Stderr, "FAIL:", err)
+				code = 1
+			}
+		}
+	}
 	h.stop()
 	os.Exit(code)
 }

@@ -1,0 +1,527 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3gen"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// The OpenAPI document is generated from the route table (routes.go) and
+// the very types the handlers decode and write, so the document and the
+// code cannot drift apart: a route without an entry in routeDocs, or an
+// entry without a route, stops New, and a field added to a view is in the
+// document at once. The integration suite validates every response it
+// gets against this document (integration/contract_test.go).
+
+// doc is what the route table does not say about a route.
+type doc struct {
+	id      string // operationId
+	summary string
+	desc    string
+	body    any // the request body's type (a zero value); nil: no body
+	data    any // the success answer's data; for a list, one item
+	list    bool
+	status  int // the success status; 0: 200
+	query   []*openapi3.Parameter
+	// ndjson: the route also answers Accept: application/x-ndjson.
+	ndjson bool
+	// raw: the answer is data itself, without the envelope.
+	raw bool
+	// errs are errors the route gives beyond those of its access rule and
+	// shape (errorsOf).
+	errs []errorResponse
+}
+
+func routeDocs() map[string]doc {
+	const v1 = "/api/v1"
+	const org = v1 + "/organizations/:org_id"
+	tenantState := enumParam("state", "only tenants in this state", domain.States)
+	lifecycle := func(id, summary, desc string) doc {
+		return doc{id: id, summary: summary, desc: desc, data: lifecycleResponse{}, status: fiber.StatusAccepted}
+	}
+	return map[string]doc{
+		"POST " + v1 + "/auth/sign-in": {id: "signIn", summary: "Sign in with email and password",
+			desc: "Returns a bearer token. Failures are throttled per email and per client address; a locked caller gets 429 with Retry-After.",
+			body: signInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
+		"POST " + v1 + "/auth/sign-out": {id: "signOut", summary: "Revoke the bearer token of this request", data: signOutResponse{}},
+		"GET " + v1 + "/me":             {id: "getMe", summary: "The signed-in user and their memberships", data: meResponse{}},
+		"GET " + v1 + "/organizations":  {id: "listOrganizations", summary: "Organisations the caller is a member of", data: orgView{}, list: true, query: listParams()},
+		"GET " + org:                    {id: "getOrganization", summary: "One organisation", data: orgView{}},
+		"PATCH " + org: {id: "updateOrganization", summary: "Rename the organisation or change its plan",
+			desc: "Changing the plan is for owners only.", body: updateOrgRequest{}, data: orgView{}},
+		"GET " + org + "/members": {id: "listMembers", summary: "Members of the organisation", data: store.MemberView{}, list: true, query: listParams()},
+		"PATCH " + org + "/members/:member_id": {id: "changeMemberRole", summary: "Change a member's role",
+			desc: "Granting or taking away owner is for owners only; the last owner keeps the role.", body: changeRoleRequest{}, data: store.MemberView{}},
+		"DELETE " + org + "/members/:member_id": {id: "removeMember", summary: "Remove a member, or leave",
+			desc: "A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave.", data: store.MemberView{}},
+		"POST " + org + "/invitations": {id: "createInvitation", summary: "Invite someone by email",
+			desc: "The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota.",
+			body: inviteRequest{}, data: store.InvitationView{}, status: fiber.StatusCreated},
+		"GET " + org + "/invitations":                        {id: "listInvitations", summary: "Invitations of the organisation", data: store.InvitationView{}, list: true, query: listParams()},
+		"DELETE " + org + "/invitations/:invitation_id":      {id: "revokeInvitation", summary: "Revoke a pending invitation", data: store.InvitationView{}},
+		"POST " + org + "/invitations/:invitation_id/resend": {id: "resendInvitation", summary: "Send a pending invitation again with a new secret and expiry", data: store.InvitationView{}},
+		"POST " + v1 + "/invitations/accept": {id: "acceptInvitation", summary: "Accept an invitation with its secret",
+			desc: "Creates the user when the email has no account (name and password required); an existing account must give its own password.",
+			body: acceptRequest{}, data: acceptResponse{}, status: fiber.StatusCreated, errs: []errorResponse{errUnauth, errNotFound}},
+		"POST " + org + "/tenants": {id: "createTenant", summary: "Create a tenant",
+			desc: "Answers 202 with the tenant in state provisioning, listed at once; the provisioning saga goes on in Temporal. " +
+				"The Idempotency-Key is the workflow id: a retry with the same key returns the first answer. " +
+				"When no worker answers within 5 s the answer is 503 with Retry-After: retry with the same key.",
+			body: createTenantRequest{}, data: lifecycleResponse{}, status: fiber.StatusAccepted},
+		"GET " + org + "/tenants":            {id: "listTenants", summary: "Tenants of the organisation", data: tenantView{}, list: true, query: append(listParams(), tenantState)},
+		"GET " + org + "/tenants/:tenant_id": {id: "getTenant", summary: "One tenant", data: tenantView{}},
+		"POST " + org + "/tenants/:tenant_id/suspend": lifecycle("suspendTenant", "Suspend an active tenant",
+			"Disables its route and ends its sessions. The Idempotency-Key is the update id on the tenant's workflow."),
+		"POST " + org + "/tenants/:tenant_id/resume": lifecycle("resumeTenant", "Resume a suspended tenant", ""),
+		"POST " + org + "/tenants/:tenant_id/decommission": lifecycle("decommissionTenant", "Decommission a tenant",
+			"Suspends it at once and destroys it when the grace period ends, unless it is restored first."),
+		"POST " + org + "/tenants/:tenant_id/restore": lifecycle("restoreTenant", "Restore a tenant during its decommission grace period",
+			"The tenant is left suspended."),
+		"GET " + org + "/tenants/:tenant_id/operations": {id: "listTenantOperations", summary: "The tenant's operations (saga status view), newest first",
+			data: store.Operation{}, list: true, query: listParams()},
+		"GET " + org + "/events": {id: "listEvents", summary: "The organisation's audit trail, newest first",
+			desc: "With Accept: application/x-ndjson every matching event is streamed, one JSON object per line, without paging.",
+			data: store.EventView{}, list: true, ndjson: true, query: append(listParams(),
+				stringParam("action", "an exact action (tenant.suspended) or a prefix (tenant.*)"),
+				stringParam("actor_id", "only events by this actor"),
+				stringParam("target_id", "only events about this target"),
+				timeParam("since", "only events at or after this time (RFC 3339)"),
+				timeParam("until", "only events before this time (RFC 3339)"))},
+		"GET " + v1 + "/openapi.json": {id: "getOpenAPI", summary: "This document", raw: true},
+	}
+}
+
+// openAPI builds the document of the server's routes.
+func (s *Server) openAPI() (*openapi3.T, error) {
+	t := &openapi3.T{
+		OpenAPI: "3.1.0",
+		Info: &openapi3.Info{
+			Title:   "IntelliAuth control plane API",
+			Version: "1",
+			Description: "Provision, suspend, resume and decommission tenants; manage members, invitations, roles and plans; read the audit trail.\n\n" +
+				"Every answer carries X-Request-ID. Successes are {data, meta}; lists add meta.cursor and meta.has_more, and ?cursor= fetches the next page. " +
+				"Errors are {error: {code, message, field_errors}, meta: {request_id}}. Every mutation accepts Idempotency-Key (kept 24 h): " +
+				"a retry with the same key and request gets the first answer with Idempotent-Replayed: true, the same key with another request gets 422. " +
+				"Requests are rate limited per organisation by its plan (per user, or per client address without a token), with RateLimit-* headers.",
+		},
+		Paths: openapi3.NewPaths(),
+		Components: &openapi3.Components{
+			Schemas: openapi3.Schemas{},
+			SecuritySchemes: openapi3.SecuritySchemes{
+				"bearerAuth": {Value: &openapi3.SecurityScheme{Type: "http", Scheme: "bearer", Description: "A token from POST /api/v1/auth/sign-in"}},
+			},
+			Headers:    commonHeaders(),
+			Responses:  errorResponses(),
+			Parameters: openapi3.ParametersMap{"IdempotencyKey": {Value: idempotencyKeyParam()}},
+		},
+		Security: openapi3.SecurityRequirements{{"bearerAuth": []string{}}},
+	}
+	for _, tag := range []string{"Session", "Organizations", "Members", "Invitations", "Tenants", "Audit events", "Meta"} {
+		t.Tags = append(t.Tags, &openapi3.Tag{Name: tag})
+	}
+	t.Components.Schemas["Error"] = errorSchema()
+	g := &schemas{gen: openapi3gen.NewGenerator(openapi3gen.SchemaCustomizer(customizeSchema)), into: t.Components.Schemas, names: map[string]reflect.Type{}}
+
+	docs := routeDocs()
+	for _, r := range s.table() {
+		key := r.Method + " " + r.Path
+		d, ok := docs[key]
+		if !ok {
+			return nil, fmt.Errorf("route %s has no entry in routeDocs", key)
+		}
+		delete(docs, key)
+		op, err := operation(r.Route, d, g)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", key, err)
+		}
+		path := openAPIPath(r.Path)
+		item := t.Paths.Value(path)
+		if item == nil {
+			item = &openapi3.PathItem{}
+			t.Paths.Set(path, item)
+		}
+		item.SetOperation(r.Method, op)
+	}
+	if len(docs) > 0 {
+		return nil, fmt.Errorf("routeDocs has routes that do not exist: %v", slices.Sorted(maps.Keys(docs)))
+	}
+	return t, nil
+}
+
+// openAPIJSON serves the document, which is built once in New.
+func (s *Server) openAPIJSON(c *fiber.Ctx, _ *caller) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.Send(s.openapiJSON)
+}
+
+func mustOpenAPIJSON(s *Server) []byte {
+	t, err := s.openAPI()
+	if err != nil {
+		panic("openapi: " + err.Error()) // the route table and routeDocs disagree: a programming error every test shows
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic("openapi: " + err.Error())
+	}
+	return b
+}
+
+var pathParam = regexp.MustCompile(`:([a-z_]+)`)
+
+// openAPIPath turns Fiber's /a/:id into OpenAPI's /a/{id}.
+func openAPIPath(p string) string { return pathParam.ReplaceAllString(p, "{$1}") }
+
+func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
+	op := &openapi3.Operation{OperationID: d.id, Summary: d.summary, Description: d.desc, Tags: []string{tagOf(r.Path)}, Responses: openapi3.NewResponses()}
+	if d.id == "" || d.summary == "" {
+		return nil, fmt.Errorf("doc needs an id and a summary")
+	}
+	if r.Access == Public {
+		op.Security = &openapi3.SecurityRequirements{}
+	} else if r.Access == Org {
+		op.Description = strings.TrimSpace(op.Description + "\n\nRequires the role permission `" + string(r.Action) + "`.")
+	}
+	for _, m := range pathParam.FindAllStringSubmatch(r.Path, -1) {
+		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: openapi3.NewPathParameter(m[1]).
+			WithSchema(openapi3.NewStringSchema().WithMaxLength(64))})
+	}
+	for _, q := range d.query {
+		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: q})
+	}
+	mutation := r.Method != fiber.MethodGet
+	if mutation {
+		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Ref: "#/components/parameters/IdempotencyKey"})
+	}
+	if d.body != nil {
+		ref, err := g.named(d.body)
+		if err != nil {
+			return nil, err
+		}
+		op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref)}
+	}
+
+	status := d.status
+	if status == 0 {
+		status = fiber.StatusOK
+	}
+	success := &openapi3.Response{Description: ptr(http.StatusText(status)), Headers: successHeaders(r, mutation), Content: openapi3.Content{}}
+	switch {
+	case d.raw:
+		success.Content["application/json"] = &openapi3.MediaType{Schema: &openapi3.SchemaRef{Value: openapi3.NewObjectSchema()}}
+	default:
+		ref, err := g.named(d.data)
+		if err != nil {
+			return nil, err
+		}
+		success.Content["application/json"] = &openapi3.MediaType{Schema: &openapi3.SchemaRef{Value: envelopeSchema(ref, d.list)}}
+		if d.ndjson {
+			lines := &openapi3.Schema{Type: &openapi3.Types{"array"}, Items: ref, Description: "one item per line"}
+			success.Content["application/x-ndjson"] = &openapi3.MediaType{Schema: lines.NewRef()}
+		}
+	}
+	op.Responses.Set(fmt.Sprint(status), &openapi3.ResponseRef{Value: success})
+	for _, e := range errorsOf(r, d, mutation) {
+		op.Responses.Set(fmt.Sprint(e.status), &openapi3.ResponseRef{Ref: "#/components/responses/" + e.name})
+	}
+	return op, nil
+}
+
+func tagOf(path string) string {
+	for _, t := range []struct{ part, tag string }{
+		{"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"},
+		{"/organizations", "Organizations"}, {"/auth/", "Session"}, {"/me", "Session"},
+	} {
+		if strings.Contains(path, t.part) {
+			return t.tag
+		}
+	}
+	return "Meta"
+}
+
+type errorResponse struct {
+	status int
+	name   string
+	desc   string
+}
+
+var (
+	errBadRequest   = errorResponse{400, "BadRequest", "BAD_REQUEST: invalid input; field_errors lists every invalid field at once"}
+	errUnauth       = errorResponse{401, "Unauthenticated", "UNAUTHENTICATED: missing, invalid, expired or revoked bearer token"}
+	errForbidden    = errorResponse{403, "Forbidden", "FORBIDDEN: the caller's role does not allow this"}
+	errNotFound     = errorResponse{404, "NotFound", "NOT_FOUND: no such resource, or an organisation the caller is not a member of"}
+	errConflict     = errorResponse{409, "Conflict", "CONFLICT: not allowed in the resource's state, or over a quota of the plan (the message names it)"}
+	errTooLarge     = errorResponse{413, "PayloadTooLarge", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"}
+	errMedia        = errorResponse{415, "UnsupportedMediaType", "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"}
+	errKeyReused    = errorResponse{422, "IdempotencyKeyReused", "IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with another request"}
+	errRateLimited  = errorResponse{429, "RateLimited", "RATE_LIMITED: the budget is spent; retry after Retry-After seconds"}
+	errInternal     = errorResponse{500, "InternalError", "INTERNAL_ERROR: nothing internal is shown; quote the request_id"}
+	errUnavailable  = errorResponse{503, "Unavailable", "UNAVAILABLE: no worker answered within the bound; retry after Retry-After seconds with the same Idempotency-Key"}
+	errorResponsesV = []errorResponse{errBadRequest, errUnauth, errForbidden, errNotFound, errConflict, errTooLarge, errMedia, errKeyReused, errRateLimited, errInternal, errUnavailable}
+)
+
+// errorsOf is every error a route can answer, from its access rule and
+// shape.
+func errorsOf(r Route, d doc, mutation bool) []errorResponse {
+	var out []errorResponse
+	if d.body != nil || len(d.query) > 0 || mutation {
+		out = append(out, errBadRequest)
+	}
+	if r.Access != Public {
+		out = append(out, errUnauth)
+	}
+	if r.Access == Org {
+		out = append(out, errForbidden, errNotFound)
+	} else if strings.Contains(r.Path, ":") {
+		out = append(out, errNotFound)
+	}
+	if mutation {
+		out = append(out, errConflict)
+	}
+	if d.body != nil {
+		out = append(out, errTooLarge, errMedia)
+	}
+	if mutation {
+		out = append(out, errKeyReused)
+	}
+	out = append(out, errRateLimited, errInternal)
+	if workflowBacked(r) {
+		out = append(out, errUnavailable)
+	}
+	for _, e := range d.errs {
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b errorResponse) int { return a.status - b.status })
+	return out
+}
+
+func errorResponses() openapi3.ResponseBodies {
+	out := openapi3.ResponseBodies{}
+	for _, e := range errorResponsesV {
+		h := openapi3.Headers{"X-Request-ID": {Ref: "#/components/headers/X-Request-ID"}}
+		if e.status == 429 || e.status == 503 {
+			h["Retry-After"] = &openapi3.HeaderRef{Ref: "#/components/headers/Retry-After"}
+		}
+		resp := openapi3.NewResponse().WithDescription(e.desc).WithJSONSchemaRef(&openapi3.SchemaRef{Ref: "#/components/schemas/Error"})
+		resp.Headers = h
+		out[e.name] = &openapi3.ResponseRef{Value: resp}
+	}
+	return out
+}
+
+func successHeaders(r Route, mutation bool) openapi3.Headers {
+	h := openapi3.Headers{}
+	for _, name := range []string{"X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+		h[name] = &openapi3.HeaderRef{Ref: "#/components/headers/" + name}
+	}
+	if mutation {
+		h["Idempotent-Replayed"] = &openapi3.HeaderRef{Ref: "#/components/headers/Idempotent-Replayed"}
+	}
+	return h
+}
+
+func commonHeaders() openapi3.Headers {
+	header := func(desc string, required bool, schema *openapi3.Schema) *openapi3.HeaderRef {
+		return &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{Description: desc, Required: required, Schema: schema.NewRef()}}}
+	}
+	count := openapi3.NewIntegerSchema().WithMin(0)
+	return openapi3.Headers{
+		"X-Request-ID":        header("The request's id: the caller's X-Request-ID when valid, else a new one. It is in the log line, the workflow memo and the audit events.", true, openapi3.NewStringSchema()),
+		"RateLimit-Limit":     header("Requests per minute of the budget this request was charged to.", false, count),
+		"RateLimit-Remaining": header("Requests left in the current window.", false, count),
+		"RateLimit-Reset":     header("Seconds until the window ends.", false, count),
+		"Retry-After":         header("Seconds to wait before retrying.", true, count),
+		"Idempotent-Replayed": header("true when this is the stored answer of an earlier request with the same Idempotency-Key.", false, openapi3.NewStringSchema().WithEnum("true")),
+	}
+}
+
+func idempotencyKeyParam() *openapi3.Parameter {
+	p := openapi3.NewHeaderParameter("Idempotency-Key").WithSchema(openapi3.NewStringSchema().WithMinLength(1).WithMaxLength(255))
+	p.Description = "Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h."
+	return p
+}
+
+func listParams() []*openapi3.Parameter {
+	cursor := openapi3.NewQueryParameter("cursor").WithSchema(openapi3.NewStringSchema().WithMaxLength(512))
+	cursor.Description = "meta.cursor of the previous page"
+	limit := openapi3.NewQueryParameter("limit").WithSchema(openapi3.NewIntegerSchema().WithMin(1).WithMax(maxLimit).WithDefault(defaultLimit))
+	limit.Description = "page size"
+	return []*openapi3.Parameter{cursor, limit}
+}
+
+func stringParam(name, desc string) *openapi3.Parameter {
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithMaxLength(100))
+	p.Description = desc
+	return p
+}
+
+func timeParam(name, desc string) *openapi3.Parameter {
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewDateTimeSchema())
+	p.Description = desc
+	return p
+}
+
+func enumParam[T ~string](name, desc string, values []T) *openapi3.Parameter {
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithEnum(anys(values)...))
+	p.Description = desc
+	return p
+}
+
+func envelopeSchema(data *openapi3.SchemaRef, list bool) *openapi3.Schema {
+	metaProps := openapi3.Schemas{
+		"request_id": openapi3.NewStringSchema().NewRef(),
+		"timestamp":  openapi3.NewDateTimeSchema().NewRef(),
+	}
+	meta := openapi3.NewObjectSchema().WithoutAdditionalProperties()
+	meta.Properties, meta.Required = metaProps, []string{"request_id", "timestamp"}
+	if list {
+		cursor := openapi3.NewStringSchema()
+		cursor.Description = "the next page's cursor; empty on the last page"
+		meta.Properties["cursor"] = cursor.NewRef()
+		meta.Properties["has_more"] = openapi3.NewBoolSchema().NewRef()
+		meta.Required = append(meta.Required, "cursor", "has_more")
+		data = (&openapi3.Schema{Type: &openapi3.Types{"array"}, Items: data}).NewRef()
+	}
+	env := openapi3.NewObjectSchema().WithoutAdditionalProperties()
+	env.Properties = openapi3.Schemas{"data": data, "meta": meta.NewRef()}
+	env.Required = []string{"data", "meta"}
+	return env
+}
+
+func errorSchema() *openapi3.SchemaRef {
+	fieldErr := openapi3.NewObjectSchema().WithoutAdditionalProperties()
+	fieldErr.Properties = openapi3.Schemas{"field": openapi3.NewStringSchema().NewRef(), "message": openapi3.NewStringSchema().NewRef()}
+	fieldErr.Required = []string{"field", "message"}
+	inner := openapi3.NewObjectSchema().WithoutAdditionalProperties()
+	inner.Properties = openapi3.Schemas{
+		"code":         openapi3.NewStringSchema().WithEnum(anys(domain.Codes)...).NewRef(),
+		"message":      openapi3.NewStringSchema().NewRef(),
+		"field_errors": openapi3.NewArraySchema().WithItems(fieldErr).NewRef(),
+	}
+	inner.Required = []string{"code", "message", "field_errors"}
+	meta := openapi3.NewObjectSchema().WithoutAdditionalProperties()
+	meta.Properties = openapi3.Schemas{"request_id": openapi3.NewStringSchema().NewRef()}
+	meta.Required = []string{"request_id"}
+	out := openapi3.NewObjectSchema().WithoutAdditionalProperties()
+	out.Properties = openapi3.Schemas{"error": inner.NewRef(), "meta": meta.NewRef()}
+	out.Required = []string{"error", "meta"}
+	return out.NewRef()
+}
+
+// schemas turns Go types into component schemas named after them.
+type schemas struct {
+	gen   *openapi3gen.Generator
+	into  openapi3.Schemas
+	names map[string]reflect.Type
+}
+
+// named returns a reference to the component schema of v's type, adding it
+// on first use; the reference carries the schema too, for inlining.
+func (g *schemas) named(v any) (*openapi3.SchemaRef, error) {
+	t := reflect.TypeOf(v)
+	name := componentName(t)
+	if seen, ok := g.names[name]; ok {
+		if seen != t {
+			return nil, fmt.Errorf("two types are named %s in the document: %v and %v", name, seen, t)
+		}
+		return &openapi3.SchemaRef{Ref: "#/components/schemas/" + name, Value: g.into[name].Value}, nil
+	}
+	ref, err := g.gen.NewSchemaRefForValue(v, nil)
+	if err != nil {
+		return nil, fmt.Errorf("schema of %v: %w", t, err)
+	}
+	ref.Ref = ""
+	g.names[name] = t
+	g.into[name] = ref
+	return &openapi3.SchemaRef{Ref: "#/components/schemas/" + name, Value: ref.Value}, nil
+}
+
+// componentName is the exported name of a type without its View suffix:
+// tenantView is Tenant, store.MemberView is Member.
+func componentName(t reflect.Type) string {
+	n := strings.TrimSuffix(t.Name(), "View")
+	if n == "org" {
+		n = "organization"
+	}
+	r := []rune(n)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
+}
+
+// fieldEnums are the values of string fields whose Go type is plain string
+// (the store's row types), by JSON name.
+var fieldEnums = map[string][]any{
+	"state": anys(domain.States),
+	"role":  anys(domain.Roles),
+	"kind":  anys(domain.OpKinds),
+}
+
+var enums = map[reflect.Type][]any{
+	reflect.TypeFor[domain.Role]():     anys(domain.Roles),
+	reflect.TypeFor[domain.State]():    anys(domain.States),
+	reflect.TypeFor[domain.OpKind]():   anys(domain.OpKinds),
+	reflect.TypeFor[domain.OpStatus](): anys(domain.OpStatuses),
+}
+
+// customizeSchema makes the generator's schemas say what the types mean in
+// JSON Schema 2020-12 (OpenAPI 3.1): a pointer is a type union with null,
+// a struct lists its required fields (those without omitempty) and allows
+// no others, a domain enum lists its values.
+func customizeSchema(name string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
+	if s.Nullable {
+		s.Nullable = false
+		if s.Type != nil {
+			types := append(openapi3.Types{}, *s.Type...)
+			types = append(types, "null")
+			s.Type = &types
+		}
+	}
+	if e, ok := enums[t]; ok {
+		s.Enum = e
+	} else if e, ok := fieldEnums[name]; ok && t.Kind() == reflect.String {
+		s.Enum = e
+	}
+	if t.Kind() == reflect.Struct && s.Properties != nil {
+		s.Required = nil
+		for _, f := range reflect.VisibleFields(t) {
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" || (f.Anonymous && name == "") {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if _, ok := s.Properties[name]; ok && !slices.Contains(strings.Split(opts, ","), "omitempty") && !slices.Contains(s.Required, name) {
+				s.Required = append(s.Required, name)
+			}
+		}
+		slices.Sort(s.Required)
+		s.AdditionalProperties = openapi3.AdditionalProperties{Has: ptr(false)}
+	}
+	return nil
+}
+
+func anys[T any](vs []T) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
