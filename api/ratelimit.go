@@ -31,7 +31,17 @@ type limiter struct {
 	mu        sync.Mutex
 	budgets   map[string]*budget
 	nextSweep time.Time
+
+	// plans are the plans' requests per minute, read again after planTTL
+	// or for a plan not seen yet (an organisation's plan_id is a foreign
+	// key, so that is a new plan): a join in the per-request
+	// authentication query cost more.
+	plansMu     sync.Mutex
+	plans       map[string]int
+	plansLoaded time.Time
 }
+
+const planTTL = time.Minute
 
 // budget is this process's view of one scope's current window.
 type budget struct {
@@ -120,6 +130,28 @@ func (l *limiter) budget(scope string, now time.Time) *budget {
 	return b
 }
 
+// planLimit is the requests per minute of the plan; 0 when it cannot be
+// read.
+func (l *limiter) planLimit(ctx context.Context, planID string) int {
+	l.plansMu.Lock()
+	defer l.plansMu.Unlock()
+	rpm, ok := l.plans[planID]
+	if ok && time.Since(l.plansLoaded) < planTTL {
+		return rpm
+	}
+	ps, err := store.Plans(ctx, l.db)
+	if err != nil {
+		l.log.Warn().Err(err).Msg("plans not read; kept the last ones")
+		return rpm
+	}
+	l.plans = make(map[string]int, len(ps))
+	for _, p := range ps {
+		l.plans[p.ID] = p.RequestsPerMinute
+	}
+	l.plansLoaded = time.Now()
+	return l.plans[planID]
+}
+
 // forget deletes ended windows from the shared table; every replica does it
 // once a minute, which is idempotent and cheap.
 func (l *limiter) forget() {
@@ -130,10 +162,18 @@ func (l *limiter) forget() {
 	}
 }
 
+// planLimit is the plan's requests per minute (0: unknown, not limited).
+func (s *Server) planLimit(c *fiber.Ctx, planID string) int {
+	if s.limiter == nil {
+		return 0
+	}
+	return s.limiter.planLimit(c.UserContext(), planID)
+}
+
 // rateLimit charges the request to scope and sets the RateLimit headers;
 // a spent budget is RATE_LIMITED with Retry-After.
 func (s *Server) rateLimit(c *fiber.Ctx, scope string, limit int) error {
-	if s.limiter == nil {
+	if s.limiter == nil || limit <= 0 {
 		return nil
 	}
 	v := s.limiter.take(c.UserContext(), scope, limit)

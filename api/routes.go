@@ -143,7 +143,7 @@ func (s *Server) guard(r route) fiber.Handler {
 			}
 			// The organisation's budget is charged only once the caller is
 			// known to be a member: nobody else can spend it.
-			if err := s.rateLimit(c, "org:"+p.OrgID, p.RequestsPerMinute); err != nil {
+			if err := s.rateLimit(c, "org:"+p.OrgID, s.planLimit(c, p.Org.PlanID)); err != nil {
 				return err
 			}
 			self := r.SelfAllowed && c.Params("member_id") == p.MemberID

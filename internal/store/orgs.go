@@ -64,6 +64,15 @@ func PlanByID(ctx context.Context, db bun.IDB, id string) (Plan, error) {
 	return p, nil
 }
 
+// Plans returns every plan.
+func Plans(ctx context.Context, db bun.IDB) ([]Plan, error) {
+	var ps []Plan
+	if err := db.NewSelect().Model(&ps).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load plans: %w", err)
+	}
+	return ps, nil
+}
+
 // LockPlan locks the organisation's row, so quota checks of concurrent
 // requests run one after the other, and returns its plan.
 func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {

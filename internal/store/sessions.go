@@ -48,8 +48,6 @@ type Principal struct {
 	OrgID     string
 	// Org is the organisation, read in the same query (nil: no membership).
 	Org *Organization
-	// RequestsPerMinute is the API rate limit of the organisation's plan.
-	RequestsPerMinute int
 }
 
 // ErrNoSession is returned for a token that is unknown, expired or revoked.
@@ -65,23 +63,21 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	p := Principal{TokenHash: HashSecret(token), OrgID: orgID}
 	var member, role, slug, name, plan sql.NullString
 	var created, updated sql.NullTime
-	var rpm sql.NullInt64
 	err := db.NewRaw(`
-		SELECT s.user_id, u.email, m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, pl.requests_per_minute
+		SELECT s.user_id, u.email, m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
 		LEFT JOIN organizations o ON o.id = m.org_id
-		LEFT JOIN plans pl ON pl.id = o.plan_id
 		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
-		orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &member, &role, &slug, &name, &plan, &created, &updated, &rpm)
+		orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &member, &role, &slug, &name, &plan, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
 	}
-	p.MemberID, p.Role, p.RequestsPerMinute = member.String, role.String, int(rpm.Int64)
+	p.MemberID, p.Role = member.String, role.String
 	if p.MemberID != "" {
 		p.Org = &Organization{ID: orgID, Slug: slug.String, Name: name.String, PlanID: plan.String, CreatedAt: created.Time, UpdatedAt: updated.Time}
 	}
