@@ -35,10 +35,60 @@ func decode(c *fiber.Ctx, v validator) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("the body must hold one JSON object and nothing after it")
 	}
+	if fe := duplicateKeys(c.Body()); len(fe) > 0 {
+		// Parsers disagree on which of two equal keys wins; a body that
+		// could mean two things is refused.
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
+	}
 	if fe := v.validate(); len(fe) > 0 {
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
 	}
 	return nil
+}
+
+// duplicateKeys lists the keys that appear twice in one object of body,
+// which is valid JSON (it decoded) of at most bodyLimit bytes.
+func duplicateKeys(body []byte) []domain.FieldError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var fe fields
+	// One frame per open object or array: the keys seen in an object, nil
+	// for an array.
+	var stack []map[string]bool
+	expectKey := func() bool { return len(stack) > 0 && stack[len(stack)-1] != nil }
+	for {
+		keyPosition := expectKey()
+		tok, err := dec.Token()
+		if err != nil {
+			return fe
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, map[string]bool{})
+			case '[':
+				stack = append(stack, nil)
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if keyPosition {
+				seen := stack[len(stack)-1]
+				if seen[t] {
+					fe.add(t, "appears more than once")
+				}
+				seen[t] = true
+				// The value comes next, not a key.
+				if v, err := dec.Token(); err == nil {
+					if d, ok := v.(json.Delim); ok && d == '{' {
+						stack = append(stack, map[string]bool{})
+					} else if ok && d == '[' {
+						stack = append(stack, nil)
+					}
+				}
+			}
+		}
+	}
 }
 
 func decodeError(err error) error {

@@ -53,6 +53,8 @@ func FuzzDecodeBody(f *testing.F) {
 		{"text/plain", `{}`},
 		{"application/json", ``},
 		{"application/json", `{"email":"\u0000","role":"\ud800"}`},
+		{"application/json", `{"email":"a@b.test","role":"viewer","role":"owner"}`},
+		{"application/json", `{"email":{"a":[{"a":1,"a":2}]}}`},
 	} {
 		f.Add(seed.ct, seed.body)
 	}

@@ -1,0 +1,66 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+func TestDuplicateKeysAreFoundInEveryObjectButNotAcrossObjects(t *testing.T) {
+	tests := []struct {
+		body string
+		want []string
+	}{
+		{`{"email":"a@b.test","role":"viewer"}`, nil},
+		{`{"role":"viewer","email":"a@b.test","role":"owner"}`, []string{"role"}},
+		{`{"a":{"x":1,"x":2},"b":{"x":1},"x":[{"x":1,"y":[1,{"x":2}]}]}`, []string{"x"}},
+		{`{"a":1,"b":{"a":1},"c":[{"a":1},{"a":1}]}`, nil},
+		{`{"a":[],"a":{}}`, []string{"a"}},
+		{`["a","a"]`, nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, fe := range duplicateKeys([]byte(tt.body)) {
+			got = append(got, fe.Field)
+			if fe.Message != "appears more than once" {
+				t.Errorf("%s: message %q", tt.body, fe.Message)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: duplicates %v, want %v", tt.body, got, tt.want)
+		}
+	}
+}
+
+func TestABodyWithADuplicateKeyIsRefused(t *testing.T) {
+	s := New(Deps{Log: zerolog.New(io.Discard)})
+	s.app.Post("/t/decode", func(c *fiber.Ctx) error {
+		var req inviteRequest
+		if err := decode(c, &req); err != nil {
+			return err
+		}
+		return writeData(c, fiber.StatusOK, req)
+	})
+	req := httptest.NewRequest("POST", "/t/decode", strings.NewReader(`{"email":"a@b.test","role":"viewer","role":"owner"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.App().Test(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body errorBody
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.FieldError{{Field: "role", Message: "appears more than once"}}
+	if resp.StatusCode != 400 || body.Error.Code != domain.CodeBadRequest || !slices.Equal(body.Error.FieldErrors, want) {
+		t.Fatalf("%d %+v", resp.StatusCode, body.Error)
+	}
+}
