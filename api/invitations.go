@@ -119,7 +119,7 @@ func (s *Server) resendInvitation(c *fiber.Ctx, who *caller) error {
 
 type acceptRequest struct {
 	Token    string `json:"token"`
-	Name     string `json:"name"`
+	Name     string `json:"name,omitempty"`
 	Password string `json:"password"`
 }
 

@@ -446,6 +446,13 @@ func (g *schemas) named(v any) (*openapi3.SchemaRef, error) {
 		return nil, fmt.Errorf("schema of %v: %w", t, err)
 	}
 	ref.Ref = ""
+	for field, hint := range schemaHints[t] {
+		prop := ref.Value.Properties[field]
+		if prop == nil {
+			return nil, fmt.Errorf("schema hint for %v.%s, which has no such field", t, field)
+		}
+		hint(prop.Value)
+	}
 	g.names[name] = t
 	g.into[name] = ref
 	return &openapi3.SchemaRef{Ref: "#/components/schemas/" + name, Value: ref.Value}, nil
@@ -469,6 +476,30 @@ var fieldEnums = map[string][]any{
 	"state": anys(domain.States),
 	"role":  anys(domain.Roles),
 	"kind":  anys(domain.OpKinds),
+}
+
+// schemaHints say in the document what the request types' validate
+// methods check, from the same patterns and bounds where there are some.
+var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
+	reflect.TypeFor[createTenantRequest](): {
+		"name":        func(s *openapi3.Schema) { s.Pattern = tenantNamePattern.String() },
+		"environment": func(s *openapi3.Schema) { s.Pattern = environmentPattern.String() },
+	},
+	reflect.TypeFor[inviteRequest](): {
+		"email": func(s *openapi3.Schema) { s.Format, s.MaxLength = "email", ptr(uint64(254)) },
+	},
+	reflect.TypeFor[signInRequest](): {
+		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(1024)) },
+	},
+	reflect.TypeFor[acceptRequest](): {
+		"token":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
+		"name":     func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(100)) },
+		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 12, ptr(uint64(256)) },
+	},
+	reflect.TypeFor[updateOrgRequest](): {
+		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
+		"plan": func(s *openapi3.Schema) { s.MinLength = 1 },
+	},
 }
 
 var enums = map[reflect.Type][]any{

@@ -47,8 +47,8 @@ func (s *Server) getOrganization(c *fiber.Ctx, who *caller) error {
 }
 
 type updateOrgRequest struct {
-	Name *string `json:"name"`
-	Plan *string `json:"plan"`
+	Name *string `json:"name,omitempty"`
+	Plan *string `json:"plan,omitempty"`
 }
 
 func (r *updateOrgRequest) validate() []domain.FieldError {
