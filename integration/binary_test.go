@@ -192,7 +192,14 @@ func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
 	if code, body := get(t, "http://"+p.api+"/metrics"); code != 200 || !strings.Contains(body, "controlplane_http_requests_total") {
 		t.Fatalf("/metrics = %d", code)
 	}
-	if out := p.out.String(); !strings.Contains(out, "http://"+p.api) || !strings.Contains(out, "http://"+p.ui) || !strings.Contains(out, lookup(env, "CP_TEMPORAL_ADDRESS")) {
+	// The binary serves the API's explorer and its document itself.
+	if code, body := get(t, "http://"+p.api+"/api/docs"); code != 200 || !strings.Contains(body, "swagger-ui") {
+		t.Fatalf("/api/docs = %d %.200s", code, body)
+	}
+	if code, body := get(t, "http://"+p.api+"/api/v1/openapi.json"); code != 200 || !strings.Contains(body, `"openapi":"3.1.0"`) {
+		t.Fatalf("/api/v1/openapi.json = %d %.200s", code, body)
+	}
+	if out := p.out.String(); !strings.Contains(out, "http://"+p.api+"/api/docs") || !strings.Contains(out, "http://"+p.ui) || !strings.Contains(out, lookup(env, "CP_TEMPORAL_ADDRESS")) {
 		t.Errorf("banner lacks the URLs:\n%s", out)
 	}
 

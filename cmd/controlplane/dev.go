@@ -152,10 +152,11 @@ func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalse
 	fmt.Fprintf(os.Stderr, `
   IntelliAuth control plane (dev)
     API          http://%s/api/v1   (health: /healthz, /readyz; metrics: /metrics)
+    API explorer http://%s/api/docs   (spec: /api/v1/openapi.json)
     Temporal UI  http://%s
     Temporal     %s   namespace %s, task queue %s
     Data dir     %s
-`, apiAddr, t.UIAddr(), t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
+`, apiAddr, apiAddr, t.UIAddr(), t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
 	if cfg.Bootstrap.OwnerPassword == config.DevOwnerPassword {
 		fmt.Fprintf(os.Stderr, "    Sign in      %s / %s   (dev defaults; set CP_BOOTSTRAP_* to change)\n", cfg.Bootstrap.OwnerEmail, cfg.Bootstrap.OwnerPassword)
 	}
