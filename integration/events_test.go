@@ -34,40 +34,52 @@ func TestEventsPageNewestFirstAndStayStableUnderConcurrentInserts(t *testing.T) 
 	srv := sharedAPI(t)
 	tok := w.People[domain.RoleAdmin].Token
 	base := time.Now().Add(-time.Hour).UTC()
-	seedEvents(t, h, w.Org.ID, 230, "tenant.suspended", base)
+	seedEvents(t, h, w.Org.ID, 1000, "tenant.suspended", base)
+	var seeded []string
+	if err := h.DB.NewRaw("SELECT id FROM audit_events WHERE org_id = ?", w.Org.ID).Scan(context.Background(), &seeded); err != nil {
+		t.Fatal(err)
+	}
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { // new events keep arriving while we page
+	wg.Go(func() { // events keep arriving while we page: new ones, and late ones dated inside the range being paged
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			seedEvents(t, h, w.Org.ID, 1, "tenant.resumed", time.Now().UTC())
-			time.Sleep(5 * time.Millisecond)
+			seedEvents(t, h, w.Org.ID, 1, "tenant.suspended", time.Now().UTC())
+			seedEvents(t, h, w.Org.ID, 1, "tenant.resumed", base.Add(time.Duration(i*37%1000)*time.Millisecond))
+			time.Sleep(2 * time.Millisecond)
 		}
 	})
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	var last time.Time
-	pages, _ := walkPages(t, srv, tok, orgPath(w, "/events?action=tenant.suspended&limit=100"), func(r response) {
+	var lastID string
+	pages, _ := walkPages(t, srv, tok, orgPath(w, "/events?limit=100"), func(r response) {
 		var evs []store.EventView
 		r.data(t, &evs)
 		for _, e := range evs {
-			if seen[e.ID] {
+			seen[e.ID]++
+			if seen[e.ID] > 1 {
 				t.Fatalf("event %s twice", e.ID)
 			}
-			if !last.IsZero() && e.OccurredAt.After(last) {
-				t.Fatalf("not newest first: %v after %v", e.OccurredAt, last)
+			if !last.IsZero() && (e.OccurredAt.After(last) || e.OccurredAt.Equal(last) && e.ID > lastID) {
+				t.Fatalf("not newest first: %v %s after %v %s", e.OccurredAt, e.ID, last, lastID)
 			}
-			seen[e.ID], last = true, e.OccurredAt
+			last, lastID = e.OccurredAt, e.ID
 		}
 	})
 	close(stop)
 	wg.Wait()
-	if len(seen) != 230 || pages != 3 {
-		t.Fatalf("saw %d events in %d pages, want 230 in 3", len(seen), pages)
+	for _, id := range seeded {
+		if seen[id] != 1 {
+			t.Fatalf("seeded event %s seen %d times", id, seen[id])
+		}
+	}
+	if len(seeded) != 1000 || pages < 10 {
+		t.Fatalf("%d events seeded, %d pages, want 1000 in at least 10", len(seeded), pages)
 	}
 }
 
