@@ -72,7 +72,16 @@ func (s *Server) listEvents(c *fiber.Ctx, who *caller) error {
 	return writePage(c, views, limit, func(v store.EventView) store.Keyset { return store.Keyset{CreatedAt: v.OccurredAt, ID: v.ID} })
 }
 
-const exportPage = 1000
+const (
+	exportPage = 1000
+	// exportStall is how long a client may take to accept a page of an
+	// export. The server's write timeout bounds a whole response, and an
+	// export of a large trail (12–26 s for a million events here) or to a
+	// slow client takes longer than that while it keeps moving; each page
+	// sent moves the connection's write deadline instead, so only a client
+	// that stops reading is cut off.
+	exportStall = 60 * time.Second
+)
 
 func (s *Server) streamEvents(c *fiber.Ctx, f store.EventFilter) error {
 	log := s.log.With().Str("request_id", requestID(c)).Logger()
@@ -82,6 +91,7 @@ func (s *Server) streamEvents(c *fiber.Ctx, f store.EventFilter) error {
 	if err != nil {
 		return err
 	}
+	conn := c.Context().Conn()
 	c.Set(fiber.HeaderContentType, "application/x-ndjson")
 	c.Status(fiber.StatusOK).Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		ctx := context.Background()
@@ -100,9 +110,13 @@ func (s *Server) streamEvents(c *fiber.Ctx, f store.EventFilter) error {
 			if err := w.Flush(); err != nil || !more {
 				return
 			}
+			_ = conn.SetWriteDeadline(time.Now().Add(exportStall))
 			last := rows[len(rows)-1]
 			if rows, err = store.ListEvents(ctx, s.db, f, store.Keyset{CreatedAt: last.OccurredAt, ID: last.ID}, exportPage); err != nil {
 				log.Error().Err(err).Msg("event export stopped")
+				// Cut the connection: ending the chunked body cleanly
+				// would make a partial export look complete.
+				_ = conn.Close()
 				return
 			}
 		}
