@@ -479,6 +479,12 @@ func BenchmarkEventsPage(b *testing.B) {
 	// The actor filter matches a few percent of the trail: its deep page is
 	// at the same point in time, 90% of the way back.
 	actorDepth := tr.ActorCount * 9 / 10 / trailPage * trailPage
+	// A family of rare actions (2.5 % of the trail), 90 % of the way back.
+	var rare int
+	if err := h.DB.NewRaw("SELECT count(*) FROM audit_events WHERE org_id = ? AND action LIKE 'invitation.%'", tr.Org.ID).Scan(b.Context(), &rare); err != nil {
+		b.Fatal(err)
+	}
+	rareDepth := rare * 9 / 10 / trailPage * trailPage
 	cases := []struct {
 		name, query string
 		depth       int
@@ -486,6 +492,7 @@ func BenchmarkEventsPage(b *testing.B) {
 		{"unfiltered", "", trailDepth},
 		{"action=tenant.*", "action=tenant.*", trailDepth},
 		{"actor_id", "actor_id=" + tr.Actor, actorDepth},
+		{"action=invitation.*", "action=invitation.*", rareDepth},
 	}
 	const rounds, warmup = 500, 20
 	for i, tc := range cases {

@@ -62,11 +62,18 @@ func (e AuditEvent) View() EventView {
 // ListEvents returns up to limit+1 events matching f, newest first, before
 // the keyset position (zero: from the newest). Each filter has an index
 // that starts with (org_id, …) and ends with (occurred_at, id), so a page
-// costs the same at any depth.
+// costs the same at any depth: an exact action, a family of actions
+// (tenant.*), an actor, a target. A deeper prefix (tenant.saga_*) is read
+// through the family's index and filtered.
 func ListEvents(ctx context.Context, db bun.IDB, f EventFilter, before Keyset, limit int) ([]AuditEvent, error) {
 	var out []AuditEvent
 	q := db.NewSelect().Model(&out).Where("org_id = ?", f.OrgID).OrderExpr("occurred_at DESC, id DESC").Limit(int64(limit + 1))
 	if prefix, ok := strings.CutSuffix(f.Action, "*"); ok {
+		if family, ok := strings.CutSuffix(prefix, "."); ok && !strings.Contains(family, ".") {
+			// A family (tenant.*): the same expression as
+			// audit_events_org_family_idx, so one range scan in time order.
+			q = q.Where("split_part(action, '.', 1) = ?", family)
+		}
 		q = q.Where("action LIKE ?", escapeLike(prefix)+"%")
 	} else if f.Action != "" {
 		q = q.Where("action = ?", f.Action)

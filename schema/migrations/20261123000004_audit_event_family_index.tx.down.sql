@@ -1,0 +1,1 @@
+DROP INDEX audit_events_org_family_idx;
