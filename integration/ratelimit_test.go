@@ -86,6 +86,10 @@ func TestPlanRateLimitIsOneBudgetSharedByTwoAPIInstances(t *testing.T) {
 			}
 		}
 	}
+	// Routes outside an organisation are the user's budget.
+	if r := req(t, a, "GET", "/api/v1/me", token, nil); r.Status != 200 || r.Header.Get("RateLimit-Limit") != "1200" {
+		t.Fatalf("/me: %d limit=%q", r.Status, r.Header.Get("RateLimit-Limit"))
+	}
 	// Another organisation has its own budget.
 	if r := req(t, a, "GET", orgPath(other, ""), other.People[domain.RoleViewer].Token, nil); r.Status != 200 {
 		t.Fatalf("other organisation: %d %s", r.Status, r.Raw)
