@@ -53,8 +53,9 @@ type budget struct {
 	// used is the window's shared count at the last reservation.
 	used int64
 	// spent is set when a reservation was refused: nothing more is granted
-	// in this window.
+	// in this window, unless the limit changes (a plan upgrade).
 	spent bool
+	limit int
 }
 
 // verdict is the outcome of one request's check, and its headers.
@@ -79,6 +80,9 @@ func (l *limiter) take(ctx context.Context, scope string, limit int) verdict {
 	defer b.mu.Unlock()
 	if !now.Before(b.end) { // a new window
 		b.tokens, b.used, b.spent = 0, 0, false
+	}
+	if limit != b.limit {
+		b.spent, b.limit = false, limit
 	}
 	if b.tokens == 0 && !b.spent {
 		w, err := store.ReserveRequests(ctx, l.db, scope, limit, batchFor(limit))

@@ -86,6 +86,15 @@ func TestPlanRateLimitIsOneBudgetSharedByTwoAPIInstances(t *testing.T) {
 			}
 		}
 	}
+	// A plan upgrade gives the larger budget at once, on both instances.
+	if _, err := h.DB.ExecContext(context.Background(), "UPDATE organizations SET plan_id = 'team' WHERE id = ?", w.Org.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i, srv := range []*api.Server{a, b} {
+		if r := req(t, srv, "GET", path, token, nil); r.Status != 200 || r.Header.Get("RateLimit-Limit") != "3000" {
+			t.Fatalf("instance %d after the upgrade: %d limit=%q %s", i, r.Status, r.Header.Get("RateLimit-Limit"), r.Raw)
+		}
+	}
 	// Routes outside an organisation are the user's budget.
 	if r := req(t, a, "GET", "/api/v1/me", token, nil); r.Status != 200 || r.Header.Get("RateLimit-Limit") != "1200" {
 		t.Fatalf("/me: %d limit=%q", r.Status, r.Header.Get("RateLimit-Limit"))
