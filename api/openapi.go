@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -104,8 +105,9 @@ func routeDocs() map[string]doc {
 	}
 }
 
-// openAPI builds the document of the server's routes.
-func (s *Server) openAPI() (*openapi3.T, error) {
+// buildOpenAPI builds the document of routes from docs, which must hold an
+// entry for each route and no other.
+func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
 	t := &openapi3.T{
 		OpenAPI: "3.1.0",
 		Info: &openapi3.Info{
@@ -135,19 +137,19 @@ func (s *Server) openAPI() (*openapi3.T, error) {
 	t.Components.Schemas["Error"] = errorSchema()
 	g := &schemas{gen: openapi3gen.NewGenerator(openapi3gen.SchemaCustomizer(customizeSchema)), into: t.Components.Schemas, names: map[string]reflect.Type{}}
 
-	docs := routeDocs()
-	for _, r := range s.table() {
+	docs = maps.Clone(docs)
+	for _, r := range routes {
 		key := r.Method + " " + r.Path
 		d, ok := docs[key]
 		if !ok {
 			return nil, fmt.Errorf("route %s has no entry in routeDocs", key)
 		}
 		delete(docs, key)
-		op, err := operation(r.Route, d, g)
+		op, err := operation(r, d, g)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", key, err)
 		}
-		path := openAPIPath(r.Path)
+		path := OpenAPIPath(r.Path)
 		item := t.Paths.Value(path)
 		if item == nil {
 			item = &openapi3.PathItem{}
@@ -161,29 +163,38 @@ func (s *Server) openAPI() (*openapi3.T, error) {
 	return t, nil
 }
 
-// openAPIJSON serves the document, which is built once in New.
+// openAPIJSON serves the document.
 func (s *Server) openAPIJSON(c *fiber.Ctx, _ *caller) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	c.Set(fiber.HeaderCacheControl, "no-cache")
-	return c.Send(s.openapiJSON)
+	return c.Send(openAPIDocument())
 }
 
-func mustOpenAPIJSON(s *Server) []byte {
-	t, err := s.openAPI()
-	if err != nil {
-		panic("openapi: " + err.Error()) // the route table and routeDocs disagree: a programming error every test shows
-	}
-	b, err := json.Marshal(t)
-	if err != nil {
-		panic("openapi: " + err.Error())
-	}
-	return b
+// openAPIDocument is the document as JSON, built once per process (the
+// routes do not depend on a server's settings); New calls it, so a route
+// table and routeDocs that disagree stop the first server being built.
+func openAPIDocument() []byte {
+	openAPIOnce.Do(func() {
+		t, err := buildOpenAPI((&Server{}).Routes(), routeDocs())
+		if err != nil {
+			panic("openapi: " + err.Error()) // the route table and routeDocs disagree: a programming error every test shows
+		}
+		if openAPIOnce.json, err = json.Marshal(t); err != nil {
+			panic("openapi: " + err.Error())
+		}
+	})
+	return openAPIOnce.json
+}
+
+var openAPIOnce struct {
+	sync.Once
+	json []byte
 }
 
 var pathParam = regexp.MustCompile(`:([a-z_]+)`)
 
-// openAPIPath turns Fiber's /a/:id into OpenAPI's /a/{id}.
-func openAPIPath(p string) string { return pathParam.ReplaceAllString(p, "{$1}") }
+// OpenAPIPath turns a route's Fiber path /a/:id into the document's /a/{id}.
+func OpenAPIPath(p string) string { return pathParam.ReplaceAllString(p, "{$1}") }
 
 func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 	op := &openapi3.Operation{OperationID: d.id, Summary: d.summary, Description: d.desc, Tags: []string{tagOf(r.Path)}, Responses: openapi3.NewResponses()}
@@ -470,8 +481,8 @@ func componentName(t reflect.Type) string {
 	return string(r)
 }
 
-// fieldEnums are the values of string fields whose Go type is plain string
-// (the store's row types), by JSON name.
+// fieldEnums are the values of string fields by JSON name, whether their Go
+// type is a domain type (domain.Role) or plain string (the store's rows).
 var fieldEnums = map[string][]any{
 	"state": anys(domain.States),
 	"role":  anys(domain.Roles),
@@ -502,17 +513,10 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 	},
 }
 
-var enums = map[reflect.Type][]any{
-	reflect.TypeFor[domain.Role]():     anys(domain.Roles),
-	reflect.TypeFor[domain.State]():    anys(domain.States),
-	reflect.TypeFor[domain.OpKind]():   anys(domain.OpKinds),
-	reflect.TypeFor[domain.OpStatus](): anys(domain.OpStatuses),
-}
-
 // customizeSchema makes the generator's schemas say what the types mean in
 // JSON Schema 2020-12 (OpenAPI 3.1): a pointer is a type union with null,
 // a struct lists its required fields (those without omitempty) and allows
-// no others, a domain enum lists its values.
+// no others, a role, state or kind lists its values.
 func customizeSchema(name string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
 	if s.Nullable {
 		s.Nullable = false
@@ -522,9 +526,7 @@ func customizeSchema(name string, t reflect.Type, _ reflect.StructTag, s *openap
 			s.Type = &types
 		}
 	}
-	if e, ok := enums[t]; ok {
-		s.Enum = e
-	} else if e, ok := fieldEnums[name]; ok && t.Kind() == reflect.String {
+	if e, ok := fieldEnums[name]; ok && t.Kind() == reflect.String {
 		s.Enum = e
 	}
 	if t.Kind() == reflect.Struct && s.Properties != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -33,7 +34,7 @@ func TestOpenAPIDocumentIsValid31AndCoversEveryRoute(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, r := range s.Routes() {
-		item := doc.Paths.Value(openAPIPath(r.Path))
+		item := doc.Paths.Value(OpenAPIPath(r.Path))
 		if item == nil || item.GetOperation(r.Method) == nil {
 			t.Errorf("%s %s is not in the document", r.Method, r.Path)
 			continue
@@ -52,10 +53,19 @@ func TestOpenAPIDocumentIsValid31AndCoversEveryRoute(t *testing.T) {
 	}
 }
 
-func TestOpenAPIGenerationRefusesARouteWithoutDocs(t *testing.T) {
-	s := New(Deps{Log: zerolog.New(io.Discard)})
-	docs := routeDocs()
-	if len(docs) != len(s.Routes()) {
-		t.Fatalf("%d docs for %d routes", len(docs), len(s.Routes()))
+func TestOpenAPIGenerationRefusesARouteWithoutDocsAndDocsWithoutARoute(t *testing.T) {
+	routes := (&Server{}).Routes()
+	if _, err := buildOpenAPI(routes, routeDocs()); err != nil {
+		t.Fatalf("the real table: %v", err)
+	}
+	missing := routeDocs()
+	delete(missing, "GET /api/v1/me")
+	if _, err := buildOpenAPI(routes, missing); err == nil || !strings.Contains(err.Error(), "GET /api/v1/me has no entry") {
+		t.Errorf("a route without docs: %v", err)
+	}
+	extra := routeDocs()
+	extra["GET /api/v1/nowhere"] = doc{id: "nowhere", summary: "nothing", data: signOutResponse{}}
+	if _, err := buildOpenAPI(routes, extra); err == nil || !strings.Contains(err.Error(), "GET /api/v1/nowhere") {
+		t.Errorf("docs without a route: %v", err)
 	}
 }

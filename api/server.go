@@ -64,9 +64,6 @@ type Server struct {
 	stepMaxAttempts   int
 	decommissionGrace time.Duration
 
-	// openapiJSON is the OpenAPI document, built once from the routes.
-	openapiJSON []byte
-
 	limiter   *limiter
 	publicRPM int
 	userRPM   int
@@ -130,7 +127,7 @@ func New(d Deps) *Server {
 		// (a failure to write the envelope itself).
 		ErrorHandler: writeError,
 	})
-	s.openapiJSON = mustOpenAPIJSON(s)
+	openAPIDocument() // panics when the route table and routeDocs disagree
 	s.routes()
 	return s
 }

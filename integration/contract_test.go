@@ -203,7 +203,7 @@ func TestOpenAPIDocumentIsValidAndListsExactlyTheServedRoutes(t *testing.T) {
 		if r.Method == "HEAD" || outside(r.Path) {
 			continue
 		}
-		served[r.Method+" "+openAPIPath(r.Path)] = true
+		served[r.Method+" "+api.OpenAPIPath(r.Path)] = true
 	}
 	for k := range served {
 		if !documented[k] {
@@ -218,15 +218,4 @@ func TestOpenAPIDocumentIsValidAndListsExactlyTheServedRoutes(t *testing.T) {
 	if len(served) != len(srv.Routes()) {
 		t.Errorf("%d routes served under /api/v1, %d in the route table", len(served), len(srv.Routes()))
 	}
-}
-
-// openAPIPath turns Fiber's /a/:id into OpenAPI's /a/{id}.
-func openAPIPath(p string) string {
-	parts := strings.Split(p, "/")
-	for i, s := range parts {
-		if strings.HasPrefix(s, ":") {
-			parts[i] = "{" + s[1:] + "}"
-		}
-	}
-	return strings.Join(parts, "/")
 }

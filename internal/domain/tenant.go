@@ -44,9 +44,6 @@ const (
 	OpCompensated OpStatus = "compensated"
 )
 
-// OpStatuses are the operation statuses.
-var OpStatuses = []OpStatus{OpRunning, OpStuck, OpSucceeded, OpFailed, OpCancelled, OpCompensated}
-
 // transitions says from which state each requested operation may start.
 var transitions = map[OpKind]State{
 	OpSuspend: StateActive,
