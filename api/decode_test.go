@@ -2,14 +2,10 @@ package api
 
 import (
 	"encoding/json"
-	"io"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/gofiber/fiber/v2"
-	"github.com/rs/zerolog"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 )
@@ -41,14 +37,7 @@ func TestDuplicateKeysAreFoundInEveryObjectButNotAcrossObjects(t *testing.T) {
 }
 
 func TestABodyWithADuplicateKeyIsRefused(t *testing.T) {
-	s := New(Deps{Log: zerolog.New(io.Discard)})
-	s.app.Post("/t/decode", func(c *fiber.Ctx) error {
-		var req inviteRequest
-		if err := decode(c, &req); err != nil {
-			return err
-		}
-		return writeData(c, fiber.StatusOK, req)
-	})
+	s := decodeServer()
 	req := httptest.NewRequest("POST", "/t/decode", strings.NewReader(`{"email":"a@b.test","role":"viewer","role":"owner"}`))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.App().Test(req)

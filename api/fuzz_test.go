@@ -32,9 +32,9 @@ func FuzzDecodeCursor(f *testing.F) {
 	})
 }
 
-// FuzzDecodeBody sends arbitrary bodies and content types to a route that
-// decodes strictly: the answer is 2xx or 4xx, never a 5xx or a panic.
-func FuzzDecodeBody(f *testing.F) {
+// decodeServer is a server with POST /t/decode, which decodes an
+// invitation request strictly and echoes it.
+func decodeServer() *Server {
 	s := New(Deps{Log: zerolog.New(io.Discard)})
 	s.app.Post("/t/decode", func(c *fiber.Ctx) error {
 		var req inviteRequest
@@ -43,6 +43,13 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 		return writeData(c, fiber.StatusOK, req)
 	})
+	return s
+}
+
+// FuzzDecodeBody sends arbitrary bodies and content types to a route that
+// decodes strictly: the answer is 2xx or 4xx, never a 5xx or a panic.
+func FuzzDecodeBody(f *testing.F) {
+	s := decodeServer()
 	for _, seed := range []struct{ ct, body string }{
 		{"application/json", `{"email":"a@b.test","role":"viewer"}`},
 		{"application/json", `{"email":"a@b.test","role":"viewer"} {}`},

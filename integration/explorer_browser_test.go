@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -256,19 +254,14 @@ func lastBytes(b []byte, n int) []byte {
 // "METHOD /path", sorted.
 func specOperations(t *testing.T, specURL string) []string {
 	t.Helper()
-	resp, err := http.Get(specURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s = %d %s", specURL, resp.StatusCode, body)
+	status, body := get(t, specURL)
+	if status != 200 {
+		t.Fatalf("GET %s = %d %s", specURL, status, body)
 	}
 	var spec struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
-	if err := json.Unmarshal(body, &spec); err != nil {
+	if err := json.Unmarshal([]byte(body), &spec); err != nil {
 		t.Fatalf("%s: %v", specURL, err)
 	}
 	var ops []string
