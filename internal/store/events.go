@@ -69,9 +69,10 @@ func ListEvents(ctx context.Context, db bun.IDB, f EventFilter, before Keyset, l
 	var out []AuditEvent
 	q := db.NewSelect().Model(&out).Where("org_id = ?", f.OrgID).OrderExpr("occurred_at DESC, id DESC").Limit(int64(limit + 1))
 	if prefix, ok := strings.CutSuffix(f.Action, "*"); ok {
-		if family, ok := strings.CutSuffix(prefix, "."); ok && !strings.Contains(family, ".") {
-			// A family (tenant.*): the same expression as
-			// audit_events_org_family_idx, so one range scan in time order.
+		if family, _, ok := strings.Cut(prefix, "."); ok {
+			// The prefix's family (tenant for tenant.* and tenant.saga_*):
+			// the expression of audit_events_org_family_idx, so one range
+			// scan in time order, filtered by the LIKE below.
 			q = q.Where("split_part(action, '.', 1) = ?", family)
 		}
 		q = q.Where("action LIKE ?", escapeLike(prefix)+"%")
