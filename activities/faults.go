@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/intelliauth/controlplane/internal/domain"
 )
 
 // Fault is what a fault drill does to every attempt of one data-plane step
@@ -16,26 +18,25 @@ type Fault struct {
 	Delay time.Duration
 }
 
-// FaultyDataPlane wraps a DataPlane with fault drills, keyed by step name
-// (schema, keys, route, drop_schema, delete_keys, delete_route,
-// suspend_route, resume_route). Attempts are counted per tenant and step
+// FaultyDataPlane wraps a DataPlane with fault drills, keyed by step
+// (domain.Steps). Attempts are counted per tenant and step
 // for the life of the process, across operator retries.
 type FaultyDataPlane struct {
 	Inner  DataPlane
-	Faults map[string]Fault
+	Faults map[domain.Step]Fault
 
 	mu       sync.Mutex
 	attempts map[string]int
 }
 
 // ErrInjected is the error of an attempt a fault drill failed.
-type ErrInjected struct{ Step string }
+type ErrInjected struct{ Step domain.Step }
 
 func (e ErrInjected) Error() string {
 	return fmt.Sprintf("fault drill: step %s failed (CP_FAULTS)", e.Step)
 }
 
-func (f *FaultyDataPlane) before(ctx context.Context, step string, t TenantRef) error {
+func (f *FaultyDataPlane) before(ctx context.Context, step domain.Step, t TenantRef) error {
 	fault, ok := f.Faults[step]
 	if !ok {
 		return nil
@@ -55,7 +56,7 @@ func (f *FaultyDataPlane) before(ctx context.Context, step string, t TenantRef) 
 	if f.attempts == nil {
 		f.attempts = map[string]int{}
 	}
-	key := t.TenantID + "/" + step
+	key := t.TenantID + "/" + string(step)
 	f.attempts[key]++
 	if fault.Count == 0 || f.attempts[key] <= fault.Count {
 		return ErrInjected{Step: step}
@@ -63,7 +64,7 @@ func (f *FaultyDataPlane) before(ctx context.Context, step string, t TenantRef) 
 	return nil
 }
 
-func (f *FaultyDataPlane) run(ctx context.Context, step string, t TenantRef, fn func(context.Context, TenantRef) error) error {
+func (f *FaultyDataPlane) run(ctx context.Context, step domain.Step, t TenantRef, fn func(context.Context, TenantRef) error) error {
 	if err := f.before(ctx, step, t); err != nil {
 		return err
 	}
@@ -72,42 +73,42 @@ func (f *FaultyDataPlane) run(ctx context.Context, step string, t TenantRef, fn 
 
 // CreateSchema is the "schema" step.
 func (f *FaultyDataPlane) CreateSchema(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "schema", t, f.Inner.CreateSchema)
+	return f.run(ctx, domain.StepSchema, t, f.Inner.CreateSchema)
 }
 
 // DropSchema is the "drop_schema" step.
 func (f *FaultyDataPlane) DropSchema(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "drop_schema", t, f.Inner.DropSchema)
+	return f.run(ctx, domain.StepDropSchema, t, f.Inner.DropSchema)
 }
 
 // CreateKeys is the "keys" step.
 func (f *FaultyDataPlane) CreateKeys(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "keys", t, f.Inner.CreateKeys)
+	return f.run(ctx, domain.StepKeys, t, f.Inner.CreateKeys)
 }
 
 // DeleteKeys is the "delete_keys" step.
 func (f *FaultyDataPlane) DeleteKeys(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "delete_keys", t, f.Inner.DeleteKeys)
+	return f.run(ctx, domain.StepDeleteKeys, t, f.Inner.DeleteKeys)
 }
 
 // CreateRoute is the "route" step.
 func (f *FaultyDataPlane) CreateRoute(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "route", t, f.Inner.CreateRoute)
+	return f.run(ctx, domain.StepRoute, t, f.Inner.CreateRoute)
 }
 
 // DeleteRoute is the "delete_route" step.
 func (f *FaultyDataPlane) DeleteRoute(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "delete_route", t, f.Inner.DeleteRoute)
+	return f.run(ctx, domain.StepDeleteRoute, t, f.Inner.DeleteRoute)
 }
 
 // SuspendRoute is the "suspend_route" step.
 func (f *FaultyDataPlane) SuspendRoute(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "suspend_route", t, f.Inner.SuspendRoute)
+	return f.run(ctx, domain.StepSuspendRoute, t, f.Inner.SuspendRoute)
 }
 
 // ResumeRoute is the "resume_route" step.
 func (f *FaultyDataPlane) ResumeRoute(ctx context.Context, t TenantRef) error {
-	return f.run(ctx, "resume_route", t, f.Inner.ResumeRoute)
+	return f.run(ctx, domain.StepResumeRoute, t, f.Inner.ResumeRoute)
 }
 
 // Inspect is never faulted: it is how tests and operators look.

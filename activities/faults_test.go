@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/intelliauth/controlplane/internal/domain"
 )
 
 // recorder is a DataPlane that records the steps that reached it.
@@ -28,7 +30,7 @@ func TestFaultDrills(t *testing.T) {
 	b := TenantRef{TenantID: "tnt_B"}
 	t.Run("fail:N fails the first N attempts of each tenant, then passes", func(t *testing.T) {
 		inner := &recorder{}
-		f := &FaultyDataPlane{Inner: inner, Faults: map[string]Fault{"schema": {Fail: true, Count: 2}}}
+		f := &FaultyDataPlane{Inner: inner, Faults: map[domain.Step]Fault{"schema": {Fail: true, Count: 2}}}
 		var got []bool
 		for _, ref := range []TenantRef{a, a, a, b, b, b} {
 			got = append(got, f.CreateSchema(context.Background(), ref) == nil)
@@ -44,7 +46,7 @@ func TestFaultDrills(t *testing.T) {
 		}
 	})
 	t.Run("fail fails every attempt with ErrInjected", func(t *testing.T) {
-		f := &FaultyDataPlane{Inner: &recorder{}, Faults: map[string]Fault{"keys": {Fail: true}}}
+		f := &FaultyDataPlane{Inner: &recorder{}, Faults: map[domain.Step]Fault{"keys": {Fail: true}}}
 		for range 5 {
 			var inj ErrInjected
 			if err := f.CreateKeys(context.Background(), a); !errors.As(err, &inj) || inj.Step != "keys" {
@@ -53,7 +55,7 @@ func TestFaultDrills(t *testing.T) {
 		}
 	})
 	t.Run("delay waits, and gives up when the context ends", func(t *testing.T) {
-		f := &FaultyDataPlane{Inner: &recorder{}, Faults: map[string]Fault{"schema": {Delay: time.Hour}}}
+		f := &FaultyDataPlane{Inner: &recorder{}, Faults: map[domain.Step]Fault{"schema": {Delay: time.Hour}}}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		if err := f.CreateSchema(ctx, a); !errors.Is(err, context.DeadlineExceeded) {
@@ -62,7 +64,7 @@ func TestFaultDrills(t *testing.T) {
 	})
 	t.Run("steps without a fault pass through", func(t *testing.T) {
 		inner := &recorder{}
-		f := &FaultyDataPlane{Inner: inner, Faults: map[string]Fault{"route": {Fail: true}}}
+		f := &FaultyDataPlane{Inner: inner, Faults: map[domain.Step]Fault{"route": {Fail: true}}}
 		if err := f.CreateSchema(context.Background(), a); err != nil || len(inner.calls) != 1 {
 			t.Fatalf("err = %v, calls = %v", err, inner.calls)
 		}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,23 +25,109 @@ type Request struct {
 	UserAgent  string
 }
 
+// NewTenant is a tenant to create, as its workflow knows it.
+type NewTenant struct {
+	ID          string
+	OrgID       string
+	Name        string
+	Environment string
+	Hostname    string
+	WorkflowID  string
+}
+
 // ReserveInput is a tenant to create.
 type ReserveInput struct {
-	Tenant      store.Tenant
+	Tenant      NewTenant
 	OperationID string
 	Steps       []string
 	Request     Request
 }
 
-// ReserveResult is the tenant and its provisioning operation as written.
-type ReserveResult struct {
-	Tenant    store.Tenant
-	Operation store.Operation
+// TenantRecord is a tenant as an activity wrote or read it. Workflow
+// payloads are types of their own, so a database column or an API field can
+// change without changing what running workflows hold in their histories.
+type TenantRecord struct {
+	ID                 string
+	OrgID              string
+	Name               string
+	Environment        string
+	State              string
+	Hostname           string
+	WorkflowID         string
+	CurrentOperationID string
+	CreatedBy          string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// StepRecord is one step of an operation: its status, attempts and last
+// error.
+type StepRecord struct {
+	Name      string
+	Status    string
+	Attempts  int
+	LastError string
+	UpdatedAt *time.Time
+}
+
+// OperationRecord is an operation as an activity wrote or read it.
+type OperationRecord struct {
+	ID          string
+	OrgID       string
+	TenantID    string
+	Kind        string
+	Status      string
+	Steps       []StepRecord
+	RequestedBy string
+	RequestID   string
+	WorkflowID  string
+	UpdateID    string
+	StartedAt   time.Time
+	EndedAt     *time.Time
+}
+
+// OperationResult answers a lifecycle request: the tenant and the operation
+// the caller follows.
+type OperationResult struct {
+	Tenant    TenantRecord
+	Operation OperationRecord
+	// RequestID is the request this answer was made for: a retry that gets
+	// the same answer has another request id, and is told it was replayed.
+	RequestID string
+	// Replayed says that the update id had already begun this operation,
+	// in an earlier run of the workflow.
+	Replayed bool
+}
+
+// TenantRecordOf returns the payload of a tenant row.
+func TenantRecordOf(t store.Tenant) TenantRecord {
+	r := TenantRecord{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
+		WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	if t.CurrentOperationID != nil {
+		r.CurrentOperationID = *t.CurrentOperationID
+	}
+	return r
+}
+
+// OperationRecordOf returns the payload of an operation row.
+func OperationRecordOf(op store.Operation) OperationRecord {
+	r := OperationRecord{ID: op.ID, OrgID: op.OrgID, TenantID: op.TenantID, Kind: op.Kind, Status: op.Status,
+		RequestedBy: op.RequestedBy, RequestID: op.RequestID, WorkflowID: op.WorkflowID, UpdateID: op.UpdateID,
+		StartedAt: op.StartedAt, EndedAt: op.EndedAt, Steps: make([]StepRecord, len(op.Steps))}
+	for i, s := range op.Steps {
+		r.Steps[i] = StepRecord{Name: s.Name, Status: s.Status, Attempts: s.Attempts, LastError: s.LastError, UpdatedAt: s.UpdatedAt}
+	}
+	return r
+}
+
+func resultOf(t store.Tenant, op store.Operation, requestID string) OperationResult {
+	return OperationResult{Tenant: TenantRecordOf(t), Operation: OperationRecordOf(op), RequestID: requestID}
 }
 
 // asApplicationError turns a domain error into a non-retryable Temporal
 // error whose type is the error code, so an update's caller can tell a
-// CONFLICT from a failure.
+// CONFLICT from a failure. Any other error is an infrastructure failure,
+// which Temporal retries.
 func asApplicationError(err error) error {
 	var de *domain.Error
 	if errors.As(err, &de) {
@@ -54,13 +141,19 @@ func asApplicationError(err error) error {
 // transaction, after checking that the name is free among the live tenants
 // of the organisation and that the plan's tenant quota allows one more. A
 // retry after a commit finds the tenant and returns it.
-func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (ReserveResult, error) {
-	var res ReserveResult
+func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (OperationResult, error) {
+	var res OperationResult
 	err := a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var existing store.Tenant
 		if err := tx.NewSelect().Model(&existing).Where("id = ?", in.Tenant.ID).Scan(ctx); err == nil {
-			res.Tenant = existing
-			return tx.NewSelect().Model(&res.Operation).Where("id = ?", in.OperationID).Scan(ctx)
+			var op store.Operation
+			if err := tx.NewSelect().Model(&op).Where("id = ?", in.OperationID).Scan(ctx); err != nil {
+				return fmt.Errorf("load operation %s: %w", in.OperationID, err)
+			}
+			res = resultOf(existing, op, op.RequestID)
+			return nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("load tenant %s: %w", in.Tenant.ID, err)
 		}
 		plan, err := store.LockPlan(ctx, tx, in.Tenant.OrgID)
 		if err != nil {
@@ -71,6 +164,8 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Reserv
 			Where("org_id = ? AND name = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.OrgID, in.Tenant.Name).Scan(ctx, &taken)
 		if err == nil {
 			return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization by %s", in.Tenant.Name, taken)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("check tenant name: %w", err)
 		}
 		var live int
 		if err := tx.NewRaw("SELECT count(*) FROM tenants WHERE org_id = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.OrgID).Scan(ctx, &live); err != nil {
@@ -80,8 +175,9 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Reserv
 			return domain.Errorf(domain.CodeConflict, "tenant quota reached: plan %s allows %d tenants", plan.ID, plan.MaxTenants)
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
-		t := in.Tenant
-		t.State, t.CurrentOperationID, t.CreatedBy, t.CreatedAt, t.UpdatedAt = string(domain.StateProvisioning), &in.OperationID, in.Request.UserID, now, now
+		nt := in.Tenant
+		t := store.Tenant{ID: nt.ID, OrgID: nt.OrgID, Name: nt.Name, Environment: nt.Environment, Hostname: nt.Hostname, WorkflowID: nt.WorkflowID,
+			State: string(domain.StateProvisioning), CurrentOperationID: &in.OperationID, CreatedBy: in.Request.UserID, CreatedAt: now, UpdatedAt: now}
 		op := store.Operation{ID: in.OperationID, OrgID: t.OrgID, TenantID: t.ID, Kind: string(domain.OpProvision), Status: string(domain.OpRunning),
 			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID, StartedAt: now}
 		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
@@ -93,11 +189,12 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Reserv
 		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
 			return fmt.Errorf("insert operation: %w", err)
 		}
-		if err := a.event(ctx, tx, t, in.Request, nil, "tenant.create_requested",
-			map[string]any{"after": map[string]any{"name": t.Name, "environment": t.Environment, "hostname": t.Hostname}}, "requested"); err != nil {
+		if err := a.event(ctx, tx, t, in.Request, "", "tenant.create_requested",
+			map[string]any{"after": map[string]any{"name": t.Name, "environment": t.Environment, "hostname": t.Hostname}},
+			true, t.WorkflowID+"/requested/"+op.ID); err != nil {
 			return err
 		}
-		res.Tenant, res.Operation = t, op
+		res = resultOf(t, op, op.RequestID)
 		return nil
 	})
 	return res, asApplicationError(err)
@@ -116,53 +213,94 @@ type BeginInput struct {
 
 // BeginOperation writes the operation of a requested transition and its
 // *_requested event, after checking the tenant's state allows it. A retry
-// after a commit finds the operation and returns it.
-func (a *Activities) BeginOperation(ctx context.Context, in BeginInput) (ReserveResult, error) {
-	var res ReserveResult
+// after a commit finds the operation and returns it; an update id that
+// already began an operation (in an earlier run of the workflow) returns
+// that operation, marked replayed.
+func (a *Activities) BeginOperation(ctx context.Context, in BeginInput) (OperationResult, error) {
+	var res OperationResult
 	err := a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&res.Tenant).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
+		var t store.Tenant
+		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
 			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
 		}
-		if err := tx.NewSelect().Model(&res.Operation).Where("id = ?", in.OperationID).Scan(ctx); err == nil {
-			return nil
-		}
+		var op store.Operation
 		if in.Kind == domain.OpRestore {
 			// A restore cancels the running decommission operation (the
 			// workflow checked that one runs); it is that operation the
 			// caller follows.
-			if res.Tenant.CurrentOperationID == nil {
+			if t.CurrentOperationID == nil {
 				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
 			}
-			if err := tx.NewSelect().Model(&res.Operation).Where("id = ?", *res.Tenant.CurrentOperationID).Scan(ctx); err != nil {
+			if err := tx.NewSelect().Model(&op).Where("id = ?", *t.CurrentOperationID).Scan(ctx); err != nil {
 				return fmt.Errorf("load operation: %w", err)
 			}
-			if res.Operation.Kind != string(domain.OpDecommission) {
+			if op.Kind != string(domain.OpDecommission) {
 				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
 			}
-			return a.event(ctx, tx, res.Tenant, in.Request, nil, "tenant.restore_requested",
-				map[string]any{"operation_id": res.Operation.ID}, "requested")
+			res = resultOf(t, op, in.Request.RequestID)
+			return a.event(ctx, tx, t, in.Request, "", "tenant.restore_requested",
+				map[string]any{"operation_id": op.ID}, true, t.WorkflowID+"/restore/"+in.UpdateID)
 		}
-		if err := domain.CanStart(in.Kind, domain.State(res.Tenant.State)); err != nil {
+		err := tx.NewSelect().Model(&op).Where("id = ?", in.OperationID).Scan(ctx)
+		if err == nil {
+			res = resultOf(t, op, op.RequestID)
+			return nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("load operation %s: %w", in.OperationID, err)
+		}
+		if in.UpdateID != "" {
+			err := tx.NewSelect().Model(&op).Where("tenant_id = ? AND update_id = ?", in.TenantID, in.UpdateID).Scan(ctx)
+			if err == nil {
+				res = resultOf(t, op, op.RequestID)
+				res.Replayed = true
+				return nil
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("load operation of update %s: %w", in.UpdateID, err)
+			}
+		}
+		if err := domain.CanStart(in.Kind, domain.State(t.State)); err != nil {
 			return err
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
-		res.Operation = store.Operation{ID: in.OperationID, OrgID: in.OrgID, TenantID: in.TenantID, Kind: string(in.Kind), Status: string(domain.OpRunning),
-			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: res.Tenant.WorkflowID,
+		op = store.Operation{ID: in.OperationID, OrgID: in.OrgID, TenantID: in.TenantID, Kind: string(in.Kind), Status: string(domain.OpRunning),
+			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID,
 			UpdateID: in.UpdateID, StartedAt: now}
-		if _, err := tx.NewInsert().Model(&res.Operation).Exec(ctx); err != nil {
+		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
 			if store.IsUniqueViolation(err, "operations_one_running_key") {
 				return domain.Errorf(domain.CodeConflict, "another operation is running on tenant %s", in.TenantID)
 			}
 			return fmt.Errorf("insert operation: %w", err)
 		}
-		res.Tenant.CurrentOperationID, res.Tenant.UpdatedAt = &in.OperationID, now
-		if _, err := tx.NewUpdate().Model(&res.Tenant).Column("current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
+		t.CurrentOperationID, t.UpdatedAt = &in.OperationID, now
+		if _, err := tx.NewUpdate().Model(&t).Column("current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update tenant: %w", err)
 		}
-		return a.event(ctx, tx, res.Tenant, in.Request, nil, "tenant."+string(in.Kind)+"_requested",
-			map[string]any{"operation_id": in.OperationID}, "requested")
+		res = resultOf(t, op, op.RequestID)
+		return a.event(ctx, tx, t, in.Request, "", "tenant."+string(in.Kind)+"_requested",
+			map[string]any{"operation_id": in.OperationID}, true, t.WorkflowID+"/requested/"+op.ID)
 	})
 	return res, asApplicationError(err)
+}
+
+// LoadInput names an operation whose answer is given again.
+type LoadInput struct {
+	TenantID    string
+	OperationID string
+	RequestID   string
+}
+
+// LoadOperation reads a tenant and one of its operations: the answer to a
+// request that a retry repeats after the workflow continued as new.
+func (a *Activities) LoadOperation(ctx context.Context, in LoadInput) (OperationResult, error) {
+	var t store.Tenant
+	if err := a.DB.NewSelect().Model(&t).Where("id = ?", in.TenantID).Scan(ctx); err != nil {
+		return OperationResult{}, fmt.Errorf("load tenant %s: %w", in.TenantID, err)
+	}
+	var op store.Operation
+	if err := a.DB.NewSelect().Model(&op).Where("id = ? AND tenant_id = ?", in.OperationID, in.TenantID).Scan(ctx); err != nil {
+		return OperationResult{}, fmt.Errorf("load operation %s: %w", in.OperationID, err)
+	}
+	return resultOf(t, op, in.RequestID), nil
 }
 
 // RecordInput is a change to an operation and its tenant, with the audit
@@ -181,11 +319,15 @@ type RecordInput struct {
 	Operator string
 	Request  Request
 	Data     map[string]any
+	// EventKey identifies the event for good: the workflow derives it from
+	// its own state, so a retried activity, a reset workflow and a new run
+	// write the event once. Empty: the activity's id in its run.
+	EventKey string
 }
 
 // Record applies a change to an operation and its tenant and writes its
 // event, in one transaction; a retried attempt writes the event once.
-func (a *Activities) Record(ctx context.Context, in RecordInput) (store.Tenant, error) {
+func (a *Activities) Record(ctx context.Context, in RecordInput) (TenantRecord, error) {
 	var t store.Tenant
 	err := a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
@@ -224,34 +366,40 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) (store.Tenant, 
 		if before != t.State {
 			data["before"], data["after"] = map[string]any{"state": before}, map[string]any{"state": t.State}
 		}
-		return a.event(ctx, tx, t, in.Request, &in.Operator, in.Action, data, "")
+		return a.event(ctx, tx, t, in.Request, in.Operator, in.Action, data, false, in.EventKey)
 	})
-	return t, err
+	return TenantRecordOf(t), err
 }
 
 // event writes a tenant's audit event. A requested event is the human's
 // own; any other is the system's on the human's behalf, or an operator's.
-// The dedup key is the activity's, which its retries keep.
-func (a *Activities) event(ctx context.Context, tx bun.Tx, t store.Tenant, r Request, operator *string, action string, data map[string]any, kind string) error {
-	info := activity.GetInfo(ctx)
-	key := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID
+// key identifies the event across retries (empty: the activity's id in its
+// run, which its retries keep).
+func (a *Activities) event(ctx context.Context, tx bun.Tx, t store.Tenant, r Request, operator, action string, data map[string]any, requested bool, key string) error {
+	if key == "" {
+		info := activity.GetInfo(ctx)
+		key = info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID
+	}
 	ev := &store.AuditEvent{OrgID: t.OrgID, Action: action, TargetType: "tenant", TargetID: t.ID,
 		RequestID: r.RequestID, WorkflowID: t.WorkflowID, DedupKey: &key}
 	switch {
-	case kind == "requested":
+	case requested:
 		ev.ActorType, ev.ActorID, ev.ActorEmail = r.Actor.Type, r.Actor.ID, r.Actor.Email
 		ev.ClientAddr, ev.UserAgent = r.ClientAddr, r.UserAgent
-	case operator != nil && *operator != "":
-		ev.ActorType, ev.ActorID = "operator", *operator
+	case operator != "":
+		ev.ActorType, ev.ActorID = "operator", operator
 	default:
 		ev.ActorType, ev.ActorID = "system", "saga"
-		b, _ := json.Marshal(r.Actor)
+		b, err := json.Marshal(r.Actor)
+		if err != nil {
+			return fmt.Errorf("encode on_behalf_of: %w", err)
+		}
 		ev.OnBehalfOf = b
 	}
 	if data != nil {
 		b, err := json.Marshal(data)
 		if err != nil {
-			return err
+			return fmt.Errorf("encode event data: %w", err)
 		}
 		ev.Data = b
 	}
@@ -269,7 +417,7 @@ type StepInput struct {
 // RunStep runs one data-plane step and records the attempt on the
 // operation, so the status view shows attempts and the last error.
 func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
-	fn, ok := a.steps()[in.Step]
+	fn, ok := a.steps()[domain.Step(in.Step)]
 	if !ok {
 		return temporal.NewNonRetryableApplicationError("unknown step "+in.Step, "UNKNOWN_STEP", nil)
 	}
@@ -301,11 +449,11 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 	return store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "done", attempt, "")
 }
 
-func (a *Activities) steps() map[string]func(context.Context, TenantRef) error {
+func (a *Activities) steps() map[domain.Step]func(context.Context, TenantRef) error {
 	dp := a.DataPlane
-	return map[string]func(context.Context, TenantRef) error{
-		"schema": dp.CreateSchema, "keys": dp.CreateKeys, "route": dp.CreateRoute,
-		"drop_schema": dp.DropSchema, "delete_keys": dp.DeleteKeys, "delete_route": dp.DeleteRoute,
-		"suspend_route": dp.SuspendRoute, "resume_route": dp.ResumeRoute,
+	return map[domain.Step]func(context.Context, TenantRef) error{
+		domain.StepSchema: dp.CreateSchema, domain.StepKeys: dp.CreateKeys, domain.StepRoute: dp.CreateRoute,
+		domain.StepDropSchema: dp.DropSchema, domain.StepDeleteKeys: dp.DeleteKeys, domain.StepDeleteRoute: dp.DeleteRoute,
+		domain.StepSuspendRoute: dp.SuspendRoute, domain.StepResumeRoute: dp.ResumeRoute,
 	}
 }

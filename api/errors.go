@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
@@ -50,7 +51,7 @@ var fiberCodes = map[int]*domain.Error{
 	fiber.StatusUnsupportedMediaType:  {Code: domain.CodeUnsupportedMedia, Message: "unsupported content type"},
 }
 
-// errorBody is the error envelope of SPEC §5.
+// errorBody is the API's error envelope.
 type errorBody struct {
 	Error struct {
 		Code        domain.Code         `json:"code"`
@@ -87,5 +88,8 @@ func writeError(c *fiber.Ctx, err error) error {
 		body.Error.FieldErrors = []domain.FieldError{}
 	}
 	body.Meta.RequestID = requestID(c)
+	if de.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(int(de.RetryAfter.Seconds()), 1)))
+	}
 	return c.Status(statusOf(de.Code)).JSON(body)
 }

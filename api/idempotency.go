@@ -48,7 +48,7 @@ func (s *Server) storedIdempotency(c *fiber.Ctx, scope string, next func() error
 	h.Write(c.Body())
 	fp := h.Sum(nil)
 	ctx := c.UserContext()
-	deadline := time.Now().Add(workerBound)
+	deadline := time.Now().Add(s.tenants.Bound)
 	for {
 		claimed, rec, err := store.ClaimIdempotencyKey(ctx, s.db, scope, key, fp, idempotencyTTL)
 		if err != nil {

@@ -92,7 +92,7 @@ func routeDocs() map[string]doc {
 		"POST " + org + "/tenants/:tenant_id/restore": lifecycle("restoreTenant", "Restore a tenant during its decommission grace period",
 			"The tenant is left suspended."),
 		"GET " + org + "/tenants/:tenant_id/operations": {id: "listTenantOperations", summary: "The tenant's operations (saga status view), newest first",
-			data: store.Operation{}, list: true, query: listParams()},
+			data: operationView{}, list: true, query: listParams()},
 		"GET " + org + "/events": {id: "listEvents", summary: "The organisation's audit trail, newest first",
 			desc: "With Accept: application/x-ndjson every matching event is streamed, one JSON object per line, without paging.",
 			data: store.EventView{}, list: true, ndjson: true, query: append(listParams(),

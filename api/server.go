@@ -1,4 +1,4 @@
-// Package api is the control plane's public HTTP API (SPEC §5): Fiber
+// Package api is the control plane's public HTTP API: Fiber
 // handlers that decode, authorise, make one call (a query, or a workflow
 // start or update) and write the envelope. Business decisions live in
 // workflows/ and activities/, not here.
@@ -19,6 +19,7 @@ import (
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
 
+	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/password"
 	"github.com/intelliauth/controlplane/workflows"
 )
@@ -34,11 +35,12 @@ type Deps struct {
 	InvitationTTL time.Duration // default 7 days
 	DomainBase    string
 
-	// TaskQueue, StepMaxAttempts and DecommissionGrace go to the tenant
-	// workflows the API starts.
-	TaskQueue         string
-	StepMaxAttempts   int
-	DecommissionGrace time.Duration
+	// TaskQueue and Saga go to the tenant workflows the API starts.
+	TaskQueue string
+	Saga      config.Saga
+	// WorkerBound is how long a lifecycle request waits for a worker
+	// (default 5 s).
+	WorkerBound time.Duration
 
 	// PublicRequestsPerMinute is the rate limit of a client address on the
 	// routes without a token (default 600); UserRequestsPerMinute that of a
@@ -60,9 +62,7 @@ type Server struct {
 	invitationTTL time.Duration
 	domainBase    string
 
-	taskQueue         string
-	stepMaxAttempts   int
-	decommissionGrace time.Duration
+	tenants *workflows.Client
 
 	limiter   *limiter
 	publicRPM int
@@ -81,7 +81,7 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
-		taskQueue: d.TaskQueue, stepMaxAttempts: d.StepMaxAttempts, decommissionGrace: d.DecommissionGrace,
+		tenants: workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
 		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		publicRPM: cmp.Or(d.PublicRequestsPerMinute, 600),
 		userRPM:   cmp.Or(d.UserRequestsPerMinute, 1200),
@@ -92,20 +92,14 @@ func New(d Deps) *Server {
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}
+	if d.WorkerBound > 0 {
+		s.tenants.Bound = d.WorkerBound
+	}
 	if s.sessionTTL == 0 {
 		s.sessionTTL = 12 * time.Hour
 	}
 	if s.invitationTTL == 0 {
 		s.invitationTTL = 7 * 24 * time.Hour
-	}
-	if s.taskQueue == "" {
-		s.taskQueue = workflows.DefaultTaskQueue
-	}
-	if s.stepMaxAttempts == 0 {
-		s.stepMaxAttempts = 5
-	}
-	if s.decommissionGrace == 0 {
-		s.decommissionGrace = 72 * time.Hour
 	}
 	if s.domainBase == "" {
 		s.domainBase = "intelliauth.localhost"

@@ -1,29 +1,18 @@
 package api
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
 )
-
-// workerBound is how long the synchronous part of a lifecycle request waits
-// for a worker; past it the API answers 503 with Retry-After, and a retry
-// with the same Idempotency-Key picks up the same workflow and update.
-const workerBound = 5 * time.Second
 
 var (
 	tenantNamePattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{1,30}[a-z0-9])$`)
@@ -46,19 +35,81 @@ func (r *createTenantRequest) validate() []domain.FieldError {
 	return fe
 }
 
-// tenantView is a tenant as the API shows it.
+// tenantView is a tenant as the API shows it: a type of its own, so a
+// database column or a workflow payload can change without changing the
+// contract.
 type tenantView struct {
-	store.Tenant
-	AdminURL string `json:"admin_url"`
+	ID                 string    `json:"id"`
+	OrgID              string    `json:"org_id"`
+	Name               string    `json:"name"`
+	Environment        string    `json:"environment"`
+	State              string    `json:"state"`
+	Hostname           string    `json:"hostname"`
+	AdminURL           string    `json:"admin_url"`
+	WorkflowID         string    `json:"workflow_id"`
+	CurrentOperationID *string   `json:"current_operation_id"`
+	CreatedBy          string    `json:"created_by"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
-func newTenantView(t store.Tenant) tenantView {
-	return tenantView{Tenant: t, AdminURL: "https://" + t.Hostname + "/admin"}
+func newTenantView(t activities.TenantRecord) tenantView {
+	v := tenantView{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
+		AdminURL: "https://" + t.Hostname + "/admin", WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+	if t.CurrentOperationID != "" {
+		id := t.CurrentOperationID
+		v.CurrentOperationID = &id
+	}
+	return v
+}
+
+// stepView is one step of an operation.
+type stepView struct {
+	Name      string     `json:"name"`
+	Status    string     `json:"status"` // pending, done, failed
+	Attempts  int        `json:"attempts"`
+	LastError string     `json:"last_error,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+// operationView is a lifecycle operation as the API shows it.
+type operationView struct {
+	ID          string     `json:"id"`
+	OrgID       string     `json:"org_id"`
+	TenantID    string     `json:"tenant_id"`
+	Kind        string     `json:"kind"`
+	Status      string     `json:"status"`
+	Steps       []stepView `json:"steps"`
+	RequestedBy string     `json:"requested_by"`
+	RequestID   string     `json:"request_id"`
+	WorkflowID  string     `json:"workflow_id"`
+	UpdateID    string     `json:"update_id,omitempty"`
+	StartedAt   time.Time  `json:"started_at"`
+	EndedAt     *time.Time `json:"ended_at"`
+}
+
+func newOperationView(op activities.OperationRecord) operationView {
+	v := operationView{ID: op.ID, OrgID: op.OrgID, TenantID: op.TenantID, Kind: op.Kind, Status: op.Status, RequestedBy: op.RequestedBy,
+		RequestID: op.RequestID, WorkflowID: op.WorkflowID, UpdateID: op.UpdateID, StartedAt: op.StartedAt, EndedAt: op.EndedAt,
+		Steps: make([]stepView, len(op.Steps))}
+	for i, st := range op.Steps {
+		v.Steps[i] = stepView{Name: st.Name, Status: st.Status, Attempts: st.Attempts, LastError: st.LastError, UpdatedAt: st.UpdatedAt}
+	}
+	return v
 }
 
 type lifecycleResponse struct {
-	Tenant    tenantView      `json:"tenant"`
-	Operation store.Operation `json:"operation"`
+	Tenant    tenantView    `json:"tenant"`
+	Operation operationView `json:"operation"`
+}
+
+// writeLifecycle answers a lifecycle request with 202; an answer first
+// made for another request is a replay.
+func writeLifecycle(c *fiber.Ctx, res activities.OperationResult) error {
+	if res.RequestID != requestID(c) {
+		c.Set("Idempotent-Replayed", "true")
+	}
+	return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: newTenantView(res.Tenant), Operation: newOperationView(res.Operation)})
 }
 
 // idempotencyKey returns the request's Idempotency-Key, or a fresh one
@@ -79,9 +130,9 @@ func (s *Server) request(c *fiber.Ctx, who *caller) activities.Request {
 	}
 }
 
-// createTenant starts the tenant's workflow with its provision update
-// (Update-With-Start): the idempotency key is the workflow id, the update
-// writes the tenant, and the name and quota checks answer at once.
+// createTenant starts the tenant's workflow with its provision update: the
+// idempotency key is the workflow id, the update writes the tenant, and
+// the name and quota checks answer at once.
 func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	var req createTenantRequest
 	if err := decode(c, &req); err != nil {
@@ -91,49 +142,22 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	workflowID := "tenant/" + who.OrgID + "/" + key
+	workflowID := workflows.WorkflowID(who.OrgID, key)
 	// A retry of a creation that got its answer is answered from the rows
 	// it wrote: one indexed read instead of a round trip through Temporal.
-	if res, ok, err := s.createdBefore(c, workflowID); err != nil {
-		return err
-	} else if ok {
+	if res, ok, err := s.createdBefore(c, workflowID); err != nil || ok {
+		if err != nil {
+			return err
+		}
 		return s.replayCreate(c, req, key, res)
 	}
-	params := workflows.TenantParams{
-		TenantID: domain.NewID(domain.PrefixTenant), OrgID: who.OrgID, Name: req.Name, Environment: req.Environment,
-		Hostname:        req.Name + "-" + who.Org.Slug + "." + s.domainBase,
-		StepMaxAttempts: s.stepMaxAttempts, DecommissionGrace: s.decommissionGrace,
-	}
-	start := s.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflowID,
-		TaskQueue:                s.taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		// A finished tenant's key stays used: a late retry must not create
-		// a second tenant.
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  map[string]any{"request_id": requestID(c), "requested_by": who.Email},
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchAttrOrgID.ValueSet(who.OrgID), workflows.SearchAttrTenantID.ValueSet(params.TenantID),
-			workflows.SearchAttrTenantState.ValueSet(string(domain.StateProvisioning)), workflows.SearchAttrSagaStatus.ValueSet(workflows.SagaRunning)),
-	}, workflows.TenantWorkflow, params)
-
-	ctx, cancel := context.WithTimeout(c.UserContext(), workerBound)
-	defer cancel()
-	var res activities.ReserveResult
-	handle, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateID: workflows.UpdateProvision, UpdateName: workflows.UpdateProvision,
-			Args:         []any{workflows.ProvisionRequest{OperationID: domain.NewID(domain.PrefixOperation), Request: s.request(c, who)}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
+	res, err := s.tenants.CreateTenant(c.UserContext(), workflows.Create{
+		OrgID: who.OrgID, Key: key, TenantID: domain.NewID(domain.PrefixTenant), OperationID: domain.NewID(domain.PrefixOperation),
+		Name: req.Name, Environment: req.Environment, Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase,
+		Request: s.request(c, who),
 	})
-	if err == nil {
-		err = handle.Get(ctx, &res)
-	}
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		// The key's workflow has ended without a tenant of its own.
+	if errors.Is(err, workflows.ErrEnded) {
+		// The key's workflow has ended, with its tenant written.
 		if res, ok, err := s.createdBefore(c, workflowID); err != nil || ok {
 			if err != nil {
 				return err
@@ -141,8 +165,9 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 			return s.replayCreate(c, req, key, res)
 		}
 		return domain.Errorf(domain.CodeConflict, "Idempotency-Key %s was used by a creation that did not complete", key)
-	} else if err != nil {
-		return s.temporalError(c, err)
+	}
+	if err != nil {
+		return err
 	}
 	return s.replayCreate(c, req, key, res)
 }
@@ -150,68 +175,43 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 // createdBefore finds the tenant and provisioning operation a creation with
 // this workflow id wrote, as the creation answered them: the tenant in
 // provisioning, the operation running with its steps pending.
-func (s *Server) createdBefore(c *fiber.Ctx, workflowID string) (activities.ReserveResult, bool, error) {
-	var res activities.ReserveResult
+func (s *Server) createdBefore(c *fiber.Ctx, workflowID string) (activities.OperationResult, bool, error) {
+	var res activities.OperationResult
 	ctx := c.UserContext()
-	err := s.db.NewSelect().Model(&res.Tenant).Where("workflow_id = ?", workflowID).Scan(ctx)
+	var t store.Tenant
+	err := s.db.NewSelect().Model(&t).Where("workflow_id = ?", workflowID).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return res, false, nil
 	}
 	if err != nil {
 		return res, false, err
 	}
-	ops, err := store.ListOperations(ctx, s.db, res.Tenant.ID, store.Keyset{}, 1)
+	ops, err := store.ListOperations(ctx, s.db, t.ID, store.Keyset{}, 1)
 	if err != nil || len(ops) == 0 {
 		return res, false, err
 	}
 	op := ops[0]
-	res.Tenant.State, res.Tenant.CurrentOperationID, res.Tenant.UpdatedAt = string(domain.StateProvisioning), &op.ID, res.Tenant.CreatedAt
+	t.State, t.CurrentOperationID, t.UpdatedAt = string(domain.StateProvisioning), &op.ID, t.CreatedAt
 	names := make([]string, len(op.Steps))
 	for i, st := range op.Steps {
 		names[i] = st.Name
 	}
 	op.Status, op.Steps, op.EndedAt = string(domain.OpRunning), store.StepNames(names...), nil
-	res.Operation = op
-	return res, true, nil
+	return activities.OperationResult{Tenant: activities.TenantRecordOf(t), Operation: activities.OperationRecordOf(op), RequestID: op.RequestID}, true, nil
 }
 
 // replayCreate answers a creation: the original answer for its own first
 // request, the same answer marked replayed for a retry, and 422 for another
 // request that reuses the key.
-func (s *Server) replayCreate(c *fiber.Ctx, req createTenantRequest, key string, res activities.ReserveResult) error {
+func (s *Server) replayCreate(c *fiber.Ctx, req createTenantRequest, key string, res activities.OperationResult) error {
 	if res.Tenant.Name != req.Name || res.Tenant.Environment != req.Environment {
 		return domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", key)
 	}
-	if res.Operation.RequestID != requestID(c) {
-		c.Set("Idempotent-Replayed", "true")
-	}
-	return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: newTenantView(res.Tenant), Operation: res.Operation})
-}
-
-// temporalError turns what Temporal answered into the API's errors: an
-// update's refusal keeps its code, a missing worker is 503 to retry.
-func (s *Server) temporalError(c *fiber.Ctx, err error) error {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() != "" {
-		switch code := domain.Code(appErr.Type()); code {
-		case domain.CodeConflict, domain.CodeNotFound, domain.CodeBadRequest:
-			return &domain.Error{Code: code, Message: appErr.Message()}
-		}
-	}
-	var done *serviceerror.NotFound
-	if errors.As(err, &done) {
-		return domain.Errorf(domain.CodeConflict, "the tenant's lifecycle has ended; no operation can run on it")
-	}
-	var dl *serviceerror.DeadlineExceeded
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(c.UserContext().Err(), context.DeadlineExceeded) || errors.As(err, &dl) {
-		c.Set(fiber.HeaderRetryAfter, "5")
-		return domain.Errorf(domain.CodeUnavailable, "no worker answered within %s; retry with the same Idempotency-Key", workerBound)
-	}
-	return err
+	return writeLifecycle(c, res)
 }
 
 // transition asks the tenant's workflow for an operation; the idempotency
-// key is the update id, so Temporal runs it at most once.
+// key is the update id, so it runs at most once.
 func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error {
 	return func(c *fiber.Ctx, who *caller) error {
 		key, err := idempotencyKey(c)
@@ -225,51 +225,12 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 		if t.State == string(domain.StateDecommissioned) || t.State == string(domain.StateFailed) {
 			return domain.Errorf(domain.CodeConflict, "cannot %s a tenant that is %s", kind, t.State)
 		}
-		ctx, cancel := context.WithTimeout(c.UserContext(), workerBound)
-		defer cancel()
-		opts := client.UpdateWorkflowOptions{
-			WorkflowID: t.WorkflowID, UpdateID: string(kind) + "/" + key, UpdateName: workflows.UpdateTransition,
-			Args:         []any{workflows.TransitionRequest{Kind: kind, OperationID: domain.NewID(domain.PrefixOperation), Request: s.request(c, who)}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
+		res, err := s.tenants.Transition(c.UserContext(), t.WorkflowID, kind, key, domain.NewID(domain.PrefixOperation), s.request(c, who))
+		if err != nil {
+			return err
 		}
-		var res activities.ReserveResult
-		for attempt := 0; ; attempt++ {
-			handle, err := s.temporal.UpdateWorkflow(ctx, opts)
-			if err == nil {
-				err = handle.Get(ctx, &res)
-			}
-			if err == nil {
-				break
-			}
-			// An operation's last write is visible a moment before its
-			// workflow moves on: when the database says nothing runs, the
-			// workflow's "still running" is about to clear.
-			if attempt < 20 && s.finishing(c, t.ID, err) {
-				if serr := sleep(ctx, 25*time.Millisecond); serr == nil {
-					continue
-				}
-			}
-			return s.temporalError(c, err)
-		}
-		if res.Operation.RequestID != requestID(c) {
-			c.Set("Idempotent-Replayed", "true")
-		}
-		return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: newTenantView(res.Tenant), Operation: res.Operation})
+		return writeLifecycle(c, res)
 	}
-}
-
-// finishing reports whether err is the workflow's "operation … is running"
-// while the tenant's row says no operation runs.
-func (s *Server) finishing(c *fiber.Ctx, tenantID string, err error) bool {
-	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != string(domain.CodeConflict) || !strings.Contains(appErr.Message(), "is running on this tenant") {
-		return false
-	}
-	var current *string
-	if qerr := s.db.NewSelect().Model((*store.Tenant)(nil)).Column("current_operation_id").Where("id = ?", tenantID).Scan(c.UserContext(), &current); qerr != nil {
-		return false
-	}
-	return current == nil
 }
 
 func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
@@ -290,7 +251,7 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 	}
 	views := make([]tenantView, len(rows))
 	for i, t := range rows {
-		views[i] = newTenantView(t)
+		views[i] = newTenantView(activities.TenantRecordOf(t))
 	}
 	return writePage(c, views, limit, func(v tenantView) store.Keyset { return store.Keyset{CreatedAt: v.CreatedAt, ID: v.ID} })
 }
@@ -300,7 +261,7 @@ func (s *Server) getTenant(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	return writeData(c, fiber.StatusOK, newTenantView(t))
+	return writeData(c, fiber.StatusOK, newTenantView(activities.TenantRecordOf(t)))
 }
 
 // listOperations is the saga status view: each operation with its steps,
@@ -318,5 +279,9 @@ func (s *Server) listOperations(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	return writePage(c, rows, limit, func(o store.Operation) store.Keyset { return store.Keyset{CreatedAt: o.StartedAt, ID: o.ID} })
+	views := make([]operationView, len(rows))
+	for i, op := range rows {
+		views[i] = newOperationView(activities.OperationRecordOf(op))
+	}
+	return writePage(c, views, limit, func(o operationView) store.Keyset { return store.Keyset{CreatedAt: o.StartedAt, ID: o.ID} })
 }

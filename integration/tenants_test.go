@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -24,7 +26,7 @@ type lifecycle struct {
 	dp  *activities.PostgresDataPlane
 }
 
-func newLifecycle(t *testing.T, faults map[string]activities.Fault) lifecycle {
+func newLifecycle(t *testing.T, faults map[domain.Step]activities.Fault) lifecycle {
 	t.Helper()
 	h := harness.Get(t)
 	dp := &activities.PostgresDataPlane{DB: h.DB}
@@ -40,8 +42,58 @@ func newLifecycle(t *testing.T, faults map[string]activities.Fault) lifecycle {
 		r.RegisterWorkflow(workflows.TenantWorkflow)
 		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: plane})
 	})
-	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, StepMaxAttempts: 2, DecommissionGrace: 2 * time.Second})
+	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, Saga: testSaga(2 * time.Second)})
 	return lifecycle{srv: srv, dp: dp}
+}
+
+// testSaga is the saga settings of the tests: two attempts per step and
+// the grace period given.
+func testSaga(grace time.Duration) config.Saga {
+	s := config.DefaultSaga()
+	s.StepMaxAttempts, s.DecommissionGrace = 2, grace
+	return s
+}
+
+// waitStuck polls the tenant's status query until its saga is stuck on the
+// step.
+func waitStuck(t *testing.T, h *harness.Harness, workflowID string, step domain.Step) workflows.Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := status(t, h, workflowID)
+		if st.Saga == workflows.SagaStuck && st.Operation != nil && st.Operation.Stuck && st.Operation.Step == string(step) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not stuck on %s: %+v", step, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func status(t *testing.T, h *harness.Harness, workflowID string) workflows.Status {
+	t.Helper()
+	v, err := h.Temporal.QueryWorkflow(context.Background(), workflowID, "", workflows.QueryStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st workflows.Status
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// repair sends an operator's repair update and waits for its answer.
+func repair(h *harness.Harness, workflowID string, r workflows.Repair, in workflows.RepairRequest) (workflows.RepairResult, error) {
+	var res workflows.RepairResult
+	handle, err := h.Temporal.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: string(r), Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = handle.Get(context.Background(), &res)
+	}
+	return res, err
 }
 
 type lifecycleData struct {
@@ -230,16 +282,16 @@ func TestConcurrentIdenticalCreatesMakeOneTenant(t *testing.T) {
 }
 
 func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing.T) {
-	for i, step := range workflows.ProvisionSteps {
-		t.Run("at "+step, func(t *testing.T) { failAt(t, step, i) })
+	for i, step := range domain.ProvisionSteps {
+		t.Run("at "+string(step), func(t *testing.T) { failAt(t, step, i) })
 	}
 }
 
 // failAt makes every attempt of one provisioning step fail, compensates the
 // stuck saga, and checks that nothing of the tenant is left.
-func failAt(t *testing.T, step string, index int) {
+func failAt(t *testing.T, step domain.Step, index int) {
 	h := harness.Get(t)
-	l := newLifecycle(t, map[string]activities.Fault{step: {Fail: true}})
+	l := newLifecycle(t, map[domain.Step]activities.Fault{step: {Fail: true}})
 	w := newWorld(t, h, "team")
 	r := l.create(t, w, "broken", "")
 	if r.Status != 202 {
@@ -249,30 +301,13 @@ func failAt(t *testing.T, step string, index int) {
 	r.data(t, &d)
 	wfID := d.Tenant.WorkflowID
 	// Stuck after its bounded retries.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		v, err := h.Temporal.QueryWorkflow(context.Background(), wfID, "", workflows.QueryStatus)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st workflows.Status
-		if err := v.Get(&st); err != nil {
-			t.Fatal(err)
-		}
-		if st.Saga == workflows.SagaStuck && st.StuckStep == step {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not stuck: %+v", st)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	st := waitStuck(t, h, wfID, step)
 	var ops []store.Operation
 	req(t, l.srv, "GET", orgPath(w, "/tenants/"+d.Tenant.ID+"/operations"), w.People[domain.RoleViewer].Token, nil).data(t, &ops)
 	if len(ops) != 1 || ops[0].Status != "stuck" || ops[0].Steps[index].Attempts != 2 || !strings.Contains(ops[0].Steps[index].LastError, "fault drill") {
 		t.Fatalf("operations = %+v", ops)
 	}
-	if err := h.Temporal.SignalWorkflow(context.Background(), wfID, "", workflows.SignalCompensate, workflows.OperatorSignal{Operator: "test-operator"}); err != nil {
+	if _, err := repair(h, wfID, workflows.RepairCompensate, workflows.RepairRequest{Operator: "test-operator", OperationID: st.Operation.ID, Step: string(step)}); err != nil {
 		t.Fatal(err)
 	}
 	tn := l.waitState(t, w, d.Tenant.ID, domain.StateFailed)
@@ -291,7 +326,7 @@ func failAt(t *testing.T, step string, index int) {
 func TestARequestNeverHangsWhenNoWorkerIsUp(t *testing.T) {
 	h := harness.Get(t)
 	tq := harness.TaskQueue(t) // no worker polls it yet
-	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, StepMaxAttempts: 2})
+	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, Saga: testSaga(time.Hour)})
 	w := newWorld(t, h, "team")
 	key := "no-worker-" + uniq()
 	start := time.Now()

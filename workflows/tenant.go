@@ -3,28 +3,44 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
 
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
-	"github.com/intelliauth/controlplane/internal/store"
 )
 
-// Names of the tenant workflow's updates, signals and query. Signals are
-// plain words so an operator can type them:
+// Names of the tenant workflow's updates and query. Repairs are updates an
+// operator can type:
 //
-//	temporal workflow signal --workflow-id <id> --name retry
+//	temporal workflow update execute --workflow-id <id> --name retry \
+//	  --input '{"operator":"<you>","operation_id":"op_…","step":"keys"}'
 const (
 	UpdateProvision  = "provision"
 	UpdateTransition = "transition"
-	SignalRetry      = "retry"
-	SignalCompensate = "compensate"
-	SignalCancel     = "cancel"
 	QueryStatus      = "status"
 )
+
+// Repair is an operator's repair of a stuck saga, and the name of the
+// update that carries it.
+type Repair string
+
+// The repairs. Each acts only on the stuck step it names; one sent when
+// nothing is stuck is refused by its validator and leaves no trace.
+const (
+	RepairRetry      Repair = "retry"
+	RepairCompensate Repair = "compensate"
+	RepairCancel     Repair = "cancel"
+)
+
+// Repairs are the repair updates.
+var Repairs = []Repair{RepairRetry, RepairCompensate, RepairCancel}
 
 // Saga statuses, kept in the SagaStatus search attribute.
 const (
@@ -34,16 +50,26 @@ const (
 	SagaDone    = "done"
 )
 
-// The steps of each operation, in order; compensations of provisioning run
-// in reverse.
-var (
-	ProvisionSteps    = []string{"schema", "keys", "route"}
-	compensationOf    = map[string]string{"schema": "drop_schema", "keys": "delete_keys", "route": "delete_route"}
-	DecommissionSteps = []string{"delete_route", "delete_keys", "drop_schema"}
+// The phases of an operation, as the status query shows them.
+const (
+	PhaseSteps        = "steps"
+	PhaseCompensating = "compensating"
+	PhaseGracePeriod  = "grace_period"
+	PhaseDestroying   = "destroying"
 )
 
+// versionSagas is the change id of the workflow's second version: repairs
+// as updates, one commit point for restore, per-operation state, update
+// ids kept across runs. Runs without its marker are version 1.
+const versionSagas = "sagas-v2"
+
+// answeredRetention is how long an update id's answer is carried from one
+// run to the next, so a retry of the request is answered, not run again.
+const answeredRetention = 7 * 24 * time.Hour
+
 // TenantParams starts a tenant's workflow: one workflow per tenant, for its
-// whole life (docs/architecture.md says why).
+// whole life (docs/architecture.md says why). Every setting is given by the
+// caller (from the configuration); the workflow has no defaults of its own.
 type TenantParams struct {
 	TenantID          string
 	OrgID             string
@@ -62,9 +88,42 @@ type TenantParams struct {
 	Continued           *Continued
 }
 
+func (p TenantParams) validate() error {
+	var bad []string
+	if p.TenantID == "" || p.OrgID == "" || p.Hostname == "" {
+		bad = append(bad, "tenant id, organisation id and hostname are required")
+	}
+	if p.StepMaxAttempts < 1 {
+		bad = append(bad, "StepMaxAttempts must be at least 1")
+	}
+	if p.DecommissionGrace <= 0 || p.ReservationTimeout <= 0 {
+		bad = append(bad, "DecommissionGrace and ReservationTimeout must be positive")
+	}
+	if p.MaxOperationsPerRun < 1 {
+		bad = append(bad, "MaxOperationsPerRun must be at least 1")
+	}
+	if bad != nil {
+		return temporal.NewNonRetryableApplicationError("invalid tenant workflow parameters: "+strings.Join(bad, "; "), "INVALID_PARAMS", nil)
+	}
+	return nil
+}
+
 // Continued is the state a run hands to the next one.
 type Continued struct {
 	State domain.State
+	// EventSeq numbers the saga's audit events across runs.
+	EventSeq int
+	// Answered are the transition updates answered in recent runs, by
+	// update id.
+	Answered map[string]Answered
+}
+
+// Answered is a transition update that was answered: the operation it
+// began (or, for a restore, the decommission it called off).
+type Answered struct {
+	OperationID string
+	RequestID   string
+	At          time.Time
 }
 
 // ProvisionRequest is the provision update: the human who creates the
@@ -81,179 +140,259 @@ type TransitionRequest struct {
 	Request     activities.Request
 }
 
+// RepairRequest is an operator's repair: who, and the operation and step it
+// repairs (the status query names both).
+type RepairRequest struct {
+	Operator    string `json:"operator"`
+	OperationID string `json:"operation_id"`
+	Step        string `json:"step"`
+}
+
+// RepairResult says what a repair was taken for.
+type RepairResult struct {
+	Repair      Repair `json:"repair"`
+	OperationID string `json:"operation_id"`
+	Step        string `json:"step"`
+}
+
 // Status is what the status query answers.
 type Status struct {
-	State       domain.State
-	OperationID string
-	Saga        string
-	StuckStep   string
+	State     domain.State     `json:"state"`
+	Saga      string           `json:"saga"`
+	Operation *OperationStatus `json:"operation,omitempty"`
+	// CancelRequested says that someone asked Temporal to cancel the
+	// workflow; the saga refuses it and goes on.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+}
+
+// OperationStatus is the running operation: its phase, its step, whether
+// it is stuck, and the repairs an operator may send now.
+type OperationStatus struct {
+	ID          string        `json:"id"`
+	Kind        domain.OpKind `json:"kind"`
+	Phase       string        `json:"phase"`
+	Step        string        `json:"step,omitempty"`
+	Stuck       bool          `json:"stuck"`
+	Repairs     []Repair      `json:"repairs"`
+	GraceEndsAt *time.Time    `json:"grace_ends_at,omitempty"`
+}
+
+// TenantResult is what a tenant's workflow ends with.
+type TenantResult struct {
+	State domain.State
+	// Rejection is set when the creation was refused (name taken, quota):
+	// a retry with the same key is given the same answer.
+	Rejection *Rejection
+}
+
+// Rejection is a creation's refusal.
+type Rejection struct {
+	Code        domain.Code
+	Message     string
+	Name        string
+	Environment string
 }
 
 type tenant struct {
 	p     TenantParams
 	ref   activities.TenantRef
+	log   log.Logger
 	state domain.State
 	saga  string
-	stuck string
+	// seq numbers audit events; with the workflow id it is each event's
+	// key, so a reset or a retry writes an event once.
+	seq      int
+	answered map[string]Answered
 
+	reserving bool
 	reserved  bool
-	rejected  bool
+	rejection *Rejection
 	provision ProvisionRequest
 
-	// current is the running operation (nil: none); next is the transition
-	// the update handler accepted and the main loop has not started;
-	// claimed is one an update handler is writing, which blocks others.
-	current        *TransitionRequest
-	next           *TransitionRequest
-	claimed        *TransitionRequest
-	restore        *TransitionRequest
-	restoreClaimed bool
-	inGrace        bool
-	destroying     bool
+	// op is the running operation; claim a transition whose operation is
+	// being written; next one written and not started yet.
+	op    *operation
+	claim *TransitionRequest
+	next  *TransitionRequest
+
+	cancelRequested bool
 }
 
-var errCompensate = errors.New("operator asked to compensate")
-var errCancel = errors.New("operator asked to cancel")
+// operation is the state of the running operation; it dies with it.
+type operation struct {
+	id   string
+	kind domain.OpKind
+	req  activities.Request
+
+	phase string
+	step  domain.Step
+	// stuck: the step's attempts are spent; repairs are those it accepts,
+	// and repair the one an operator sent.
+	stuck   bool
+	repairs []Repair
+	repair  *takenRepair
+	// finishing: the final record is being written; the tenant is then in
+	// state final.
+	finishing bool
+	final     domain.State
+	// restore, for a decommission, is the restore that won: once set,
+	// destruction cannot begin.
+	restore     *restoreClaim
+	graceEndsAt time.Time
+}
+
+type takenRepair struct {
+	repair   Repair
+	operator string
+}
+
+type restoreClaim struct {
+	req      *TransitionRequest // nil: an operator's cancel
+	operator string
+	written  bool
+}
 
 // TenantWorkflow is a tenant's lifecycle: the provisioning saga, then each
 // requested transition in turn, until the tenant is decommissioned or its
 // provisioning failed.
-func TenantWorkflow(ctx workflow.Context, p TenantParams) error {
-	if p.StepMaxAttempts < 1 {
-		p.StepMaxAttempts = 5
+func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) {
+	if workflow.GetVersion(ctx, versionSagas, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return TenantResult{}, legacyTenantWorkflow(ctx, p)
 	}
-	if p.ReservationTimeout == 0 {
-		p.ReservationTimeout = 10 * time.Minute
+	if err := p.validate(); err != nil {
+		return TenantResult{}, err
 	}
-	if p.MaxOperationsPerRun == 0 {
-		p.MaxOperationsPerRun = 100
+	// The saga runs on a context that a cancellation request does not
+	// reach: a tenant is moved by the API and repaired by operators, never
+	// abandoned half-way by cancelling its workflow.
+	root := ctx
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	w := &tenant{p: p, state: domain.StateProvisioning, saga: SagaRunning, answered: map[string]Answered{},
+		ref: activities.TenantRef{TenantID: p.TenantID, OrgID: p.OrgID, Hostname: p.Hostname},
+		log: log.With(workflow.GetLogger(ctx), "tenant_id", p.TenantID, "org_id", p.OrgID)}
+	if c := p.Continued; c != nil {
+		w.state, w.reserved, w.saga, w.seq = c.State, true, SagaIdle, c.EventSeq
+		for id, a := range c.Answered {
+			w.answered[id] = a
+		}
 	}
-	w := &tenant{p: p, state: domain.StateProvisioning, saga: SagaRunning,
-		ref: activities.TenantRef{TenantID: p.TenantID, OrgID: p.OrgID, Hostname: p.Hostname}}
 	if err := w.register(ctx); err != nil {
-		return err
+		return TenantResult{}, err
 	}
+	w.refuseCancellation(root, ctx)
 	w.searchAttributes(ctx)
 
-	if p.Continued != nil {
-		w.state, w.reserved, w.saga = p.Continued.State, true, SagaIdle
-		w.searchAttributes(ctx)
-	} else {
-		if ok, err := workflow.AwaitWithTimeout(ctx, p.ReservationTimeout, func() bool { return w.reserved || w.rejected }); err != nil || !ok || w.rejected {
-			return err
+	if p.Continued == nil {
+		arrived, _ := workflow.AwaitWithTimeout(ctx, p.ReservationTimeout, func() bool { return w.reserving || w.reserved || w.rejection != nil })
+		if !arrived {
+			w.saga = SagaDone
+			w.searchAttributes(ctx)
+			// A failure, so the key's workflow id may be used again.
+			return TenantResult{}, temporal.NewNonRetryableApplicationError("no provision request arrived", "NOT_PROVISIONED", nil)
 		}
-		w.provisionSaga(ctx)
+		_ = workflow.Await(ctx, func() bool { return w.reserved || w.rejection != nil })
+		if w.rejection != nil {
+			w.saga = SagaDone
+			w.searchAttributes(ctx)
+			_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+			return TenantResult{Rejection: w.rejection}, nil
+		}
+		w.runProvision(ctx)
 	}
 	for ops := 0; w.state != domain.StateFailed && w.state != domain.StateDecommissioned; ops++ {
-		if ops >= p.MaxOperationsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			return w.continueAsNew(ctx)
-		}
-		if err := workflow.Await(ctx, func() bool { return w.next != nil }); err != nil {
-			return err
-		}
-		w.current, w.next = w.next, nil
-		w.run(ctx, *w.current)
-		w.current = nil
 		w.saga = SagaIdle
 		w.searchAttributes(ctx)
+		_ = workflow.Await(ctx, func() bool { return w.next != nil || w.mayContinueAsNew(ctx, ops) })
+		if w.next == nil {
+			return TenantResult{}, w.continueAsNew(ctx)
+		}
+		r := *w.next
+		w.next = nil
+		w.run(ctx, r)
 	}
 	w.saga = SagaDone
 	w.searchAttributes(ctx)
 	// Let update handlers that are finishing reply before the run ends.
-	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return TenantResult{State: w.state}, nil
 }
 
-// continueAsNew starts a fresh run with the tenant's state, once no update
-// is being handled, so a long-lived tenant's history stays short.
+// mayContinueAsNew reports whether the run has done enough and nothing is
+// under way: no operation, no transition being written or waiting, no
+// handler running. Work accepted meanwhile runs first.
+func (w *tenant) mayContinueAsNew(ctx workflow.Context, ops int) bool {
+	due := ops >= w.p.MaxOperationsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+	return due && w.op == nil && w.claim == nil && w.next == nil && workflow.AllHandlersFinished(ctx)
+}
+
+// continueAsNew starts a fresh run with the tenant's state, so a
+// long-lived tenant's history stays short.
 func (w *tenant) continueAsNew(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) && w.next == nil && w.claimed == nil }); err != nil {
-		return err
-	}
 	p := w.p
-	p.Continued = &Continued{State: w.state}
+	c := &Continued{State: w.state, EventSeq: w.seq, Answered: map[string]Answered{}}
+	now := workflow.Now(ctx)
+	for id, a := range w.answered {
+		if now.Sub(a.At) < answeredRetention {
+			c.Answered[id] = a
+		}
+	}
+	p.Continued = c
+	w.log.Info("continuing as new", "operations", w.p.MaxOperationsPerRun)
 	return workflow.NewContinueAsNewError(ctx, TenantWorkflow, p)
 }
 
+// refuseCancellation notes a cancellation request and goes on: the saga
+// keeps every promise it made (docs/runbook.md says what to do instead).
+func (w *tenant) refuseCancellation(root, ctx workflow.Context) {
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		root.Done().Receive(gctx, nil)
+		w.cancelRequested = true
+		w.log.Warn("cancellation of a tenant workflow refused: the saga goes on; use the API or an operator's repair")
+	})
+	// Version 1 took repairs as signals. One sent now is dropped, never
+	// kept for a later step.
+	for _, name := range []string{legacySignalRetry, legacySignalCompensate, legacySignalCancel} {
+		ch := workflow.GetSignalChannel(ctx, name)
+		workflow.Go(ctx, func(gctx workflow.Context) {
+			for {
+				ch.Receive(gctx, nil)
+				w.log.Warn("signal dropped: repairs are updates that name the stuck operation and step", "signal", name)
+			}
+		})
+	}
+}
+
 func (w *tenant) register(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
-		s := Status{State: w.state, Saga: w.saga, StuckStep: w.stuck}
-		if w.current != nil {
-			s.OperationID = w.current.OperationID
-		}
-		return s, nil
-	}); err != nil {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return w.status(), nil }); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateProvision, w.handleProvision, workflow.UpdateHandlerOptions{
 		Validator: func(ctx workflow.Context, r ProvisionRequest) error {
-			if w.reserved || w.rejected {
-				return temporal.NewApplicationError("tenant already created", string(domain.CodeConflict))
+			if w.reserving || w.reserved || w.rejection != nil {
+				return conflict("tenant already created")
 			}
 			return nil
 		},
 	}); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateTransition, w.handleTransition, workflow.UpdateHandlerOptions{
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateTransition, w.handleTransition, workflow.UpdateHandlerOptions{
 		Validator: w.validateTransition,
-	})
-}
-
-// handleProvision writes the tenant (name and quota checked in the same
-// transaction) and answers the creator with it.
-func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (activities.ReserveResult, error) {
-	var res activities.ReserveResult
-	var a *activities.Activities
-	err := workflow.ExecuteActivity(shortActivity(ctx), a.ReserveTenant, activities.ReserveInput{
-		Tenant: store.Tenant{ID: w.p.TenantID, OrgID: w.p.OrgID, Name: w.p.Name, Environment: w.p.Environment,
-			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID},
-		OperationID: r.OperationID, Steps: ProvisionSteps, Request: r.Request,
-	}).Get(ctx, &res)
-	if err != nil {
-		w.rejected = true
-		return res, err
+	}); err != nil {
+		return err
 	}
-	w.provision, w.reserved = r, true
-	return res, nil
-}
-
-// validateTransition refuses, before anything is written, a transition the
-// tenant's state does not allow or one requested while another runs.
-func (w *tenant) validateTransition(ctx workflow.Context, r TransitionRequest) error {
-	if !w.reserved {
-		return temporal.NewApplicationError("tenant not found", string(domain.CodeNotFound))
-	}
-	if r.Kind == domain.OpRestore {
-		// Allowed from the moment a decommission runs until it starts
-		// destroying: the decommission sees the restore when its grace
-		// period begins.
-		decommissioning := w.current != nil && w.current.Kind == domain.OpDecommission
-		switch {
-		case decommissioning && w.destroying:
-			return temporal.NewApplicationError("the grace period is over: the tenant's resources are being destroyed", string(domain.CodeConflict))
-		case decommissioning && w.restoreClaimed:
-			return temporal.NewApplicationError("a restore of this tenant is already under way", string(domain.CodeConflict))
-		case decommissioning:
-			return nil
-		}
-		return temporal.NewApplicationError(fmt.Sprintf("cannot restore a tenant that is %s (only during a decommission's grace period)", w.state), string(domain.CodeConflict))
-	}
-	if busy := w.busy(); busy != nil {
-		return temporal.NewApplicationError(fmt.Sprintf("operation %s (%s) is running on this tenant", busy.OperationID, busy.Kind), string(domain.CodeConflict))
-	}
-	if w.state == domain.StateProvisioning {
-		return temporal.NewApplicationError(fmt.Sprintf("operation %s (provision) is running on this tenant", w.provision.OperationID), string(domain.CodeConflict))
-	}
-	return appError(domain.CanStart(r.Kind, w.state))
-}
-
-func (w *tenant) busy() *TransitionRequest {
-	for _, r := range []*TransitionRequest{w.current, w.next, w.claimed} {
-		if r != nil {
-			return r
+	for _, r := range Repairs {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, string(r), w.handleRepair(r), workflow.UpdateHandlerOptions{
+			Validator: func(ctx workflow.Context, req RepairRequest) error { return w.canRepair(r, req) },
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func conflict(format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), string(domain.CodeConflict))
 }
 
 func appError(err error) error {
@@ -264,43 +403,250 @@ func appError(err error) error {
 	return err
 }
 
-// handleTransition writes the operation and hands it to the main loop.
-func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (activities.ReserveResult, error) {
-	var res activities.ReserveResult
+// handleProvision writes the tenant (name and quota checked in the same
+// transaction) and answers the creator with it. Only a refusal ends the
+// creation; an infrastructure failure is retried until it passes.
+func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (activities.OperationResult, error) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	w.reserving = true
+	defer func() { w.reserving = false }()
+	var res activities.OperationResult
 	var a *activities.Activities
-	steps := map[domain.OpKind][]string{domain.OpSuspend: {"suspend_route"}, domain.OpResume: {"resume_route"}, domain.OpDecommission: DecommissionSteps}[r.Kind]
-	// Claim the slot before the activity yields, so a second update
-	// validated meanwhile sees it; hand the operation to the main loop only
-	// once it is written.
-	restore := r.Kind == domain.OpRestore
-	if restore {
-		w.restoreClaimed = true
-	} else {
-		w.claimed = &r
-	}
-	err := workflow.ExecuteActivity(shortActivity(ctx), a.BeginOperation, activities.BeginInput{
-		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind, Steps: steps,
-		UpdateID: workflow.GetCurrentUpdateInfo(ctx).ID, Request: r.Request,
+	err := workflow.ExecuteActivity(writeActivity(ctx), a.ReserveTenant, activities.ReserveInput{
+		Tenant: activities.NewTenant{ID: w.p.TenantID, OrgID: w.p.OrgID, Name: w.p.Name, Environment: w.p.Environment,
+			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID},
+		OperationID: r.OperationID, Steps: domain.StepNames(domain.ProvisionSteps), Request: r.Request,
 	}).Get(ctx, &res)
-	switch {
-	case restore && err != nil:
-		w.restoreClaimed = false
-	case restore:
-		w.restore = &r
-	case err == nil:
-		w.next = &r
-		w.claimed = nil
-	default:
-		w.claimed = nil
+	if err != nil {
+		rej := &Rejection{Code: domain.CodeInternal, Message: err.Error(), Name: w.p.Name, Environment: w.p.Environment}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			rej.Code, rej.Message = domain.Code(appErr.Type()), appErr.Message()
+		}
+		w.rejection = rej
+		w.log.Info("tenant creation refused", "reason", rej.Message)
+		return res, err
 	}
+	w.provision, w.reserved = r, true
+	return res, nil
+}
+
+// writeActivity runs the short writes a request waits for. A refusal is
+// final (its error is non-retryable); anything else is an infrastructure
+// failure, retried for as long as it lasts: the caller is answered 503 and
+// its retry with the same key finds the same update.
+func writeActivity(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
+	})
+}
+
+// validateTransition refuses, before anything is written, a transition the
+// tenant's state does not allow or one requested while another runs.
+func (w *tenant) validateTransition(ctx workflow.Context, r TransitionRequest) error {
+	if !w.reserved {
+		return temporal.NewApplicationError("tenant not found", string(domain.CodeNotFound))
+	}
+	if _, ok := w.answered[workflow.GetCurrentUpdateInfo(ctx).ID]; ok {
+		return nil
+	}
+	if !slices.Contains([]domain.OpKind{domain.OpSuspend, domain.OpResume, domain.OpDecommission, domain.OpRestore}, r.Kind) {
+		return temporal.NewApplicationError(fmt.Sprintf("unknown transition %q", r.Kind), string(domain.CodeBadRequest))
+	}
+	return w.canAccept(r.Kind)
+}
+
+// canAccept reports whether a transition of the kind may begin now. An
+// operation whose final record is being written no longer blocks one: the
+// tenant is then in that record's state.
+func (w *tenant) canAccept(kind domain.OpKind) error {
+	if kind == domain.OpRestore {
+		return w.canRestore()
+	}
+	for _, r := range []*TransitionRequest{w.claim, w.next} {
+		if r != nil {
+			return conflict("operation %s (%s) is running on this tenant", r.OperationID, r.Kind)
+		}
+	}
+	state := w.state
+	if op := w.op; op != nil {
+		if !op.finishing {
+			return conflict("operation %s (%s) is running on this tenant", op.id, op.kind)
+		}
+		state = op.final
+	}
+	return appError(domain.CanStart(kind, state))
+}
+
+// canRestore reports whether a restore may win now: from the moment a
+// decommission runs until it starts destroying.
+func (w *tenant) canRestore() error {
+	op := w.op
+	switch {
+	case op == nil || op.kind != domain.OpDecommission || op.finishing:
+		return conflict("cannot restore a tenant that is %s (only during a decommission's grace period)", w.state)
+	case op.phase == PhaseDestroying:
+		return conflict("the grace period is over: the tenant's resources are being destroyed")
+	case op.phase == PhaseCompensating:
+		return conflict("the decommission is being called off")
+	case op.restore != nil:
+		return conflict("a restore of this tenant is already under way")
+	}
+	return nil
+}
+
+// handleTransition writes the operation and hands it to the main loop.
+func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (activities.OperationResult, error) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	id := workflow.GetCurrentUpdateInfo(ctx).ID
+	if a, ok := w.answered[id]; ok {
+		return w.answerAgain(ctx, a)
+	}
+	if r.Kind == domain.OpRestore {
+		return w.handleRestore(ctx, r, id)
+	}
+	// An operation that is finishing is gone in a moment.
+	_ = workflow.Await(ctx, func() bool { return w.op == nil || !w.op.finishing })
+	if err := w.canAccept(r.Kind); err != nil {
+		return activities.OperationResult{}, err
+	}
+	// Claim the slot before the activity yields, so a second update sees
+	// it; hand the operation to the main loop only once it is written.
+	w.claim = &r
+	var res activities.OperationResult
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(writeActivity(ctx), a.BeginOperation, activities.BeginInput{
+		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind,
+		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: id, Request: r.Request,
+	}).Get(ctx, &res)
+	w.claim = nil
+	if err != nil {
+		return res, err
+	}
+	w.answered[id] = Answered{OperationID: res.Operation.ID, RequestID: res.RequestID, At: workflow.Now(ctx)}
+	if !res.Replayed {
+		w.next = &r
+	}
+	return res, nil
+}
+
+// answerAgain answers a transition update that an earlier run answered.
+func (w *tenant) answerAgain(ctx workflow.Context, a Answered) (activities.OperationResult, error) {
+	var res activities.OperationResult
+	var act *activities.Activities
+	err := workflow.ExecuteActivity(writeActivity(ctx), act.LoadOperation,
+		activities.LoadInput{TenantID: w.p.TenantID, OperationID: a.OperationID, RequestID: a.RequestID}).Get(ctx, &res)
 	return res, err
 }
 
-func shortActivity(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, InitialInterval: 200 * time.Millisecond},
-	})
+// handleRestore is restore's one commit point: the claim is set in the same
+// step as the check, before anything yields, so either the restore wins and
+// destruction cannot begin, or destruction has begun and the restore is
+// refused before anything is written.
+func (w *tenant) handleRestore(ctx workflow.Context, r TransitionRequest, id string) (activities.OperationResult, error) {
+	if err := w.canRestore(); err != nil {
+		return activities.OperationResult{}, err
+	}
+	op := w.op
+	claim := &restoreClaim{req: &r}
+	op.restore = claim
+	var res activities.OperationResult
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(writeActivity(ctx), a.BeginOperation, activities.BeginInput{
+		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind, UpdateID: id, Request: r.Request,
+	}).Get(ctx, &res)
+	if err != nil {
+		if op.restore == claim {
+			op.restore = nil
+		}
+		return res, err
+	}
+	claim.written = true
+	w.answered[id] = Answered{OperationID: res.Operation.ID, RequestID: res.RequestID, At: workflow.Now(ctx)}
+	return res, nil
+}
+
+// canRepair reports whether an operator's repair applies now: the saga is
+// stuck on the operation and step it names and accepts that repair there,
+// or (cancel) a decommission waits out its grace period.
+func (w *tenant) canRepair(r Repair, req RepairRequest) error {
+	if err := validOperator(req.Operator); err != nil {
+		return err
+	}
+	op := w.op
+	if op == nil {
+		return conflict("nothing is stuck on this tenant: no operation runs")
+	}
+	if req.OperationID != op.id {
+		return conflict("operation %q is not the running one: %s (%s) runs", req.OperationID, op.id, op.kind)
+	}
+	if r == RepairCancel && op.kind == domain.OpDecommission && op.phase == PhaseGracePeriod && op.restore == nil && !op.finishing {
+		if req.Step != domain.StepGracePeriod {
+			return conflict("operation %s waits out its grace period: name step %q", op.id, domain.StepGracePeriod)
+		}
+		return nil
+	}
+	if !op.stuck || op.repair != nil {
+		return conflict("nothing is stuck on this tenant: operation %s is at step %s", op.id, op.step)
+	}
+	if req.Step != string(op.step) {
+		return conflict("operation %s is stuck on step %s, not %q", op.id, op.step, req.Step)
+	}
+	if !slices.Contains(op.repairs, r) {
+		return conflict("%s does not apply to step %s of operation %s; it takes %v", r, op.step, op.id, op.repairs)
+	}
+	return nil
+}
+
+func validOperator(name string) error {
+	bad := name == "" || len(name) > 100 || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) })
+	if bad {
+		return temporal.NewApplicationError(`a repair names its operator: "operator" is 1 to 100 printable characters`, string(domain.CodeBadRequest))
+	}
+	return nil
+}
+
+// handleRepair hands a validated repair to the stuck step (or calls off a
+// decommission in its grace period). It checks again, so of two repairs
+// sent together only one is taken.
+func (w *tenant) handleRepair(r Repair) func(workflow.Context, RepairRequest) (RepairResult, error) {
+	return func(ctx workflow.Context, req RepairRequest) (RepairResult, error) {
+		if err := w.canRepair(r, req); err != nil {
+			return RepairResult{}, err
+		}
+		op := w.op
+		res := RepairResult{Repair: r, OperationID: op.id, Step: string(op.step)}
+		if op.phase == PhaseGracePeriod {
+			op.restore = &restoreClaim{operator: req.Operator, written: true}
+			res.Step = domain.StepGracePeriod
+		} else {
+			op.repair = &takenRepair{repair: r, operator: req.Operator}
+		}
+		w.log.Info("operator repair taken", "repair", string(r), "operator", req.Operator, "operation_id", op.id, "step", res.Step)
+		return res, nil
+	}
+}
+
+func (w *tenant) status() Status {
+	s := Status{State: w.state, Saga: w.saga, CancelRequested: w.cancelRequested}
+	op := w.op
+	if op == nil {
+		return s
+	}
+	os := &OperationStatus{ID: op.id, Kind: op.kind, Phase: op.phase, Step: string(op.step), Stuck: op.stuck, Repairs: []Repair{}}
+	if op.phase == PhaseGracePeriod {
+		os.Step = domain.StepGracePeriod
+		ends := op.graceEndsAt
+		os.GraceEndsAt = &ends
+	}
+	for _, r := range Repairs {
+		if w.canRepair(r, RepairRequest{Operator: "status", OperationID: op.id, Step: os.Step}) == nil {
+			os.Repairs = append(os.Repairs, r)
+		}
+	}
+	s.Operation = os
+	return s
 }
 
 // record applies a state or status change with its audit event; it retries
@@ -308,6 +654,10 @@ func shortActivity(ctx workflow.Context) workflow.Context {
 func (w *tenant) record(ctx workflow.Context, in activities.RecordInput) {
 	var a *activities.Activities
 	in.TenantID = w.p.TenantID
+	if in.Action != "" {
+		w.seq++
+		in.EventKey = fmt.Sprintf("%s/event/%d/%s", workflow.GetInfo(ctx).WorkflowExecution.ID, w.seq, in.Action)
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
@@ -317,6 +667,23 @@ func (w *tenant) record(ctx workflow.Context, in activities.RecordInput) {
 		w.state = in.State
 	}
 	w.searchAttributes(ctx)
+}
+
+// finish writes the operation's final record and ends it; from the moment
+// the record is being written, a transition may be accepted.
+func (w *tenant) finish(ctx workflow.Context, in activities.RecordInput) {
+	op := w.op
+	op.finishing, op.final = true, w.state
+	if in.State != "" {
+		op.final = in.State
+	}
+	in.OperationID = op.id
+	if in.Request == (activities.Request{}) {
+		in.Request = op.req
+	}
+	w.record(ctx, in)
+	w.log.Info("operation ended", "operation_id", op.id, "kind", string(op.kind), "status", string(in.Status), "state", string(w.state))
+	w.op = nil
 }
 
 func (w *tenant) searchAttributes(ctx workflow.Context) {
@@ -330,9 +697,12 @@ func (w *tenant) searchAttributes(ctx workflow.Context) {
 
 // step runs one data-plane step with bounded retries. When they are spent,
 // the saga is stuck: it says so (status, event, search attribute) and waits
-// for an operator's retry, compensate or, where allowed, cancel.
-func (w *tenant) step(ctx workflow.Context, opID, name string, req activities.Request, cancellable bool) error {
+// for an operator's repair among those allowed. It returns the repair that
+// ended the step instead of success (nil: the step succeeded).
+func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *takenRepair {
 	var a *activities.Activities
+	op := w.op
+	op.step = s
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
 		HeartbeatTimeout:    5 * time.Second,
@@ -340,54 +710,26 @@ func (w *tenant) step(ctx workflow.Context, opID, name string, req activities.Re
 			MaximumInterval: 10 * time.Second, MaximumAttempts: int32(w.p.StepMaxAttempts)},
 	})
 	for {
-		err := workflow.ExecuteActivity(actx, a.RunStep, activities.StepInput{OperationID: opID, Tenant: w.ref, Step: name}).Get(ctx, nil)
+		err := workflow.ExecuteActivity(actx, a.RunStep, activities.StepInput{OperationID: op.id, Tenant: w.ref, Step: string(s)}).Get(ctx, nil)
 		if err == nil {
 			return nil
 		}
 		w.saga = SagaStuck
-		w.record(ctx, activities.RecordInput{OperationID: opID, Status: domain.OpStuck, Action: "tenant.saga_stuck", Request: req,
-			Data: map[string]any{"step": name, "error": rootCause(err), "attempts": w.p.StepMaxAttempts}})
-		// The status query names the stuck step once the operation says so.
-		w.stuck = name
-		signal, operator := w.awaitOperator(ctx, cancellable)
-		w.saga, w.stuck = SagaRunning, ""
-		w.record(ctx, activities.RecordInput{OperationID: opID, Status: domain.OpRunning, Action: "tenant.saga_resolved", Request: req,
-			Operator: operator, Data: map[string]any{"step": name, "signal": signal}})
-		switch signal {
-		case SignalCompensate:
-			return errCompensate
-		case SignalCancel:
-			return errCancel
+		w.record(ctx, activities.RecordInput{OperationID: op.id, Status: domain.OpStuck, Action: "tenant.saga_stuck", Request: op.req,
+			Data: map[string]any{"step": string(s), "error": rootCause(err), "attempts": w.p.StepMaxAttempts}})
+		// Repairs are accepted once the operation says it is stuck.
+		op.stuck, op.repairs = true, allowed
+		w.log.Warn("saga stuck", "operation_id", op.id, "step", string(s), "error", rootCause(err))
+		_ = workflow.Await(ctx, func() bool { return op.repair != nil })
+		taken := op.repair
+		op.stuck, op.repairs, op.repair = false, nil, nil
+		w.saga = SagaRunning
+		w.record(ctx, activities.RecordInput{OperationID: op.id, Status: domain.OpRunning, Action: "tenant.saga_resolved", Request: op.req,
+			Operator: taken.operator, Data: map[string]any{"step": string(s), "repair": string(taken.repair)}})
+		if taken.repair != RepairRetry {
+			return taken
 		}
 	}
-}
-
-// OperatorSignal is the optional payload of an operator's signal: who
-// sends it, for the audit trail.
-type OperatorSignal struct {
-	Operator string `json:"operator"`
-}
-
-func (w *tenant) awaitOperator(ctx workflow.Context, cancellable bool) (string, string) {
-	var got, operator string
-	sel := workflow.NewSelector(ctx)
-	names := []string{SignalRetry, SignalCompensate}
-	if cancellable {
-		names = append(names, SignalCancel)
-	}
-	for _, name := range names {
-		ch := workflow.GetSignalChannel(ctx, name)
-		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
-			var s OperatorSignal
-			c.Receive(ctx, &s)
-			got, operator = name, s.Operator
-		})
-	}
-	sel.Select(ctx)
-	if operator == "" {
-		operator = "unknown-operator"
-	}
-	return got, operator
 }
 
 func rootCause(err error) string {
@@ -400,124 +742,128 @@ func rootCause(err error) string {
 	}
 }
 
-// provisionSaga creates the tenant's resources in order; on failure it
-// compensates the completed steps in reverse, in a disconnected context, and
-// the tenant ends failed with nothing left behind.
-func (w *tenant) provisionSaga(ctx workflow.Context) {
-	opID, req := w.provision.OperationID, w.provision.Request
+// compensate undoes the attempted steps in reverse, the one that failed
+// included (it may have done part of its work). A compensation that keeps
+// failing is stuck like any step and can only be retried: skipping it
+// would orphan a resource.
+func (w *tenant) compensate(ctx workflow.Context, attempted []domain.Step) []string {
+	w.op.phase = PhaseCompensating
 	var done []string
-	var failure error
-	for _, s := range ProvisionSteps {
-		if err := w.step(ctx, opID, s, req, false); err != nil {
-			failure = err
-			break
-		}
-		done = append(done, s)
-	}
-	if failure == nil {
-		w.saga = SagaIdle
-		w.record(ctx, activities.RecordInput{OperationID: opID, Status: domain.OpSucceeded, State: domain.StateActive, Action: "tenant.provisioned", Request: req})
-		return
-	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	for i := len(done) - 1; i >= 0; i-- {
-		// A compensation that keeps failing is stuck like any step; it
-		// cannot be skipped, or a resource would be orphaned.
-		for w.step(dctx, opID, compensationOf[done[i]], req, false) != nil {
+	for i := len(attempted) - 1; i >= 0; i-- {
+		if c, ok := attempted[i].Compensation(); ok {
+			w.step(ctx, c, RepairRetry)
+			done = append(done, string(c))
 		}
 	}
-	w.saga = SagaDone
-	w.record(ctx, activities.RecordInput{OperationID: opID, Status: domain.OpCompensated, State: domain.StateFailed, Action: "tenant.provisioning_failed", Request: req,
-		Data: map[string]any{"compensated": done}})
+	return done
+}
+
+func (w *tenant) begin(id string, kind domain.OpKind, req activities.Request) {
+	w.op = &operation{id: id, kind: kind, req: req, phase: PhaseSteps}
+	w.saga = SagaRunning
+	w.log.Info("operation started", "operation_id", id, "kind", string(kind))
+}
+
+// runProvision creates the tenant's resources in order; when an operator
+// compensates a stuck step, it undoes every attempted step in reverse and
+// the tenant ends failed with nothing left behind.
+func (w *tenant) runProvision(ctx workflow.Context) {
+	w.begin(w.provision.OperationID, domain.OpProvision, w.provision.Request)
+	var attempted []domain.Step
+	for _, s := range domain.ProvisionSteps {
+		attempted = append(attempted, s)
+		if w.step(ctx, s, RepairRetry, RepairCompensate) != nil {
+			undone := w.compensate(ctx, attempted)
+			w.saga = SagaDone
+			w.finish(ctx, activities.RecordInput{Status: domain.OpCompensated, State: domain.StateFailed, Action: "tenant.provisioning_failed",
+				Data: map[string]any{"compensated": undone}})
+			return
+		}
+	}
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: domain.StateActive, Action: "tenant.provisioned"})
 }
 
 // run carries out one requested transition.
 func (w *tenant) run(ctx workflow.Context, r TransitionRequest) {
-	w.saga = SagaRunning
+	w.begin(r.OperationID, r.Kind, r.Request)
 	w.searchAttributes(ctx)
 	switch r.Kind {
 	case domain.OpSuspend:
-		w.simple(ctx, r, "suspend_route", domain.StateSuspended, "tenant.suspended")
+		w.runSimple(ctx, domain.StepSuspendRoute, domain.StateSuspended, "tenant.suspended")
 	case domain.OpResume:
-		w.simple(ctx, r, "resume_route", domain.StateActive, "tenant.resumed")
+		w.runSimple(ctx, domain.StepResumeRoute, domain.StateActive, "tenant.resumed")
 	case domain.OpDecommission:
-		w.decommission(ctx, r)
+		w.runDecommission(ctx)
 	}
 }
 
-// simple runs a one-step transition; compensating it leaves the tenant as
-// it was.
-func (w *tenant) simple(ctx workflow.Context, r TransitionRequest, step string, to domain.State, action string) {
-	if err := w.step(ctx, r.OperationID, step, r.Request, false); err != nil {
-		w.record(ctx, activities.RecordInput{OperationID: r.OperationID, Status: domain.OpCompensated, Action: "tenant." + string(r.Kind) + "_failed", Request: r.Request})
+// runSimple runs a one-step transition; compensating it undoes the step
+// and leaves the tenant as it was.
+func (w *tenant) runSimple(ctx workflow.Context, s domain.Step, to domain.State, action string) {
+	kind := w.op.kind
+	if w.step(ctx, s, RepairRetry, RepairCompensate) != nil {
+		w.compensate(ctx, []domain.Step{s})
+		w.finish(ctx, activities.RecordInput{Status: domain.OpCompensated, Action: "tenant." + string(kind) + "_failed"})
 		return
 	}
-	w.record(ctx, activities.RecordInput{OperationID: r.OperationID, Status: domain.OpSucceeded, State: to, Action: action, Request: r.Request})
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: to, Action: action})
 }
 
-// decommission suspends the tenant's traffic, waits out the grace period
-// (a durable timer) unless the tenant is restored, then destroys its
+// runDecommission suspends the tenant's traffic, waits out the grace
+// period (a durable timer) unless the tenant is restored, then destroys its
 // resources for good.
-func (w *tenant) decommission(ctx workflow.Context, r TransitionRequest) {
-	from := w.state
-	if from == domain.StateActive {
-		if err := w.step(ctx, r.OperationID, "suspend_route", r.Request, true); err != nil {
-			w.record(ctx, activities.RecordInput{OperationID: r.OperationID, Status: domain.OpCancelled, Action: "tenant.decommission_cancelled", Request: r.Request})
+func (w *tenant) runDecommission(ctx workflow.Context) {
+	if w.state == domain.StateActive {
+		if taken := w.step(ctx, domain.StepSuspendRoute, RepairRetry, RepairCompensate, RepairCancel); taken != nil {
+			// Called off before the grace period: the tenant is as it was.
+			w.compensate(ctx, []domain.Step{domain.StepSuspendRoute})
+			in := activities.RecordInput{Status: domain.OpCompensated, Action: "tenant.decommission_failed"}
+			if taken.repair == RepairCancel {
+				in = activities.RecordInput{Status: domain.OpCancelled, Action: "tenant.decommission_cancelled", Operator: taken.operator}
+			}
+			w.finish(ctx, in)
 			return
 		}
 	}
-	w.record(ctx, activities.RecordInput{OperationID: r.OperationID, State: domain.StateDecommissioning, Action: "tenant.decommissioning", Request: r.Request,
+	w.record(ctx, activities.RecordInput{OperationID: w.op.id, State: domain.StateDecommissioning, Action: "tenant.decommissioning", Request: w.op.req,
 		Data: map[string]any{"grace_period": w.p.DecommissionGrace.String()}})
-
-	w.inGrace = true
-	timer := workflow.NewTimer(ctx, w.p.DecommissionGrace)
-	restored, operator := false, ""
-	sel := workflow.NewSelector(ctx)
-	sel.AddFuture(timer, func(workflow.Future) {})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, SignalCancel), func(c workflow.ReceiveChannel, _ bool) {
-		var s OperatorSignal
-		c.Receive(ctx, &s)
-		restored, operator = true, s.Operator
-		if operator == "" {
-			operator = "unknown-operator"
+	if claim := w.awaitGrace(ctx); claim != nil {
+		in := activities.RecordInput{Status: domain.OpCancelled, State: domain.StateSuspended, Action: "tenant.restored", Operator: claim.operator}
+		if claim.req != nil {
+			in.Request = claim.req.Request
 		}
-	})
-	restoreAsked := workflow.NewChannel(ctx)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		_ = workflow.Await(ctx, func() bool { return w.restore != nil })
-		restoreAsked.Send(ctx, true)
-	})
-	sel.AddReceive(restoreAsked, func(c workflow.ReceiveChannel, _ bool) {
-		c.Receive(ctx, nil)
-		restored = true
-	})
-	sel.Select(ctx)
-	w.inGrace = false
-	if restored {
-		w.restoreTenant(ctx, r, operator)
+		w.finish(ctx, in)
 		return
 	}
-
-	w.destroying = true
-	for _, s := range DecommissionSteps {
-		// Once destruction began nothing can be brought back, so a
-		// compensate signal leaves the saga stuck on the step until an
-		// operator retries it.
-		for w.step(ctx, r.OperationID, s, r.Request, false) != nil {
-		}
+	for _, s := range domain.DestroySteps {
+		// Once destruction began nothing can be brought back: a step
+		// that keeps failing can only be retried.
+		w.step(ctx, s, RepairRetry)
 	}
-	w.record(ctx, activities.RecordInput{OperationID: r.OperationID, Status: domain.OpSucceeded, State: domain.StateDecommissioned, Action: "tenant.decommissioned", Request: r.Request})
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: domain.StateDecommissioned, Action: "tenant.decommissioned"})
 }
 
-// restoreTenant ends a decommission in its grace period: the tenant is
-// suspended again, with all its resources. A restore is not an operation of
-// its own: it cancels the decommission operation.
-func (w *tenant) restoreTenant(ctx workflow.Context, decom TransitionRequest, operator string) {
-	req := decom.Request
-	if w.restore != nil {
-		req = w.restore.Request
+// awaitGrace waits out the grace period and returns the restore that won
+// it, or nil once destruction may begin. The decision is made in one step
+// with no yield: either a restore claim exists (and the timer is
+// cancelled), or the phase becomes destroying and restores are refused.
+func (w *tenant) awaitGrace(ctx workflow.Context) *restoreClaim {
+	op := w.op
+	op.phase, op.step = PhaseGracePeriod, ""
+	op.graceEndsAt = workflow.Now(ctx).Add(w.p.DecommissionGrace)
+	tctx, cancelTimer := workflow.WithCancel(ctx)
+	timer := workflow.NewTimer(tctx, w.p.DecommissionGrace)
+	for {
+		_ = workflow.Await(ctx, func() bool { return timer.IsReady() || op.restore != nil })
+		if op.restore == nil {
+			op.phase = PhaseDestroying
+			return nil
+		}
+		// A restore is being written: it wins unless its write is refused.
+		_ = workflow.Await(ctx, func() bool { return op.restore == nil || op.restore.written })
+		if claim := op.restore; claim != nil {
+			cancelTimer()
+			return claim
+		}
 	}
-	w.record(ctx, activities.RecordInput{OperationID: decom.OperationID, Status: domain.OpCancelled, State: domain.StateSuspended,
-		Action: "tenant.restored", Operator: operator, Request: req})
-	w.restore, w.restoreClaimed = nil, false
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/mail"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -126,9 +127,9 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	}
 	var plane activities.DataPlane = dp
 	if len(cfg.Faults) > 0 {
-		faults := map[string]activities.Fault{}
+		faults := map[domain.Step]activities.Fault{}
 		for _, f := range cfg.Faults {
-			faults[f.Step] = activities.Fault{Fail: f.Mode == "fail", Count: f.Count, Delay: f.Delay}
+			faults[domain.Step(f.Step)] = activities.Fault{Fail: f.Mode == "fail", Count: f.Count, Delay: f.Delay}
 		}
 		plane = &activities.FaultyDataPlane{Inner: dp, Faults: faults}
 		log.Warn().Interface("faults", cfg.Faults).Msg("fault drills active (CP_FAULTS)")
@@ -162,7 +163,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 		return fmt.Errorf("api: %w", err)
 	}
 	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
-		TaskQueue: cfg.TaskQueue, StepMaxAttempts: cfg.StepMaxAttempts, DecommissionGrace: cfg.DecommissionGrace,
+		TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/intelliauth/controlplane/internal/domain"
 )
 
 // Mode is the subcommand being configured; it decides which values are
@@ -56,10 +58,9 @@ type Config struct {
 
 	SMTP SMTP
 
-	SessionTTL        time.Duration
-	DecommissionGrace time.Duration
-	StepMaxAttempts   int
-	Faults            []Fault // dev only
+	SessionTTL time.Duration
+	Saga       Saga
+	Faults     []Fault // dev only
 
 	// PublicRateLimit and UserRateLimit are requests per minute: of a
 	// client address on the routes without a token, and of a user on the
@@ -90,6 +91,27 @@ type SMTP struct {
 	Password string
 }
 
+// Saga is the settings of tenant sagas, given to every tenant workflow.
+type Saga struct {
+	// StepMaxAttempts bounds the attempts of one data-plane step before
+	// the saga is stuck (CP_STEP_MAX_ATTEMPTS).
+	StepMaxAttempts int
+	// DecommissionGrace is the wait before a decommissioned tenant's
+	// resources are destroyed (CP_DECOMMISSION_GRACE).
+	DecommissionGrace time.Duration
+	// ReservationTimeout ends a tenant workflow whose provision request
+	// never arrived.
+	ReservationTimeout time.Duration
+	// MaxOperationsPerRun is how many operations one workflow run carries
+	// before it continues as new.
+	MaxOperationsPerRun int
+}
+
+// DefaultSaga is the saga settings when nothing is configured.
+func DefaultSaga() Saga {
+	return Saga{StepMaxAttempts: 5, DecommissionGrace: 72 * time.Hour, ReservationTimeout: 10 * time.Minute, MaxOperationsPerRun: 100}
+}
+
 // Fault is one fault drill of CP_FAULTS: a data-plane step and what happens
 // to its attempts.
 type Fault struct {
@@ -99,8 +121,6 @@ type Fault struct {
 	Delay time.Duration // of delay:<duration>
 }
 
-// FaultSteps are the data-plane steps a fault drill can name.
-var FaultSteps = []string{"schema", "keys", "route", "drop_schema", "delete_keys", "delete_route", "suspend_route", "resume_route"}
 
 // Load reads the configuration for the mode through getenv (os.LookupEnv in
 // main). The error, when not nil, lists every problem, one per line.
@@ -121,8 +141,9 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	}
 	c.LogFormat = r.oneOf("CP_LOG_FORMAT", defaultFormat, "json", "console")
 	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour)
-	c.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", 72*time.Hour)
-	c.StepMaxAttempts = r.positiveInt("CP_STEP_MAX_ATTEMPTS", 5)
+	c.Saga = DefaultSaga()
+	c.Saga.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", c.Saga.DecommissionGrace)
+	c.Saga.StepMaxAttempts = r.positiveInt("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts)
 	c.PublicRateLimit = r.positiveInt("CP_PUBLIC_RATE_LIMIT", 600)
 	c.UserRateLimit = r.positiveInt("CP_USER_RATE_LIMIT", 1200)
 
@@ -285,8 +306,8 @@ func (r *reader) faults(raw string) []Fault {
 			r.fail("CP_FAULTS", fmt.Sprintf("%q must be <step>=<mode>", item))
 			continue
 		}
-		if !slices.Contains(FaultSteps, step) {
-			r.fail("CP_FAULTS", fmt.Sprintf("unknown step %q (steps: %s)", step, strings.Join(FaultSteps, ", ")))
+		if !domain.IsStep(step) {
+			r.fail("CP_FAULTS", fmt.Sprintf("unknown step %q (steps: %s)", step, strings.Join(domain.StepNames(domain.Steps), ", ")))
 			continue
 		}
 		f := Fault{Step: step}

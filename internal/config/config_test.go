@@ -21,8 +21,8 @@ func TestDevStartsWithNoConfigurationAtAll(t *testing.T) {
 	if c.LogFormat != "console" || c.Bootstrap.OrgSlug != DevOrgSlug || c.DatabaseURL != "" {
 		t.Errorf("dev defaults not applied: %+v", c)
 	}
-	if c.SessionTTL != 12*time.Hour || c.DecommissionGrace != 72*time.Hour || c.StepMaxAttempts != 5 {
-		t.Errorf("lifecycle defaults = %v %v %d", c.SessionTTL, c.DecommissionGrace, c.StepMaxAttempts)
+	if c.SessionTTL != 12*time.Hour || c.Saga.DecommissionGrace != 72*time.Hour || c.Saga.StepMaxAttempts != 5 {
+		t.Errorf("lifecycle defaults = %v %v %d", c.SessionTTL, c.Saga.DecommissionGrace, c.Saga.StepMaxAttempts)
 	}
 }
 

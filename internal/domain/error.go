@@ -3,9 +3,10 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
-// Code is a machine-readable error code of the public API (SPEC §5).
+// Code is a machine-readable error code of the public API .
 type Code string
 
 // The error codes of the API. Each maps to exactly one HTTP status, in
@@ -42,6 +43,9 @@ type Error struct {
 	Code        Code
 	Message     string
 	FieldErrors []FieldError
+	// RetryAfter, when set, tells the caller how long to wait before a
+	// retry (an UNAVAILABLE answer's Retry-After).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -1,0 +1,1 @@
+DROP INDEX operations_update_key;

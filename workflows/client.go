@@ -1,0 +1,173 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// Client is how the API drives tenant workflows: workflow and update ids,
+// start options, and Temporal's answers turned into domain errors. It is
+// the only place outside the worker that calls Temporal for tenants.
+type Client struct {
+	temporal  client.Client
+	taskQueue string
+	saga      config.Saga
+	// Bound is how long a request waits for a worker; past it the answer
+	// is UNAVAILABLE, and a retry with the same key finds the same
+	// workflow and update.
+	Bound time.Duration
+}
+
+// DefaultBound is how long the synchronous part of a lifecycle request
+// waits for a worker.
+const DefaultBound = 5 * time.Second
+
+// NewClient returns a Client that starts tenant workflows on the task
+// queue with the saga settings.
+func NewClient(tc client.Client, taskQueue string, saga config.Saga) *Client {
+	return &Client{temporal: tc, taskQueue: taskQueue, saga: saga, Bound: DefaultBound}
+}
+
+// WorkflowID is the workflow id of the tenant created with an idempotency
+// key in an organisation.
+func WorkflowID(orgID, key string) string {
+	return "tenant/" + orgID + "/" + key
+}
+
+// ErrEnded says that the key's workflow ended with a tenant of its own,
+// which the caller reads from the database.
+var ErrEnded = errors.New("the creation's workflow has ended")
+
+// Create is a tenant to create.
+type Create struct {
+	OrgID       string
+	Key         string
+	TenantID    string
+	OperationID string
+	Name        string
+	Environment string
+	Hostname    string
+	Request     activities.Request
+}
+
+// CreateTenant starts the tenant's workflow and its provision update
+// together (Update-With-Start) and waits, within the bound, for the
+// tenant to be written or refused.
+func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.OperationResult, error) {
+	params := TenantParams{
+		TenantID: in.TenantID, OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname,
+		StepMaxAttempts: c.saga.StepMaxAttempts, DecommissionGrace: c.saga.DecommissionGrace,
+		ReservationTimeout: c.saga.ReservationTimeout, MaxOperationsPerRun: c.saga.MaxOperationsPerRun,
+	}
+	workflowID := WorkflowID(in.OrgID, in.Key)
+	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflowID,
+		TaskQueue:                c.taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// A key whose workflow ended with a tenant, or with a refusal,
+		// stays used; one whose workflow failed before any tenant was
+		// written may be used again.
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		Memo:                  map[string]any{"request_id": in.Request.RequestID, "requested_by": in.Request.Actor.Email},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			SearchAttrOrgID.ValueSet(in.OrgID), SearchAttrTenantID.ValueSet(in.TenantID),
+			SearchAttrTenantState.ValueSet(string(domain.StateProvisioning)), SearchAttrSagaStatus.ValueSet(SagaRunning)),
+	}, TenantWorkflow, params)
+
+	ctx, cancel := context.WithTimeout(ctx, c.Bound)
+	defer cancel()
+	var res activities.OperationResult
+	handle, err := c.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID: UpdateProvision, UpdateName: UpdateProvision,
+			Args:         []any{ProvisionRequest{OperationID: in.OperationID, Request: in.Request}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err == nil {
+		err = handle.Get(ctx, &res)
+	}
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return res, c.ended(ctx, workflowID, in)
+	}
+	return res, c.domainError(ctx, err)
+}
+
+// ended answers a creation whose workflow has closed: the refusal it
+// ended with, given again, or ErrEnded when it wrote a tenant.
+func (c *Client) ended(ctx context.Context, workflowID string, in Create) error {
+	var result TenantResult
+	if err := c.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &result); err != nil {
+		return c.domainError(ctx, err)
+	}
+	rej := result.Rejection
+	if rej == nil {
+		return ErrEnded
+	}
+	if rej.Name != in.Name || rej.Environment != in.Environment {
+		return domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", in.Key)
+	}
+	switch rej.Code {
+	case domain.CodeConflict, domain.CodeNotFound, domain.CodeBadRequest:
+		return &domain.Error{Code: rej.Code, Message: rej.Message}
+	}
+	return fmt.Errorf("creation %s refused: %s", workflowID, rej.Message)
+}
+
+// Transition asks a tenant's workflow for an operation. The update id is
+// the kind and the idempotency key, so Temporal (and, across runs, the
+// workflow) runs it at most once.
+func (c *Client) Transition(ctx context.Context, workflowID string, kind domain.OpKind, key, operationID string, req activities.Request) (activities.OperationResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Bound)
+	defer cancel()
+	var res activities.OperationResult
+	handle, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateID: string(kind) + "/" + key, UpdateName: UpdateTransition,
+		Args:         []any{TransitionRequest{Kind: kind, OperationID: operationID, Request: req}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = handle.Get(ctx, &res)
+	}
+	return res, c.domainError(ctx, err)
+}
+
+// domainError turns what Temporal answered into the API's errors: an
+// update's refusal keeps its code, a closed workflow is a conflict, and no
+// answer within the bound is UNAVAILABLE to retry.
+func (c *Client) domainError(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch code := domain.Code(appErr.Type()); code {
+		case domain.CodeConflict, domain.CodeNotFound, domain.CodeBadRequest:
+			return &domain.Error{Code: code, Message: appErr.Message()}
+		}
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return domain.Errorf(domain.CodeConflict, "the tenant's lifecycle has ended; no operation can run on it")
+	}
+	var deadline *serviceerror.DeadlineExceeded
+	var canceled *serviceerror.Canceled
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &deadline) || errors.As(err, &canceled) {
+		return &domain.Error{Code: domain.CodeUnavailable, RetryAfter: c.Bound,
+			Message: "no worker answered within " + c.Bound.String() + "; retry with the same Idempotency-Key"}
+	}
+	return err
+}
