@@ -35,8 +35,8 @@ type fakes struct {
 	reserveOutage int
 	reserves      int
 	fail          map[domain.Step]bool
-	failFirst map[domain.Step]int
-	attempts  map[domain.Step]int
+	failFirst     map[domain.Step]int
+	attempts      map[domain.Step]int
 	// beginAfter delays BeginOperation by kind, stepAfter RunStep by step,
 	// recordAfter Record by action.
 	beginAfter  map[domain.OpKind]time.Duration

@@ -338,7 +338,6 @@ func (w *legacyTenant) awaitOperator(ctx workflow.Context, cancellable bool) (st
 	return got, operator
 }
 
-
 // provisionSaga creates the tenant's resources in order; on failure it
 // compensates the completed steps in reverse, in a disconnected context, and
 // the tenant ends failed with nothing left behind.

@@ -121,7 +121,6 @@ type Fault struct {
 	Delay time.Duration // of delay:<duration>
 }
 
-
 // Load reads the configuration for the mode through getenv (os.LookupEnv in
 // main). The error, when not nil, lists every problem, one per line.
 func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
