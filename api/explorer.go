@@ -14,7 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// The explorer is the /api/docs page of SPEC §5: Swagger UI, vendored in
+// The explorer is the /api/docs page of the API: Swagger UI, vendored in
 // explorer/swagger-ui (see explorer/README.md), on the API's own OpenAPI
 // document. Every file the page loads is embedded and served from here;
 // nothing comes from another host.

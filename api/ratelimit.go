@@ -15,7 +15,7 @@ import (
 )
 
 // limiter enforces per-minute request budgets shared by every API replica
-// (SPEC §3: no shared state in process memory). The count lives in Postgres
+// (no shared state lives in process memory). The count lives in Postgres
 // (store.ReserveRequests); a process reserves a small batch of a scope's
 // budget at a time and spends it locally, so a request costs a database
 // round trip only once per batch, and a spent budget refuses locally until

@@ -15,7 +15,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/harness"
 )
 
-// envelope is the union of the success and error envelopes of SPEC §5.
+// envelope is the union of the success and error envelopes of the API.
 type envelope struct {
 	Data  json.RawMessage `json:"data"`
 	Error *struct {

@@ -13,16 +13,26 @@ import (
 	"github.com/intelliauth/controlplane/internal/harness"
 )
 
-// recordHistory writes the workflow's history to workflows/testdata when
-// CP_RECORD_HISTORIES is set, for the replay test that guards running
-// sagas against incompatible workflow changes. Record after a deliberate,
+// historyVersion names the workflow version the recorded histories come
+// from: workflows/testdata/<version>-<name>.json.
+const historyVersion = "v2"
+
+// recordHistory writes a run's history (runID "": the latest) to
+// workflows/testdata when CP_RECORD_HISTORIES is set, for the replay test
+// that guards running sagas against incompatible workflow changes. A file
+// that exists is kept: the set only grows. Record after a deliberate,
 // versioned change, never to silence a failing replay.
-func recordHistory(t *testing.T, h *harness.Harness, workflowID, name string) {
+func recordHistory(t *testing.T, h *harness.Harness, workflowID, runID, name string) {
 	t.Helper()
 	if os.Getenv("CP_RECORD_HISTORIES") == "" {
 		return
 	}
-	it := h.Temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	path := filepath.Join("..", "workflows", "testdata", historyVersion+"-"+strings.ToLower(name)+".json")
+	if _, err := os.Stat(path); err == nil {
+		t.Logf("kept %s (histories are never overwritten)", path)
+		return
+	}
+	it := h.Temporal.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
 	hist := &historypb.History{}
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -35,7 +45,6 @@ func recordHistory(t *testing.T, h *harness.Harness, workflowID, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("..", "workflows", "testdata", "tenant-"+strings.ToLower(name)+".json")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,14 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,7 +83,7 @@ func runbookCommands(t *testing.T) map[string]string {
 	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
 		out[m[1]] = strings.TrimSpace(m[2])
 	}
-	for _, want := range []string{"find-all", "find-org", "describe", "status", "show", "retry", "compensate", "cancel"} {
+	for _, want := range []string{"find-all", "find-org", "describe", "status", "show", "retry", "compensate", "cancel", "reset"} {
 		if out[want] == "" {
 			t.Fatalf("docs/runbook.md has no runbook:%s block", want)
 		}
@@ -97,33 +99,77 @@ type operator struct {
 	commands map[string]string
 }
 
-func (o operator) run(name, workflowID, orgID string) string {
+// target is what a runbook command's placeholders stand for.
+type target struct {
+	workflowID, orgID, operationID, step string
+}
+
+func (o operator) command(name string, tg target) string {
+	cmd := strings.NewReplacer("<workflow-id>", tg.workflowID, "<org-id>", tg.orgID, "<you>", "runbook-test",
+		"<operation-id>", tg.operationID, "<step>", tg.step, "<why>", "runbook test").Replace(o.commands[name])
+	return strings.Replace(cmd, "temporal ", o.cli+" ", 1)
+}
+
+// try runs a runbook command (or, when name is not a block, the temporal
+// command line given) and returns its output and error.
+func (o operator) try(name string, tg target) (string, error) {
 	o.t.Helper()
-	cmd := strings.NewReplacer("<workflow-id>", workflowID, "<org-id>", orgID, "<you>", "runbook-test").Replace(o.commands[name])
-	cmd = strings.Replace(cmd, "temporal ", o.cli+" ", 1)
+	cmd := name
+	if _, ok := o.commands[name]; ok {
+		cmd = o.command(name, tg)
+	} else {
+		cmd = strings.Replace(cmd, "temporal ", o.cli+" ", 1)
+	}
 	c := exec.Command("sh", "-c", cmd)
 	c.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+o.address, "TEMPORAL_NAMESPACE=default")
 	out, err := c.CombinedOutput()
+	return string(out), err
+}
+
+func (o operator) run(name string, tg target) string {
+	o.t.Helper()
+	out, err := o.try(name, tg)
 	if err != nil {
-		o.t.Fatalf("runbook:%s (%s): %v\n%s", name, cmd, err, out)
+		o.t.Fatalf("%s: %v\n%s", name, err, out)
 	}
-	return string(out)
+	return out
 }
 
 // eventually runs a runbook command until its output satisfies ok.
-func (o operator) eventually(name, workflowID, orgID string, ok func(string) bool) string {
+func (o operator) eventually(name string, tg target, ok func(string) bool) string {
 	o.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out := o.run(name, workflowID, orgID)
+		out := o.run(name, tg)
 		if ok(out) {
 			return out
 		}
 		if time.Now().After(deadline) {
-			o.t.Fatalf("runbook:%s never showed what was expected; last output:\n%s", name, out)
+			o.t.Fatalf("%s never showed what was expected; last output:\n%s", name, out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+var (
+	statusOperation = regexp.MustCompile(`"id":\s*"(op_[0-9A-Za-z]+)"`)
+	statusStep      = regexp.MustCompile(`"step":\s*"([a-z_]+)"`)
+)
+
+// stuckAt runs the status query until the saga is stuck (or, for a
+// decommission, in its grace period) and returns the operation and step a
+// repair names.
+func (o operator) stuckAt(workflowID, want string) target {
+	o.t.Helper()
+	out := o.eventually("status", target{workflowID: workflowID}, func(out string) bool {
+		m := statusStep.FindStringSubmatch(out)
+		return m != nil && m[1] == want && (strings.Contains(compact(out), `"stuck":true`) || want == "grace_period")
+	})
+	return target{workflowID: workflowID, operationID: statusOperation.FindStringSubmatch(out)[1], step: want}
+}
+
+func compact(s string) string {
+	return strings.Join(strings.Fields(s), "")
 }
 
 type devClient struct {
@@ -135,6 +181,21 @@ type devClient struct {
 
 func (d *devClient) do(method, path string, body any) (int, map[string]any) {
 	d.t.Helper()
+	return d.doKey(method, path, "", body)
+}
+
+// countEvents counts a tenant's audit events of one action.
+func (d *devClient) countEvents(tenantID, action string) int {
+	d.t.Helper()
+	code, out := d.do("GET", "/organizations/"+d.org+"/events?target_id="+tenantID+"&action="+action, nil)
+	if code != 200 {
+		d.t.Fatalf("events: %d %v", code, out)
+	}
+	return len(out["data"].([]any))
+}
+
+func (d *devClient) doKey(method, path, key string, body any) (int, map[string]any) {
+	d.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -142,6 +203,9 @@ func (d *devClient) do(method, path string, body any) (int, map[string]any) {
 	}
 	req, _ := http.NewRequest(method, d.base+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	if d.token != "" {
 		req.Header.Set("Authorization", "Bearer "+d.token)
 	}
@@ -195,7 +259,8 @@ func (d *devClient) waitState(id, state string) {
 
 // TestTheRunbookRepairsStuckSagasWithTheRealCLI runs docs/runbook.md's
 // commands with the real temporal binary against `controlplane dev` with
-// fault drills: find, inspect, and each repair signal.
+// fault drills: find, inspect, each repair, a repair sent when nothing is
+// stuck, and what cancel, terminate and reset do to a tenant.
 func TestTheRunbookRepairsStuckSagasWithTheRealCLI(t *testing.T) {
 	cli := temporalCLI(t)
 	env := append(devEnv(t), "CP_FAULTS=keys=fail:3", "CP_STEP_MAX_ATTEMPTS=2", "CP_DECOMMISSION_GRACE=1h")
@@ -205,45 +270,147 @@ func TestTheRunbookRepairsStuckSagasWithTheRealCLI(t *testing.T) {
 
 	a, wfA := d.createTenant("alpha")
 	b, wfB := d.createTenant("bravo")
-	stuck := func(wf string) func(string) bool { return func(out string) bool { return strings.Contains(out, wf) } }
-	op.eventually("find-all", "", "", func(out string) bool { return stuck(wfA)(out) && stuck(wfB)(out) })
-	op.eventually("find-org", "", d.org, stuck(wfA))
-	if out := op.run("find-org", "", "org_00000000000000000000000000"); strings.Contains(out, wfA) {
+	lists := func(wfs ...string) func(string) bool {
+		return func(out string) bool {
+			for _, wf := range wfs {
+				if !strings.Contains(out, wf) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	op.eventually("find-all", target{}, lists(wfA, wfB))
+	op.eventually("find-org", target{orgID: d.org}, lists(wfA))
+	if out := op.run("find-org", target{orgID: "org_00000000000000000000000000"}); strings.Contains(out, wfA) {
 		t.Fatalf("another organisation's filter lists this saga:\n%s", out)
 	}
-	if out := op.run("describe", wfA, d.org); !strings.Contains(out, "SagaStatus") || !strings.Contains(out, `\"stuck\"`) {
+	if out := op.run("describe", target{workflowID: wfA}); !strings.Contains(out, "SagaStatus") || !strings.Contains(out, `\"stuck\"`) {
 		t.Fatalf("describe:\n%s", out)
 	}
-	if out := op.run("status", wfA, d.org); !strings.Contains(out, `"StuckStep": "keys"`) && !strings.Contains(out, `"StuckStep":"keys"`) {
-		t.Fatalf("status:\n%s", out)
+	stuckA := op.stuckAt(wfA, "keys")
+	if out := compact(op.run("status", stuckA)); !strings.Contains(out, `"kind":"provision"`) || !strings.Contains(out, `"repairs":["retry","compensate"]`) {
+		t.Fatalf("status of a stuck provisioning:\n%s", out)
 	}
-	if out := op.run("show", wfA, d.org); !strings.Contains(out, "fault drill") {
+	if out := op.run("show", stuckA); !strings.Contains(out, "fault drill") {
 		t.Fatalf("show does not carry the step's error:\n%s", out)
 	}
 
+	// A repair that names another step is refused.
+	if out, err := op.try("compensate", target{workflowID: wfA, operationID: stuckA.operationID, step: "route"}); err == nil || !strings.Contains(out, "not \"route\"") {
+		t.Fatalf("a repair of the wrong step: %v\n%s", err, out)
+	}
 	// retry: keys fails a third time, then passes; alpha becomes active.
-	op.run("retry", wfA, d.org)
+	if out := op.run("retry", stuckA); !strings.Contains(out, stuckA.operationID) {
+		t.Fatalf("retry answered:\n%s", out)
+	}
 	d.waitState(a, "active")
-	// compensate: bravo's completed schema step is undone; it ends failed.
-	op.run("compensate", wfB, d.org)
-	d.waitState(b, "failed")
-	op.eventually("find-all", "", "", func(out string) bool { return !stuck(wfA)(out) && !stuck(wfB)(out) })
+	// The same retry again: nothing is stuck, so it is refused and the
+	// history does not change.
+	before := op.run("show", stuckA)
+	if out, err := op.try("retry", stuckA); err == nil || !strings.Contains(out, "nothing is stuck") {
+		t.Fatalf("a retry when nothing is stuck: %v\n%s", err, out)
+	}
+	if after := op.run("show", stuckA); after != before {
+		t.Fatalf("a refused repair changed the history:\n%s\n---\n%s", before, after)
+	}
 
-	// cancel: a decommission in its grace period is called off.
+	// compensate: bravo's attempted steps are undone; it ends failed, its
+	// saga done, and the find commands no longer list it.
+	op.run("compensate", op.stuckAt(wfB, "keys"))
+	d.waitState(b, "failed")
+	op.eventually("find-all", target{}, func(out string) bool { return !strings.Contains(out, wfA) && !strings.Contains(out, wfB) })
+	if out := op.run("describe", target{workflowID: wfB}); !strings.Contains(out, `\"done\"`) {
+		t.Fatalf("describe of a failed tenant:\n%s", out)
+	}
+	// A refused creation closes with its saga done, not running.
+	if code, out := d.doKey("POST", "/organizations/"+d.org+"/tenants", "refused-alpha", map[string]any{"name": "alpha", "environment": "prod"}); code != 409 {
+		t.Fatalf("a second alpha: %d %v", code, out)
+	}
+	if out := op.run("describe", target{workflowID: "tenant/" + d.org + "/refused-alpha"}); !strings.Contains(out, `\"done\"`) || strings.Contains(out, `\"running\"`) {
+		t.Fatalf("describe of a refused creation:\n%s", out)
+	}
+
+	// cancel: Temporal's cancellation is refused, and the saga goes on.
+	op.run("temporal workflow cancel --workflow-id '"+wfA+"'", target{})
+	op.eventually("status", target{workflowID: wfA}, func(out string) bool { return strings.Contains(compact(out), `"cancel_requested":true`) })
+	if code, out := d.do("POST", "/organizations/"+d.org+"/tenants/"+a+"/suspend", nil); code != 202 {
+		t.Fatalf("suspend after a cancellation request: %d %v", code, out)
+	}
+	d.waitState(a, "suspended")
+
+	// reset: the suspend's last record runs again in a new run, and its
+	// audit event is still written once.
+	op.run(fmt.Sprintf("temporal workflow reset --workflow-id '%s' --event-id %d --reason 'runbook test'", wfA, lastRecordTask(t, op, wfA)), target{})
+	op.eventually("status", target{workflowID: wfA}, func(out string) bool { return strings.Contains(compact(out), `"saga":"idle"`) })
+	if n := d.countEvents(a, "tenant.suspended"); n != 1 {
+		t.Fatalf("tenant.suspended written %d times after a reset", n)
+	}
+
+	// cancel in the grace period: the decommission is called off.
 	if code, out := d.do("POST", "/organizations/"+d.org+"/tenants/"+a+"/decommission", nil); code != 202 {
 		t.Fatalf("decommission: %d %v", code, out)
 	}
 	d.waitState(a, "decommissioning")
-	op.run("cancel", wfA, d.org)
-	d.waitState(a, "suspended")
-
-	_, events := d.do("GET", "/organizations/"+d.org+"/tenants/"+a+"/operations", nil)
-	if !strings.Contains(toJSON(events), `"status":"cancelled"`) {
-		t.Errorf("operations after cancel: %s", toJSON(events))
+	inGrace := op.stuckAt(wfA, "grace_period")
+	if out := compact(op.run("status", inGrace)); !strings.Contains(out, `"repairs":["cancel"]`) {
+		t.Fatalf("status in the grace period:\n%s", out)
 	}
+	op.run("cancel", inGrace)
+	d.waitState(a, "suspended")
+	_, ops := d.do("GET", "/organizations/"+d.org+"/tenants/"+a+"/operations", nil)
+	if !strings.Contains(toJSON(ops), `"status":"cancelled"`) {
+		t.Errorf("operations after cancel: %s", toJSON(ops))
+	}
+
+	// terminate strands the tenant; the runbook's reset brings it back.
+	op.run("temporal workflow terminate --workflow-id '"+wfA+"' --reason 'runbook test'", target{})
+	op.run("reset", target{workflowID: wfA})
+	op.eventually("status", target{workflowID: wfA}, func(out string) bool { return strings.Contains(compact(out), `"saga":"idle"`) })
+	if code, out := d.do("POST", "/organizations/"+d.org+"/tenants/"+a+"/resume", nil); code != 202 {
+		t.Fatalf("resume after a reset: %d %v", code, out)
+	}
+	d.waitState(a, "active")
+
 	if err := p.stop(t, syscall.SIGINT); err != nil {
 		t.Fatalf("dev exited with %v", err)
 	}
+}
+
+// lastRecordTask returns the id of the workflow task that scheduled the
+// workflow's last Record activity: a reset to it runs that record again.
+func lastRecordTask(t *testing.T, op operator, workflowID string) int {
+	t.Helper()
+	out := op.run("temporal workflow show --workflow-id '"+workflowID+"' -o json", target{})
+	var hist struct {
+		Events []struct {
+			EventID   string `json:"eventId"`
+			EventType string `json:"eventType"`
+			Scheduled *struct {
+				ActivityType struct {
+					Name string `json:"name"`
+				} `json:"activityType"`
+			} `json:"activityTaskScheduledEventAttributes"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(out), &hist); err != nil {
+		t.Fatalf("history: %v\n%.2000s", err, out)
+	}
+	task := 0
+	found := 0
+	for _, ev := range hist.Events {
+		id, _ := strconv.Atoi(ev.EventID)
+		switch {
+		case strings.HasSuffix(ev.EventType, "WORKFLOW_TASK_COMPLETED") || ev.EventType == "WorkflowTaskCompleted":
+			task = id
+		case ev.Scheduled != nil && ev.Scheduled.ActivityType.Name == "Record":
+			found = task
+		}
+	}
+	if found == 0 {
+		t.Fatalf("no Record activity in the history of %s", workflowID)
+	}
+	return found
 }
 
 func toJSON(v any) string {

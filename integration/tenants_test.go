@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -28,6 +30,13 @@ type lifecycle struct {
 
 func newLifecycle(t *testing.T, faults map[domain.Step]activities.Fault) lifecycle {
 	t.Helper()
+	return newLifecycleWith(t, faults, testSaga(2*time.Second), nil)
+}
+
+// newLifecycleWith is newLifecycle with saga settings, and the database the
+// worker's activities write through (nil: the harness's).
+func newLifecycleWith(t *testing.T, faults map[domain.Step]activities.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
+	t.Helper()
 	h := harness.Get(t)
 	dp := &activities.PostgresDataPlane{DB: h.DB}
 	if err := dp.Init(context.Background()); err != nil {
@@ -40,9 +49,9 @@ func newLifecycle(t *testing.T, faults map[domain.Step]activities.Fault) lifecyc
 	tq := harness.TaskQueue(t)
 	h.StartWorker(t, tq, func(r worker.Registry) {
 		r.RegisterWorkflow(workflows.TenantWorkflow)
-		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: plane})
+		r.RegisterActivity(&activities.Activities{DB: cmp.Or(activityDB, h.DB), DataPlane: plane})
 	})
-	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, Saga: testSaga(2 * time.Second)})
+	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, Saga: saga, WorkerBound: 2 * time.Second})
 	return lifecycle{srv: srv, dp: dp}
 }
 
@@ -187,6 +196,9 @@ func TestATenantLivesItsWholeLifecycleThroughHTTP(t *testing.T) {
 		if r.Status != s.status {
 			t.Fatalf("step %d %s by %s: %d %s", i, s.action, s.who.Role, r.Status, r.Raw)
 		}
+		if r.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("step %d %s: a first request answered as a replay", i, s.action)
+		}
 		if s.state != "" {
 			l.waitState(t, w, tn.ID, s.state)
 		}
@@ -219,7 +231,7 @@ func TestATenantLivesItsWholeLifecycleThroughHTTP(t *testing.T) {
 			t.Errorf("no %s event in %v", a, actions)
 		}
 	}
-	recordHistory(t, h, tn.WorkflowID, "lifecycle")
+	recordHistory(t, h, tn.WorkflowID, "", "lifecycle")
 	// The name is free again.
 	if r := l.create(t, w, "prod", ""); r.Status != 202 {
 		t.Fatalf("the name after decommission: %d %s", r.Status, r.Raw)
@@ -315,7 +327,7 @@ func failAt(t *testing.T, step domain.Step, index int) {
 		t.Fatalf("a failed tenant left resources: %+v", res)
 	}
 	if step == "route" {
-		recordHistory(t, h, tn.WorkflowID, "compensated")
+		recordHistory(t, h, tn.WorkflowID, "", "compensated")
 	}
 	var actor string
 	if err := h.DB.NewRaw("SELECT actor_id FROM audit_events WHERE target_id = ? AND action = 'tenant.saga_resolved'", tn.ID).Scan(context.Background(), &actor); err != nil || actor != "test-operator" {

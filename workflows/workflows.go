@@ -15,7 +15,7 @@ import (
 const DefaultTaskQueue = "controlplane"
 
 // Search attributes operators filter on in the Temporal UI and CLI
-// (SPEC §6), e.g. SagaStatus='stuck' AND OrgId='org_…'.
+// e.g. SagaStatus='stuck' AND OrgId='org_…'.
 var (
 	SearchAttrOrgID       = temporal.NewSearchAttributeKeyKeyword("OrgId")
 	SearchAttrTenantID    = temporal.NewSearchAttributeKeyKeyword("TenantId")

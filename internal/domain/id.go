@@ -8,7 +8,7 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// Prefixes of the resource identifiers (SPEC §4). An id is the prefix and a
+// Prefixes of the resource identifiers. An id is the prefix and a
 // ULID, so ids sort by creation time and say what they name.
 const (
 	PrefixOrganization = "org_"

@@ -26,7 +26,7 @@ func (r Role) Valid() bool {
 // Action is something a member may or may not do in an organisation.
 type Action string
 
-// The actions of the roles table (SPEC §4).
+// The actions of the roles table (docs/architecture.md).
 const (
 	ActionRead              Action = "read"               // org, tenants, members, operations, invitations
 	ActionTenantWrite       Action = "tenant.write"       // create, suspend, resume
@@ -38,7 +38,7 @@ const (
 	ActionAuditRead         Action = "audit.read"         // read audit events
 )
 
-// policy is the roles table of SPEC §4, and the only place it is written.
+// policy is the roles table, and the only place it is written.
 var policy = map[Action][]Role{
 	ActionRead:              {RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer},
 	ActionTenantWrite:       {RoleOwner, RoleAdmin, RoleDeveloper},

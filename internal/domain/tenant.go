@@ -1,6 +1,6 @@
 package domain
 
-// State is a tenant's lifecycle state (SPEC §4).
+// State is a tenant's lifecycle state.
 type State string
 
 // The tenant states.

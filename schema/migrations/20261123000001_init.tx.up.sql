@@ -1,4 +1,4 @@
--- The control plane's tables (SPEC §4). Every id is a prefixed ULID, every
+-- The control plane's tables. Every id is a prefixed ULID, every
 -- time a timestamptz in UTC.
 
 CREATE TABLE plans (

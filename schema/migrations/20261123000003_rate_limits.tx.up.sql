@@ -1,4 +1,4 @@
--- API rate-limit budgets (SPEC §3: shared by every API replica). One row per
+-- API rate-limit budgets (shared by every API replica). One row per
 -- scope (an organisation, a user, a client address) and minute window; an
 -- API process reserves requests from it in small batches and spends them
 -- locally. The table is UNLOGGED: a counter lost in a crash only resets a
