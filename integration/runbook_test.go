@@ -297,7 +297,7 @@ func TestTheRunbookRepairsStuckSagasWithTheRealCLI(t *testing.T) {
 	}
 
 	// A repair that names another step is refused.
-	if out, err := op.try("compensate", target{workflowID: wfA, operationID: stuckA.operationID, step: "route"}); err == nil || !strings.Contains(out, "not \"route\"") {
+	if out, err := op.try("compensate", target{workflowID: wfA, operationID: stuckA.operationID, step: "route"}); err == nil || !strings.Contains(out, "is stuck on step keys, not") {
 		t.Fatalf("a repair of the wrong step: %v\n%s", err, out)
 	}
 	// retry: keys fails a third time, then passes; alpha becomes active.

@@ -2,7 +2,10 @@ package domain
 
 // Step is one data-plane step of a tenant's saga. This table is the one
 // place step names are written: the workflow, the activity that runs a
-// step, the fault drills and the configuration all read it.
+// step, the fault drills and the configuration all read it. Running sagas
+// read it too: a change to the lists below changes what they do next, so
+// it is gated with workflow.GetVersion like any workflow change, even when
+// the replay test does not notice it.
 type Step string
 
 // The data-plane steps.
