@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -105,15 +105,25 @@ func dialTemporal(ctx context.Context, cfg config.Config, log zerolog.Logger) (c
 	}
 }
 
-// registerSearchAttributes adds the control plane's search attributes to the
-// namespace of an external cluster; attributes already there are kept.
+// registerSearchAttributes adds the control plane's search attributes that
+// the namespace of an external cluster lacks; those already there are kept.
 func registerSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
-	_, err := tc.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace:        namespace,
-		SearchAttributes: workflows.SearchAttributes(),
-	})
+	have, err := tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range workflows.SearchAttributes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = tc.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
 	var exists *serviceerror.AlreadyExists
-	if err != nil && !errors.As(err, &exists) && !strings.Contains(err.Error(), "already") {
+	if err != nil && !errors.As(err, &exists) {
 		return fmt.Errorf("register search attributes on namespace %s: %w", namespace, err)
 	}
 	return nil
