@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,4 +70,23 @@ func TestFaultDrills(t *testing.T) {
 			t.Fatalf("err = %v, calls = %v", err, inner.calls)
 		}
 	})
+}
+
+func TestAFailedStepTellsMembersNothingOfTheDataPlanesInternals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a fault drill is named", ErrInjected{Step: domain.StepKeys}, "fault drill: step keys failed (CP_FAULTS)"},
+		{"a timeout says so", fmt.Errorf("insert route: %w", context.DeadlineExceeded), "the data plane did not answer in time"},
+		{"a database error is not shown", errors.New(`insert route: ERROR: duplicate key value violates unique constraint "routes_pkey" (SQLSTATE=23505)`),
+			"the data plane refused the step; operators find the cause in the worker log"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PublicStepError(tc.err); got != tc.want {
+				t.Fatalf("PublicStepError = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -167,6 +167,14 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Operat
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("check tenant name: %w", err)
 		}
+		var holder string
+		err = tx.NewSelect().Model((*store.Tenant)(nil)).Column("id").
+			Where("hostname = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.Hostname).Scan(ctx, &holder)
+		if err == nil {
+			return hostnameTaken(in.Tenant.Hostname)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("check tenant hostname: %w", err)
+		}
 		var live int
 		if err := tx.NewRaw("SELECT count(*) FROM tenants WHERE org_id = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.OrgID).Scan(ctx, &live); err != nil {
 			return fmt.Errorf("count tenants: %w", err)
@@ -184,6 +192,9 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Operat
 			if store.IsUniqueViolation(err, "tenants_live_name_key") {
 				return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization", t.Name)
 			}
+			if store.IsUniqueViolation(err, "tenants_live_hostname_key") {
+				return hostnameTaken(t.Hostname)
+			}
 			return fmt.Errorf("insert tenant: %w", err)
 		}
 		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
@@ -198,6 +209,12 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Operat
 		return nil
 	})
 	return res, asApplicationError(err)
+}
+
+// hostnameTaken refuses a hostname another live tenant has, in this
+// organisation or another; it names no other organisation.
+func hostnameTaken(hostname string) error {
+	return domain.Errorf(domain.CodeConflict, "hostname %s is taken; choose another tenant name", hostname)
 }
 
 // BeginInput is a transition to start on a tenant.
@@ -441,12 +458,29 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 		}
 	}()
 	if err := fn(ctx, in.Tenant); err != nil {
-		if rerr := store.UpdateStep(context.WithoutCancel(ctx), a.DB, in.OperationID, in.Step, "failed", attempt, err.Error()); rerr != nil {
+		public := PublicStepError(err)
+		activity.GetLogger(ctx).Warn("step failed", "operation_id", in.OperationID, "step", in.Step, "attempt", attempt, "error", err)
+		if rerr := store.UpdateStep(context.WithoutCancel(ctx), a.DB, in.OperationID, in.Step, "failed", attempt, public); rerr != nil {
 			return errors.Join(err, rerr)
 		}
-		return err
+		// The message is what members see (the operation, the audit
+		// event); the cause stays in the worker log and the history.
+		return temporal.NewApplicationErrorWithCause(public, "STEP_FAILED", err)
 	}
 	return store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "done", attempt, "")
+}
+
+// PublicStepError is what members are told of a failed step: never the
+// data plane's internals (SQL, constraint names, addresses).
+func PublicStepError(err error) string {
+	var injected ErrInjected
+	switch {
+	case errors.As(err, &injected):
+		return injected.Error()
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return "the data plane did not answer in time"
+	}
+	return "the data plane refused the step; operators find the cause in the worker log"
 }
 
 func (a *Activities) steps() map[domain.Step]func(context.Context, TenantRef) error {

@@ -64,9 +64,14 @@ func uniq() string {
 // each signed in.
 func newWorld(t testing.TB, h *harness.Harness, plan string) world {
 	t.Helper()
+	return newWorldSlug(t, h, plan, "w-"+uniq())
+}
+
+// newWorldSlug is newWorld with the organisation's slug.
+func newWorldSlug(t testing.TB, h *harness.Harness, plan, slug string) world {
+	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
-	slug := "w-" + uniq()
 	org := store.Organization{ID: domain.NewID(domain.PrefixOrganization), Slug: slug, Name: "World " + slug, PlanID: plan, CreatedAt: now, UpdatedAt: now}
 	if _, err := h.DB.NewInsert().Model(&org).Exec(ctx); err != nil {
 		t.Fatal(err)

@@ -360,3 +360,24 @@ func TestARequestNeverHangsWhenNoWorkerIsUp(t *testing.T) {
 		t.Fatalf("tenants = %d, %v", n, err)
 	}
 }
+
+func TestATenantHostnameCannotBeTakenFromAnotherOrganisation(t *testing.T) {
+	h := harness.Get(t)
+	l := newLifecycle(t, nil)
+	victim := newWorld(t, h, "team")
+	// "prod-x" in org s and "prod" in org x-s would share prod-x-s.<base>.
+	squatter := newWorldSlug(t, h, "team", "x-"+victim.Org.Slug)
+	tn := l.createActive(t, victim, "prod-x")
+	r := l.create(t, squatter, "prod", "")
+	if r.Status != 409 || !strings.Contains(r.Env.Error.Message, tn.Hostname) {
+		t.Fatalf("a second tenant at %s: %d %s", tn.Hostname, r.Status, r.Raw)
+	}
+	var n int
+	if err := h.DB.NewRaw("SELECT count(*) FROM tenants WHERE org_id = ?", squatter.Org.ID).Scan(context.Background(), &n); err != nil || n != 0 {
+		t.Fatalf("the refused tenant was written: %d %v", n, err)
+	}
+	// The victim's tenant still routes to itself.
+	if res := l.resources(t, tn); !res.Route || !res.RouteEnabled {
+		t.Fatalf("the victim's route: %+v", res)
+	}
+}

@@ -716,7 +716,7 @@ func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *t
 		}
 		w.saga = SagaStuck
 		w.record(ctx, activities.RecordInput{OperationID: op.id, Status: domain.OpStuck, Action: "tenant.saga_stuck", Request: op.req,
-			Data: map[string]any{"step": string(s), "error": rootCause(err), "attempts": w.p.StepMaxAttempts}})
+			Data: map[string]any{"step": string(s), "error": publicError(err), "attempts": w.p.StepMaxAttempts}})
 		// Repairs are accepted once the operation says it is stuck.
 		op.stuck, op.repairs = true, allowed
 		w.log.Warn("saga stuck", "operation_id", op.id, "step", string(s), "error", rootCause(err))
@@ -730,6 +730,20 @@ func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *t
 			return taken
 		}
 	}
+}
+
+// publicError is the message a step's failure shows members: the one the
+// activity chose, never its cause.
+func publicError(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return "the step did not finish in time"
+	}
+	return "the step failed"
 }
 
 func rootCause(err error) string {

@@ -1,0 +1,1 @@
+DROP INDEX tenants_live_hostname_key;
