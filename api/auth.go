@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,9 @@ var signInThrottle = store.Throttle{Window: 15 * time.Minute, Limit: 10}
 
 const addrFailureLimit = 50
 
+// maxEmailBytes bounds an email address (RFC 5321's path limit).
+const maxEmailBytes = 254
+
 type signInRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
@@ -32,6 +36,8 @@ func (r *signInRequest) validate() []domain.FieldError {
 	r.Email = normalizeEmail(r.Email)
 	if r.Email == "" {
 		fe.add("email", "required")
+	} else if len(r.Email) > maxEmailBytes {
+		fe.add("email", fmt.Sprintf("at most %d bytes", maxEmailBytes))
 	}
 	if r.Password == "" {
 		fe.add("password", "required")

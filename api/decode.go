@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,6 +42,11 @@ func decode(c *fiber.Ctx, v validator) error {
 		// could mean two things is refused.
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
 	}
+	if fe := inexactKeys(c.Body(), v); len(fe) > 0 {
+		// Go's decoder matches field names regardless of case; the API
+		// does not, so "ROLE" is not "role".
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
+	}
 	if fe := v.validate(); len(fe) > 0 {
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
 	}
@@ -72,14 +79,22 @@ func duplicateKeys(body []byte) []domain.FieldError {
 				stack = stack[:len(stack)-1]
 			}
 		case string:
+			if strings.ContainsRune(t, 0) {
+				fe.add(clip(t, 64), "must not contain NUL characters")
+			}
 			if keyPosition {
-				seen := stack[len(stack)-1]
-				if seen[t] {
-					fe.add(t, "appears more than once")
+				// Keys that differ only in case are the same key to Go's
+				// decoder, so they count as a repeat.
+				seen, k := stack[len(stack)-1], strings.ToLower(t)
+				if seen[k] {
+					fe.add(t, "appears more than once (keys are compared regardless of case)")
 				}
-				seen[t] = true
+				seen[k] = true
 				// The value comes next, not a key.
 				if v, err := dec.Token(); err == nil {
+					if str, ok := v.(string); ok && strings.ContainsRune(str, 0) {
+						fe.add(t, "must not contain NUL characters")
+					}
 					if d, ok := v.(json.Delim); ok && d == '{' {
 						stack = append(stack, map[string]bool{})
 					} else if ok && d == '[' {
@@ -89,6 +104,35 @@ func duplicateKeys(body []byte) []domain.FieldError {
 			}
 		}
 	}
+}
+
+// inexactKeys lists the top-level keys of body that are not, exactly, the
+// JSON name of a field of v (a pointer to a struct).
+func inexactKeys(body []byte, v any) []domain.FieldError {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	names := map[string]bool{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names[name] = true
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil
+	}
+	var fe fields
+	for k := range top {
+		if !names[k] {
+			fe.add(k, "unknown field (field names are case-sensitive)")
+		}
+	}
+	slices.SortFunc(fe, func(a, b domain.FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return fe
 }
 
 func decodeError(err error) error {

@@ -144,6 +144,21 @@ func Resend(ctx context.Context, db *bun.DB, orgID, id string, ttl time.Duration
 		}
 		before := inv.ExpiresAt
 		now := time.Now().UTC()
+		if !inv.ExpiresAt.After(now) {
+			// An expired invitation no longer holds a seat: sending it
+			// again takes one, so the quota is checked as for a new one.
+			plan, err := LockPlan(ctx, tx, orgID)
+			if err != nil {
+				return err
+			}
+			n, err := CountMembers(ctx, tx, orgID)
+			if err != nil {
+				return err
+			}
+			if n >= plan.MaxMembers {
+				return domain.Errorf(domain.CodeConflict, "member quota reached: plan %s allows %d members, pending invitations included", plan.ID, plan.MaxMembers)
+			}
+		}
 		inv.TokenHash, inv.ExpiresAt, inv.UpdatedAt = hash, now.Add(ttl), now
 		if _, err := tx.NewUpdate().Model(&inv).Column("token_hash", "expires_at", "updated_at").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update invitation %s: %w", id, err)
@@ -182,6 +197,27 @@ func Revoke(ctx context.Context, db *bun.DB, orgID, id string, check func(Invita
 		return err
 	})
 	return inv, err
+}
+
+// revokeOwnerInvitations ends the pending owner invitations a user sent,
+// when that user stops being an owner: an invitation grants no more than
+// its sender may.
+func revokeOwnerInvitations(ctx context.Context, tx bun.Tx, orgID, userID string, ev EventBase) error {
+	now := time.Now().UTC()
+	var ended []Invitation
+	if err := tx.NewUpdate().Model(&ended).Set("status = 'revoked', revoked_at = ?, updated_at = ?", now, now).
+		Where("org_id = ? AND invited_by = ? AND role = 'owner' AND status = 'pending'", orgID, userID).
+		Returning("id, email").Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("revoke owner invitations of %s: %w", userID, err)
+	}
+	for _, inv := range ended {
+		if _, err := InsertEvent(ctx, tx, ev.Event("invitation.revoked", "invitation", inv.ID,
+			map[string]any{"before": map[string]any{"status": "pending"}, "after": map[string]any{"status": "revoked"}, "email": inv.Email,
+				"reason": "its sender is no longer an owner"})); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListInvitations returns up to limit+1 invitations of the organisation

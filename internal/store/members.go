@@ -101,6 +101,11 @@ func ChangeRole(ctx context.Context, db *bun.DB, orgID, memberID string, role do
 			return fmt.Errorf("update role of %s: %w", memberID, err)
 		}
 		after.Role, after.UpdatedAt = string(role), now
+		if before.Role == string(domain.RoleOwner) {
+			if err := revokeOwnerInvitations(ctx, tx, orgID, before.UserID, ev); err != nil {
+				return err
+			}
+		}
 		_, err = InsertEvent(ctx, tx, ev.Event("member.role_changed", "member", memberID,
 			map[string]any{"before": map[string]any{"role": before.Role}, "after": map[string]any{"role": after.Role}, "user_id": before.UserID, "email": before.Email}))
 		return err
@@ -130,6 +135,11 @@ func RemoveMember(ctx context.Context, db *bun.DB, orgID, memberID string, check
 		}
 		if _, err := tx.NewDelete().Model((*Member)(nil)).Where("id = ?", memberID).Exec(ctx); err != nil {
 			return fmt.Errorf("delete member %s: %w", memberID, err)
+		}
+		if target.Role == string(domain.RoleOwner) {
+			if err := revokeOwnerInvitations(ctx, tx, orgID, target.UserID, ev); err != nil {
+				return err
+			}
 		}
 		action := "member.removed"
 		if leaving {

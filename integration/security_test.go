@@ -1,0 +1,91 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/harness"
+)
+
+func TestResendingAnExpiredInvitationCannotGoOverTheMemberQuota(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	w := newWorld(t, h, "free") // 4 members of the free plan's 5
+	owner := w.People[domain.RoleOwner]
+	expired, _ := invite(t, h, w, "late-"+uniq()+"@example.test", "viewer")
+	if _, err := h.DB.ExecContext(context.Background(), "UPDATE invitations SET expires_at = now() - interval '1 hour' WHERE id = ?", expired); err != nil {
+		t.Fatal(err)
+	}
+	if r := req(t, srv, "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "fifth-" + uniq() + "@example.test", "role": "viewer"}); r.Status != 201 {
+		t.Fatalf("the fifth seat: %d %s", r.Status, r.Raw)
+	}
+	r := req(t, srv, "POST", orgPath(w, "/invitations/"+expired+"/resend"), owner.Token, nil)
+	if r.Status != 409 || !strings.Contains(r.Env.Error.Message, "member quota") {
+		t.Fatalf("reviving an expired invitation on a full plan: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestAnOwnersPendingOwnerInvitationsEndWhenTheyStopBeingOwner(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	for _, how := range []string{"removed", "demoted"} {
+		t.Run(how, func(t *testing.T) {
+			w := newWorld(t, h, "team")
+			owner := w.People[domain.RoleOwner]
+			leaving := addPerson(t, h, w.Org.ID, domain.RoleOwner)
+			_, secret := addInvitation(t, h, w.Org.ID, leaving.UserID, domain.RoleOwner)
+			_, devSecret := addInvitation(t, h, w.Org.ID, leaving.UserID, domain.RoleDeveloper)
+			var r response
+			if how == "removed" {
+				r = req(t, srv, "DELETE", orgPath(w, "/members/"+leaving.MemberID), owner.Token, nil)
+			} else {
+				r = req(t, srv, "PATCH", orgPath(w, "/members/"+leaving.MemberID), owner.Token, map[string]any{"role": "admin"})
+			}
+			if r.Status != 200 {
+				t.Fatalf("%s: %d %s", how, r.Status, r.Raw)
+			}
+			accept := func(secret string) response {
+				return req(t, srv, "POST", "/api/v1/invitations/accept", "", map[string]any{"token": secret, "name": "Heir", "password": testPassword})
+			}
+			if r := accept(secret); r.Status < 400 {
+				t.Fatalf("an owner invitation of a former owner was accepted: %d %s", r.Status, r.Raw)
+			}
+			// Invitations to lesser roles stay: an admin may still send them.
+			if r := accept(devSecret); r.Status != 201 {
+				t.Fatalf("a developer invitation: %d %s", r.Status, r.Raw)
+			}
+			var revoked int
+			if err := h.DB.NewRaw("SELECT count(*) FROM audit_events WHERE org_id = ? AND action = 'invitation.revoked'", w.Org.ID).Scan(context.Background(), &revoked); err != nil || revoked != 1 {
+				t.Fatalf("invitation.revoked events = %d, %v", revoked, err)
+			}
+		})
+	}
+}
+
+func TestHostileInputIsRefusedWith400NotA500(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	w := newWorld(t, h, "team")
+	owner := w.People[domain.RoleOwner]
+	for _, tc := range []struct {
+		name, method, path, token string
+		body                      any
+	}{
+		{"a 3,000-character email at sign-in", "POST", "/api/v1/auth/sign-in", "", map[string]any{"email": strings.Repeat("a", 3000) + "@example.test", "password": "x"}},
+		{"a NUL in an organisation name", "PATCH", orgPath(w, ""), owner.Token, map[string]any{"name": "Acme\u0000Corp"}},
+		{"a role and its capitalised twin", "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "twin-" + uniq() + "@example.test", "role": "viewer", "ROLE": "admin"}},
+		{"a capitalised role alone", "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "cap-" + uniq() + "@example.test", "Role": "admin"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := req(t, srv, tc.method, tc.path, tc.token, tc.body); r.Status != 400 || r.code() != "BAD_REQUEST" {
+				t.Fatalf("%d %s", r.Status, r.Raw)
+			}
+		})
+	}
+	var admins int
+	if err := h.DB.NewRaw("SELECT count(*) FROM invitations WHERE org_id = ? AND role = 'admin'", w.Org.ID).Scan(context.Background(), &admins); err != nil || admins != 0 {
+		t.Fatalf("admin invitations written: %d %v", admins, err)
+	}
+}
