@@ -76,6 +76,17 @@ func (s *Server) storedIdempotency(c *fiber.Ctx, scope string, next func() error
 	}
 }
 
+// refusedBeforeStart reports whether a status is a refusal made before the
+// request did anything; only answers of requests that ran are kept.
+func refusedBeforeStart(status int) bool {
+	switch status {
+	case fiber.StatusBadRequest, fiber.StatusUnauthorized, fiber.StatusForbidden, fiber.StatusNotFound,
+		fiber.StatusRequestEntityTooLarge, fiber.StatusUnsupportedMediaType, fiber.StatusTooManyRequests:
+		return true
+	}
+	return false
+}
+
 func (s *Server) runAndStore(c *fiber.Ctx, scope, key string, next func() error) error {
 	err := next()
 	if err != nil {
@@ -85,8 +96,10 @@ func (s *Server) runAndStore(c *fiber.Ctx, scope, key string, next func() error)
 	}
 	status := c.Response().StatusCode()
 	bg := context.WithoutCancel(c.UserContext())
-	if status >= 500 {
-		// Nothing was decided: let a retry run again.
+	if status >= 500 || refusedBeforeStart(status) {
+		// Nothing was decided (a failure), or the request was refused
+		// before it started (invalid, not allowed, not found): let a
+		// corrected retry run.
 		return store.ReleaseIdempotencyKey(bg, s.db, scope, key)
 	}
 	return store.CompleteIdempotencyKey(bg, s.db, scope, key, status, append([]byte(nil), c.Response().Body()...))

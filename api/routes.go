@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 
@@ -156,12 +157,18 @@ func (s *Server) guard(r route) fiber.Handler {
 		if c.Method() == fiber.MethodGet || workflowBacked(r.Route) {
 			return r.handle(c, who)
 		}
-		scope := "user:" + who.UserID
-		if r.Access == Org {
-			scope = "org:" + who.OrgID
-		}
-		return s.storedIdempotency(c, scope, func() error { return r.handle(c, who) })
+		return s.storedIdempotency(c, idempotencyScope(r.Access, who), func() error { return r.handle(c, who) })
 	}
+}
+
+// idempotencyScope is whose keys a stored answer belongs to: the member in
+// the organisation, or, outside one, the session (a sign-out with one token
+// is not another token's). One caller's answer is never given to another.
+func idempotencyScope(access Access, who *caller) string {
+	if access == Org {
+		return "org:" + who.OrgID + "/user:" + who.UserID
+	}
+	return "user:" + who.UserID + "/session:" + hex.EncodeToString(who.TokenHash[:8])
 }
 
 // workflowBacked reports whether the route's Idempotency-Key maps to a

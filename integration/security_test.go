@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
@@ -88,4 +89,43 @@ func TestHostileInputIsRefusedWith400NotA500(t *testing.T) {
 	if err := h.DB.NewRaw("SELECT count(*) FROM invitations WHERE org_id = ? AND role = 'admin'", w.Org.ID).Scan(context.Background(), &admins); err != nil || admins != 0 {
 		t.Fatalf("admin invitations written: %d %v", admins, err)
 	}
+}
+
+func TestAnIdempotencyKeyNeverCarriesOneCallersAnswerToAnother(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	w := newWorld(t, h, "team")
+	admin, owner := w.People[domain.RoleAdmin], w.People[domain.RoleOwner]
+
+	t.Run("an admin's refused plan change does not block the owner's", func(t *testing.T) {
+		key := "plan-" + uniq()
+		if r := httpReq(t, srv, "PATCH", orgPath(w, ""), admin.Token, map[string]any{"plan": "enterprise"}, key); r.Status != 403 {
+			t.Fatalf("admin: %d %s", r.Status, r.Raw)
+		}
+		r := httpReq(t, srv, "PATCH", orgPath(w, ""), owner.Token, map[string]any{"plan": "enterprise"}, key)
+		if r.Status != 200 || r.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("owner with the same key: %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("a refused request is not kept: the same caller may retry it once allowed", func(t *testing.T) {
+		key := "again-" + uniq()
+		if r := httpReq(t, srv, "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "bad", "role": "viewer"}, key); r.Status != 400 {
+			t.Fatalf("invalid: %d %s", r.Status, r.Raw)
+		}
+		if r := httpReq(t, srv, "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "good-" + uniq() + "@example.test", "role": "viewer"}, key); r.Status != 201 {
+			t.Fatalf("corrected, same key: %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("one session's sign-out is not another's", func(t *testing.T) {
+		a, b := session(t, h, owner.UserID, time.Hour), session(t, h, owner.UserID, time.Hour)
+		key := "bye-" + uniq()
+		for _, tok := range []string{a, b} {
+			if r := httpReq(t, srv, "POST", "/api/v1/auth/sign-out", tok, nil, key); r.Status != 200 {
+				t.Fatalf("sign-out: %d %s", r.Status, r.Raw)
+			}
+		}
+		if r := req(t, srv, "GET", "/api/v1/me", b, nil); r.Status != 401 {
+			t.Fatalf("session B after its sign-out: %d %s", r.Status, r.Raw)
+		}
+	})
 }
