@@ -139,12 +139,14 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		defaultFormat = "console"
 	}
 	c.LogFormat = r.oneOf("CP_LOG_FORMAT", defaultFormat, "json", "console")
-	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour)
+	// Every number has bounds of its own, wide enough for its default and
+	// any sane deployment.
+	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour, time.Minute, 30*24*time.Hour)
 	c.Saga = DefaultSaga()
-	c.Saga.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", c.Saga.DecommissionGrace)
-	c.Saga.StepMaxAttempts = r.positiveInt("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts)
-	c.PublicRateLimit = r.positiveInt("CP_PUBLIC_RATE_LIMIT", 600)
-	c.UserRateLimit = r.positiveInt("CP_USER_RATE_LIMIT", 1200)
+	c.Saga.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", c.Saga.DecommissionGrace, time.Second, 365*24*time.Hour)
+	c.Saga.StepMaxAttempts = r.intIn("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts, 1, 100)
+	c.PublicRateLimit = r.intIn("CP_PUBLIC_RATE_LIMIT", 600, 1, 1_000_000)
+	c.UserRateLimit = r.intIn("CP_USER_RATE_LIMIT", 1200, 1, 1_000_000)
 
 	c.SMTP = SMTP{
 		From:     r.str("CP_SMTP_FROM", ""),
@@ -252,27 +254,27 @@ func (r *reader) oneOf(key, def string, allowed ...string) string {
 	return def
 }
 
-func (r *reader) duration(key string, def time.Duration) time.Duration {
+func (r *reader) duration(key string, def, lo, hi time.Duration) time.Duration {
 	raw := r.str(key, "")
 	if raw == "" {
 		return def
 	}
 	d, err := time.ParseDuration(raw)
-	if err != nil || d <= 0 {
-		r.fail(key, fmt.Sprintf("%q must be a positive duration such as 90s, 15m or 12h", raw))
+	if err != nil || d < lo || d > hi {
+		r.fail(key, fmt.Sprintf("%q must be a duration from %s to %s, such as 90s, 15m or 12h", raw, lo, hi))
 		return def
 	}
 	return d
 }
 
-func (r *reader) positiveInt(key string, def int) int {
+func (r *reader) intIn(key string, def, lo, hi int) int {
 	raw := r.str(key, "")
 	if raw == "" {
 		return def
 	}
 	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > 1000 {
-		r.fail(key, fmt.Sprintf("%q must be a whole number from 1 to 1000", raw))
+	if err != nil || n < lo || n > hi {
+		r.fail(key, fmt.Sprintf("%q must be a whole number from %d to %d", raw, lo, hi))
 		return def
 	}
 	return n

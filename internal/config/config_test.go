@@ -1,6 +1,9 @@
 package config
 
 import (
+	"maps"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +104,33 @@ func TestBootstrapRequiresEveryValue(t *testing.T) {
 	for _, key := range []string{"CP_BOOTSTRAP_ORG_NAME", "CP_BOOTSTRAP_ORG_SLUG", "CP_BOOTSTRAP_OWNER_EMAIL", "CP_BOOTSTRAP_OWNER_PASSWORD"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s:\n%s", key, err)
+		}
+	}
+}
+
+// TestEveryDocumentedDefaultSetExplicitlyStarts reads the README's
+// configuration table and sets each variable to the default it documents:
+// a documented default must be a value the process accepts.
+func TestEveryDocumentedDefaultSetExplicitlyStarts(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(CP_[A-Z_]+)` \\| `([^`]+)`")
+	set := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp"}
+	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+		set[m[1]] = m[2]
+	}
+	if len(set) < 12 {
+		t.Fatalf("only %d documented defaults found in README.md: %v", len(set), set)
+	}
+	for _, mode := range []Mode{ModeAPI, ModeWorker, ModeDev} {
+		vars := maps.Clone(set)
+		if mode == ModeDev {
+			delete(vars, "CP_DATABASE_URL")
+		}
+		if _, err := Load(mode, env(vars)); err != nil {
+			t.Errorf("%s with every documented default set: %v", mode, err)
 		}
 	}
 }
