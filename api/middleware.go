@@ -37,6 +37,10 @@ func (s *Server) withRequestID(c *fiber.Ctx) error {
 	}
 	c.Locals(localRequestID, id)
 	c.Set(headerRequestID, id)
+	// Answers carry tokens and tenants' data: no cache keeps them, and no
+	// browser guesses their type.
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	l := s.log.With().Str("request_id", id).Logger()
 	c.SetUserContext(l.WithContext(c.UserContext()))
 	return c.Next()

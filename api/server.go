@@ -9,11 +9,11 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"runtime"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
@@ -133,11 +133,16 @@ func (s *Server) routes() {
 
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
-	s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 	s.mountExplorer()
 	for _, r := range s.table() {
 		s.app.Add(r.Method, r.Path, s.guard(r))
 	}
+}
+
+// MetricsHandler serves the API's Prometheus metrics. It is served on its
+// own listener (CP_METRICS_ADDR), never on the public one.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
 }
 
 // App exposes the Fiber app, for tests that call it in-process.

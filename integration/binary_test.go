@@ -92,6 +92,7 @@ func devEnv(t *testing.T) []string {
 	env := append(os.Environ(),
 		"CP_DATA_DIR="+t.TempDir(),
 		"CP_HTTP_ADDR="+freeAddr(t),
+		"CP_METRICS_ADDR="+freeAddr(t),
 		"CP_TEMPORAL_ADDRESS="+freeAddr(t),
 		"CP_TEMPORAL_UI_ADDR="+freeAddr(t),
 		"CP_LOG_FORMAT=json",
@@ -189,8 +190,11 @@ func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
 	if code, body := get(t, "http://"+p.ui+"/"); code != 200 || !strings.Contains(body, "<html") {
 		t.Fatalf("Temporal UI = %d %.200s", code, body)
 	}
-	if code, body := get(t, "http://"+p.api+"/metrics"); code != 200 || !strings.Contains(body, "controlplane_http_requests_total") {
+	if code, body := get(t, "http://"+lookup(env, "CP_METRICS_ADDR")+"/metrics"); code != 200 || !strings.Contains(body, "controlplane_http_requests_total") {
 		t.Fatalf("/metrics = %d", code)
+	}
+	if code, _ := get(t, "http://"+p.api+"/metrics"); code != 404 {
+		t.Fatalf("/metrics on the public listener = %d", code)
 	}
 	// The binary serves the API's explorer and its document itself.
 	if code, body := get(t, "http://"+p.api+"/api/docs"); code != 200 || !strings.Contains(body, "swagger-ui") {

@@ -129,3 +129,18 @@ func TestAnIdempotencyKeyNeverCarriesOneCallersAnswerToAnother(t *testing.T) {
 		}
 	})
 }
+
+func TestAnswersAreNeitherCachedNorSniffed(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	w := newWorld(t, h, "team")
+	for _, r := range []response{
+		req(t, srv, "POST", "/api/v1/auth/sign-in", "", map[string]any{"email": w.People[domain.RoleOwner].Email, "password": testPassword}),
+		req(t, srv, "GET", orgPath(w, ""), w.People[domain.RoleViewer].Token, nil),
+		req(t, srv, "GET", "/api/v1/no/such/route", "", nil),
+	} {
+		if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%d answer headers: Cache-Control %q, X-Content-Type-Options %q", r.Status, r.Header.Get("Cache-Control"), r.Header.Get("X-Content-Type-Options"))
+		}
+	}
+}

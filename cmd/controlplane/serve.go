@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -164,6 +165,13 @@ func startMailer(ctx context.Context, cfg config.Config, db *bun.DB, log zerolog
 	return func() { <-done }
 }
 
+// metricsMux serves /metrics, and nothing else, on the metrics listener.
+func metricsMux(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return mux
+}
+
 // serveAPI serves the HTTP API until ctx ends, then drains it.
 // ready, when not nil, is called with the address once it accepts
 // connections.
@@ -175,9 +183,21 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
 		TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit})
-	errc := make(chan error, 1)
+	mln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
+	metrics := &http.Server{Handler: metricsMux(srv.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Msg("api listening")
+	go func() {
+		if err := metrics.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	defer metrics.Close()
+	log.Info().Str("addr", ln.Addr().String()).Str("metrics_addr", mln.Addr().String()).Msg("api listening")
 	if ready != nil {
 		ready(ln.Addr().String())
 	}

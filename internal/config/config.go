@@ -44,6 +44,7 @@ type Config struct {
 	Mode Mode
 
 	HTTPAddr          string
+	MetricsAddr       string // Prometheus metrics, never on the public listener
 	DatabaseURL       string // empty in dev mode: a private cluster is started
 	TemporalAddress   string
 	TemporalNamespace string
@@ -128,6 +129,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c := Config{Mode: mode}
 
 	c.HTTPAddr = r.addr("CP_HTTP_ADDR", "127.0.0.1:8080")
+	c.MetricsAddr = r.addr("CP_METRICS_ADDR", "127.0.0.1:9464")
 	c.TemporalAddress = r.addr("CP_TEMPORAL_ADDRESS", "127.0.0.1:7233")
 	c.TemporalNamespace = r.name("CP_TEMPORAL_NAMESPACE", "default")
 	c.TaskQueue = r.name("CP_TASK_QUEUE", "controlplane")
