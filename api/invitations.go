@@ -19,13 +19,26 @@ type inviteRequest struct {
 func (r *inviteRequest) validate() []domain.FieldError {
 	var fe fields
 	r.Email = normalizeEmail(r.Email)
-	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > 254 {
+	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > maxEmailBytes {
 		fe.add("email", "a valid email address")
+	} else if !isASCII(r.Email) {
+		// Look-alike letters from other scripts and direction overrides
+		// make one address read as another in a mail client.
+		fe.add("email", "ASCII only: write an internationalised domain in its xn-- form")
 	}
 	if !r.Role.Valid() {
 		fe.add("role", "one of owner, admin, developer, viewer")
 	}
 	return fe
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // invitationMail is the message that carries an invitation's secret: a

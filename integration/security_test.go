@@ -77,6 +77,8 @@ func TestHostileInputIsRefusedWith400NotA500(t *testing.T) {
 		{"a 3,000-character email at sign-in", "POST", "/api/v1/auth/sign-in", "", map[string]any{"email": strings.Repeat("a", 3000) + "@example.test", "password": "x"}},
 		{"a NUL in an organisation name", "PATCH", orgPath(w, ""), owner.Token, map[string]any{"name": "Acme\u0000Corp"}},
 		{"a role and its capitalised twin", "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "twin-" + uniq() + "@example.test", "role": "viewer", "ROLE": "admin"}},
+		{"a look-alike Cyrillic letter in an invited email", "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "\u0430dmin-" + uniq() + "@example.test", "role": "viewer"}},
+		{"a right-to-left override in an invited email", "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "x\u202Egnp.exe-" + uniq() + "@example.test", "role": "viewer"}},
 		{"a capitalised role alone", "POST", orgPath(w, "/invitations"), owner.Token, map[string]any{"email": "cap-" + uniq() + "@example.test", "Role": "admin"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -183,6 +183,16 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 
 	if mode == ModeDev {
 		c.TemporalUIAddr = r.addr("CP_TEMPORAL_UI_ADDR", "127.0.0.1:8233")
+		// The embedded Temporal server and UI have no authentication, and
+		// the dev owner's password is printed in the README.
+		for _, kv := range [][2]string{{"CP_TEMPORAL_ADDRESS", c.TemporalAddress}, {"CP_TEMPORAL_UI_ADDR", c.TemporalUIAddr}} {
+			if !loopback(kv[1]) {
+				r.fail(kv[0], fmt.Sprintf("%q: dev's embedded Temporal has no authentication; listen on 127.0.0.1 or ::1", kv[1]))
+			}
+		}
+		if !loopback(c.HTTPAddr) && c.Bootstrap.OwnerPassword == DevOwnerPassword {
+			r.fail("CP_HTTP_ADDR", fmt.Sprintf("%q is beyond loopback while the owner has the well-known dev password; set CP_BOOTSTRAP_* first", c.HTTPAddr))
+		}
 	}
 	if raw, ok := getenv("CP_FAULTS"); ok && raw != "" {
 		if mode != ModeDev {
@@ -196,6 +206,19 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		return c, errors.New(strings.Join(r.problems, "\n"))
 	}
 	return c, nil
+}
+
+// loopback reports whether host:port listens on a loopback address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 type reader struct {

@@ -134,3 +134,28 @@ func TestEveryDocumentedDefaultSetExplicitlyStarts(t *testing.T) {
 		}
 	}
 }
+
+func TestDevRefusesToListenBeyondLoopbackWithTheWellKnownPassword(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		bad  string
+	}{
+		{"the API on every interface with the dev password", map[string]string{"CP_HTTP_ADDR": "0.0.0.0:8080"}, "CP_HTTP_ADDR"},
+		{"the embedded Temporal on every interface", map[string]string{"CP_TEMPORAL_ADDRESS": "0.0.0.0:7233"}, "CP_TEMPORAL_ADDRESS"},
+		{"the Temporal UI on a LAN address", map[string]string{"CP_TEMPORAL_UI_ADDR": "192.168.1.10:8233"}, "CP_TEMPORAL_UI_ADDR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(ModeDev, env(tc.vars))
+			if err == nil || !strings.Contains(err.Error(), tc.bad) {
+				t.Fatalf("Load: %v", err)
+			}
+		})
+	}
+	// With an owner password of one's own, the API may listen beyond
+	// loopback.
+	if _, err := Load(ModeDev, env(map[string]string{"CP_HTTP_ADDR": "0.0.0.0:8080", "CP_BOOTSTRAP_ORG_NAME": "Acme", "CP_BOOTSTRAP_ORG_SLUG": "acme",
+		"CP_BOOTSTRAP_OWNER_EMAIL": "me@acme.test", "CP_BOOTSTRAP_OWNER_PASSWORD": "a long password of mine"})); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+}
