@@ -116,7 +116,7 @@ func (s *Server) guard(r route) fiber.Handler {
 		}
 		token, ok := bearer(c)
 		if !ok {
-			return errUnauthenticated
+			return s.authFailure(c)
 		}
 		orgID := ""
 		if r.Access == Org {
@@ -127,13 +127,16 @@ func (s *Server) guard(r route) fiber.Handler {
 		}
 		p, err := store.Authenticate(c.UserContext(), s.db, token, orgID)
 		if errors.Is(err, store.ErrNoSession) {
-			return errUnauthenticated
+			return s.authFailure(c)
 		}
 		if err != nil {
 			return err
 		}
 		who := &caller{p}
-		if r.Access == User {
+		// A non-member's request is charged to the user, like the routes
+		// outside an organisation: probing other organisations costs the
+		// prober's own budget.
+		if r.Access == User || p.MemberID == "" {
 			if err := s.rateLimit(c, "user:"+p.UserID, s.userRPM); err != nil {
 				return err
 			}
@@ -143,8 +146,14 @@ func (s *Server) guard(r route) fiber.Handler {
 				return domain.Errorf(domain.CodeNotFound, "organization not found: %s", orgID)
 			}
 			// The organisation's budget is charged only once the caller is
-			// known to be a member: nobody else can spend it.
-			if err := s.rateLimit(c, "org:"+p.OrgID, s.planLimit(c, p.Org.PlanID)); err != nil {
+			// known to be a member: nobody else can spend it. Each member
+			// has a share of it first, so no single member can spend what
+			// the others need.
+			limit := s.planLimit(c, p.Org.PlanID)
+			if err := s.rateLimit(c, "member:"+p.MemberID, memberShare(limit)); err != nil {
+				return err
+			}
+			if err := s.rateLimit(c, "org:"+p.OrgID, limit); err != nil {
 				return err
 			}
 			self := r.SelfAllowed && c.Params("member_id") == p.MemberID
@@ -159,6 +168,25 @@ func (s *Server) guard(r route) fiber.Handler {
 		}
 		return s.storedIdempotency(c, idempotencyScope(r.Access, who), func() error { return r.handle(c, who) })
 	}
+}
+
+// memberShare is the most of an organisation's budget one member may
+// spend in a window.
+func memberShare(orgLimit int) int {
+	if orgLimit <= 0 {
+		return 0
+	}
+	return max(orgLimit/2, 1)
+}
+
+// authFailure answers a missing or invalid token, charging the client
+// address's budget of failures: guessing tokens is limited, while a valid
+// token from the same address (a shared NAT) is not refused for it.
+func (s *Server) authFailure(c *fiber.Ctx) error {
+	if err := s.rateLimit(c, "authfail:"+c.IP(), s.publicRPM); err != nil {
+		return err
+	}
+	return errUnauthenticated
 }
 
 // idempotencyScope is whose keys a stored answer belongs to: the member in

@@ -63,6 +63,7 @@ type Server struct {
 	domainBase    string
 
 	tenants *workflows.Client
+	ready   readiness
 
 	limiter   *limiter
 	publicRPM int

@@ -64,17 +64,19 @@ func TestPlanRateLimitIsOneBudgetSharedByTwoAPIInstances(t *testing.T) {
 	path := orgPath(w, "")
 	token := w.People[domain.RoleViewer].Token
 	for i := range budget {
+		// Two members, each within their share (half the budget).
 		srv := []*api.Server{a, b}[i%2]
-		r := req(t, srv, "GET", path, token, nil)
+		who := []domain.Role{domain.RoleViewer, domain.RoleDeveloper}[(i/2)%2]
+		r := req(t, srv, "GET", path, w.People[who].Token, nil)
 		limit, remaining, reset := rateHeaders(r)
 		if r.Status != 200 || limit != budget || remaining != budget-i-1 || reset < 1 || reset > 60 {
 			t.Fatalf("request %d: %d limit=%d remaining=%d reset=%d, want 200 %d %d 1..60: %s", i+1, r.Status, limit, remaining, reset, budget, budget-i-1, r.Raw)
 		}
 	}
 	// The budget is spent on both instances, for any member and any route
-	// of the organisation.
+	// of the organisation, those who spent none of it included.
 	for i, srv := range []*api.Server{a, b} {
-		for _, who := range []domain.Role{domain.RoleViewer, domain.RoleOwner} {
+		for _, who := range []domain.Role{domain.RoleAdmin, domain.RoleOwner} {
 			r := req(t, srv, "GET", orgPath(w, "/members"), w.People[who].Token, nil)
 			limit, remaining, reset := rateHeaders(r)
 			retry, _ := strconv.Atoi(r.Header.Get("Retry-After"))
@@ -179,4 +181,46 @@ func TestPublicRoutesAreLimitedPerClientAddressAcrossInstances(t *testing.T) {
 	if status, _, code := post(c2, urls[0]); status != 401 {
 		t.Fatalf("%s: %d %s", ip2, status, code)
 	}
+}
+
+func TestNoOneCanSpendABudgetThatIsNotTheirs(t *testing.T) {
+	h := harness.Get(t)
+	freshWindow(t, h)
+	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, PublicRequestsPerMinute: 5, UserRequestsPerMinute: 5})
+	counts := func(n int, call func() response) map[int]int {
+		out := map[int]int{}
+		for range n {
+			out[call().Status]++
+		}
+		return out
+	}
+
+	t.Run("a viewer cannot spend the owner's share of the organisation's budget", func(t *testing.T) {
+		w := newWorld(t, h, tinyPlan(t, h, 20))
+		got := counts(20, func() response { return req(t, srv, "GET", orgPath(w, ""), w.People[domain.RoleViewer].Token, nil) })
+		if got[429] == 0 || got[200] > 10 {
+			t.Fatalf("one member's 20 requests on a budget of 20: %v", got)
+		}
+		if r := req(t, srv, "GET", orgPath(w, ""), w.People[domain.RoleOwner].Token, nil); r.Status != 200 {
+			t.Fatalf("the owner after a viewer's flood: %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("invalid tokens are limited per client address", func(t *testing.T) {
+		got := counts(15, func() response { return req(t, srv, "GET", "/api/v1/me", "not-a-token-"+uniq(), nil) })
+		if got[429] == 0 || got[401]+got[429] != 15 {
+			t.Fatalf("15 invalid tokens: %v", got)
+		}
+		// A valid token from the same address is not locked out.
+		w := newWorld(t, h, "team")
+		if r := req(t, srv, "GET", "/api/v1/me", w.People[domain.RoleViewer].Token, nil); r.Status != 200 {
+			t.Fatalf("a valid token from the same address: %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("a non-member's probes of another organisation are limited", func(t *testing.T) {
+		outsider, target := newWorld(t, h, "team"), newWorld(t, h, "team")
+		got := counts(15, func() response { return req(t, srv, "GET", orgPath(target, ""), outsider.People[domain.RoleOwner].Token, nil) })
+		if got[429] == 0 || got[404]+got[429] != 15 {
+			t.Fatalf("15 probes of another organisation: %v", got)
+		}
+	})
 }
