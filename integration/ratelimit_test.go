@@ -218,7 +218,9 @@ func TestNoOneCanSpendABudgetThatIsNotTheirs(t *testing.T) {
 	})
 	t.Run("a non-member's probes of another organisation are limited", func(t *testing.T) {
 		outsider, target := newWorld(t, h, "team"), newWorld(t, h, "team")
-		got := counts(15, func() response { return req(t, srv, "GET", orgPath(target, ""), outsider.People[domain.RoleOwner].Token, nil) })
+		got := counts(15, func() response {
+			return req(t, srv, "GET", orgPath(target, ""), outsider.People[domain.RoleOwner].Token, nil)
+		})
 		if got[429] == 0 || got[404]+got[429] != 15 {
 			t.Fatalf("15 probes of another organisation: %v", got)
 		}
