@@ -64,6 +64,7 @@ type Server struct {
 
 	tenants *workflows.Client
 	ready   readiness
+	cursors cursorKey
 
 	limiter   *limiter
 	publicRPM int
@@ -88,6 +89,7 @@ func New(d Deps) *Server {
 		userRPM:   cmp.Or(d.UserRequestsPerMinute, 1200),
 	}
 	if d.DB != nil { // without one (unit tests of the HTTP layer) nothing is limited
+		s.cursors.db = d.DB
 		s.limiter = newLimiter(d.DB, d.Log)
 	}
 	if s.metrics == nil {
@@ -128,9 +130,11 @@ func New(d Deps) *Server {
 }
 
 // routes is the one place the middleware order and the routes are visible:
-// request id → observe (errors, log line, metrics) → recover → route.
+// request id → observe (errors, log line, metrics) → recover → (the API)
+// cursor key → route.
 func (s *Server) routes() {
 	s.app.Use(s.withRequestID, s.observe, recoverPanic)
+	s.app.Use("/api/v1", s.withCursorKey)
 
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
