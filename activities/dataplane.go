@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/seal"
 )
 
 // TenantRef names a tenant's data-plane resources.
@@ -63,6 +65,9 @@ func (r Resources) Any() bool { return r.Schema || r.Keys || r.Route }
 // hostname, all in the database it is given.
 type PostgresDataPlane struct {
 	DB *bun.DB
+	// Keys seals tenants' private signing keys at rest; without it no key
+	// is created.
+	Keys *seal.Ring
 }
 
 var tenantIDPattern = regexp.MustCompile(`^tnt_[0-9A-Z]{26}$`)
@@ -166,12 +171,70 @@ func (d *PostgresDataPlane) CreateKeys(ctx context.Context, t TenantRef) error {
 	if err != nil {
 		return err
 	}
+	if d.Keys == nil {
+		return errors.New("no key ring: private keys are never stored in the clear (CP_KEY_ENCRYPTION_KEYS)")
+	}
+	sealed, err := d.Keys.Seal(priv.Seed(), []byte(t.TenantID))
+	if err != nil {
+		return fmt.Errorf("seal signing key of %s: %w", t.TenantID, err)
+	}
 	_, err = d.DB.ExecContext(ctx, `INSERT INTO dataplane.signing_keys (tenant_id, kid, private_key, jwks)
-		VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, t.TenantID, kid, []byte(priv.Seed()), string(jwks))
+		VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, t.TenantID, kid, sealed, string(jwks))
 	if err != nil {
 		return fmt.Errorf("store signing key of %s: %w", t.TenantID, err)
 	}
 	return nil
+}
+
+// SigningKey returns a tenant's private signing key, opened.
+func (d *PostgresDataPlane) SigningKey(ctx context.Context, tenantID string) (ed25519.PrivateKey, error) {
+	var sealed []byte
+	if err := d.DB.NewRaw("SELECT private_key FROM dataplane.signing_keys WHERE tenant_id = ?", tenantID).Scan(ctx, &sealed); err != nil {
+		return nil, fmt.Errorf("load signing key of %s: %w", tenantID, err)
+	}
+	seed, err := d.Keys.Open(sealed, []byte(tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("open signing key of %s: %w", tenantID, err)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// Reseal seals again, under the ring's current key, every private key
+// sealed under another key (or, from before keys were sealed, stored in the
+// clear): rotation is adding a key at the front of the ring, restarting
+// the workers, then removing the old key. It returns how many it resealed,
+// and how many are sealed under a key the ring lacks (left as they are).
+func (d *PostgresDataPlane) Reseal(ctx context.Context) (resealed, unreadable int, err error) {
+	var rows []struct {
+		TenantID   string `bun:"tenant_id"`
+		PrivateKey []byte `bun:"private_key"`
+	}
+	current := []byte("sealed:" + d.Keys.Current() + ":")
+	if err := d.DB.NewRaw("SELECT tenant_id, private_key FROM dataplane.signing_keys WHERE substring(private_key from 1 for ?) <> ?",
+		len(current), current).Scan(ctx, &rows); err != nil {
+		return 0, 0, fmt.Errorf("find keys to reseal: %w", err)
+	}
+	for _, r := range rows {
+		seed := r.PrivateKey
+		if seal.KeyID(r.PrivateKey) != "" {
+			if seed, err = d.Keys.Open(r.PrivateKey, []byte(r.TenantID)); errors.Is(err, seal.ErrUnknownKey) {
+				unreadable++
+				continue
+			} else if err != nil {
+				return resealed, unreadable, fmt.Errorf("open signing key of %s: %w", r.TenantID, err)
+			}
+		}
+		sealed, err := d.Keys.Seal(seed, []byte(r.TenantID))
+		if err != nil {
+			return resealed, unreadable, err
+		}
+		if _, err := d.DB.ExecContext(ctx, "UPDATE dataplane.signing_keys SET private_key = ? WHERE tenant_id = ? AND private_key = ?",
+			sealed, r.TenantID, r.PrivateKey); err != nil {
+			return resealed, unreadable, fmt.Errorf("reseal signing key of %s: %w", r.TenantID, err)
+		}
+		resealed++
+	}
+	return resealed, unreadable, nil
 }
 
 // DeleteKeys removes the key pair and its JWKS.

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -10,12 +12,13 @@ import (
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
+	"github.com/intelliauth/controlplane/internal/seal"
 )
 
 func TestTheDefaultDataPlaneCreatesBlocksAndDestroysATenantsResources(t *testing.T) {
 	h := harness.Get(t)
 	ctx := context.Background()
-	dp := &activities.PostgresDataPlane{DB: h.DB}
+	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +95,65 @@ func TestWorkersInitialisingTheDataPlaneTogetherDoNotCollide(t *testing.T) {
 		if err != nil {
 			t.Fatalf("init %d: %v", i, err)
 		}
+	}
+}
+
+func TestATenantsPrivateKeyIsSealedAtRestAndRotatesWithTheRing(t *testing.T) {
+	h := harness.Get(t)
+	ctx := context.Background()
+	oldKey, _ := seal.NewKey("k-old")
+	oldRing, _ := seal.ParseRing(oldKey)
+	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: oldRing}
+	if err := dp.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ref := activities.TenantRef{TenantID: domain.NewID(domain.PrefixTenant), OrgID: "org_x", Hostname: "k-" + uniq() + ".intelliauth.localhost"}
+	if err := dp.CreateKeys(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() []byte {
+		var b []byte
+		if err := h.DB.NewRaw("SELECT private_key FROM dataplane.signing_keys WHERE tenant_id = ?", ref.TenantID).Scan(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// A database reader finds no key material: not the 32-byte seed.
+	raw := stored()
+	if seal.KeyID(raw) != "k-old" || len(raw) == ed25519.SeedSize {
+		t.Fatalf("stored private key = %x", raw)
+	}
+	publicOf := func(dp *activities.PostgresDataPlane) string {
+		t.Helper()
+		priv, err := dp.SigningKey(ctx, ref.TenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))
+	}
+	res, err := dp.Inspect(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := publicOf(dp); !strings.Contains(string(res.JWKS), x) {
+		t.Fatalf("the opened key is not the published one: %s vs %s", x, res.JWKS)
+	}
+
+	// Rotation: a new key first in the ring; the worker reseals; the old
+	// key can then be removed.
+	newKey, _ := seal.NewKey("k-new")
+	rotated, _ := seal.ParseRing(newKey + "," + oldKey)
+	if _, _, err := (&activities.PostgresDataPlane{DB: h.DB, Keys: rotated}).Reseal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if seal.KeyID(stored()) != "k-new" {
+		t.Fatalf("after reseal: %s", seal.KeyID(stored()))
+	}
+	newOnly, _ := seal.ParseRing(newKey)
+	if x := publicOf(&activities.PostgresDataPlane{DB: h.DB, Keys: newOnly}); !strings.Contains(string(res.JWKS), x) {
+		t.Fatal("the resealed key changed")
+	}
+	if err := dp.DeleteKeys(ctx, ref); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,10 +3,12 @@ package integration
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
+	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
 )
 
@@ -25,3 +27,16 @@ func newOrg(t *testing.T, h *harness.Harness) store.Organization {
 	}
 	return res.Org
 }
+
+// testKeys is the key ring that seals the tests' tenants' private keys.
+var testKeys = sync.OnceValue(func() *seal.Ring {
+	k, err := seal.NewKey("test")
+	if err != nil {
+		panic(err)
+	}
+	r, err := seal.ParseRing(k)
+	if err != nil {
+		panic(err)
+	}
+	return r
+})

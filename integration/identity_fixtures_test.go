@@ -123,7 +123,7 @@ func sharedAPI(t *testing.T) *api.Server {
 		tq := "shared-api"
 		w := worker.New(h.Temporal, tq, worker.Options{})
 		w.RegisterWorkflow(workflows.TenantWorkflow)
-		dp := &activities.PostgresDataPlane{DB: h.DB}
+		dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
 		if err := dp.Init(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -73,7 +73,7 @@ func BenchmarkTenantCreation(b *testing.B) {
 	wk.RegisterWorkflow(workflows.TenantWorkflow)
 	wk.RegisterWorkflow(rawWorkflow)
 	wk.RegisterActivity(rawNoop)
-	dp := &activities.PostgresDataPlane{DB: h.DB}
+	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(ctx); err != nil {
 		b.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func newLifecycle(t *testing.T, faults map[domain.Step]activities.Fault) lifecyc
 func newLifecycleWith(t *testing.T, faults map[domain.Step]activities.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
 	t.Helper()
 	h := harness.Get(t)
-	dp := &activities.PostgresDataPlane{DB: h.DB}
+	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestARequestNeverHangsWhenNoWorkerIsUp(t *testing.T) {
 	// A worker comes back; the retry with the same key creates the tenant once.
 	h.StartWorker(t, tq, func(r worker.Registry) {
 		r.RegisterWorkflow(workflows.TenantWorkflow)
-		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: &activities.PostgresDataPlane{DB: h.DB}})
+		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}})
 	})
 	r = httpReq(t, srv, "POST", orgPath(w, "/tenants"), w.People[domain.RoleOwner].Token, map[string]any{"name": "patient", "environment": "prod"}, key)
 	if r.Status != 202 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -15,6 +16,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/pgcluster"
+	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/internal/temporalserver"
 	"github.com/intelliauth/controlplane/schema"
@@ -111,6 +113,11 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	stops = append(stops, tc.Close)
+	if cfg.KeyEncryptionKeys == "" {
+		if cfg.KeyEncryptionKeys, err = devKeyRing(filepath.Join(cfg.DataDir, "key-encryption-keys")); err != nil {
+			return err
+		}
+	}
 	w, err := startWorker(cfg, db, tc, log)
 	if err != nil {
 		return err
@@ -162,4 +169,22 @@ func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalse
 		fmt.Fprintf(os.Stderr, "    Sign in      %s / %s   (dev defaults; set CP_BOOTSTRAP_* to change)\n", cfg.Bootstrap.OwnerEmail, cfg.Bootstrap.OwnerPassword)
 	}
 	fmt.Fprintln(os.Stderr)
+}
+
+// devKeyRing reads dev's key ring from the data dir, creating it (readable
+// by its owner only) on the first start.
+func devKeyRing(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	key, err := seal.NewKey("dev")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, nil
 }

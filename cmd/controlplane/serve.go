@@ -24,6 +24,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/mail"
+	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
 )
@@ -132,9 +133,23 @@ func registerSearchAttributes(ctx context.Context, tc client.Client, namespace s
 
 // startWorker registers the workflows and activities and starts polling.
 func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Logger) (worker.Worker, error) {
-	dp := &activities.PostgresDataPlane{DB: db}
+	ring, err := seal.ParseRing(cfg.KeyEncryptionKeys)
+	if err != nil {
+		return nil, fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
+	}
+	dp := &activities.PostgresDataPlane{DB: db, Keys: ring}
 	if err := dp.Init(context.Background()); err != nil {
 		return nil, err
+	}
+	n, unreadable, err := dp.Reseal(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		log.Info().Int("keys", n).Str("key_id", ring.Current()).Msg("tenant signing keys sealed again under the current key")
+	}
+	if unreadable > 0 {
+		log.Error().Int("keys", unreadable).Msg("tenant signing keys sealed under a key CP_KEY_ENCRYPTION_KEYS lacks: put the old key back in the ring")
 	}
 	var plane activities.DataPlane = dp
 	if len(cfg.Faults) > 0 {

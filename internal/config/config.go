@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/seal"
 )
 
 // Mode is the subcommand being configured; it decides which values are
@@ -61,6 +62,10 @@ type Config struct {
 
 	SessionTTL time.Duration
 	Saga       Saga
+	// KeyEncryptionKeys is the key ring that seals tenants' private keys
+	// (CP_KEY_ENCRYPTION_KEYS, seal.ParseRing's form); required by the
+	// worker, generated under the data dir by dev.
+	KeyEncryptionKeys string
 	Faults     []Fault // dev only
 
 	// PublicRateLimit and UserRateLimit are requests per minute: of a
@@ -149,6 +154,15 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.Saga.StepMaxAttempts = r.intIn("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts, 1, 100)
 	c.PublicRateLimit = r.intIn("CP_PUBLIC_RATE_LIMIT", 600, 1, 1_000_000)
 	c.UserRateLimit = r.intIn("CP_USER_RATE_LIMIT", 1200, 1, 1_000_000)
+
+	c.KeyEncryptionKeys = r.str("CP_KEY_ENCRYPTION_KEYS", "")
+	if c.KeyEncryptionKeys != "" {
+		if _, err := seal.ParseRing(c.KeyEncryptionKeys); err != nil {
+			r.fail("CP_KEY_ENCRYPTION_KEYS", err.Error())
+		}
+	} else if mode == ModeWorker {
+		r.fail("CP_KEY_ENCRYPTION_KEYS", "is required: the keys that seal tenants' private keys, <id>=<base64 of 32 bytes>[,…] (openssl rand -base64 32)")
+	}
 
 	c.SMTP = SMTP{
 		From:     r.str("CP_SMTP_FROM", ""),
