@@ -66,7 +66,7 @@ type Config struct {
 	// (CP_KEY_ENCRYPTION_KEYS, seal.ParseRing's form); required by the
 	// worker, generated under the data dir by dev.
 	KeyEncryptionKeys string
-	Faults     []Fault // dev only
+	Faults            []Fault // dev only
 
 	// PublicRateLimit and UserRateLimit are requests per minute: of a
 	// client address on the routes without a token, and of a user on the

@@ -117,7 +117,8 @@ func TestEveryDocumentedDefaultSetExplicitlyStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := regexp.MustCompile("(?m)^\\| `(CP_[A-Z_]+)` \\| `([^`]+)`")
-	set := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp"}
+	// The values with no default that api and worker require.
+	set := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
 	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
 		set[m[1]] = m[2]
 	}
