@@ -107,8 +107,9 @@ func transitionCell(action string) fixture {
 func addTenantRow(t *testing.T, h *harness.Harness, w world, state domain.State) string {
 	t.Helper()
 	now := time.Now().UTC()
-	tn := store.Tenant{ID: domain.NewID(domain.PrefixTenant), OrgID: w.Org.ID, Name: "r-" + uniq(), Environment: "prod", State: string(state),
-		Hostname: "x.test", WorkflowID: "none/" + uniq(), CreatedBy: w.People[domain.RoleOwner].UserID, CreatedAt: now, UpdatedAt: now}
+	tnName := "r-" + uniq()
+	tn := store.Tenant{ID: domain.NewID(domain.PrefixTenant), OrgID: w.Org.ID, Name: tnName, Environment: "prod", State: string(state),
+		Hostname: tnName + ".x.test", WorkflowID: "none/" + uniq(), CreatedBy: w.People[domain.RoleOwner].UserID, CreatedAt: now, UpdatedAt: now}
 	if _, err := h.DB.NewInsert().Model(&tn).Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
