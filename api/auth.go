@@ -9,18 +9,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/password"
 	"github.com/intelliauth/controlplane/internal/store"
 )
-
-// signInThrottle: within 15 minutes, 10 failures for one email or 50 from
-// one client address lock it for 15 minutes; from the third failure on,
-// each attempt is slowed.
-var signInThrottle = store.Throttle{Window: 15 * time.Minute, Limit: 10}
-
-const addrFailureLimit = 50
 
 type signInRequest struct {
 	Email    string `json:"email"`
@@ -32,6 +26,8 @@ func (r *signInRequest) validate() []domain.FieldError {
 	r.Email = normalizeEmail(r.Email)
 	if r.Email == "" {
 		fe.add("email", "required")
+	} else if len([]rune(r.Email)) > 254 {
+		fe.add("email", "at most 254 characters")
 	}
 	if r.Password == "" {
 		fe.add("password", "required")
@@ -66,49 +62,30 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	ctx := c.UserContext()
-	emailKey, addrKey := "email:"+req.Email, "addr:"+c.IP()
-	wait, failures, err := signInThrottle.Locked(ctx, s.db, emailKey, addrKey)
+	// The attempt is counted before the password is checked, so attempts
+	// at once cannot all pass a check of the count.
+	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, req.Email, c.IP())
 	if err != nil {
 		return err
 	}
 	if wait > 0 {
 		return rateLimited(c, wait, "too many failed sign-ins; try again later")
 	}
-	if failures >= 3 {
-		if err := sleep(ctx, min(250*time.Millisecond<<(failures-3), 2*time.Second)); err != nil {
-			return err
-		}
-	}
-
-	user, err := store.UserByEmail(ctx, s.db, req.Email)
-	known := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	hash := s.dummyHash
-	if known {
-		hash = user.PasswordHash
-	}
-	ok, err := s.verifyPassword(ctx, c, req.Password, hash)
+	user, ok, err := s.checkPassword(ctx, c, req.Email, req.Password)
 	if err != nil {
+		s.release(ctx, slot)
 		return err
 	}
 	base := s.eventBase(c, nil)
-	if !known || !ok {
-		if err := signInThrottle.Fail(ctx, s.db, emailKey); err != nil {
-			return err
-		}
-		if err := (store.Throttle{Window: signInThrottle.Window, Limit: addrFailureLimit}).Fail(ctx, s.db, addrKey); err != nil {
-			return err
-		}
-		if known {
+	if !ok {
+		if user.ID != "" {
 			if err := store.InsertUserEvent(ctx, s.db, user, "user.sign_in_failed", base); err != nil {
 				return err
 			}
 		}
 		return domain.Errorf(domain.CodeUnauthenticated, "invalid email or password")
 	}
-	if err := signInThrottle.Clear(ctx, s.db, emailKey); err != nil {
+	if err := slot.Succeeded(ctx, s.db); err != nil {
 		return err
 	}
 	token, sess, err := store.CreateSession(ctx, s.db, user.ID, s.sessionTTL, c.IP(), c.Get(fiber.HeaderUserAgent))
@@ -119,6 +96,34 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	return writeData(c, fiber.StatusOK, signInResponse{Token: token, ExpiresAt: sess.ExpiresAt, User: newUserView(user)})
+}
+
+// checkPassword looks the user of email up and checks pw against their
+// hash; an unknown email is checked against a dummy hash, so it costs what
+// a known one does, and is not ok (user.ID is then empty).
+func (s *Server) checkPassword(ctx context.Context, c *fiber.Ctx, email, pw string) (store.User, bool, error) {
+	user, err := store.UserByEmail(ctx, s.db, email)
+	known := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return store.User{}, false, err
+	}
+	hash := s.dummyHash
+	if known {
+		hash = user.PasswordHash
+	}
+	ok, err := s.verifyPassword(ctx, c, pw, hash)
+	if err != nil || !known {
+		return store.User{}, false, err
+	}
+	return user, ok, nil
+}
+
+// release gives back a sign-in attempt that checked no password; a failure
+// to is logged, and leaves the attempt counted.
+func (s *Server) release(ctx context.Context, slot store.SignInSlot) {
+	if err := slot.Release(context.WithoutCancel(ctx), s.db); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("sign-in attempt not given back")
+	}
 }
 
 // verifyPassword runs argon2id within a bound on how many run at once, so

@@ -500,6 +500,7 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 		"email": func(s *openapi3.Schema) { s.Format, s.MaxLength = "email", ptr(uint64(254)) },
 	},
 	reflect.TypeFor[signInRequest](): {
+		"email":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(254)) },
 		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(1024)) },
 	},
 	reflect.TypeFor[acceptRequest](): {

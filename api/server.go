@@ -21,6 +21,7 @@ import (
 
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/password"
+	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
 )
 
@@ -48,6 +49,9 @@ type Deps struct {
 	// organisation are limited by its plan.
 	PublicRequestsPerMinute int
 	UserRequestsPerMinute   int
+
+	// SignInPolicy throttles password checks (zero: store.DefaultSignInPolicy).
+	SignInPolicy store.SignInPolicy
 }
 
 // Server is the HTTP API.
@@ -68,7 +72,8 @@ type Server struct {
 	publicRPM int
 	userRPM   int
 	// hashSlots bounds the argon2id computations running at once.
-	hashSlots chan struct{}
+	hashSlots    chan struct{}
+	signInPolicy store.SignInPolicy
 	// dummyHash is verified against for an unknown email, so it costs what
 	// a known one does.
 	dummyHash string
@@ -81,10 +86,14 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
-		tenants:   workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
-		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
-		publicRPM: cmp.Or(d.PublicRequestsPerMinute, 600),
-		userRPM:   cmp.Or(d.UserRequestsPerMinute, 1200),
+		tenants:      workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
+		hashSlots:    make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		publicRPM:    cmp.Or(d.PublicRequestsPerMinute, 600),
+		userRPM:      cmp.Or(d.UserRequestsPerMinute, 1200),
+		signInPolicy: d.SignInPolicy,
+	}
+	if s.signInPolicy == (store.SignInPolicy{}) {
+		s.signInPolicy = store.DefaultSignInPolicy
 	}
 	if d.DB != nil { // without one (unit tests of the HTTP layer) nothing is limited
 		s.limiter = newLimiter(d.DB, d.Log)
