@@ -55,7 +55,7 @@ func routeDocs() map[string]doc {
 	}
 	return map[string]doc{
 		"POST " + v1 + "/auth/sign-in": {id: "signIn", summary: "Sign in with email and password",
-			desc: "Returns a bearer token. Failures are throttled per email and per client address; a locked caller gets 429 with Retry-After.",
+			desc: "Returns a bearer token. Password checks are throttled per email from one client address, per email (short delays) and per client address; a throttled caller gets 429 with Retry-After.",
 			body: signInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
 		"POST " + v1 + "/auth/sign-out": {id: "signOut", summary: "Revoke the bearer token of this request", data: signOutResponse{}},
 		"GET " + v1 + "/me":             {id: "getMe", summary: "The signed-in user and their memberships", data: meResponse{}},

@@ -19,3 +19,6 @@ CREATE TABLE sign_in_attempts (
     -- email's and the address's limits until then
     known_until  timestamptz
 );
+
+-- For the sweep of keys whose window is long over.
+CREATE INDEX sign_in_attempts_window_start_idx ON sign_in_attempts (window_start);
