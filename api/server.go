@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -52,6 +53,10 @@ type Deps struct {
 
 	// SignInPolicy throttles password checks (zero: store.DefaultSignInPolicy).
 	SignInPolicy store.SignInPolicy
+
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For names the client; none: the client is the peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.
@@ -72,8 +77,9 @@ type Server struct {
 	publicRPM int
 	userRPM   int
 	// hashSlots bounds the argon2id computations running at once.
-	hashSlots    chan struct{}
-	signInPolicy store.SignInPolicy
+	hashSlots      chan struct{}
+	signInPolicy   store.SignInPolicy
+	trustedProxies []netip.Prefix
 	// dummyHash is verified against for an unknown email, so it costs what
 	// a known one does.
 	dummyHash string
@@ -90,7 +96,7 @@ func New(d Deps) *Server {
 		hashSlots:    make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		publicRPM:    cmp.Or(d.PublicRequestsPerMinute, 600),
 		userRPM:      cmp.Or(d.UserRequestsPerMinute, 1200),
-		signInPolicy: d.SignInPolicy,
+		signInPolicy: d.SignInPolicy, trustedProxies: d.TrustedProxies,
 	}
 	if s.signInPolicy == (store.SignInPolicy{}) {
 		s.signInPolicy = store.DefaultSignInPolicy
@@ -117,15 +123,25 @@ func New(d Deps) *Server {
 	if s.dummyHash, err = password.Hash("not a password of anyone", password.Default); err != nil {
 		panic(err) // crypto/rand failed: nothing can work
 	}
+	proxies := make([]string, len(s.trustedProxies))
+	for i, p := range s.trustedProxies {
+		proxies[i] = p.String()
+	}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "intelliauth-controlplane",
-		DisableStartupMessage: true,
-		BodyLimit:             bodyLimit,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          60 * time.Second,
-		IdleTimeout:           120 * time.Second,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		AppName: "intelliauth-controlplane",
+		// c.IP() is the peer, unless the peer is a trusted proxy: then it is
+		// X-Forwarded-For, which forwardedClient has reduced to the client.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          proxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+		EnableIPValidation:      true,
+		DisableStartupMessage:   true,
+		BodyLimit:               bodyLimit,
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            60 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		JSONEncoder:             json.Marshal,
+		JSONDecoder:             json.Unmarshal,
 		// Errors are written by observe; this only catches what escapes it
 		// (a failure to write the envelope itself).
 		ErrorHandler: writeError,
@@ -136,9 +152,10 @@ func New(d Deps) *Server {
 }
 
 // routes is the one place the middleware order and the routes are visible:
-// request id → observe (errors, log line, metrics) → recover → route.
+// forwarded client → request id → observe (errors, log line, metrics) →
+// recover → route.
 func (s *Server) routes() {
-	s.app.Use(s.withRequestID, s.observe, recoverPanic)
+	s.app.Use(s.forwardedClient, s.withRequestID, s.observe, recoverPanic)
 
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)

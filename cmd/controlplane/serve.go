@@ -174,7 +174,8 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	}
 	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
 		TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
-		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit})
+		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit,
+		TrustedProxies: cfg.TrustedProxies})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("api listening")

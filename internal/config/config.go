@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -67,6 +68,11 @@ type Config struct {
 	// routes outside an organisation (an organisation's come from its plan).
 	PublicRateLimit int
 	UserRateLimit   int
+
+	// TrustedProxies are the networks of the reverse proxies whose
+	// X-Forwarded-For names the client (CP_TRUSTED_PROXIES); empty: no
+	// proxy is trusted and the client is the connection's peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Bootstrap is the first organisation and its owner.
@@ -145,6 +151,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.Saga.StepMaxAttempts = r.positiveInt("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts)
 	c.PublicRateLimit = r.positiveInt("CP_PUBLIC_RATE_LIMIT", 600)
 	c.UserRateLimit = r.positiveInt("CP_USER_RATE_LIMIT", 1200)
+	c.TrustedProxies = r.networks("CP_TRUSTED_PROXIES")
 
 	c.SMTP = SMTP{
 		From:     r.str("CP_SMTP_FROM", ""),
@@ -276,6 +283,29 @@ func (r *reader) positiveInt(key string, def int) int {
 		return def
 	}
 	return n
+}
+
+// networks reads a comma-separated list of CIDR networks, naming every
+// item that is not one.
+func (r *reader) networks(key string) []netip.Prefix {
+	raw := r.str(key, "")
+	if raw == "" {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, item := range strings.Split(raw, ",") {
+		item = strings.TrimSpace(item)
+		p, err := netip.ParsePrefix(item)
+		switch {
+		case err != nil:
+			r.fail(key, fmt.Sprintf("%q is not a network in CIDR form such as 10.0.0.0/8 or 192.0.2.7/32", item))
+		case p != p.Masked():
+			r.fail(key, fmt.Sprintf("%q has host bits set; the network is %s", item, p.Masked()))
+		default:
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // SlugPattern is the form of an organisation slug: a DNS label.
