@@ -62,31 +62,27 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	ctx := c.UserContext()
-	// The attempt is counted before the password is checked, so attempts
-	// at once cannot all pass a check of the count.
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, req.Email, c.IP())
-	if err != nil {
+	user, err := store.UserByEmail(ctx, s.db, req.Email)
+	known := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many failed sign-ins; try again later")
+	hash := s.dummyHash // an unknown email costs what a known one does
+	if known {
+		hash = user.PasswordHash
 	}
-	user, ok, err := s.checkPassword(ctx, c, req.Email, req.Password)
+	ok, err := s.checkThrottled(c, req.Email, req.Password, hash)
 	if err != nil {
-		s.release(ctx, slot)
 		return err
 	}
 	base := s.eventBase(c, nil)
-	if !ok {
-		if user.ID != "" {
+	if !known || !ok {
+		if known {
 			if err := store.InsertUserEvent(ctx, s.db, user, "user.sign_in_failed", base); err != nil {
 				return err
 			}
 		}
 		return domain.Errorf(domain.CodeUnauthenticated, "invalid email or password")
-	}
-	if err := slot.Succeeded(ctx, s.db); err != nil {
-		return err
 	}
 	token, sess, err := store.CreateSession(ctx, s.db, user.ID, s.sessionTTL, c.IP(), c.Get(fiber.HeaderUserAgent))
 	if err != nil {
@@ -98,32 +94,35 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 	return writeData(c, fiber.StatusOK, signInResponse{Token: token, ExpiresAt: sess.ExpiresAt, User: newUserView(user)})
 }
 
-// checkPassword looks the user of email up and checks pw against their
-// hash; an unknown email is checked against a dummy hash, so it costs what
-// a known one does, and is not ok (user.ID is then empty).
-func (s *Server) checkPassword(ctx context.Context, c *fiber.Ctx, email, pw string) (store.User, bool, error) {
-	user, err := store.UserByEmail(ctx, s.db, email)
-	known := err == nil
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return store.User{}, false, err
+// checkThrottled checks pw against hash as an attempt on email from the
+// client's address, under the sign-in throttle: the attempt is counted
+// before the password is checked, so attempts at once cannot all pass a
+// check of the count; a wrong password stays counted, a right one is given
+// back. A throttled attempt is RATE_LIMITED with Retry-After.
+func (s *Server) checkThrottled(c *fiber.Ctx, email, pw, hash string) (bool, error) {
+	ctx := c.UserContext()
+	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, email, c.IP())
+	if err != nil {
+		return false, err
 	}
-	hash := s.dummyHash
-	if known {
-		hash = user.PasswordHash
+	if wait > 0 {
+		return false, rateLimited(c, wait, "too many failed sign-ins; try again later")
 	}
 	ok, err := s.verifyPassword(ctx, c, pw, hash)
-	if err != nil || !known {
-		return store.User{}, false, err
+	if err != nil {
+		// No password was checked: the attempt is given back (a failure to
+		// leaves it counted).
+		if rerr := slot.Release(context.WithoutCancel(ctx), s.db); rerr != nil {
+			zerolog.Ctx(ctx).Warn().Err(rerr).Msg("sign-in attempt not given back")
+		}
+		return false, err
 	}
-	return user, ok, nil
-}
-
-// release gives back a sign-in attempt that checked no password; a failure
-// to is logged, and leaves the attempt counted.
-func (s *Server) release(ctx context.Context, slot store.SignInSlot) {
-	if err := slot.Release(context.WithoutCancel(ctx), s.db); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("sign-in attempt not given back")
+	if ok {
+		if err := slot.Succeeded(ctx, s.db); err != nil {
+			return false, err
+		}
 	}
+	return ok, nil
 }
 
 // verifyPassword runs argon2id within a bound on how many run at once, so
@@ -131,10 +130,21 @@ func (s *Server) release(ctx context.Context, slot store.SignInSlot) {
 // little, then is told to retry.
 func (s *Server) verifyPassword(ctx context.Context, c *fiber.Ctx, pw, hash string) (ok bool, err error) {
 	err = s.withHashSlot(ctx, c, func() error {
+		s.metrics.hashes.WithLabelValues("verify").Inc()
 		ok, err = password.Verify(pw, hash)
 		return err
 	})
 	return ok, err
+}
+
+// hashPassword hashes a new password within the same bound.
+func (s *Server) hashPassword(ctx context.Context, c *fiber.Ctx, pw string) (hash string, err error) {
+	err = s.withHashSlot(ctx, c, func() error {
+		s.metrics.hashes.WithLabelValues("hash").Inc()
+		hash, err = password.Hash(pw, password.Default)
+		return err
+	})
+	return hash, err
 }
 
 // withHashSlot runs fn, which hashes a password, once one of the slots for

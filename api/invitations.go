@@ -138,19 +138,36 @@ func (r *acceptRequest) validate() []domain.FieldError {
 }
 
 // acceptInvitation turns an invitation's secret into a membership, once.
+// The secret is looked up first, so an unknown one costs no hashing; the
+// password of an existing account is checked under the sign-in throttle.
 func (s *Server) acceptInvitation(c *fiber.Ctx, _ *caller) error {
 	var req acceptRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	var res store.AcceptResult
-	err := s.withHashSlot(c.UserContext(), c, func() (err error) {
-		res, err = store.Accept(c.UserContext(), s.db, store.AcceptInput{
-			Secret: req.Token, Name: req.Name, Password: req.Password,
-			RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512),
-		})
+	ctx := c.UserContext()
+	_, user, err := store.PendingInvitation(ctx, s.db, req.Token)
+	if err != nil {
 		return err
-	})
+	}
+	in := store.AcceptInput{Secret: req.Token,
+		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512)}
+	if user != nil {
+		ok, err := s.checkThrottled(c, user.Email, req.Password, user.PasswordHash)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return domain.Errorf(domain.CodeUnauthenticated, "an account with this email exists; give its password to accept")
+		}
+		in.UserID, in.CheckedHash = user.ID, user.PasswordHash
+	} else {
+		if in.PasswordHash, err = s.hashPassword(ctx, c, req.Password); err != nil {
+			return err
+		}
+		in.Name = req.Name
+	}
+	res, err := store.Accept(ctx, s.db, in)
 	if err != nil {
 		return err
 	}

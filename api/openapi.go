@@ -75,7 +75,7 @@ func routeDocs() map[string]doc {
 		"DELETE " + org + "/invitations/:invitation_id":      {id: "revokeInvitation", summary: "Revoke a pending invitation", data: store.InvitationView{}},
 		"POST " + org + "/invitations/:invitation_id/resend": {id: "resendInvitation", summary: "Send a pending invitation again with a new secret and expiry", data: store.InvitationView{}},
 		"POST " + v1 + "/invitations/accept": {id: "acceptInvitation", summary: "Accept an invitation with its secret",
-			desc: "Creates the user when the email has no account (name and password required); an existing account must give its own password.",
+			desc: "Creates the user when the email has no account (name and password required); an existing account must give its own password, checked under the sign-in throttle (429 with Retry-After). An unknown secret is refused at once.",
 			body: acceptRequest{}, data: acceptResponse{}, status: fiber.StatusCreated, errs: []errorResponse{errUnauth, errNotFound}},
 		"POST " + org + "/tenants": {id: "createTenant", summary: "Create a tenant",
 			desc: "Answers 202 with the tenant in state provisioning, listed at once; the provisioning saga goes on in Temporal. " +

@@ -7,6 +7,7 @@ package api
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"net"
 	"net/netip"
@@ -120,7 +121,9 @@ func New(d Deps) *Server {
 		s.domainBase = "intelliauth.localhost"
 	}
 	var err error
-	if s.dummyHash, err = password.Hash("not a password of anyone", password.Default); err != nil {
+	// Of a random password: no one can give it, so an unknown email's
+	// check never succeeds (and never gives its attempt back).
+	if s.dummyHash, err = password.Hash(rand.Text(), password.Default); err != nil {
 		panic(err) // crypto/rand failed: nothing can work
 	}
 	proxies := make([]string, len(s.trustedProxies))
