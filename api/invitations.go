@@ -30,18 +30,23 @@ func (r *inviteRequest) validate() []domain.FieldError {
 
 // invitationMail is the message that carries an invitation's secret: a
 // link to the console's accept page, with the secret in the fragment so it
-// never reaches a server log.
+// never reaches a server log. Its redacted body, kept once the mail is
+// done, is the same message without the secret.
 func (s *Server) invitationMail(org string) store.Mail {
 	return func(inv store.Invitation, secret string) store.OutboxMessage {
-		link := fmt.Sprintf("https://manage.%s/invitations/accept#token=%s", s.domainBase, secret)
-		return store.OutboxMessage{
-			Recipient: inv.Email,
-			Subject:   "You are invited to " + org + " on IntelliAuth",
-			Body: fmt.Sprintf("You have been invited to join %s on IntelliAuth as %s.\r\n\r\n"+
+		body := func(secret string) string {
+			link := fmt.Sprintf("https://manage.%s/invitations/accept#token=%s", s.domainBase, secret)
+			return fmt.Sprintf("You have been invited to join %s on IntelliAuth as %s.\r\n\r\n"+
 				"Accept the invitation: %s\r\n\r\n"+
 				"Or, with the API: POST /api/v1/invitations/accept {\"token\": \"%s\", \"name\": \"…\", \"password\": \"…\"}\r\n\r\n"+
 				"The invitation expires at %s.\r\n",
-				org, inv.Role, link, secret, inv.ExpiresAt.Format(time.RFC1123)),
+				org, inv.Role, link, secret, inv.ExpiresAt.Format(time.RFC1123))
+		}
+		return store.OutboxMessage{
+			Recipient:    inv.Email,
+			Subject:      "You are invited to " + org + " on IntelliAuth",
+			Body:         body(secret),
+			BodyRedacted: body(store.InvitationPrefix + "(redacted)"),
 		}
 	}
 }

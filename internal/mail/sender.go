@@ -86,12 +86,18 @@ func (s *Sender) deliverBatch(ctx context.Context) (int, error) {
 		}
 		for _, m := range msgs {
 			q := tx.NewUpdate().Model((*store.OutboxMessage)(nil)).Where("id = ?", m.ID)
+			// A message done with (sent, or given up after its last attempt)
+			// keeps only its redacted body: no secret stays readable.
 			if err := s.deliver(m); err != nil {
-				s.Log.Warn().Err(err).Int64("outbox_id", m.ID).Msg("mail not delivered; will retry")
+				last := m.Attempts+1 >= maxAttempts
+				s.Log.Warn().Err(err).Int64("outbox_id", m.ID).Bool("given_up", last).Msg("mail not delivered")
 				q = q.Set("attempts = attempts + 1, last_error = ?", err.Error())
+				if last {
+					q = q.Set("body = body_redacted")
+				}
 			} else {
 				sent++
-				q = q.Set("attempts = attempts + 1, sent_at = now(), last_error = ''")
+				q = q.Set("attempts = attempts + 1, sent_at = now(), last_error = '', body = body_redacted")
 			}
 			if _, err := q.Exec(ctx); err != nil {
 				return fmt.Errorf("update outbox %d: %w", m.ID, err)
