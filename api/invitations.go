@@ -133,8 +133,10 @@ func (r *acceptRequest) validate() []domain.FieldError {
 	if r.Token == "" || len(r.Token) > 128 {
 		fe.add("token", "the secret from the invitation mail")
 	}
-	if n := len([]rune(r.Name)); n > 100 {
-		fe.add("name", "at most 100 characters")
+	if r.Name != "" { // optional: an existing account keeps its name
+		if p := domain.NameProblem(r.Name, 100); p != "" {
+			fe.add("name", p)
+		}
 	}
 	if n := len([]rune(r.Password)); n < 12 || n > 256 {
 		fe.add("password", "12 to 256 characters")

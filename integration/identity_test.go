@@ -386,7 +386,7 @@ func TestInvitationMailIsWrittenAsAnEMLFileWithoutARelay(t *testing.T) {
 		t.Fatalf("files = %v", files)
 	}
 	b, _ := os.ReadFile(files[0])
-	if !strings.Contains(string(b), "To: "+email) || !strings.Contains(string(b), secret) {
+	if !strings.Contains(string(b), "To: <"+email+">") || !strings.Contains(string(b), secret) {
 		t.Fatalf("mail = %s", b)
 	}
 	var unsent int

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -157,6 +158,11 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		From:     r.str("CP_SMTP_FROM", ""),
 		Username: r.str("CP_SMTP_USERNAME", ""),
 		Password: r.str("CP_SMTP_PASSWORD", ""),
+	}
+	if c.SMTP.From != "" {
+		if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
+			r.fail("CP_SMTP_FROM", fmt.Sprintf("%q is not a mail address such as IntelliAuth <no-reply@example.com>", c.SMTP.From))
+		}
 	}
 	if v := r.str("CP_SMTP_ADDR", ""); v != "" {
 		c.SMTP.Addr = r.addr("CP_SMTP_ADDR", v)
@@ -312,8 +318,8 @@ func (r *reader) networks(key string) []netip.Prefix {
 var SlugPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func (r *reader) checkBootstrap(b Bootstrap) {
-	if b.OrgName == "" || len(b.OrgName) > 100 {
-		r.fail("CP_BOOTSTRAP_ORG_NAME", "is required, at most 100 characters")
+	if p := domain.NameProblem(b.OrgName, 100); p != "" {
+		r.fail("CP_BOOTSTRAP_ORG_NAME", "is required: "+p)
 	}
 	if !SlugPattern.MatchString(b.OrgSlug) {
 		r.fail("CP_BOOTSTRAP_ORG_SLUG", fmt.Sprintf("%q must be a DNS label (a-z, 0-9, '-', at most 63)", b.OrgSlug))

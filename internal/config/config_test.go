@@ -147,3 +147,24 @@ func TestTrustedProxiesAreNetworksAndEveryBadOneIsNamed(t *testing.T) {
 		})
 	}
 }
+
+func TestMailHeaderValuesAreCheckedAtStart(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		key  string
+	}{
+		{"an organisation name with CR LF is refused", map[string]string{"CP_BOOTSTRAP_ORG_NAME": "Acme\r\nBcc: x@example.test", "CP_BOOTSTRAP_ORG_SLUG": "acme",
+			"CP_BOOTSTRAP_OWNER_EMAIL": "owner@acme.test", "CP_BOOTSTRAP_OWNER_PASSWORD": "a-long-enough-password"}, "CP_BOOTSTRAP_ORG_NAME"},
+		{"a sender that is no address is refused", map[string]string{"CP_SMTP_FROM": "IntelliAuth\r\nBcc: x@example.test"}, "CP_SMTP_FROM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["CP_DATABASE_URL"] = "postgres://x@h/db"
+			_, err := Load(ModeAPI, env(tt.env))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.key+": ") || strings.Count(err.Error(), "\n") != 0 {
+				t.Fatalf("err = %v, want one line for %s", err, tt.key)
+			}
+		})
+	}
+}
