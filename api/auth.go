@@ -26,8 +26,8 @@ func (r *signInRequest) validate() []domain.FieldError {
 	r.Email = normalizeEmail(r.Email)
 	if r.Email == "" {
 		fe.add("email", "required")
-	} else if len([]rune(r.Email)) > 254 {
-		fe.add("email", "at most 254 characters")
+	} else if len([]rune(r.Email)) > 254 || domain.HasControl(r.Email) {
+		fe.add("email", "at most 254 characters, no control characters")
 	}
 	if r.Password == "" {
 		fe.add("password", "required")

@@ -61,8 +61,8 @@ func (r *updateOrgRequest) validate() []domain.FieldError {
 			fe.add("name", p)
 		}
 	}
-	if r.Plan != nil && *r.Plan == "" {
-		fe.add("plan", "must not be empty")
+	if r.Plan != nil && (*r.Plan == "" || domain.HasControl(*r.Plan)) {
+		fe.add("plan", "a plan id such as free, team or enterprise")
 	}
 	return fe
 }

@@ -45,3 +45,30 @@ func TestNamesWithControlCharactersAreRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestANULInAnyInputIsA400NotA500(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	srv := sharedAPI(t)
+	owner := w.People[domain.RoleOwner].Token
+	tests := []struct {
+		name         string
+		method, path string
+		token        string
+		body         any
+		field        string
+	}{
+		{"in a sign-in email", "POST", "/api/v1/auth/sign-in", "", map[string]any{"email": "a\x00b@example.test", "password": "x"}, "email"},
+		{"in a plan", "PATCH", orgPath(w, ""), owner, map[string]any{"plan": "team\x00"}, "plan"},
+		{"in an events actor filter", "GET", orgPath(w, "/events?actor_id=a%00b"), owner, nil, "actor_id"},
+		{"in an events target filter", "GET", orgPath(w, "/events?target_id=a%00b"), owner, nil, "target_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := req(t, srv, tt.method, tt.path, tt.token, tt.body)
+			if r.Status != 400 || !strings.Contains(r.Raw, `"field":"`+tt.field+`"`) {
+				t.Fatalf("got %d %s", r.Status, r.Raw)
+			}
+		})
+	}
+}
