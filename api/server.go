@@ -74,13 +74,13 @@ type Server struct {
 
 	tenants *workflows.Client
 
-	limiter   *limiter
-	publicRPM int
-	userRPM   int
-	// hashSlots bounds the argon2id computations running at once.
-	hashSlots      chan struct{}
+	limiter        *limiter
+	publicRPM      int
+	userRPM        int
 	signInPolicy   store.SignInPolicy
 	trustedProxies []netip.Prefix
+	// hashSlots bounds the argon2id computations running at once.
+	hashSlots chan struct{}
 	// dummyHash is verified against for an unknown email, so it costs what
 	// a known one does.
 	dummyHash string
@@ -93,14 +93,12 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
-		tenants:      workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
-		hashSlots:    make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
-		publicRPM:    cmp.Or(d.PublicRequestsPerMinute, 600),
-		userRPM:      cmp.Or(d.UserRequestsPerMinute, 1200),
-		signInPolicy: d.SignInPolicy, trustedProxies: d.TrustedProxies,
-	}
-	if s.signInPolicy == (store.SignInPolicy{}) {
-		s.signInPolicy = store.DefaultSignInPolicy
+		tenants:        workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
+		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		publicRPM:      cmp.Or(d.PublicRequestsPerMinute, 600),
+		userRPM:        cmp.Or(d.UserRequestsPerMinute, 1200),
+		signInPolicy:   cmp.Or(d.SignInPolicy, store.DefaultSignInPolicy),
+		trustedProxies: d.TrustedProxies,
 	}
 	if d.DB != nil { // without one (unit tests of the HTTP layer) nothing is limited
 		s.limiter = newLimiter(d.DB, d.Log)

@@ -68,7 +68,7 @@ var DefaultSignInPolicy = SignInPolicy{
 // checked no password (it failed before) calls Release.
 type SignInSlot struct {
 	taken []takenKey
-	pair  string // the pair's key, when the policy has a Pair rule
+	pair  string // the key of the email and address pair
 	known time.Duration
 }
 
