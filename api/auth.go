@@ -10,18 +10,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/password"
 	"github.com/intelliauth/controlplane/internal/store"
 )
-
-// signInThrottle: within 15 minutes, 10 failures for one email or 50 from
-// one client address lock it for 15 minutes; from the third failure on,
-// each attempt is slowed.
-var signInThrottle = store.Throttle{Window: 15 * time.Minute, Limit: 10}
-
-const addrFailureLimit = 50
 
 // maxEmailBytes bounds an email address (RFC 5321's path limit).
 const maxEmailBytes = 254
@@ -36,8 +30,8 @@ func (r *signInRequest) validate() []domain.FieldError {
 	r.Email = normalizeEmail(r.Email)
 	if r.Email == "" {
 		fe.add("email", "required")
-	} else if len(r.Email) > maxEmailBytes {
-		fe.add("email", fmt.Sprintf("at most %d bytes", maxEmailBytes))
+	} else if len(r.Email) > maxEmailBytes || domain.HasControl(r.Email) {
+		fe.add("email", fmt.Sprintf("at most %d bytes, no control characters", maxEmailBytes))
 	}
 	if r.Password == "" {
 		fe.add("password", "required")
@@ -72,50 +66,27 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	ctx := c.UserContext()
-	emailKey, addrKey := "email:"+req.Email, "addr:"+c.IP()
-	wait, failures, err := signInThrottle.Locked(ctx, s.db, emailKey, addrKey)
-	if err != nil {
-		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many failed sign-ins; try again later")
-	}
-	if failures >= 3 {
-		if err := sleep(ctx, min(250*time.Millisecond<<(failures-3), 2*time.Second)); err != nil {
-			return err
-		}
-	}
-
 	user, err := store.UserByEmail(ctx, s.db, req.Email)
 	known := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	hash := s.dummyHash
+	hash := s.dummyHash // an unknown email costs what a known one does
 	if known {
 		hash = user.PasswordHash
 	}
-	ok, err := s.verifyPassword(ctx, c, req.Password, hash)
+	ok, err := s.checkThrottled(c, req.Email, req.Password, hash)
 	if err != nil {
 		return err
 	}
 	base := s.eventBase(c, nil)
 	if !known || !ok {
-		if err := signInThrottle.Fail(ctx, s.db, emailKey); err != nil {
-			return err
-		}
-		if err := (store.Throttle{Window: signInThrottle.Window, Limit: addrFailureLimit}).Fail(ctx, s.db, addrKey); err != nil {
-			return err
-		}
 		if known {
 			if err := store.InsertUserEvent(ctx, s.db, user, "user.sign_in_failed", base); err != nil {
 				return err
 			}
 		}
 		return domain.Errorf(domain.CodeUnauthenticated, "invalid email or password")
-	}
-	if err := signInThrottle.Clear(ctx, s.db, emailKey); err != nil {
-		return err
 	}
 	token, sess, err := store.CreateSession(ctx, s.db, user.ID, s.sessionTTL, c.IP(), c.Get(fiber.HeaderUserAgent))
 	if err != nil {
@@ -127,15 +98,57 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 	return writeData(c, fiber.StatusOK, signInResponse{Token: token, ExpiresAt: sess.ExpiresAt, User: newUserView(user)})
 }
 
+// checkThrottled checks pw against hash as an attempt on email from the
+// client's address, under the sign-in throttle: the attempt is counted
+// before the password is checked, so attempts at once cannot all pass a
+// check of the count; a wrong password stays counted, a right one is given
+// back. A throttled attempt is RATE_LIMITED with Retry-After.
+func (s *Server) checkThrottled(c *fiber.Ctx, email, pw, hash string) (bool, error) {
+	ctx := c.UserContext()
+	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, email, c.IP())
+	if err != nil {
+		return false, err
+	}
+	if wait > 0 {
+		return false, rateLimited(c, wait, "too many failed sign-ins; try again later")
+	}
+	ok, err := s.verifyPassword(ctx, c, pw, hash)
+	if err != nil {
+		// No password was checked: the attempt is given back (a failure to
+		// leaves it counted).
+		if rerr := slot.Release(context.WithoutCancel(ctx), s.db); rerr != nil {
+			zerolog.Ctx(ctx).Warn().Err(rerr).Msg("sign-in attempt not given back")
+		}
+		return false, err
+	}
+	if ok {
+		if err := slot.Succeeded(ctx, s.db); err != nil {
+			return false, err
+		}
+	}
+	return ok, nil
+}
+
 // verifyPassword runs argon2id within a bound on how many run at once, so
 // sign-in floods cannot take every CPU: past the bound a caller waits a
 // little, then is told to retry.
 func (s *Server) verifyPassword(ctx context.Context, c *fiber.Ctx, pw, hash string) (ok bool, err error) {
 	err = s.withHashSlot(ctx, c, func() error {
+		s.metrics.hashes.WithLabelValues("verify").Inc()
 		ok, err = password.Verify(pw, hash)
 		return err
 	})
 	return ok, err
+}
+
+// hashPassword hashes a new password within the same bound.
+func (s *Server) hashPassword(ctx context.Context, c *fiber.Ctx, pw string) (hash string, err error) {
+	err = s.withHashSlot(ctx, c, func() error {
+		s.metrics.hashes.WithLabelValues("hash").Inc()
+		hash, err = password.Hash(pw, password.Default)
+		return err
+	})
+	return hash, err
 }
 
 // withHashSlot runs fn, which hashes a password, once one of the slots for

@@ -22,11 +22,11 @@ func eventFilter(c *fiber.Ctx, orgID string) (store.EventFilter, error) {
 	if f.Action != "" && (len(f.Action) > 100 || !actionFilterPattern.MatchString(f.Action)) {
 		fe.add("action", "an action such as tenant.suspended, or a prefix such as tenant.*")
 	}
-	if len(f.ActorID) > 64 {
-		fe.add("actor_id", "at most 64 characters")
+	if len(f.ActorID) > 64 || domain.HasControl(f.ActorID) {
+		fe.add("actor_id", "at most 64 characters, no control characters")
 	}
-	if len(f.TargetID) > 64 {
-		fe.add("target_id", "at most 64 characters")
+	if len(f.TargetID) > 64 || domain.HasControl(f.TargetID) {
+		fe.add("target_id", "at most 64 characters, no control characters")
 	}
 	for _, p := range []struct {
 		name string

@@ -43,18 +43,23 @@ func isASCII(s string) bool {
 
 // invitationMail is the message that carries an invitation's secret: a
 // link to the console's accept page, with the secret in the fragment so it
-// never reaches a server log.
+// never reaches a server log. Its redacted body, kept once the mail is
+// done, is the same message without the secret.
 func (s *Server) invitationMail(org string) store.Mail {
 	return func(inv store.Invitation, secret string) store.OutboxMessage {
-		link := fmt.Sprintf("https://manage.%s/invitations/accept#token=%s", s.domainBase, secret)
-		return store.OutboxMessage{
-			Recipient: inv.Email,
-			Subject:   "You are invited to " + org + " on IntelliAuth",
-			Body: fmt.Sprintf("You have been invited to join %s on IntelliAuth as %s.\r\n\r\n"+
+		body := func(secret string) string {
+			link := fmt.Sprintf("https://manage.%s/invitations/accept#token=%s", s.domainBase, secret)
+			return fmt.Sprintf("You have been invited to join %s on IntelliAuth as %s.\r\n\r\n"+
 				"Accept the invitation: %s\r\n\r\n"+
 				"Or, with the API: POST /api/v1/invitations/accept {\"token\": \"%s\", \"name\": \"…\", \"password\": \"…\"}\r\n\r\n"+
 				"The invitation expires at %s.\r\n",
-				org, inv.Role, link, secret, inv.ExpiresAt.Format(time.RFC1123)),
+				org, inv.Role, link, secret, inv.ExpiresAt.Format(time.RFC1123))
+		}
+		return store.OutboxMessage{
+			Recipient:    inv.Email,
+			Subject:      "You are invited to " + org + " on IntelliAuth",
+			Body:         body(secret),
+			BodyRedacted: body(store.InvitationPrefix + "(redacted)"),
 		}
 	}
 }
@@ -141,8 +146,10 @@ func (r *acceptRequest) validate() []domain.FieldError {
 	if r.Token == "" || len(r.Token) > 128 {
 		fe.add("token", "the secret from the invitation mail")
 	}
-	if n := len([]rune(r.Name)); n > 100 {
-		fe.add("name", "at most 100 characters")
+	if r.Name != "" { // optional: an existing account keeps its name
+		if p := domain.NameProblem(r.Name, 100); p != "" {
+			fe.add("name", p)
+		}
 	}
 	if n := len([]rune(r.Password)); n < 12 || n > 256 {
 		fe.add("password", "12 to 256 characters")
@@ -151,19 +158,36 @@ func (r *acceptRequest) validate() []domain.FieldError {
 }
 
 // acceptInvitation turns an invitation's secret into a membership, once.
+// The secret is looked up first, so an unknown one costs no hashing; the
+// password of an existing account is checked under the sign-in throttle.
 func (s *Server) acceptInvitation(c *fiber.Ctx, _ *caller) error {
 	var req acceptRequest
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	var res store.AcceptResult
-	err := s.withHashSlot(c.UserContext(), c, func() (err error) {
-		res, err = store.Accept(c.UserContext(), s.db, store.AcceptInput{
-			Secret: req.Token, Name: req.Name, Password: req.Password,
-			RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512),
-		})
+	ctx := c.UserContext()
+	_, user, err := store.PendingInvitation(ctx, s.db, req.Token)
+	if err != nil {
 		return err
-	})
+	}
+	in := store.AcceptInput{Secret: req.Token,
+		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512)}
+	if user != nil {
+		ok, err := s.checkThrottled(c, user.Email, req.Password, user.PasswordHash)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return domain.Errorf(domain.CodeUnauthenticated, "an account with this email exists; give its password to accept")
+		}
+		in.UserID, in.CheckedHash = user.ID, user.PasswordHash
+	} else {
+		if in.PasswordHash, err = s.hashPassword(ctx, c, req.Password); err != nil {
+			return err
+		}
+		in.Name = req.Name
+	}
+	res, err := store.Accept(ctx, s.db, in)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,9 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// hashes counts argon2id computations by op (verify, hash): the CPU a
+	// flood of sign-ins or accepts costs.
+	hashes *prometheus.CounterVec
 }
 
 // NewMetrics registers the HTTP metrics and the Go runtime and process
@@ -31,8 +34,12 @@ func NewMetrics() *Metrics {
 			Help:    "Time to answer an HTTP request, by method, route template and status.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method", "route", "status"}),
+		hashes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "controlplane_password_hashes_total",
+			Help: "Password hashes computed (argon2id), by op: verify or hash.",
+		}, []string{"op"}),
 	}
-	reg.MustRegister(m.requests, m.latency,
+	reg.MustRegister(m.requests, m.latency, m.hashes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

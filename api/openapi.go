@@ -55,7 +55,7 @@ func routeDocs() map[string]doc {
 	}
 	return map[string]doc{
 		"POST " + v1 + "/auth/sign-in": {id: "signIn", summary: "Sign in with email and password",
-			desc: "Returns a bearer token. Failures are throttled per email and per client address; a locked caller gets 429 with Retry-After.",
+			desc: "Returns a bearer token. Password checks are throttled per email from one client address, per email (short delays) and per client address; a throttled caller gets 429 with Retry-After.",
 			body: signInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
 		"POST " + v1 + "/auth/sign-out": {id: "signOut", summary: "Revoke the bearer token of this request", data: signOutResponse{}},
 		"GET " + v1 + "/me":             {id: "getMe", summary: "The signed-in user and their memberships", data: meResponse{}},
@@ -75,7 +75,7 @@ func routeDocs() map[string]doc {
 		"DELETE " + org + "/invitations/:invitation_id":      {id: "revokeInvitation", summary: "Revoke a pending invitation", data: store.InvitationView{}},
 		"POST " + org + "/invitations/:invitation_id/resend": {id: "resendInvitation", summary: "Send a pending invitation again with a new secret and expiry", data: store.InvitationView{}},
 		"POST " + v1 + "/invitations/accept": {id: "acceptInvitation", summary: "Accept an invitation with its secret",
-			desc: "Creates the user when the email has no account (name and password required); an existing account must give its own password.",
+			desc: "Creates the user when the email has no account (name and password required); an existing account must give its own password, checked under the sign-in throttle (429 with Retry-After). An unknown secret is refused at once.",
 			body: acceptRequest{}, data: acceptResponse{}, status: fiber.StatusCreated, errs: []errorResponse{errUnauth, errNotFound}},
 		"POST " + org + "/tenants": {id: "createTenant", summary: "Create a tenant",
 			desc: "Answers 202 with the tenant in state provisioning, listed at once; the provisioning saga goes on in Temporal. " +
@@ -500,6 +500,7 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 		"email": func(s *openapi3.Schema) { s.Format, s.MaxLength = "email", ptr(uint64(254)) },
 	},
 	reflect.TypeFor[signInRequest](): {
+		"email":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(254)) },
 		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(1024)) },
 	},
 	reflect.TypeFor[acceptRequest](): {

@@ -57,12 +57,12 @@ func (r *updateOrgRequest) validate() []domain.FieldError {
 		fe.add("name", "give name or plan (or both)")
 	}
 	if r.Name != nil {
-		if n := len([]rune(*r.Name)); n < 1 || n > 100 {
-			fe.add("name", "1 to 100 characters")
+		if p := domain.NameProblem(*r.Name, 100); p != "" {
+			fe.add("name", p)
 		}
 	}
-	if r.Plan != nil && *r.Plan == "" {
-		fe.add("plan", "must not be empty")
+	if r.Plan != nil && (*r.Plan == "" || domain.HasControl(*r.Plan)) {
+		fe.add("plan", "a plan id such as free, team or enterprise")
 	}
 	return fe
 }

@@ -156,13 +156,17 @@ func (l *limiter) planLimit(ctx context.Context, planID string) int {
 	return l.plans[planID]
 }
 
-// forget deletes ended windows from the shared table; every replica does it
-// once a minute, which is idempotent and cheap.
+// forget deletes ended windows from the shared table, and sign-in
+// throttle keys that are long over; every replica does it once a minute,
+// which is idempotent and cheap.
 func (l *limiter) forget() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := store.ForgetRateWindows(ctx, l.db); err != nil {
 		l.log.Warn().Err(err).Msg("ended rate limit windows not deleted")
+	}
+	if err := store.ForgetSignInAttempts(ctx, l.db); err != nil {
+		l.log.Warn().Err(err).Msg("old sign-in throttle keys not deleted")
 	}
 }
 

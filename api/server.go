@@ -7,9 +7,11 @@ package api
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/password"
+	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
 )
 
@@ -48,6 +51,13 @@ type Deps struct {
 	// organisation are limited by its plan.
 	PublicRequestsPerMinute int
 	UserRequestsPerMinute   int
+
+	// SignInPolicy throttles password checks (zero: store.DefaultSignInPolicy).
+	SignInPolicy store.SignInPolicy
+
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For names the client; none: the client is the peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API.
@@ -66,9 +76,11 @@ type Server struct {
 	ready   readiness
 	cursors cursorKey
 
-	limiter   *limiter
-	publicRPM int
-	userRPM   int
+	limiter        *limiter
+	publicRPM      int
+	userRPM        int
+	signInPolicy   store.SignInPolicy
+	trustedProxies []netip.Prefix
 	// hashSlots bounds the argon2id computations running at once.
 	hashSlots chan struct{}
 	// dummyHash is verified against for an unknown email, so it costs what
@@ -83,10 +95,12 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
-		tenants:   workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
-		hashSlots: make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
-		publicRPM: cmp.Or(d.PublicRequestsPerMinute, 600),
-		userRPM:   cmp.Or(d.UserRequestsPerMinute, 1200),
+		tenants:        workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
+		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		publicRPM:      cmp.Or(d.PublicRequestsPerMinute, 600),
+		userRPM:        cmp.Or(d.UserRequestsPerMinute, 1200),
+		signInPolicy:   cmp.Or(d.SignInPolicy, store.DefaultSignInPolicy),
+		trustedProxies: d.TrustedProxies,
 	}
 	if d.DB != nil { // without one (unit tests of the HTTP layer) nothing is limited
 		s.cursors.db = d.DB
@@ -108,18 +122,30 @@ func New(d Deps) *Server {
 		s.domainBase = "intelliauth.localhost"
 	}
 	var err error
-	if s.dummyHash, err = password.Hash("not a password of anyone", password.Default); err != nil {
+	// Of a random password: no one can give it, so an unknown email's
+	// check never succeeds (and never gives its attempt back).
+	if s.dummyHash, err = password.Hash(rand.Text(), password.Default); err != nil {
 		panic(err) // crypto/rand failed: nothing can work
 	}
+	proxies := make([]string, len(s.trustedProxies))
+	for i, p := range s.trustedProxies {
+		proxies[i] = p.String()
+	}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "intelliauth-controlplane",
-		DisableStartupMessage: true,
-		BodyLimit:             bodyLimit,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          60 * time.Second,
-		IdleTimeout:           120 * time.Second,
-		JSONEncoder:           json.Marshal,
-		JSONDecoder:           json.Unmarshal,
+		AppName: "intelliauth-controlplane",
+		// c.IP() is the peer, unless the peer is a trusted proxy: then it is
+		// X-Forwarded-For, which forwardedClient has reduced to the client.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          proxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+		EnableIPValidation:      true,
+		DisableStartupMessage:   true,
+		BodyLimit:               bodyLimit,
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            60 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		JSONEncoder:             json.Marshal,
+		JSONDecoder:             json.Unmarshal,
 		// Errors are written by observe; this only catches what escapes it
 		// (a failure to write the envelope itself).
 		ErrorHandler: writeError,
@@ -130,10 +156,10 @@ func New(d Deps) *Server {
 }
 
 // routes is the one place the middleware order and the routes are visible:
-// request id → observe (errors, log line, metrics) → recover → (the API)
-// cursor key → route.
+// forwarded client → request id → observe (errors, log line, metrics) →
+// recover → (the API) cursor key → route.
 func (s *Server) routes() {
-	s.app.Use(s.withRequestID, s.observe, recoverPanic)
+	s.app.Use(s.forwardedClient, s.withRequestID, s.observe, recoverPanic)
 	s.app.Use("/api/v1", s.withCursorKey)
 
 	s.app.Get("/healthz", s.healthz)

@@ -197,7 +197,8 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	}
 	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
 		TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
-		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit})
+		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit,
+		TrustedProxies: cfg.TrustedProxies})
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		ln.Close()

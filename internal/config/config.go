@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -73,6 +75,11 @@ type Config struct {
 	// routes outside an organisation (an organisation's come from its plan).
 	PublicRateLimit int
 	UserRateLimit   int
+
+	// TrustedProxies are the networks of the reverse proxies whose
+	// X-Forwarded-For names the client (CP_TRUSTED_PROXIES); empty: no
+	// proxy is trusted and the client is the connection's peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Bootstrap is the first organisation and its owner.
@@ -163,11 +170,17 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	} else if mode == ModeWorker {
 		r.fail("CP_KEY_ENCRYPTION_KEYS", "is required: the keys that seal tenants' private keys, <id>=<base64 of 32 bytes>[,…] (openssl rand -base64 32)")
 	}
+	c.TrustedProxies = r.networks("CP_TRUSTED_PROXIES")
 
 	c.SMTP = SMTP{
 		From:     r.str("CP_SMTP_FROM", ""),
 		Username: r.str("CP_SMTP_USERNAME", ""),
 		Password: r.str("CP_SMTP_PASSWORD", ""),
+	}
+	if c.SMTP.From != "" {
+		if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
+			r.fail("CP_SMTP_FROM", fmt.Sprintf("%q is not a mail address such as IntelliAuth <no-reply@example.com>", c.SMTP.From))
+		}
 	}
 	if v := r.str("CP_SMTP_ADDR", ""); v != "" {
 		c.SMTP.Addr = r.addr("CP_SMTP_ADDR", v)
@@ -319,12 +332,35 @@ func (r *reader) intIn(key string, def, lo, hi int) int {
 	return n
 }
 
+// networks reads a comma-separated list of CIDR networks, naming every
+// item that is not one.
+func (r *reader) networks(key string) []netip.Prefix {
+	raw := r.str(key, "")
+	if raw == "" {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, item := range strings.Split(raw, ",") {
+		item = strings.TrimSpace(item)
+		p, err := netip.ParsePrefix(item)
+		switch {
+		case err != nil:
+			r.fail(key, fmt.Sprintf("%q is not a network in CIDR form such as 10.0.0.0/8 or 192.0.2.7/32", item))
+		case p != p.Masked():
+			r.fail(key, fmt.Sprintf("%q has host bits set; the network is %s", item, p.Masked()))
+		default:
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // SlugPattern is the form of an organisation slug: a DNS label.
 var SlugPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func (r *reader) checkBootstrap(b Bootstrap) {
-	if b.OrgName == "" || len(b.OrgName) > 100 {
-		r.fail("CP_BOOTSTRAP_ORG_NAME", "is required, at most 100 characters")
+	if p := domain.NameProblem(b.OrgName, 100); p != "" {
+		r.fail("CP_BOOTSTRAP_ORG_NAME", "is required: "+p)
 	}
 	if !SlugPattern.MatchString(b.OrgSlug) {
 		r.fail("CP_BOOTSTRAP_ORG_SLUG", fmt.Sprintf("%q must be a DNS label (a-z, 0-9, '-', at most 63)", b.OrgSlug))

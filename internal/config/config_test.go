@@ -2,8 +2,10 @@ package config
 
 import (
 	"maps"
+	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,67 @@ func TestDevRefusesToListenBeyondLoopbackWithTheWellKnownPassword(t *testing.T) 
 	if _, err := Load(ModeDev, env(map[string]string{"CP_HTTP_ADDR": "0.0.0.0:8080", "CP_BOOTSTRAP_ORG_NAME": "Acme", "CP_BOOTSTRAP_ORG_SLUG": "acme",
 		"CP_BOOTSTRAP_OWNER_EMAIL": "me@acme.test", "CP_BOOTSTRAP_OWNER_PASSWORD": "a long password of mine"})); err != nil {
 		t.Fatalf("Load: %v", err)
+	}
+}
+
+func TestTrustedProxiesAreNetworksAndEveryBadOneIsNamed(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  string
+		want []netip.Prefix
+		bad  []string // items reported, one line each
+	}{
+		{"no proxy is trusted by default", "", nil, nil},
+		{"a list of networks is read", "10.0.0.0/8, 192.0.2.7/32,2001:db8::/32",
+			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")}, nil},
+		{"every bad item is named on its own line", "10.0.0.0/8,10.1.2.3,10.1.2.3/8,proxy.internal,",
+			nil, []string{`"10.1.2.3"`, `"10.1.2.3/8" has host bits set; the network is 10.0.0.0/8`, `"proxy.internal"`, `""`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_TRUSTED_PROXIES": tt.raw}))
+			if len(tt.bad) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(c.TrustedProxies, tt.want) {
+					t.Fatalf("trusted proxies = %v, want %v", c.TrustedProxies, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Load accepted bad networks")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(tt.bad) {
+				t.Errorf("%d lines, want %d:\n%s", len(lines), len(tt.bad), err)
+			}
+			for _, b := range tt.bad {
+				if !strings.Contains(err.Error(), "CP_TRUSTED_PROXIES: "+b) {
+					t.Errorf("%s is not reported:\n%s", b, err)
+				}
+			}
+		})
+	}
+}
+
+func TestMailHeaderValuesAreCheckedAtStart(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		key  string
+	}{
+		{"an organisation name with CR LF is refused", map[string]string{"CP_BOOTSTRAP_ORG_NAME": "Acme\r\nBcc: x@example.test", "CP_BOOTSTRAP_ORG_SLUG": "acme",
+			"CP_BOOTSTRAP_OWNER_EMAIL": "owner@acme.test", "CP_BOOTSTRAP_OWNER_PASSWORD": "a-long-enough-password"}, "CP_BOOTSTRAP_ORG_NAME"},
+		{"a sender that is no address is refused", map[string]string{"CP_SMTP_FROM": "IntelliAuth\r\nBcc: x@example.test"}, "CP_SMTP_FROM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["CP_DATABASE_URL"] = "postgres://x@h/db"
+			_, err := Load(ModeAPI, env(tt.env))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.key+": ") || strings.Count(err.Error(), "\n") != 0 {
+				t.Fatalf("err = %v, want one line for %s", err, tt.key)
+			}
+		})
 	}
 }

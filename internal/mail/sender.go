@@ -6,10 +6,10 @@ package mail
 import (
 	"context"
 	"fmt"
+	"net/mail"
 	"net/smtp"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -86,12 +86,18 @@ func (s *Sender) deliverBatch(ctx context.Context) (int, error) {
 		}
 		for _, m := range msgs {
 			q := tx.NewUpdate().Model((*store.OutboxMessage)(nil)).Where("id = ?", m.ID)
+			// A message done with (sent, or given up after its last attempt)
+			// keeps only its redacted body: no secret stays readable.
 			if err := s.deliver(m); err != nil {
-				s.Log.Warn().Err(err).Int64("outbox_id", m.ID).Msg("mail not delivered; will retry")
+				last := m.Attempts+1 >= maxAttempts
+				s.Log.Warn().Err(err).Int64("outbox_id", m.ID).Bool("given_up", last).Msg("mail not delivered")
 				q = q.Set("attempts = attempts + 1, last_error = ?", err.Error())
+				if last {
+					q = q.Set("body = body_redacted")
+				}
 			} else {
 				sent++
-				q = q.Set("attempts = attempts + 1, sent_at = now(), last_error = ''")
+				q = q.Set("attempts = attempts + 1, sent_at = now(), last_error = '', body = body_redacted")
 			}
 			if _, err := q.Exec(ctx); err != nil {
 				return fmt.Errorf("update outbox %d: %w", m.ID, err)
@@ -102,40 +108,40 @@ func (s *Sender) deliverBatch(ctx context.Context) (int, error) {
 	return sent, err
 }
 
+// defaultFrom is the sender when CP_SMTP_FROM is not set.
+var defaultFrom = mail.Address{Name: "IntelliAuth", Address: "no-reply@intelliauth.localhost"}
+
 func (s *Sender) deliver(m store.OutboxMessage) error {
-	from := s.SMTP.From
-	if from == "" {
-		from = "IntelliAuth <no-reply@intelliauth.localhost>"
+	from := defaultFrom
+	if s.SMTP.From != "" {
+		a, err := mail.ParseAddress(s.SMTP.From)
+		if err != nil {
+			return fmt.Errorf("sender address: %w", err)
+		}
+		from = *a
 	}
-	msg := "From: " + from + "\r\nTo: " + m.Recipient + "\r\nSubject: " + m.Subject +
-		"\r\nDate: " + m.CreatedAt.UTC().Format(time.RFC1123Z) +
-		"\r\nMessage-ID: <outbox-" + strconv.FormatInt(m.ID, 10) + "@intelliauth>" +
-		"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + m.Body
+	msg, err := Message(from, m)
+	if err != nil {
+		return err
+	}
 	if s.SMTP.Addr != "" {
 		var auth smtp.Auth
 		if s.SMTP.Username != "" {
 			host, _, _ := strings.Cut(s.SMTP.Addr, ":")
 			auth = smtp.PlainAuth("", s.SMTP.Username, s.SMTP.Password, host)
 		}
-		return smtp.SendMail(s.SMTP.Addr, auth, envelopeAddr(from), []string{m.Recipient}, []byte(msg))
+		return smtp.SendMail(s.SMTP.Addr, auth, from.Address, []string{m.Recipient}, msg)
 	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return err
 	}
 	path := filepath.Join(s.Dir, fmt.Sprintf("%06d-%s.eml", m.ID, safeName(m.Recipient)))
-	if err := os.WriteFile(path, []byte(msg), 0o600); err != nil {
+	if err := os.WriteFile(path, msg, 0o600); err != nil {
 		return err
 	}
 	// The path, not the message: the message holds a secret.
 	s.Log.Info().Str("to", m.Recipient).Str("file", path).Msg("mail written (no SMTP relay configured)")
 	return nil
-}
-
-func envelopeAddr(from string) string {
-	if i := strings.LastIndexByte(from, '<'); i >= 0 {
-		return strings.TrimSuffix(from[i+1:], ">")
-	}
-	return from
 }
 
 func safeName(s string) string {

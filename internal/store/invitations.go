@@ -10,7 +10,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/intelliauth/controlplane/internal/domain"
-	"github.com/intelliauth/controlplane/internal/password"
 )
 
 // InvitationPrefix marks invitation secrets.
@@ -234,13 +233,63 @@ func ListInvitations(ctx context.Context, db bun.IDB, orgID string, after Keyset
 	return out, nil
 }
 
-// AcceptInput is the accepting human: the secret from the mail, and the
-// name and password of the account (new, or the existing one of the
-// invitation's email, whose password must then match).
+// PendingInvitation finds the pending invitation of a secret, with the
+// user its email already has (nil: none), without locking anything: an
+// unknown, used, revoked or expired secret is refused at once, before any
+// password is looked at.
+func PendingInvitation(ctx context.Context, db bun.IDB, secret string) (Invitation, *User, error) {
+	var inv Invitation
+	err := db.NewSelect().Model(&inv).Where("token_hash = ?", HashSecret(secret)).Scan(ctx)
+	if err != nil {
+		return inv, nil, invitationLookupError(err)
+	}
+	if err := checkPending(inv, time.Now()); err != nil {
+		return inv, nil, err
+	}
+	var user User
+	err = db.NewSelect().Model(&user).Where("email = ?", inv.Email).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return inv, nil, nil
+	}
+	if err != nil {
+		return inv, nil, fmt.Errorf("load user: %w", err)
+	}
+	return inv, &user, nil
+}
+
+func invitationLookupError(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Errorf(domain.CodeNotFound, "invitation not found: the secret is unknown or was replaced by a resend")
+	}
+	return fmt.Errorf("load invitation: %w", err)
+}
+
+// checkPending refuses an invitation that cannot be accepted at time now.
+func checkPending(inv Invitation, now time.Time) error {
+	switch {
+	case inv.Status == "accepted":
+		return domain.Errorf(domain.CodeConflict, "invitation %s was already accepted", inv.ID)
+	case inv.Status == "revoked":
+		return domain.Errorf(domain.CodeConflict, "invitation %s was revoked", inv.ID)
+	case inv.Status == "expired" || !now.Before(inv.ExpiresAt):
+		return domain.Errorf(domain.CodeConflict, "invitation %s expired at %s", inv.ID, inv.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// AcceptInput is the accepting human: the secret from the mail, and either
+// the existing account of the invitation's email whose password the caller
+// gave (UserID and the PasswordHash it was checked against), or the name
+// and password hash of a new account.
 type AcceptInput struct {
-	Secret     string
-	Name       string
-	Password   string
+	Secret string
+	// UserID and CheckedHash: the existing account, checked.
+	UserID      string
+	CheckedHash string
+	// Name and PasswordHash: a new account.
+	Name         string
+	PasswordHash string
+
 	RequestID  string
 	ClientAddr string
 	UserAgent  string
@@ -254,51 +303,34 @@ type AcceptResult struct {
 
 // Accept turns a pending invitation into a membership, once: concurrent
 // attempts with the same secret serialise on the invitation's row and all
-// but one are refused.
+// but one are refused. The account must be as the caller checked it: an
+// account created, or a password changed, since is a conflict to retry.
 func Accept(ctx context.Context, db *bun.DB, in AcceptInput) (AcceptResult, error) {
 	var res AcceptResult
-	hash, err := password.Hash(in.Password, password.Default)
-	if err != nil {
-		return res, err
-	}
-	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var inv Invitation
-		err := tx.NewSelect().Model(&inv).Where("token_hash = ?", HashSecret(in.Secret)).For("UPDATE").Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			return domain.Errorf(domain.CodeNotFound, "invitation not found: the secret is unknown or was replaced by a resend")
-		}
-		if err != nil {
-			return fmt.Errorf("load invitation: %w", err)
+		if err := tx.NewSelect().Model(&inv).Where("token_hash = ?", HashSecret(in.Secret)).For("UPDATE").Scan(ctx); err != nil {
+			return invitationLookupError(err)
 		}
 		now := time.Now().UTC()
-		switch {
-		case inv.Status == "accepted":
-			return domain.Errorf(domain.CodeConflict, "invitation %s was already accepted", inv.ID)
-		case inv.Status == "revoked":
-			return domain.Errorf(domain.CodeConflict, "invitation %s was revoked", inv.ID)
-		case inv.Status == "expired" || !now.Before(inv.ExpiresAt):
-			return domain.Errorf(domain.CodeConflict, "invitation %s expired at %s", inv.ID, inv.ExpiresAt.Format(time.RFC3339))
+		if err := checkPending(inv, now); err != nil {
+			return err
 		}
 
 		var user User
-		err = tx.NewSelect().Model(&user).Where("email = ?", inv.Email).For("UPDATE").Scan(ctx)
+		err := tx.NewSelect().Model(&user).Where("email = ?", inv.Email).For("UPDATE").Scan(ctx)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			user = User{ID: domain.NewID(domain.PrefixUser), Email: inv.Email, Name: in.Name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("load user: %w", err)
+		case errors.Is(err, sql.ErrNoRows) && in.PasswordHash != "":
+			user = User{ID: domain.NewID(domain.PrefixUser), Email: inv.Email, Name: in.Name, PasswordHash: in.PasswordHash, CreatedAt: now, UpdatedAt: now}
 			if _, err := tx.NewInsert().Model(&user).Exec(ctx); err != nil {
 				return fmt.Errorf("insert user: %w", err)
 			}
 			res.UserCreated = true
-		case err != nil:
-			return fmt.Errorf("load user: %w", err)
+		case err == nil && in.UserID == user.ID && in.CheckedHash == user.PasswordHash:
 		default:
-			ok, err := password.Verify(in.Password, user.PasswordHash)
-			if err != nil {
-				return fmt.Errorf("verify password: %w", err)
-			}
-			if !ok {
-				return &domain.Error{Code: domain.CodeUnauthenticated, Message: "an account with this email exists; give its password to accept"}
-			}
+			return domain.Errorf(domain.CodeConflict, "the account of %s changed while the invitation was being accepted; try again", inv.Email)
 		}
 
 		m := Member{ID: domain.NewID(domain.PrefixMember), OrgID: inv.OrgID, UserID: user.ID, Role: inv.Role, CreatedAt: now, UpdatedAt: now}

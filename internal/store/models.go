@@ -112,12 +112,15 @@ type Plan struct {
 type OutboxMessage struct {
 	bun.BaseModel `bun:"table:outbox"`
 
-	ID        int64      `bun:"id,pk,autoincrement"`
-	Recipient string     `bun:"recipient"`
-	Subject   string     `bun:"subject"`
-	Body      string     `bun:"body"`
-	CreatedAt time.Time  `bun:"created_at,nullzero,default:now()"`
-	SentAt    *time.Time `bun:"sent_at"`
-	Attempts  int        `bun:"attempts"`
-	LastError string     `bun:"last_error"`
+	ID        int64  `bun:"id,pk,autoincrement"`
+	Recipient string `bun:"recipient"`
+	Subject   string `bun:"subject"`
+	Body      string `bun:"body"`
+	// BodyRedacted is Body without its secrets; it replaces Body once the
+	// message is sent or given up.
+	BodyRedacted string     `bun:"body_redacted"`
+	CreatedAt    time.Time  `bun:"created_at,nullzero,default:now()"`
+	SentAt       *time.Time `bun:"sent_at"`
+	Attempts     int        `bun:"attempts"`
+	LastError    string     `bun:"last_error"`
 }

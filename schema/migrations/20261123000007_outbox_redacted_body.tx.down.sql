@@ -1,0 +1,2 @@
+-- Redacted bodies stay redacted.
+ALTER TABLE outbox DROP COLUMN body_redacted;
