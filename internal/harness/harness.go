@@ -81,9 +81,11 @@ func Get(t testing.TB) *Harness {
 	return current
 }
 
-func start(ctx context.Context) (h *Harness, err error) {
-	h = &Harness{Log: testLogger()}
+func start(ctx context.Context) (_ *Harness, err error) {
+	h := &Harness{Log: testLogger()}
 	defer func() {
+		// What was started before a failure is stopped (h, not the
+		// result, which is nil then).
 		if err != nil {
 			h.stop()
 		}
