@@ -274,3 +274,29 @@ func TestAnOverlongEmailIsRefusedBeforeItReachesTheThrottle(t *testing.T) {
 		t.Fatalf("got %d %s", r.Status, r.Raw)
 	}
 }
+
+func TestARightPasswordStartsNoDelayForTheEmail(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	user := w.People[domain.RoleViewer].Email
+	policy := store.DefaultSignInPolicy
+	policy.Email = store.ThrottleRule{Window: time.Hour, Limit: 100, Free: 3, Delay: time.Minute, MaxDelay: time.Hour}
+	base := servedAPI(t, api.Deps{SignInPolicy: policy})
+	steps := []struct {
+		name string
+		pw   string
+		want int
+	}{
+		{"a first failure is checked", "wrong-password-1", 401},
+		{"a second failure is checked", "wrong-password-2", 401},
+		{"the right password, third, signs in", testPassword, 200},
+		{"a third failure is checked: the success did not count", "wrong-password-3", 401},
+		{"a fourth failure waits", "wrong-password-4", 429},
+	}
+	for _, s := range steps {
+		// Each from another address: only the email's rule applies.
+		if r := newCaller(base).signIn(t, user, s.pw); r.Status != s.want {
+			t.Fatalf("%s: got %d %s, want %d", s.name, r.Status, r.Raw, s.want)
+		}
+	}
+}

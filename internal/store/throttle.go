@@ -75,6 +75,7 @@ type SignInSlot struct {
 type takenKey struct {
 	key         string
 	windowStart time.Time
+	free        int // the rule's Free
 }
 
 // errRefused rolls back the reservation of the keys taken before a refusal.
@@ -154,7 +155,7 @@ func take(ctx context.Context, tx bun.Tx, key string, r ThrottleRule, known bool
 		RETURNING window_start, coalesce(known_until > now(), false) AS known`,
 		key, r.Window.Seconds(), r.Limit, r.Free, r.Delay.Seconds(), r.MaxDelay.Seconds(), known).Scan(ctx, &row)
 	if err == nil {
-		return takenKey{key: key, windowStart: row.WindowStart}, 0, row.Known, nil
+		return takenKey{key: key, windowStart: row.WindowStart, free: r.Free}, 0, row.Known, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return takenKey{}, 0, false, fmt.Errorf("take a sign-in attempt: %w", err)
@@ -201,9 +202,13 @@ func (s SignInSlot) Release(ctx context.Context, db bun.IDB) error {
 	return nil
 }
 
+// giveBack uncounts an attempt, and the delay it started if the key is
+// back under its free attempts.
 func giveBack(ctx context.Context, db bun.IDB, t takenKey) error {
-	_, err := db.NewRaw(`UPDATE sign_in_attempts SET attempts = greatest(attempts - 1, 0) WHERE key = ? AND window_start = ?`,
-		t.key, t.windowStart).Exec(ctx)
+	_, err := db.NewRaw(`UPDATE sign_in_attempts SET attempts = greatest(attempts - 1, 0),
+			next_at = CASE WHEN attempts - 1 < ? THEN NULL ELSE next_at END
+		WHERE key = ? AND window_start = ?`,
+		t.free, t.key, t.windowStart).Exec(ctx)
 	return err
 }
 
