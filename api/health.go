@@ -53,6 +53,8 @@ func (s *Server) checkReady(ctx context.Context) []domain.FieldError {
 	}
 	if _, err := s.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
 		failed = append(failed, domain.FieldError{Field: "temporal", Message: "unreachable"})
+	} else if err := s.tenants.SetUp(ctx); err != nil {
+		failed = append(failed, domain.FieldError{Field: "temporal", Message: "namespace not set up: run controlplane setup"})
 	}
 	return failed
 }

@@ -38,7 +38,9 @@ type Deps struct {
 	InvitationTTL time.Duration // default 7 days
 	DomainBase    string
 
-	// TaskQueue and Saga go to the tenant workflows the API starts.
+	// Namespace (default "default"), TaskQueue and Saga go to the tenant
+	// workflows the API starts.
+	Namespace string
 	TaskQueue string
 	Saga      config.Saga
 	// WorkerBound is how long a lifecycle request waits for a worker
@@ -95,7 +97,7 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
-		tenants:        workflows.NewClient(d.Temporal, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
+		tenants:        workflows.NewClient(d.Temporal, cmp.Or(d.Namespace, "default"), cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
 		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		publicRPM:      cmp.Or(d.PublicRequestsPerMinute, 600),
 		userRPM:        cmp.Or(d.UserRequestsPerMinute, 1200),

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -21,8 +23,11 @@ import (
 // the only place outside the worker that calls Temporal for tenants.
 type Client struct {
 	temporal  client.Client
+	namespace string
 	taskQueue string
 	saga      config.Saga
+	// setUp is set once the namespace was seen with its search attributes.
+	setUp atomic.Bool
 	// Bound is how long a request waits for a worker; past it the answer
 	// is UNAVAILABLE, and a retry with the same key finds the same
 	// workflow and update.
@@ -33,10 +38,48 @@ type Client struct {
 // waits for a worker.
 const DefaultBound = 5 * time.Second
 
-// NewClient returns a Client that starts tenant workflows on the task
-// queue with the saga settings.
-func NewClient(tc client.Client, taskQueue string, saga config.Saga) *Client {
-	return &Client{temporal: tc, taskQueue: taskQueue, saga: saga, Bound: DefaultBound}
+// NewClient returns a Client that starts tenant workflows of the namespace
+// on the task queue with the saga settings.
+func NewClient(tc client.Client, namespace, taskQueue string, saga config.Saga) *Client {
+	return &Client{temporal: tc, namespace: namespace, taskQueue: taskQueue, saga: saga, Bound: DefaultBound}
+}
+
+// ErrNotSetUp says that the namespace lacks the search attributes tenant
+// workflows carry: `controlplane setup` has not run against it.
+var ErrNotSetUp = &domain.Error{Code: domain.CodeUnavailable, RetryAfter: 5 * time.Second,
+	Message: "the Temporal namespace is not set up for tenants yet (controlplane setup); retry shortly"}
+
+// SetUp reports whether the namespace has the search attributes; once it
+// has, the answer is kept.
+func (c *Client) SetUp(ctx context.Context) error {
+	if c.setUp.Load() {
+		return nil
+	}
+	missing, err := MissingSearchAttributes(ctx, c.temporal, c.namespace)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return ErrNotSetUp
+	}
+	c.setUp.Store(true)
+	return nil
+}
+
+// MissingSearchAttributes lists the tenant search attributes the namespace
+// lacks, by name and type.
+func MissingSearchAttributes(ctx context.Context, tc client.Client, namespace string) (map[string]enumspb.IndexedValueType, error) {
+	have, err := tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return nil, fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range SearchAttributes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	return missing, nil
 }
 
 // WorkflowID is the workflow id of the tenant created with an idempotency
@@ -65,6 +108,9 @@ type Create struct {
 // together (Update-With-Start) and waits, within the bound, for the
 // tenant to be written or refused.
 func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.OperationResult, error) {
+	if err := c.SetUp(ctx); err != nil {
+		return activities.OperationResult{}, err
+	}
 	params := TenantParams{
 		TenantID: in.TenantID, OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname,
 		StepMaxAttempts: c.saga.StepMaxAttempts, DecommissionGrace: c.saga.DecommissionGrace,

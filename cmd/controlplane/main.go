@@ -25,6 +25,7 @@ commands:
   migrate up|down|status
                       apply, roll back (last group) or list schema migrations
   bootstrap           create the organisation and owner of CP_BOOTSTRAP_* (no-op if it exists)
+  setup               prepare the Temporal namespace: retention and search attributes (idempotent)
 
 Configuration is by CP_* environment variables; see README.md.
 `
@@ -51,6 +52,7 @@ func run(args []string) int {
 		"worker":    {config.ModeWorker, runWorker},
 		"migrate":   {config.ModeMigrate, runMigrate},
 		"bootstrap": {config.ModeBootstrap, runBootstrap},
+		"setup":     {config.ModeSetup, runSetup},
 	}
 	c, ok := commands[cmd]
 	if !ok {

@@ -12,9 +12,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -62,9 +59,6 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	defer tc.Close()
-	if err := registerSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
-		return err
-	}
 	w, err := startWorker(cfg, db, tc, log)
 	if err != nil {
 		return err
@@ -105,30 +99,6 @@ func dialTemporal(ctx context.Context, cfg config.Config, log zerolog.Logger) (c
 		case <-time.After(2 * time.Second):
 		}
 	}
-}
-
-// registerSearchAttributes adds the control plane's search attributes that
-// the namespace of an external cluster lacks; those already there are kept.
-func registerSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
-	have, err := tc.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
-	}
-	missing := map[string]enumspb.IndexedValueType{}
-	for name, typ := range workflows.SearchAttributes() {
-		if _, ok := have.GetCustomAttributes()[name]; !ok {
-			missing[name] = typ
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	_, err = tc.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
-	var exists *serviceerror.AlreadyExists
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("register search attributes on namespace %s: %w", namespace, err)
-	}
-	return nil
 }
 
 // startWorker registers the workflows and activities and starts polling.
@@ -196,7 +166,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 		return fmt.Errorf("api: %w", err)
 	}
 	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
-		TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
+		Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit,
 		TrustedProxies: cfg.TrustedProxies})
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)

@@ -31,6 +31,7 @@ const (
 	ModeWorker    Mode = "worker"
 	ModeMigrate   Mode = "migrate"
 	ModeBootstrap Mode = "bootstrap"
+	ModeSetup     Mode = "setup"
 )
 
 // Dev defaults for the bootstrap organisation and owner, printed once when
@@ -51,6 +52,9 @@ type Config struct {
 	DatabaseURL       string // empty in dev mode: a private cluster is started
 	TemporalAddress   string
 	TemporalNamespace string
+	// TemporalRetention is how long Temporal keeps a closed workflow's
+	// history (set on the namespace by setup).
+	TemporalRetention time.Duration
 	TemporalUIAddr    string // dev only
 	TaskQueue         string
 	DataDir           string
@@ -144,6 +148,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.MetricsAddr = r.addr("CP_METRICS_ADDR", "127.0.0.1:9464")
 	c.TemporalAddress = r.addr("CP_TEMPORAL_ADDRESS", "127.0.0.1:7233")
 	c.TemporalNamespace = r.name("CP_TEMPORAL_NAMESPACE", "default")
+	c.TemporalRetention = r.duration("CP_TEMPORAL_RETENTION", 30*24*time.Hour, 24*time.Hour, 10*365*24*time.Hour)
 	c.TaskQueue = r.name("CP_TASK_QUEUE", "controlplane")
 	c.DataDir = r.str("CP_DATA_DIR", "./.data")
 	c.DomainBase = r.domain("CP_DOMAIN_BASE", "intelliauth.localhost")
@@ -191,7 +196,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail("CP_DATABASE_URL", "must be a postgres:// URL")
 		}
-	} else if mode != ModeDev {
+	} else if mode != ModeDev && mode != ModeSetup {
 		r.fail("CP_DATABASE_URL", "is required (postgres://user:password@host:5432/db?sslmode=disable)")
 	}
 
