@@ -58,7 +58,7 @@ func TestAPIAndWorkerRunAsTheirOwnProcessesAgainstATemporalNotSetUpYet(t *testin
 	ring, _ := seal.NewKey("k1")
 	apiAddr := freeAddr(t)
 	env := append(os.Environ(), "CP_DATABASE_URL="+dbURL, "CP_TEMPORAL_ADDRESS="+temporalAddr, "CP_HTTP_ADDR="+apiAddr,
-		"CP_KEY_ENCRYPTION_KEYS="+ring, "CP_DATA_DIR="+t.TempDir(), "CP_LOG_FORMAT=json", "CP_STEP_MAX_ATTEMPTS=2",
+		"CP_KEY_ENCRYPTION_KEYS="+ring, "CP_DATA_DIR="+t.TempDir(), "CP_SMTP_ADDR=127.0.0.1:1", "CP_SMTP_FROM=noreply@acme.test", "CP_LOG_FORMAT=json", "CP_STEP_MAX_ATTEMPTS=2",
 		"CP_BOOTSTRAP_ORG_NAME=Acme", "CP_BOOTSTRAP_ORG_SLUG=acme", "CP_BOOTSTRAP_OWNER_EMAIL=owner@acme.test",
 		"CP_BOOTSTRAP_OWNER_PASSWORD=intelliauth-dev-password")
 	for _, args := range [][]string{{"migrate", "up"}, {"bootstrap"}} {
@@ -70,7 +70,8 @@ func TestAPIAndWorkerRunAsTheirOwnProcessesAgainstATemporalNotSetUpYet(t *testin
 	}
 
 	// The API starts first, before any worker and before setup.
-	startProcess(t, append(env, "CP_METRICS_ADDR="+freeAddr(t)), binary(t), "api")
+	apiMetrics, workerMetrics := freeAddr(t), freeAddr(t)
+	startProcess(t, append(env, "CP_METRICS_ADDR="+apiMetrics), binary(t), "api")
 	waitStatus(t, "http://"+apiAddr+"/healthz", 200)
 	waitStatus(t, "http://"+apiAddr+"/readyz", 503)
 	d := signInDev(t, apiAddr)
@@ -81,7 +82,18 @@ func TestAPIAndWorkerRunAsTheirOwnProcessesAgainstATemporalNotSetUpYet(t *testin
 		t.Fatalf("a creation before setup: %d %v", code, out)
 	}
 
-	startProcess(t, append(env, "CP_METRICS_ADDR="+freeAddr(t)), binary(t), "worker")
+	startProcess(t, append(env, "CP_METRICS_ADDR="+workerMetrics), binary(t), "worker")
+	// The image's healthcheck: each process answers on its metrics
+	// listener; nothing answers where no process is.
+	healthcheck := func(addr string) error {
+		cmd := exec.Command(binary(t), "healthcheck")
+		cmd.Env = append(os.Environ(), "CP_METRICS_ADDR="+addr)
+		return cmd.Run()
+	}
+	eventually(t, func() bool { return healthcheck(apiMetrics) == nil && healthcheck(workerMetrics) == nil })
+	if err := healthcheck(freeAddr(t)); err == nil {
+		t.Fatal("healthcheck passed with no process to answer")
+	}
 	for range 2 { // idempotent
 		cmd := exec.Command(binary(t), "setup")
 		cmd.Env = env

@@ -94,7 +94,7 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	db, err := store.OpenPool(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
 	}

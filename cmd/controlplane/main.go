@@ -26,6 +26,7 @@ commands:
                       apply, roll back (last group) or list schema migrations
   bootstrap           create the organisation and owner of CP_BOOTSTRAP_* (no-op if it exists)
   setup               prepare the Temporal namespace: retention and search attributes (idempotent)
+  healthcheck         exit 0 when the api or worker on CP_METRICS_ADDR is up (for container healthchecks)
 
 Configuration is by CP_* environment variables; see README.md.
 `
@@ -47,12 +48,13 @@ func run(args []string) int {
 		mode config.Mode
 		run  func(context.Context, config.Config, []string) error
 	}{
-		"dev":       {config.ModeDev, runDev},
-		"api":       {config.ModeAPI, runAPI},
-		"worker":    {config.ModeWorker, runWorker},
-		"migrate":   {config.ModeMigrate, runMigrate},
-		"bootstrap": {config.ModeBootstrap, runBootstrap},
-		"setup":     {config.ModeSetup, runSetup},
+		"dev":         {config.ModeDev, runDev},
+		"api":         {config.ModeAPI, runAPI},
+		"worker":      {config.ModeWorker, runWorker},
+		"migrate":     {config.ModeMigrate, runMigrate},
+		"bootstrap":   {config.ModeBootstrap, runBootstrap},
+		"setup":       {config.ModeSetup, runSetup},
+		"healthcheck": {config.ModeHealthcheck, runHealthcheck},
 	}
 	c, ok := commands[cmd]
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
@@ -32,7 +33,7 @@ const shutdownGrace = 10 * time.Second
 
 func runAPI(ctx context.Context, cfg config.Config, _ []string) error {
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	db, err := store.OpenPool(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func runAPI(ctx context.Context, cfg config.Config, _ []string) error {
 
 func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	db, err := store.Open(ctx, cfg.DatabaseURL)
+	db, err := store.OpenPool(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
 		return err
 	}
@@ -63,6 +64,13 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	if err != nil {
 		return err
 	}
+	// The worker's own listener: Go runtime metrics and /healthz.
+	stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, promhttp.Handler())
+	if err != nil {
+		w.Stop()
+		return err
+	}
+	defer stopMetrics()
 	mailerDone := startMailer(ctx, cfg, db, log)
 	<-ctx.Done()
 	log.Info().Msg("stopping worker")
@@ -150,11 +158,27 @@ func startMailer(ctx context.Context, cfg config.Config, db *bun.DB, log zerolog
 	return func() { <-done }
 }
 
-// metricsMux serves /metrics, and nothing else, on the metrics listener.
+// metricsMux serves /metrics and /healthz (the process is up, for
+// `controlplane healthcheck`) on the metrics listener, not the public one.
 func metricsMux(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
 	return mux
+}
+
+// serveMetrics serves the metrics listener until ctx ends.
+func serveMetrics(ctx context.Context, addr string, h http.Handler) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	srv := &http.Server{Handler: metricsMux(h), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
 }
 
 // serveAPI serves the HTTP API until ctx ends, then drains it.

@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,12 +27,13 @@ type Mode string
 
 // The subcommands of cmd/controlplane.
 const (
-	ModeDev       Mode = "dev"
-	ModeAPI       Mode = "api"
-	ModeWorker    Mode = "worker"
-	ModeMigrate   Mode = "migrate"
-	ModeBootstrap Mode = "bootstrap"
-	ModeSetup     Mode = "setup"
+	ModeDev         Mode = "dev"
+	ModeAPI         Mode = "api"
+	ModeWorker      Mode = "worker"
+	ModeMigrate     Mode = "migrate"
+	ModeBootstrap   Mode = "bootstrap"
+	ModeSetup       Mode = "setup"
+	ModeHealthcheck Mode = "healthcheck"
 )
 
 // Dev defaults for the bootstrap organisation and owner, printed once when
@@ -47,9 +49,11 @@ const (
 type Config struct {
 	Mode Mode
 
-	HTTPAddr          string
-	MetricsAddr       string // Prometheus metrics, never on the public listener
-	DatabaseURL       string // empty in dev mode: a private cluster is started
+	HTTPAddr    string
+	MetricsAddr string // Prometheus metrics, never on the public listener
+	DatabaseURL string // empty in dev mode: a private cluster is started
+	// DatabaseMaxConns bounds this process's Postgres connections.
+	DatabaseMaxConns  int
 	TemporalAddress   string
 	TemporalNamespace string
 	// TemporalRetention is how long Temporal keeps a closed workflow's
@@ -190,13 +194,19 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	if v := r.str("CP_SMTP_ADDR", ""); v != "" {
 		c.SMTP.Addr = r.addr("CP_SMTP_ADDR", v)
 	}
+	if mode == ModeWorker && (c.SMTP.Addr == "" || c.SMTP.From == "") {
+		// Outside dev, mail written as files inside a container is mail
+		// lost, with its accept secret in a file nobody reads.
+		r.fail("CP_SMTP_ADDR", "the worker delivers invitations: set CP_SMTP_ADDR (host:port) and CP_SMTP_FROM")
+	}
 
 	c.DatabaseURL = r.str("CP_DATABASE_URL", "")
+	c.DatabaseMaxConns = r.intIn("CP_DATABASE_MAX_CONNS", 32, 2, 1000)
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail("CP_DATABASE_URL", "must be a postgres:// URL")
 		}
-	} else if mode != ModeDev && mode != ModeSetup {
+	} else if mode != ModeDev && mode != ModeSetup && mode != ModeHealthcheck {
 		r.fail("CP_DATABASE_URL", "is required (postgres://user:password@host:5432/db?sslmode=disable)")
 	}
 
@@ -262,9 +272,26 @@ func (r *reader) fail(key, msg string) {
 	r.problems = append(r.problems, key+": "+msg)
 }
 
+// str reads a value from key, or from the file that key_FILE names (as
+// Docker and Compose secrets are mounted), so secrets need not sit in the
+// environment; setting both is an error.
 func (r *reader) str(key, def string) string {
-	if v, ok := r.getenv(key); ok && strings.TrimSpace(v) != "" {
-		return strings.TrimSpace(v)
+	v, ok := r.getenv(key)
+	v = strings.TrimSpace(v)
+	if path, fok := r.getenv(key + "_FILE"); fok && strings.TrimSpace(path) != "" {
+		if ok && v != "" {
+			r.fail(key, "set either "+key+" or "+key+"_FILE, not both")
+			return def
+		}
+		b, err := os.ReadFile(strings.TrimSpace(path))
+		if err != nil {
+			r.fail(key+"_FILE", fmt.Sprintf("cannot read %s: %v", strings.TrimSpace(path), errors.Unwrap(err)))
+			return def
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if ok && v != "" {
+		return v
 	}
 	return def
 }

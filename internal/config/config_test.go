@@ -120,7 +120,8 @@ func TestEveryDocumentedDefaultSetExplicitlyStarts(t *testing.T) {
 	}
 	row := regexp.MustCompile("(?m)^\\| `(CP_[A-Z_]+)` \\| `([^`]+)`")
 	// The values with no default that api and worker require.
-	set := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	set := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"CP_SMTP_ADDR": "smtp.example.test:587", "CP_SMTP_FROM": "IntelliAuth <noreply@example.test>"}
 	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
 		set[m[1]] = m[2]
 	}
@@ -222,5 +223,35 @@ func TestMailHeaderValuesAreCheckedAtStart(t *testing.T) {
 				t.Fatalf("err = %v, want one line for %s", err, tt.key)
 			}
 		})
+	}
+}
+
+func TestSecretsAreReadFromFilesNamedByTheirFileVariable(t *testing.T) {
+	dir := t.TempDir()
+	url := dir + "/database-url"
+	if err := os.WriteFile(url, []byte("postgres://cp:s3cret@db:5432/cp\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL_FILE": url}))
+	if err != nil || c.DatabaseURL != "postgres://cp:s3cret@db:5432/cp" {
+		t.Fatalf("from a file: %q, %v", c.DatabaseURL, err)
+	}
+	for name, vars := range map[string]map[string]string{
+		"both a value and a file": {"CP_DATABASE_URL": "postgres://x@h/db", "CP_DATABASE_URL_FILE": url},
+		"a file that is missing":  {"CP_DATABASE_URL_FILE": dir + "/nope"},
+	} {
+		if _, err := Load(ModeAPI, env(vars)); err == nil || !strings.Contains(err.Error(), "CP_DATABASE_URL") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestTheWorkerRefusesToStartWithoutAMailRelay(t *testing.T) {
+	vars := map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	if _, err := Load(ModeWorker, env(vars)); err == nil || !strings.Contains(err.Error(), "CP_SMTP_ADDR") {
+		t.Fatalf("a worker without a relay: %v", err)
+	}
+	if _, err := Load(ModeDev, env(nil)); err != nil {
+		t.Fatalf("dev without a relay: %v", err)
 	}
 }

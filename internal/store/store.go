@@ -17,13 +17,18 @@ import (
 
 // Open connects to Postgres at url and checks the connection.
 func Open(ctx context.Context, url string) (*bun.DB, error) {
+	return OpenPool(ctx, url, 32)
+}
+
+// OpenPool is Open with at most maxConns connections.
+func OpenPool(ctx context.Context, url string, maxConns int) (*bun.DB, error) {
 	sqldb := sql.OpenDB(pgdriver.NewConnector(
 		pgdriver.WithDSN(url),
 		pgdriver.WithTimeout(5*time.Second),
 		pgdriver.WithApplicationName("intelliauth-controlplane"),
 	))
-	sqldb.SetMaxOpenConns(32)
-	sqldb.SetMaxIdleConns(32) // as many as open: closing and reopening backends under load costs a fork each
+	sqldb.SetMaxOpenConns(maxConns)
+	sqldb.SetMaxIdleConns(maxConns) // as many as open: closing and reopening backends under load costs a fork each
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	db := bun.NewDB(sqldb, pgdialect.New())
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
