@@ -1,21 +1,21 @@
 # syntax=docker/dockerfile:1
 #
-# IntelliAuth control plane: one static binary, every subcommand
-# (api, worker, migrate, bootstrap; dev too, though it is meant for a laptop).
+# IntelliAuth control plane: one static binary with the production
+# subcommands (api, worker, migrate, setup, bootstrap, healthcheck).
 #
 #   docker build -t intelliauth/controlplane .
 #   docker run --rm -e CP_DATABASE_URL=... intelliauth/controlplane migrate up
 #
 # BuildKit is required (cache mounts); it is the default builder of current
-# Docker. Build with --pull now and then: golang:1.26-bookworm must carry a Go
-# of at least the 1.26.8 that go.mod asks for, and GOTOOLCHAIN=local below
-# turns an older cached image into a clear error instead of a toolchain
-# download.
+# Docker. The Go image is pinned to the Go that go.mod asks for (1.26.8);
+# GOTOOLCHAIN=local below makes a mismatch a clear error instead of a
+# toolchain download. The binary is built with -tags nodev: `dev`, with its
+# embedded Temporal server and UI (about 150 MB), is for laptops, not images.
 
 ############################
 # Build
 ############################
-FROM golang:1.26-bookworm AS build
+FROM golang:1.26.8-bookworm AS build
 
 # local: build with the image's Go, never fetch another toolchain.
 # CGO_ENABLED=0: a static binary for the distroless/static runtime (every
@@ -40,7 +40,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w" -o /out/controlplane ./cmd/controlplane
+    go build -tags nodev -trimpath -ldflags="-s -w" -o /out/controlplane ./cmd/controlplane
 
 ############################
 # Runtime
