@@ -6,8 +6,11 @@
 set -eu
 dir=$(dirname "$0")/secrets
 mkdir -p "$dir"
+# Compose mounts each file as it is: the containers' own users (postgres,
+# temporal, nonroot) must read it, so the files are 0644 and the directory,
+# which no container sees, keeps other users of the host out.
 chmod 700 "$dir"
-umask 077
+umask 022
 random() { head -c 32 /dev/urandom | base64 | tr -d '/+=\n' | head -c 40; }
 make() { # name, value
   if [ ! -s "$dir/$1" ]; then printf '%s\n' "$2" > "$dir/$1"; echo "made $dir/$1"; fi
