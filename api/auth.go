@@ -185,8 +185,15 @@ type signOutResponse struct {
 }
 
 type meResponse struct {
-	User        userView           `json:"user"`
-	Memberships []store.Membership `json:"memberships"`
+	User        userView         `json:"user"`
+	Memberships []membershipView `json:"memberships"`
+}
+
+// membershipView is one of the caller's memberships, with what its role
+// allows there.
+type membershipView struct {
+	store.Membership
+	Permissions []domain.Action `json:"permissions"`
 }
 
 func (s *Server) me(c *fiber.Ctx, who *caller) error {
@@ -199,10 +206,11 @@ func (s *Server) me(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	if ms == nil {
-		ms = []store.Membership{}
+	views := make([]membershipView, len(ms))
+	for i, m := range ms {
+		views[i] = membershipView{Membership: m, Permissions: domain.Permissions(domain.Role(m.Role))}
 	}
-	return writeData(c, fiber.StatusOK, meResponse{User: newUserView(user), Memberships: ms})
+	return writeData(c, fiber.StatusOK, meResponse{User: newUserView(user), Memberships: views})
 }
 
 // eventBase is what every audit event of this request shares; who is nil

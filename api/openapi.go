@@ -530,6 +530,9 @@ func customizeSchema(name string, t reflect.Type, _ reflect.StructTag, s *openap
 	if e, ok := fieldEnums[name]; ok && t.Kind() == reflect.String {
 		s.Enum = e
 	}
+	if t == reflect.TypeFor[domain.Action]() {
+		s.Enum = anys(domain.Actions())
+	}
 	if t.Kind() == reflect.Struct && s.Properties != nil {
 		s.Required = nil
 		for _, f := range reflect.VisibleFields(t) {

@@ -12,17 +12,21 @@ import (
 )
 
 type orgView struct {
-	ID        string    `json:"id"`
-	Slug      string    `json:"slug"`
-	Name      string    `json:"name"`
-	Plan      string    `json:"plan"`
-	Role      string    `json:"role,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+	Plan string `json:"plan"`
+	Role string `json:"role,omitempty"`
+	// Permissions are the actions the caller's role allows here, so a
+	// client can offer only what will be allowed (the server still checks).
+	Permissions []domain.Action `json:"permissions"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
 }
 
 func newOrgView(o store.Organization, role string) orgView {
-	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: domain.Permissions(domain.Role(role)),
+		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 
 func (s *Server) listOrganizations(c *fiber.Ctx, who *caller) error {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -423,5 +424,33 @@ func TestInvalidBodiesListEveryBadFieldAtOnce(t *testing.T) {
 	}
 	if r := req(t, srv, "PATCH", orgPath(w, ""), owner.Token, map[string]any{"name": 42}); r.Status != 400 || !strings.Contains(r.Raw, `"field":"name"`) {
 		t.Fatalf("wrong type: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestEveryMemberIsToldWhatTheirRoleMayDoInEachOrganization(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	w := newWorld(t, h, "team")
+	for _, role := range domain.Roles {
+		p := w.People[role]
+		var org struct {
+			Role        string          `json:"role"`
+			Permissions []domain.Action `json:"permissions"`
+		}
+		r := req(t, srv, "GET", orgPath(w, ""), p.Token, nil)
+		r.data(t, &org)
+		if r.Status != 200 || org.Role != string(role) || !slices.Equal(org.Permissions, domain.Permissions(role)) {
+			t.Errorf("%s: GET organization %d %+v", role, r.Status, org)
+		}
+		var me struct {
+			Memberships []struct {
+				OrgID       string          `json:"org_id"`
+				Permissions []domain.Action `json:"permissions"`
+			} `json:"memberships"`
+		}
+		req(t, srv, "GET", "/api/v1/me", p.Token, nil).data(t, &me)
+		if len(me.Memberships) != 1 || me.Memberships[0].OrgID != w.Org.ID || !slices.Equal(me.Memberships[0].Permissions, domain.Permissions(role)) {
+			t.Errorf("%s: /me memberships %+v", role, me.Memberships)
+		}
 	}
 }

@@ -61,11 +61,23 @@ func Allowed(r Role, a Action) bool {
 	return false
 }
 
-// Actions lists every action of the policy table.
-func Actions() []Action {
-	out := make([]Action, 0, len(policy))
-	for a := range policy {
-		out = append(out, a)
+// actionOrder is the actions in the order the roles table lists them.
+var actionOrder = []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage,
+	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead}
+
+// Permissions lists the actions a member with the role may take, in the
+// roles table's order: what a client (the console) may offer the member.
+func Permissions(r Role) []Action {
+	out := []Action{}
+	for _, a := range actionOrder {
+		if Allowed(r, a) {
+			out = append(out, a)
+		}
 	}
 	return out
+}
+
+// Actions lists every action of the policy table, in the table's order.
+func Actions() []Action {
+	return append([]Action(nil), actionOrder...)
 }

@@ -1,6 +1,9 @@
 package domain
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestTransitionsAllowedFromEachState(t *testing.T) {
 	states := []State{StateProvisioning, StateActive, StateSuspended, StateDecommissioning, StateDecommissioned, StateFailed}
@@ -50,5 +53,38 @@ func TestThePolicyTableMatchesTheSpec(t *testing.T) {
 	}
 	if Allowed(RoleOwner, Action("no.such.action")) {
 		t.Error("an action missing from the table is allowed")
+	}
+}
+
+func TestPermissionsAreTheRolesTableRowsOfTheRole(t *testing.T) {
+	for _, tc := range []struct {
+		role Role
+		want []Action
+	}{
+		{RoleOwner, []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage, ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead}},
+		{RoleDeveloper, []Action{ActionRead, ActionTenantWrite}},
+		{RoleViewer, []Action{ActionRead}},
+		{Role("nobody"), []Action{}},
+	} {
+		got := Permissions(tc.role)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.role, got, tc.want)
+		}
+		for _, a := range Actions() {
+			if Allowed(tc.role, a) != slices.Contains(got, a) {
+				t.Errorf("%s: %s allowed %v but listed %v", tc.role, a, Allowed(tc.role, a), slices.Contains(got, a))
+			}
+		}
+	}
+}
+
+func TestTheActionsListIsEveryActionOfTheTable(t *testing.T) {
+	if len(Actions()) != len(policy) {
+		t.Fatalf("Actions() has %d, the table %d", len(Actions()), len(policy))
+	}
+	for _, a := range Actions() {
+		if _, ok := policy[a]; !ok {
+			t.Errorf("%s is listed but not in the table", a)
+		}
 	}
 }
