@@ -167,6 +167,7 @@ func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.mountExplorer()
+	s.mountConsole()
 	for _, r := range s.table() {
 		s.app.Add(r.Method, r.Path, s.guard(r))
 	}

@@ -1,0 +1,28 @@
+// How the console writes times: absolute in the reader's locale, with UTC
+// in the title for support conversations.
+
+export function when(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+export function utc(iso: string | null | undefined): string {
+  return iso ? new Date(iso).toISOString() : "";
+}
+
+// countdown writes the time left until iso, e.g. "4 min 12 s".
+export function countdown(iso: string, now: number): string {
+  let s = Math.max(0, Math.round((new Date(iso).getTime() - now) / 1000));
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  if (h > 0) return `${h} h ${m} min`;
+  if (m > 0) return `${m} min ${s} s`;
+  return `${s} s`;
+}
+
+export function plural(n: number, one: string, many = one + "s"): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
