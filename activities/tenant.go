@@ -84,6 +84,9 @@ type OperationRecord struct {
 	UpdateID    string
 	StartedAt   time.Time
 	EndedAt     *time.Time
+	// GraceEndsAt is when a decommission's grace period ends, once it has
+	// entered it.
+	GraceEndsAt *time.Time
 }
 
 // OperationResult answers a lifecycle request: the tenant and the operation
@@ -113,7 +116,7 @@ func TenantRecordOf(t store.Tenant) TenantRecord {
 func OperationRecordOf(op store.Operation) OperationRecord {
 	r := OperationRecord{ID: op.ID, OrgID: op.OrgID, TenantID: op.TenantID, Kind: op.Kind, Status: op.Status,
 		RequestedBy: op.RequestedBy, RequestID: op.RequestID, WorkflowID: op.WorkflowID, UpdateID: op.UpdateID,
-		StartedAt: op.StartedAt, EndedAt: op.EndedAt, Steps: make([]StepRecord, len(op.Steps))}
+		StartedAt: op.StartedAt, EndedAt: op.EndedAt, GraceEndsAt: op.GraceEndsAt, Steps: make([]StepRecord, len(op.Steps))}
 	for i, s := range op.Steps {
 		r.Steps[i] = StepRecord{Name: s.Name, Status: s.Status, Attempts: s.Attempts, LastError: s.LastError, UpdatedAt: s.UpdatedAt}
 	}
@@ -175,9 +178,9 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Operat
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("check tenant hostname: %w", err)
 		}
-		var live int
-		if err := tx.NewRaw("SELECT count(*) FROM tenants WHERE org_id = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.OrgID).Scan(ctx, &live); err != nil {
-			return fmt.Errorf("count tenants: %w", err)
+		live, err := store.CountLiveTenants(ctx, tx, in.Tenant.OrgID)
+		if err != nil {
+			return err
 		}
 		if live >= plan.MaxTenants {
 			return domain.Errorf(domain.CodeConflict, "tenant quota reached: plan %s allows %d tenants", plan.ID, plan.MaxTenants)
@@ -340,6 +343,9 @@ type RecordInput struct {
 	// its own state, so a retried activity, a reset workflow and a new run
 	// write the event once. Empty: the activity's id in its run.
 	EventKey string
+	// GraceEndsAt, when set, is when the decommission's grace period ends,
+	// stored on the operation for members to see.
+	GraceEndsAt *time.Time
 }
 
 // Record applies a change to an operation and its tenant and writes its
@@ -364,10 +370,16 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) (TenantRecord, 
 		if _, err := tx.NewUpdate().Model(&t).Column("state", "current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update tenant %s: %w", in.TenantID, err)
 		}
-		if in.Status != "" {
-			q := tx.NewUpdate().Model((*store.Operation)(nil)).Set("status = ?", in.Status).Where("id = ?", in.OperationID)
-			if in.Status != domain.OpRunning && in.Status != domain.OpStuck {
-				q = q.Set("ended_at = coalesce(ended_at, ?)", now)
+		if in.Status != "" || in.GraceEndsAt != nil {
+			q := tx.NewUpdate().Model((*store.Operation)(nil)).Where("id = ?", in.OperationID)
+			if in.Status != "" {
+				q = q.Set("status = ?", in.Status)
+				if in.Status != domain.OpRunning && in.Status != domain.OpStuck {
+					q = q.Set("ended_at = coalesce(ended_at, ?)", now)
+				}
+			}
+			if in.GraceEndsAt != nil {
+				q = q.Set("grace_ends_at = ?", in.GraceEndsAt.UTC())
 			}
 			if _, err := q.Exec(ctx); err != nil {
 				return fmt.Errorf("update operation %s: %w", in.OperationID, err)

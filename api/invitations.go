@@ -42,13 +42,13 @@ func isASCII(s string) bool {
 }
 
 // invitationMail is the message that carries an invitation's secret: a
-// link to the console's accept page, with the secret in the fragment so it
-// never reaches a server log. Its redacted body, kept once the mail is
-// done, is the same message without the secret.
+// link to the console's accept page (under CP_CONSOLE_URL), with the
+// secret in the fragment so it never reaches a server log. Its redacted
+// body, kept once the mail is done, is the same message without the secret.
 func (s *Server) invitationMail(org string) store.Mail {
 	return func(inv store.Invitation, secret string) store.OutboxMessage {
 		body := func(secret string) string {
-			link := fmt.Sprintf("https://manage.%s/invitations/accept#token=%s", s.domainBase, secret)
+			link := s.consoleURL + "/invitations/accept#token=" + secret
 			return fmt.Sprintf("You have been invited to join %s on IntelliAuth as %s.\r\n\r\n"+
 				"Accept the invitation: %s\r\n\r\n"+
 				"Or, with the API: POST /api/v1/invitations/accept {\"token\": \"%s\", \"name\": \"…\", \"password\": \"…\"}\r\n\r\n"+

@@ -63,6 +63,14 @@ func routeDocs() map[string]doc {
 		"GET " + org:                    {id: "getOrganization", summary: "One organisation", data: orgView{}},
 		"PATCH " + org: {id: "updateOrganization", summary: "Rename the organisation or change its plan",
 			desc: "Changing the plan is for owners only.", body: updateOrgRequest{}, data: orgView{}},
+		"GET " + org + "/usage": {id: "getOrganizationUsage", summary: "The organisation's plan and its use of the plan's quotas",
+			desc: "Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations " +
+				"(an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). " +
+				"A creation or invitation is refused with 409 once used reaches limit.",
+			data: usageView{}},
+		"GET " + v1 + "/plans": {id: "listPlans", summary: "Every plan with its quotas",
+			desc: "Smallest first (by max_tenants, then id), in one page. Changing an organisation's plan is PATCH /organizations/{org_id} (owners).",
+			data: planView{}, list: true},
 		"GET " + org + "/members": {id: "listMembers", summary: "Members of the organisation", data: store.MemberView{}, list: true, query: listParams()},
 		"PATCH " + org + "/members/:member_id": {id: "changeMemberRole", summary: "Change a member's role",
 			desc: "Granting or taking away owner is for owners only; the last owner keeps the role.", body: changeRoleRequest{}, data: store.MemberView{}},
@@ -131,7 +139,7 @@ func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
 		},
 		Security: openapi3.SecurityRequirements{{"bearerAuth": []string{}}},
 	}
-	for _, tag := range []string{"Session", "Organizations", "Members", "Invitations", "Tenants", "Audit events", "Meta"} {
+	for _, tag := range []string{"Session", "Organizations", "Plans", "Members", "Invitations", "Tenants", "Audit events", "Meta"} {
 		t.Tags = append(t.Tags, &openapi3.Tag{Name: tag})
 	}
 	t.Components.Schemas["Error"] = errorSchema()
@@ -254,7 +262,7 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 func tagOf(path string) string {
 	for _, t := range []struct{ part, tag string }{
 		{"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"},
-		{"/organizations", "Organizations"}, {"/auth/", "Session"}, {"/me", "Session"},
+		{"/organizations", "Organizations"}, {"/plans", "Plans"}, {"/auth/", "Session"}, {"/me", "Session"},
 	} {
 		if strings.Contains(path, t.part) {
 			return t.tag
@@ -517,8 +525,13 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 // customizeSchema makes the generator's schemas say what the types mean in
 // JSON Schema 2020-12 (OpenAPI 3.1): a pointer is a type union with null,
 // a struct lists its required fields (those without omitempty) and allows
-// no others, a role, state or kind lists its values.
-func customizeSchema(name string, t reflect.Type, _ reflect.StructTag, s *openapi3.Schema) error {
+// no others, a role, state or kind lists its values, and a field's doc tag
+// is its description (beside the field, so a view and its document are
+// changed together).
+func customizeSchema(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
+	if d := tag.Get("doc"); d != "" {
+		s.Description = d
+	}
 	if s.Nullable {
 		s.Nullable = false
 		if s.Type != nil {

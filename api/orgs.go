@@ -20,13 +20,17 @@ type orgView struct {
 	// Permissions are the actions the caller's role allows here, so a
 	// client can offer only what will be allowed (the server still checks).
 	Permissions []domain.Action `json:"permissions"`
-	CreatedAt   time.Time       `json:"created_at"`
-	UpdatedAt   time.Time       `json:"updated_at"`
+	// TenantDomain is the domain its tenants are served under: a tenant
+	// is at <name>-<slug>.<tenant_domain>, so a client can show the
+	// hostname a tenant will get before creating it.
+	TenantDomain string    `json:"tenant_domain"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-func newOrgView(o store.Organization, role string) orgView {
+func (s *Server) newOrgView(o store.Organization, role string) orgView {
 	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: domain.Permissions(domain.Role(role)),
-		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+		TenantDomain: s.domainBase, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 
 func (s *Server) listOrganizations(c *fiber.Ctx, who *caller) error {
@@ -40,14 +44,14 @@ func (s *Server) listOrganizations(c *fiber.Ctx, who *caller) error {
 	}
 	views := make([]orgView, len(rows))
 	for i, r := range rows {
-		views[i] = newOrgView(r.Organization, r.Role)
+		views[i] = s.newOrgView(r.Organization, r.Role)
 	}
 	return writePage(c, views, limit, func(o orgView) store.Keyset { return store.Keyset{ID: o.ID} })
 }
 
 // getOrganization answers from the row the guard read with the session.
 func (s *Server) getOrganization(c *fiber.Ctx, who *caller) error {
-	return writeData(c, fiber.StatusOK, newOrgView(*who.Org, who.Role))
+	return writeData(c, fiber.StatusOK, s.newOrgView(*who.Org, who.Role))
 }
 
 type updateOrgRequest struct {
@@ -121,5 +125,5 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	return writeData(c, fiber.StatusOK, newOrgView(o, who.Role))
+	return writeData(c, fiber.StatusOK, s.newOrgView(o, who.Role))
 }

@@ -70,6 +70,8 @@ func (s *Server) table() []route {
 		{Route{"GET", v1 + "/organizations", User, "", false}, s.listOrganizations},
 		{Route{"GET", org, Org, domain.ActionRead, false}, s.getOrganization},
 		{Route{"PATCH", org, Org, domain.ActionOrganizationWrite, false}, s.updateOrganization},
+		{Route{"GET", org + "/usage", Org, domain.ActionRead, false}, s.getUsage},
+		{Route{"GET", v1 + "/plans", User, "", false}, s.listPlans},
 		{Route{"GET", org + "/members", Org, domain.ActionRead, false}, s.listMembers},
 		{Route{"PATCH", org + "/members/:member_id", Org, domain.ActionMembersManage, false}, s.changeRole},
 		{Route{"DELETE", org + "/members/:member_id", Org, domain.ActionMembersManage, true}, s.removeMember},

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -60,6 +61,13 @@ type Deps struct {
 	// TrustedProxies are the networks of reverse proxies whose
 	// X-Forwarded-For names the client; none: the client is the peer.
 	TrustedProxies []netip.Prefix
+
+	// ConsoleURL is the web console's public base URL, which invitation
+	// mail links to (default https://manage.<DomainBase>).
+	ConsoleURL string
+	// TemporalUIURL is the Temporal UI's base URL: tenants and operations
+	// link to their saga there. Empty: no links.
+	TemporalUIURL string
 }
 
 // Server is the HTTP API.
@@ -73,6 +81,10 @@ type Server struct {
 	sessionTTL    time.Duration
 	invitationTTL time.Duration
 	domainBase    string
+	consoleURL    string
+	// temporalUIURL and namespace make the links to sagas (workflowURL).
+	temporalUIURL string
+	namespace     string
 
 	tenants *workflows.Client
 	ready   readiness
@@ -95,9 +107,11 @@ const bodyLimit = 64 << 10
 
 // New builds the API with its routes and middleware.
 func New(d Deps) *Server {
+	namespace := cmp.Or(d.Namespace, "default")
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
-		tenants:        workflows.NewClient(d.Temporal, cmp.Or(d.Namespace, "default"), cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
+		consoleURL: strings.TrimRight(d.ConsoleURL, "/"), temporalUIURL: strings.TrimRight(d.TemporalUIURL, "/"), namespace: namespace,
+		tenants:        workflows.NewClient(d.Temporal, namespace, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
 		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		publicRPM:      cmp.Or(d.PublicRequestsPerMinute, 600),
 		userRPM:        cmp.Or(d.UserRequestsPerMinute, 1200),
@@ -122,6 +136,9 @@ func New(d Deps) *Server {
 	}
 	if s.domainBase == "" {
 		s.domainBase = "intelliauth.localhost"
+	}
+	if s.consoleURL == "" {
+		s.consoleURL = "https://manage." + s.domainBase
 	}
 	var err error
 	// Of a random password: no one can give it, so an unknown email's

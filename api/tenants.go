@@ -3,6 +3,7 @@ package api
 import (
 	"database/sql"
 	"errors"
+	"net/url"
 	"regexp"
 	"time"
 
@@ -47,6 +48,7 @@ type tenantView struct {
 	Hostname           string    `json:"hostname"`
 	AdminURL           string    `json:"admin_url"`
 	WorkflowID         string    `json:"workflow_id"`
+	WorkflowURL        string    `json:"workflow_url,omitempty" doc:"The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL)."`
 	CurrentOperationID *string   `json:"current_operation_id"`
 	CreatedBy          string    `json:"created_by"`
 	CreatedAt          time.Time `json:"created_at"`
@@ -83,19 +85,48 @@ type operationView struct {
 	RequestedBy string     `json:"requested_by"`
 	RequestID   string     `json:"request_id"`
 	WorkflowID  string     `json:"workflow_id"`
+	WorkflowURL string     `json:"workflow_url,omitempty" doc:"The saga that runs the operation, in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL)."`
 	UpdateID    string     `json:"update_id,omitempty"`
 	StartedAt   time.Time  `json:"started_at"`
 	EndedAt     *time.Time `json:"ended_at"`
+	// GraceEndsAt stays set once the grace period began, so a restored or
+	// completed decommission still says when it would have ended.
+	GraceEndsAt *time.Time `json:"grace_ends_at" doc:"For a decommission that has entered its grace period: when the period ends. The tenant can be restored until then, and its resources are destroyed no earlier. Null for other operations and before the grace period."`
 }
 
 func newOperationView(op activities.OperationRecord) operationView {
 	v := operationView{ID: op.ID, OrgID: op.OrgID, TenantID: op.TenantID, Kind: op.Kind, Status: op.Status, RequestedBy: op.RequestedBy,
 		RequestID: op.RequestID, WorkflowID: op.WorkflowID, UpdateID: op.UpdateID, StartedAt: op.StartedAt, EndedAt: op.EndedAt,
-		Steps: make([]stepView, len(op.Steps))}
+		GraceEndsAt: op.GraceEndsAt, Steps: make([]stepView, len(op.Steps))}
 	for i, st := range op.Steps {
 		v.Steps[i] = stepView{Name: st.Name, Status: st.Status, Attempts: st.Attempts, LastError: st.LastError, UpdatedAt: st.UpdatedAt}
 	}
 	return v
+}
+
+// tenantView is newTenantView with the link to the tenant's saga.
+func (s *Server) tenantView(t activities.TenantRecord) tenantView {
+	v := newTenantView(t)
+	v.WorkflowURL = s.workflowURL(t.WorkflowID)
+	return v
+}
+
+// operationView is newOperationView with the link to its saga.
+func (s *Server) operationView(op activities.OperationRecord) operationView {
+	v := newOperationView(op)
+	v.WorkflowURL = s.workflowURL(op.WorkflowID)
+	return v
+}
+
+// workflowURL is the Temporal UI's page of a workflow, or empty when the
+// server has no UI address.
+func (s *Server) workflowURL(workflowID string) string {
+	if s.temporalUIURL == "" || workflowID == "" {
+		return ""
+	}
+	// A tenant's workflow id has slashes (tenant/<org>/<key>): escaped,
+	// it stays one segment of the UI's path.
+	return s.temporalUIURL + "/namespaces/" + url.PathEscape(s.namespace) + "/workflows/" + url.PathEscape(workflowID)
 }
 
 type lifecycleResponse struct {
@@ -105,11 +136,11 @@ type lifecycleResponse struct {
 
 // writeLifecycle answers a lifecycle request with 202; an answer first
 // made for another request is a replay.
-func writeLifecycle(c *fiber.Ctx, res activities.OperationResult) error {
+func (s *Server) writeLifecycle(c *fiber.Ctx, res activities.OperationResult) error {
 	if res.RequestID != requestID(c) {
 		c.Set("Idempotent-Replayed", "true")
 	}
-	return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: newTenantView(res.Tenant), Operation: newOperationView(res.Operation)})
+	return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: s.tenantView(res.Tenant), Operation: s.operationView(res.Operation)})
 }
 
 // idempotencyKey returns the request's Idempotency-Key, or a fresh one
@@ -207,7 +238,7 @@ func (s *Server) replayCreate(c *fiber.Ctx, req createTenantRequest, key string,
 	if res.Tenant.Name != req.Name || res.Tenant.Environment != req.Environment {
 		return domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", key)
 	}
-	return writeLifecycle(c, res)
+	return s.writeLifecycle(c, res)
 }
 
 // transition asks the tenant's workflow for an operation; the idempotency
@@ -229,7 +260,7 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 		if err != nil {
 			return err
 		}
-		return writeLifecycle(c, res)
+		return s.writeLifecycle(c, res)
 	}
 }
 
@@ -251,7 +282,7 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 	}
 	views := make([]tenantView, len(rows))
 	for i, t := range rows {
-		views[i] = newTenantView(activities.TenantRecordOf(t))
+		views[i] = s.tenantView(activities.TenantRecordOf(t))
 	}
 	return writePage(c, views, limit, func(v tenantView) store.Keyset { return store.Keyset{CreatedAt: v.CreatedAt, ID: v.ID} })
 }
@@ -261,7 +292,7 @@ func (s *Server) getTenant(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	return writeData(c, fiber.StatusOK, newTenantView(activities.TenantRecordOf(t)))
+	return writeData(c, fiber.StatusOK, s.tenantView(activities.TenantRecordOf(t)))
 }
 
 // listOperations is the saga status view: each operation with its steps,
@@ -281,7 +312,7 @@ func (s *Server) listOperations(c *fiber.Ctx, who *caller) error {
 	}
 	views := make([]operationView, len(rows))
 	for i, op := range rows {
-		views[i] = newOperationView(activities.OperationRecordOf(op))
+		views[i] = s.operationView(activities.OperationRecordOf(op))
 	}
 	return writePage(c, views, limit, func(o operationView) store.Keyset { return store.Keyset{CreatedAt: o.StartedAt, ID: o.ID} })
 }

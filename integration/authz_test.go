@@ -49,6 +49,10 @@ var fixtures = map[string]fixture{
 	"PATCH /api/v1/organizations/:org_id": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, ""), map[string]any{"name": "Renamed " + uniq()}, 200, ""}
 	},
+	"GET /api/v1/organizations/:org_id/usage": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/usage"), nil, 200, ""}
+	},
+	"GET /api/v1/plans": func(*testing.T, *harness.Harness, world) cellCall { return cellCall{"/api/v1/plans", nil, 200, ""} },
 	"GET /api/v1/organizations/:org_id/members": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/members"), nil, 200, ""}
 	},

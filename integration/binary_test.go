@@ -203,7 +203,8 @@ func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
 	if code, body := get(t, "http://"+p.api+"/api/v1/openapi.json"); code != 200 || !strings.Contains(body, `"openapi":"3.1.0"`) {
 		t.Fatalf("/api/v1/openapi.json = %d %.200s", code, body)
 	}
-	if out := p.out.String(); !strings.Contains(out, "http://"+p.api+"/api/docs") || !strings.Contains(out, "http://"+p.ui) || !strings.Contains(out, lookup(env, "CP_TEMPORAL_ADDRESS")) {
+	if out := p.out.String(); !strings.Contains(out, "http://"+p.api+"/api/docs") || !strings.Contains(out, "http://"+p.ui) || !strings.Contains(out, lookup(env, "CP_TEMPORAL_ADDRESS")) ||
+		!strings.Contains(out, "Console      http://"+p.api+"/\n") {
 		t.Errorf("banner lacks the URLs:\n%s", out)
 	}
 

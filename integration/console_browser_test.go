@@ -138,7 +138,12 @@ func (c *consoleTab) fill(sel, text string) {
 	c.t.Helper()
 	ctx, cancel := c.step(within)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.WaitVisible(sel), chromedp.SetValue(sel, ""), chromedp.SendKeys(sel, text)); err != nil {
+	// What the control holds is selected first, so the keys replace it.
+	c.waitFor("the control "+sel, fmt.Sprintf(`document.querySelector(%q)`, sel))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.focus(); e.select(); return true })()`, sel))); err != nil {
+		c.t.Fatalf("focus %s: %v", sel, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(sel, text)); err != nil {
 		c.t.Fatalf("type into %s: %v", sel, err)
 	}
 }
@@ -151,7 +156,7 @@ func (c *consoleTab) press(scope, label string) {
 		scope = "body"
 	}
 	expr := fmt.Sprintf(`[...document.querySelectorAll(%q)].flatMap(s => [...s.querySelectorAll("button, a")])
-		.find(b => b.innerText.trim() === %q && !b.disabled && b.offsetParent !== null)`, scope, label)
+		.find(b => `+visibleLabel+` === %q && !b.disabled && b.offsetParent !== null)`, scope, label)
 	c.waitFor(fmt.Sprintf("an enabled %q in %s", label, scope), expr)
 	ctx, cancel := c.step(within)
 	defer cancel()
@@ -160,10 +165,14 @@ func (c *consoleTab) press(scope, label string) {
 	}
 }
 
+// visibleLabel is the JavaScript of a control b's visible text: without
+// what is there for screen readers only ("Details of tenant.suspended…").
+const visibleLabel = `[...b.childNodes].filter(n => !n.classList?.contains("visually-hidden")).map(n => n.textContent).join("").trim()`
+
 // offered reports whether the page offers a control labelled label.
 func (c *consoleTab) offered(label string) bool {
 	c.t.Helper()
-	return eval[bool](c, fmt.Sprintf(`[...document.querySelectorAll("button, a")].some(b => b.innerText.trim() === %q)`, label))
+	return eval[bool](c, fmt.Sprintf(`[...document.querySelectorAll("button, a")].some(b => `+visibleLabel+` === %q)`, label))
 }
 
 // signIn signs in from the sign-in page and waits to leave it.
@@ -185,27 +194,7 @@ func (c *consoleTab) token() string {
 // any serious or critical WCAG 2.1 A/AA violation.
 func (c *consoleTab) accessible(name string) {
 	c.t.Helper()
-	if !eval[bool](c, `typeof window.axe !== "undefined"`) {
-		// Evaluated by the browser, not loaded by the page: the page's CSP
-		// does not apply, and nothing of axe ships with the console.
-		ctx, cancel := c.step(within)
-		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";true"))
-		cancel()
-		if err != nil {
-			c.t.Fatalf("load axe-core: %v", err)
-		}
-	}
-	type violation struct {
-		ID     string `json:"id"`
-		Impact string `json:"impact"`
-		Help   string `json:"help"`
-		Nodes  []struct {
-			Target []any  `json:"target"`
-			HTML   string `json:"html"`
-		} `json:"nodes"`
-	}
-	out := eval[[]violation](c, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
-		.then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => ({target: n.target, html: n.html}))})))`)
+	out := c.axe()
 	var bad []string
 	for _, v := range out {
 		if v.Impact == "serious" || v.Impact == "critical" {
@@ -224,6 +213,33 @@ func (c *consoleTab) accessible(name string) {
 	}
 	c.checked = append(c.checked, name)
 	c.screenshot(name)
+}
+
+type axeViolation struct {
+	ID     string `json:"id"`
+	Impact string `json:"impact"`
+	Help   string `json:"help"`
+	Nodes  []struct {
+		Target []any  `json:"target"`
+		HTML   string `json:"html"`
+	} `json:"nodes"`
+}
+
+// axe runs axe-core's WCAG 2.1 A and AA rules on the page as it is now.
+func (c *consoleTab) axe() []axeViolation {
+	c.t.Helper()
+	if !eval[bool](c, `typeof window.axe !== "undefined"`) {
+		// Evaluated by the browser, not loaded by the page: the page's CSP
+		// does not apply, and nothing of axe ships with the console.
+		ctx, cancel := c.step(within)
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";true"))
+		cancel()
+		if err != nil {
+			c.t.Fatalf("load axe-core: %v", err)
+		}
+	}
+	return eval[[]axeViolation](c, `axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
+		.then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => ({target: n.target, html: n.html}))})))`)
 }
 
 // screenshot saves what the tab shows into $CP_CONSOLE_SCREENSHOTS, when set.
@@ -293,6 +309,12 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 	c.navigate("/")
 	c.waitPath(`^/sign-in$`)
 	c.accessible("sign-in")
+	// The checker finds what it is there to find: an unlabelled control.
+	eval[bool](c, `(() => { const i = document.createElement("input"); i.id = "axe-probe"; document.body.append(i); return true })()`)
+	if found := c.axe(); !slices.ContainsFunc(found, func(v axeViolation) bool { return v.ID == "label" && v.Impact == "critical" }) {
+		t.Fatalf("axe-core did not report an unlabelled input: %+v", found)
+	}
+	eval[bool](c, `(document.getElementById("axe-probe").remove(), true)`)
 	c.signIn(devOwnerEmail, devOwnerPassword)
 	c.waitPath(`^/orgs/org_[^/]+/tenants$`)
 	orgPath := eval[string](c, `location.pathname.replace(/\/tenants$/, "")`)
@@ -303,7 +325,7 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 	c.fill(`[data-testid=create-tenant] input[name=name]`, "storefront")
 	c.waitFor("the hostname preview", `document.querySelector("[data-testid=hostname-preview]")?.innerText.startsWith("storefront-acme.")`)
 	c.press(`[data-testid=create-tenant]`, "Create tenant")
-	c.waitPath(`^/orgs/org_[^/]+/tenants/ten_[^/]+$`)
+	c.waitPath(`^/orgs/org_[^/]+/tenants/tnt_[^/]+$`)
 	tenantPath := eval[string](c, `location.pathname`)
 	c.waitTenantState("active")
 	for _, s := range []string{"schema", "keys", "route"} {
@@ -378,10 +400,10 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 	if c.offered("Decommission") || c.offered("Restore") {
 		t.Fatal("a developer is offered decommission or restore")
 	}
-	devClient := &devClient{t: t, base: origin + "/api/v1", token: c.token()}
+	developer := &devClient{t: t, base: origin + "/api/v1", token: c.token()}
 	tenantID := tenantPath[strings.LastIndex(tenantPath, "/")+1:]
 	orgID := strings.TrimPrefix(orgPath, "/orgs/")
-	if code, out := devClient.do("POST", "/organizations/"+orgID+"/tenants/"+tenantID+"/decommission", nil); code != 403 {
+	if code, out := developer.do("POST", "/organizations/"+orgID+"/tenants/"+tenantID+"/decommission", nil); code != 403 {
 		t.Fatalf("a developer's decommission sent to the API = %d %v, want 403", code, out)
 	}
 	c.press("header", "Sign out")
@@ -391,15 +413,21 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 	c.navigate("/sign-in?next=" + orgPath + "/audit")
 	c.signIn(devOwnerEmail, devOwnerPassword)
 	c.waitPath(`/audit$`)
+	// What a person asked for is theirs; what the saga then did says for
+	// whom it did it.
+	const forOwner = "saga, for " + devOwnerEmail
 	want := map[string]string{
-		"tenant.create_requested":  devOwnerEmail,
-		"tenant.suspended":         devOwnerEmail,
-		"tenant.resumed":           devOwnerEmail,
-		"tenant.decommissioning":   devOwnerEmail,
-		"tenant.restored":          devOwnerEmail,
-		"invitation.created":       devOwnerEmail,
-		"invitation.accepted":      "dev@acme.test",
-		"tenant.restore_requested": devOwnerEmail,
+		"tenant.create_requested":       devOwnerEmail,
+		"tenant.provisioned":            forOwner,
+		"tenant.suspend_requested":      devOwnerEmail,
+		"tenant.suspended":              forOwner,
+		"tenant.resume_requested":       devOwnerEmail,
+		"tenant.resumed":                forOwner,
+		"tenant.decommission_requested": devOwnerEmail,
+		"tenant.restore_requested":      devOwnerEmail,
+		"tenant.restored":               forOwner,
+		"invitation.created":            devOwnerEmail,
+		"invitation.accepted":           "dev@acme.test",
 	}
 	for action, actor := range want {
 		c.waitFor(action+" by "+actor, fmt.Sprintf(`[...document.querySelectorAll('[data-testid=event][data-action=%q] [data-testid=actor]')].some(a => a.innerText === %q)`, action, actor))
@@ -450,6 +478,11 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 	c.waitFor("the notice", `document.querySelector("[data-testid=notice]")?.innerText.includes("session has ended")`)
 	if c.token() != "" || ownerToken == "" {
 		t.Fatal("the console kept the ended session")
+	}
+	for _, page := range []string{"sign-in", "tenants", "tenant", "members", "accept-invitation", "audit", "settings"} {
+		if !slices.Contains(c.checked, page) {
+			t.Errorf("the %s page was not checked for accessibility", page)
+		}
 	}
 }
 
@@ -505,11 +538,7 @@ func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperator
 	// server has handled it.
 	var mu sync.Mutex
 	var posts []string // the Idempotency-Key of each POST
-	if _, err := chromedp.Call(c.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-		{URLPattern: "*/api/v1/organizations/*/tenants", RequestStage: fetch.RequestStageResponse}}}); err != nil {
-		t.Fatal(err)
-	}
-	chromedp.ListenTarget(c.ctx, func(ev any) {
+	if err := chromedp.Listen(c.ctx, func(ev any) {
 		paused, ok := ev.(*fetch.EventRequestPaused)
 		if !ok {
 			return
@@ -528,7 +557,13 @@ func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperator
 			}
 			_, _ = chromedp.Call(c.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: paused.RequestID})
 		}()
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(c.ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+		{URLPattern: "*/api/v1/organizations/*/tenants", RequestStage: fetch.RequestStageResponse}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	c.navigate("/")
 	c.signIn(devOwnerEmail, devOwnerPassword)
@@ -536,7 +571,7 @@ func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperator
 	signedInAt := time.Now()
 	c.fill(`[data-testid=create-tenant] input[name=name]`, "checkout")
 	c.press(`[data-testid=create-tenant]`, "Create tenant")
-	c.waitPath(`/tenants/ten_[^/]+$`)
+	c.waitPath(`/tenants/tnt_[^/]+$`)
 	mu.Lock()
 	sent := slices.Clone(posts)
 	mu.Unlock()

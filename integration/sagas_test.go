@@ -92,6 +92,57 @@ func TestAnOperatorCancelsADecommissionInItsGracePeriod(t *testing.T) {
 	recordHistory(t, h, tn.WorkflowID, "", "cancel")
 }
 
+func TestADecommissionInItsGracePeriodShowsWhenTheGracePeriodEnds(t *testing.T) {
+	h := harness.Get(t)
+	const grace = time.Hour
+	l := newLifecycleWith(t, nil, testSaga(grace), nil)
+	w := newWorld(t, h, "team")
+	viewer := w.People[domain.RoleViewer]
+	tn := l.createActive(t, w, "graceful")
+	before := time.Now()
+	r := l.transition(t, w, domain.RoleAdmin, tn.ID, "decommission", "")
+	if r.Status != 202 {
+		t.Fatalf("decommission: %d %s", r.Status, r.Raw)
+	}
+	l.waitState(t, w, tn.ID, domain.StateDecommissioning)
+	after := time.Now()
+
+	var ops []store.Operation
+	req(t, l.srv, "GET", orgPath(w, "/tenants/"+tn.ID+"/operations"), viewer.Token, nil).data(t, &ops)
+	if len(ops) != 2 || ops[0].Kind != "provision" || ops[1].Kind != "decommission" {
+		t.Fatalf("operations = %+v", ops)
+	}
+	if ops[0].GraceEndsAt != nil {
+		t.Errorf("a provisioning has a grace period ending at %v", ops[0].GraceEndsAt)
+	}
+	ends := ops[1].GraceEndsAt
+	// The workflow's clock is the Temporal server's, on this machine.
+	if ends == nil || ends.Before(before.Add(grace-time.Second)) || ends.After(after.Add(grace+time.Second)) {
+		t.Fatalf("grace_ends_at = %v, want within a second of %v…%v", ends, before.Add(grace), after.Add(grace))
+	}
+	// The API and the operators' status query say the same.
+	if st := status(t, h, tn.WorkflowID); st.Operation == nil || st.Operation.GraceEndsAt == nil || !st.Operation.GraceEndsAt.Equal(*ends) {
+		t.Fatalf("status query: %+v, the API: %v", st.Operation, ends)
+	}
+
+	// A restore answers with the decommission it called off, which keeps
+	// the end of the grace period it was in.
+	restore := l.transition(t, w, domain.RoleAdmin, tn.ID, "restore", "")
+	if restore.Status != 202 {
+		t.Fatalf("restore: %d %s", restore.Status, restore.Raw)
+	}
+	var d lifecycleData
+	restore.data(t, &d)
+	if d.Operation.ID != ops[1].ID || d.Operation.GraceEndsAt == nil || !d.Operation.GraceEndsAt.Equal(*ends) {
+		t.Fatalf("the restore's answer: %+v", d.Operation)
+	}
+	l.waitState(t, w, tn.ID, domain.StateSuspended)
+	req(t, l.srv, "GET", orgPath(w, "/tenants/"+tn.ID+"/operations"), viewer.Token, nil).data(t, &ops)
+	if last := ops[len(ops)-1]; last.Status != "cancelled" || last.GraceEndsAt == nil || !last.GraceEndsAt.Equal(*ends) {
+		t.Fatalf("the restored decommission: %+v", last)
+	}
+}
+
 func TestARetryAfterTheWorkflowContinuedAsNewIsAnsweredNotRunAgain(t *testing.T) {
 	h := harness.Get(t)
 	saga := testSaga(time.Hour)

@@ -26,6 +26,8 @@ import (
 type lifecycle struct {
 	srv *api.Server
 	dp  *activities.PostgresDataPlane
+	// deps built srv, for another server on the same worker.
+	deps api.Deps
 }
 
 func newLifecycle(t *testing.T, faults map[domain.Step]activities.Fault) lifecycle {
@@ -51,8 +53,8 @@ func newLifecycleWith(t *testing.T, faults map[domain.Step]activities.Fault, sag
 		r.RegisterWorkflow(workflows.TenantWorkflow)
 		r.RegisterActivity(&activities.Activities{DB: cmp.Or(activityDB, h.DB), DataPlane: plane})
 	})
-	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, Saga: saga, WorkerBound: 2 * time.Second})
-	return lifecycle{srv: srv, dp: dp}
+	deps := api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, Saga: saga, WorkerBound: 2 * time.Second}
+	return lifecycle{srv: api.New(deps), dp: dp, deps: deps}
 }
 
 // testSaga is the saga settings of the tests: two attempts per step and

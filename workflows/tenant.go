@@ -839,8 +839,14 @@ func (w *tenant) runDecommission(ctx workflow.Context) {
 			return
 		}
 	}
+	// When the grace period ends, as the operation shows it (status query
+	// and API alike, to the microsecond Postgres keeps). The timer starts
+	// once this record is written, a moment later, so destruction never
+	// begins before this time.
+	ends := workflow.Now(ctx).Add(w.p.DecommissionGrace).Truncate(time.Microsecond)
+	w.op.graceEndsAt = ends
 	w.record(ctx, activities.RecordInput{OperationID: w.op.id, State: domain.StateDecommissioning, Action: "tenant.decommissioning", Request: w.op.req,
-		Data: map[string]any{"grace_period": w.p.DecommissionGrace.String()}})
+		Data: map[string]any{"grace_period": w.p.DecommissionGrace.String()}, GraceEndsAt: &ends})
 	if claim := w.awaitGrace(ctx); claim != nil {
 		in := activities.RecordInput{Status: domain.OpCancelled, State: domain.StateSuspended, Action: "tenant.restored", Operator: claim.operator}
 		if claim.req != nil {
@@ -864,7 +870,6 @@ func (w *tenant) runDecommission(ctx workflow.Context) {
 func (w *tenant) awaitGrace(ctx workflow.Context) *restoreClaim {
 	op := w.op
 	op.phase, op.step = PhaseGracePeriod, ""
-	op.graceEndsAt = workflow.Now(ctx).Add(w.p.DecommissionGrace)
 	tctx, cancelTimer := workflow.WithCancel(ctx)
 	timer := workflow.NewTimer(tctx, w.p.DecommissionGrace)
 	for {

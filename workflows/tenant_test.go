@@ -28,6 +28,8 @@ type fakes struct {
 	events []string
 	begun  []activities.BeginInput
 	loaded []activities.LoadInput
+	// graceEnds are the grace periods' ends the records carried.
+	graceEnds []time.Time
 
 	// fail fails every attempt of a step; failFirst the first N.
 	// reserveOutage fails the first N reservations as an unreachable
@@ -99,6 +101,9 @@ func (f *fakes) register(env *testsuite.TestWorkflowEnvironment) {
 		}
 		if in.Action != "" {
 			f.events = append(f.events, in.Action)
+		}
+		if in.GraceEndsAt != nil {
+			f.graceEnds = append(f.graceEnds, *in.GraceEndsAt)
 		}
 		return activities.TenantRecord{}, nil
 	}
@@ -323,6 +328,37 @@ func TestARestoreAcceptedJustBeforeTheGraceTimerFiresWinsAndNothingIsDestroyed(t
 		domain.StateDecommissioning, domain.StateDecommissioned}
 	if !slices.Equal(f.states, wantStates) {
 		t.Fatalf("states = %v, want %v", f.states, wantStates)
+	}
+}
+
+func TestTheDecommissioningRecordSaysWhenTheGracePeriodEndsAsTheStatusDoes(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := &fakes{}
+	f.register(env)
+	provision(env)
+	var decom updateResult
+	transition(env, time.Minute, domain.OpDecommission, "d", &decom)
+	var inGrace Status
+	queryAt(env, 24*time.Hour, &inGrace)
+	start := env.Now()
+	env.ExecuteWorkflow(TenantWorkflow, params())
+
+	mustComplete(t, env)
+	if decom.err != nil {
+		t.Fatalf("decommission: %v", decom.err)
+	}
+	if len(f.graceEnds) != 1 {
+		t.Fatalf("records carried %d grace period ends, want the decommissioning one: %v", len(f.graceEnds), f.graceEnds)
+	}
+	ends := f.graceEnds[0]
+	// Entered a minute in (and a moment for the suspension), for 72 h, to
+	// the microsecond Postgres keeps.
+	if lo, hi := start.Add(time.Minute+72*time.Hour).Truncate(time.Microsecond), start.Add(2*time.Minute+72*time.Hour); ends.Before(lo) || ends.After(hi) || ends != ends.Truncate(time.Microsecond) {
+		t.Fatalf("grace period ends %v, want between %v and %v", ends, lo, hi)
+	}
+	if inGrace.Operation == nil || inGrace.Operation.GraceEndsAt == nil || !inGrace.Operation.GraceEndsAt.Equal(ends) {
+		t.Fatalf("the status in the grace period says %+v, the record %v", inGrace.Operation, ends)
 	}
 }
 

@@ -160,13 +160,14 @@ func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalse
 	log.Info().Dur("startup", took).Msg("control plane ready")
 	fmt.Fprintf(os.Stderr, `
   IntelliAuth control plane (dev)
+    Console      http://%s/
     API          http://%s/api/v1   (health: /healthz, /readyz)
     API explorer http://%s/api/docs   (spec: /api/v1/openapi.json)
     Metrics      http://%s/metrics
     Temporal UI  http://%s
     Temporal     %s   namespace %s, task queue %s
     Data dir     %s
-`, apiAddr, apiAddr, cfg.MetricsAddr, t.UIAddr(), t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
+`, apiAddr, apiAddr, apiAddr, cfg.MetricsAddr, t.UIAddr(), t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
 	if cfg.Bootstrap.OwnerPassword == config.DevOwnerPassword {
 		fmt.Fprintf(os.Stderr, "    Sign in      %s / %s   (dev defaults; set CP_BOOTSTRAP_* to change)\n", cfg.Bootstrap.OwnerEmail, cfg.Bootstrap.OwnerPassword)
 	}

@@ -65,6 +65,12 @@ type Config struct {
 	DomainBase        string
 	LogLevel          string
 	LogFormat         string // json or console
+	// TemporalUIURL is the Temporal UI's public base URL, for links to a
+	// tenant's saga (CP_TEMPORAL_UI_URL); empty: no links.
+	TemporalUIURL string
+	// ConsoleURL is the web console's public base URL, for the links in
+	// invitation mail (CP_CONSOLE_URL).
+	ConsoleURL string
 
 	Bootstrap Bootstrap
 
@@ -236,6 +242,15 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 			r.fail("CP_HTTP_ADDR", fmt.Sprintf("%q is beyond loopback while the owner has the well-known dev password; set CP_BOOTSTRAP_* first", c.HTTPAddr))
 		}
 	}
+	// Links members and operators follow: the console is served by the
+	// API itself, the Temporal UI by dev or by the operators' deployment.
+	consoleDefault, temporalUIDefault := "https://manage."+c.DomainBase, ""
+	if mode == ModeDev {
+		consoleDefault, temporalUIDefault = "http://"+c.HTTPAddr, "http://"+c.TemporalUIAddr
+	}
+	c.ConsoleURL = r.baseURL("CP_CONSOLE_URL", consoleDefault)
+	c.TemporalUIURL = r.baseURL("CP_TEMPORAL_UI_URL", temporalUIDefault)
+
 	if raw, ok := getenv("CP_FAULTS"); ok && raw != "" {
 		if mode != ModeDev {
 			r.fail("CP_FAULTS", "fault drills run only under `controlplane dev`; unset it for "+string(mode))
@@ -362,6 +377,25 @@ func (r *reader) intIn(key string, def, lo, hi int) int {
 		return def
 	}
 	return n
+}
+
+// baseURL reads the base of links the control plane writes: an absolute
+// http or https URL with no credentials, query or fragment (a link is the
+// base and a path), without its trailing slash. Empty stays empty.
+func (r *reader) baseURL(key, def string) string {
+	v := r.str(key, def)
+	if v == def {
+		// Made of other settings, which are checked (and reported) on
+		// their own.
+		return strings.TrimRight(v, "/")
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(v, "#") {
+		r.fail(key, fmt.Sprintf("%q must be an absolute http or https URL without credentials, query or fragment, such as https://manage.example.com", v))
+		return v
+	}
+	return strings.TrimRight(v, "/")
 }
 
 // networks reads a comma-separated list of CIDR networks, naming every

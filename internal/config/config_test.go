@@ -255,3 +255,65 @@ func TestTheWorkerRefusesToStartWithoutAMailRelay(t *testing.T) {
 		t.Fatalf("dev without a relay: %v", err)
 	}
 }
+
+func TestLinkBasesDefaultPerModeAndMustBeAbsoluteHTTPURLs(t *testing.T) {
+	tests := []struct {
+		name        string
+		mode        Mode
+		vars        map[string]string
+		console, ui string
+		bad         []string // variables reported, one line each
+	}{
+		{"the api links to the console under the domain and to no Temporal UI", ModeAPI, nil,
+			"https://manage.intelliauth.localhost", "", nil},
+		{"the console follows the domain base", ModeAPI, map[string]string{"CP_DOMAIN_BASE": "id.example.com"},
+			"https://manage.id.example.com", "", nil},
+		{"dev links to its own listeners", ModeDev, map[string]string{"CP_HTTP_ADDR": "127.0.0.1:9090", "CP_TEMPORAL_UI_ADDR": "127.0.0.1:9233"},
+			"http://127.0.0.1:9090", "http://127.0.0.1:9233", nil},
+		{"given bases are kept without their trailing slash", ModeAPI,
+			map[string]string{"CP_CONSOLE_URL": "https://console.example.com/manage/", "CP_TEMPORAL_UI_URL": "http://temporal.internal:8233/"},
+			"https://console.example.com/manage", "http://temporal.internal:8233", nil},
+		{"dev takes given bases too", ModeDev, map[string]string{"CP_CONSOLE_URL": "https://dev.example.test", "CP_TEMPORAL_UI_URL": "https://ui.example.test"},
+			"https://dev.example.test", "https://ui.example.test", nil},
+		{"a relative URL and another scheme are refused", ModeAPI,
+			map[string]string{"CP_CONSOLE_URL": "manage.example.com", "CP_TEMPORAL_UI_URL": "ftp://ui.example.com"}, "", "",
+			[]string{"CP_CONSOLE_URL", "CP_TEMPORAL_UI_URL"}},
+		{"a query or a fragment is refused", ModeAPI,
+			map[string]string{"CP_CONSOLE_URL": "https://manage.example.com/?x=1", "CP_TEMPORAL_UI_URL": "https://ui.example.com/#top"}, "", "",
+			[]string{"CP_CONSOLE_URL", "CP_TEMPORAL_UI_URL"}},
+		{"credentials and a missing host are refused", ModeAPI,
+			map[string]string{"CP_CONSOLE_URL": "https://me:secret@manage.example.com", "CP_TEMPORAL_UI_URL": "http:///namespaces"}, "", "",
+			[]string{"CP_CONSOLE_URL", "CP_TEMPORAL_UI_URL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{}
+			if tt.mode != ModeDev {
+				vars["CP_DATABASE_URL"] = "postgres://x@h/db"
+			}
+			maps.Copy(vars, tt.vars)
+			c, err := Load(tt.mode, env(vars))
+			if len(tt.bad) > 0 {
+				if err == nil {
+					t.Fatal("Load accepted bad link bases")
+				}
+				lines := strings.Split(err.Error(), "\n")
+				if len(lines) != len(tt.bad) {
+					t.Errorf("%d lines, want %d:\n%s", len(lines), len(tt.bad), err)
+				}
+				for _, key := range tt.bad {
+					if !strings.Contains(err.Error(), key+": ") {
+						t.Errorf("%s is not reported:\n%s", key, err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ConsoleURL != tt.console || c.TemporalUIURL != tt.ui {
+				t.Fatalf("console %q, Temporal UI %q; want %q, %q", c.ConsoleURL, c.TemporalUIURL, tt.console, tt.ui)
+			}
+		})
+	}
+}

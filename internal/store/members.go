@@ -152,12 +152,18 @@ func RemoveMember(ctx context.Context, db *bun.DB, orgID, memberID string, check
 	return target, err
 }
 
+// The member quota's seats of organisation ?: its members, and its
+// pending invitations that have not expired.
+const (
+	memberSeats     = `SELECT count(*) FROM members WHERE org_id = ?`
+	invitationSeats = `SELECT count(*) FROM invitations WHERE org_id = ? AND status = 'pending' AND expires_at > now()`
+)
+
 // CountMembers returns the organisation's members plus its pending
 // invitations, which the member quota counts.
 func CountMembers(ctx context.Context, db bun.IDB, orgID string) (int, error) {
 	var n int
-	err := db.NewRaw(`SELECT (SELECT count(*) FROM members WHERE org_id = ?) +
-		(SELECT count(*) FROM invitations WHERE org_id = ? AND status = 'pending' AND expires_at > now())`, orgID, orgID).Scan(ctx, &n)
+	err := db.NewRaw(`SELECT (`+memberSeats+`) + (`+invitationSeats+`)`, orgID, orgID).Scan(ctx, &n)
 	if err != nil {
 		return 0, fmt.Errorf("count members of %s: %w", orgID, err)
 	}

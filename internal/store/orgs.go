@@ -64,10 +64,11 @@ func PlanByID(ctx context.Context, db bun.IDB, id string) (Plan, error) {
 	return p, nil
 }
 
-// Plans returns every plan.
+// Plans returns every plan, smallest first (by tenant quota, then id), in
+// an order that does not change between calls.
 func Plans(ctx context.Context, db bun.IDB) ([]Plan, error) {
 	var ps []Plan
-	if err := db.NewSelect().Model(&ps).Scan(ctx); err != nil {
+	if err := db.NewSelect().Model(&ps).OrderExpr("max_tenants, id").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("load plans: %w", err)
 	}
 	return ps, nil
@@ -83,4 +84,37 @@ func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {
 		return plan, fmt.Errorf("lock organisation %s: %w", orgID, err)
 	}
 	return plan, nil
+}
+
+// Usage is an organisation's plan and what its quotas count now.
+type Usage struct {
+	Plan Plan
+	// Tenants are the tenants the tenant quota counts (CountLiveTenants).
+	Tenants int
+	// Members and PendingInvitations are the seats the member quota
+	// counts (CountMembers is their sum).
+	Members            int
+	PendingInvitations int
+}
+
+// OrgUsage returns the organisation's plan and the counts its quotas
+// check, read in one statement from the same queries the checks run, so
+// they agree with each other and with what a creation would be told.
+func OrgUsage(ctx context.Context, db bun.IDB, orgID string) (Usage, error) {
+	var row struct {
+		Plan
+		Tenants            int `bun:"tenants"`
+		Members            int `bun:"members"`
+		PendingInvitations int `bun:"pending_invitations"`
+	}
+	err := db.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute,
+		(`+liveTenants+`) AS tenants, (`+memberSeats+`) AS members, (`+invitationSeats+`) AS pending_invitations
+		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?`, orgID, orgID, orgID, orgID).Scan(ctx, &row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Usage{}, domain.Errorf(domain.CodeNotFound, "organization not found: %s", orgID)
+	}
+	if err != nil {
+		return Usage{}, fmt.Errorf("usage of %s: %w", orgID, err)
+	}
+	return Usage{Plan: row.Plan, Tenants: row.Tenants, Members: row.Members, PendingInvitations: row.PendingInvitations}, nil
 }

@@ -55,6 +55,23 @@ type Operation struct {
 	UpdateID    string     `bun:"update_id" json:"update_id,omitempty"`
 	StartedAt   time.Time  `bun:"started_at" json:"started_at"`
 	EndedAt     *time.Time `bun:"ended_at" json:"ended_at"`
+	// GraceEndsAt is when a decommission's grace period ends, once it has
+	// entered it.
+	GraceEndsAt *time.Time `bun:"grace_ends_at" json:"grace_ends_at"`
+}
+
+// liveTenants counts the tenants of organisation ? that hold a place in
+// its plan's tenant quota: every one that is not failed or decommissioned.
+const liveTenants = `SELECT count(*) FROM tenants WHERE org_id = ? AND state NOT IN ('failed', 'decommissioned')`
+
+// CountLiveTenants returns how many of the organisation's tenants the
+// tenant quota counts.
+func CountLiveTenants(ctx context.Context, db bun.IDB, orgID string) (int, error) {
+	var n int
+	if err := db.NewRaw(liveTenants, orgID).Scan(ctx, &n); err != nil {
+		return 0, fmt.Errorf("count tenants of %s: %w", orgID, err)
+	}
+	return n, nil
 }
 
 // TenantByID returns a tenant of the organisation.

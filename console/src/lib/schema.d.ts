@@ -426,6 +426,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/organizations/{org_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's plan and its use of the plan's quotas
+         * @description Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations (an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). A creation or invitation is refused with 409 once used reaches limit.
+         *
+         *     Requires the role permission `read`.
+         */
+        get: operations["getOrganizationUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every plan with its quotas
+         * @description Smallest first (by max_tenants, then id), in one page. Changing an organisation's plan is PATCH /organizations/{org_id} (owners).
+         */
+        get: operations["listPlans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -520,6 +562,11 @@ export interface components {
             operation: {
                 /** Format: date-time */
                 ended_at: string | null;
+                /**
+                 * Format: date-time
+                 * @description For a decommission that has entered its grace period: when the period ends. The tenant can be restored until then, and its resources are destroyed no earlier. Null for other operations and before the grace period.
+                 */
+                grace_ends_at: string | null;
                 id: string;
                 /** @enum {string} */
                 kind: "provision" | "suspend" | "resume" | "decommission" | "restore";
@@ -540,6 +587,8 @@ export interface components {
                 tenant_id: string;
                 update_id?: string;
                 workflow_id: string;
+                /** @description The saga that runs the operation, in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
+                workflow_url?: string;
             };
             tenant: {
                 admin_url: string;
@@ -557,6 +606,8 @@ export interface components {
                 /** Format: date-time */
                 updated_at: string;
                 workflow_id: string;
+                /** @description The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
+                workflow_url?: string;
             };
         };
         MeResponse: {
@@ -593,6 +644,11 @@ export interface components {
         Operation: {
             /** Format: date-time */
             ended_at: string | null;
+            /**
+             * Format: date-time
+             * @description For a decommission that has entered its grace period: when the period ends. The tenant can be restored until then, and its resources are destroyed no earlier. Null for other operations and before the grace period.
+             */
+            grace_ends_at: string | null;
             id: string;
             /** @enum {string} */
             kind: "provision" | "suspend" | "resume" | "decommission" | "restore";
@@ -613,6 +669,8 @@ export interface components {
             tenant_id: string;
             update_id?: string;
             workflow_id: string;
+            /** @description The saga that runs the operation, in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
+            workflow_url?: string;
         };
         Organization: {
             /** Format: date-time */
@@ -624,8 +682,19 @@ export interface components {
             /** @enum {string} */
             role?: "owner" | "admin" | "developer" | "viewer";
             slug: string;
+            tenant_domain: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        Plan: {
+            id: string;
+            /** @description Members an organisation may have, its pending invitations included. */
+            max_members: number;
+            /** @description Tenants an organisation may have that are not failed or decommissioned. */
+            max_tenants: number;
+            name: string;
+            /** @description The organisation's API budget per minute, shared by its members. */
+            requests_per_minute: number;
         };
         SignInRequest: {
             email: string;
@@ -662,10 +731,38 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
             workflow_id: string;
+            /** @description The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
+            workflow_url?: string;
         };
         UpdateOrgRequest: {
             name?: string | null;
             plan?: string | null;
+        };
+        Usage: {
+            members: {
+                limit: number;
+                /** @description How many of used are pending invitations. */
+                pending_invitations: number;
+                /** @description Members plus pending invitations that have not expired: the quota counts both, so an invitation holds a seat until it is accepted, revoked or expires. */
+                used: number;
+            };
+            plan: {
+                id: string;
+                /** @description Members an organisation may have, its pending invitations included. */
+                max_members: number;
+                /** @description Tenants an organisation may have that are not failed or decommissioned. */
+                max_tenants: number;
+                name: string;
+                /** @description The organisation's API budget per minute, shared by its members. */
+                requests_per_minute: number;
+            };
+            /** @description The organisation's API budget per minute (its plan's). */
+            requests_per_minute: number;
+            tenants: {
+                limit: number;
+                /** @description Tenants that are not failed or decommissioned, as the quota counts them. */
+                used: number;
+            };
         };
     };
     responses: {
@@ -1900,6 +1997,81 @@ export interface operations {
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    getOrganizationUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Usage"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listPlans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Plan"][];
+                        meta: {
+                            /** @description the next page's cursor; empty on the last page */
+                            cursor: string;
+                            has_more: boolean;
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
         };
     };
 }
