@@ -88,7 +88,7 @@ func (s *syncBuffer) String() string {
 
 // devEnv is the environment of a dev process on free ports and its own data
 // dir. Without Postgres binaries, it uses a database of the harness.
-func devEnv(t *testing.T) []string {
+func devEnv(t testing.TB) []string {
 	env := append(os.Environ(),
 		"CP_DATA_DIR="+t.TempDir(),
 		"CP_HTTP_ADDR="+freeAddr(t),
@@ -115,7 +115,7 @@ func lookup(env []string, key string) string {
 	return v
 }
 
-func startDev(t *testing.T, env []string) *devProcess {
+func startDev(t testing.TB, env []string) *devProcess {
 	t.Helper()
 	p := &devProcess{out: &syncBuffer{}, done: make(chan error, 1), env: env,
 		api: lookup(env, "CP_HTTP_ADDR"), ui: lookup(env, "CP_TEMPORAL_UI_ADDR")}
@@ -139,7 +139,7 @@ func startDev(t *testing.T, env []string) *devProcess {
 	return p
 }
 
-func (p *devProcess) waitReady(t *testing.T) {
+func (p *devProcess) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {

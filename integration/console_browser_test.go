@@ -37,7 +37,7 @@ var axeSource string
 
 // consoleTab is one browser tab on the console of a dev process.
 type consoleTab struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	origin string
 	events *pageEvents
@@ -51,7 +51,7 @@ const (
 	devOwnerPassword = "intelliauth-dev-password"
 )
 
-func openConsole(t *testing.T, origin string) *consoleTab {
+func openConsole(t testing.TB, origin string) *consoleTab {
 	t.Helper()
 	bin, ok := chromiumBinary()
 	if !ok {

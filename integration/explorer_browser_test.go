@@ -167,7 +167,7 @@ func chromiumBinary() (string, bool) {
 // tries to reach another host fails instead of reaching it, and the test
 // sees the attempt in the Network events. No sandbox: CI runs the tests as
 // root, where Chromium's sandbox refuses to start.
-func startChromium(t *testing.T, bin string, listen func(ev any)) context.Context {
+func startChromium(t testing.TB, bin string, listen func(ev any)) context.Context {
 	t.Helper()
 	var output bytes.Buffer // read only once the browser has exited
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
