@@ -468,6 +468,19 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 	c.waitFor("the usage", `document.querySelector("[data-testid=usage]")`)
 	c.accessible("settings")
 
+	// A name is shown as the text it is, never as markup.
+	const hostile = `Acme <img src=x onerror="window.__pwned=1"><b>bold</b>`
+	c.fill(`input[name=name]`, hostile)
+	c.press("form", "Rename")
+	c.waitFor("the renamed organisation in the switcher", fmt.Sprintf(`[...document.querySelectorAll("[data-testid=org-switcher] option")].some(o => o.textContent === %q)`, hostile))
+	c.navigate(orgPath + "/audit")
+	c.waitFor("the rename's event", `document.querySelector('[data-testid=event][data-action="organization.updated"]')`)
+	c.press(`[data-testid=event][data-action="organization.updated"]`, "Details")
+	c.waitFor("the rename's after", fmt.Sprintf(`document.querySelector("[data-testid=event-detail]")?.innerText.includes(%q)`, "bold</b>"))
+	if eval[bool](c, `document.querySelector("main img, header img, main b, header b") !== null || window.__pwned === 1`) {
+		t.Fatal("an organisation's name was rendered as markup")
+	}
+
 	// A session revoked elsewhere sends the console back to sign-in.
 	owner := &devClient{t: t, base: origin + "/api/v1", token: c.token()}
 	if code, _ := owner.do("POST", "/auth/sign-out", nil); code != 200 {
