@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The console's browser tests drive the real console, served by a real
@@ -182,6 +183,42 @@ func (c *consoleTab) signIn(email, password string) {
 	c.fill(`input[name=email]`, email)
 	c.fill(`input[name=password]`, password)
 	c.press("form", "Sign in")
+	c.waitFor("leaving the sign-in page", `location.pathname !== "/sign-in"`)
+}
+
+// keys sends key presses to whatever has the focus, as a keyboard does.
+func (c *consoleTab) keys(keys string) {
+	c.t.Helper()
+	ctx, cancel := c.step(within)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.KeyEvent(keys)); err != nil {
+		c.t.Fatalf("keys %q: %v", keys, err)
+	}
+}
+
+// focused describes the focused element, and whether its focus is drawn.
+func (c *consoleTab) focused() (name string, visible bool) {
+	c.t.Helper()
+	v := eval[[]string](c, `(() => { const e = document.activeElement; const s = getComputedStyle(e);
+		return [e.tagName.toLowerCase() + (e.name ? "[name=" + e.name + "]" : ""), String(s.outlineStyle !== "none" && parseFloat(s.outlineWidth) >= 2)] })()`)
+	return v[0], v[1] == "true"
+}
+
+// signInByKeyboard signs in from the sign-in page with the keyboard alone:
+// Tab to each field, type, Enter; every control reached shows its focus.
+func (c *consoleTab) signInByKeyboard(email, password string) {
+	c.t.Helper()
+	c.waitPath(`^/sign-in$`)
+	c.waitFor("the sign-in form", `document.querySelector("input[name=email]")`)
+	for _, field := range []struct{ name, text string }{{"input[name=email]", email}, {"input[name=password]", password}} {
+		c.keys(kb.Tab)
+		name, visible := c.focused()
+		if name != field.name || !visible {
+			c.t.Fatalf("Tab reached %s (focus drawn: %v), want %s with its focus drawn", name, visible, field.name)
+		}
+		c.keys(field.text)
+	}
+	c.keys(kb.Enter)
 	c.waitFor("leaving the sign-in page", `location.pathname !== "/sign-in"`)
 }
 
@@ -536,8 +573,8 @@ func waitDownload(t *testing.T, dir string) []string {
 // the same Idempotency-Key and one tenant exists. Fault drills make the
 // saga stuck; the console shows the step and its error, and the tenant
 // becomes active in the console once an operator retries the step with the
-// real temporal CLI. The session expires while the page is open, and the
-// console returns to sign-in.
+// real temporal CLI. The owner signs in with the keyboard alone, and the
+// session expires while the page is open: the console returns to sign-in.
 func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperatorRepairsIt(t *testing.T) {
 	t.Parallel()
 	cli := temporalCLI(t)
@@ -579,7 +616,7 @@ func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperator
 	}
 
 	c.navigate("/")
-	c.signIn(devOwnerEmail, devOwnerPassword)
+	c.signInByKeyboard(devOwnerEmail, devOwnerPassword)
 	c.waitPath(`/tenants$`)
 	signedInAt := time.Now()
 	c.fill(`[data-testid=create-tenant] input[name=name]`, "checkout")
