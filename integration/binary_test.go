@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,12 +116,41 @@ func lookup(env []string, key string) string {
 	return v
 }
 
+// devListeners are the addresses of env that a dev process listens on.
+var devListeners = []string{"CP_HTTP_ADDR", "CP_METRICS_ADDR", "CP_TEMPORAL_ADDRESS", "CP_TEMPORAL_UI_ADDR"}
+
+// startDev starts `controlplane dev` and waits until it is ready. The free
+// ports devEnv picked may be taken by another process before dev binds
+// them (tests run in parallel); dev then stops at once saying so, and it is
+// started again on other ports. The new addresses are written into env
+// itself, so the caller's lookups see them.
 func startDev(t testing.TB, env []string) *devProcess {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := launchDev(t, env)
+		if err == nil {
+			return p
+		}
+		if attempt < 4 && strings.Contains(p.out.String(), "address already in use") {
+			t.Logf("controlplane dev: a port was taken before it bound it (%v); starting it on other ports", err)
+			for i, kv := range env {
+				if k, _, _ := strings.Cut(kv, "="); slices.Contains(devListeners, k) {
+					env[i] = k + "=" + freeAddr(t)
+				}
+			}
+			continue
+		}
+		t.Fatalf("controlplane dev exited before ready: %v\n%s", err, p.out.String())
+	}
+}
+
+// launchDev starts one dev process; an error means it exited before ready.
+func launchDev(t testing.TB, env []string) (*devProcess, error) {
 	t.Helper()
 	p := &devProcess{out: &syncBuffer{}, done: make(chan error, 1), env: env,
 		api: lookup(env, "CP_HTTP_ADDR"), ui: lookup(env, "CP_TEMPORAL_UI_ADDR")}
 	p.cmd = exec.Command(binary(t), "dev")
-	p.cmd.Env = env
+	p.cmd.Env = slices.Clone(env)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -135,29 +165,32 @@ func startDev(t testing.TB, env []string) *devProcess {
 			t.Logf("controlplane dev output:\n%s", p.out.String())
 		}
 	})
-	p.waitReady(t)
-	return p
+	return p, p.waitReady(t)
 }
 
-func (p *devProcess) waitReady(t testing.TB) {
+// waitReady waits for /readyz; it returns the process's exit when it ends
+// first.
+func (p *devProcess) waitReady(t testing.TB) error {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-p.done:
-			t.Fatalf("controlplane dev exited before ready: %v", err)
+			p.done <- err // for whoever waits on it next
+			return fmt.Errorf("exited: %v", err)
 		default:
 		}
 		resp, err := http.Get("http://" + p.api + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("controlplane dev not ready within 90s")
+	return nil
 }
 
 func (p *devProcess) stop(t *testing.T, sig syscall.Signal) error {
