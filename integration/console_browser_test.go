@@ -501,6 +501,10 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 		}
 	}
 
+	c.navigate(orgPath + "/nothing-here")
+	c.waitText("Page not found")
+	c.accessible("not-found")
+
 	c.navigate(orgPath + "/settings")
 	c.waitFor("the usage", `document.querySelector("[data-testid=usage]")`)
 	c.accessible("settings")
@@ -529,7 +533,7 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 	if c.token() != "" || ownerToken == "" {
 		t.Fatal("the console kept the ended session")
 	}
-	for _, page := range []string{"sign-in", "tenants", "tenant", "members", "accept-invitation", "audit", "settings"} {
+	for _, page := range []string{"sign-in", "tenants", "tenant", "members", "accept-invitation", "audit", "settings", "not-found"} {
 		if !slices.Contains(c.checked, page) {
 			t.Errorf("the %s page was not checked for accessibility", page)
 		}
