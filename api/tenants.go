@@ -55,9 +55,10 @@ type tenantView struct {
 	UpdatedAt          time.Time `json:"updated_at"`
 }
 
-func newTenantView(t activities.TenantRecord) tenantView {
+func (s *Server) tenantView(t activities.TenantRecord) tenantView {
 	v := tenantView{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
-		AdminURL: "https://" + t.Hostname + "/admin", WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+		AdminURL: "https://" + t.Hostname + "/admin", WorkflowID: t.WorkflowID, WorkflowURL: s.workflowURL(t.WorkflowID),
+		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 	if t.CurrentOperationID != "" {
 		id := t.CurrentOperationID
 		v.CurrentOperationID = &id
@@ -94,27 +95,13 @@ type operationView struct {
 	GraceEndsAt *time.Time `json:"grace_ends_at" doc:"For a decommission that has entered its grace period: when the period ends. The tenant can be restored until then, and its resources are destroyed no earlier. Null for other operations and before the grace period."`
 }
 
-func newOperationView(op activities.OperationRecord) operationView {
+func (s *Server) operationView(op activities.OperationRecord) operationView {
 	v := operationView{ID: op.ID, OrgID: op.OrgID, TenantID: op.TenantID, Kind: op.Kind, Status: op.Status, RequestedBy: op.RequestedBy,
-		RequestID: op.RequestID, WorkflowID: op.WorkflowID, UpdateID: op.UpdateID, StartedAt: op.StartedAt, EndedAt: op.EndedAt,
+		RequestID: op.RequestID, WorkflowID: op.WorkflowID, WorkflowURL: s.workflowURL(op.WorkflowID), UpdateID: op.UpdateID, StartedAt: op.StartedAt, EndedAt: op.EndedAt,
 		GraceEndsAt: op.GraceEndsAt, Steps: make([]stepView, len(op.Steps))}
 	for i, st := range op.Steps {
 		v.Steps[i] = stepView{Name: st.Name, Status: st.Status, Attempts: st.Attempts, LastError: st.LastError, UpdatedAt: st.UpdatedAt}
 	}
-	return v
-}
-
-// tenantView is newTenantView with the link to the tenant's saga.
-func (s *Server) tenantView(t activities.TenantRecord) tenantView {
-	v := newTenantView(t)
-	v.WorkflowURL = s.workflowURL(t.WorkflowID)
-	return v
-}
-
-// operationView is newOperationView with the link to its saga.
-func (s *Server) operationView(op activities.OperationRecord) operationView {
-	v := newOperationView(op)
-	v.WorkflowURL = s.workflowURL(op.WorkflowID)
 	return v
 }
 

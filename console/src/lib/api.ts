@@ -113,3 +113,20 @@ export async function mutate<T>(send: (key: string) => Promise<Answer<T>>): Prom
 export function idem(key: string) {
   return { "Idempotency-Key": key };
 }
+
+// allPages reads every page of a list (at most limit pages), for lists
+// bounded by a quota or small by nature (members, a tenant's operations).
+export async function allPages<T>(
+  get: (cursor?: string) => Promise<{ data: T[]; meta: { cursor?: string; has_more?: boolean } }>,
+  limit = 50,
+): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < limit; i++) {
+    const page = await get(cursor);
+    out.push(...page.data);
+    if (!page.meta.has_more || !page.meta.cursor) break;
+    cursor = page.meta.cursor;
+  }
+  return out;
+}
