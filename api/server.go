@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
@@ -191,9 +192,10 @@ func (s *Server) routes() {
 }
 
 // MetricsHandler serves the API's Prometheus metrics. It is served on its
-// own listener (CP_METRICS_ADDR), never on the public one.
-func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
+// own listener (CP_METRICS_ADDR), never on the public one, with the
+// process's other metrics (extra).
+func (s *Server) MetricsHandler(extra ...prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(append(prometheus.Gatherers{s.metrics.Registry}, extra...), promhttp.HandlerOpts{})
 }
 
 // App exposes the Fiber app, for tests that call it in-process.

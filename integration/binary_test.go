@@ -223,8 +223,13 @@ func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
 	if code, body := get(t, "http://"+p.ui+"/"); code != 200 || !strings.Contains(body, "<html") {
 		t.Fatalf("Temporal UI = %d %.200s", code, body)
 	}
-	if code, body := get(t, "http://"+lookup(env, "CP_METRICS_ADDR")+"/metrics"); code != 200 || !strings.Contains(body, "controlplane_http_requests_total") {
-		t.Fatalf("/metrics = %d", code)
+	// The API's, the Temporal SDK's and the saga metrics, on one listener.
+	code, body := get(t, "http://"+lookup(env, "CP_METRICS_ADDR")+"/metrics")
+	for _, want := range []string{"controlplane_http_requests_total", "temporal_worker_task_slots_available{",
+		`controlplane_sagas{status="stuck"} 0`, "controlplane_sagas_count_ok 1"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Fatalf("/metrics = %d, lacks %s", code, want)
+		}
 	}
 	if code, _ := get(t, "http://"+p.api+"/metrics"); code != 404 {
 		t.Fatalf("/metrics on the public listener = %d", code)

@@ -15,7 +15,7 @@ import (
 
 // historyVersion names the workflow version the recorded histories come
 // from: workflows/testdata/<version>-<name>.json.
-const historyVersion = "v2"
+const historyVersion = "v3"
 
 // recordHistory writes a run's history (runID "": the latest) to
 // workflows/testdata when CP_RECORD_HISTORIES is set, for the replay test

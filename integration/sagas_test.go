@@ -10,6 +10,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/internal/telemetry"
 	"github.com/intelliauth/controlplane/workflows"
 )
 
@@ -30,6 +31,22 @@ func (l lifecycle) createActive(t *testing.T, w world, name string) store.Tenant
 	return l.waitState(t, w, d.Tenant.ID, domain.StateActive)
 }
 
+// waitSagaCount waits until the saga metric of the task queue counts want
+// sagas of the status, as an operator's alert on stuck sagas would see it.
+func waitSagaCount(t *testing.T, h *harness.Harness, taskQueue, status string, want int64) {
+	t.Helper()
+	sagas := telemetry.NewSagas(h.Temporal, harness.Namespace, workflows.TenantWorkflowType, taskQueue, h.Log)
+	sagas.MaxAge = 0
+	var got map[string]int64
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got, err = sagas.Counts(context.Background()); err == nil && got[status] == want {
+			return
+		}
+	}
+	t.Fatalf("sagas on %s = %v (%v), want %s = %d", taskQueue, got, err, status, want)
+}
+
 func TestADestructionThatSticksCanOnlyBeRetriedAndEndsWithNothingLeft(t *testing.T) {
 	h := harness.Get(t)
 	saga := testSaga(time.Second)
@@ -40,6 +57,7 @@ func TestADestructionThatSticksCanOnlyBeRetriedAndEndsWithNothingLeft(t *testing
 		t.Fatalf("decommission: %d %s", r.Status, r.Raw)
 	}
 	st := waitStuck(t, h, tn.WorkflowID, domain.StepDeleteKeys)
+	waitSagaCount(t, h, l.deps.TaskQueue, "stuck", 1)
 	if st.Operation.Phase != workflows.PhaseDestroying || len(st.Operation.Repairs) != 1 || st.Operation.Repairs[0] != workflows.RepairRetry {
 		t.Fatalf("status while destruction is stuck: %+v", st.Operation)
 	}
@@ -59,6 +77,7 @@ func TestADestructionThatSticksCanOnlyBeRetriedAndEndsWithNothingLeft(t *testing
 	if res := l.resources(t, gone); res.Any() {
 		t.Fatalf("decommissioned but resources remain: %+v", res)
 	}
+	waitSagaCount(t, h, l.deps.TaskQueue, "stuck", 0)
 	recordHistory(t, h, tn.WorkflowID, "", "stuck-destruction")
 }
 

@@ -63,6 +63,12 @@ const (
 // ids kept across runs. Runs without its marker are version 1.
 const versionSagas = "sagas-v2"
 
+// versionLocalWrites is the change id of the writes a request waits for
+// (reservation, beginning an operation) running as local activities, in the
+// worker that runs the update, instead of as activity tasks queued behind
+// the data-plane steps. Runs without its marker keep regular activities.
+const versionLocalWrites = "local-writes"
+
 // answeredRetention is how long an update id's answer is carried from one
 // run to the next, so a retry of the request is answered, not run again.
 const answeredRetention = 7 * 24 * time.Hour
@@ -203,6 +209,8 @@ type tenant struct {
 	// key, so a reset or a retry writes an event once.
 	seq      int
 	answered map[string]Answered
+	// localWrites: the writes a request waits for run as local activities.
+	localWrites bool
 
 	reserving bool
 	reserved  bool
@@ -270,6 +278,7 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 	w := &tenant{p: p, state: domain.StateProvisioning, saga: SagaRunning, answered: map[string]Answered{},
 		ref: activities.TenantRef{TenantID: p.TenantID, OrgID: p.OrgID, Hostname: p.Hostname},
 		log: log.With(workflow.GetLogger(ctx), "tenant_id", p.TenantID, "org_id", p.OrgID)}
+	w.localWrites = workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1
 	if c := p.Continued; c != nil {
 		w.state, w.reserved, w.saga, w.seq = c.State, true, SagaIdle, c.EventSeq
 		for id, a := range c.Answered {
@@ -412,7 +421,7 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 	defer func() { w.reserving = false }()
 	var res activities.OperationResult
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(writeActivity(ctx), a.ReserveTenant, activities.ReserveInput{
+	err := w.write(ctx, a.ReserveTenant, activities.ReserveInput{
 		Tenant: activities.NewTenant{ID: w.p.TenantID, OrgID: w.p.OrgID, Name: w.p.Name, Environment: w.p.Environment,
 			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID},
 		OperationID: r.OperationID, Steps: domain.StepNames(domain.ProvisionSteps), Request: r.Request,
@@ -431,15 +440,23 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 	return res, nil
 }
 
-// writeActivity runs the short writes a request waits for. A refusal is
+// write runs one of the short writes a request waits for. A refusal is
 // final (its error is non-retryable); anything else is an infrastructure
 // failure, retried for as long as it lasts: the caller is answered 503 and
-// its retry with the same key finds the same update.
-func writeActivity(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second},
-	})
+// its retry with the same key finds the same update. It runs as a local
+// activity, so no data-plane step queued on the task queue can delay it.
+func (w *tenant) write(ctx workflow.Context, activity, in any) workflow.Future {
+	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second}
+	if w.localWrites {
+		// A local activity's retries end at its schedule-to-close timeout,
+		// which defaults to one attempt's; an outage is outlasted instead.
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: WriteTimeout, ScheduleToCloseTimeout: answeredRetention, RetryPolicy: retry,
+		}), activity, in)
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: WriteTimeout, RetryPolicy: retry,
+	}), activity, in)
 }
 
 // validateTransition refuses, before anything is written, a transition the
@@ -516,7 +533,7 @@ func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (ac
 	w.claim = &r
 	var res activities.OperationResult
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(writeActivity(ctx), a.BeginOperation, activities.BeginInput{
+	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
 		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind,
 		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: id, Request: r.Request,
 	}).Get(ctx, &res)
@@ -535,7 +552,7 @@ func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (ac
 func (w *tenant) answerAgain(ctx workflow.Context, a Answered) (activities.OperationResult, error) {
 	var res activities.OperationResult
 	var act *activities.Activities
-	err := workflow.ExecuteActivity(writeActivity(ctx), act.LoadOperation,
+	err := w.write(ctx, act.LoadOperation,
 		activities.LoadInput{TenantID: w.p.TenantID, OperationID: a.OperationID, RequestID: a.RequestID}).Get(ctx, &res)
 	return res, err
 }
@@ -553,7 +570,7 @@ func (w *tenant) handleRestore(ctx workflow.Context, r TransitionRequest, id str
 	op.restore = claim
 	var res activities.OperationResult
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(writeActivity(ctx), a.BeginOperation, activities.BeginInput{
+	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
 		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind, UpdateID: id, Request: r.Request,
 	}).Get(ctx, &res)
 	if err != nil {
@@ -659,7 +676,7 @@ func (w *tenant) record(ctx workflow.Context, in activities.RecordInput) {
 		in.EventKey = fmt.Sprintf("%s/event/%d/%s", workflow.GetInfo(ctx).WorkflowExecution.ID, w.seq, in.Action)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
+		StartToCloseTimeout: WriteTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
 	})
 	_ = workflow.ExecuteActivity(actx, a.Record, in).Get(ctx, nil)
@@ -704,8 +721,8 @@ func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *t
 	op := w.op
 	op.step = s
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    5 * time.Second,
+		StartToCloseTimeout: StepTimeout,
+		HeartbeatTimeout:    StepHeartbeatTimeout,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2,
 			MaximumInterval: 10 * time.Second, MaximumAttempts: int32(w.p.StepMaxAttempts)},
 	})

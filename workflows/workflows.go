@@ -6,13 +6,31 @@
 package workflows
 
 import (
+	"time"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 )
 
 // DefaultTaskQueue is the task queue of the control plane's workers unless
 // CP_TASK_QUEUE names another.
 const DefaultTaskQueue = "controlplane"
+
+// TenantWorkflowType is the tenant workflow's type name, as visibility
+// queries name it.
+const TenantWorkflowType = "TenantWorkflow"
+
+// StepTimeout bounds one attempt of a data-plane step; a worker that stops
+// gives the steps it runs this long to finish (its WorkerStopTimeout).
+const StepTimeout = 2 * time.Minute
+
+// StepHeartbeatTimeout is how soon a step whose worker died is given to
+// another worker.
+const StepHeartbeatTimeout = 5 * time.Second
+
+// WriteTimeout bounds one attempt of a short database write.
+const WriteTimeout = 10 * time.Second
 
 // Search attributes operators filter on in the Temporal UI and CLI
 // e.g. SagaStatus='stuck' AND OrgId='org_…'.
@@ -31,4 +49,19 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		out[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
 	return out
+}
+
+// WorkerOptions sizes a worker to its database pool of dbConns
+// connections: half for data-plane steps and saga records (activity
+// tasks), half for the writes requests wait for (local activities), so
+// neither waits for a connection behind the other and nothing queues inside
+// the pool. A worker that stops gives a running step its whole timeout to
+// finish.
+func WorkerOptions(dbConns int) worker.Options {
+	activities := max(1, dbConns/2)
+	return worker.Options{
+		MaxConcurrentActivityExecutionSize:      activities,
+		MaxConcurrentLocalActivityExecutionSize: max(1, dbConns-activities),
+		WorkerStopTimeout:                       StepTimeout,
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -20,6 +21,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/pgcluster"
 	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/internal/telemetry"
 	"github.com/intelliauth/controlplane/internal/temporalserver"
 	"github.com/intelliauth/controlplane/schema"
 	"github.com/intelliauth/controlplane/workflows"
@@ -110,7 +112,8 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 
-	tc, err := dialTemporal(ctx, cfg, log)
+	sdk := telemetry.NewSDK()
+	tc, err := dialTemporal(ctx, cfg, log, sdk)
 	if err != nil {
 		return err
 	}
@@ -132,7 +135,7 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 
-	return serveAPI(ctx, cfg, db, tc, log, func(addr string) {
+	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log)}, func(addr string) {
 		banner(log, cfg, addr, tr.srv, time.Since(start))
 	})
 }

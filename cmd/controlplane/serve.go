@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
@@ -24,10 +26,11 @@ import (
 	"github.com/intelliauth/controlplane/internal/mail"
 	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/internal/telemetry"
 	"github.com/intelliauth/controlplane/workflows"
 )
 
-// shutdownGrace bounds how long requests and activities in flight may take
+// shutdownGrace bounds how long requests in flight may take
 // to finish after a stop signal.
 const shutdownGrace = 10 * time.Second
 
@@ -40,12 +43,13 @@ func runAPI(ctx context.Context, cfg config.Config, _ []string) error {
 	defer db.Close()
 	// A lazy client: the API starts, and /readyz says so, while Temporal is
 	// still coming up.
-	tc, err := client.NewLazyClient(temporalOptions(cfg, log))
+	sdk := telemetry.NewSDK()
+	tc, err := client.NewLazyClient(temporalOptions(cfg, log, sdk))
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
 	}
 	defer tc.Close()
-	return serveAPI(ctx, cfg, db, tc, log, nil)
+	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry}, nil)
 }
 
 func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
@@ -55,7 +59,8 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	defer db.Close()
-	tc, err := dialTemporal(ctx, cfg, log)
+	sdk := telemetry.NewSDK()
+	tc, err := dialTemporal(ctx, cfg, log, sdk)
 	if err != nil {
 		return err
 	}
@@ -64,8 +69,10 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	if err != nil {
 		return err
 	}
-	// The worker's own listener: Go runtime metrics and /healthz.
-	stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, promhttp.Handler())
+	// The worker's own listener: Go runtime, SDK and saga metrics, and
+	// /healthz.
+	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, sagaRegistry(cfg, tc, log)}
+	stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	if err != nil {
 		w.Stop()
 		return err
@@ -79,21 +86,35 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	return nil
 }
 
-func temporalOptions(cfg config.Config, log zerolog.Logger) client.Options {
-	return client.Options{
+// temporalOptions are the Temporal client's options; the SDK's metrics go
+// to sdk unless it is nil.
+func temporalOptions(cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) client.Options {
+	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    logging.Temporal(log),
 	}
+	if sdk != nil {
+		opts.MetricsHandler = sdk.Handler()
+	}
+	return opts
+}
+
+// sagaRegistry holds the count of tenant sagas by status, for the workers'
+// metrics listener.
+func sagaRegistry(cfg config.Config, tc client.Client, log zerolog.Logger) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(telemetry.NewSagas(tc, cfg.TemporalNamespace, workflows.TenantWorkflowType, cfg.TaskQueue, log))
+	return reg
 }
 
 // dialTemporal connects to Temporal, retrying for a minute so a worker can
 // start before the cluster is up.
-func dialTemporal(ctx context.Context, cfg config.Config, log zerolog.Logger) (client.Client, error) {
+func dialTemporal(ctx context.Context, cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) (client.Client, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		tc, err := client.DialContext(dctx, temporalOptions(cfg, log))
+		tc, err := client.DialContext(dctx, temporalOptions(cfg, log, sdk))
 		cancel()
 		if err == nil {
 			return tc, nil
@@ -138,8 +159,8 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		plane = &activities.FaultyDataPlane{Inner: dp, Faults: faults}
 		log.Warn().Interface("faults", cfg.Faults).Msg("fault drills active (CP_FAULTS)")
 	}
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{WorkerStopTimeout: shutdownGrace})
-	w.RegisterWorkflow(workflows.TenantWorkflow)
+	w := worker.New(tc, cfg.TaskQueue, workflows.WorkerOptions(cfg.DatabaseMaxConns))
+	w.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 	w.RegisterActivity(&activities.Activities{DB: db, DataPlane: plane})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
@@ -184,7 +205,8 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler) (stop func()
 // serveAPI serves the HTTP API until ctx ends, then drains it.
 // ready, when not nil, is called with the address once it accepts
 // connections.
-func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Logger, ready func(addr string)) error {
+// gather are more metrics for its listener.
+func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Logger, gather prometheus.Gatherers, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -198,7 +220,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 		ln.Close()
 		return fmt.Errorf("metrics: %w", err)
 	}
-	metrics := &http.Server{Handler: metricsMux(srv.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}
+	metrics := &http.Server{Handler: metricsMux(srv.MetricsHandler(gather...)), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {

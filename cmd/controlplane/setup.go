@@ -25,7 +25,7 @@ import (
 // has run, /readyz says not ready and creations answer 503.
 func runSetup(ctx context.Context, cfg config.Config, _ []string) error {
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	tc, err := dialTemporal(ctx, cfg, log)
+	tc, err := dialTemporal(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}
