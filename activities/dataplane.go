@@ -328,3 +328,42 @@ func (d *PostgresDataPlane) Inspect(ctx context.Context, t TenantRef) (Resources
 	}
 	return r, nil
 }
+
+// All reports the resources of every tenant that has any, by tenant id:
+// what an operator's drift check compares with the tenants the control
+// plane knows.
+func (d *PostgresDataPlane) All(ctx context.Context) (map[string]Resources, error) {
+	out := map[string]Resources{}
+	var schemas []string
+	if err := d.DB.NewRaw(`SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'tenant\_%'`).Scan(ctx, &schemas); err != nil {
+		return nil, fmt.Errorf("list schemas: %w", err)
+	}
+	for _, s := range schemas {
+		id := "tnt_" + strings.ToUpper(strings.TrimPrefix(s, "tenant_"))
+		r := out[id]
+		r.Schema = true
+		out[id] = r
+	}
+	var keys []string
+	if err := d.DB.NewRaw("SELECT tenant_id FROM dataplane.signing_keys").Scan(ctx, &keys); err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	for _, id := range keys {
+		r := out[id]
+		r.Keys = true
+		out[id] = r
+	}
+	var routes []struct {
+		TenantID string `bun:"tenant_id"`
+		Enabled  bool   `bun:"enabled"`
+	}
+	if err := d.DB.NewRaw("SELECT tenant_id, enabled FROM dataplane.routes").Scan(ctx, &routes); err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	for _, rt := range routes {
+		r := out[rt.TenantID]
+		r.Route, r.RouteEnabled = true, rt.Enabled
+		out[rt.TenantID] = r
+	}
+	return out, nil
+}

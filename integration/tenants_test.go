@@ -39,7 +39,13 @@ func newLifecycle(t *testing.T, faults map[domain.Step]activities.Fault) lifecyc
 // worker's activities write through (nil: the harness's).
 func newLifecycleWith(t *testing.T, faults map[domain.Step]activities.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
 	t.Helper()
-	h := harness.Get(t)
+	return newLifecycleOn(t, harness.Get(t), faults, saga, activityDB)
+}
+
+// newLifecycleOn is newLifecycleWith on the harness h (one with a database
+// of its own, say).
+func newLifecycleOn(t *testing.T, h *harness.Harness, faults map[domain.Step]activities.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
+	t.Helper()
 	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(context.Background()); err != nil {
 		t.Fatal(err)

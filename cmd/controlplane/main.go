@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -27,9 +28,20 @@ commands:
   bootstrap           create the organisation and owner of CP_BOOTSTRAP_* (no-op if it exists)
   setup               prepare the Temporal namespace: retention and search attributes (idempotent)
   healthcheck         exit 0 when the api or worker on CP_METRICS_ADDR is up (for container healthchecks)
+  verify [-settle 1m] [-json]
+                      list disagreements between Postgres, Temporal and the data plane (exit 1 when any)
 
 Configuration is by CP_* environment variables; see README.md.
 `
+
+// exitStatus is an error a command returns to exit with that status, having
+// said why itself.
+type exitStatus int
+
+func (s exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(s)) }
+
+// exitUsage is the status of a command given arguments it does not take.
+const exitUsage exitStatus = 2
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -55,6 +67,7 @@ func run(args []string) int {
 		"bootstrap":   {config.ModeBootstrap, runBootstrap},
 		"setup":       {config.ModeSetup, runSetup},
 		"healthcheck": {config.ModeHealthcheck, runHealthcheck},
+		"verify":      {config.ModeVerify, runVerify},
 	}
 	c, ok := commands[cmd]
 	if !ok {
@@ -72,6 +85,10 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := c.run(ctx, cfg, rest); err != nil {
+		var status exitStatus
+		if errors.As(err, &status) {
+			return int(status)
+		}
 		log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
 		log.Error().Err(err).Str("command", cmd).Msg("controlplane failed")
 		return 1

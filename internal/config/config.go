@@ -34,6 +34,7 @@ const (
 	ModeBootstrap   Mode = "bootstrap"
 	ModeSetup       Mode = "setup"
 	ModeHealthcheck Mode = "healthcheck"
+	ModeVerify      Mode = "verify"
 )
 
 // Dev defaults for the bootstrap organisation and owner, printed once when

@@ -183,6 +183,15 @@ func (h *Harness) NewDatabase(t testing.TB, migrate bool) (string, *bun.DB) {
 	return u, db
 }
 
+// WithDatabase returns the harness with another database (one from
+// NewDatabase) in place of the package's, for a test whose checks read the
+// whole database.
+func (h *Harness) WithDatabase(url string, db *bun.DB) *Harness {
+	c := *h
+	c.DatabaseURL, c.DB, c.stops = url, db, nil
+	return &c
+}
+
 // TaskQueue returns a task queue name unique to the test, so workers of
 // parallel tests never take each other's tasks.
 func TaskQueue(t testing.TB) string {
