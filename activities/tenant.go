@@ -469,7 +469,7 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 			}
 		}
 	}()
-	if err := fn(ctx, in.Tenant); err != nil {
+	if err := untilAvailable(ctx, in, func() error { return fn(ctx, in.Tenant) }); err != nil {
 		public := PublicStepError(err)
 		activity.GetLogger(ctx).Warn("step failed", "operation_id", in.OperationID, "step", in.Step, "attempt", attempt, "error", err)
 		if rerr := store.UpdateStep(context.WithoutCancel(ctx), a.DB, in.OperationID, in.Step, "failed", attempt, public); rerr != nil {
@@ -479,7 +479,28 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 		// event); the cause stays in the worker log and the history.
 		return temporal.NewApplicationErrorWithCause(public, "STEP_FAILED", err)
 	}
-	return store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "done", attempt, "")
+	return untilAvailable(ctx, in, func() error { return store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "done", attempt, "") })
+}
+
+// untilAvailable runs do, and runs it again while it fails because the
+// database cannot be reached: an outage of the control plane's own
+// database (a restart, a failover) is not the step failing, and must not
+// spend the attempts that decide when a saga is stuck. Steps are
+// idempotent. The wait ends with the attempt's time limit, which then
+// counts as a failed attempt.
+func untilAvailable(ctx context.Context, in StepInput, do func() error) error {
+	err := do()
+	for waited := false; store.Unavailable(err) && ctx.Err() == nil; waited = true {
+		if !waited {
+			activity.GetLogger(ctx).Warn("step waits for the database", "operation_id", in.OperationID, "step", in.Step, "error", err)
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+		err = do()
+	}
+	return err
 }
 
 // PublicStepError is what members are told of a failed step: never the

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
 )
 
 // statusOf is the one place an error code becomes an HTTP status.
@@ -40,6 +42,10 @@ func statusOf(code domain.Code) int {
 		return http.StatusInternalServerError
 	}
 }
+
+// databaseRetryAfter is the Retry-After of an answer given while the
+// database cannot be reached: a restart takes seconds.
+const databaseRetryAfter = 2 * time.Second
 
 // fiberCodes turns the errors Fiber raises itself (no route, wrong method,
 // body too large) into the API's codes.
@@ -76,6 +82,12 @@ func writeError(c *fiber.Ctx, err error) error {
 		if fe.Code == fiber.StatusNotFound || fe.Code == fiber.StatusMethodNotAllowed {
 			c.Locals(localUnmatched, true)
 		}
+	case store.Unavailable(err):
+		// Postgres is down or restarting: the client may retry (a
+		// mutation with the same Idempotency-Key), nothing was written.
+		zerolog.Ctx(c.UserContext()).Warn().Err(err).Msg("database unavailable")
+		de = &domain.Error{Code: domain.CodeUnavailable, RetryAfter: databaseRetryAfter,
+			Message: "the service is briefly unavailable; retry after Retry-After seconds (a mutation with the same Idempotency-Key)"}
 	default:
 		zerolog.Ctx(c.UserContext()).Error().Err(err).Msg("internal error")
 		de = &domain.Error{Code: domain.CodeInternal, Message: "internal error; quote the request_id to support"}

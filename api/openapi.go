@@ -288,7 +288,7 @@ var (
 	errKeyReused    = errorResponse{422, "IdempotencyKeyReused", "IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with another request"}
 	errRateLimited  = errorResponse{429, "RateLimited", "RATE_LIMITED: the budget is spent; retry after Retry-After seconds"}
 	errInternal     = errorResponse{500, "InternalError", "INTERNAL_ERROR: nothing internal is shown; quote the request_id"}
-	errUnavailable  = errorResponse{503, "Unavailable", "UNAVAILABLE: no worker answered within the bound; retry after Retry-After seconds with the same Idempotency-Key"}
+	errUnavailable  = errorResponse{503, "Unavailable", "UNAVAILABLE: the database is briefly unreachable, or no worker answered within the bound; nothing was done twice: retry after Retry-After seconds (a mutation with the same Idempotency-Key)"}
 	errorResponsesV = []errorResponse{errBadRequest, errUnauth, errForbidden, errNotFound, errConflict, errTooLarge, errMedia, errKeyReused, errRateLimited, errInternal, errUnavailable}
 )
 
@@ -316,10 +316,8 @@ func errorsOf(r Route, d doc, mutation bool) []errorResponse {
 	if mutation {
 		out = append(out, errKeyReused)
 	}
-	out = append(out, errRateLimited, errInternal)
-	if workflowBacked(r) {
-		out = append(out, errUnavailable)
-	}
+	// Any route may find its database unreachable for a moment.
+	out = append(out, errRateLimited, errInternal, errUnavailable)
 	for _, e := range d.errs {
 		if !slices.Contains(out, e) {
 			out = append(out, e)

@@ -209,6 +209,12 @@ func (c *Client) domainError(ctx context.Context, err error) error {
 	if errors.As(err, &notFound) {
 		return domain.Errorf(domain.CodeConflict, "the tenant's lifecycle has ended; no operation can run on it")
 	}
+	var unavailable *serviceerror.Unavailable
+	var exhausted *serviceerror.ResourceExhausted
+	if errors.As(err, &unavailable) || errors.As(err, &exhausted) {
+		return &domain.Error{Code: domain.CodeUnavailable, RetryAfter: c.Bound,
+			Message: "Temporal is briefly unavailable; retry with the same Idempotency-Key"}
+	}
 	var deadline *serviceerror.DeadlineExceeded
 	var canceled *serviceerror.Canceled
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &deadline) || errors.As(err, &canceled) {

@@ -27,9 +27,17 @@ import (
 // Options is what a run does.
 type Options struct {
 	// BaseURL is where the API is, e.g. http://127.0.0.1:8080.
-	BaseURL  string
-	Email    string
-	Password string
+	BaseURL string
+	// BaseURLs, when set instead, are replicas of the API: requests go to
+	// each in turn, and a retry goes to the next one.
+	BaseURLs []string
+	// Retries is how many times a mutation answered 503, or not answered
+	// at all, is sent again with the same Idempotency-Key, after the
+	// answer's Retry-After (at most RetryWait), as a careful client does.
+	Retries   int
+	RetryWait time.Duration
+	Email     string
+	Password  string
 	// Duration bounds the run; Requests, when set, ends it sooner.
 	Duration time.Duration
 	Requests int
@@ -68,12 +76,30 @@ type Result struct {
 	Latency time.Duration
 	Status  int    // 0: no answer (a network error)
 	Code    string // the error envelope's code, or the status
+
+	retryAfter time.Duration
 }
 
 // Report is every result of a run.
 type Report struct {
 	Results []Result
 	Elapsed time.Duration
+	// Effects are, by Idempotency-Key, the tenant and operation each 202
+	// answer named ("tnt_…/op_…"): a key with two different effects was
+	// carried out twice.
+	Effects map[string][]string
+}
+
+// Twice lists the keys whose answers named different effects.
+func (rep Report) Twice() []string {
+	var out []string
+	for key, effects := range rep.Effects {
+		if slices.ContainsFunc(effects, func(e string) bool { return e != effects[0] }) {
+			out = append(out, key)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 type runner struct {
@@ -83,8 +109,10 @@ type runner struct {
 	mu      sync.Mutex
 	tenants []string // created by this run
 	results []Result
+	effects map[string][]string
 	sent    atomic.Int64
 	errors  atomic.Int64
+	next    atomic.Uint64 // the base URL of the next request
 }
 
 // Run signs in and drives the workload until the duration or request count
@@ -99,7 +127,13 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.Mix == nil {
 		o.Mix = Operations
 	}
-	r := &runner{o: o}
+	if len(o.BaseURLs) == 0 {
+		o.BaseURLs = []string{o.BaseURL}
+	}
+	if o.RetryWait <= 0 {
+		o.RetryWait = 5 * time.Second
+	}
+	r := &runner{o: o, effects: map[string][]string{}}
 	if err := r.signIn(ctx); err != nil {
 		return Report{}, err
 	}
@@ -155,7 +189,7 @@ feed:
 	stopProgress()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Report{Results: r.results, Elapsed: time.Since(start)}, nil
+	return Report{Results: r.results, Elapsed: time.Since(start), Effects: r.effects}, nil
 }
 
 func (r *runner) progress(start time.Time) func() {
@@ -214,16 +248,10 @@ func (r *runner) do(ctx context.Context, op string) {
 	org := "/api/v1/organizations/" + r.org
 	switch op {
 	case "create":
-		var out struct {
-			Data struct {
-				Tenant struct{ ID string } `json:"tenant"`
-			} `json:"data"`
-		}
 		name := "load-" + randomHex(6)
-		res := r.call(ctx, "POST /tenants", "POST", org+"/tenants", "load-"+randomHex(12), map[string]string{"name": name, "environment": "load"}, &out)
-		if res.Status == 202 {
+		if id, ok := r.mutate(ctx, "POST /tenants", org+"/tenants", map[string]string{"name": name, "environment": "load"}); ok {
 			r.mu.Lock()
-			r.tenants = append(r.tenants, out.Data.Tenant.ID)
+			r.tenants = append(r.tenants, id)
 			r.mu.Unlock()
 		}
 	case "get":
@@ -252,7 +280,37 @@ func (r *runner) do(ctx context.Context, op string) {
 		if t.Data.State == "suspended" {
 			action = "resume"
 		}
-		r.call(ctx, "POST /tenants/{id}/"+action, "POST", org+"/tenants/"+id+"/"+action, "load-"+randomHex(12), nil, nil)
+		r.mutate(ctx, "POST /tenants/{id}/"+action, org+"/tenants/"+id+"/"+action, nil)
+	}
+}
+
+// mutate sends a mutation with a new Idempotency-Key, and again with the
+// same key when it is answered 503 or not at all, up to Options.Retries
+// times. It returns the tenant id of a 202 answer.
+func (r *runner) mutate(ctx context.Context, route, path string, body any) (tenantID string, ok bool) {
+	key := "load-" + randomHex(12)
+	for attempt := 0; ; attempt++ {
+		var out struct {
+			Data struct {
+				Tenant    struct{ ID string } `json:"tenant"`
+				Operation struct{ ID string } `json:"operation"`
+			} `json:"data"`
+		}
+		res := r.call(ctx, route, "POST", path, key, body, &out)
+		if res.Status == 202 {
+			r.mu.Lock()
+			r.effects[key] = append(r.effects[key], out.Data.Tenant.ID+"/"+out.Data.Operation.ID)
+			r.mu.Unlock()
+			return out.Data.Tenant.ID, true
+		}
+		if (res.Status != 503 && res.Status != 0) || attempt >= r.o.Retries || ctx.Err() != nil {
+			return "", false
+		}
+		select {
+		case <-time.After(min(max(res.retryAfter, 100*time.Millisecond), r.o.RetryWait)):
+		case <-ctx.Done():
+			return "", false
+		}
 	}
 }
 
@@ -264,7 +322,8 @@ func (r *runner) call(ctx context.Context, route, method, path, key string, body
 		rd = bytes.NewReader(b)
 	}
 	res := Result{Route: route}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(r.o.BaseURL, "/")+path, rd)
+	base := r.o.BaseURLs[int(r.next.Add(1)%uint64(len(r.o.BaseURLs)))]
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
 	if err != nil {
 		res.Code = "BAD_REQUEST_URL"
 		return r.record(res)
@@ -292,6 +351,9 @@ func (r *runner) call(ctx context.Context, route, method, path, key string, body
 	b, _ := io.ReadAll(resp.Body)
 	res.Status = resp.StatusCode
 	res.Code = strconv.Itoa(resp.StatusCode)
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+		res.retryAfter = time.Duration(secs) * time.Second
+	}
 	if resp.StatusCode >= 400 {
 		var env struct {
 			Error struct{ Code string } `json:"error"`

@@ -31,6 +31,8 @@ var ErrNoBinaries = errors.New("no PostgreSQL server binaries (initdb, postgres)
 type Cluster struct {
 	dir  string
 	port int
+	bin  string
+	cred *syscall.Credential
 	cmd  *exec.Cmd
 	done chan error
 }
@@ -62,39 +64,55 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	c := &Cluster{dir: dir, port: port, bin: bin, cred: cred}
+	if err := c.launch(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StartAgain starts a stopped server again on the same port, as when an
+// operator restarts the database under its clients.
+func (c *Cluster) StartAgain(ctx context.Context) error {
+	return c.launch(ctx)
+}
+
+// launch starts the server on the cluster's port and waits until it
+// accepts connections.
+func (c *Cluster) launch(ctx context.Context) error {
+	logFile, err := os.OpenFile(filepath.Join(c.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres log: %w", err)
+		return fmt.Errorf("open postgres log: %w", err)
 	}
-	if cred != nil {
-		_ = logFile.Chown(int(cred.Uid), int(cred.Gid))
+	if c.cred != nil {
+		_ = logFile.Chown(int(c.cred.Uid), int(c.cred.Gid))
 	}
-	cmd := exec.Command(filepath.Join(bin, "postgres"),
-		"-D", dir,
-		"-p", strconv.Itoa(port),
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"),
+		"-D", c.dir,
+		"-p", strconv.Itoa(c.port),
 		"-h", "127.0.0.1",
-		"-k", dir, // the socket lives in the data dir, not in /var/run
+		"-k", c.dir, // the socket lives in the data dir, not in /var/run
 		"-c", "fsync=on",
 		"-c", "max_connections=200",
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Fast shutdown when this process dies, even from SIGKILL: the next
 	// start finds a clean cluster.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGINT, Credential: cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGINT, Credential: c.cred}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("start postgres: %w", err)
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	c := &Cluster{dir: dir, port: port, cmd: cmd, done: make(chan error, 1)}
-	go func() {
-		c.done <- cmd.Wait()
+	c.cmd, c.done = cmd, make(chan error, 1)
+	go func(done chan error) {
+		done <- cmd.Wait()
 		logFile.Close()
-	}()
+	}(c.done)
 	if err := c.waitReady(ctx); err != nil {
 		_ = c.Stop()
-		return nil, err
+		return err
 	}
-	return c, nil
+	return nil
 }
 
 // URL returns the connection URL of database db on the cluster.
