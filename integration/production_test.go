@@ -19,7 +19,7 @@ type process struct {
 	out *syncBuffer
 }
 
-func startProcess(t *testing.T, env []string, name string, args ...string) *process {
+func startProcess(t testing.TB, env []string, name string, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(name, args...), out: &syncBuffer{}}
 	p.cmd.Env = env
@@ -118,7 +118,7 @@ func TestAPIAndWorkerRunAsTheirOwnProcessesAgainstATemporalNotSetUpYet(t *testin
 	d.waitState(id, "active")
 }
 
-func waitStatus(t *testing.T, url string, want int) {
+func waitStatus(t testing.TB, url string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {

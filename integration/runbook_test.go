@@ -30,7 +30,7 @@ var (
 // temporalCLI finds the real `temporal` binary, installing it with go
 // install into the user cache when it is missing: the runbook test must
 // run, never skip.
-func temporalCLI(t *testing.T) string {
+func temporalCLI(t testing.TB) string {
 	t.Helper()
 	cliOnce.Do(func() {
 		if p, err := exec.LookPath("temporal"); err == nil {

@@ -29,7 +29,7 @@ type verifyRun struct {
 
 // runVerify runs `controlplane verify -json` and more args against a
 // database, a Temporal frontend and a task queue.
-func runVerify(t *testing.T, dbURL, temporalAddr, taskQueue string, args ...string) verifyRun {
+func runVerify(t testing.TB, dbURL, temporalAddr, taskQueue string, args ...string) verifyRun {
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"verify"}, args...)...)
 	cmd.Env = append(os.Environ(), "CP_DATABASE_URL="+dbURL, "CP_TEMPORAL_ADDRESS="+temporalAddr, "CP_TASK_QUEUE="+taskQueue,
