@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/intelliauth/controlplane/workflows"
 )
 
 type compose struct {
@@ -20,6 +23,11 @@ type compose struct {
 		DependsOn   map[string]map[string]any `yaml:"depends_on"`
 		Secrets     []string                  `yaml:"secrets"`
 		Volumes     []string                  `yaml:"volumes"`
+		Ports       []string                  `yaml:"ports"`
+		Deploy      struct {
+			Replicas int `yaml:"replicas"`
+		} `yaml:"deploy"`
+		StopGracePeriod string `yaml:"stop_grace_period"`
 	} `yaml:"services"`
 	Secrets map[string]struct {
 		File string `yaml:"file"`
@@ -132,5 +140,24 @@ func TestEveryDependencySecretAndMountExists(t *testing.T) {
 		if !strings.HasPrefix(s.File, "./deploy/secrets/") || !strings.Contains(script, name) {
 			t.Errorf("secret %s (%s) is not made by deploy/secrets.sh", name, s.File)
 		}
+	}
+}
+
+// TestComposeRunsTheProductionShape: two API replicas (each on a host port
+// of its own) and two workers, and a worker's stop grace covers a
+// data-plane step in flight (the worker's stop timeout), so a deploy never
+// kills a step it could have finished.
+func TestComposeRunsTheProductionShape(t *testing.T) {
+	c := load(t)
+	api, worker := c.Services["controlplane-api"], c.Services["controlplane-worker"]
+	if api.Deploy.Replicas != 2 || worker.Deploy.Replicas != 2 {
+		t.Fatalf("replicas: api %d, worker %d; want 2 and 2", api.Deploy.Replicas, worker.Deploy.Replicas)
+	}
+	if len(api.Ports) != 1 || !strings.HasPrefix(api.Ports[0], "127.0.0.1:8080-8081:") {
+		t.Fatalf("api ports %v: want one host port per replica, 127.0.0.1:8080-8081", api.Ports)
+	}
+	grace, err := time.ParseDuration(worker.StopGracePeriod)
+	if err != nil || grace < workflows.StepTimeout+5*time.Second {
+		t.Fatalf("worker stop_grace_period %q: want at least the step timeout (%v) and a margin", worker.StopGracePeriod, workflows.StepTimeout)
 	}
 }
