@@ -36,12 +36,15 @@ type shape struct {
 	apiAddrs     [2]string
 	apis         [2]*process
 	workers      [2]*process
+	// The processes' metrics listeners, by index (a process started again
+	// takes its predecessor's).
+	apiMetrics, workerMetrics [2]string
 }
 
-// startShape starts the production shape and waits until both APIs are
-// ready. The bootstrap organisation is on a plan whose quotas no drill
-// reaches.
-func startShape(t testing.TB) *shape {
+// startShape starts the production shape, with more environment for the
+// control plane's processes, and waits until both APIs are ready. The
+// bootstrap organisation is on a plan whose quotas no drill reaches.
+func startShape(t testing.TB, extraEnv ...string) *shape {
 	t.Helper()
 	ctx := context.Background()
 	s := &shape{root: t, t: t, cli: temporalCLI(t)}
@@ -55,9 +58,10 @@ func startShape(t testing.TB) *shape {
 	}
 	s.dbURL = s.pg.URL("controlplane")
 
-	temporalAddr := freeAddr(t)
+	ports := freeAddrs(t, 3)
+	temporalAddr := ports[0]
 	s.temporalArgs = []string{"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", port(temporalAddr),
-		"--http-port", port(freeAddr(t)), "--metrics-port", port(freeAddr(t)), "--log-level", "warn",
+		"--http-port", port(ports[1]), "--metrics-port", port(ports[2]), "--log-level", "warn",
 		"--db-filename", filepath.Join(t.TempDir(), "temporal.db"),
 		"--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=NORMAL"}
 	s.temporal = startProcess(t, os.Environ(), s.cli, s.temporalArgs...)
@@ -68,6 +72,7 @@ func startShape(t testing.TB) *shape {
 		"CP_LOG_FORMAT=json", "CP_LOG_LEVEL=warn", "CP_USER_RATE_LIMIT=1000000", "CP_PUBLIC_RATE_LIMIT=1000000",
 		"CP_BOOTSTRAP_ORG_NAME=Acme", "CP_BOOTSTRAP_ORG_SLUG=acme", "CP_BOOTSTRAP_OWNER_EMAIL=owner@acme.test",
 		"CP_BOOTSTRAP_OWNER_PASSWORD=intelliauth-dev-password")
+	s.env = append(s.env, extraEnv...)
 	for _, args := range [][]string{{"migrate", "up"}, {"bootstrap"}, {"setup"}} {
 		cmd := exec.Command(binary(t), args...)
 		cmd.Env = s.env
@@ -84,8 +89,9 @@ func startShape(t testing.TB) *shape {
 		UPDATE organizations SET plan_id = 'drills'`); err != nil {
 		t.Fatal(err)
 	}
+	addrs := freeAddrs(t, 6)
 	for i := range 2 {
-		s.apiAddrs[i] = freeAddr(t)
+		s.apiAddrs[i], s.apiMetrics[i], s.workerMetrics[i] = addrs[i], addrs[2+i], addrs[4+i]
 		s.startAPI(i)
 		s.startWorker(i)
 	}
@@ -96,11 +102,11 @@ func startShape(t testing.TB) *shape {
 }
 
 func (s *shape) startAPI(i int) {
-	s.apis[i] = startProcess(s.root, append(s.env, "CP_HTTP_ADDR="+s.apiAddrs[i], "CP_METRICS_ADDR="+freeAddr(s.root)), binary(s.root), "api")
+	s.apis[i] = startProcess(s.root, append(s.env, "CP_HTTP_ADDR="+s.apiAddrs[i], "CP_METRICS_ADDR="+s.apiMetrics[i]), binary(s.root), "api")
 }
 
 func (s *shape) startWorker(i int) {
-	s.workers[i] = startProcess(s.root, append(s.env, "CP_METRICS_ADDR="+freeAddr(s.root)), binary(s.root), "worker")
+	s.workers[i] = startProcess(s.root, append(s.env, "CP_METRICS_ADDR="+s.workerMetrics[i]), binary(s.root), "worker")
 }
 
 // stop signals the process and waits for it to exit.

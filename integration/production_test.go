@@ -52,9 +52,10 @@ func TestAPIAndWorkerRunAsTheirOwnProcessesAgainstATemporalNotSetUpYet(t *testin
 	cli := temporalCLI(t)
 	h := harness.Get(t)
 	dbURL, _ := h.NewDatabase(t, false)
-	temporalAddr := freeAddr(t)
+	ports := freeAddrs(t, 3)
+	temporalAddr := ports[0]
 	startProcess(t, os.Environ(), cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", port(temporalAddr),
-		"--http-port", port(freeAddr(t)), "--metrics-port", port(freeAddr(t)), "--log-level", "warn")
+		"--http-port", port(ports[1]), "--metrics-port", port(ports[2]), "--log-level", "warn")
 	ring, _ := seal.NewKey("k1")
 	apiAddr := freeAddr(t)
 	env := append(os.Environ(), "CP_DATABASE_URL="+dbURL, "CP_TEMPORAL_ADDRESS="+temporalAddr, "CP_HTTP_ADDR="+apiAddr,

@@ -159,6 +159,8 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		plane = &activities.FaultyDataPlane{Inner: dp, Faults: faults}
 		log.Warn().Interface("faults", cfg.Faults).Msg("fault drills active (CP_FAULTS)")
 	}
+	// Process-wide, and before the first worker starts.
+	worker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	w := worker.New(tc, cfg.TaskQueue, workflows.WorkerOptions(cfg.DatabaseMaxConns))
 	w.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 	w.RegisterActivity(&activities.Activities{DB: db, DataPlane: plane})

@@ -54,7 +54,12 @@ type Config struct {
 	MetricsAddr string // Prometheus metrics, never on the public listener
 	DatabaseURL string // empty in dev mode: a private cluster is started
 	// DatabaseMaxConns bounds this process's Postgres connections.
-	DatabaseMaxConns  int
+	DatabaseMaxConns int
+	// WorkflowCacheSize bounds how many tenant workflows a worker keeps in
+	// memory between their tasks (each tenant's workflow lives as long as
+	// the tenant): a worker's memory is bounded by it, not by the number of
+	// tenants.
+	WorkflowCacheSize int
 	TemporalAddress   string
 	TemporalNamespace string
 	// TemporalRetention is how long Temporal keeps a closed workflow's
@@ -209,6 +214,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 
 	c.DatabaseURL = r.str("CP_DATABASE_URL", "")
 	c.DatabaseMaxConns = r.intIn("CP_DATABASE_MAX_CONNS", 32, 2, 1000)
+	c.WorkflowCacheSize = r.intIn("CP_WORKFLOW_CACHE_SIZE", 2000, 10, 1_000_000)
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail("CP_DATABASE_URL", "must be a postgres:// URL")
