@@ -153,6 +153,11 @@ func New(d Deps) *Server {
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName: "intelliauth-controlplane",
+		// Values read from a request (method, params, headers) are copies:
+		// without this they share the connection's buffers, and any kept
+		// past the request (metric labels, cache keys, a log field written
+		// later) would read as a later request's bytes.
+		Immutable: true,
 		// c.IP() is the peer, unless the peer is a trusted proxy: then it is
 		// X-Forwarded-For, which forwardedClient has reduced to the client.
 		EnableTrustedProxyCheck: true,

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +161,46 @@ func TestMetricsCountRequestsByRouteTemplateAndStatus(t *testing.T) {
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestMetricsKeepTheirLabelsAfterTheRequestsThatMadeThem sends requests of
+// several methods over a real connection, whose buffers the server reuses
+// from one request to the next: a label value taken from the request
+// without a copy would later read as another request's bytes ("GETT"),
+// and the metrics endpoint would fail on the duplicate series.
+func TestMetricsKeepTheirLabelsAfterTheRequestsThatMadeThem(t *testing.T) {
+	srv := newAPI(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	methods := []string{"GET", "POST", "DELETE", "PATCH", "PUT"}
+	for i := range 100 {
+		r, _ := http.NewRequest(methods[i%len(methods)], "http://"+ln.Addr().String()+"/api/v1/organizations/org_x/tenants", nil)
+		resp, err := client.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	rec := httptest.NewRecorder()
+	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("/metrics = %d:\n%.2000s", rec.Code, rec.Body.String())
+	}
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if !strings.HasPrefix(line, "controlplane_http_requests_total{") {
+			continue
+		}
+		m := regexp.MustCompile(`method="([^"]*)"`).FindStringSubmatch(line)
+		if m == nil || !slices.Contains(append(methods, "HEAD", "OPTIONS"), m[1]) {
+			t.Errorf("a series with a method that was never sent: %s", line)
 		}
 	}
 }

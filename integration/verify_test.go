@@ -47,7 +47,7 @@ func runVerify(t testing.TB, dbURL, temporalAddr, taskQueue string, args ...stri
 	}
 	if slices.Contains(args, "-json") && (r.status == 0 || r.status == 1) {
 		var doc struct {
-			Compared map[string]int `json:"compared"`
+			Compared map[string]int  `json:"compared"`
 			Findings []drift.Finding `json:"findings"`
 		}
 		if err := json.Unmarshal([]byte(stdout.String()), &doc); err != nil {
