@@ -196,27 +196,37 @@ func (d *devClient) countEvents(tenantID, action string) int {
 
 func (d *devClient) doKey(method, path, key string, body any) (int, map[string]any) {
 	d.t.Helper()
+	code, out, err := sendJSON(http.DefaultClient, method, d.base+path, d.token, key, body)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return code, out
+}
+
+// sendJSON sends body as JSON with an optional bearer token and
+// Idempotency-Key, and decodes the JSON answer.
+func sendJSON(client *http.Client, method, url, token, key string, body any) (int, map[string]any, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, d.base+path, rd)
+	req, _ := http.NewRequest(method, url, rd)
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
-	if d.token != "" {
-		req.Header.Set("Authorization", "Bearer "+d.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		d.t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, nil
 }
 
 func signInDev(t *testing.T, api string) *devClient {

@@ -27,11 +27,16 @@ import (
 // The raw baseline: a workflow with an update that runs one no-op activity
 // (as provision runs ReserveTenant), then three no-op activities.
 func rawWorkflow(ctx workflow.Context) error {
-	opts := workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second}
-	ctx = workflow.WithActivityOptions(ctx, opts)
+	return rawSaga(ctx, func(ctx workflow.Context) error { return workflow.ExecuteActivity(ctx, rawNoop).Get(ctx, nil) })
+}
+
+// rawSaga is a raw workflow whose "go" update runs update, after which it
+// runs three regular no-op activities.
+func rawSaga(ctx workflow.Context, update func(workflow.Context) error) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
 	done := false
 	if err := workflow.SetUpdateHandler(ctx, "go", func(ctx workflow.Context) error {
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), rawNoop).Get(ctx, nil)
+		err := update(ctx)
 		done = true
 		return err
 	}); err != nil {

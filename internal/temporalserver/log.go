@@ -2,6 +2,7 @@ package temporalserver
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
@@ -15,8 +16,13 @@ import (
 // at debug. While the server stops, its services lose each other in turn
 // and complain about it; stopping silences the server then, unless the
 // process logs at debug.
+//
+// The server derives a logger with tags for nearly every request, task and
+// workflow it touches, and logs through few of them; With keeps the tags
+// as they are and they are written only with a line that is written.
 type zlog struct {
 	l        zerolog.Logger
+	tags     []tag.Tag
 	stopping *atomic.Bool
 }
 
@@ -35,17 +41,24 @@ func (z zlog) emit(level zerolog.Level, msg string, tags []tag.Tag) {
 	if e == nil {
 		return
 	}
+	for _, t := range z.tags {
+		e = field(e, t)
+	}
 	for _, t := range tags {
-		switch v := t.Value().(type) {
-		case error:
-			e = e.AnErr(t.Key(), v)
-		case fmt.Stringer:
-			e = e.Str(t.Key(), v.String())
-		default:
-			e = e.Interface(t.Key(), v)
-		}
+		e = field(e, t)
 	}
 	e.Msg(msg)
+}
+
+func field(e *zerolog.Event, t tag.Tag) *zerolog.Event {
+	switch v := t.Value().(type) {
+	case error:
+		return e.AnErr(t.Key(), v)
+	case fmt.Stringer:
+		return e.Str(t.Key(), v.String())
+	default:
+		return e.Interface(t.Key(), v)
+	}
 }
 
 func (z zlog) Debug(msg string, tags ...tag.Tag)  { z.emit(zerolog.DebugLevel, msg, tags) }
@@ -65,11 +78,8 @@ func (z zlog) Fatal(msg string, tags ...tag.Tag) {
 	panic(msg)
 }
 
-// With returns a logger with the tags prepended to every line.
+// With returns a logger with the tags prepended to every line. The tags
+// are kept, not serialized: most of these loggers never write a line.
 func (z zlog) With(tags ...tag.Tag) log.Logger {
-	c := z.l.With()
-	for _, t := range tags {
-		c = c.Interface(t.Key(), t.Value())
-	}
-	return zlog{l: c.Logger(), stopping: z.stopping}
+	return zlog{l: z.l, tags: append(slices.Clip(z.tags), tags...), stopping: z.stopping}
 }

@@ -81,6 +81,17 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	conf := serverConfig(host, port, sqlConf)
+	onePartition := true
+	if opts.DatabaseFile != "" {
+		backlog, err := partitionBacklog(opts.DatabaseFile)
+		if err != nil {
+			return nil, err
+		}
+		if backlog {
+			opts.Log.Info().Msg("temporal: tasks of an earlier run wait in task queue partitions beyond the first; the server keeps four partitions until a start finds none")
+			onePartition = false
+		}
+	}
 
 	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
 	if err != nil {
@@ -106,10 +117,7 @@ func Start(opts Options) (*Server, error) {
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
-			// Search attributes registered at start are visible at once.
-			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
-		}),
+		temporal.WithDynamicConfigClient(dynamicConfig(onePartition)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("build temporal server: %w", err)
@@ -177,9 +185,15 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 	conf.DatabaseName = opts.DatabaseFile
 	conf.ConnectAttributes["mode"] = "rwc"
 	// WAL with synchronous=NORMAL: a crash of the process loses nothing that
-	// was committed, and each commit costs no fsync of the main file.
-	conf.ConnectAttributes["_journal_mode"] = "wal"
-	conf.ConnectAttributes["_synchronous"] = "normal"
+	// was committed, and a commit is one append to the log with no fsync
+	// (the log is synced at checkpoints). The plugin passes every attribute
+	// that is not a URI parameter on as "PRAGMA <key>=<value>", so the keys
+	// are the pragmas' own names: with a leading underscore SQLite ignored
+	// them as unknown pragmas, and the file ran with a rollback journal and
+	// synchronous=FULL (a journal file and several fsyncs a commit), which
+	// cut the rate of workflow updates under a burst to less than half.
+	conf.ConnectAttributes["journal_mode"] = "wal"
+	conf.ConnectAttributes["synchronous"] = "normal"
 	if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o700); err != nil {
 			return nil, fmt.Errorf("create temporal data dir: %w", err)
@@ -207,6 +221,26 @@ func forgetMembers(file string) error {
 		return fmt.Errorf("reset the membership ring in %s: %w", file, err)
 	}
 	return nil
+}
+
+// partitionBacklog reports whether the database file holds tasks in a task
+// queue partition other than the first (their queue ids carry the name of
+// the partition, "/_sys/<queue>/<n>"). Delivered tasks linger until the
+// server collects them, so it can report a backlog that is already gone;
+// that only keeps the default partitions one run longer.
+func partitionBacklog(file string) (bool, error) {
+	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", file, err)
+	}
+	defer db.Close()
+	var backlog bool
+	err = db.QueryRow(`SELECT EXISTS (SELECT 1 FROM tasks WHERE instr(task_queue_id, CAST('/_sys/' AS BLOB)) > 0)
+		OR EXISTS (SELECT 1 FROM tasks_v2 WHERE instr(task_queue_id, CAST('/_sys/' AS BLOB)) > 0)`).Scan(&backlog)
+	if err != nil {
+		return false, fmt.Errorf("read the task backlog in %s: %w", file, err)
+	}
+	return backlog, nil
 }
 
 func serverConfig(host string, port int, sqlConf *config.SQL) *config.Config {
@@ -251,6 +285,32 @@ func serverConfig(host string, port int, sqlConf *config.SQL) *config.Config {
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	return conf
+}
+
+// dynamicConfig is what the embedded server sets apart from the defaults.
+//
+// The search attributes are written to the database before the server
+// starts, so its cache of them, empty at start, loads them on the first
+// read: no forced refresh, which would read the cluster metadata from
+// SQLite on every request that names a search attribute (each start,
+// update and visibility record), on the one connection every write waits
+// for.
+//
+// One process serves every task queue with one matching service and, in
+// dev, one worker. With a single partition a task goes to the poller that
+// waits for it; with the default four, a few pollers are spread over four
+// partitions that forward tasks and polls to each other, and under a burst
+// one update in ten to one in six waited over five seconds for a task that
+// sat in a partition no poller was on. A file in which an earlier run (with
+// four partitions) left tasks in the other partitions keeps four until they
+// are delivered: pollers never read a partition beyond the count.
+func dynamicConfig(onePartition bool) dynamicconfig.StaticClient {
+	dc := dynamicconfig.StaticClient{}
+	if onePartition {
+		dc[dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()] = 1
+		dc[dynamicconfig.MatchingNumTaskqueueWritePartitions.Key()] = 1
+	}
+	return dc
 }
 
 func splitHostPort(addr string) (string, int, error) {
