@@ -27,7 +27,12 @@ import (
 // The raw baseline: a workflow with an update that runs one no-op activity
 // (as provision runs ReserveTenant), then three no-op activities.
 func rawWorkflow(ctx workflow.Context) error {
-	return rawSaga(ctx, func(ctx workflow.Context) error { return workflow.ExecuteActivity(ctx, rawNoop).Get(ctx, nil) })
+	return rawSaga(ctx, func(ctx workflow.Context) error {
+		// An update handler's context does not carry the workflow's
+		// activity options.
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
+		return workflow.ExecuteActivity(actx, rawNoop).Get(ctx, nil)
+	})
 }
 
 // rawSaga is a raw workflow whose "go" update runs update, after which it

@@ -97,6 +97,11 @@ func temporalOptions(cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) 
 	if sdk != nil {
 		opts.MetricsHandler = sdk.Handler()
 	}
+	if cfg.Mode == config.ModeDev {
+		// The embedded server is in the same process: gzip on every call
+		// would only burn CPU the server and the worker share.
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
 	return opts
 }
 
