@@ -131,22 +131,44 @@ func (s *shape) baseURLs() []string {
 // other API), while fault runs once the traffic has begun.
 func (s *shape) load(d time.Duration, fault func()) loadgen.Report {
 	s.t.Helper()
-	done := make(chan struct{})
-	var rep loadgen.Report
-	var err error
-	go func() {
-		defer close(done)
-		rep, err = loadgen.Run(context.Background(), loadgen.Options{BaseURLs: s.baseURLs(), Email: "owner@acme.test",
-			Password: "intelliauth-dev-password", Duration: d, Concurrency: 8, Rate: 10,
-			Mix: map[string]int{"create": 3, "get": 2, "list": 1, "suspend": 1}, Retries: 30, RetryWait: 2 * time.Second})
-	}()
+	done, wait := s.traffic(loadgen.Options{Duration: d, Concurrency: 8, Rate: 10,
+		Mix: map[string]int{"create": 3, "get": 2, "list": 1, "suspend": 1}, Retries: 30, RetryWait: 2 * time.Second})
 	time.Sleep(d / 4)
 	fault()
 	<-done
-	if err != nil {
-		s.t.Fatal(err)
+	return wait()
+}
+
+// traffic starts the load generator at both APIs as the bootstrap owner.
+// done is closed when the run ends; wait returns its report.
+func (s *shape) traffic(o loadgen.Options) (done <-chan struct{}, wait func() loadgen.Report) {
+	o.BaseURLs, o.Email, o.Password = s.baseURLs(), "owner@acme.test", "intelliauth-dev-password"
+	ch := make(chan struct{})
+	var rep loadgen.Report
+	var err error
+	go func() {
+		defer close(ch)
+		rep, err = loadgen.Run(context.Background(), o)
+	}()
+	return ch, func() loadgen.Report {
+		s.t.Helper()
+		<-ch
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		return rep
 	}
-	return rep
+}
+
+// answered counts the results of a report with the status (0: none).
+func answered(rep loadgen.Report, status int) int {
+	n := 0
+	for _, r := range rep.Results {
+		if r.Status == status {
+			n++
+		}
+	}
+	return n
 }
 
 // settled waits until no tenant is being provisioned and no operation is
@@ -310,13 +332,7 @@ func TestTheProductionShapeSurvivesItsFaultCampaign(t *testing.T) {
 			}
 		})
 		s.settled("postgres restarted", rep, false)
-		refused := 0
-		for _, r := range rep.Results {
-			if r.Status == 503 {
-				refused++
-			}
-		}
-		t.Logf("postgres restarted: %d answers were 503 while it was down", refused)
+		t.Logf("postgres restarted: %d answers were 503 while it was down", answered(rep, 503))
 	})
 	t.Run("the Temporal server restarts mid-saga", func(t *testing.T) {
 		s.t = t
@@ -333,13 +349,7 @@ func TestTheProductionShapeSurvivesItsFaultCampaign(t *testing.T) {
 		// Requests sent to the dead API have no answer; every mutation
 		// among them was retried at the other with its key.
 		s.settled("api killed", rep, true)
-		unanswered := 0
-		for _, r := range rep.Results {
-			if r.Status == 0 {
-				unanswered++
-			}
-		}
-		t.Logf("api killed: %d requests had no answer", unanswered)
+		t.Logf("api killed: %d requests had no answer", answered(rep, 0))
 		s.startAPI(0)
 		waitStatus(t, "http://"+s.apiAddrs[0]+"/readyz", 200)
 	})

@@ -110,12 +110,7 @@ func TestADatabaseOutageLongerThanAStepsRetriesDoesNotMakeTheSagaStuck(t *testin
 	h, pg := privateDatabase(t)
 	l := newLifecycleOn(t, h, map[domain.Step]activities.Fault{domain.StepKeys: {Delay: time.Second}}, testSaga(time.Second), nil)
 	w := newWorld(t, h, "team")
-	r := l.create(t, w, "patient", "patient-key")
-	if r.Status != 202 {
-		t.Fatalf("create: %d %s", r.Status, r.Raw)
-	}
-	var d lifecycleData
-	r.data(t, &d)
+	d := l.accepted(t, w, "patient", "patient-key")
 	// The schema step is done and the keys step has begun (its delay).
 	eventually(t, func() bool {
 		var op store.Operation

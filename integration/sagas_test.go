@@ -22,13 +22,20 @@ func (l lifecycle) transition(t *testing.T, w world, who domain.Role, tenantID, 
 
 func (l lifecycle) createActive(t *testing.T, w world, name string) store.Tenant {
 	t.Helper()
-	r := l.create(t, w, name, "")
+	return l.waitState(t, w, l.accepted(t, w, name, "").Tenant.ID, domain.StateActive)
+}
+
+// accepted creates a tenant (key "": a new Idempotency-Key) and returns
+// the 202's tenant and operation.
+func (l lifecycle) accepted(t *testing.T, w world, name, key string) lifecycleData {
+	t.Helper()
+	r := l.create(t, w, name, key)
 	if r.Status != 202 {
 		t.Fatalf("create %s: %d %s", name, r.Status, r.Raw)
 	}
 	var d lifecycleData
 	r.data(t, &d)
-	return l.waitState(t, w, d.Tenant.ID, domain.StateActive)
+	return d
 }
 
 // waitSagaCount waits until the saga metric of the task queue counts want

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,14 +54,7 @@ func BenchmarkSoak(b *testing.B) {
 		return out
 	}
 
-	done := make(chan struct{})
-	var rep loadgen.Report
-	var runErr error
-	go func() {
-		defer close(done)
-		rep, runErr = loadgen.Run(context.Background(), loadgen.Options{BaseURLs: s.baseURLs(), Email: "owner@acme.test",
-			Password: "intelliauth-dev-password", Duration: d, Concurrency: 16, Rate: 20, Retries: 3})
-	}()
+	done, wait := s.traffic(loadgen.Options{Duration: d, Concurrency: 16, Rate: 20, Retries: 3})
 	b.ResetTimer()
 	var samples []sample
 	var at []time.Duration
@@ -78,9 +70,7 @@ func BenchmarkSoak(b *testing.B) {
 			running = false
 		}
 	}
-	if runErr != nil {
-		b.Fatal(runErr)
-	}
+	rep := wait()
 	var table strings.Builder
 	rep.WriteTable(&table)
 	// Printed, not logged: a benchmark's log is cut to a few lines.

@@ -313,12 +313,7 @@ func failAt(t *testing.T, step domain.Step, index int) {
 	h := harness.Get(t)
 	l := newLifecycle(t, map[domain.Step]activities.Fault{step: {Fail: true}})
 	w := newWorld(t, h, "team")
-	r := l.create(t, w, "broken", "")
-	if r.Status != 202 {
-		t.Fatalf("create: %d %s", r.Status, r.Raw)
-	}
-	var d lifecycleData
-	r.data(t, &d)
+	d := l.accepted(t, w, "broken", "")
 	wfID := d.Tenant.WorkflowID
 	// Stuck after its bounded retries.
 	st := waitStuck(t, h, wfID, step)
