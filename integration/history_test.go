@@ -15,7 +15,7 @@ import (
 
 // historyVersion names the workflow version the recorded histories come
 // from: workflows/testdata/<version>-<name>.json.
-const historyVersion = "v3"
+const historyVersion = "v4"
 
 // recordHistory writes a run's history (runID "": the latest) to
 // workflows/testdata when CP_RECORD_HISTORIES is set, for the replay test
@@ -32,6 +32,19 @@ func recordHistory(t *testing.T, h *harness.Harness, workflowID, runID, name str
 		t.Logf("kept %s (histories are never overwritten)", path)
 		return
 	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(workflowHistory(t, h, workflowID, runID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", path)
+}
+
+// workflowHistory reads a run's history (runID "": the latest).
+func workflowHistory(t *testing.T, h *harness.Harness, workflowID, runID string) *historypb.History {
+	t.Helper()
 	it := h.Temporal.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
 	hist := &historypb.History{}
 	for it.HasNext() {
@@ -41,12 +54,5 @@ func recordHistory(t *testing.T, h *harness.Harness, workflowID, runID, name str
 		}
 		hist.Events = append(hist.Events, ev)
 	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %s", path)
+	return hist
 }

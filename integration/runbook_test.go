@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -396,6 +397,33 @@ type historyEvent struct {
 			Name string `json:"name"`
 		} `json:"activityType"`
 	} `json:"activityTaskScheduledEventAttributes"`
+	Marker *struct {
+		Details struct {
+			Data struct {
+				Payloads []struct {
+					// Data is base64 text, or the decoded JSON object
+					// when the CLI shows payloads decoded.
+					Data json.RawMessage `json:"data"`
+				} `json:"payloads"`
+			} `json:"data"`
+		} `json:"details"`
+	} `json:"markerRecordedEventAttributes"`
+}
+
+// localActivity is the activity type a local activity's marker records
+// ("" for another event).
+func (ev historyEvent) localActivity() string {
+	if ev.Marker == nil || len(ev.Marker.Details.Data.Payloads) == 0 {
+		return ""
+	}
+	raw := []byte(ev.Marker.Details.Data.Payloads[0].Data)
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		raw, _ = base64.StdEncoding.DecodeString(text)
+	}
+	var m struct{ ActivityType string }
+	_ = json.Unmarshal(raw, &m)
+	return m.ActivityType
 }
 
 // history reads a workflow's history with the CLI.
@@ -412,7 +440,9 @@ func history(t *testing.T, op operator, workflowID string) []historyEvent {
 }
 
 // lastRecordTask returns the id of the workflow task that scheduled the
-// workflow's last Record activity: a reset to it runs that record again.
+// workflow's last Record activity, or that recorded its last Record local
+// activity (its marker follows the task's completion): a reset to it runs
+// that record again.
 func lastRecordTask(t *testing.T, op operator, workflowID string) int {
 	t.Helper()
 	task, found := 0, 0
@@ -421,7 +451,7 @@ func lastRecordTask(t *testing.T, op operator, workflowID string) int {
 		switch {
 		case strings.HasSuffix(ev.EventType, "WORKFLOW_TASK_COMPLETED") || ev.EventType == "WorkflowTaskCompleted":
 			task = id
-		case ev.Scheduled != nil && ev.Scheduled.ActivityType.Name == "Record":
+		case ev.Scheduled != nil && ev.Scheduled.ActivityType.Name == "Record", ev.localActivity() == "Record":
 			found = task
 		}
 	}

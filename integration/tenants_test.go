@@ -3,13 +3,18 @@ package integration
 import (
 	"cmp"
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/uptrace/bun"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/intelliauth/controlplane/activities"
@@ -382,5 +387,55 @@ func TestATenantHostnameCannotBeTakenFromAnotherOrganisation(t *testing.T) {
 	// The victim's tenant still routes to itself.
 	if res := l.resources(t, tn); !res.Route || !res.RouteEnabled {
 		t.Fatalf("the victim's route: %+v", res)
+	}
+}
+
+// TestACreationWritesNoVersionMarkersAndNoSearchAttributeTwice reads a
+// provisioning's history: a run started at the current revision records no
+// version marker (each costs a marker and a search-attribute write in the
+// creation's first workflow task), and every search-attribute write
+// changes what the previous one, or the start, said.
+func TestACreationWritesNoVersionMarkersAndNoSearchAttributeTwice(t *testing.T) {
+	h := harness.Get(t)
+	l := newLifecycle(t, nil)
+	w := newWorld(t, h, "team")
+	tn := l.waitState(t, w, l.accepted(t, w, "indexed", "").Tenant.ID, domain.StateActive)
+
+	keys := []string{workflows.SearchAttrTenantState.GetName(), workflows.SearchAttrSagaStatus.GetName()}
+	said := map[string]string{}
+	read := func(fields map[string]*commonpb.Payload) map[string]string {
+		out := map[string]string{}
+		for _, k := range keys {
+			if p, ok := fields[k]; ok {
+				var v string
+				if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err != nil {
+					t.Fatal(err)
+				}
+				out[k] = v
+			}
+		}
+		return out
+	}
+	upserts := 0
+	for _, ev := range workflowHistory(t, h, tn.WorkflowID, "").Events {
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			said = read(ev.GetWorkflowExecutionStartedEventAttributes().GetSearchAttributes().GetIndexedFields())
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			if name := ev.GetMarkerRecordedEventAttributes().GetMarkerName(); name == "Version" {
+				t.Errorf("event %d: a version marker", ev.GetEventId())
+			}
+		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			upserts++
+			fields := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			now := read(fields)
+			if maps.Equal(now, said) || len(now) == 0 {
+				t.Errorf("event %d writes search attributes that say what they said: %v", ev.GetEventId(), slices.Collect(maps.Keys(fields)))
+			}
+			maps.Copy(said, now)
+		}
+	}
+	if upserts == 0 || said[workflows.SearchAttrTenantState.GetName()] != string(domain.StateActive) {
+		t.Fatalf("the search attributes end as %v after %d writes, want the tenant active", said, upserts)
 	}
 }

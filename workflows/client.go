@@ -115,6 +115,7 @@ func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.Operat
 		TenantID: in.TenantID, OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname,
 		StepMaxAttempts: c.saga.StepMaxAttempts, DecommissionGrace: c.saga.DecommissionGrace,
 		ReservationTimeout: c.saga.ReservationTimeout, MaxOperationsPerRun: c.saga.MaxOperationsPerRun,
+		Revision: RevisionCurrent,
 	}
 	workflowID := WorkflowID(in.OrgID, in.Key)
 	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{

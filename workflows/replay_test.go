@@ -51,7 +51,7 @@ func TestAnUnversionedChangeFailsTheReplay(t *testing.T) {
 	saved := domain.ProvisionSteps
 	domain.ProvisionSteps = append(slices.Clone(saved), domain.StepSchema)
 	defer func() { domain.ProvisionSteps = saved }()
-	for _, name := range []string{"v2-lifecycle.json", "v2-stuck-destruction.json", "v2-cancel.json"} {
+	for _, name := range []string{"v2-lifecycle.json", "v2-stuck-destruction.json", "v2-cancel.json", "v4-lifecycle.json", "v4-cancel.json"} {
 		if err := replay(filepath.Join("testdata", name)); err == nil {
 			t.Errorf("%s replays through a workflow that provisions another step", name)
 		}

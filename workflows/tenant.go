@@ -69,6 +69,20 @@ const versionSagas = "sagas-v2"
 // the data-plane steps. Runs without its marker keep regular activities.
 const versionLocalWrites = "local-writes"
 
+// Revisions of the workflow code, given in TenantParams.Revision by the
+// code that starts a run. A run started at RevisionInInput or later takes
+// every change up to its revision from its input instead of from
+// workflow.GetVersion, whose version markers (and the search-attribute
+// write the SDK adds to each) cost a creation's first workflow task time;
+// and it writes its search attributes only when they change. Runs started
+// without a revision (0) keep the version markers they recorded. Workers are
+// upgraded before the APIs that start runs at a new revision.
+const (
+	RevisionInInput = 4
+	// RevisionCurrent is the revision new runs are started at.
+	RevisionCurrent = RevisionInInput
+)
+
 // answeredRetention is how long an update id's answer is carried from one
 // run to the next, so a retry of the request is answered, not run again.
 const answeredRetention = 7 * 24 * time.Hour
@@ -92,6 +106,9 @@ type TenantParams struct {
 	// new, carrying Continued.
 	MaxOperationsPerRun int
 	Continued           *Continued
+	// Revision is the workflow code the run was started at (see
+	// RevisionCurrent); 0 for runs started before revisions were given.
+	Revision int
 }
 
 func (p TenantParams) validate() error {
@@ -211,6 +228,10 @@ type tenant struct {
 	answered map[string]Answered
 	// localWrites: the writes a request waits for run as local activities.
 	localWrites bool
+	// indexed, from RevisionInInput on, is what the search attributes say
+	// (nil: not known, as in a run continued from another); an upsert that
+	// would change nothing is not sent.
+	indexed *indexed
 
 	reserving bool
 	reserved  bool
@@ -264,7 +285,8 @@ type restoreClaim struct {
 // requested transition in turn, until the tenant is decommissioned or its
 // provisioning failed.
 func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) {
-	if workflow.GetVersion(ctx, versionSagas, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	inInput := p.Revision >= RevisionInInput
+	if !inInput && workflow.GetVersion(ctx, versionSagas, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return TenantResult{}, legacyTenantWorkflow(ctx, p)
 	}
 	if err := p.validate(); err != nil {
@@ -278,7 +300,11 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 	w := &tenant{p: p, state: domain.StateProvisioning, saga: SagaRunning, answered: map[string]Answered{},
 		ref: activities.TenantRef{TenantID: p.TenantID, OrgID: p.OrgID, Hostname: p.Hostname},
 		log: log.With(workflow.GetLogger(ctx), "tenant_id", p.TenantID, "org_id", p.OrgID)}
-	w.localWrites = workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1
+	w.localWrites = inInput || workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1
+	if inInput && p.Continued == nil {
+		// Started with these (the client sets them at the start).
+		w.indexed = &indexed{state: w.state, saga: w.saga}
+	}
 	if c := p.Continued; c != nil {
 		w.state, w.reserved, w.saga, w.seq = c.State, true, SagaIdle, c.EventSeq
 		for id, a := range c.Answered {
@@ -675,11 +701,19 @@ func (w *tenant) record(ctx workflow.Context, in activities.RecordInput) {
 		w.seq++
 		in.EventKey = fmt.Sprintf("%s/event/%d/%s", workflow.GetInfo(ctx).WorkflowExecution.ID, w.seq, in.Action)
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: WriteTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
-	_ = workflow.ExecuteActivity(actx, a.Record, in).Get(ctx, nil)
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
+	if w.p.Revision >= RevisionInInput {
+		// A short write in Postgres: run in the worker that runs the
+		// workflow, without an activity task's round trips through the
+		// server.
+		_ = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: WriteTimeout, ScheduleToCloseTimeout: answeredRetention, RetryPolicy: retry,
+		}), a.Record, in).Get(ctx, nil)
+	} else {
+		_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: WriteTimeout, RetryPolicy: retry,
+		}), a.Record, in).Get(ctx, nil)
+	}
 	if in.State != "" {
 		w.state = in.State
 	}
@@ -698,12 +732,32 @@ func (w *tenant) finish(ctx workflow.Context, in activities.RecordInput) {
 	if in.Request == (activities.Request{}) {
 		in.Request = op.req
 	}
+	if w.p.Revision >= RevisionInInput {
+		// The saga's status after the operation goes with the record's
+		// search attributes: one write instead of two.
+		w.saga = SagaIdle
+		if in.State == domain.StateFailed || in.State == domain.StateDecommissioned {
+			w.saga = SagaDone
+		}
+	}
 	w.record(ctx, in)
 	w.log.Info("operation ended", "operation_id", op.id, "kind", string(op.kind), "status", string(in.Status), "state", string(w.state))
 	w.op = nil
 }
 
+type indexed struct {
+	state domain.State
+	saga  string
+}
+
 func (w *tenant) searchAttributes(ctx workflow.Context) {
+	now := indexed{state: w.state, saga: w.saga}
+	if w.p.Revision >= RevisionInInput {
+		if w.indexed != nil && *w.indexed == now {
+			return
+		}
+		w.indexed = &now
+	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx,
 		SearchAttrOrgID.ValueSet(w.p.OrgID),
 		SearchAttrTenantID.ValueSet(w.p.TenantID),

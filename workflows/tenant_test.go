@@ -125,7 +125,7 @@ func (f *fakes) begunKinds() []domain.OpKind {
 
 func params() TenantParams {
 	return TenantParams{TenantID: "tnt_1", OrgID: "org_1", Name: "prod", Hostname: "prod-acme.test", StepMaxAttempts: 2,
-		DecommissionGrace: 72 * time.Hour, ReservationTimeout: 10 * time.Minute, MaxOperationsPerRun: 100}
+		DecommissionGrace: 72 * time.Hour, ReservationTimeout: 10 * time.Minute, MaxOperationsPerRun: 100, Revision: RevisionCurrent}
 }
 
 type updateResult struct {
