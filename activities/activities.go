@@ -27,6 +27,10 @@ type Actor struct {
 	Type  string `json:"type"`
 	ID    string `json:"id"`
 	Email string `json:"email"`
+	// Name is a service account's name.
+	Name string `json:"name,omitempty"`
+	// OnBehalfOf is, for a service account, the human who answers for it.
+	OnBehalfOf *Actor `json:"on_behalf_of,omitempty"`
 }
 
 // RecordEventInput is one audit event to write.

@@ -33,6 +33,8 @@ type NewTenant struct {
 	Environment string
 	Hostname    string
 	WorkflowID  string
+	// ExpiresAt ends an ephemeral tenant's life (nil: none).
+	ExpiresAt *time.Time
 }
 
 // ReserveInput is a tenant to create.
@@ -58,6 +60,7 @@ type TenantRecord struct {
 	CreatedBy          string
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+	ExpiresAt          *time.Time
 }
 
 // StepRecord is one step of an operation: its status, attempts and last
@@ -105,7 +108,7 @@ type OperationResult struct {
 // TenantRecordOf returns the payload of a tenant row.
 func TenantRecordOf(t store.Tenant) TenantRecord {
 	r := TenantRecord{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
-		WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+		WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt}
 	if t.CurrentOperationID != nil {
 		r.CurrentOperationID = *t.CurrentOperationID
 	}
@@ -188,7 +191,8 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Operat
 		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
 		nt := in.Tenant
 		t := store.Tenant{ID: nt.ID, OrgID: nt.OrgID, Name: nt.Name, Environment: nt.Environment, Hostname: nt.Hostname, WorkflowID: nt.WorkflowID,
-			State: string(domain.StateProvisioning), CurrentOperationID: &in.OperationID, CreatedBy: in.Request.UserID, CreatedAt: now, UpdatedAt: now}
+			State: string(domain.StateProvisioning), CurrentOperationID: &in.OperationID, CreatedBy: in.Request.UserID, CreatedAt: now, UpdatedAt: now,
+			ExpiresAt: nt.ExpiresAt}
 		op := store.Operation{ID: in.OperationID, OrgID: t.OrgID, TenantID: t.ID, Kind: string(domain.OpProvision), Status: string(domain.OpRunning),
 			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID, StartedAt: now}
 		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
@@ -413,13 +417,26 @@ func (a *Activities) event(ctx context.Context, tx bun.Tx, t store.Tenant, r Req
 		RequestID: r.RequestID, WorkflowID: t.WorkflowID, DedupKey: &key}
 	switch {
 	case requested:
-		ev.ActorType, ev.ActorID, ev.ActorEmail = r.Actor.Type, r.Actor.ID, r.Actor.Email
+		ev.ActorType, ev.ActorID, ev.ActorEmail, ev.ActorName = r.Actor.Type, r.Actor.ID, r.Actor.Email, r.Actor.Name
 		ev.ClientAddr, ev.UserAgent = r.ClientAddr, r.UserAgent
+		if r.Actor.OnBehalfOf != nil {
+			b, err := json.Marshal(r.Actor.OnBehalfOf)
+			if err != nil {
+				return fmt.Errorf("encode on_behalf_of: %w", err)
+			}
+			ev.OnBehalfOf = b
+		}
 	case operator != "":
 		ev.ActorType, ev.ActorID = "operator", operator
 	default:
 		ev.ActorType, ev.ActorID = "system", "saga"
-		b, err := json.Marshal(r.Actor)
+		behalf := &r.Actor
+		if r.Actor.Type == "system" && r.Actor.OnBehalfOf != nil {
+			// The system's own request (an ephemeral tenant's end): its
+			// steps are done for whoever created the tenant.
+			behalf = r.Actor.OnBehalfOf
+		}
+		b, err := json.Marshal(behalf)
 		if err != nil {
 			return fmt.Errorf("encode on_behalf_of: %w", err)
 		}

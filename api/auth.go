@@ -220,6 +220,9 @@ func (s *Server) eventBase(c *fiber.Ctx, who *caller) store.EventBase {
 	b := store.EventBase{RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512)}
 	if who != nil {
 		b.OrgID, b.ActorType, b.ActorID, b.ActorEmail = who.OrgID, "member", who.MemberID, who.Email
+		if sa := who.ServiceAccount; sa != nil {
+			b = store.ServiceActor(b, sa, who.Email)
+		}
 	}
 	return b
 }

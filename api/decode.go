@@ -117,8 +117,11 @@ func inexactKeys(body []byte, v any) []domain.FieldError {
 		return nil
 	}
 	names := map[string]bool{}
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous && f.Tag.Get("json") == "" {
+			continue // its fields are the body's, listed on their own
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		names[name] = true
 	}
 	var top map[string]json.RawMessage

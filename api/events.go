@@ -17,8 +17,13 @@ import (
 var actionFilterPattern = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)*(\.\*|\*)?$`)
 
 func eventFilter(c *fiber.Ctx, orgID string) (store.EventFilter, error) {
-	f := store.EventFilter{OrgID: orgID, Action: c.Query("action"), ActorID: c.Query("actor_id"), TargetID: c.Query("target_id")}
+	f := store.EventFilter{OrgID: orgID, Action: c.Query("action"), ActorID: c.Query("actor_id"), ActorType: c.Query("actor_type"), TargetID: c.Query("target_id")}
 	var fe fields
+	switch f.ActorType {
+	case "", "member", "operator", "system", "service_account":
+	default:
+		fe.add("actor_type", "one of member, operator, system, service_account")
+	}
 	if f.Action != "" && (len(f.Action) > 100 || !actionFilterPattern.MatchString(f.Action)) {
 		fe.add("action", "an action such as tenant.suspended, or a prefix such as tenant.*")
 	}
@@ -54,6 +59,7 @@ func (s *Server) listEvents(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
+	f.Environments = who.environments()
 	if strings.Contains(c.Get(fiber.HeaderAccept), "application/x-ndjson") {
 		return s.streamEvents(c, f)
 	}

@@ -106,9 +106,27 @@ func routeDocs() map[string]doc {
 			data: store.EventView{}, list: true, ndjson: true, query: append(listParams(),
 				stringParam("action", "an exact action (tenant.suspended) or a prefix (tenant.*)"),
 				stringParam("actor_id", "only events by this actor"),
+				enumParam("actor_type", "only events by actors of this type", []string{"member", "operator", "system", "service_account"}),
 				stringParam("target_id", "only events about this target"),
 				timeParam("since", "only events at or after this time (RFC 3339)"),
 				timeParam("until", "only events before this time (RFC 3339)"))},
+		"GET " + org + "/service-accounts": {id: "listServiceAccounts", summary: "Service accounts of the organisation, with their tokens (never the secrets)",
+			data: store.ServiceAccountView{}, list: true, query: listParams()},
+		"POST " + org + "/service-accounts": {id: "createServiceAccount", summary: "Create a service account and its first token",
+			desc: "The account's role is at most the creator's, and the creator answers for it: every action of the account is audited as the account on behalf of that member. " +
+				"Its token (cps_…) is in this answer only. A request with the token is allowed only on a route whose scope the account holds, when both the account's role and its accountable member's role allow it; " +
+				"tenants outside its environments are not found. Tokens stop working when the accountable member leaves or is removed, until an owner or admin takes the account over.",
+			body: createServiceAccountRequest{}, data: createdServiceAccount{}, status: fiber.StatusCreated},
+		"GET " + org + "/service-accounts/:service_account_id": {id: "getServiceAccount", summary: "One service account with its tokens", data: store.ServiceAccountView{}},
+		"PATCH " + org + "/service-accounts/:service_account_id": {id: "updateServiceAccount", summary: "Rename a service account or change its role, environments or scopes",
+			desc: "A change takes effect on the account's next request. Its role stays at most the caller's.", body: updateServiceAccountRequest{}, data: store.ServiceAccountView{}},
+		"DELETE " + org + "/service-accounts/:service_account_id": {id: "deleteServiceAccount", summary: "Delete a service account; its tokens stop working at once", data: store.ServiceAccountView{}},
+		"POST " + org + "/service-accounts/:service_account_id/take-over": {id: "takeOverServiceAccount", summary: "Become the member who answers for a service account",
+			desc: "How an account whose accountable member left works again. Audited with the members before and after.", data: store.ServiceAccountView{}},
+		"POST " + org + "/service-accounts/:service_account_id/tokens": {id: "createServiceToken", summary: "Mint another token for a service account",
+			desc: "At most two tokens are valid at once, so a token is rotated without downtime: mint a new one, deploy it, revoke the old one (409 while two are valid).",
+			body: mintTokenRequest{}, data: mintedToken{}, status: fiber.StatusCreated},
+		"DELETE " + org + "/service-accounts/:service_account_id/tokens/:token_id": {id: "revokeServiceToken", summary: "Revoke a token at once", data: store.ServiceTokenView{}},
 		"GET " + v1 + "/openapi.json": {id: "getOpenAPI", summary: "This document", raw: true},
 	}
 }
@@ -131,7 +149,7 @@ func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
 		Components: &openapi3.Components{
 			Schemas: openapi3.Schemas{},
 			SecuritySchemes: openapi3.SecuritySchemes{
-				"bearerAuth": {Value: &openapi3.SecurityScheme{Type: "http", Scheme: "bearer", Description: "A token from POST /api/v1/auth/sign-in"}},
+				"bearerAuth": {Value: &openapi3.SecurityScheme{Type: "http", Scheme: "bearer", Description: "A member's token from POST /api/v1/auth/sign-in (cpt_…), or a service account's token (cps_…) on the routes of its organisation that its scopes allow"}},
 			},
 			Headers:    commonHeaders(),
 			Responses:  errorResponses(),
@@ -139,7 +157,7 @@ func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
 		},
 		Security: openapi3.SecurityRequirements{{"bearerAuth": []string{}}},
 	}
-	for _, tag := range []string{"Session", "Organizations", "Plans", "Members", "Invitations", "Tenants", "Audit events", "Meta"} {
+	for _, tag := range []string{"Session", "Organizations", "Plans", "Members", "Invitations", "Tenants", "Service accounts", "Audit events", "Meta"} {
 		t.Tags = append(t.Tags, &openapi3.Tag{Name: tag})
 	}
 	t.Components.Schemas["Error"] = errorSchema()
@@ -213,6 +231,11 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 		op.Security = &openapi3.SecurityRequirements{}
 	} else if r.Access == Org {
 		op.Description = strings.TrimSpace(op.Description + "\n\nRequires the role permission `" + string(r.Action) + "`.")
+		if r.Scope != "" {
+			op.Description += " A service account needs the scope `" + string(r.Scope) + "`."
+		} else {
+			op.Description += " Not open to service accounts."
+		}
 	}
 	for _, m := range pathParam.FindAllStringSubmatch(r.Path, -1) {
 		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: openapi3.NewPathParameter(m[1]).
@@ -261,7 +284,7 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 
 func tagOf(path string) string {
 	for _, t := range []struct{ part, tag string }{
-		{"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"},
+		{"/service-accounts", "Service accounts"}, {"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"},
 		{"/organizations", "Organizations"}, {"/plans", "Plans"}, {"/auth/", "Session"}, {"/me", "Session"},
 	} {
 		if strings.Contains(path, t.part) {
@@ -280,7 +303,7 @@ type errorResponse struct {
 var (
 	errBadRequest   = errorResponse{400, "BadRequest", "BAD_REQUEST: invalid input; field_errors lists every invalid field at once"}
 	errUnauth       = errorResponse{401, "Unauthenticated", "UNAUTHENTICATED: missing, invalid, expired or revoked bearer token"}
-	errForbidden    = errorResponse{403, "Forbidden", "FORBIDDEN: the caller's role does not allow this"}
+	errForbidden    = errorResponse{403, "Forbidden", "FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member)"}
 	errNotFound     = errorResponse{404, "NotFound", "NOT_FOUND: no such resource, or an organisation the caller is not a member of"}
 	errConflict     = errorResponse{409, "Conflict", "CONFLICT: not allowed in the resource's state, or over a quota of the plan (the message names it)"}
 	errTooLarge     = errorResponse{413, "PayloadTooLarge", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"}
@@ -306,6 +329,10 @@ func errorsOf(r Route, d doc, mutation bool) []errorResponse {
 		out = append(out, errForbidden, errNotFound)
 	} else if strings.Contains(r.Path, ":") {
 		out = append(out, errNotFound)
+	}
+	if r.Access == User {
+		// A service account's token is refused outside its organisation.
+		out = append(out, errForbidden)
 	}
 	if mutation {
 		out = append(out, errConflict)

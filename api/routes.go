@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -36,6 +37,9 @@ type Route struct {
 	// SelfAllowed lets a member act on its own {member_id} without the
 	// action (leaving the organisation).
 	SelfAllowed bool
+	// Scope is what a service account's scopes must hold to use an Org
+	// route; "": no service account may.
+	Scope domain.Scope
 }
 
 type route struct {
@@ -43,12 +47,29 @@ type route struct {
 	handle func(*fiber.Ctx, *caller) error
 }
 
-// caller is the authenticated human behind a request.
+// caller is who a request comes from: a member with a session, or a
+// service account (then ServiceAccount is set, and UserID and Email are
+// its accountable human's).
 type caller struct {
 	store.Principal
 }
 
 func (c *caller) role() domain.Role { return domain.Role(c.Role) }
+
+// sees reports whether the caller may see tenants of the environment: a
+// member sees every one, a service account those of its environments.
+func (c *caller) sees(environment string) bool {
+	return c.ServiceAccount == nil || c.ServiceAccount.Sees(environment)
+}
+
+// environments is what a listing of tenants or events is limited to (nil:
+// every environment).
+func (c *caller) environments() []string {
+	if c.ServiceAccount == nil {
+		return nil
+	}
+	return c.ServiceAccount.Environments
+}
 
 // require refuses the request unless the caller's role allows the action;
 // for checks that depend on the request (granting owner, changing plan).
@@ -64,32 +85,40 @@ func (s *Server) table() []route {
 	const v1 = "/api/v1"
 	const org = v1 + "/organizations/:org_id"
 	return []route{
-		{Route{"POST", v1 + "/auth/sign-in", Public, "", false}, s.signIn},
-		{Route{"POST", v1 + "/auth/sign-out", User, "", false}, s.signOut},
-		{Route{"GET", v1 + "/me", User, "", false}, s.me},
-		{Route{"GET", v1 + "/organizations", User, "", false}, s.listOrganizations},
-		{Route{"GET", org, Org, domain.ActionRead, false}, s.getOrganization},
-		{Route{"PATCH", org, Org, domain.ActionOrganizationWrite, false}, s.updateOrganization},
-		{Route{"GET", org + "/usage", Org, domain.ActionRead, false}, s.getUsage},
-		{Route{"GET", v1 + "/plans", User, "", false}, s.listPlans},
-		{Route{"GET", org + "/members", Org, domain.ActionRead, false}, s.listMembers},
-		{Route{"PATCH", org + "/members/:member_id", Org, domain.ActionMembersManage, false}, s.changeRole},
-		{Route{"DELETE", org + "/members/:member_id", Org, domain.ActionMembersManage, true}, s.removeMember},
-		{Route{"POST", org + "/invitations", Org, domain.ActionMembersManage, false}, s.invite},
-		{Route{"GET", org + "/invitations", Org, domain.ActionRead, false}, s.listInvitations},
-		{Route{"DELETE", org + "/invitations/:invitation_id", Org, domain.ActionMembersManage, false}, s.revokeInvitation},
-		{Route{"POST", org + "/invitations/:invitation_id/resend", Org, domain.ActionMembersManage, false}, s.resendInvitation},
-		{Route{"POST", v1 + "/invitations/accept", Public, "", false}, s.acceptInvitation},
-		{Route{"POST", org + "/tenants", Org, domain.ActionTenantWrite, false}, s.createTenant},
-		{Route{"GET", org + "/tenants", Org, domain.ActionRead, false}, s.listTenants},
-		{Route{"GET", org + "/tenants/:tenant_id", Org, domain.ActionRead, false}, s.getTenant},
-		{Route{"POST", org + "/tenants/:tenant_id/suspend", Org, domain.ActionTenantWrite, false}, s.transition(domain.OpSuspend)},
-		{Route{"POST", org + "/tenants/:tenant_id/resume", Org, domain.ActionTenantWrite, false}, s.transition(domain.OpResume)},
-		{Route{"POST", org + "/tenants/:tenant_id/decommission", Org, domain.ActionTenantDestroy, false}, s.transition(domain.OpDecommission)},
-		{Route{"POST", org + "/tenants/:tenant_id/restore", Org, domain.ActionTenantDestroy, false}, s.transition(domain.OpRestore)},
-		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false}, s.listOperations},
-		{Route{"GET", org + "/events", Org, domain.ActionAuditRead, false}, s.listEvents},
-		{Route{"GET", v1 + "/openapi.json", Public, "", false}, s.openAPIJSON},
+		{Route{"POST", v1 + "/auth/sign-in", Public, "", false, ""}, s.signIn},
+		{Route{"POST", v1 + "/auth/sign-out", User, "", false, ""}, s.signOut},
+		{Route{"GET", v1 + "/me", User, "", false, ""}, s.me},
+		{Route{"GET", v1 + "/organizations", User, "", false, ""}, s.listOrganizations},
+		{Route{"GET", org, Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.getOrganization},
+		{Route{"PATCH", org, Org, domain.ActionOrganizationWrite, false, ""}, s.updateOrganization},
+		{Route{"GET", org + "/usage", Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.getUsage},
+		{Route{"GET", v1 + "/plans", User, "", false, ""}, s.listPlans},
+		{Route{"GET", org + "/members", Org, domain.ActionRead, false, domain.ScopeMembersRead}, s.listMembers},
+		{Route{"PATCH", org + "/members/:member_id", Org, domain.ActionMembersManage, false, ""}, s.changeRole},
+		{Route{"DELETE", org + "/members/:member_id", Org, domain.ActionMembersManage, true, ""}, s.removeMember},
+		{Route{"POST", org + "/invitations", Org, domain.ActionMembersManage, false, ""}, s.invite},
+		{Route{"GET", org + "/invitations", Org, domain.ActionRead, false, domain.ScopeMembersRead}, s.listInvitations},
+		{Route{"DELETE", org + "/invitations/:invitation_id", Org, domain.ActionMembersManage, false, ""}, s.revokeInvitation},
+		{Route{"POST", org + "/invitations/:invitation_id/resend", Org, domain.ActionMembersManage, false, ""}, s.resendInvitation},
+		{Route{"POST", v1 + "/invitations/accept", Public, "", false, ""}, s.acceptInvitation},
+		{Route{"POST", org + "/tenants", Org, domain.ActionTenantWrite, false, domain.ScopeTenantsCreate}, s.createTenant},
+		{Route{"GET", org + "/tenants", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listTenants},
+		{Route{"GET", org + "/tenants/:tenant_id", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.getTenant},
+		{Route{"POST", org + "/tenants/:tenant_id/suspend", Org, domain.ActionTenantWrite, false, domain.ScopeTenantsSuspend}, s.transition(domain.OpSuspend)},
+		{Route{"POST", org + "/tenants/:tenant_id/resume", Org, domain.ActionTenantWrite, false, domain.ScopeTenantsResume}, s.transition(domain.OpResume)},
+		{Route{"POST", org + "/tenants/:tenant_id/decommission", Org, domain.ActionTenantDestroy, false, domain.ScopeTenantsDecommission}, s.transition(domain.OpDecommission)},
+		{Route{"POST", org + "/tenants/:tenant_id/restore", Org, domain.ActionTenantDestroy, false, domain.ScopeTenantsRestore}, s.transition(domain.OpRestore)},
+		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listOperations},
+		{Route{"GET", org + "/events", Org, domain.ActionAuditRead, false, domain.ScopeEventsRead}, s.listEvents},
+		{Route{"GET", org + "/service-accounts", Org, domain.ActionRead, false, ""}, s.listServiceAccounts},
+		{Route{"POST", org + "/service-accounts", Org, domain.ActionServiceAccountsManage, false, ""}, s.createServiceAccount},
+		{Route{"GET", org + "/service-accounts/:service_account_id", Org, domain.ActionRead, false, ""}, s.getServiceAccount},
+		{Route{"PATCH", org + "/service-accounts/:service_account_id", Org, domain.ActionServiceAccountsManage, false, ""}, s.updateServiceAccount},
+		{Route{"DELETE", org + "/service-accounts/:service_account_id", Org, domain.ActionServiceAccountsManage, false, ""}, s.deleteServiceAccount},
+		{Route{"POST", org + "/service-accounts/:service_account_id/take-over", Org, domain.ActionServiceAccountsManage, false, ""}, s.takeOverServiceAccount},
+		{Route{"POST", org + "/service-accounts/:service_account_id/tokens", Org, domain.ActionServiceAccountsManage, false, ""}, s.mintServiceToken},
+		{Route{"DELETE", org + "/service-accounts/:service_account_id/tokens/:token_id", Org, domain.ActionServiceAccountsManage, false, ""}, s.revokeServiceToken},
+		{Route{"GET", v1 + "/openapi.json", Public, "", false, ""}, s.openAPIJSON},
 	}
 }
 
@@ -127,7 +156,11 @@ func (s *Server) guard(r route) fiber.Handler {
 				return domain.Errorf(domain.CodeNotFound, "organization not found: %s", clipParam(orgID))
 			}
 		}
-		p, err := store.Authenticate(c.UserContext(), s.db, token, orgID)
+		authenticate := store.Authenticate
+		if strings.HasPrefix(token, store.ServiceTokenPrefix) {
+			authenticate = store.AuthenticateServiceAccount
+		}
+		p, err := authenticate(c.UserContext(), s.db, token, orgID)
 		if errors.Is(err, store.ErrNoSession) {
 			return s.authFailure(c)
 		}
@@ -135,6 +168,12 @@ func (s *Server) guard(r route) fiber.Handler {
 			return err
 		}
 		who := &caller{p}
+		if p.ServiceAccount != nil {
+			if err := s.admitServiceAccount(c, r.Route, who); err != nil {
+				return err
+			}
+			return s.handle(c, r, who)
+		}
 		// A non-member's request is charged to the user, like the routes
 		// outside an organisation: probing other organisations costs the
 		// prober's own budget.
@@ -165,11 +204,61 @@ func (s *Server) guard(r route) fiber.Handler {
 				}
 			}
 		}
-		if c.Method() == fiber.MethodGet || workflowBacked(r.Route) {
-			return r.handle(c, who)
-		}
-		return s.storedIdempotency(c, idempotencyScope(r.Access, who), func() error { return r.handle(c, who) })
+		return s.handle(c, r, who)
 	}
+}
+
+// handle runs an admitted request: a mutation that no workflow keys is
+// answered once per Idempotency-Key.
+func (s *Server) handle(c *fiber.Ctx, r route, who *caller) error {
+	if c.Method() == fiber.MethodGet || workflowBacked(r.Route) {
+		return r.handle(c, who)
+	}
+	return s.storedIdempotency(c, idempotencyScope(r.Access, who), func() error { return r.handle(c, who) })
+}
+
+// admitServiceAccount is the guard's rule for a service-account token: a
+// route of its own organisation only (another organisation's is 404, as
+// for a non-member); refused while no human answers for the account; then,
+// after its share of the organisation's budget, the route's scope must be
+// among the account's, and the route's action allowed both to the
+// account's role and to its accountable human's role today.
+func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
+	sa := who.ServiceAccount
+	if r.Access != Org {
+		return domain.Errorf(domain.CodeForbidden, "a service-account token is for the routes of its organization only")
+	}
+	if who.Org == nil {
+		return domain.Errorf(domain.CodeNotFound, "organization not found: %s", who.OrgID)
+	}
+	if sa.HumanMemberID == "" {
+		return domain.Errorf(domain.CodeForbidden, "service account %s has no accountable member (they left or were removed): an owner or admin must take it over", sa.ID)
+	}
+	limit := s.planLimit(c, who.Org.PlanID)
+	if err := s.rateLimit(c, "sa:"+sa.ID, memberShare(limit)); err != nil {
+		return err
+	}
+	if err := s.rateLimit(c, "org:"+who.OrgID, limit); err != nil {
+		return err
+	}
+	if r.Scope == "" {
+		return domain.Errorf(domain.CodeForbidden, "service accounts cannot use this route")
+	}
+	if !sa.Has(r.Scope) {
+		return domain.Errorf(domain.CodeForbidden, "this service account's scopes do not include %s", r.Scope)
+	}
+	if !domain.Allowed(domain.Role(sa.Role), r.Action) {
+		return domain.Errorf(domain.CodeForbidden, "this service account's role (%s) does not allow %s", sa.Role, r.Action)
+	}
+	if !domain.Allowed(domain.Role(sa.HumanRole), r.Action) {
+		return domain.Errorf(domain.CodeForbidden, "the role of this service account's accountable member (%s) does not allow %s", sa.HumanRole, r.Action)
+	}
+	if sa.LastUsedAt == nil || time.Since(*sa.LastUsedAt) > time.Minute {
+		if err := store.TouchServiceToken(c.UserContext(), s.db, sa.TokenID, c.IP()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // memberShare is the most of an organisation's budget one member may
@@ -195,6 +284,9 @@ func (s *Server) authFailure(c *fiber.Ctx) error {
 // the organisation, or, outside one, the session (a sign-out with one token
 // is not another token's). One caller's answer is never given to another.
 func idempotencyScope(access Access, who *caller) string {
+	if access == Org && who.ServiceAccount != nil {
+		return "org:" + who.OrgID + "/sa:" + who.ServiceAccount.ID
+	}
 	if access == Org {
 		return "org:" + who.OrgID + "/user:" + who.UserID
 	}

@@ -38,7 +38,13 @@ type Deps struct {
 
 	SessionTTL    time.Duration // default 12h
 	InvitationTTL time.Duration // default 7 days
-	DomainBase    string
+	// ServiceTokenMaxTTL bounds a service-account token's expiry (default
+	// 90 days).
+	ServiceTokenMaxTTL time.Duration
+	// TenantMaxLifetime bounds an ephemeral tenant's lifetime (default 30
+	// days).
+	TenantMaxLifetime time.Duration
+	DomainBase        string
 
 	// Namespace (default "default"), TaskQueue and Saga go to the tenant
 	// workflows the API starts.
@@ -81,8 +87,11 @@ type Server struct {
 
 	sessionTTL    time.Duration
 	invitationTTL time.Duration
-	domainBase    string
-	consoleURL    string
+	tokenMaxTTL   time.Duration
+	// tenantMaxLifetime bounds an ephemeral tenant's lifetime.
+	tenantMaxLifetime time.Duration
+	domainBase        string
+	consoleURL        string
 	// temporalUIURL and namespace make the links to sagas (workflowURL).
 	temporalUIURL string
 	namespace     string
@@ -110,7 +119,8 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	namespace := cmp.Or(d.Namespace, "default")
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
-		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, domainBase: d.DomainBase,
+		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, tokenMaxTTL: cmp.Or(d.ServiceTokenMaxTTL, 90*24*time.Hour),
+		tenantMaxLifetime: cmp.Or(d.TenantMaxLifetime, 30*24*time.Hour), domainBase: d.DomainBase,
 		consoleURL: strings.TrimRight(d.ConsoleURL, "/"), temporalUIURL: strings.TrimRight(d.TemporalUIURL, "/"), namespace: namespace,
 		tenants:        workflows.NewClient(d.Temporal, namespace, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
 		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),

@@ -3,6 +3,7 @@ package api
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/url"
 	"regexp"
 	"time"
@@ -23,6 +24,7 @@ var (
 type createTenantRequest struct {
 	Name        string `json:"name"`
 	Environment string `json:"environment"`
+	ExpiresIn   *int64 `json:"expires_in,omitempty" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then."`
 }
 
 func (r *createTenantRequest) validate() []domain.FieldError {
@@ -33,6 +35,9 @@ func (r *createTenantRequest) validate() []domain.FieldError {
 	if !environmentPattern.MatchString(r.Environment) {
 		fe.add("environment", "1 to 32 characters: a-z, 0-9 and '-' (e.g. prod, staging, uat)")
 	}
+	if r.ExpiresIn != nil && *r.ExpiresIn < 1 {
+		fe.add("expires_in", "at least 1 second")
+	}
 	return fe
 }
 
@@ -40,25 +45,26 @@ func (r *createTenantRequest) validate() []domain.FieldError {
 // database column or a workflow payload can change without changing the
 // contract.
 type tenantView struct {
-	ID                 string    `json:"id"`
-	OrgID              string    `json:"org_id"`
-	Name               string    `json:"name"`
-	Environment        string    `json:"environment"`
-	State              string    `json:"state"`
-	Hostname           string    `json:"hostname"`
-	AdminURL           string    `json:"admin_url"`
-	WorkflowID         string    `json:"workflow_id"`
-	WorkflowURL        string    `json:"workflow_url,omitempty" doc:"The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL)."`
-	CurrentOperationID *string   `json:"current_operation_id"`
-	CreatedBy          string    `json:"created_by"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	ID                 string     `json:"id"`
+	OrgID              string     `json:"org_id"`
+	Name               string     `json:"name"`
+	Environment        string     `json:"environment"`
+	State              string     `json:"state"`
+	Hostname           string     `json:"hostname"`
+	AdminURL           string     `json:"admin_url"`
+	WorkflowID         string     `json:"workflow_id"`
+	WorkflowURL        string     `json:"workflow_url,omitempty" doc:"The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL)."`
+	CurrentOperationID *string    `json:"current_operation_id"`
+	CreatedBy          string     `json:"created_by"`
+	CreatedAt          time.Time  `json:"created_at"`
+	UpdatedAt          time.Time  `json:"updated_at"`
+	ExpiresAt          *time.Time `json:"expires_at" doc:"When an ephemeral tenant is decommissioned by its saga; null for a tenant without a lifetime."`
 }
 
 func (s *Server) tenantView(t activities.TenantRecord) tenantView {
 	v := tenantView{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
 		AdminURL: "https://" + t.Hostname + "/admin", WorkflowID: t.WorkflowID, WorkflowURL: s.workflowURL(t.WorkflowID),
-		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt}
 	if t.CurrentOperationID != "" {
 		id := t.CurrentOperationID
 		v.CurrentOperationID = &id
@@ -141,8 +147,13 @@ func idempotencyKey(c *fiber.Ctx) (string, error) {
 }
 
 func (s *Server) request(c *fiber.Ctx, who *caller) activities.Request {
+	actor := activities.Actor{Type: "member", ID: who.MemberID, Email: who.Email}
+	if sa := who.ServiceAccount; sa != nil {
+		actor = activities.Actor{Type: "service_account", ID: sa.ID, Name: sa.Name,
+			OnBehalfOf: &activities.Actor{Type: "member", ID: sa.HumanMemberID, Email: who.Email}}
+	}
 	return activities.Request{
-		Actor:     activities.Actor{Type: "member", ID: who.MemberID, Email: who.Email},
+		Actor:     actor,
 		UserID:    who.UserID,
 		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512),
 	}
@@ -155,6 +166,18 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	var req createTenantRequest
 	if err := decode(c, &req); err != nil {
 		return err
+	}
+	if !who.sees(req.Environment) {
+		return domain.Errorf(domain.CodeForbidden, "this service account acts on tenants of environments %v only", who.environments())
+	}
+	var expiresAt *time.Time
+	if req.ExpiresIn != nil {
+		if *req.ExpiresIn > int64(s.tenantMaxLifetime/time.Second) {
+			return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: []domain.FieldError{{Field: "expires_in",
+				Message: fmt.Sprintf("at most %d seconds", int64(s.tenantMaxLifetime/time.Second))}}}
+		}
+		at := time.Now().UTC().Add(time.Duration(*req.ExpiresIn) * time.Second).Truncate(time.Microsecond)
+		expiresAt = &at
 	}
 	key, err := idempotencyKey(c)
 	if err != nil {
@@ -172,7 +195,7 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	res, err := s.tenants.CreateTenant(c.UserContext(), workflows.Create{
 		OrgID: who.OrgID, Key: key, TenantID: domain.NewID(domain.PrefixTenant), OperationID: domain.NewID(domain.PrefixOperation),
 		Name: req.Name, Environment: req.Environment, Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase,
-		Request: s.request(c, who),
+		Request: s.request(c, who), ExpiresAt: expiresAt,
 	})
 	if errors.Is(err, workflows.ErrEnded) {
 		// The key's workflow has ended, with its tenant written.
@@ -236,7 +259,7 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 		if err != nil {
 			return err
 		}
-		t, err := store.TenantByID(c.UserContext(), s.db, who.OrgID, c.Params("tenant_id"))
+		t, err := s.visibleTenant(c, who)
 		if err != nil {
 			return err
 		}
@@ -263,7 +286,7 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid query parameters",
 			FieldErrors: []domain.FieldError{{Field: "state", Message: "one of provisioning, active, suspended, decommissioning, decommissioned, failed"}}}
 	}
-	rows, err := store.ListTenants(c.UserContext(), s.db, who.OrgID, state, after, limit)
+	rows, err := store.ListTenants(c.UserContext(), s.db, who.OrgID, state, who.environments(), after, limit)
 	if err != nil {
 		return err
 	}
@@ -274,8 +297,18 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 	return writePage(c, views, limit, func(v tenantView) store.Keyset { return store.Keyset{CreatedAt: v.CreatedAt, ID: v.ID} })
 }
 
-func (s *Server) getTenant(c *fiber.Ctx, who *caller) error {
+// visibleTenant is the route's {tenant_id} as the caller may see it: a
+// tenant of an environment outside a service account's scope is not found.
+func (s *Server) visibleTenant(c *fiber.Ctx, who *caller) (store.Tenant, error) {
 	t, err := store.TenantByID(c.UserContext(), s.db, who.OrgID, c.Params("tenant_id"))
+	if err == nil && !who.sees(t.Environment) {
+		return store.Tenant{}, domain.Errorf(domain.CodeNotFound, "tenant not found: %s", clipParam(c.Params("tenant_id")))
+	}
+	return t, err
+}
+
+func (s *Server) getTenant(c *fiber.Ctx, who *caller) error {
+	t, err := s.visibleTenant(c, who)
 	if err != nil {
 		return err
 	}
@@ -289,7 +322,7 @@ func (s *Server) listOperations(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	t, err := store.TenantByID(c.UserContext(), s.db, who.OrgID, c.Params("tenant_id"))
+	t, err := s.visibleTenant(c, who)
 	if err != nil {
 		return err
 	}

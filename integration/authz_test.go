@@ -93,6 +93,31 @@ var fixtures = map[string]fixture{
 	"GET /api/v1/organizations/:org_id/events": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/events"), nil, 200, ""}
 	},
+	"GET /api/v1/organizations/:org_id/service-accounts": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/service-accounts"), nil, 200, ""}
+	},
+	"POST /api/v1/organizations/:org_id/service-accounts": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/service-accounts"), map[string]any{"name": "sa-" + uniq(), "role": "viewer", "scopes": []string{"tenants:read"}, "token_expires_in": 3600}, 201, ""}
+	},
+	"GET /api/v1/organizations/:org_id/service-accounts/:service_account_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/service-accounts/"+addServiceAccount(t, h, w, domain.RoleViewer).ID), nil, 200, ""}
+	},
+	"PATCH /api/v1/organizations/:org_id/service-accounts/:service_account_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/service-accounts/"+addServiceAccount(t, h, w, domain.RoleViewer).ID), map[string]any{"scopes": []string{"events:read"}}, 200, ""}
+	},
+	"DELETE /api/v1/organizations/:org_id/service-accounts/:service_account_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/service-accounts/"+addServiceAccount(t, h, w, domain.RoleViewer).ID), nil, 200, ""}
+	},
+	"POST /api/v1/organizations/:org_id/service-accounts/:service_account_id/take-over": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/service-accounts/"+addServiceAccount(t, h, w, domain.RoleViewer).ID+"/take-over"), nil, 200, ""}
+	},
+	"POST /api/v1/organizations/:org_id/service-accounts/:service_account_id/tokens": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/service-accounts/"+addServiceAccount(t, h, w, domain.RoleViewer).ID+"/tokens"), map[string]any{"expires_in": 3600}, 201, ""}
+	},
+	"DELETE /api/v1/organizations/:org_id/service-accounts/:service_account_id/tokens/:token_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		sa := addServiceAccount(t, h, w, domain.RoleViewer)
+		return cellCall{orgPath(w, "/service-accounts/"+sa.ID+"/tokens/"+sa.Tokens[0].ID), nil, 200, ""}
+	},
 	// A permitted transition on a failed tenant is refused for the
 	// tenant's state, after authorisation: 409 tells it from 401/403/404.
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/suspend":      transitionCell("suspend"),

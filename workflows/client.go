@@ -102,6 +102,8 @@ type Create struct {
 	Environment string
 	Hostname    string
 	Request     activities.Request
+	// ExpiresAt makes the tenant ephemeral: its saga decommissions it then.
+	ExpiresAt *time.Time
 }
 
 // CreateTenant starts the tenant's workflow and its provision update
@@ -117,6 +119,9 @@ func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.Operat
 		ReservationTimeout: c.saga.ReservationTimeout, MaxOperationsPerRun: c.saga.MaxOperationsPerRun,
 		Revision: RevisionCurrent,
 	}
+	if in.ExpiresAt != nil {
+		params.Expiry = &Expiry{At: *in.ExpiresAt, For: in.Request.Actor, UserID: in.Request.UserID}
+	}
 	workflowID := WorkflowID(in.OrgID, in.Key)
 	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflowID,
@@ -126,7 +131,7 @@ func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.Operat
 		// stays used; one whose workflow failed before any tenant was
 		// written may be used again.
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		Memo:                  map[string]any{"request_id": in.Request.RequestID, "requested_by": in.Request.Actor.Email},
+		Memo:                  map[string]any{"request_id": in.Request.RequestID, "requested_by": requestedBy(in.Request.Actor)},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			SearchAttrOrgID.ValueSet(in.OrgID), SearchAttrTenantID.ValueSet(in.TenantID),
 			SearchAttrTenantState.ValueSet(string(domain.StateProvisioning)), SearchAttrSagaStatus.ValueSet(SagaRunning)),
@@ -223,4 +228,13 @@ func (c *Client) domainError(ctx context.Context, err error) error {
 			Message: "no worker answered within " + c.Bound.String() + "; retry with the same Idempotency-Key"}
 	}
 	return err
+}
+
+// requestedBy names the requester in a workflow's memo: a member's email,
+// or a service account's name and id.
+func requestedBy(a activities.Actor) string {
+	if a.Type == "service_account" {
+		return a.Name + " (" + a.ID + ")"
+	}
+	return a.Email
 }

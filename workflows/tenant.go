@@ -109,6 +109,26 @@ type TenantParams struct {
 	// Revision is the workflow code the run was started at (see
 	// RevisionCurrent); 0 for runs started before revisions were given.
 	Revision int
+	// Expiry, for an ephemeral tenant, is when its saga decommissions it
+	// (nil: never).
+	Expiry *Expiry
+}
+
+func (p TenantParams) expiresAt() *time.Time {
+	if p.Expiry == nil {
+		return nil
+	}
+	at := p.Expiry.At
+	return &at
+}
+
+// Expiry is an ephemeral tenant's end: at At, the saga decommissions it,
+// with no grace period, as the system acting for For (who created it;
+// UserID is the person who answers for that creation).
+type Expiry struct {
+	At     time.Time
+	For    activities.Actor
+	UserID string
 }
 
 func (p TenantParams) validate() error {
@@ -245,6 +265,11 @@ type tenant struct {
 	next  *TransitionRequest
 
 	cancelRequested bool
+
+	// expired: the tenant's lifetime is over; expiring: its decommission
+	// was begun (or found unnecessary).
+	expired  bool
+	expiring bool
 }
 
 // operation is the state of the running operation; it dies with it.
@@ -268,6 +293,9 @@ type operation struct {
 	// destruction cannot begin.
 	restore     *restoreClaim
 	graceEndsAt time.Time
+	// immediate: a decommission with no grace period (an ephemeral
+	// tenant's end).
+	immediate bool
 }
 
 type takenRepair struct {
@@ -316,6 +344,7 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 	}
 	w.refuseCancellation(root, ctx)
 	w.searchAttributes(ctx)
+	w.watchExpiry(ctx)
 
 	if p.Continued == nil {
 		arrived, _ := workflow.AwaitWithTimeout(ctx, p.ReservationTimeout, func() bool { return w.reserving || w.reserved || w.rejection != nil })
@@ -337,19 +366,81 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 	for ops := 0; w.state != domain.StateFailed && w.state != domain.StateDecommissioned; ops++ {
 		w.saga = SagaIdle
 		w.searchAttributes(ctx)
-		_ = workflow.Await(ctx, func() bool { return w.next != nil || w.mayContinueAsNew(ctx, ops) })
-		if w.next == nil {
+		_ = workflow.Await(ctx, func() bool { return w.next != nil || w.expiryDue() || w.mayContinueAsNew(ctx, ops) })
+		switch {
+		case w.next != nil:
+			r := *w.next
+			w.next = nil
+			w.run(ctx, r)
+		case w.expiryDue():
+			w.expire(ctx)
+		default:
 			return TenantResult{}, w.continueAsNew(ctx)
 		}
-		r := *w.next
-		w.next = nil
-		w.run(ctx, r)
 	}
 	w.saga = SagaDone
 	w.searchAttributes(ctx)
 	// Let update handlers that are finishing reply before the run ends.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return TenantResult{State: w.state}, nil
+}
+
+// watchExpiry starts the ephemeral tenant's clock: a durable timer to the
+// end of its lifetime (at once if it is over), in this run and in each run
+// it continues as.
+func (w *tenant) watchExpiry(ctx workflow.Context) {
+	e := w.p.Expiry
+	if e == nil {
+		return
+	}
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		if left := e.At.Sub(workflow.Now(gctx)); left > 0 {
+			_ = workflow.Sleep(gctx, left)
+		}
+		w.expired = true
+	})
+}
+
+// expiryDue reports whether the tenant's lifetime is over and nothing
+// stands in the way of decommissioning it: no operation running, being
+// written or waiting, and the tenant active or suspended (a tenant being
+// decommissioned already is left to that decommission; one it restored
+// expires after it).
+func (w *tenant) expiryDue() bool {
+	return w.expired && !w.expiring && w.op == nil && w.claim == nil && w.next == nil &&
+		(w.state == domain.StateActive || w.state == domain.StateSuspended)
+}
+
+// expire decommissions the tenant whose lifetime is over, with no grace
+// period, as the system acting for whoever created it. The operation is
+// written as a request's would be; meanwhile requests are refused as
+// during any other operation being written.
+func (w *tenant) expire(ctx workflow.Context) {
+	w.expiring = true
+	e := w.p.Expiry
+	var opID string
+	_ = workflow.SideEffect(ctx, func(workflow.Context) any { return domain.NewID(domain.PrefixOperation) }).Get(&opID)
+	creator := e.For
+	req := activities.Request{Actor: activities.Actor{Type: "system", ID: "expiry", OnBehalfOf: &creator}, UserID: e.UserID,
+		RequestID: "expiry/" + workflow.GetInfo(ctx).WorkflowExecution.ID}
+	r := TransitionRequest{Kind: domain.OpDecommission, OperationID: opID, Request: req}
+	w.claim = &r
+	var res activities.OperationResult
+	var a *activities.Activities
+	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
+		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: opID, Kind: r.Kind,
+		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: "expiry", Request: req,
+	}).Get(ctx, &res)
+	w.claim = nil
+	if err != nil {
+		w.log.Warn("the expired tenant's decommission was refused", "error", err.Error())
+		return
+	}
+	w.log.Info("tenant lifetime over: decommissioning", "operation_id", opID)
+	w.begin(opID, domain.OpDecommission, req)
+	w.op.immediate = true
+	w.searchAttributes(ctx)
+	w.runDecommission(ctx)
 }
 
 // mayContinueAsNew reports whether the run has done enough and nothing is
@@ -449,7 +540,7 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 	var a *activities.Activities
 	err := w.write(ctx, a.ReserveTenant, activities.ReserveInput{
 		Tenant: activities.NewTenant{ID: w.p.TenantID, OrgID: w.p.OrgID, Name: w.p.Name, Environment: w.p.Environment,
-			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID},
+			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, ExpiresAt: w.p.expiresAt()},
 		OperationID: r.OperationID, Steps: domain.StepNames(domain.ProvisionSteps), Request: r.Request,
 	}).Get(ctx, &res)
 	if err != nil {
@@ -914,11 +1005,17 @@ func (w *tenant) runDecommission(ctx workflow.Context) {
 	// and API alike, to the microsecond Postgres keeps). The timer starts
 	// once this record is written, a moment later, so destruction never
 	// begins before this time.
-	ends := workflow.Now(ctx).Add(w.p.DecommissionGrace).Truncate(time.Microsecond)
+	grace := w.p.DecommissionGrace
+	if w.op.immediate {
+		grace = 0
+	}
+	ends := workflow.Now(ctx).Add(grace).Truncate(time.Microsecond)
 	w.op.graceEndsAt = ends
 	w.record(ctx, activities.RecordInput{OperationID: w.op.id, State: domain.StateDecommissioning, Action: "tenant.decommissioning", Request: w.op.req,
-		Data: map[string]any{"grace_period": w.p.DecommissionGrace.String()}, GraceEndsAt: &ends})
-	if claim := w.awaitGrace(ctx); claim != nil {
+		Data: map[string]any{"grace_period": grace.String()}, GraceEndsAt: &ends})
+	if w.op.immediate {
+		w.op.phase = PhaseDestroying
+	} else if claim := w.awaitGrace(ctx); claim != nil {
 		in := activities.RecordInput{Status: domain.OpCancelled, State: domain.StateSuspended, Action: "tenant.restored", Operator: claim.operator}
 		if claim.req != nil {
 			in.Request = claim.req.Request

@@ -633,3 +633,69 @@ func TestAnInfrastructureFailureOfTheReservationIsRetriedNotTakenForARefusal(t *
 		t.Fatalf("create %v after %d attempts, end %v", created.err, f.reserves, end.err)
 	}
 }
+
+// TestAnEphemeralTenantIsDecommissionedWhenItsLifetimeEnds: a tenant
+// created with a lifetime is decommissioned by its saga when the lifetime
+// ends, with no grace period, as the system acting for whoever created it.
+func TestAnEphemeralTenantIsDecommissionedWhenItsLifetimeEnds(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := &fakes{}
+	f.register(env)
+	provision(env)
+	var suspend updateResult
+	transition(env, time.Minute, domain.OpSuspend, "a", &suspend)
+	start := env.Now()
+	bot := activities.Actor{Type: "service_account", ID: "sa_1", Name: "ci-bot", OnBehalfOf: &activities.Actor{Type: "member", ID: "mem_1", Email: "a@x.test"}}
+	p := params()
+	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: bot, UserID: "usr_1"}
+	env.ExecuteWorkflow(TenantWorkflow, p)
+
+	mustComplete(t, env)
+	if suspend.err != nil {
+		t.Fatal(suspend.err)
+	}
+	if took := env.Now().Sub(start); took < 2*time.Hour || took > 3*time.Hour {
+		t.Fatalf("decommissioned %v after the start, want at the end of its 2h lifetime with no grace period", took)
+	}
+	want := []string{"schema", "keys", "route", "suspend_route", "delete_route", "delete_keys", "drop_schema"}
+	if !slices.Equal(f.steps, want) {
+		t.Fatalf("steps = %v, want %v", f.steps, want)
+	}
+	wantStates := []domain.State{domain.StateActive, domain.StateSuspended, domain.StateDecommissioning, domain.StateDecommissioned}
+	if !slices.Equal(f.states, wantStates) {
+		t.Fatalf("states = %v, want %v", f.states, wantStates)
+	}
+	if kinds := f.begunKinds(); !slices.Equal(kinds, []domain.OpKind{domain.OpSuspend, domain.OpDecommission}) {
+		t.Fatalf("operations begun: %v", kinds)
+	}
+	got := f.begun[1].Request
+	if got.Actor.Type != "system" || got.Actor.OnBehalfOf == nil || got.Actor.OnBehalfOf.ID != "sa_1" || got.Actor.OnBehalfOf.OnBehalfOf.ID != "mem_1" || got.UserID != "usr_1" {
+		t.Fatalf("the expiry's request: %+v", got)
+	}
+}
+
+// TestAnEphemeralTenantDecommissionedBeforeItsEndIsLeftAlone: a member's
+// decommission that completes before the lifetime ends leaves nothing for
+// the expiry to do, and the workflow ends without waiting for it.
+func TestAnEphemeralTenantDecommissionedBeforeItsEndIsLeftAlone(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f := &fakes{}
+	f.register(env)
+	provision(env)
+	var decom updateResult
+	transition(env, time.Minute, domain.OpDecommission, "a", &decom)
+	start := env.Now()
+	p := params()
+	p.Expiry = &Expiry{At: start.Add(30 * 24 * time.Hour), For: activities.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
+	env.ExecuteWorkflow(TenantWorkflow, p)
+
+	mustComplete(t, env)
+	if kinds := f.begunKinds(); !slices.Equal(kinds, []domain.OpKind{domain.OpDecommission}) {
+		t.Fatalf("operations begun: %v", kinds)
+	}
+	if took := env.Now().Sub(start); took > 4*24*time.Hour {
+		t.Fatalf("the workflow ran %v, waiting for a lifetime that no longer matters", took)
+	}
+}

@@ -218,7 +218,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, DomainBase: cfg.DomainBase,
+	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, ServiceTokenMaxTTL: cfg.ServiceTokenMaxTTL, TenantMaxLifetime: cfg.TenantMaxLifetime, DomainBase: cfg.DomainBase,
 		Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit,
 		TrustedProxies: cfg.TrustedProxies, ConsoleURL: cfg.ConsoleURL, TemporalUIURL: cfg.TemporalUIURL})

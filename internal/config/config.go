@@ -83,7 +83,13 @@ type Config struct {
 	SMTP SMTP
 
 	SessionTTL time.Duration
-	Saga       Saga
+	// ServiceTokenMaxTTL bounds the expiry a service-account token may be
+	// given (CP_SERVICE_TOKEN_MAX_TTL, default 90 days).
+	ServiceTokenMaxTTL time.Duration
+	// TenantMaxLifetime bounds an ephemeral tenant's lifetime
+	// (CP_TENANT_MAX_LIFETIME, default 30 days).
+	TenantMaxLifetime time.Duration
+	Saga              Saga
 	// KeyEncryptionKeys is the key ring that seals tenants' private keys
 	// (CP_KEY_ENCRYPTION_KEYS, seal.ParseRing's form); required by the
 	// worker, generated under the data dir by dev.
@@ -177,6 +183,8 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	// Every number has bounds of its own, wide enough for its default and
 	// any sane deployment.
 	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour, time.Minute, 30*24*time.Hour)
+	c.TenantMaxLifetime = r.duration("CP_TENANT_MAX_LIFETIME", 30*24*time.Hour, time.Minute, 366*24*time.Hour)
+	c.ServiceTokenMaxTTL = r.duration("CP_SERVICE_TOKEN_MAX_TTL", 90*24*time.Hour, time.Minute, 366*24*time.Hour)
 	c.Saga = DefaultSaga()
 	c.Saga.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", c.Saga.DecommissionGrace, time.Second, 365*24*time.Hour)
 	c.Saga.StepMaxAttempts = r.intIn("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts, 1, 100)

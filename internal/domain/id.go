@@ -19,6 +19,8 @@ const (
 	PrefixEvent        = "evt_"
 	PrefixOperation    = "op_"
 	PrefixRequest      = "req_"
+	PrefixServiceAcct  = "sa_"
+	PrefixServiceToken = "sat_"
 )
 
 // NewID returns a new identifier with the prefix, from the current time and

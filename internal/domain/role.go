@@ -36,18 +36,22 @@ const (
 	ActionPlanChange        Action = "plan.change"        // change the organisation's plan
 	ActionOrganizationWrite Action = "organization.write" // rename
 	ActionAuditRead         Action = "audit.read"         // read audit events
+	// ActionServiceAccountsManage: create, change, take over and delete
+	// service accounts, mint and revoke their tokens.
+	ActionServiceAccountsManage Action = "service_accounts.manage"
 )
 
 // policy is the roles table, and the only place it is written.
 var policy = map[Action][]Role{
-	ActionRead:              {RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer},
-	ActionTenantWrite:       {RoleOwner, RoleAdmin, RoleDeveloper},
-	ActionTenantDestroy:     {RoleOwner, RoleAdmin},
-	ActionMembersManage:     {RoleOwner, RoleAdmin},
-	ActionOwnersManage:      {RoleOwner},
-	ActionPlanChange:        {RoleOwner},
-	ActionOrganizationWrite: {RoleOwner, RoleAdmin},
-	ActionAuditRead:         {RoleOwner, RoleAdmin},
+	ActionRead:                  {RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer},
+	ActionTenantWrite:           {RoleOwner, RoleAdmin, RoleDeveloper},
+	ActionTenantDestroy:         {RoleOwner, RoleAdmin},
+	ActionMembersManage:         {RoleOwner, RoleAdmin},
+	ActionOwnersManage:          {RoleOwner},
+	ActionPlanChange:            {RoleOwner},
+	ActionOrganizationWrite:     {RoleOwner, RoleAdmin},
+	ActionAuditRead:             {RoleOwner, RoleAdmin},
+	ActionServiceAccountsManage: {RoleOwner, RoleAdmin},
 }
 
 // Allowed reports whether a member with the role may take the action.
@@ -63,7 +67,7 @@ func Allowed(r Role, a Action) bool {
 
 // actionOrder is the actions in the order the roles table lists them.
 var actionOrder = []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage,
-	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead}
+	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead, ActionServiceAccountsManage}
 
 // Permissions lists the actions a member with the role may take, in the
 // roles table's order: what a client (the console) may offer the member.

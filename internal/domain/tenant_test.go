@@ -32,13 +32,14 @@ func TestTransitionsAllowedFromEachState(t *testing.T) {
 
 func TestThePolicyTableMatchesTheSpec(t *testing.T) {
 	want := map[Action][]Role{
-		ActionRead:          {RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer},
-		ActionTenantWrite:   {RoleOwner, RoleAdmin, RoleDeveloper},
-		ActionTenantDestroy: {RoleOwner, RoleAdmin},
-		ActionMembersManage: {RoleOwner, RoleAdmin},
-		ActionOwnersManage:  {RoleOwner},
-		ActionPlanChange:    {RoleOwner},
-		ActionAuditRead:     {RoleOwner, RoleAdmin},
+		ActionRead:                  {RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer},
+		ActionTenantWrite:           {RoleOwner, RoleAdmin, RoleDeveloper},
+		ActionTenantDestroy:         {RoleOwner, RoleAdmin},
+		ActionMembersManage:         {RoleOwner, RoleAdmin},
+		ActionOwnersManage:          {RoleOwner},
+		ActionPlanChange:            {RoleOwner},
+		ActionAuditRead:             {RoleOwner, RoleAdmin},
+		ActionServiceAccountsManage: {RoleOwner, RoleAdmin},
 	}
 	for a, roles := range want {
 		for _, r := range Roles {
@@ -61,7 +62,7 @@ func TestPermissionsAreTheRolesTableRowsOfTheRole(t *testing.T) {
 		role Role
 		want []Action
 	}{
-		{RoleOwner, []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage, ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead}},
+		{RoleOwner, []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage, ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead, ActionServiceAccountsManage}},
 		{RoleDeveloper, []Action{ActionRead, ActionTenantWrite}},
 		{RoleViewer, []Action{ActionRead}},
 		{Role("nobody"), []Action{}},
@@ -86,5 +87,26 @@ func TestTheActionsListIsEveryActionOfTheTable(t *testing.T) {
 		if _, ok := policy[a]; !ok {
 			t.Errorf("%s is listed but not in the table", a)
 		}
+	}
+}
+
+func TestARoleIsAtMostTheRolesAboveIt(t *testing.T) {
+	for i, r := range Roles { // most powerful first
+		for j, other := range Roles {
+			if got, want := r.AtMost(other), i >= j; got != want {
+				t.Errorf("%s.AtMost(%s) = %v, want %v", r, other, got, want)
+			}
+		}
+	}
+	if Role("nobody").AtMost(RoleOwner) {
+		t.Error("an unknown role is at most owner")
+	}
+	for _, s := range Scopes {
+		if !s.Valid() {
+			t.Errorf("%s is not valid", s)
+		}
+	}
+	if Scope("tenants:*").Valid() {
+		t.Error("a made-up scope is valid")
 	}
 }

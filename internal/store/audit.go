@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -38,6 +39,9 @@ type EventBase struct {
 	ActorType  string
 	ActorID    string
 	ActorEmail string
+	ActorName  string
+	// OnBehalfOf is the human a service account acts for (nil: none).
+	OnBehalfOf json.RawMessage
 	RequestID  string
 	ClientAddr string
 	UserAgent  string
@@ -47,7 +51,7 @@ type EventBase struct {
 func (b EventBase) Event(action, targetType, targetID string, data map[string]any) *AuditEvent {
 	ev := &AuditEvent{
 		OrgID: b.OrgID, Action: action,
-		ActorType: b.ActorType, ActorID: b.ActorID, ActorEmail: b.ActorEmail,
+		ActorType: b.ActorType, ActorID: b.ActorID, ActorEmail: b.ActorEmail, ActorName: b.ActorName, OnBehalfOf: b.OnBehalfOf,
 		TargetType: targetType, TargetID: targetID,
 		RequestID: b.RequestID, ClientAddr: b.ClientAddr, UserAgent: b.UserAgent,
 	}

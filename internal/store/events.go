@@ -14,11 +14,16 @@ import (
 type EventFilter struct {
 	OrgID string
 	// Action is an exact action, or a prefix ending in '*' (tenant.*).
-	Action   string
-	ActorID  string
-	TargetID string
-	Since    time.Time // inclusive; zero: no bound
-	Until    time.Time // exclusive; zero: no bound
+	Action  string
+	ActorID string
+	// ActorType: member, operator, system or service_account.
+	ActorType string
+	TargetID  string
+	// Environments, when set, limits the events to those about tenants of
+	// these environments (what a service account scoped to them may see).
+	Environments []string
+	Since        time.Time // inclusive; zero: no bound
+	Until        time.Time // exclusive; zero: no bound
 }
 
 // EventView is an audit event as the API shows it.
@@ -42,6 +47,8 @@ type EventActor struct {
 	Type  string `json:"type"`
 	ID    string `json:"id"`
 	Email string `json:"email,omitempty"`
+	// Name is a service account's name.
+	Name string `json:"name,omitempty"`
 }
 
 // EventTarget is what it was done to.
@@ -53,7 +60,7 @@ type EventTarget struct {
 // View returns the API's view of the event.
 func (e AuditEvent) View() EventView {
 	return EventView{ID: e.ID, OrgID: e.OrgID, Action: e.Action,
-		Actor:      EventActor{Type: e.ActorType, ID: e.ActorID, Email: e.ActorEmail},
+		Actor:      EventActor{Type: e.ActorType, ID: e.ActorID, Email: e.ActorEmail, Name: e.ActorName},
 		OnBehalfOf: e.OnBehalfOf, Target: EventTarget{Type: e.TargetType, ID: e.TargetID},
 		RequestID: e.RequestID, WorkflowID: e.WorkflowID, ClientAddr: e.ClientAddr, UserAgent: e.UserAgent,
 		Data: e.Data, OccurredAt: e.OccurredAt}
@@ -82,8 +89,14 @@ func ListEvents(ctx context.Context, db bun.IDB, f EventFilter, before Keyset, l
 	if f.ActorID != "" {
 		q = q.Where("actor_id = ?", f.ActorID)
 	}
+	if f.ActorType != "" {
+		q = q.Where("actor_type = ?", f.ActorType)
+	}
 	if f.TargetID != "" {
 		q = q.Where("target_id = ?", f.TargetID)
+	}
+	if len(f.Environments) > 0 {
+		q = q.Where("target_type = 'tenant' AND target_id IN (SELECT id FROM tenants WHERE org_id = ? AND environment IN (?))", f.OrgID, bun.In(f.Environments))
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("occurred_at >= ?", f.Since)

@@ -54,6 +54,7 @@ type AuditEvent struct {
 	ActorType  string          `bun:"actor_type"`
 	ActorID    string          `bun:"actor_id"`
 	ActorEmail string          `bun:"actor_email"`
+	ActorName  string          `bun:"actor_name"`
 	OnBehalfOf json.RawMessage `bun:"on_behalf_of,type:jsonb,nullzero"`
 	TargetType string          `bun:"target_type"`
 	TargetID   string          `bun:"target_id"`

@@ -48,6 +48,11 @@ type Principal struct {
 	OrgID     string
 	// Org is the organisation, read in the same query (nil: no membership).
 	Org *Organization
+	// ServiceAccount is set when the token is a service account's: UserID
+	// and Email are then its accountable human's (empty when there is
+	// none), Role the account's own, and Org set only on a route of the
+	// account's organisation.
+	ServiceAccount *ServiceAccountPrincipal
 }
 
 // ErrNoSession is returned for a token that is unknown, expired or revoked.

@@ -28,6 +28,8 @@ type Tenant struct {
 	CreatedBy          string    `bun:"created_by" json:"created_by"`
 	CreatedAt          time.Time `bun:"created_at" json:"created_at"`
 	UpdatedAt          time.Time `bun:"updated_at" json:"updated_at"`
+	// ExpiresAt is an ephemeral tenant's end of life (nil: none).
+	ExpiresAt *time.Time `bun:"expires_at" json:"expires_at"`
 }
 
 // Step is one step of an operation as the saga status view shows it.
@@ -88,12 +90,16 @@ func TenantByID(ctx context.Context, db bun.IDB, orgID, id string) (Tenant, erro
 }
 
 // ListTenants returns up to limit+1 tenants of the organisation after the
-// keyset position, oldest first, optionally in one state.
-func ListTenants(ctx context.Context, db bun.IDB, orgID, state string, after Keyset, limit int) ([]Tenant, error) {
+// keyset position, oldest first, optionally in one state and of the given
+// environments.
+func ListTenants(ctx context.Context, db bun.IDB, orgID, state string, environments []string, after Keyset, limit int) ([]Tenant, error) {
 	var out []Tenant
 	q := db.NewSelect().Model(&out).Where("org_id = ?", orgID).OrderExpr("created_at, id").Limit(int64(limit + 1))
 	if state != "" {
 		q = q.Where("state = ?", state)
+	}
+	if len(environments) > 0 {
+		q = q.Where("environment IN (?)", bun.In(environments))
 	}
 	if after.ID != "" {
 		q = q.Where("(created_at, id) > (?, ?)", after.CreatedAt, after.ID)

@@ -121,7 +121,7 @@ export interface paths {
         };
         /**
          * One organisation
-         * @description Requires the role permission `read`.
+         * @description Requires the role permission `read`. A service account needs the scope `organization:read`.
          */
         get: operations["getOrganization"];
         put?: never;
@@ -133,7 +133,7 @@ export interface paths {
          * Rename the organisation or change its plan
          * @description Changing the plan is for owners only.
          *
-         *     Requires the role permission `organization.write`.
+         *     Requires the role permission `organization.write`. Not open to service accounts.
          */
         patch: operations["updateOrganization"];
         trace?: never;
@@ -149,7 +149,7 @@ export interface paths {
          * The organisation's audit trail, newest first
          * @description With Accept: application/x-ndjson every matching event is streamed, one JSON object per line, without paging.
          *
-         *     Requires the role permission `audit.read`.
+         *     Requires the role permission `audit.read`. A service account needs the scope `events:read`.
          */
         get: operations["listEvents"];
         put?: never;
@@ -169,7 +169,7 @@ export interface paths {
         };
         /**
          * Invitations of the organisation
-         * @description Requires the role permission `read`.
+         * @description Requires the role permission `read`. A service account needs the scope `members:read`.
          */
         get: operations["listInvitations"];
         put?: never;
@@ -177,7 +177,7 @@ export interface paths {
          * Invite someone by email
          * @description The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota.
          *
-         *     Requires the role permission `members.manage`.
+         *     Requires the role permission `members.manage`. Not open to service accounts.
          */
         post: operations["createInvitation"];
         delete?: never;
@@ -198,7 +198,7 @@ export interface paths {
         post?: never;
         /**
          * Revoke a pending invitation
-         * @description Requires the role permission `members.manage`.
+         * @description Requires the role permission `members.manage`. Not open to service accounts.
          */
         delete: operations["revokeInvitation"];
         options?: never;
@@ -217,7 +217,7 @@ export interface paths {
         put?: never;
         /**
          * Send a pending invitation again with a new secret and expiry
-         * @description Requires the role permission `members.manage`.
+         * @description Requires the role permission `members.manage`. Not open to service accounts.
          */
         post: operations["resendInvitation"];
         delete?: never;
@@ -235,7 +235,7 @@ export interface paths {
         };
         /**
          * Members of the organisation
-         * @description Requires the role permission `read`.
+         * @description Requires the role permission `read`. A service account needs the scope `members:read`.
          */
         get: operations["listMembers"];
         put?: never;
@@ -260,7 +260,7 @@ export interface paths {
          * Remove a member, or leave
          * @description A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave.
          *
-         *     Requires the role permission `members.manage`.
+         *     Requires the role permission `members.manage`. Not open to service accounts.
          */
         delete: operations["removeMember"];
         options?: never;
@@ -269,9 +269,129 @@ export interface paths {
          * Change a member's role
          * @description Granting or taking away owner is for owners only; the last owner keeps the role.
          *
-         *     Requires the role permission `members.manage`.
+         *     Requires the role permission `members.manage`. Not open to service accounts.
          */
         patch: operations["changeMemberRole"];
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/service-accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Service accounts of the organisation, with their tokens (never the secrets)
+         * @description Requires the role permission `read`. Not open to service accounts.
+         */
+        get: operations["listServiceAccounts"];
+        put?: never;
+        /**
+         * Create a service account and its first token
+         * @description The account's role is at most the creator's, and the creator answers for it: every action of the account is audited as the account on behalf of that member. Its token (cps_…) is in this answer only. A request with the token is allowed only on a route whose scope the account holds, when both the account's role and its accountable member's role allow it; tenants outside its environments are not found. Tokens stop working when the accountable member leaves or is removed, until an owner or admin takes the account over.
+         *
+         *     Requires the role permission `service_accounts.manage`. Not open to service accounts.
+         */
+        post: operations["createServiceAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/service-accounts/{service_account_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One service account with its tokens
+         * @description Requires the role permission `read`. Not open to service accounts.
+         */
+        get: operations["getServiceAccount"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a service account; its tokens stop working at once
+         * @description Requires the role permission `service_accounts.manage`. Not open to service accounts.
+         */
+        delete: operations["deleteServiceAccount"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename a service account or change its role, environments or scopes
+         * @description A change takes effect on the account's next request. Its role stays at most the caller's.
+         *
+         *     Requires the role permission `service_accounts.manage`. Not open to service accounts.
+         */
+        patch: operations["updateServiceAccount"];
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/service-accounts/{service_account_id}/take-over": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Become the member who answers for a service account
+         * @description How an account whose accountable member left works again. Audited with the members before and after.
+         *
+         *     Requires the role permission `service_accounts.manage`. Not open to service accounts.
+         */
+        post: operations["takeOverServiceAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/service-accounts/{service_account_id}/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint another token for a service account
+         * @description At most two tokens are valid at once, so a token is rotated without downtime: mint a new one, deploy it, revoke the old one (409 while two are valid).
+         *
+         *     Requires the role permission `service_accounts.manage`. Not open to service accounts.
+         */
+        post: operations["createServiceToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/service-accounts/{service_account_id}/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a token at once
+         * @description Requires the role permission `service_accounts.manage`. Not open to service accounts.
+         */
+        delete: operations["revokeServiceToken"];
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/organizations/{org_id}/tenants": {
@@ -283,7 +403,7 @@ export interface paths {
         };
         /**
          * Tenants of the organisation
-         * @description Requires the role permission `read`.
+         * @description Requires the role permission `read`. A service account needs the scope `tenants:read`.
          */
         get: operations["listTenants"];
         put?: never;
@@ -291,7 +411,7 @@ export interface paths {
          * Create a tenant
          * @description Answers 202 with the tenant in state provisioning, listed at once; the provisioning saga goes on in Temporal. The Idempotency-Key is the workflow id: a retry with the same key returns the first answer. When no worker answers within 5 s the answer is 503 with Retry-After: retry with the same key.
          *
-         *     Requires the role permission `tenant.write`.
+         *     Requires the role permission `tenant.write`. A service account needs the scope `tenants:create`.
          */
         post: operations["createTenant"];
         delete?: never;
@@ -309,7 +429,7 @@ export interface paths {
         };
         /**
          * One tenant
-         * @description Requires the role permission `read`.
+         * @description Requires the role permission `read`. A service account needs the scope `tenants:read`.
          */
         get: operations["getTenant"];
         put?: never;
@@ -333,7 +453,7 @@ export interface paths {
          * Decommission a tenant
          * @description Suspends it at once and destroys it when the grace period ends, unless it is restored first.
          *
-         *     Requires the role permission `tenant.destroy`.
+         *     Requires the role permission `tenant.destroy`. A service account needs the scope `tenants:decommission`.
          */
         post: operations["decommissionTenant"];
         delete?: never;
@@ -351,7 +471,7 @@ export interface paths {
         };
         /**
          * The tenant's operations (saga status view), newest first
-         * @description Requires the role permission `read`.
+         * @description Requires the role permission `read`. A service account needs the scope `tenants:read`.
          */
         get: operations["listTenantOperations"];
         put?: never;
@@ -375,7 +495,7 @@ export interface paths {
          * Restore a tenant during its decommission grace period
          * @description The tenant is left suspended.
          *
-         *     Requires the role permission `tenant.destroy`.
+         *     Requires the role permission `tenant.destroy`. A service account needs the scope `tenants:restore`.
          */
         post: operations["restoreTenant"];
         delete?: never;
@@ -395,7 +515,7 @@ export interface paths {
         put?: never;
         /**
          * Resume a suspended tenant
-         * @description Requires the role permission `tenant.write`.
+         * @description Requires the role permission `tenant.write`. A service account needs the scope `tenants:resume`.
          */
         post: operations["resumeTenant"];
         delete?: never;
@@ -417,7 +537,7 @@ export interface paths {
          * Suspend an active tenant
          * @description Disables its route and ends its sessions. The Idempotency-Key is the update id on the tenant's workflow.
          *
-         *     Requires the role permission `tenant.write`.
+         *     Requires the role permission `tenant.write`. A service account needs the scope `tenants:suspend`.
          */
         post: operations["suspendTenant"];
         delete?: never;
@@ -437,7 +557,7 @@ export interface paths {
          * The organisation's plan and its use of the plan's quotas
          * @description Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations (an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). A creation or invitation is refused with 409 once used reaches limit.
          *
-         *     Requires the role permission `read`.
+         *     Requires the role permission `read`. A service account needs the scope `organization:read`.
          */
         get: operations["getOrganizationUsage"];
         put?: never;
@@ -497,9 +617,77 @@ export interface components {
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "viewer";
         };
+        CreateServiceAccountRequest: {
+            /** @description Environments of the tenants the account may see and act on; empty: every environment. */
+            environments?: string[] | null;
+            name?: string | null;
+            /**
+             * @description No higher than the role of the member who sets it.
+             * @enum {string|null}
+             */
+            role?: "owner" | "admin" | "developer" | "viewer" | null;
+            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read. */
+            scopes?: string[] | null;
+            /**
+             * Format: int64
+             * @description Seconds until the first token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default).
+             */
+            token_expires_in: number;
+        };
         CreateTenantRequest: {
             environment: string;
+            /**
+             * Format: int64
+             * @description Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then.
+             */
+            expires_in?: number | null;
             name: string;
+        };
+        CreatedServiceAccount: {
+            service_account: {
+                /** @description The member who answers for the account; null when that member left or was removed, and then its tokens do not work until an owner or admin takes it over. */
+                accountable: {
+                    email: string;
+                    member_id: string;
+                    /** @enum {string} */
+                    role: "owner" | "admin" | "developer" | "viewer";
+                } | null;
+                /** Format: date-time */
+                created_at: string;
+                created_by: string;
+                /** @description Environments of the tenants it may see and act on; empty: every environment. */
+                environments: string[];
+                id: string;
+                name: string;
+                org_id: string;
+                /** @enum {string} */
+                role: "owner" | "admin" | "developer" | "viewer";
+                scopes: string[];
+                tokens: {
+                    /** Format: date-time */
+                    created_at: string;
+                    /** Format: date-time */
+                    expires_at: string;
+                    /** @description The token's last four characters, to tell tokens apart. */
+                    hint: string;
+                    id: string;
+                    /** @description The client address of that request. */
+                    last_used_addr?: string;
+                    /**
+                     * Format: date-time
+                     * @description When the token last authenticated a request (kept to the minute).
+                     */
+                    last_used_at: string | null;
+                    /** Format: date-time */
+                    revoked_at: string | null;
+                    /** @description active, expired or revoked */
+                    status: string;
+                }[];
+                /** Format: date-time */
+                updated_at: string;
+            };
+            /** @description The token (cps_…), shown this once; only its hash is kept. */
+            token: string;
         };
         Error: {
             error: {
@@ -520,6 +708,7 @@ export interface components {
             actor: {
                 email?: string;
                 id: string;
+                name?: string;
                 type: string;
             };
             client_addr?: string;
@@ -597,6 +786,11 @@ export interface components {
                 created_by: string;
                 current_operation_id: string | null;
                 environment: string;
+                /**
+                 * Format: date-time
+                 * @description When an ephemeral tenant is decommissioned by its saga; null for a tenant without a lifetime.
+                 */
+                expires_at: string | null;
                 hostname: string;
                 id: string;
                 name: string;
@@ -616,7 +810,7 @@ export interface components {
                 org_id: string;
                 org_name: string;
                 org_slug: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "audit.read")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "audit.read" | "service_accounts.manage")[];
                 /** @enum {string} */
                 role: "owner" | "admin" | "developer" | "viewer";
             }[];
@@ -640,6 +834,35 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
             user_id: string;
+        };
+        MintTokenRequest: {
+            /**
+             * Format: int64
+             * @description Seconds until the token expires: required, at least 60, at most the server's bound.
+             */
+            expires_in: number;
+        };
+        MintedToken: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The token's last four characters, to tell tokens apart. */
+            hint: string;
+            id: string;
+            /** @description The client address of that request. */
+            last_used_addr?: string;
+            /**
+             * Format: date-time
+             * @description When the token last authenticated a request (kept to the minute).
+             */
+            last_used_at: string | null;
+            /** Format: date-time */
+            revoked_at: string | null;
+            /** @description active, expired or revoked */
+            status: string;
+            /** @description The token (cps_…), shown this once; only its hash is kept. */
+            token: string;
         };
         Operation: {
             /** Format: date-time */
@@ -677,7 +900,7 @@ export interface components {
             created_at: string;
             id: string;
             name: string;
-            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "audit.read")[];
+            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "audit.read" | "service_accounts.manage")[];
             plan: string;
             /** @enum {string} */
             role?: "owner" | "admin" | "developer" | "viewer";
@@ -695,6 +918,68 @@ export interface components {
             name: string;
             /** @description The organisation's API budget per minute, shared by its members. */
             requests_per_minute: number;
+        };
+        ServiceAccount: {
+            /** @description The member who answers for the account; null when that member left or was removed, and then its tokens do not work until an owner or admin takes it over. */
+            accountable: {
+                email: string;
+                member_id: string;
+                /** @enum {string} */
+                role: "owner" | "admin" | "developer" | "viewer";
+            } | null;
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /** @description Environments of the tenants it may see and act on; empty: every environment. */
+            environments: string[];
+            id: string;
+            name: string;
+            org_id: string;
+            /** @enum {string} */
+            role: "owner" | "admin" | "developer" | "viewer";
+            scopes: string[];
+            tokens: {
+                /** Format: date-time */
+                created_at: string;
+                /** Format: date-time */
+                expires_at: string;
+                /** @description The token's last four characters, to tell tokens apart. */
+                hint: string;
+                id: string;
+                /** @description The client address of that request. */
+                last_used_addr?: string;
+                /**
+                 * Format: date-time
+                 * @description When the token last authenticated a request (kept to the minute).
+                 */
+                last_used_at: string | null;
+                /** Format: date-time */
+                revoked_at: string | null;
+                /** @description active, expired or revoked */
+                status: string;
+            }[];
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ServiceToken: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The token's last four characters, to tell tokens apart. */
+            hint: string;
+            id: string;
+            /** @description The client address of that request. */
+            last_used_addr?: string;
+            /**
+             * Format: date-time
+             * @description When the token last authenticated a request (kept to the minute).
+             */
+            last_used_at: string | null;
+            /** Format: date-time */
+            revoked_at: string | null;
+            /** @description active, expired or revoked */
+            status: string;
         };
         SignInRequest: {
             email: string;
@@ -722,6 +1007,11 @@ export interface components {
             created_by: string;
             current_operation_id: string | null;
             environment: string;
+            /**
+             * Format: date-time
+             * @description When an ephemeral tenant is decommissioned by its saga; null for a tenant without a lifetime.
+             */
+            expires_at: string | null;
             hostname: string;
             id: string;
             name: string;
@@ -737,6 +1027,18 @@ export interface components {
         UpdateOrgRequest: {
             name?: string | null;
             plan?: string | null;
+        };
+        UpdateServiceAccountRequest: {
+            /** @description Environments of the tenants the account may see and act on; empty: every environment. */
+            environments?: string[] | null;
+            name?: string | null;
+            /**
+             * @description No higher than the role of the member who sets it.
+             * @enum {string|null}
+             */
+            role?: "owner" | "admin" | "developer" | "viewer" | null;
+            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read. */
+            scopes?: string[] | null;
         };
         Usage: {
             members: {
@@ -786,7 +1088,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description FORBIDDEN: the caller's role does not allow this */
+        /** @description FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member) */
         Forbidden: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -985,6 +1287,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
@@ -1071,6 +1374,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1142,6 +1446,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
@@ -1249,6 +1554,8 @@ export interface operations {
                 action?: string;
                 /** @description only events by this actor */
                 actor_id?: string;
+                /** @description only events by actors of this type */
+                actor_type?: "member" | "operator" | "system" | "service_account";
                 /** @description only events about this target */
                 target_id?: string;
                 /** @description only events at or after this time (RFC 3339) */
@@ -1633,6 +1940,394 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listServiceAccounts: {
+        parameters: {
+            query?: {
+                /** @description meta.cursor of the previous page */
+                cursor?: string;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ServiceAccount"][];
+                        meta: {
+                            /** @description the next page's cursor; empty on the last page */
+                            cursor: string;
+                            has_more: boolean;
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateServiceAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["CreatedServiceAccount"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+                service_account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ServiceAccount"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                service_account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ServiceAccount"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                service_account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateServiceAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ServiceAccount"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    takeOverServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                service_account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ServiceAccount"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createServiceToken: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                service_account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MintTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["MintedToken"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revokeServiceToken: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                service_account_id: string;
+                token_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ServiceToken"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
@@ -2090,6 +2785,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
