@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"regexp"
 	"time"
 
@@ -102,5 +103,26 @@ func (s *Server) runAndStore(c *fiber.Ctx, scope, key string, next func() error)
 		// corrected retry run.
 		return store.ReleaseIdempotencyKey(bg, s.db, scope, key)
 	}
-	return store.CompleteIdempotencyKey(bg, s.db, scope, key, status, append([]byte(nil), c.Response().Body()...))
+	body := append([]byte(nil), c.Response().Body()...)
+	if kept, ok := c.Locals(keptAnswer{}).([]byte); ok && err == nil {
+		body = kept
+	}
+	return store.CompleteIdempotencyKey(bg, s.db, scope, key, status, body)
+}
+
+// keptAnswer is the Locals key of the answer a retry gets instead of the
+// one given (keepForRetries).
+type keptAnswer struct{}
+
+// keepForRetries sets what a retry with the same Idempotency-Key is
+// answered instead of this request's answer: the same answer without the
+// secret it carries, since stored answers are kept in plain text and a
+// secret is stored only as its hash.
+func keepForRetries(c *fiber.Ctx, data any) error {
+	b, err := json.Marshal(envelope{Data: data, Meta: newMeta(c)})
+	if err != nil {
+		return err
+	}
+	c.Locals(keptAnswer{}, b)
+	return nil
 }

@@ -118,12 +118,12 @@ func (s *Server) tokenTTL(field string, seconds int64) (time.Duration, error) {
 // token itself, shown this once.
 type createdServiceAccount struct {
 	ServiceAccount store.ServiceAccountView `json:"service_account"`
-	Token          string                   `json:"token" doc:"The token (cps_…), shown this once; only its hash is kept."`
+	Token          string                   `json:"token" doc:"The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another."`
 }
 
 type mintedToken struct {
 	store.ServiceTokenView
-	Token string `json:"token" doc:"The token (cps_…), shown this once; only its hash is kept."`
+	Token string `json:"token" doc:"The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another."`
 }
 
 // notAbove refuses a role above the caller's own.
@@ -162,6 +162,9 @@ func (s *Server) createServiceAccount(c *fiber.Ctx, who *caller) error {
 	}
 	v, token, err := store.CreateServiceAccount(c.UserContext(), s.db, in, s.eventBase(c, who))
 	if err != nil {
+		return err
+	}
+	if err := keepForRetries(c, createdServiceAccount{ServiceAccount: v}); err != nil {
 		return err
 	}
 	return writeData(c, fiber.StatusCreated, createdServiceAccount{ServiceAccount: v, Token: token})
@@ -244,6 +247,9 @@ func (s *Server) mintServiceToken(c *fiber.Ctx, who *caller) error {
 	check := func(sa store.ServiceAccount) error { return mayManage(sa, who) }
 	v, token, err := store.MintServiceToken(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), who.UserID, ttl, check, s.eventBase(c, who))
 	if err != nil {
+		return err
+	}
+	if err := keepForRetries(c, mintedToken{ServiceTokenView: v}); err != nil {
 		return err
 	}
 	return writeData(c, fiber.StatusCreated, mintedToken{ServiceTokenView: v, Token: token})

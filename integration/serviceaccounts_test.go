@@ -425,3 +425,58 @@ func TestAnEphemeralTenantOfAServiceAccountEndsWithItsLifetime(t *testing.T) {
 		t.Errorf("the creation by %+v", e.Actor)
 	}
 }
+
+// TestAServiceTokenIsNeverKeptForARetry: creating an account or minting a
+// token with an Idempotency-Key keeps the answer for retries, and the kept
+// answer must not hold the token (only hashes of tokens are stored). A
+// retry is told the token is not shown again, with the token's id to
+// revoke.
+func TestAServiceTokenIsNeverKeptForARetry(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	w := newWorld(t, h, "enterprise")
+	admin := w.People[domain.RoleAdmin]
+	ctx := context.Background()
+
+	key := "create-" + uniq()
+	body := map[string]any{"name": "kept-" + uniq(), "role": "viewer", "scopes": []string{"tenants:read"}, "token_expires_in": 3600}
+	first := httpReq(t, srv, "POST", orgPath(w, "/service-accounts"), admin.Token, body, key)
+	if first.Status != 201 {
+		t.Fatalf("create: %d %s", first.Status, first.Raw)
+	}
+	var created struct {
+		ServiceAccount store.ServiceAccountView `json:"service_account"`
+		Token          string                   `json:"token"`
+	}
+	first.data(t, &created)
+	mint := httpReq(t, srv, "POST", orgPath(w, "/service-accounts/"+created.ServiceAccount.ID+"/tokens"), admin.Token, map[string]any{"expires_in": 3600}, key+"-mint")
+	if mint.Status != 201 {
+		t.Fatalf("mint: %d %s", mint.Status, mint.Raw)
+	}
+	var minted struct {
+		Token string `json:"token"`
+	}
+	mint.data(t, &minted)
+
+	for _, secret := range []string{created.Token, minted.Token} {
+		var n int
+		if err := h.DB.NewRaw("SELECT count(*) FROM idempotency_records WHERE position(? in convert_from(response, 'UTF8')) > 0", secret).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("a token is kept in %d stored answers", n)
+		}
+	}
+	again := httpReq(t, srv, "POST", orgPath(w, "/service-accounts"), admin.Token, body, key)
+	if again.Status != 201 || again.Header.Get("Idempotent-Replayed") != "true" || strings.Contains(again.Raw, store.ServiceTokenPrefix) {
+		t.Fatalf("the retry: %d %s", again.Status, again.Raw)
+	}
+	var replayed struct {
+		ServiceAccount store.ServiceAccountView `json:"service_account"`
+		Token          string                   `json:"token"`
+	}
+	again.data(t, &replayed)
+	if replayed.ServiceAccount.ID != created.ServiceAccount.ID || replayed.Token != "" {
+		t.Fatalf("the retry answered %+v", replayed)
+	}
+}

@@ -686,7 +686,7 @@ export interface components {
                 /** Format: date-time */
                 updated_at: string;
             };
-            /** @description The token (cps_…), shown this once; only its hash is kept. */
+            /** @description The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another. */
             token: string;
         };
         Error: {
@@ -861,7 +861,7 @@ export interface components {
             revoked_at: string | null;
             /** @description active, expired or revoked */
             status: string;
-            /** @description The token (cps_…), shown this once; only its hash is kept. */
+            /** @description The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another. */
             token: string;
         };
         Operation: {
