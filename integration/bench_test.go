@@ -27,7 +27,17 @@ func BenchmarkAuthenticatedGetOrganization(b *testing.B) {
 	w := newWorld(b, h, "unmetered")
 	srv := api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log})
 	url := "http://" + serve(b, srv) + "/api/v1/organizations/" + w.Org.ID
-	token := "Bearer " + w.People[domain.RoleViewer].Token
+	// A member's session, and a service account's token (its account,
+	// organisation and accountable member read in one query).
+	b.Run("member", func(b *testing.B) { benchmarkGet(b, url, w.People[domain.RoleViewer].Token) })
+	sa := addScopedAccount(b, h, w, w.People[domain.RoleOwner], domain.RoleViewer, []string{string(domain.ScopeOrganizationRead)}, nil)
+	b.Run("service_account", func(b *testing.B) { benchmarkGet(b, url, sa.Token) })
+}
+
+// benchmarkGet runs GET url with the bearer token from many clients and
+// reports the rate and latencies.
+func benchmarkGet(b *testing.B, url, bearer string) {
+	token := "Bearer " + bearer
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
 
 	var mu sync.Mutex

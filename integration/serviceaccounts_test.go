@@ -32,7 +32,7 @@ func addServiceAccount(t *testing.T, h *harness.Harness, w world, role domain.Ro
 }
 
 // addScopedAccount creates an account that human answers for.
-func addScopedAccount(t *testing.T, h *harness.Harness, w world, human person, role domain.Role, scopes, envs []string) serviceAccount {
+func addScopedAccount(t testing.TB, h *harness.Harness, w world, human person, role domain.Role, scopes, envs []string) serviceAccount {
 	t.Helper()
 	ctx := context.Background()
 	m, err := store.MemberByID(ctx, h.DB, w.Org.ID, human.MemberID)
