@@ -206,6 +206,17 @@ func TestNoOneCanSpendABudgetThatIsNotTheirs(t *testing.T) {
 			t.Fatalf("the owner after a viewer's flood: %d %s", r.Status, r.Raw)
 		}
 	})
+	t.Run("a service account cannot spend the people's share of the organisation's budget", func(t *testing.T) {
+		w := newWorld(t, h, tinyPlan(t, h, 20))
+		bot := addScopedAccount(t, h, w, w.People[domain.RoleOwner], domain.RoleViewer, []string{string(domain.ScopeOrganizationRead)}, nil)
+		got := counts(20, func() response { return req(t, srv, "GET", orgPath(w, ""), bot.Token, nil) })
+		if got[429] == 0 || got[200] > 10 {
+			t.Fatalf("a service account's 20 requests on a budget of 20: %v", got)
+		}
+		if r := req(t, srv, "GET", orgPath(w, ""), w.People[domain.RoleOwner].Token, nil); r.Status != 200 {
+			t.Fatalf("the owner after the account's flood: %d %s", r.Status, r.Raw)
+		}
+	})
 	t.Run("invalid tokens are limited per client address", func(t *testing.T) {
 		got := counts(15, func() response { return req(t, srv, "GET", "/api/v1/me", "not-a-token-"+uniq(), nil) })
 		if got[429] == 0 || got[401]+got[429] != 15 {
