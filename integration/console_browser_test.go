@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -673,4 +674,193 @@ func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperator
 	c.waitPath(`^/sign-in$`)
 	c.waitFor("the notice", `document.querySelector("[data-testid=notice]")?.innerText.includes("session has ended")`)
 	c.accessible("sign-in-expired")
+}
+
+// TestTheConsoleManagesAServiceAccountAndItsTokens is a service account's
+// life in the console, proved with its tokens against the API: an admin
+// creates one (a developer scoped to prod that may read and create
+// tenants) and is shown its token once; the token works; a second token is
+// minted and the first revoked in the console, after which the first is
+// refused and the second still works; a page that missed a token minted
+// elsewhere says why a third is refused (two valid at most). The account's
+// tenant creation is in the audit trail under its name, for its admin; a
+// tenant made with a lifetime shows when it ends. A viewer sees the
+// accounts and their tokens but is offered no change. When the admin
+// leaves, the console warns that nobody answers for the account (its
+// tokens are refused) until the owner takes it over; deleting the account
+// ends its tokens.
+func TestTheConsoleManagesAServiceAccountAndItsTokens(t *testing.T) {
+	t.Parallel()
+	env := devEnv(t)
+	p := startDev(t, env)
+	origin := "http://" + p.api
+	owner := signInDev(t, p.api)
+	orgPath := "/orgs/" + owner.org
+
+	// An admin and a viewer join through invitations.
+	const (
+		adminEmail  = "ada@acme.test"
+		viewerEmail = "vic@acme.test"
+		password    = "a member's long password"
+	)
+	for _, m := range []struct{ email, role string }{{adminEmail, "admin"}, {viewerEmail, "viewer"}} {
+		if code, out := owner.do("POST", "/organizations/"+owner.org+"/invitations", map[string]any{"email": m.email, "role": m.role}); code != 201 {
+			t.Fatalf("invite %s: %d %v", m.email, code, out)
+		}
+		link := acceptLink(t, lookup(env, "CP_DATA_DIR"), m.email)
+		fragment, _ := url.ParseQuery(link[strings.Index(link, "#")+1:])
+		anyone := &devClient{t: t, base: origin + "/api/v1"}
+		if code, out := anyone.do("POST", "/invitations/accept", map[string]any{"token": fragment.Get("token"), "name": m.role, "password": password}); code != 201 {
+			t.Fatalf("accept as %s: %d %v", m.email, code, out)
+		}
+	}
+
+	c := openConsole(t, origin)
+	c.navigate("/sign-in?next=" + orgPath + "/tenants")
+	c.signIn(adminEmail, password)
+	c.waitPath(`/tenants$`)
+
+	// A tenant with a lifetime says when it ends.
+	c.fill(`[data-testid=create-tenant] input[name=name]`, "preview")
+	c.fill(`[data-testid=create-tenant] input[name=hours]`, "2")
+	c.press(`[data-testid=create-tenant]`, "Create tenant")
+	c.waitPath(`/tenants/tnt_[^/]+$`)
+	c.waitFor("the tenant's end", `document.querySelector("[data-testid=tenant-expires]")?.innerText.includes("no grace period")`)
+
+	// The admin creates a service account: a developer for prod that reads
+	// and creates tenants.
+	c.press("header nav", "Service accounts")
+	c.waitPath(`/service-accounts$`)
+	c.waitFor("the create form", `document.querySelector("[data-testid=create-service-account]")`)
+	c.waitText("No service accounts.")
+	c.fill(`[data-testid=create-service-account] input[name=name]`, "deployer")
+	c.fill(`[data-testid=create-service-account] input[name=environments]`, "prod")
+	eval[bool](c, `(() => { const s = document.querySelector("[data-testid=create-service-account] select[name=role]");
+		if ([...s.options].some(o => o.value === "owner")) throw new Error("an admin is offered an owner account");
+		s.value = "developer"; s.dispatchEvent(new Event("change"));
+		document.querySelector('[data-testid=create-service-account] input[value="tenants:create"]').click(); return true })()`)
+	c.press(`[data-testid=create-service-account]`, "Create service account")
+	c.waitFor("the new token", `document.querySelector("[data-testid=token]")?.innerText.startsWith("cps_")`)
+	first := eval[string](c, `document.querySelector("[data-testid=token]").innerText`)
+	if !eval[bool](c, `document.querySelector("[data-testid=new-token]").innerText.includes("not shown again")`) {
+		t.Fatal("the new token is shown without saying it is shown once")
+	}
+	account := `[data-testid=service-account][data-name=deployer]`
+	c.waitFor("the account", fmt.Sprintf(`(() => { const a = document.querySelector(%q); return a && a.innerText.includes("developer") &&
+		a.innerText.includes("tenants:create") && a.innerText.includes("prod") && a.querySelector("[data-testid=accountable]").innerText.includes(%q) })()`, account, adminEmail))
+	c.accessible("service-account-token")
+
+	// The token works against the API, as the account, within its scopes.
+	sa := func(token string) *devClient {
+		return &devClient{t: t, base: origin + "/api/v1", token: token, org: owner.org}
+	}
+	code, list := sa(first).do("GET", "/organizations/"+owner.org+"/tenants", nil)
+	if code != 200 {
+		t.Fatalf("the shown token reading tenants = %d %v, want 200", code, list)
+	}
+	if tn := list["data"].([]any); len(tn) != 1 || tn[0].(map[string]any)["expires_at"] == nil {
+		t.Fatalf("the account reads the tenants %v, want preview with its end", tn)
+	}
+	if code, out := sa(first).do("POST", "/organizations/"+owner.org+"/tenants", map[string]any{"name": "from-ci", "environment": "prod"}); code != 202 {
+		t.Fatalf("the account's tenant creation = %d %v, want 202", code, out)
+	}
+
+	// A second token is minted in the console: the first stays valid, and
+	// the page shows where and when it was last used.
+	c.press("", "Done")
+	c.press(account, "New token")
+	c.waitFor("the new token dialog", `document.querySelector("dialog[open] input[name=mint-days]")`)
+	c.press("dialog[open]", "Mint token")
+	c.waitFor("the second token", fmt.Sprintf(`(t => t?.startsWith("cps_") && t !== %q)(document.querySelector("[data-testid=token]")?.innerText)`, first))
+	second := eval[string](c, `document.querySelector("[data-testid=token]").innerText`)
+	firstRow := fmt.Sprintf(`%s [data-testid=token-row][data-hint=%q]`, account, first[len(first)-4:])
+	c.waitFor("the first token's last use", fmt.Sprintf(`(r => r && !r.innerText.includes("never") && r.innerText.includes("127.0.0.1"))(document.querySelector(%q))`, firstRow))
+	c.waitFor("no third token offered", fmt.Sprintf(`document.querySelector(%q).querySelector("[data-testid=two-live]")?.innerText.includes("revoke one first")`, account))
+
+	// The first is revoked in the console: refused at once; the second works.
+	c.press(firstRow, "Revoke")
+	c.waitFor("the revoke dialog", `document.querySelector("dialog[open]")?.innerText.includes("stops working at once")`)
+	c.accessible("revoke-token-dialog")
+	c.press("dialog[open]", "Revoke")
+	c.waitFor("the first token revoked", fmt.Sprintf(`document.querySelector(%q)?.dataset.status === "revoked"`, firstRow))
+	if code, out := sa(first).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 401 {
+		t.Fatalf("the revoked token = %d %v, want 401", code, out)
+	}
+	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 200 {
+		t.Fatalf("the second token = %d %v, want 200", code, out)
+	}
+
+	// A token minted elsewhere while the page was open: the console's
+	// "New token" is refused and says what to do.
+	admin := &devClient{t: t, base: origin + "/api/v1", token: c.token(), org: owner.org}
+	accountID := eval[string](c, fmt.Sprintf(`document.querySelector(%q + " h3").id.replace(/^sa-/, "")`, account))
+	if code, out := admin.do("POST", "/organizations/"+owner.org+"/service-accounts/"+accountID+"/tokens", map[string]any{"expires_in": 3600}); code != 201 {
+		t.Fatalf("a token minted with the API = %d %v", code, out)
+	}
+	c.press(account, "New token")
+	c.press("dialog[open]", "Mint token")
+	c.waitFor("the refusal explained", fmt.Sprintf(`document.querySelector(%q + " [data-testid=revoke-first]")?.innerText.includes("revoke the token you are replacing")`, account))
+	c.waitFor("no third token offered", fmt.Sprintf(`[...document.querySelectorAll(%q + " button")].find(b => b.innerText.startsWith("New token"))?.disabled`, account))
+	c.accessible("service-accounts")
+
+	// The audit trail names the account, and the admin it acts for.
+	c.navigate(orgPath + "/audit?actor_type=service_account")
+	c.waitFor("the account's tenant creation", fmt.Sprintf(`[...document.querySelectorAll('[data-testid=event][data-action="tenant.create_requested"] [data-testid=actor]')]
+		.some(a => a.innerText === %q)`, "deployer (service account), for "+adminEmail))
+	if !eval[bool](c, `[...document.querySelectorAll("[data-testid=event] [data-testid=actor]")].every(a => a.innerText.includes("(service account)"))`) {
+		t.Fatal("the audit trail filtered to service accounts shows another actor")
+	}
+	c.navigate(orgPath + "/tenants")
+	c.waitFor("the tenant's end in the list", `[...document.querySelectorAll("[data-testid=tenants] tbody tr")].some(r => r.innerText.includes("preview") && r.querySelector("[data-testid=expires]")?.innerText !== "")`)
+
+	// A viewer sees the account and its tokens, and is offered no change.
+	c.press("header", "Sign out")
+	c.waitPath(`^/sign-in$`)
+	c.navigate("/sign-in?next=" + orgPath + "/service-accounts")
+	c.signIn(viewerEmail, password)
+	c.waitPath(`/service-accounts$`)
+	c.waitFor("the account's tokens", fmt.Sprintf(`document.querySelectorAll(%q + " [data-testid=token-row]").length === 3`, account))
+	c.waitFor("the read-only note", `document.querySelector("[data-testid=read-only]")`)
+	for _, label := range []string{"Create service account", "New token", "Revoke", "Delete", "Take over"} {
+		if c.offered(label) {
+			t.Errorf("a viewer is offered %q", label)
+		}
+	}
+	c.accessible("service-accounts-read-only")
+
+	// The admin leaves: nobody answers for the account and its tokens are
+	// refused, until the owner takes it over in the console.
+	_, members := owner.do("GET", "/organizations/"+owner.org+"/members", nil)
+	for _, m := range members["data"].([]any) {
+		if m := m.(map[string]any); m["email"] == adminEmail {
+			if code, out := owner.do("DELETE", "/organizations/"+owner.org+"/members/"+m["id"].(string), nil); code != 200 {
+				t.Fatalf("remove the admin: %d %v", code, out)
+			}
+		}
+	}
+	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 403 {
+		t.Fatalf("the token of an account nobody answers for = %d %v, want 403", code, out)
+	}
+	c.press("header", "Sign out")
+	c.waitPath(`^/sign-in$`)
+	c.navigate("/sign-in?next=" + orgPath + "/service-accounts")
+	c.signIn(devOwnerEmail, devOwnerPassword)
+	c.waitFor("the warning that nobody answers for it", fmt.Sprintf(`document.querySelector(%q + " [data-testid=orphaned]")?.innerText.includes("tokens do not work")`, account))
+	c.accessible("service-account-orphaned")
+	c.press(account, "Take over")
+	c.press("dialog[open]", "Take over")
+	c.waitFor("the owner answering for it", fmt.Sprintf(`document.querySelector(%q + " [data-testid=accountable]")?.innerText.includes(%q)`, account, devOwnerEmail))
+	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 200 {
+		t.Fatalf("the token of an account taken over = %d %v, want 200", code, out)
+	}
+
+	// The owner deletes the account: its tokens stop working.
+	c.press(account, "Delete")
+	c.waitFor("the delete dialog", `document.querySelector("dialog[open]")?.innerText.includes("Delete deployer?")`)
+	c.press("dialog[open]", "Delete")
+	c.waitText("deployer was deleted.")
+	c.waitFor("the account gone", fmt.Sprintf(`document.querySelector(%q) === null`, account))
+	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 401 {
+		t.Fatalf("a deleted account's token = %d %v, want 401", code, out)
+	}
 }

@@ -12,6 +12,8 @@ export type Member = Schemas["Member"];
 export type Invitation = Schemas["Invitation"];
 export type AuditEvent = Schemas["Event"];
 export type Organization = Schemas["Organization"];
+export type ServiceAccount = Schemas["ServiceAccount"];
+export type ServiceToken = Schemas["ServiceToken"];
 export type Role = Member["role"];
 export type Permission = Organization["permissions"][number];
 // A page of audit events: the route also answers NDJSON, which the
