@@ -480,3 +480,39 @@ func TestAServiceTokenIsNeverKeptForARetry(t *testing.T) {
 		t.Fatalf("the retry answered %+v", replayed)
 	}
 }
+
+// TestAnAdminCannotSteerAnOwnersServiceAccountButCanStopIt: an account
+// whose role is above the caller's is not the caller's to change, rotate,
+// take over or delete; revoking its token, which only takes power away,
+// is open to every manager, so a leaked token is stopped by whoever is
+// there.
+func TestAnAdminCannotSteerAnOwnersServiceAccountButCanStopIt(t *testing.T) {
+	h := harness.Get(t)
+	srv := sharedAPI(t)
+	w := newWorld(t, h, "enterprise")
+	admin := w.People[domain.RoleAdmin]
+	sa := addScopedAccount(t, h, w, w.People[domain.RoleOwner], domain.RoleOwner, []string{"tenants:read"}, nil)
+	base := orgPath(w, "/service-accounts/"+sa.ID)
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{"PATCH", base, map[string]any{"scopes": []string{"events:read"}}},
+		{"POST", base + "/tokens", map[string]any{"expires_in": 3600}},
+		{"POST", base + "/take-over", nil},
+		{"DELETE", base, nil},
+	} {
+		if r := req(t, srv, c.method, c.path, admin.Token, c.body); r.Status != 403 {
+			t.Errorf("%s %s by an admin: %d %s", c.method, c.path, r.Status, r.Raw)
+		}
+	}
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), sa.Token, nil); r.Status != 200 {
+		t.Fatalf("the owner's account after the admin's attempts: %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "DELETE", base+"/tokens/"+sa.Tokens[0].ID, admin.Token, nil); r.Status != 200 {
+		t.Fatalf("an admin revoking a leaked token: %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), sa.Token, nil); r.Status != 401 {
+		t.Fatalf("the revoked token: %d %s", r.Status, r.Raw)
+	}
+}
