@@ -225,10 +225,16 @@ func (s *Server) handle(c *fiber.Ctx, r route, who *caller) error {
 // account's role and to its accountable human's role today.
 func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 	sa := who.ServiceAccount
-	if r.Access != Org {
-		return domain.Errorf(domain.CodeForbidden, "a service-account token is for the routes of its organization only")
-	}
-	if who.Org == nil {
+	if r.Access != Org || who.Org == nil {
+		// Outside its organisation, the account's requests are charged as
+		// a user's are outside theirs: probing other organisations costs
+		// its own budget, not theirs.
+		if err := s.rateLimit(c, "sa:"+sa.ID+":outside", s.userRPM); err != nil {
+			return err
+		}
+		if r.Access != Org {
+			return domain.Errorf(domain.CodeForbidden, "a service-account token is for the routes of its organization only")
+		}
 		return domain.Errorf(domain.CodeNotFound, "organization not found: %s", who.OrgID)
 	}
 	if sa.HumanMemberID == "" {

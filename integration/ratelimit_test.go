@@ -228,6 +228,14 @@ func TestNoOneCanSpendABudgetThatIsNotTheirs(t *testing.T) {
 			t.Fatalf("a valid token from the same address: %d %s", r.Status, r.Raw)
 		}
 	})
+	t.Run("a service account's probes of another organisation are limited", func(t *testing.T) {
+		own, target := newWorld(t, h, "team"), newWorld(t, h, "team")
+		bot := addScopedAccount(t, h, own, own.People[domain.RoleOwner], domain.RoleViewer, []string{string(domain.ScopeOrganizationRead)}, nil)
+		got := counts(15, func() response { return req(t, srv, "GET", orgPath(target, ""), bot.Token, nil) })
+		if got[429] == 0 || got[404]+got[429] != 15 {
+			t.Fatalf("15 probes of another organisation by a service account: %v", got)
+		}
+	})
 	t.Run("a non-member's probes of another organisation are limited", func(t *testing.T) {
 		outsider, target := newWorld(t, h, "team"), newWorld(t, h, "team")
 		got := counts(15, func() response {
