@@ -114,6 +114,10 @@ type TenantParams struct {
 	Expiry *Expiry
 }
 
+// inInput reports whether the run takes its changes from its revision
+// (RevisionInInput) rather than from version markers.
+func (p TenantParams) inInput() bool { return p.Revision >= RevisionInInput }
+
 func (p TenantParams) expiresAt() *time.Time {
 	if p.Expiry == nil {
 		return nil
@@ -313,7 +317,7 @@ type restoreClaim struct {
 // requested transition in turn, until the tenant is decommissioned or its
 // provisioning failed.
 func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) {
-	inInput := p.Revision >= RevisionInInput
+	inInput := p.inInput()
 	if !inInput && workflow.GetVersion(ctx, versionSagas, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return TenantResult{}, legacyTenantWorkflow(ctx, p)
 	}
@@ -424,15 +428,7 @@ func (w *tenant) expire(ctx workflow.Context) {
 	req := activities.Request{Actor: activities.Actor{Type: "system", ID: "expiry", OnBehalfOf: &creator}, UserID: e.UserID,
 		RequestID: "expiry/" + workflow.GetInfo(ctx).WorkflowExecution.ID}
 	r := TransitionRequest{Kind: domain.OpDecommission, OperationID: opID, Request: req}
-	w.claim = &r
-	var res activities.OperationResult
-	var a *activities.Activities
-	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
-		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: opID, Kind: r.Kind,
-		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: "expiry", Request: req,
-	}).Get(ctx, &res)
-	w.claim = nil
-	if err != nil {
+	if _, err := w.claimAndBegin(ctx, r, "expiry"); err != nil {
 		w.log.Warn("the expired tenant's decommission was refused", "error", err.Error())
 		return
 	}
@@ -564,7 +560,14 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 // activity, so no data-plane step queued on the task queue can delay it.
 func (w *tenant) write(ctx workflow.Context, activity, in any) workflow.Future {
 	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second}
-	if w.localWrites {
+	return shortWrite(ctx, w.localWrites, retry, activity, in)
+}
+
+// shortWrite runs a short write in Postgres: as a local activity, in the
+// worker that runs the workflow, or (runs that began before that change)
+// as a regular activity.
+func shortWrite(ctx workflow.Context, local bool, retry *temporal.RetryPolicy, activity, in any) workflow.Future {
+	if local {
 		// A local activity's retries end at its schedule-to-close timeout,
 		// which defaults to one attempt's; an outage is outlasted instead.
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -645,16 +648,8 @@ func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (ac
 	if err := w.canAccept(r.Kind); err != nil {
 		return activities.OperationResult{}, err
 	}
-	// Claim the slot before the activity yields, so a second update sees
-	// it; hand the operation to the main loop only once it is written.
-	w.claim = &r
-	var res activities.OperationResult
-	var a *activities.Activities
-	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
-		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind,
-		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: id, Request: r.Request,
-	}).Get(ctx, &res)
-	w.claim = nil
+	// Hand the operation to the main loop only once it is written.
+	res, err := w.claimAndBegin(ctx, r, id)
 	if err != nil {
 		return res, err
 	}
@@ -663,6 +658,21 @@ func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (ac
 		w.next = &r
 	}
 	return res, nil
+}
+
+// claimAndBegin writes the operation of a transition. The slot is claimed
+// before the write yields, so a request arriving meanwhile sees it and is
+// refused.
+func (w *tenant) claimAndBegin(ctx workflow.Context, r TransitionRequest, updateID string) (activities.OperationResult, error) {
+	w.claim = &r
+	defer func() { w.claim = nil }()
+	var res activities.OperationResult
+	var a *activities.Activities
+	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
+		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind,
+		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: updateID, Request: r.Request,
+	}).Get(ctx, &res)
+	return res, err
 }
 
 // answerAgain answers a transition update that an earlier run answered.
@@ -792,19 +802,10 @@ func (w *tenant) record(ctx workflow.Context, in activities.RecordInput) {
 		w.seq++
 		in.EventKey = fmt.Sprintf("%s/event/%d/%s", workflow.GetInfo(ctx).WorkflowExecution.ID, w.seq, in.Action)
 	}
+	// From revision 4 a local activity: no activity task's round trips
+	// through the server.
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
-	if w.p.Revision >= RevisionInInput {
-		// A short write in Postgres: run in the worker that runs the
-		// workflow, without an activity task's round trips through the
-		// server.
-		_ = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: WriteTimeout, ScheduleToCloseTimeout: answeredRetention, RetryPolicy: retry,
-		}), a.Record, in).Get(ctx, nil)
-	} else {
-		_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: WriteTimeout, RetryPolicy: retry,
-		}), a.Record, in).Get(ctx, nil)
-	}
+	_ = shortWrite(ctx, w.p.inInput(), retry, a.Record, in).Get(ctx, nil)
 	if in.State != "" {
 		w.state = in.State
 	}
@@ -823,7 +824,7 @@ func (w *tenant) finish(ctx workflow.Context, in activities.RecordInput) {
 	if in.Request == (activities.Request{}) {
 		in.Request = op.req
 	}
-	if w.p.Revision >= RevisionInInput {
+	if w.p.inInput() {
 		// The saga's status after the operation goes with the record's
 		// search attributes: one write instead of two.
 		w.saga = SagaIdle
@@ -843,7 +844,7 @@ type indexed struct {
 
 func (w *tenant) searchAttributes(ctx workflow.Context) {
 	now := indexed{state: w.state, saga: w.saga}
-	if w.p.Revision >= RevisionInInput {
+	if w.p.inInput() {
 		if w.indexed != nil && *w.indexed == now {
 			return
 		}
