@@ -136,8 +136,8 @@ func notAbove(role domain.Role, who *caller) error {
 
 // mayManage refuses a change to an account whose role is above the
 // caller's: an admin does not steer an owner's automation.
-func mayManage(sa store.ServiceAccount, who *caller) error {
-	return notAbove(domain.Role(sa.Role), who)
+func mayManage(who *caller) func(store.ServiceAccount) error {
+	return func(sa store.ServiceAccount) error { return notAbove(domain.Role(sa.Role), who) }
 }
 
 func (s *Server) createServiceAccount(c *fiber.Ctx, who *caller) error {
@@ -201,8 +201,7 @@ func (s *Server) updateServiceAccount(c *fiber.Ctx, who *caller) error {
 		}
 	}
 	ch := store.ServiceAccountChange{Name: req.Name, Role: req.Role, Environments: req.Environments, Scopes: req.Scopes}
-	check := func(sa store.ServiceAccount) error { return mayManage(sa, who) }
-	v, err := store.ChangeServiceAccount(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), ch, check, "service_account.updated", s.eventBase(c, who))
+	v, err := store.ChangeServiceAccount(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), ch, mayManage(who), "service_account.updated", s.eventBase(c, who))
 	if err != nil {
 		return err
 	}
@@ -216,9 +215,8 @@ func (s *Server) takeOverServiceAccount(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	check := func(sa store.ServiceAccount) error { return mayManage(sa, who) }
 	v, err := store.ChangeServiceAccount(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"),
-		store.ServiceAccountChange{TakeOver: &me}, check, "service_account.taken_over", s.eventBase(c, who))
+		store.ServiceAccountChange{TakeOver: &me}, mayManage(who), "service_account.taken_over", s.eventBase(c, who))
 	if err != nil {
 		return err
 	}
@@ -226,8 +224,7 @@ func (s *Server) takeOverServiceAccount(c *fiber.Ctx, who *caller) error {
 }
 
 func (s *Server) deleteServiceAccount(c *fiber.Ctx, who *caller) error {
-	check := func(sa store.ServiceAccount) error { return mayManage(sa, who) }
-	v, err := store.DeleteServiceAccount(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), check, s.eventBase(c, who))
+	v, err := store.DeleteServiceAccount(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), mayManage(who), s.eventBase(c, who))
 	if err != nil {
 		return err
 	}
@@ -244,8 +241,7 @@ func (s *Server) mintServiceToken(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	check := func(sa store.ServiceAccount) error { return mayManage(sa, who) }
-	v, token, err := store.MintServiceToken(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), who.UserID, ttl, check, s.eventBase(c, who))
+	v, token, err := store.MintServiceToken(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), who.UserID, ttl, mayManage(who), s.eventBase(c, who))
 	if err != nil {
 		return err
 	}
