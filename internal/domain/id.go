@@ -2,6 +2,8 @@ package domain
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
 	"strings"
 	"time"
 
@@ -37,4 +39,20 @@ func ValidID(prefix, s string) bool {
 	}
 	_, err := ulid.ParseStrict(rest)
 	return err == nil
+}
+
+// DerivedID returns the identifier with the prefix that the parts name,
+// the same every time: an id a retry must reuse (a tenant's, from its
+// creation's workflow id; an operation's, from its workflow id and update
+// id) is derived from what every attempt carries, never minted again. Any
+// 128 bits are a valid ULID; a derived id does not sort by time.
+func DerivedID(prefix string, parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		// Length-prefixed, so ("ab","c") and ("a","bc") differ.
+		_, _ = fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	var id ulid.ULID
+	copy(id[:], h.Sum(nil))
+	return prefix + id.String()
 }

@@ -1,0 +1,204 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// step runs one data-plane step with bounded retries. When they are spent,
+// the saga is stuck: it says so (status, event, search attribute) and waits
+// for an operator's repair among those allowed. It returns the repair that
+// ended the step instead of success (nil: the step succeeded).
+func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *takenRepair {
+	var a *activities.Activities
+	op := w.op
+	op.step = s
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: StepTimeout,
+		HeartbeatTimeout:    StepHeartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2,
+			MaximumInterval: 10 * time.Second, MaximumAttempts: int32(w.p.StepMaxAttempts)},
+	})
+	for {
+		err := workflow.ExecuteActivity(actx, a.RunStep, activities.StepInput{OperationID: op.id, Tenant: w.ref, Step: string(s)}).Get(ctx, nil)
+		if err == nil {
+			return nil
+		}
+		w.saga = SagaStuck
+		w.record(ctx, activities.RecordInput{OperationID: op.id, Status: domain.OpStuck, Action: "tenant.saga_stuck", Request: op.req,
+			Data: map[string]any{"step": string(s), "error": publicError(err), "attempts": w.p.StepMaxAttempts}})
+		// Repairs are accepted once the operation says it is stuck.
+		op.stuck, op.repairs = true, allowed
+		w.log.Warn("saga stuck", "operation_id", op.id, "step", string(s), "error", rootCause(err))
+		_ = workflow.Await(ctx, func() bool { return op.repair != nil })
+		taken := op.repair
+		op.stuck, op.repairs, op.repair = false, nil, nil
+		w.saga = SagaRunning
+		w.record(ctx, activities.RecordInput{OperationID: op.id, Status: domain.OpRunning, Action: "tenant.saga_resolved", Request: op.req,
+			Operator: taken.operator, Data: map[string]any{"step": string(s), "repair": string(taken.repair)}})
+		if taken.repair != RepairRetry {
+			return taken
+		}
+	}
+}
+
+// publicError is the message a step's failure shows members: the one the
+// activity chose, never its cause.
+func publicError(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return "the step did not finish in time"
+	}
+	return "the step failed"
+}
+
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// compensate undoes the attempted steps in reverse, the one that failed
+// included (it may have done part of its work). A compensation that keeps
+// failing is stuck like any step and can only be retried: skipping it
+// would orphan a resource.
+func (w *tenant) compensate(ctx workflow.Context, attempted []domain.Step) []string {
+	w.op.phase = PhaseCompensating
+	var done []string
+	for i := len(attempted) - 1; i >= 0; i-- {
+		if c, ok := attempted[i].Compensation(); ok {
+			w.step(ctx, c, RepairRetry)
+			done = append(done, string(c))
+		}
+	}
+	return done
+}
+
+// runProvision creates the tenant's resources in order; when an operator
+// compensates a stuck step, it undoes every attempted step in reverse and
+// the tenant ends failed with nothing left behind.
+func (w *tenant) runProvision(ctx workflow.Context) {
+	w.begin(w.provision.OperationID, domain.OpProvision, w.provision.Request)
+	var attempted []domain.Step
+	for _, s := range domain.ProvisionSteps {
+		attempted = append(attempted, s)
+		if w.step(ctx, s, RepairRetry, RepairCompensate) != nil {
+			undone := w.compensate(ctx, attempted)
+			w.saga = SagaDone
+			w.finish(ctx, activities.RecordInput{Status: domain.OpCompensated, State: domain.StateFailed, Action: "tenant.provisioning_failed",
+				Data: map[string]any{"compensated": undone}})
+			return
+		}
+	}
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: domain.StateActive, Action: "tenant.provisioned"})
+}
+
+// run carries out one requested transition.
+func (w *tenant) run(ctx workflow.Context, r TransitionRequest) {
+	w.begin(r.OperationID, r.Kind, r.Request)
+	w.searchAttributes(ctx)
+	switch r.Kind {
+	case domain.OpSuspend:
+		w.runSimple(ctx, domain.StepSuspendRoute, domain.StateSuspended, "tenant.suspended")
+	case domain.OpResume:
+		w.runSimple(ctx, domain.StepResumeRoute, domain.StateActive, "tenant.resumed")
+	case domain.OpDecommission:
+		w.runDecommission(ctx)
+	}
+}
+
+// runSimple runs a one-step transition; compensating it undoes the step
+// and leaves the tenant as it was.
+func (w *tenant) runSimple(ctx workflow.Context, s domain.Step, to domain.State, action string) {
+	kind := w.op.kind
+	if w.step(ctx, s, RepairRetry, RepairCompensate) != nil {
+		w.compensate(ctx, []domain.Step{s})
+		w.finish(ctx, activities.RecordInput{Status: domain.OpCompensated, Action: "tenant." + string(kind) + "_failed"})
+		return
+	}
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: to, Action: action})
+}
+
+// runDecommission suspends the tenant's traffic, waits out the grace
+// period (a durable timer) unless the tenant is restored, then destroys its
+// resources for good.
+func (w *tenant) runDecommission(ctx workflow.Context) {
+	if w.state == domain.StateActive {
+		if taken := w.step(ctx, domain.StepSuspendRoute, RepairRetry, RepairCompensate, RepairCancel); taken != nil {
+			// Called off before the grace period: the tenant is as it was.
+			w.compensate(ctx, []domain.Step{domain.StepSuspendRoute})
+			in := activities.RecordInput{Status: domain.OpCompensated, Action: "tenant.decommission_failed"}
+			if taken.repair == RepairCancel {
+				in = activities.RecordInput{Status: domain.OpCancelled, Action: "tenant.decommission_cancelled", Operator: taken.operator}
+			}
+			w.finish(ctx, in)
+			return
+		}
+	}
+	// When the grace period ends, as the operation shows it (status query
+	// and API alike, to the microsecond Postgres keeps). The timer starts
+	// once this record is written, a moment later, so destruction never
+	// begins before this time.
+	grace := w.p.DecommissionGrace
+	if w.op.immediate {
+		grace = 0
+	}
+	ends := workflow.Now(ctx).Add(grace).Truncate(time.Microsecond)
+	w.op.graceEndsAt = ends
+	w.record(ctx, activities.RecordInput{OperationID: w.op.id, State: domain.StateDecommissioning, Action: "tenant.decommissioning", Request: w.op.req,
+		Data: map[string]any{"grace_period": grace.String()}, GraceEndsAt: &ends})
+	if w.op.immediate {
+		w.op.phase = PhaseDestroying
+	} else if claim := w.awaitGrace(ctx); claim != nil {
+		in := activities.RecordInput{Status: domain.OpCancelled, State: domain.StateSuspended, Action: "tenant.restored", Operator: claim.operator}
+		if claim.req != nil {
+			in.Request = claim.req.Request
+		}
+		w.finish(ctx, in)
+		return
+	}
+	for _, s := range domain.DestroySteps {
+		// Once destruction began nothing can be brought back: a step
+		// that keeps failing can only be retried.
+		w.step(ctx, s, RepairRetry)
+	}
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: domain.StateDecommissioned, Action: "tenant.decommissioned"})
+}
+
+// awaitGrace waits out the grace period and returns the restore that won
+// it, or nil once destruction may begin. The decision is made in one step
+// with no yield: either a restore claim exists (and the timer is
+// cancelled), or the phase becomes destroying and restores are refused.
+func (w *tenant) awaitGrace(ctx workflow.Context) *restoreClaim {
+	op := w.op
+	op.phase, op.step = PhaseGracePeriod, ""
+	tctx, cancelTimer := workflow.WithCancel(ctx)
+	timer := workflow.NewTimer(tctx, w.p.DecommissionGrace)
+	for {
+		_ = workflow.Await(ctx, func() bool { return timer.IsReady() || op.restore != nil })
+		if op.restore == nil {
+			op.phase = PhaseDestroying
+			return nil
+		}
+		// A restore is being written: it wins unless its write is refused.
+		_ = workflow.Await(ctx, func() bool { return op.restore == nil || op.restore.written })
+		if claim := op.restore; claim != nil {
+			cancelTimer()
+			return claim
+		}
+	}
+}
