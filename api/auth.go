@@ -88,7 +88,7 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 		}
 		return domain.Errorf(domain.CodeUnauthenticated, "invalid email or password")
 	}
-	token, sess, err := store.CreateSession(ctx, s.db, user.ID, s.sessionTTL, c.IP(), c.Get(fiber.HeaderUserAgent))
+	token, sess, err := store.CreateSession(ctx, s.db, user.ID, s.sessionTTL, c.IP(), userAgent(c))
 	if err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func (s *Server) me(c *fiber.Ctx, who *caller) error {
 // before the caller is known (the organisation and actor are then set by
 // the writer).
 func (s *Server) eventBase(c *fiber.Ctx, who *caller) store.EventBase {
-	b := store.EventBase{RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512)}
+	b := store.EventBase{RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: userAgent(c)}
 	if who != nil {
 		b.OrgID, b.ActorType, b.ActorID, b.ActorEmail = who.OrgID, "member", who.MemberID, who.Email
 		if sa := who.ServiceAccount; sa != nil {
@@ -246,9 +246,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// userAgent is the request's User-Agent as it is recorded (sessions, audit
+// events, tenants' requests): at most 512 bytes, storable.
+func userAgent(c *fiber.Ctx) string { return clip(c.Get(fiber.HeaderUserAgent), 512) }
+
+// clip keeps at most n bytes of text a caller sent, made storable
+// (domain.StorableText): a header can carry a NUL or bytes that are not
+// UTF-8, which Postgres refuses, and cutting must not split a character.
+func clip(s string, n int) string { return domain.StorableText(s, n) }

@@ -171,7 +171,7 @@ func (s *Server) acceptInvitation(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	in := store.AcceptInput{Secret: req.Token,
-		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512)}
+		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: userAgent(c)}
 	if user != nil {
 		ok, err := s.checkThrottled(c, user.Email, req.Password, user.PasswordHash)
 		if err != nil {

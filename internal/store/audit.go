@@ -13,8 +13,12 @@ import (
 
 // InsertEvent writes an audit event in db (a transaction, usually the one of
 // the change it records). An event whose DedupKey was written before is not
-// written again; inserted says which happened.
+// written again; inserted says which happened. Every text of the event is
+// made storable first (see storable), whoever built it.
 func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool, err error) {
+	if err := ev.storable(); err != nil {
+		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)
+	}
 	if ev.ID == "" {
 		ev.ID = domain.NewID(domain.PrefixEvent)
 	}
@@ -30,6 +34,30 @@ func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool
 		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)
 	}
 	return n == 1, nil
+}
+
+// storable makes every text column of the event, and every string and key
+// of its JSON columns, domain.StorableText. An event records what callers
+// sent (a User-Agent, a name): text Postgres refuses would make the write
+// fail on every retry, and with it the change the event belongs to, for
+// as long as its writer retries (a saga: days).
+func (ev *AuditEvent) storable() error {
+	for _, s := range []*string{&ev.ID, &ev.OrgID, &ev.Action, &ev.ActorType, &ev.ActorID, &ev.ActorEmail, &ev.ActorName,
+		&ev.TargetType, &ev.TargetID, &ev.RequestID, &ev.WorkflowID, &ev.ClientAddr, &ev.UserAgent} {
+		*s = domain.StorableText(*s, 0)
+	}
+	if ev.DedupKey != nil {
+		key := domain.StorableText(*ev.DedupKey, 0)
+		ev.DedupKey = &key
+	}
+	var err error
+	if ev.OnBehalfOf, err = storableJSON(ev.OnBehalfOf); err != nil {
+		return fmt.Errorf("on_behalf_of: %w", err)
+	}
+	if ev.Data, err = storableJSON(ev.Data); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	return nil
 }
 
 // EventBase is what every audit event of one request shares: the

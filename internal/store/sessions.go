@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/domain"
 )
 
 // TokenPrefix marks the control plane's bearer tokens, so a leaked one is
@@ -116,9 +118,6 @@ func RevokeSession(ctx context.Context, db bun.IDB, tokenHash []byte) error {
 	return nil
 }
 
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// clip keeps at most n bytes of text a caller sent, made storable
+// (domain.StorableText).
+func clip(s string, n int) string { return domain.StorableText(s, n) }
