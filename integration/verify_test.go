@@ -11,8 +11,14 @@ import (
 	"testing"
 	"time"
 
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
+	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/drift"
 	"github.com/intelliauth/controlplane/internal/harness"
@@ -71,7 +77,7 @@ func TestVerifyListsEveryDisagreementMadeByHand(t *testing.T) {
 	l := newLifecycleOn(t, hd, nil, testSaga(time.Second), nil)
 	w := newWorld(t, hd, "team")
 	tq := l.deps.TaskQueue
-	names := []string{"routeless", "orphaned", "stale", "mislabelled", "ended"}
+	names := []string{"routeless", "orphaned", "stale", "mislabelled", "ended", "overdue"}
 	tenants := map[string]string{} // name → id
 	for _, n := range names {
 		tn := l.createActive(t, w, n)
@@ -120,6 +126,9 @@ func TestVerifyListsEveryDisagreementMadeByHand(t *testing.T) {
 	// A row set to decommissioned by hand: its workflow still runs and its
 	// resources are still there.
 	exec1("UPDATE tenants SET state = 'decommissioned' WHERE id = ?", tenants["ended"])
+	// A lifetime given by hand, over an hour ago: the saga, which was never
+	// told, does not end the tenant.
+	exec1("UPDATE tenants SET expires_at = now() - interval '1 hour' WHERE id = ?", tenants["overdue"])
 	// A schema nobody owns.
 	ghost := domain.NewID(domain.PrefixTenant)
 	exec1("CREATE SCHEMA tenant_" + strings.ToLower(strings.TrimPrefix(ghost, "tnt_")))
@@ -139,6 +148,7 @@ func TestVerifyListsEveryDisagreementMadeByHand(t *testing.T) {
 		drift.CodeResourceWithoutTenant + " " + tenants["ended"],
 		drift.CodeRouteMismatch + " " + tenants["mislabelled"],
 		drift.CodeStateMismatch + " " + tenants["mislabelled"],
+		drift.CodeTenantPastLifetime + " " + tenants["overdue"],
 		drift.CodeTenantWithoutWorkflow + " " + tenants["orphaned"],
 		drift.CodeWorkflowForEndedTenant + " " + tenants["ended"],
 		drift.CodeWorkflowWithoutTenant + " " + stray,
@@ -169,15 +179,154 @@ func TestVerifyListsEveryDisagreementMadeByHand(t *testing.T) {
 		}
 	}
 	text := runVerify(t, dbURL, h.TemporalAddr, tq, "-settle", "0s")
-	if text.status != 1 || !strings.Contains(text.out, "9 disagreements") || !strings.Contains(text.out, "tenant_without_workflow") {
+	if text.status != 1 || !strings.Contains(text.out, "10 disagreements") || !strings.Contains(text.out, "tenant_without_workflow") {
 		t.Fatalf("verify as text: %d %s", text.status, text.out)
 	}
 	// With the default settle window, what was just changed by hand is
-	// still taken for changes under way (but the ghost schema, which has
-	// no row to date it, is not).
-	if settled := runVerify(t, dbURL, h.TemporalAddr, tq, "-json"); settled.status != 1 || len(settled.findings) != 1 ||
-		settled.findings[0].TenantID != ghost {
-		t.Fatalf("verify with the default window: %d %+v", settled.status, settled.findings)
+	// still taken for changes under way; but the ghost schema, which has
+	// no row to date it, is not, nor the lifetime that ended an hour ago.
+	settled := runVerify(t, dbURL, h.TemporalAddr, tq, "-json")
+	got = nil
+	for _, f := range settled.findings {
+		got = append(got, f.Code+" "+f.TenantID)
+	}
+	slices.Sort(got)
+	if want := []string{drift.CodeResourceWithoutTenant + " " + ghost, drift.CodeTenantPastLifetime + " " + tenants["overdue"]}; settled.status != 1 ||
+		!slices.Equal(got, want) {
+		t.Fatalf("verify with the default window: %d %q, want %q", settled.status, got, want)
+	}
+}
+
+// staleTemporal answers as a Temporal whose visibility store has not caught
+// up with a workflow's continue-as-new: its list leaves the workflow out
+// and, when latestRunID is set, a describe of the workflow's latest run
+// answers that run, which continued as new.
+type staleTemporal struct {
+	client.Client
+	workflowID, latestRunID string
+}
+
+func (c staleTemporal) ListWorkflow(ctx context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	resp, err := c.Client.ListWorkflow(ctx, req)
+	if err == nil {
+		resp.Executions = slices.DeleteFunc(resp.Executions, func(e *workflowpb.WorkflowExecutionInfo) bool {
+			return e.GetExecution().GetWorkflowId() == c.workflowID
+		})
+	}
+	return resp, err
+}
+
+func (c staleTemporal) DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	if workflowID == c.workflowID && runID == "" && c.latestRunID != "" {
+		runID = c.latestRunID
+	}
+	return c.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
+}
+
+// TestVerifyFollowsATenantsWorkflowFromRunToRun checks that a tenant whose
+// workflow continued as new is not taken for one without a workflow while
+// Temporal's list has not caught up with the new run.
+func TestVerifyFollowsATenantsWorkflowFromRunToRun(t *testing.T) {
+	h := harness.Get(t)
+	ctx := context.Background()
+	dbURL, db := h.NewDatabase(t, true)
+	hd := h.WithDatabase(dbURL, db)
+	saga := testSaga(time.Hour)
+	saga.MaxOperationsPerRun = 2
+	l := newLifecycleOn(t, hd, nil, saga, nil)
+	w := newWorld(t, hd, "team")
+	tn := l.createActive(t, w, "enduring")
+	first := describeRun(t, h, tn.WorkflowID)
+	// Two operations end the run (MaxOperationsPerRun).
+	for _, op := range []struct {
+		kind string
+		then domain.State
+	}{{"suspend", domain.StateSuspended}, {"resume", domain.StateActive}} {
+		if r := l.transition(t, w, domain.RoleDeveloper, tn.ID, op.kind, ""); r.Status != 202 {
+			t.Fatalf("%s: %d %s", op.kind, r.Status, r.Raw)
+		}
+		l.waitState(t, w, tn.ID, op.then)
+	}
+	eventually(t, func() bool { return describeRun(t, h, tn.WorkflowID) != first })
+	src := drift.Sources{DB: db, Temporal: h.Temporal, Namespace: harness.Namespace, TaskQueue: l.deps.TaskQueue,
+		WorkflowType: workflows.TenantWorkflowType, Plane: l.dp}
+	var findings []drift.Finding
+	collect := func() []drift.Finding {
+		t.Helper()
+		snap, err := drift.Collect(ctx, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		findings = drift.Compare(snap, 0)
+		return findings
+	}
+	// Once the list has caught up, there is no drift.
+	eventually(t, func() bool { return len(collect()) == 0 })
+
+	for _, c := range []struct {
+		name     string
+		temporal staleTemporal
+	}{
+		{"the list leaves out the new run", staleTemporal{Client: h.Temporal, workflowID: tn.WorkflowID}},
+		{"describe answers the run that continued as new", staleTemporal{Client: h.Temporal, workflowID: tn.WorkflowID, latestRunID: first}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src.Temporal = c.temporal
+			if f := collect(); len(f) != 0 {
+				t.Fatalf("findings = %+v", f)
+			}
+		})
+	}
+}
+
+// TestVerifyFindsASagaWhoseWorkflowTaskKeepsFailing runs a tenant workflow
+// on a worker whose code for it panics, as a build that broke determinism
+// does on every replay, and checks that verify names it with the panic.
+func TestVerifyFindsASagaWhoseWorkflowTaskKeepsFailing(t *testing.T) {
+	h := harness.Get(t)
+	ctx := context.Background()
+	dbURL, db := h.NewDatabase(t, true)
+	if err := (&activities.PostgresDataPlane{DB: db, Keys: testKeys()}).Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tq := harness.TaskQueue(t)
+	h.StartWorker(t, tq, func(r worker.Registry) {
+		r.RegisterWorkflowWithOptions(func(workflow.Context, workflows.TenantParams) error {
+			panic("drift drill: this build cannot run tenant sagas")
+		}, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
+	})
+	id := domain.NewID(domain.PrefixTenant)
+	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "tenant-" + id, TaskQueue: tq,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchAttrTenantID.ValueSet(id))}, workflows.TenantWorkflowType,
+		workflows.TenantParams{TenantID: id, OrgID: "org_drill", Name: "broken", Environment: "prod", Hostname: "broken.example.test",
+			StepMaxAttempts: 2, DecommissionGrace: time.Second, ReservationTimeout: time.Hour, MaxOperationsPerRun: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Temporal.TerminateWorkflow(context.Background(), run.GetID(), "", "drift drill over") })
+
+	var r verifyRun
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last verify: status %d, findings %+v\n%s", r.status, r.findings, r.out)
+		}
+	})
+	var failing drift.Finding
+	eventually(t, func() bool {
+		r = runVerify(t, dbURL, h.TemporalAddr, tq, "-settle", "0s", "-json")
+		for _, f := range r.findings {
+			if f.Code == drift.CodeWorkflowTaskFailing {
+				failing = f
+			}
+		}
+		return r.status == 1 && failing.Code != ""
+	})
+	if failing.TenantID != id || failing.WorkflowID != run.GetID() || !strings.Contains(failing.Detail, "drift drill: this build cannot run tenant sagas") {
+		t.Fatalf("finding %+v", failing)
+	}
+	// The workflow has no tenant row either; nothing else is drift.
+	if len(r.findings) != 2 {
+		t.Fatalf("findings %+v", r.findings)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/workflows"
@@ -43,13 +45,34 @@ const (
 	CodeRouteMismatch = "route_mismatch"
 	// An idle saga's state differs from the tenant row's.
 	CodeStateMismatch = "state_mismatch"
+	// An active or suspended tenant's lifetime (expires_at) ended and no
+	// decommission runs or waits: its saga missed or dropped its expiry,
+	// or an operation holds it.
+	CodeTenantPastLifetime = "tenant_past_lifetime"
+	// A running tenant workflow's pending workflow task has failed or
+	// timed out FailingTaskAttempt-1 times in a row: a non-determinism
+	// error, a panic or a payload the worker cannot decode, which no retry
+	// mends. Nothing of the saga runs, updates and queries included.
+	CodeWorkflowTaskFailing = "workflow_task_failing"
 )
+
+// FailingTaskAttempt is the attempt of a pending workflow task from which
+// it is drift. Attempt 2 follows a single failure or timeout, which a
+// worker killed mid-task or a deploy gives and the next attempt mends. A
+// task that fails for good reaches attempt 3 one workflow-task timeout
+// (10 s) after its first failure, as the SDK reports only the first
+// failure and lets later ones time out; it is also where Temporal starts
+// backing off the task's retries, its own mark of a task that is not
+// failing by chance.
+const FailingTaskAttempt = 3
 
 // Tenant is what the check needs of a tenant row.
 type Tenant struct {
 	ID, OrgID, State, WorkflowID string
 	CurrentOperationID           string
 	CreatedAt, UpdatedAt         time.Time
+	// ExpiresAt is an ephemeral tenant's end of life (zero: none).
+	ExpiresAt time.Time
 }
 
 // Operation is an operation Postgres says is running or stuck.
@@ -59,25 +82,56 @@ type Operation struct {
 }
 
 // Workflow is a running tenant workflow as Temporal's visibility store
-// lists it.
+// lists it, with its pending workflow task as describe shows it.
 type Workflow struct {
 	ID          string
 	TenantID    string
 	SagaStatus  string
 	TenantState string
 	StartedAt   time.Time
+	// RunID is the run listed (or described) as running.
+	RunID string
+	// TaskAttempt is the attempt of its pending workflow task (0: none is
+	// pending), TaskFailure what its last failed workflow task said ("":
+	// not known).
+	TaskAttempt int32
+	TaskFailure string
 }
 
 // Snapshot is the three sources read at one time (At). Closed has, for
-// each live tenant whose workflow is not running, what Temporal says of
-// that workflow ("not found", or its close status).
+// each live tenant whose workflow is not running, the status of that
+// workflow's latest run as Temporal describes it
+// (WORKFLOW_EXECUTION_STATUS_UNSPECIFIED: not found). A run that continued
+// as new, or one running that the list did not show, is a workflow between
+// two runs: it is alive.
 type Snapshot struct {
 	At         time.Time
 	Tenants    []Tenant
 	Operations []Operation
 	Workflows  []Workflow
-	Closed     map[string]string
+	Closed     map[string]enumspb.WorkflowExecutionStatus
 	Resources  map[string]activities.Resources
+}
+
+// betweenRuns reports whether a workflow the list does not show running
+// is alive all the same: Temporal's list has not caught up with its
+// continue-as-new.
+func (s Snapshot) betweenRuns(id string) bool {
+	st, ok := s.Closed[id]
+	return ok && (st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || st == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW)
+}
+
+// workflowIs says what became of a workflow that is not running, for a
+// finding's detail.
+func (s Snapshot) workflowIs(id string) string {
+	switch st, ok := s.Closed[id]; {
+	case !ok:
+		return "not running"
+	case st == enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED:
+		return "not found"
+	default:
+		return "closed (" + st.String() + ")"
+	}
 }
 
 // Finding is one disagreement.
@@ -94,6 +148,13 @@ type Finding struct {
 // or exist on the data plane.
 func ended(state string) bool {
 	return state == string(domain.StateFailed) || state == string(domain.StateDecommissioned)
+}
+
+// atRest reports whether a tenant is in a state no operation is needed to
+// reach or leave: it should have all its resources, and end when its
+// lifetime does.
+func atRest(state string) bool {
+	return state == string(domain.StateActive) || state == string(domain.StateSuspended)
 }
 
 // Compare lists the disagreements of the snapshot. What changed less than
@@ -116,10 +177,9 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 	for _, t := range s.Tenants {
 		w, ok := running[t.WorkflowID]
 		switch {
-		case !ended(t.State) && !ok && settled(t.CreatedAt):
-			status := cmp.Or(s.Closed[t.WorkflowID], "not running")
+		case !ended(t.State) && !ok && !s.betweenRuns(t.WorkflowID) && settled(t.CreatedAt):
 			out = append(out, Finding{Code: CodeTenantWithoutWorkflow, TenantID: t.ID, OrgID: t.OrgID, WorkflowID: t.WorkflowID,
-				Detail: fmt.Sprintf("tenant is %s; its workflow is %s", t.State, status)})
+				Detail: fmt.Sprintf("tenant is %s; its workflow is %s", t.State, s.workflowIs(t.WorkflowID))})
 		case ended(t.State) && ok && settled(t.UpdatedAt):
 			out = append(out, Finding{Code: CodeWorkflowForEndedTenant, TenantID: t.ID, OrgID: t.OrgID, WorkflowID: t.WorkflowID,
 				Detail: fmt.Sprintf("tenant is %s; its workflow still runs (saga %s)", t.State, w.SagaStatus)})
@@ -130,9 +190,19 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 	}
 
 	for _, w := range s.Workflows {
-		if _, ok := byWorkflow[w.ID]; !ok && settled(w.StartedAt) {
+		t, ok := byWorkflow[w.ID]
+		if !ok && settled(w.StartedAt) {
 			out = append(out, Finding{Code: CodeWorkflowWithoutTenant, TenantID: w.TenantID, WorkflowID: w.ID,
 				Detail: fmt.Sprintf("workflow started %s has no tenant row (saga %s)", w.StartedAt.UTC().Format(time.RFC3339), w.SagaStatus)})
+		}
+		// The attempt count is this check's settle window: see
+		// FailingTaskAttempt.
+		if w.TaskAttempt >= FailingTaskAttempt {
+			detail := fmt.Sprintf("its workflow task is at attempt %d: nothing of the saga runs, requests and repairs included", w.TaskAttempt)
+			if w.TaskFailure != "" {
+				detail += "; it failed with: " + w.TaskFailure
+			}
+			out = append(out, Finding{Code: CodeWorkflowTaskFailing, TenantID: cmp.Or(t.ID, w.TenantID), OrgID: t.OrgID, WorkflowID: w.ID, Detail: detail})
 		}
 	}
 
@@ -145,8 +215,10 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 		switch w, running := running[t.WorkflowID]; {
 		case !ok:
 			why = "its tenant has no row"
+		case !running && s.betweenRuns(t.WorkflowID):
+			// Its next run carries it.
 		case !running:
-			why = "the tenant's workflow is " + cmp.Or(s.Closed[t.WorkflowID], "not running")
+			why = "the tenant's workflow is " + s.workflowIs(t.WorkflowID)
 		case w.SagaStatus == workflows.SagaIdle:
 			why = "the tenant's saga is idle"
 		}
@@ -171,8 +243,7 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 		}
 	}
 	for _, t := range s.Tenants {
-		live := t.State == string(domain.StateActive) || t.State == string(domain.StateSuspended)
-		if !live || t.CurrentOperationID != "" || !settled(t.UpdatedAt) {
+		if !atRest(t.State) || t.CurrentOperationID != "" || !settled(t.UpdatedAt) {
 			continue
 		}
 		r := s.Resources[t.ID]
@@ -186,9 +257,37 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 				Detail: fmt.Sprintf("tenant is %s; its route is %s", t.State, map[bool]string{true: "enabled", false: "disabled"}[r.RouteEnabled])})
 		}
 	}
+	out = append(out, pastLifetime(s, settled)...)
 	slices.SortStableFunc(out, func(a, b Finding) int {
 		return strings.Compare(a.Code+"\x00"+a.TenantID+"\x00"+a.OperationID, b.Code+"\x00"+b.TenantID+"\x00"+b.OperationID)
 	})
+	return out
+}
+
+// pastLifetime lists the tenants at rest whose lifetime ended (settled
+// ago) with no decommission running or stuck: the saga expires a tenant
+// by beginning a decommission as soon as no other operation holds it.
+func pastLifetime(s Snapshot, settled func(time.Time) bool) []Finding {
+	decommissioning := map[string]bool{}
+	holding := map[string]Operation{}
+	for _, op := range s.Operations {
+		if op.Kind == string(domain.OpDecommission) {
+			decommissioning[op.TenantID] = true
+		} else {
+			holding[op.TenantID] = op
+		}
+	}
+	var out []Finding
+	for _, t := range s.Tenants {
+		if !atRest(t.State) || t.ExpiresAt.IsZero() || !settled(t.ExpiresAt) || decommissioning[t.ID] {
+			continue
+		}
+		detail := fmt.Sprintf("tenant is %s; its lifetime ended at %s and no decommission runs", t.State, t.ExpiresAt.UTC().Format(time.RFC3339))
+		if op, ok := holding[t.ID]; ok {
+			detail += fmt.Sprintf(" (its %s operation %s is %s)", op.Kind, op.ID, op.Status)
+		}
+		out = append(out, Finding{Code: CodeTenantPastLifetime, TenantID: t.ID, OrgID: t.OrgID, WorkflowID: t.WorkflowID, Detail: detail})
+	}
 	return out
 }
 

@@ -3,8 +3,11 @@ package drift
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/intelliauth/controlplane/activities"
 )
@@ -17,8 +20,8 @@ var (
 )
 
 // consistent is a snapshot in which the three sources agree: an active
-// tenant, a suspended one, one provisioning, one decommissioned and one
-// failed.
+// tenant, a suspended one with an hour of its lifetime left, one
+// provisioning, one decommissioned when its lifetime ended and one failed.
 func consistent() Snapshot {
 	suspended := all
 	suspended.RouteEnabled = false
@@ -26,9 +29,9 @@ func consistent() Snapshot {
 		At: now,
 		Tenants: []Tenant{
 			{ID: "tnt_A", OrgID: "org_1", State: "active", WorkflowID: "wf-A", CreatedAt: old, UpdatedAt: old},
-			{ID: "tnt_S", OrgID: "org_1", State: "suspended", WorkflowID: "wf-S", CreatedAt: old, UpdatedAt: old},
+			{ID: "tnt_S", OrgID: "org_1", State: "suspended", WorkflowID: "wf-S", CreatedAt: old, UpdatedAt: old, ExpiresAt: now.Add(time.Hour)},
 			{ID: "tnt_P", OrgID: "org_1", State: "provisioning", WorkflowID: "wf-P", CurrentOperationID: "op_P", CreatedAt: old, UpdatedAt: old},
-			{ID: "tnt_D", OrgID: "org_1", State: "decommissioned", WorkflowID: "wf-D", CreatedAt: old, UpdatedAt: old},
+			{ID: "tnt_D", OrgID: "org_1", State: "decommissioned", WorkflowID: "wf-D", CreatedAt: old, UpdatedAt: old, ExpiresAt: old},
 			{ID: "tnt_F", OrgID: "org_1", State: "failed", WorkflowID: "wf-F", CreatedAt: old, UpdatedAt: old},
 		},
 		Operations: []Operation{{ID: "op_P", TenantID: "tnt_P", Kind: "provision", Status: "stuck", StartedAt: old}},
@@ -37,7 +40,7 @@ func consistent() Snapshot {
 			{ID: "wf-S", TenantID: "tnt_S", SagaStatus: "idle", TenantState: "suspended", StartedAt: old},
 			{ID: "wf-P", TenantID: "tnt_P", SagaStatus: "stuck", TenantState: "provisioning", StartedAt: old},
 		},
-		Closed: map[string]string{},
+		Closed: map[string]enumspb.WorkflowExecutionStatus{},
 		// The provisioning tenant has its schema so far.
 		Resources: map[string]activities.Resources{"tnt_A": all, "tnt_S": suspended, "tnt_P": {Schema: true}},
 	}
@@ -65,7 +68,7 @@ func TestEachDisagreementIsFoundWithItsCode(t *testing.T) {
 	}{
 		{"an active tenant's workflow is gone", func(s *Snapshot) {
 			s.Workflows = slices.DeleteFunc(s.Workflows, func(w Workflow) bool { return w.ID == "wf-A" })
-			s.Closed["wf-A"] = "closed (Terminated)"
+			s.Closed["wf-A"] = enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED
 		}, []string{"tenant_without_workflow tnt_A"}},
 		{"a workflow has no tenant row", func(s *Snapshot) {
 			s.Workflows = append(s.Workflows, Workflow{ID: "wf-X", TenantID: "tnt_X", SagaStatus: "running", StartedAt: old})
@@ -75,7 +78,7 @@ func TestEachDisagreementIsFoundWithItsCode(t *testing.T) {
 		}, []string{"workflow_for_ended_tenant tnt_D"}},
 		{"an operation is stuck with no workflow behind it", func(s *Snapshot) {
 			s.Workflows = slices.DeleteFunc(s.Workflows, func(w Workflow) bool { return w.ID == "wf-P" })
-			s.Closed["wf-P"] = "not found"
+			s.Closed["wf-P"] = enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED
 		}, []string{"operation_without_saga op_P", "tenant_without_workflow tnt_P"}},
 		{"an operation runs while the saga is idle", func(s *Snapshot) {
 			s.Operations = append(s.Operations, Operation{ID: "op_A", TenantID: "tnt_A", Kind: "suspend", Status: "running", StartedAt: old})
@@ -97,6 +100,20 @@ func TestEachDisagreementIsFoundWithItsCode(t *testing.T) {
 		{"an idle saga disagrees with the row", func(s *Snapshot) {
 			s.Workflows[0].TenantState = "suspended"
 		}, []string{"state_mismatch tnt_A"}},
+		{"a suspended tenant outlived its lifetime", func(s *Snapshot) {
+			s.Tenants[1].ExpiresAt = old
+		}, []string{"tenant_past_lifetime tnt_S"}},
+		{"an active tenant outlived its lifetime while a suspend holds it", func(s *Snapshot) {
+			s.Tenants[0].ExpiresAt, s.Tenants[0].CurrentOperationID = old, "op_A"
+			s.Workflows[0].SagaStatus = "running"
+			s.Operations = append(s.Operations, Operation{ID: "op_A", TenantID: "tnt_A", Kind: "suspend", Status: "running", StartedAt: old})
+		}, []string{"tenant_past_lifetime tnt_A"}},
+		{"a tenant's workflow task keeps failing", func(s *Snapshot) {
+			s.Workflows[0].TaskAttempt, s.Workflows[0].TaskFailure = 3, "nondeterministic workflow definition"
+		}, []string{"workflow_task_failing tnt_A"}},
+		{"the workflow task of a workflow without a tenant row keeps failing", func(s *Snapshot) {
+			s.Workflows = append(s.Workflows, Workflow{ID: "wf-X", TenantID: "tnt_X", SagaStatus: "running", StartedAt: old, TaskAttempt: 7})
+		}, []string{"workflow_task_failing tnt_X", "workflow_without_tenant tnt_X"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -133,5 +150,71 @@ func TestWhatChangedWithinTheSettleWindowIsNotDrift(t *testing.T) {
 	// The same, once the window has passed, is drift.
 	if f := Compare(s, time.Second); len(f) == 0 {
 		t.Fatal("no findings with a one-second window")
+	}
+}
+
+func TestATenantBetweenTwoRunsOfItsWorkflowIsNotDrift(t *testing.T) {
+	for _, latest := range []enumspb.WorkflowExecutionStatus{enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING} {
+		t.Run("the latest run is "+latest.String(), func(t *testing.T) {
+			// The list does not show the workflows of the active tenant and of
+			// the provisioning one (whose operation is stuck): their runs
+			// continued as new, and the list has not caught up.
+			s := consistent()
+			s.Workflows = slices.DeleteFunc(s.Workflows, func(w Workflow) bool { return w.ID == "wf-A" || w.ID == "wf-P" })
+			s.Closed["wf-A"], s.Closed["wf-P"] = latest, latest
+			if f := Compare(s, time.Minute); len(f) != 0 {
+				t.Fatalf("findings = %+v", f)
+			}
+		})
+	}
+}
+
+func TestAnExpiryUnderWayOrJustDueIsNotDrift(t *testing.T) {
+	cases := []struct {
+		name  string
+		drift func(s *Snapshot)
+	}{
+		{"its decommission is running", func(s *Snapshot) {
+			s.Tenants[0].ExpiresAt, s.Tenants[0].CurrentOperationID = old, "op_A"
+			s.Workflows[0].SagaStatus = "running"
+			s.Operations = append(s.Operations, Operation{ID: "op_A", TenantID: "tnt_A", Kind: "decommission", Status: "running", StartedAt: old})
+		}},
+		{"its decommission is stuck (the saga says so)", func(s *Snapshot) {
+			s.Tenants[0].ExpiresAt, s.Tenants[0].CurrentOperationID = old, "op_A"
+			s.Workflows[0].SagaStatus = "stuck"
+			s.Operations = append(s.Operations, Operation{ID: "op_A", TenantID: "tnt_A", Kind: "decommission", Status: "stuck", StartedAt: old})
+		}},
+		{"its lifetime ended within the settle window", func(s *Snapshot) {
+			s.Tenants[0].ExpiresAt = just
+		}},
+		{"it is being decommissioned", func(s *Snapshot) {
+			s.Tenants[1].State, s.Tenants[1].ExpiresAt = "decommissioning", old
+			s.Workflows[1].TenantState = "decommissioning"
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := consistent()
+			c.drift(&s)
+			for _, f := range Compare(s, time.Minute) {
+				if f.Code == CodeTenantPastLifetime {
+					t.Fatalf("finding %+v", f)
+				}
+			}
+		})
+	}
+}
+
+func TestAWorkflowTaskIsFailingFromItsThirdAttemptAndTheFindingSaysWhy(t *testing.T) {
+	s := consistent()
+	s.Workflows[0].TaskAttempt = FailingTaskAttempt - 1
+	if f := Compare(s, time.Minute); len(f) != 0 {
+		t.Fatalf("a task at attempt %d: findings = %+v", FailingTaskAttempt-1, f)
+	}
+	s.Workflows[0].TaskAttempt, s.Workflows[0].TaskFailure = FailingTaskAttempt, "[TMPRL1100] nondeterministic workflow definition"
+	f := Compare(s, time.Minute)
+	if len(f) != 1 || f[0].Code != CodeWorkflowTaskFailing || f[0].WorkflowID != "wf-A" || f[0].OrgID != "org_1" ||
+		!strings.Contains(f[0].Detail, "attempt 3") || !strings.Contains(f[0].Detail, "TMPRL1100") {
+		t.Fatalf("findings = %+v", f)
 	}
 }
