@@ -178,20 +178,65 @@ func (s *Server) planLimit(c *fiber.Ctx, planID string) int {
 	return s.limiter.planLimit(c.UserContext(), planID)
 }
 
-// rateLimit charges the request to scope and sets the RateLimit headers;
-// a spent budget is RATE_LIMITED with Retry-After.
+// rateLimit charges the request to scope; a spent budget is RATE_LIMITED
+// with Retry-After.
 func (s *Server) rateLimit(c *fiber.Ctx, scope string, limit int) error {
+	if wait := s.charge(c, scope, limit); wait > 0 {
+		return domain.Errorf(domain.CodeRateLimited, "rate limit of %d requests per minute reached; retry in %d s", limit, wait)
+	}
+	return nil
+}
+
+// charge spends one request of scope's budget of limit per minute and sets
+// the RateLimit headers. When the budget is spent it sets Retry-After and
+// returns the seconds to wait; otherwise 0.
+func (s *Server) charge(c *fiber.Ctx, scope string, limit int) (wait int) {
 	if s.limiter == nil || limit <= 0 {
-		return nil
+		return 0
 	}
 	v := s.limiter.take(c.UserContext(), scope, limit)
 	reset := max(int((v.reset+time.Second-1)/time.Second), 1)
 	c.Set("RateLimit-Limit", strconv.Itoa(v.limit))
 	c.Set("RateLimit-Remaining", strconv.Itoa(v.remaining))
 	c.Set("RateLimit-Reset", strconv.Itoa(reset))
-	if !v.allowed {
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(reset))
-		return domain.Errorf(domain.CodeRateLimited, "rate limit of %d requests per minute reached; retry in %d s", v.limit, reset)
+	if v.allowed {
+		return 0
 	}
-	return nil
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(reset))
+	return reset
+}
+
+// limitTransitions charges a lifecycle transition (suspend, resume,
+// decommission, restore) to its tenant's budget of transitionsPM a minute,
+// shared by every replica, before next sends anything to the tenant's
+// workflow: a tenant cycled as fast as the organisation's budget allows
+// would grow its workflow's state and history without end. The caller (a
+// member or a service account) spends its own share first, half the
+// budget, so no one caller can spend what the others need (a developer
+// cannot keep the owner from decommissioning). The budget is the tenant's
+// within the route's organisation, whose membership the guard checked: a
+// member of another organisation naming the tenant spends a budget nobody
+// else uses. A tenant id of the wrong form is left to next's 404.
+func (s *Server) limitTransitions(next func(*fiber.Ctx, *caller) error) func(*fiber.Ctx, *caller) error {
+	return func(c *fiber.Ctx, who *caller) error {
+		tenantID := c.Params("tenant_id")
+		if !domain.ValidID(domain.PrefixTenant, tenantID) {
+			return next(c, who)
+		}
+		scope := "tenant-transitions:" + who.OrgID + "/" + tenantID
+		self := "member:" + who.MemberID
+		if sa := who.ServiceAccount; sa != nil {
+			self = "sa:" + sa.ID
+		}
+		for _, b := range []struct {
+			scope string
+			limit int
+		}{{scope + "/" + self, memberShare(s.transitionsPM)}, {scope, s.transitionsPM}} {
+			if wait := s.charge(c, b.scope, b.limit); wait > 0 {
+				return domain.Errorf(domain.CodeRateLimited, "tenant %s: at most %d lifecycle transitions a minute, %d of them by one caller; retry in %d s",
+					tenantID, s.transitionsPM, memberShare(s.transitionsPM), wait)
+			}
+		}
+		return next(c, who)
+	}
 }

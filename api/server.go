@@ -61,6 +61,9 @@ type Deps struct {
 	// organisation are limited by its plan.
 	PublicRequestsPerMinute int
 	UserRequestsPerMinute   int
+	// TenantTransitionsPerMinute bounds the lifecycle transitions of one
+	// tenant in a minute (default 12); each caller may take half of them.
+	TenantTransitionsPerMinute int
 
 	// SignInPolicy throttles password checks (zero: store.DefaultSignInPolicy).
 	SignInPolicy store.SignInPolicy
@@ -103,6 +106,7 @@ type Server struct {
 	limiter        *limiter
 	publicRPM      int
 	userRPM        int
+	transitionsPM  int
 	signInPolicy   store.SignInPolicy
 	trustedProxies []netip.Prefix
 	// hashSlots bounds the argon2id computations running at once.
@@ -126,6 +130,7 @@ func New(d Deps) *Server {
 		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		publicRPM:      cmp.Or(d.PublicRequestsPerMinute, 600),
 		userRPM:        cmp.Or(d.UserRequestsPerMinute, 1200),
+		transitionsPM:  cmp.Or(d.TenantTransitionsPerMinute, 12),
 		signInPolicy:   cmp.Or(d.SignInPolicy, store.DefaultSignInPolicy),
 		trustedProxies: d.TrustedProxies,
 	}

@@ -101,6 +101,10 @@ type Config struct {
 	// routes outside an organisation (an organisation's come from its plan).
 	PublicRateLimit int
 	UserRateLimit   int
+	// TenantTransitionsPerMinute bounds the lifecycle transitions
+	// (suspend, resume, decommission, restore) one tenant is asked for in
+	// a minute, whoever asks (CP_TENANT_TRANSITIONS_PER_MINUTE).
+	TenantTransitionsPerMinute int
 
 	// TrustedProxies are the networks of the reverse proxies whose
 	// X-Forwarded-For names the client (CP_TRUSTED_PROXIES); empty: no
@@ -190,6 +194,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.Saga.StepMaxAttempts = r.intIn("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts, 1, 100)
 	c.PublicRateLimit = r.intIn("CP_PUBLIC_RATE_LIMIT", 600, 1, 1_000_000)
 	c.UserRateLimit = r.intIn("CP_USER_RATE_LIMIT", 1200, 1, 1_000_000)
+	c.TenantTransitionsPerMinute = r.intIn("CP_TENANT_TRANSITIONS_PER_MINUTE", 12, 1, 1000)
 
 	c.KeyEncryptionKeys = r.str("CP_KEY_ENCRYPTION_KEYS", "")
 	if c.KeyEncryptionKeys != "" {

@@ -317,3 +317,34 @@ func TestLinkBasesDefaultPerModeAndMustBeAbsoluteHTTPURLs(t *testing.T) {
 		})
 	}
 }
+
+func TestTheTenantTransitionLimitDefaultsTo12AndHasBounds(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        int // 0: refused
+	}{
+		{"unset is the default", "", 12},
+		{"a low limit is taken", "3", 3},
+		{"zero is refused: it would stop every transition", "0", 0},
+		{"a limit past 1000 is refused", "1001", 0},
+		{"a word is refused", "many", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"CP_DATABASE_URL": "postgres://x@h/db"}
+			if tt.value != "" {
+				vars["CP_TENANT_TRANSITIONS_PER_MINUTE"] = tt.value
+			}
+			c, err := Load(ModeAPI, env(vars))
+			if tt.want == 0 {
+				if err == nil || !strings.Contains(err.Error(), "CP_TENANT_TRANSITIONS_PER_MINUTE: ") {
+					t.Fatalf("Load accepted %q: %v", tt.value, err)
+				}
+				return
+			}
+			if err != nil || c.TenantTransitionsPerMinute != tt.want {
+				t.Fatalf("TenantTransitionsPerMinute = %d (%v), want %d", c.TenantTransitionsPerMinute, err, tt.want)
+			}
+		})
+	}
+}
