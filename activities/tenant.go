@@ -35,6 +35,8 @@ type NewTenant struct {
 	WorkflowID  string
 	// ExpiresAt ends an ephemeral tenant's life (nil: none).
 	ExpiresAt *time.Time
+	// LifetimeSeconds is the lifetime its creation asked for.
+	LifetimeSeconds *int64 `json:",omitempty"`
 }
 
 // ReserveInput is a tenant to create.
@@ -61,6 +63,7 @@ type TenantRecord struct {
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 	ExpiresAt          *time.Time
+	LifetimeSeconds    *int64 `json:",omitempty"`
 }
 
 // StepRecord is one step of an operation: its status, attempts and last
@@ -100,15 +103,16 @@ type OperationResult struct {
 	// RequestID is the request this answer was made for: a retry that gets
 	// the same answer has another request id, and is told it was replayed.
 	RequestID string
-	// Replayed says that the update id had already begun this operation,
-	// in an earlier run of the workflow.
+	// Replayed says that the update had already begun this operation and
+	// it has ended: the answer is given again, nothing runs.
 	Replayed bool
 }
 
 // TenantRecordOf returns the payload of a tenant row.
 func TenantRecordOf(t store.Tenant) TenantRecord {
 	r := TenantRecord{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
-		WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt}
+		WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt,
+		LifetimeSeconds: t.LifetimeSeconds}
 	if t.CurrentOperationID != nil {
 		r.CurrentOperationID = *t.CurrentOperationID
 	}
@@ -130,14 +134,24 @@ func resultOf(t store.Tenant, op store.Operation, requestID string) OperationRes
 	return OperationResult{Tenant: TenantRecordOf(t), Operation: OperationRecordOf(op), RequestID: requestID}
 }
 
+// ErrTypePermanent is the error type of a write that cannot succeed as it
+// is (store.Permanent): retrying it would spin, so the request ends, or the
+// saga is stuck on it, visibly, until an operator's retry.
+const ErrTypePermanent = "PERMANENT"
+
 // asApplicationError turns a domain error into a non-retryable Temporal
 // error whose type is the error code, so an update's caller can tell a
-// CONFLICT from a failure. Any other error is an infrastructure failure,
-// which Temporal retries.
+// CONFLICT from a failure, and a write that cannot succeed into a
+// non-retryable PERMANENT error (its cause stays in the history and the
+// worker log, for operators). Any other error is an infrastructure
+// failure, which Temporal retries.
 func asApplicationError(err error) error {
 	var de *domain.Error
 	if errors.As(err, &de) {
 		return temporal.NewNonRetryableApplicationError(de.Message, string(de.Code), nil)
+	}
+	if store.Permanent(err) {
+		return temporal.NewNonRetryableApplicationError("a database write cannot succeed as it is", ErrTypePermanent, err)
 	}
 	return err
 }
@@ -152,9 +166,11 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Operat
 	err := a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var existing store.Tenant
 		if err := tx.NewSelect().Model(&existing).Where("id = ?", in.Tenant.ID).Scan(ctx); err == nil {
+			// The tenant's provisioning, whatever id an earlier attempt
+			// (of an earlier release) gave it.
 			var op store.Operation
-			if err := tx.NewSelect().Model(&op).Where("id = ?", in.OperationID).Scan(ctx); err != nil {
-				return fmt.Errorf("load operation %s: %w", in.OperationID, err)
+			if err := tx.NewSelect().Model(&op).Where("tenant_id = ? AND kind = ?", existing.ID, domain.OpProvision).Scan(ctx); err != nil {
+				return fmt.Errorf("load the provisioning of tenant %s: %w", existing.ID, err)
 			}
 			res = resultOf(existing, op, op.RequestID)
 			return nil
@@ -192,7 +208,7 @@ func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (Operat
 		nt := in.Tenant
 		t := store.Tenant{ID: nt.ID, OrgID: nt.OrgID, Name: nt.Name, Environment: nt.Environment, Hostname: nt.Hostname, WorkflowID: nt.WorkflowID,
 			State: string(domain.StateProvisioning), CurrentOperationID: &in.OperationID, CreatedBy: in.Request.UserID, CreatedAt: now, UpdatedAt: now,
-			ExpiresAt: nt.ExpiresAt}
+			ExpiresAt: nt.ExpiresAt, LifetimeSeconds: nt.LifetimeSeconds}
 		op := store.Operation{ID: in.OperationID, OrgID: t.OrgID, TenantID: t.ID, Kind: string(domain.OpProvision), Status: string(domain.OpRunning),
 			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID, StartedAt: now}
 		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
@@ -265,22 +281,22 @@ func (a *Activities) BeginOperation(ctx context.Context, in BeginInput) (Operati
 			return a.event(ctx, tx, t, in.Request, "", "tenant.restore_requested",
 				map[string]any{"operation_id": op.ID}, true, t.WorkflowID+"/restore/"+in.UpdateID)
 		}
-		err := tx.NewSelect().Model(&op).Where("id = ?", in.OperationID).Scan(ctx)
+		// An earlier attempt of the request may have written its operation
+		// (its id is derived from the update, or, from an API of an earlier
+		// release, found by the update id): one still running is the
+		// caller's to run, since Temporal may have lost the update that
+		// wrote it; one that ended is only answered again.
+		q := tx.NewSelect().Model(&op).Where("id = ?", in.OperationID)
+		if in.UpdateID != "" {
+			q = q.WhereOr("tenant_id = ? AND update_id = ?", in.TenantID, in.UpdateID)
+		}
+		err := q.Limit(1).Scan(ctx)
 		if err == nil {
 			res = resultOf(t, op, op.RequestID)
+			res.Replayed = domain.OpStatus(op.Status).Ended()
 			return nil
 		} else if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("load operation %s: %w", in.OperationID, err)
-		}
-		if in.UpdateID != "" {
-			err := tx.NewSelect().Model(&op).Where("tenant_id = ? AND update_id = ?", in.TenantID, in.UpdateID).Scan(ctx)
-			if err == nil {
-				res = resultOf(t, op, op.RequestID)
-				res.Replayed = true
-				return nil
-			} else if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("load operation of update %s: %w", in.UpdateID, err)
-			}
+			return fmt.Errorf("load operation %s of update %s: %w", in.OperationID, in.UpdateID, err)
 		}
 		if err := domain.CanStart(in.Kind, domain.State(t.State)); err != nil {
 			return err
@@ -318,11 +334,11 @@ type LoadInput struct {
 func (a *Activities) LoadOperation(ctx context.Context, in LoadInput) (OperationResult, error) {
 	var t store.Tenant
 	if err := a.DB.NewSelect().Model(&t).Where("id = ?", in.TenantID).Scan(ctx); err != nil {
-		return OperationResult{}, fmt.Errorf("load tenant %s: %w", in.TenantID, err)
+		return OperationResult{}, asApplicationError(fmt.Errorf("load tenant %s: %w", in.TenantID, err))
 	}
 	var op store.Operation
 	if err := a.DB.NewSelect().Model(&op).Where("id = ? AND tenant_id = ?", in.OperationID, in.TenantID).Scan(ctx); err != nil {
-		return OperationResult{}, fmt.Errorf("load operation %s: %w", in.OperationID, err)
+		return OperationResult{}, asApplicationError(fmt.Errorf("load operation %s: %w", in.OperationID, err))
 	}
 	return resultOf(t, op, in.RequestID), nil
 }
@@ -350,6 +366,9 @@ type RecordInput struct {
 	// GraceEndsAt, when set, is when the decommission's grace period ends,
 	// stored on the operation for members to see.
 	GraceEndsAt *time.Time
+	// EndLifetime clears an ephemeral tenant's expires_at: its end was
+	// called off, and it lives on with no lifetime.
+	EndLifetime bool `json:",omitempty"`
 }
 
 // Record applies a change to an operation and its tenant and writes its
@@ -365,20 +384,23 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) (TenantRecord, 
 		if in.State != "" {
 			t.State = string(in.State)
 		}
-		if in.Status != "" && in.Status != domain.OpRunning && in.Status != domain.OpStuck {
+		if in.Status != "" && in.Status.Ended() {
 			if t.CurrentOperationID != nil && *t.CurrentOperationID == in.OperationID {
 				t.CurrentOperationID = nil
 			}
 		}
 		t.UpdatedAt = now
-		if _, err := tx.NewUpdate().Model(&t).Column("state", "current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
+		if in.EndLifetime {
+			t.ExpiresAt = nil
+		}
+		if _, err := tx.NewUpdate().Model(&t).Column("state", "current_operation_id", "updated_at", "expires_at").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update tenant %s: %w", in.TenantID, err)
 		}
 		if in.Status != "" || in.GraceEndsAt != nil {
 			q := tx.NewUpdate().Model((*store.Operation)(nil)).Where("id = ?", in.OperationID)
 			if in.Status != "" {
 				q = q.Set("status = ?", in.Status)
-				if in.Status != domain.OpRunning && in.Status != domain.OpStuck {
+				if in.Status.Ended() {
 					q = q.Set("ended_at = coalesce(ended_at, ?)", now)
 				}
 			}
@@ -401,7 +423,7 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) (TenantRecord, 
 		}
 		return a.event(ctx, tx, t, in.Request, in.Operator, in.Action, data, false, in.EventKey)
 	})
-	return TenantRecordOf(t), err
+	return TenantRecordOf(t), asApplicationError(err)
 }
 
 // event writes a tenant's audit event. A requested event is the human's

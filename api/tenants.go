@@ -171,12 +171,14 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 		return domain.Errorf(domain.CodeForbidden, "this service account acts on tenants of environments %v only", who.environments())
 	}
 	var expiresAt *time.Time
+	var lifetime time.Duration
 	if req.ExpiresIn != nil {
 		if *req.ExpiresIn > int64(s.tenantMaxLifetime/time.Second) {
 			return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: []domain.FieldError{{Field: "expires_in",
 				Message: fmt.Sprintf("at most %d seconds", int64(s.tenantMaxLifetime/time.Second))}}}
 		}
-		at := time.Now().UTC().Add(time.Duration(*req.ExpiresIn) * time.Second).Truncate(time.Microsecond)
+		lifetime = time.Duration(*req.ExpiresIn) * time.Second
+		at := time.Now().UTC().Add(lifetime).Truncate(time.Microsecond)
 		expiresAt = &at
 	}
 	key, err := idempotencyKey(c)
@@ -193,9 +195,8 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 		return s.replayCreate(c, req, key, res)
 	}
 	res, err := s.tenants.CreateTenant(c.UserContext(), workflows.Create{
-		OrgID: who.OrgID, Key: key, TenantID: domain.NewID(domain.PrefixTenant), OperationID: domain.NewID(domain.PrefixOperation),
-		Name: req.Name, Environment: req.Environment, Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase,
-		Request: s.request(c, who), ExpiresAt: expiresAt,
+		OrgID: who.OrgID, Key: key, Name: req.Name, Environment: req.Environment, Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase,
+		Request: s.request(c, who), ExpiresAt: expiresAt, Lifetime: lifetime,
 	})
 	if errors.Is(err, workflows.ErrEnded) {
 		// The key's workflow has ended, with its tenant written.
@@ -245,10 +246,20 @@ func (s *Server) createdBefore(c *fiber.Ctx, workflowID string) (activities.Oper
 // request, the same answer marked replayed for a retry, and 422 for another
 // request that reuses the key.
 func (s *Server) replayCreate(c *fiber.Ctx, req createTenantRequest, key string, res activities.OperationResult) error {
-	if res.Tenant.Name != req.Name || res.Tenant.Environment != req.Environment {
+	if res.Tenant.Name != req.Name || res.Tenant.Environment != req.Environment || !sameLifetime(req.ExpiresIn, res.Tenant) {
 		return domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", key)
 	}
 	return s.writeLifecycle(c, res)
+}
+
+// sameLifetime reports whether a creation's expires_in is the one the
+// tenant was created with (for a tenant created before lifetimes were
+// kept, whether both have one).
+func sameLifetime(expiresIn *int64, t activities.TenantRecord) bool {
+	if t.LifetimeSeconds != nil {
+		return expiresIn != nil && *expiresIn == *t.LifetimeSeconds
+	}
+	return (expiresIn != nil) == (t.ExpiresAt != nil)
 }
 
 // transition asks the tenant's workflow for an operation; the idempotency
@@ -263,15 +274,37 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 		if err != nil {
 			return err
 		}
+		// A retry of a request whose operation has ended is answered from
+		// Postgres: the workflow keeps only recent answers across runs.
+		if res, ok, err := s.answeredBefore(c, t, kind, key); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			return s.writeLifecycle(c, res)
+		}
 		if t.State == string(domain.StateDecommissioned) || t.State == string(domain.StateFailed) {
 			return domain.Errorf(domain.CodeConflict, "cannot %s a tenant that is %s", kind, t.State)
 		}
-		res, err := s.tenants.Transition(c.UserContext(), t.WorkflowID, kind, key, domain.NewID(domain.PrefixOperation), s.request(c, who))
+		res, err := s.tenants.Transition(c.UserContext(), t.WorkflowID, kind, key, s.request(c, who))
 		if err != nil {
 			return err
 		}
 		return s.writeLifecycle(c, res)
 	}
+}
+
+// answeredBefore finds the ended operation an earlier attempt of the
+// transition began (a restore's, the decommission it called off), as it is
+// now. A running one is the workflow's to answer.
+func (s *Server) answeredBefore(c *fiber.Ctx, t store.Tenant, kind domain.OpKind, key string) (activities.OperationResult, bool, error) {
+	op, requestID, err := store.AnsweredOperation(c.UserContext(), s.db, t.ID, t.WorkflowID, workflows.TransitionUpdateID(kind, key), kind == domain.OpRestore)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !domain.OpStatus(op.Status).Ended()) {
+		return activities.OperationResult{}, false, nil
+	}
+	if err != nil {
+		return activities.OperationResult{}, false, err
+	}
+	return activities.OperationResult{Tenant: activities.TenantRecordOf(t), Operation: activities.OperationRecordOf(op), RequestID: requestID, Replayed: true}, true, nil
 }
 
 func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {

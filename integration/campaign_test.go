@@ -69,7 +69,7 @@ func startShape(t testing.TB, extraEnv ...string) *shape {
 	ring, _ := seal.NewKey("k1")
 	s.env = append(os.Environ(), "CP_DATABASE_URL="+s.dbURL, "CP_TEMPORAL_ADDRESS="+temporalAddr,
 		"CP_KEY_ENCRYPTION_KEYS="+ring, "CP_DATA_DIR="+t.TempDir(), "CP_SMTP_ADDR=127.0.0.1:1", "CP_SMTP_FROM=noreply@acme.test",
-		"CP_LOG_FORMAT=json", "CP_LOG_LEVEL=warn", "CP_USER_RATE_LIMIT=1000000", "CP_PUBLIC_RATE_LIMIT=1000000",
+		"CP_LOG_FORMAT=json", "CP_LOG_LEVEL=warn", "CP_USER_RATE_LIMIT=1000000", "CP_PUBLIC_RATE_LIMIT=1000000", "CP_TENANT_TRANSITIONS_PER_MINUTE=1000",
 		"CP_BOOTSTRAP_ORG_NAME=Acme", "CP_BOOTSTRAP_ORG_SLUG=acme", "CP_BOOTSTRAP_OWNER_EMAIL=owner@acme.test",
 		"CP_BOOTSTRAP_OWNER_PASSWORD=intelliauth-dev-password")
 	s.env = append(s.env, extraEnv...)

@@ -11,11 +11,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/intelliauth/controlplane/internal/harness"
+	"github.com/intelliauth/controlplane/workflows"
 )
-
-// historyVersion names the workflow version the recorded histories come
-// from: workflows/testdata/<version>-<name>.json.
-const historyVersion = "v4"
 
 // recordHistory writes a run's history (runID "": the latest) to
 // workflows/testdata when CP_RECORD_HISTORIES is set, for the replay test
@@ -27,7 +24,7 @@ func recordHistory(t *testing.T, h *harness.Harness, workflowID, runID, name str
 	if os.Getenv("CP_RECORD_HISTORIES") == "" {
 		return
 	}
-	path := filepath.Join("..", "workflows", "testdata", historyVersion+"-"+strings.ToLower(name)+".json")
+	path := filepath.Join("..", "workflows", "testdata", workflows.HistoryPrefix()+"-"+strings.ToLower(name)+".json")
 	if _, err := os.Stat(path); err == nil {
 		t.Logf("kept %s (histories are never overwritten)", path)
 		return

@@ -400,6 +400,7 @@ func TestAnEphemeralTenantOfAServiceAccountEndsWithItsLifetime(t *testing.T) {
 	if res := l.resources(t, tn); res.Any() {
 		t.Fatalf("expired but resources remain: %+v", res)
 	}
+	recordHistory(t, h, tn.WorkflowID, "", "ephemeral")
 	var ops []store.Operation
 	req(t, l.srv, "GET", orgPath(w, "/tenants/"+tn.ID+"/operations"), admin.Token, nil).data(t, &ops)
 	if len(ops) != 2 || ops[1].Kind != "decommission" || ops[1].Status != "succeeded" || ops[1].RequestedBy != admin.UserID {

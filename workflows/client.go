@@ -92,18 +92,34 @@ func WorkflowID(orgID, key string) string {
 // which the caller reads from the database.
 var ErrEnded = errors.New("the creation's workflow has ended")
 
-// Create is a tenant to create.
+// TenantID is the id of the tenant a creation's workflow writes: derived
+// from its workflow id, so every attempt of the request (and a workflow
+// started again with the same id) names the same tenant.
+func TenantID(workflowID string) string {
+	return domain.DerivedID(domain.PrefixTenant, workflowID)
+}
+
+// TransitionUpdateID is the update id of a transition requested with an
+// idempotency key: Temporal, the workflow and operations.update_id know a
+// request's attempts by it.
+func TransitionUpdateID(kind domain.OpKind, key string) string {
+	return string(kind) + "/" + key
+}
+
+// Create is a tenant to create. Its id and its operation's are derived
+// from the workflow id (WorkflowID of OrgID and Key), never minted per
+// attempt.
 type Create struct {
 	OrgID       string
 	Key         string
-	TenantID    string
-	OperationID string
 	Name        string
 	Environment string
 	Hostname    string
 	Request     activities.Request
-	// ExpiresAt makes the tenant ephemeral: its saga decommissions it then.
+	// ExpiresAt makes the tenant ephemeral: its saga decommissions it then,
+	// Lifetime after the request.
 	ExpiresAt *time.Time
+	Lifetime  time.Duration
 }
 
 // CreateTenant starts the tenant's workflow and its provision update
@@ -113,16 +129,16 @@ func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.Operat
 	if err := c.SetUp(ctx); err != nil {
 		return activities.OperationResult{}, err
 	}
+	workflowID := WorkflowID(in.OrgID, in.Key)
 	params := TenantParams{
-		TenantID: in.TenantID, OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname,
+		TenantID: TenantID(workflowID), OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname,
 		StepMaxAttempts: c.saga.StepMaxAttempts, DecommissionGrace: c.saga.DecommissionGrace,
 		ReservationTimeout: c.saga.ReservationTimeout, MaxOperationsPerRun: c.saga.MaxOperationsPerRun,
 		Revision: RevisionCurrent,
 	}
 	if in.ExpiresAt != nil {
-		params.Expiry = &Expiry{At: *in.ExpiresAt, For: in.Request.Actor, UserID: in.Request.UserID}
+		params.Expiry = &Expiry{At: *in.ExpiresAt, Lifetime: in.Lifetime, For: in.Request.Actor, UserID: in.Request.UserID}
 	}
-	workflowID := WorkflowID(in.OrgID, in.Key)
 	start := c.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflowID,
 		TaskQueue:                c.taskQueue,
@@ -133,7 +149,7 @@ func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.Operat
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		Memo:                  map[string]any{"request_id": in.Request.RequestID, "requested_by": requestedBy(in.Request.Actor)},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			SearchAttrOrgID.ValueSet(in.OrgID), SearchAttrTenantID.ValueSet(in.TenantID),
+			SearchAttrOrgID.ValueSet(in.OrgID), SearchAttrTenantID.ValueSet(params.TenantID),
 			SearchAttrTenantState.ValueSet(string(domain.StateProvisioning)), SearchAttrSagaStatus.ValueSet(SagaRunning)),
 	}, TenantWorkflow, params)
 
@@ -144,7 +160,7 @@ func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.Operat
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateID: UpdateProvision, UpdateName: UpdateProvision,
-			Args:         []any{ProvisionRequest{OperationID: in.OperationID, Request: in.Request}},
+			Args:         []any{ProvisionRequest{Request: in.Request}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
@@ -181,14 +197,15 @@ func (c *Client) ended(ctx context.Context, workflowID string, in Create) error 
 
 // Transition asks a tenant's workflow for an operation. The update id is
 // the kind and the idempotency key, so Temporal (and, across runs, the
-// workflow) runs it at most once.
-func (c *Client) Transition(ctx context.Context, workflowID string, kind domain.OpKind, key, operationID string, req activities.Request) (activities.OperationResult, error) {
+// workflow) runs it at most once; the workflow derives the operation's id
+// from it.
+func (c *Client) Transition(ctx context.Context, workflowID string, kind domain.OpKind, key string, req activities.Request) (activities.OperationResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Bound)
 	defer cancel()
 	var res activities.OperationResult
 	handle, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflowID, UpdateID: string(kind) + "/" + key, UpdateName: UpdateTransition,
-		Args:         []any{TransitionRequest{Kind: kind, OperationID: operationID, Request: req}},
+		WorkflowID: workflowID, UpdateID: TransitionUpdateID(kind, key), UpdateName: UpdateTransition,
+		Args:         []any{TransitionRequest{Kind: kind, Request: req}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err == nil {
@@ -215,9 +232,7 @@ func (c *Client) domainError(ctx context.Context, err error) error {
 	if errors.As(err, &notFound) {
 		return domain.Errorf(domain.CodeConflict, "the tenant's lifecycle has ended; no operation can run on it")
 	}
-	var unavailable *serviceerror.Unavailable
-	var exhausted *serviceerror.ResourceExhausted
-	if errors.As(err, &unavailable) || errors.As(err, &exhausted) {
+	if retryLater(err) {
 		return &domain.Error{Code: domain.CodeUnavailable, RetryAfter: c.Bound,
 			Message: "Temporal is briefly unavailable; retry with the same Idempotency-Key"}
 	}
@@ -228,6 +243,25 @@ func (c *Client) domainError(ctx context.Context, err error) error {
 			Message: "no worker answered within " + c.Bound.String() + "; retry with the same Idempotency-Key"}
 	}
 	return err
+}
+
+// retryLater reports whether Temporal's answer means "not now": the
+// server is unavailable or busy, the workflow cannot take the update yet
+// (WorkflowNotReady), or the update was aborted before it was accepted
+// (its workflow task failed, the server restarted). The request may not
+// have reached the workflow; its retry with the same key finds what it
+// began, if anything.
+func retryLater(err error) bool {
+	var (
+		unavailable *serviceerror.Unavailable
+		exhausted   *serviceerror.ResourceExhausted
+		notReady    *serviceerror.WorkflowNotReady
+		aborted     *serviceerror.Aborted
+		multi       *serviceerror.MultiOperationAborted
+		lost        *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	)
+	return errors.As(err, &unavailable) || errors.As(err, &exhausted) || errors.As(err, &notReady) ||
+		errors.As(err, &aborted) || errors.As(err, &multi) || errors.As(err, &lost)
 }
 
 // requestedBy names the requester in a workflow's memo: a member's email,

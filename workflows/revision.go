@@ -1,5 +1,39 @@
 package workflows
 
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// This file decides what a run's code revision means. It is the only reader
+// of TenantParams.Revision and the only caller of workflow.GetVersion; the
+// saga asks it for behaviours named for what they do. docs/architecture.md
+// ("Revisions") says how to add one.
+//
+// The revisions:
+//
+//	0  runs started before revisions were given: their changes come from
+//	   the version markers they recorded (versionSagas: version 1, frozen in
+//	   tenant_v1.go, or later; versionLocalWrites).
+//	4  changes come from the input, no markers; search attributes written
+//	   only when they change; the saga's records as local activities; an
+//	   operation's final record carries the saga's next status. (Expiry was
+//	   added to the input while 4 was current, without a revision of its
+//	   own; every worker in service since knows it.)
+//	5  local writes bounded, then regular activities (retries that do not
+//	   grow the history); a record that cannot succeed sticks the saga
+//	   instead of being dropped; an expiry's operation id is derived, and
+//	   the expiry's decision is carried across runs; a run continues as new
+//	   at the current revision; audit event keys name the run.
+const (
+	RevisionInInput  = 4
+	RevisionSagaCore = 5
+	// RevisionCurrent is the revision new runs start at and continued runs
+	// move to.
+	RevisionCurrent = RevisionSagaCore
+)
+
 // versionSagas is the change id of the workflow's second version: repairs
 // as updates, one commit point for restore, per-operation state, update
 // ids kept across runs. Runs without its marker are version 1.
@@ -11,20 +45,71 @@ const versionSagas = "sagas-v2"
 // the data-plane steps. Runs without its marker keep regular activities.
 const versionLocalWrites = "local-writes"
 
-// Revisions of the workflow code, given in TenantParams.Revision by the
-// code that starts a run. A run started at RevisionInInput or later takes
-// every change up to its revision from its input instead of from
-// workflow.GetVersion, whose version markers (and the search-attribute
-// write the SDK adds to each) cost a creation's first workflow task time;
-// and it writes its search attributes only when they change. Runs started
-// without a revision (0) keep the version markers they recorded. Workers are
-// upgraded before the APIs that start runs at a new revision.
-const (
-	RevisionInInput = 4
-	// RevisionCurrent is the revision new runs are started at.
-	RevisionCurrent = RevisionInInput
-)
+// revision is what the run's code revision means to this worker.
+type revision struct {
+	n int
+	// legacy: version 1, run by tenant_v1.go.
+	legacy bool
+	// localWrites: the writes a request waits for run as local activities.
+	localWrites bool
+}
 
-// inInput reports whether the run takes its changes from its revision
-// (RevisionInInput) rather than from version markers.
-func (p TenantParams) inInput() bool { return p.Revision >= RevisionInInput }
+// knownRevisions are the revisions this worker runs.
+var knownRevisions = []int{0, RevisionInInput, RevisionSagaCore}
+
+// revisionOf reads the run's revision. A revision this worker does not know
+// panics, which fails the workflow task: the task is retried until a worker
+// that knows the revision takes it, and nothing runs the wrong way. A run's
+// first task reads it before anything else.
+func revisionOf(ctx workflow.Context, p TenantParams) revision {
+	switch p.Revision {
+	case 0:
+		if workflow.GetVersion(ctx, versionSagas, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return revision{legacy: true}
+		}
+		return revision{localWrites: workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1}
+	case RevisionInInput, RevisionSagaCore:
+		return revision{n: p.Revision, localWrites: true}
+	}
+	panic(fmt.Sprintf("tenant workflow revision %d is unknown to this worker, which runs revisions %v: "+
+		"the task is left to a worker that knows it (docs/runbook.md, Rolling back workers)", p.Revision, knownRevisions))
+}
+
+// inInput: the run's changes come from its revision, not from markers.
+func (r revision) inInput() bool { return r.n >= RevisionInInput }
+
+// indexesOnlyChanges: a search-attribute write that would change nothing
+// is not sent.
+func (r revision) indexesOnlyChanges() bool { return r.n >= RevisionInInput }
+
+// localRecords: the saga's records run as local activities.
+func (r revision) localRecords() bool { return r.n >= RevisionInInput }
+
+// statusWithFinalRecord: an operation's final record also writes the
+// saga's next status.
+func (r revision) statusWithFinalRecord() bool { return r.n >= RevisionInInput }
+
+// boundedLocalWrites: a local write retries for localWriteBound, then goes
+// on as a regular activity; a record is never dropped.
+func (r revision) boundedLocalWrites() bool { return r.n >= RevisionSagaCore }
+
+// stuckOnBrokenRecords: a record whose write cannot succeed sticks the saga
+// until an operator's retry.
+func (r revision) stuckOnBrokenRecords() bool { return r.n >= RevisionSagaCore }
+
+// derivedExpiry: an expiry's operation id is derived from the workflow id,
+// and its decision is carried to the next run.
+func (r revision) derivedExpiry() bool { return r.n >= RevisionSagaCore }
+
+// eventKeysPerRun: an audit event's key names the run (its id before any
+// reset) as well as the event's number.
+func (r revision) eventKeysPerRun() bool { return r.n >= RevisionSagaCore }
+
+// continuedAt is the revision the run's next run starts at: the current
+// one. The next run's history is empty and its state is the Continued
+// struct every revision reads, so no recorded command can disagree.
+func (r revision) continuedAt() int { return RevisionCurrent }
+
+// HistoryPrefix names the recorded histories of the current revision:
+// workflows/testdata/<prefix>-<name>.json.
+func HistoryPrefix() string { return fmt.Sprintf("v%d", RevisionCurrent) }

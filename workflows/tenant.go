@@ -13,8 +13,8 @@ import (
 // requested transition in turn, until the tenant is decommissioned or its
 // provisioning failed.
 func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) {
-	inInput := p.inInput()
-	if !inInput && workflow.GetVersion(ctx, versionSagas, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	rev := revisionOf(ctx, p)
+	if rev.legacy {
 		return TenantResult{}, legacyTenantWorkflow(ctx, p)
 	}
 	if err := p.validate(); err != nil {
@@ -25,16 +25,16 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 	// abandoned half-way by cancelling its workflow.
 	root := ctx
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	w := &tenant{p: p, state: domain.StateProvisioning, saga: SagaRunning, answered: map[string]Answered{},
+	w := &tenant{p: p, rev: rev, state: domain.StateProvisioning, saga: SagaRunning, answered: map[string]Answered{},
 		ref: activities.TenantRef{TenantID: p.TenantID, OrgID: p.OrgID, Hostname: p.Hostname},
 		log: log.With(workflow.GetLogger(ctx), "tenant_id", p.TenantID, "org_id", p.OrgID)}
-	w.localWrites = inInput || workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1
-	if inInput && p.Continued == nil {
+	if rev.indexesOnlyChanges() && p.Continued == nil {
 		// Started with these (the client sets them at the start).
 		w.indexed = &indexed{state: w.state, saga: w.saga}
 	}
 	if c := p.Continued; c != nil {
 		w.state, w.reserved, w.saga, w.seq = c.State, true, SagaIdle, c.EventSeq
+		w.expiring = c.ExpiryDone
 		for id, a := range c.Answered {
 			w.answered[id] = a
 		}
@@ -90,7 +90,8 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 // it continues as.
 func (w *tenant) watchExpiry(ctx workflow.Context) {
 	e := w.p.Expiry
-	if e == nil {
+	if e == nil || w.expiring {
+		// No lifetime, or an earlier run dealt with its end.
 		return
 	}
 	workflow.Go(ctx, func(gctx workflow.Context) {
@@ -114,19 +115,36 @@ func (w *tenant) expiryDue() bool {
 // expire decommissions the tenant whose lifetime is over, with no grace
 // period, as the system acting for whoever created it. The operation is
 // written as a request's would be; meanwhile requests are refused as
-// during any other operation being written.
+// during any other operation being written. Its id is derived from the
+// workflow id, so a run that finds it written (after a reset, or a lost
+// write) acts on that row: it runs one still running and leaves one that
+// ended. Once begun or found ended, the lifetime is over for good, in
+// this run and the next: an operator who calls the decommission off keeps
+// the tenant, with no lifetime.
 func (w *tenant) expire(ctx workflow.Context) {
 	w.expiring = true
 	e := w.p.Expiry
 	var opID string
-	_ = workflow.SideEffect(ctx, func(workflow.Context) any { return domain.NewID(domain.PrefixOperation) }).Get(&opID)
+	if w.rev.derivedExpiry() {
+		opID = domain.DerivedID(domain.PrefixOperation, workflow.GetInfo(ctx).WorkflowExecution.ID, updateIDExpiry)
+	} else {
+		_ = workflow.SideEffect(ctx, func(workflow.Context) any { return domain.NewID(domain.PrefixOperation) }).Get(&opID)
+	}
 	creator := e.For
 	req := activities.Request{Actor: activities.Actor{Type: "system", ID: "expiry", OnBehalfOf: &creator}, UserID: e.UserID,
 		RequestID: "expiry/" + workflow.GetInfo(ctx).WorkflowExecution.ID}
 	r := TransitionRequest{Kind: domain.OpDecommission, OperationID: opID, Request: req}
-	if _, err := w.claimAndBegin(ctx, r, "expiry"); err != nil {
+	res, err := w.claimAndBegin(ctx, r, updateIDExpiry)
+	if err != nil {
 		w.log.Warn("the expired tenant's decommission was refused", "error", err.Error())
 		return
+	}
+	if w.rev.derivedExpiry() {
+		if res.Replayed {
+			w.log.Info("tenant lifetime over: its decommission ended in an earlier run", "operation_id", res.Operation.ID)
+			return
+		}
+		opID = res.Operation.ID
 	}
 	w.log.Info("tenant lifetime over: decommissioning", "operation_id", opID)
 	w.begin(opID, domain.OpDecommission, req)

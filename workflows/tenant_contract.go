@@ -91,13 +91,24 @@ func (p TenantParams) expiresAt() *time.Time {
 	return &at
 }
 
+func (p TenantParams) lifetimeSeconds() *int64 {
+	if p.Expiry == nil || p.Expiry.Lifetime <= 0 {
+		return nil
+	}
+	s := int64(p.Expiry.Lifetime / time.Second)
+	return &s
+}
+
 // Expiry is an ephemeral tenant's end: at At, the saga decommissions it,
 // with no grace period, as the system acting for For (who created it;
 // UserID is the person who answers for that creation).
 type Expiry struct {
-	At     time.Time
-	For    activities.Actor
-	UserID string
+	At time.Time
+	// Lifetime is what the creation asked for (revision 5 on), kept on the
+	// tenant so a retry can be told apart from another request.
+	Lifetime time.Duration `json:",omitempty"`
+	For      activities.Actor
+	UserID   string
 }
 
 func (p TenantParams) validate() error {
@@ -126,8 +137,11 @@ type Continued struct {
 	// EventSeq numbers the saga's audit events across runs.
 	EventSeq int
 	// Answered are the transition updates answered in recent runs, by
-	// update id.
+	// update id: at most maxAnswered.
 	Answered map[string]Answered
+	// ExpiryDone: the tenant's lifetime ended and its decommission was
+	// begun (or called off) in an earlier run; the timer is not set again.
+	ExpiryDone bool `json:",omitempty"`
 }
 
 // Answered is a transition update that was answered: the operation it
@@ -204,3 +218,18 @@ type Rejection struct {
 	Name        string
 	Environment string
 }
+
+// maxAnswered bounds the answered updates a run hands the next; older
+// retries are answered from Postgres, where each operation keeps its
+// update id.
+const maxAnswered = 64
+
+// stepRecord names, in the status and in a repair, a saga record whose
+// write cannot succeed as it is: the saga waits there for an operator's
+// retry.
+const stepRecord = "record"
+
+// updateIDExpiry stands for an update id in an ephemeral tenant's end, which
+// no request carries: its operation's update_id, and the part its id is
+// derived from.
+const updateIDExpiry = "expiry"

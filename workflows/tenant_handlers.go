@@ -62,13 +62,15 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	w.reserving = true
 	defer func() { w.reserving = false }()
+	r.OperationID = w.operationID(ctx, r.OperationID)
 	var res activities.OperationResult
 	var a *activities.Activities
 	err := w.write(ctx, a.ReserveTenant, activities.ReserveInput{
 		Tenant: activities.NewTenant{ID: w.p.TenantID, OrgID: w.p.OrgID, Name: w.p.Name, Environment: w.p.Environment,
-			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, ExpiresAt: w.p.expiresAt()},
+			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, ExpiresAt: w.p.expiresAt(),
+			LifetimeSeconds: w.p.lifetimeSeconds()},
 		OperationID: r.OperationID, Steps: domain.StepNames(domain.ProvisionSteps), Request: r.Request,
-	}).Get(ctx, &res)
+	}, &res)
 	if err != nil {
 		rej := &Rejection{Code: domain.CodeInternal, Message: err.Error(), Name: w.p.Name, Environment: w.p.Environment}
 		var appErr *temporal.ApplicationError
@@ -79,6 +81,9 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 		w.log.Info("tenant creation refused", "reason", rej.Message)
 		return res, err
 	}
+	// The operation Postgres holds is the one to run (written by this
+	// request, or by an attempt of it whose answer was lost).
+	r.OperationID = res.Operation.ID
 	w.provision, w.reserved = r, true
 	return res, nil
 }
@@ -127,6 +132,8 @@ func (w *tenant) canRestore() error {
 	switch {
 	case op == nil || op.kind != domain.OpDecommission || op.finishing:
 		return conflict("cannot restore a tenant that is %s (only during a decommission's grace period)", w.state)
+	case op.immediate:
+		return conflict("an ephemeral tenant's end has no grace period: it cannot be restored")
 	case op.phase == PhaseDestroying:
 		return conflict("the grace period is over: the tenant's resources are being destroyed")
 	case op.phase == PhaseCompensating:
@@ -152,13 +159,18 @@ func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (ac
 	if err := w.canAccept(r.Kind); err != nil {
 		return activities.OperationResult{}, err
 	}
-	// Hand the operation to the main loop only once it is written.
+	// Hand the operation to the main loop only once it is written. The
+	// row Postgres holds for this update is the one to run: written now,
+	// or by an attempt whose update Temporal lost (then it is running and
+	// this run never answered it). One that ended is only answered.
+	r.OperationID = w.operationID(ctx, r.OperationID)
 	res, err := w.claimAndBegin(ctx, r, id)
 	if err != nil {
 		return res, err
 	}
 	w.answered[id] = Answered{OperationID: res.Operation.ID, RequestID: res.RequestID, At: workflow.Now(ctx)}
 	if !res.Replayed {
+		r.OperationID = res.Operation.ID
 		w.next = &r
 	}
 	return res, nil
@@ -175,8 +187,19 @@ func (w *tenant) claimAndBegin(ctx workflow.Context, r TransitionRequest, update
 	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
 		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind,
 		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: updateID, Request: r.Request,
-	}).Get(ctx, &res)
+	}, &res)
 	return res, err
+}
+
+// operationID is the id of the operation the current update begins: the
+// one its request carries (an API of an earlier release minted one), or
+// else derived from the workflow id and the update id, which every attempt
+// of the request carries, so an attempt finds what an earlier one wrote.
+func (w *tenant) operationID(ctx workflow.Context, given string) string {
+	if given != "" {
+		return given
+	}
+	return domain.DerivedID(domain.PrefixOperation, workflow.GetInfo(ctx).WorkflowExecution.ID, workflow.GetCurrentUpdateInfo(ctx).ID)
 }
 
 // answerAgain answers a transition update that an earlier run answered.
@@ -184,7 +207,7 @@ func (w *tenant) answerAgain(ctx workflow.Context, a Answered) (activities.Opera
 	var res activities.OperationResult
 	var act *activities.Activities
 	err := w.write(ctx, act.LoadOperation,
-		activities.LoadInput{TenantID: w.p.TenantID, OperationID: a.OperationID, RequestID: a.RequestID}).Get(ctx, &res)
+		activities.LoadInput{TenantID: w.p.TenantID, OperationID: a.OperationID, RequestID: a.RequestID}, &res)
 	return res, err
 }
 
@@ -203,7 +226,7 @@ func (w *tenant) handleRestore(ctx workflow.Context, r TransitionRequest, id str
 	var a *activities.Activities
 	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
 		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind, UpdateID: id, Request: r.Request,
-	}).Get(ctx, &res)
+	}, &res)
 	if err != nil {
 		if op.restore == claim {
 			op.restore = nil

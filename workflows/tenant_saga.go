@@ -145,6 +145,9 @@ func (w *tenant) runDecommission(ctx workflow.Context) {
 			if taken.repair == RepairCancel {
 				in = activities.RecordInput{Status: domain.OpCancelled, Action: "tenant.decommission_cancelled", Operator: taken.operator}
 			}
+			// An ephemeral tenant's end called off: it lives on, with no
+			// lifetime (the next run does not set its timer again).
+			in.EndLifetime = w.op.immediate && w.rev.derivedExpiry()
 			w.finish(ctx, in)
 			return
 		}

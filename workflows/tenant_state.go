@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/log"
@@ -10,8 +12,11 @@ import (
 	"github.com/intelliauth/controlplane/internal/domain"
 )
 
+// tenant is one run's state: what it carries to the next run is
+// Continued, built in continueAsNew.
 type tenant struct {
 	p     TenantParams
+	rev   revision
 	ref   activities.TenantRef
 	log   log.Logger
 	state domain.State
@@ -20,8 +25,6 @@ type tenant struct {
 	// key, so a reset or a retry writes an event once.
 	seq      int
 	answered map[string]Answered
-	// localWrites: the writes a request waits for run as local activities.
-	localWrites bool
 	// indexed, from RevisionInInput on, is what the search attributes say
 	// (nil: not known, as in a run continued from another); an upsert that
 	// would change nothing is not sent.
@@ -41,7 +44,7 @@ type tenant struct {
 	cancelRequested bool
 
 	// expired: the tenant's lifetime is over; expiring: its decommission
-	// was begun (or found unnecessary).
+	// was begun (or found unnecessary), in this run or an earlier one.
 	expired  bool
 	expiring bool
 }
@@ -92,18 +95,32 @@ func (w *tenant) mayContinueAsNew(ctx workflow.Context, ops int) bool {
 }
 
 // continueAsNew starts a fresh run with the tenant's state, so a
-// long-lived tenant's history stays short.
+// long-lived tenant's history stays short. The next run starts at the
+// current revision and carries at most maxAnswered answered updates, the
+// newest: a retry of an older one is answered from Postgres by the API.
 func (w *tenant) continueAsNew(ctx workflow.Context) error {
 	p := w.p
-	c := &Continued{State: w.state, EventSeq: w.seq, Answered: map[string]Answered{}}
+	c := &Continued{State: w.state, EventSeq: w.seq, Answered: map[string]Answered{}, ExpiryDone: w.expiring}
 	now := workflow.Now(ctx)
+	ids := make([]string, 0, len(w.answered))
 	for id, a := range w.answered {
 		if now.Sub(a.At) < answeredRetention {
-			c.Answered[id] = a
+			ids = append(ids, id)
 		}
 	}
+	// Newest first, ties by id: the same choice on every replay.
+	slices.SortFunc(ids, func(x, y string) int {
+		if c := w.answered[y].At.Compare(w.answered[x].At); c != 0 {
+			return c
+		}
+		return strings.Compare(x, y)
+	})
+	for _, id := range ids[:min(len(ids), maxAnswered)] {
+		c.Answered[id] = w.answered[id]
+	}
 	p.Continued = c
-	w.log.Info("continuing as new", "operations", w.p.MaxOperationsPerRun)
+	p.Revision = w.rev.continuedAt()
+	w.log.Info("continuing as new", "operations", w.p.MaxOperationsPerRun, "revision", p.Revision)
 	return workflow.NewContinueAsNewError(ctx, TenantWorkflow, p)
 }
 
@@ -135,7 +152,7 @@ type indexed struct {
 
 func (w *tenant) searchAttributes(ctx workflow.Context) {
 	now := indexed{state: w.state, saga: w.saga}
-	if w.p.inInput() {
+	if w.rev.indexesOnlyChanges() {
 		if w.indexed != nil && *w.indexed == now {
 			return
 		}

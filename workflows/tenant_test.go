@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -44,15 +45,33 @@ type fakes struct {
 	beginAfter  map[domain.OpKind]time.Duration
 	stepAfter   map[domain.Step]time.Duration
 	recordAfter map[string]time.Duration
+
+	// rows are operations Postgres holds already, by update id: what
+	// BeginOperation finds instead of writing one.
+	rows map[string]activities.OperationRecord
+	// stepOps are the operation ids the steps ran for, in order.
+	stepOps []string
+	// local and remote count the reservations' attempts as local and as
+	// regular activities.
+	local, remote int
+	// recordBroken fails every attempt of a record of that action, as a
+	// write that cannot succeed on retry does, until fixed is set.
+	recordBroken map[string]bool
+	fixed        bool
 }
 
 func (f *fakes) register(env *testsuite.TestWorkflowEnvironment) {
 	var a *activities.Activities
 	env.RegisterActivity(a)
 	env.OnActivity(a.ReserveTenant, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ReserveInput) (activities.OperationResult, error) {
+		func(ctx context.Context, in activities.ReserveInput) (activities.OperationResult, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
+			if activity.GetInfo(ctx).IsLocalActivity {
+				f.local++
+			} else {
+				f.remote++
+			}
 			if f.reserves++; f.reserves <= f.reserveOutage {
 				return activities.OperationResult{}, errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
 			}
@@ -62,6 +81,10 @@ func (f *fakes) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.begun = append(f.begun, in)
+		if row, ok := f.rows[in.UpdateID]; ok {
+			return activities.OperationResult{Operation: row, RequestID: row.RequestID,
+				Replayed: row.Status != string(domain.OpRunning) && row.Status != string(domain.OpStuck)}, nil
+		}
 		return activities.OperationResult{Operation: activities.OperationRecord{ID: in.OperationID, Kind: string(in.Kind)}, RequestID: in.Request.RequestID}, nil
 	}
 	for kind, d := range f.beginAfter {
@@ -80,6 +103,7 @@ func (f *fakes) register(env *testsuite.TestWorkflowEnvironment) {
 		defer f.mu.Unlock()
 		s := domain.Step(in.Step)
 		f.steps = append(f.steps, in.Step)
+		f.stepOps = append(f.stepOps, in.OperationID)
 		if f.attempts == nil {
 			f.attempts = map[domain.Step]int{}
 		}
@@ -96,6 +120,9 @@ func (f *fakes) register(env *testsuite.TestWorkflowEnvironment) {
 	record := func(_ context.Context, in activities.RecordInput) (activities.TenantRecord, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if f.recordBroken[in.Action] && !f.fixed {
+			return activities.TenantRecord{}, temporal.NewNonRetryableApplicationError("the write cannot succeed", "PERMANENT", nil)
+		}
 		if in.State != "" {
 			f.states = append(f.states, in.State)
 		}

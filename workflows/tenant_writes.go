@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,49 +12,121 @@ import (
 	"github.com/intelliauth/controlplane/internal/domain"
 )
 
+// localWriteBound bounds a local write's retries, from revision 5: a local
+// activity that outlasts a workflow task heartbeats the task, each
+// heartbeat growing the history, so an outage is waited out instead by a
+// regular activity, whose retries the server schedules with no event.
+const localWriteBound = 30 * time.Second
+
 // write runs one of the short writes a request waits for. A refusal is
 // final (its error is non-retryable); anything else is an infrastructure
 // failure, retried for as long as it lasts: the caller is answered 503 and
 // its retry with the same key finds the same update. It runs as a local
 // activity, so no data-plane step queued on the task queue can delay it.
-func (w *tenant) write(ctx workflow.Context, activity, in any) workflow.Future {
+func (w *tenant) write(ctx workflow.Context, activity, in, out any) error {
 	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 5 * time.Second}
-	return shortWrite(ctx, w.localWrites, retry, activity, in)
+	return w.shortWrite(ctx, w.rev.localWrites, retry, activity, in, out)
 }
 
 // shortWrite runs a short write in Postgres: as a local activity, in the
 // worker that runs the workflow, or (runs that began before that change)
-// as a regular activity.
-func shortWrite(ctx workflow.Context, local bool, retry *temporal.RetryPolicy, activity, in any) workflow.Future {
-	if local {
-		// A local activity's retries end at its schedule-to-close timeout,
-		// which defaults to one attempt's; an outage is outlasted instead.
+// as a regular activity. From revision 5 the local attempts are bounded
+// and the write goes on as a regular activity; before, the local
+// activity's retries ran for answeredRetention.
+func (w *tenant) shortWrite(ctx workflow.Context, local bool, retry *temporal.RetryPolicy, activity, in, out any) error {
+	if !local {
+		return regularWrite(ctx, retry, activity, in, out)
+	}
+	if !w.rev.boundedLocalWrites() {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: WriteTimeout, ScheduleToCloseTimeout: answeredRetention, RetryPolicy: retry,
-		}), activity, in)
+		}), activity, in).Get(ctx, out)
 	}
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: WriteTimeout, RetryPolicy: retry,
-	}), activity, in)
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: WriteTimeout, ScheduleToCloseTimeout: localWriteBound, RetryPolicy: retry,
+	}), activity, in).Get(ctx, out)
+	if err == nil || final(err) {
+		return err
+	}
+	w.log.Warn("a local write outlasted its bound: it goes on as an activity", "error", rootCause(err))
+	return regularWrite(ctx, retry, activity, in, out)
 }
 
-// record applies a state or status change with its audit event; it retries
-// until it succeeds, since the saga cannot go on without it.
+// regularWrite runs a write as an activity retried until it succeeds or
+// is refused.
+func regularWrite(ctx workflow.Context, retry *temporal.RetryPolicy, activity, in, out any) error {
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: WriteTimeout, RetryPolicy: retry,
+	}), activity, in).Get(ctx, out)
+}
+
+// final reports whether a write's error will not change on retry: a
+// refusal, or a write that cannot succeed as it is.
+func final(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.NonRetryable()
+}
+
+// record applies a state or status change with its audit event; the saga
+// cannot go on without it. An outage is waited out; from revision 5 a write
+// that cannot succeed as it is sticks the saga, visibly, until an
+// operator's retry (older revisions went on without it after
+// answeredRetention).
 func (w *tenant) record(ctx workflow.Context, in activities.RecordInput) {
 	var a *activities.Activities
 	in.TenantID = w.p.TenantID
 	if in.Action != "" {
 		w.seq++
-		in.EventKey = fmt.Sprintf("%s/event/%d/%s", workflow.GetInfo(ctx).WorkflowExecution.ID, w.seq, in.Action)
+		in.EventKey = w.eventKey(ctx, in.Action)
 	}
 	// From revision 4 a local activity: no activity task's round trips
 	// through the server.
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
-	_ = shortWrite(ctx, w.p.inInput(), retry, a.Record, in).Get(ctx, nil)
+	for {
+		err := w.shortWrite(ctx, w.rev.localRecords(), retry, a.Record, in, nil)
+		if err == nil || !w.rev.stuckOnBrokenRecords() {
+			break
+		}
+		w.stuckOnRecord(ctx, in, err)
+	}
 	if in.State != "" {
 		w.state = in.State
 	}
 	w.searchAttributes(ctx)
+}
+
+// eventKey identifies the saga's next audit event for good: a retried
+// write, a replay and a reset of the latest run write it once. From
+// revision 5 the key names the run by its id before any reset, so a reset
+// of an earlier run, whose events number on from that run's, cannot take
+// the keys of the runs that followed it.
+func (w *tenant) eventKey(ctx workflow.Context, action string) string {
+	info := workflow.GetInfo(ctx)
+	if w.rev.eventKeysPerRun() {
+		return fmt.Sprintf("%s/%s/event/%d/%s", info.WorkflowExecution.ID, info.OriginalRunID, w.seq, action)
+	}
+	return fmt.Sprintf("%s/event/%d/%s", info.WorkflowExecution.ID, w.seq, action)
+}
+
+// stuckOnRecord makes a record that cannot be written the operation's stuck
+// step: the status, the search attribute and the log say so, and the saga
+// waits for an operator's retry (after a fix: a migration, a repaired row).
+func (w *tenant) stuckOnRecord(ctx workflow.Context, in activities.RecordInput, err error) {
+	op := w.op
+	if op == nil {
+		// Every record belongs to an operation; wait and write again.
+		_ = workflow.Sleep(ctx, time.Minute)
+		return
+	}
+	step, saga := op.step, w.saga
+	op.step, op.stuck, op.repairs = stepRecord, true, []Repair{RepairRetry}
+	w.saga = SagaStuck
+	w.searchAttributes(ctx)
+	w.log.Error("saga stuck: a record cannot be written", "operation_id", op.id, "action", in.Action, "error", rootCause(err))
+	_ = workflow.Await(ctx, func() bool { return op.repair != nil })
+	w.log.Info("record retried by an operator", "operation_id", op.id, "operator", op.repair.operator)
+	op.step, op.stuck, op.repairs, op.repair = step, false, nil, nil
+	w.saga = saga
 }
 
 // finish writes the operation's final record and ends it; from the moment
@@ -68,7 +141,7 @@ func (w *tenant) finish(ctx workflow.Context, in activities.RecordInput) {
 	if in.Request == (activities.Request{}) {
 		in.Request = op.req
 	}
-	if w.p.inInput() {
+	if w.rev.statusWithFinalRecord() {
 		// The saga's status after the operation goes with the record's
 		// search attributes: one write instead of two.
 		w.saga = SagaIdle

@@ -44,6 +44,9 @@ const (
 	OpCompensated OpStatus = "compensated"
 )
 
+// Ended reports whether an operation with the status is over.
+func (s OpStatus) Ended() bool { return s != OpRunning && s != OpStuck }
+
 // transitions says from which state each requested operation may start.
 var transitions = map[OpKind]State{
 	OpSuspend: StateActive,

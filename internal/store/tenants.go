@@ -30,6 +30,9 @@ type Tenant struct {
 	UpdatedAt          time.Time `bun:"updated_at" json:"updated_at"`
 	// ExpiresAt is an ephemeral tenant's end of life (nil: none).
 	ExpiresAt *time.Time `bun:"expires_at" json:"expires_at"`
+	// LifetimeSeconds is the lifetime its creation asked for (nil: none,
+	// or a tenant created before it was kept).
+	LifetimeSeconds *int64 `bun:"lifetime_seconds" json:"lifetime_seconds"`
 }
 
 // Step is one step of an operation as the saga status view shows it.
@@ -165,4 +168,28 @@ func UpdateStep(ctx context.Context, db bun.IDB, opID, step, status string, atte
 		_, err := tx.NewUpdate().Model((*Operation)(nil)).Set("steps = ?", string(b)).Where("id = ?", opID).Exec(ctx)
 		return err
 	})
+}
+
+// AnsweredOperation finds the operation an earlier attempt of a transition
+// began, by its update id, with the request id it was answered for. A
+// restore begins no operation of its own: its answer is the decommission
+// its restore_requested event names (that event's key is the workflow id
+// and the update id). sql.ErrNoRows: no attempt got that far.
+func AnsweredOperation(ctx context.Context, db bun.IDB, tenantID, workflowID, updateID string, restore bool) (Operation, string, error) {
+	var op Operation
+	if !restore {
+		err := db.NewSelect().Model(&op).Where("tenant_id = ? AND update_id = ?", tenantID, updateID).Scan(ctx)
+		return op, op.RequestID, err
+	}
+	var ref struct {
+		OperationID string `bun:"operation_id"`
+		RequestID   string `bun:"request_id"`
+	}
+	err := db.NewSelect().Model((*AuditEvent)(nil)).ColumnExpr("data->>'operation_id' AS operation_id, request_id").
+		Where("dedup_key = ? AND org_id IN (SELECT org_id FROM tenants WHERE id = ?)", workflowID+"/restore/"+updateID, tenantID).Scan(ctx, &ref)
+	if err != nil {
+		return op, "", err
+	}
+	err = db.NewSelect().Model(&op).Where("id = ? AND tenant_id = ?", ref.OperationID, tenantID).Scan(ctx)
+	return op, ref.RequestID, err
 }
