@@ -34,11 +34,8 @@ func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *t
 		w.record(ctx, activities.RecordInput{OperationID: op.id, Status: domain.OpStuck, Action: "tenant.saga_stuck", Request: op.req,
 			Data: map[string]any{"step": string(s), "error": publicError(err), "attempts": w.p.StepMaxAttempts}})
 		// Repairs are accepted once the operation says it is stuck.
-		op.stuck, op.repairs = true, allowed
 		w.log.Warn("saga stuck", "operation_id", op.id, "step", string(s), "error", rootCause(err))
-		_ = workflow.Await(ctx, func() bool { return op.repair != nil })
-		taken := op.repair
-		op.stuck, op.repairs, op.repair = false, nil, nil
+		taken := awaitRepair(ctx, op, allowed...)
 		w.saga = SagaRunning
 		w.record(ctx, activities.RecordInput{OperationID: op.id, Status: domain.OpRunning, Action: "tenant.saga_resolved", Request: op.req,
 			Operator: taken.operator, Data: map[string]any{"step": string(s), "repair": string(taken.repair)}})
@@ -46,6 +43,16 @@ func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *t
 			return taken
 		}
 	}
+}
+
+// awaitRepair holds the operation stuck, accepting the repairs allowed,
+// until an operator's repair is taken, and returns it.
+func awaitRepair(ctx workflow.Context, op *operation, allowed ...Repair) *takenRepair {
+	op.stuck, op.repairs = true, allowed
+	_ = workflow.Await(ctx, func() bool { return op.repair != nil })
+	taken := op.repair
+	op.stuck, op.repairs, op.repair = false, nil, nil
+	return taken
 }
 
 // publicError is the message a step's failure shows members: the one the

@@ -119,14 +119,12 @@ func (w *tenant) stuckOnRecord(ctx workflow.Context, in activities.RecordInput, 
 		return
 	}
 	step, saga := op.step, w.saga
-	op.step, op.stuck, op.repairs = stepRecord, true, []Repair{RepairRetry}
-	w.saga = SagaStuck
+	op.step, w.saga = stepRecord, SagaStuck
 	w.searchAttributes(ctx)
 	w.log.Error("saga stuck: a record cannot be written", "operation_id", op.id, "action", in.Action, "error", rootCause(err))
-	_ = workflow.Await(ctx, func() bool { return op.repair != nil })
-	w.log.Info("record retried by an operator", "operation_id", op.id, "operator", op.repair.operator)
-	op.step, op.stuck, op.repairs, op.repair = step, false, nil, nil
-	w.saga = saga
+	taken := awaitRepair(ctx, op, RepairRetry)
+	w.log.Info("record retried by an operator", "operation_id", op.id, "operator", taken.operator)
+	op.step, w.saga = step, saga
 }
 
 // finish writes the operation's final record and ends it; from the moment
