@@ -279,7 +279,7 @@ func (a *Activities) BeginOperation(ctx context.Context, in BeginInput) (Operati
 			}
 			res = resultOf(t, op, in.Request.RequestID)
 			return a.event(ctx, tx, t, in.Request, "", "tenant.restore_requested",
-				map[string]any{"operation_id": op.ID}, true, t.WorkflowID+"/restore/"+in.UpdateID)
+				map[string]any{"operation_id": op.ID}, true, store.RestoreEventKey(t.WorkflowID, in.UpdateID))
 		}
 		// An earlier attempt of the request may have written its operation
 		// (its id is derived from the update, or, from an API of an earlier

@@ -170,6 +170,12 @@ func UpdateStep(ctx context.Context, db bun.IDB, opID, step, status string, atte
 	})
 }
 
+// RestoreEventKey is the dedup key of a restore's restore_requested event:
+// its tenant's workflow id and the restore's update id.
+func RestoreEventKey(workflowID, updateID string) string {
+	return workflowID + "/restore/" + updateID
+}
+
 // AnsweredOperation finds the operation an earlier attempt of a transition
 // began, by its update id, with the request id it was answered for. A
 // restore begins no operation of its own: its answer is the decommission
@@ -186,7 +192,7 @@ func AnsweredOperation(ctx context.Context, db bun.IDB, tenantID, workflowID, up
 		RequestID   string `bun:"request_id"`
 	}
 	err := db.NewSelect().Model((*AuditEvent)(nil)).ColumnExpr("data->>'operation_id' AS operation_id, request_id").
-		Where("dedup_key = ? AND org_id IN (SELECT org_id FROM tenants WHERE id = ?)", workflowID+"/restore/"+updateID, tenantID).Scan(ctx, &ref)
+		Where("dedup_key = ? AND org_id IN (SELECT org_id FROM tenants WHERE id = ?)", RestoreEventKey(workflowID, updateID), tenantID).Scan(ctx, &ref)
 	if err != nil {
 		return op, "", err
 	}
