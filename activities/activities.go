@@ -3,13 +3,17 @@
 // acts on the data plane, and is safe to retry.
 package activities
 
-import "github.com/uptrace/bun"
+import (
+	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/dataplane"
+)
 
 // Activities holds the activities' dependencies; its methods are registered
 // once on the worker.
 type Activities struct {
 	DB        *bun.DB
-	DataPlane DataPlane
+	DataPlane dataplane.Plane
 }
 
 // Actor is who an audit event names: a member, an operator or the system

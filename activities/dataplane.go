@@ -2,368 +2,94 @@ package activities
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"regexp"
-	"strings"
+	"time"
 
-	"github.com/uptrace/bun"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
-	"github.com/intelliauth/controlplane/internal/seal"
+	"github.com/intelliauth/controlplane/internal/dataplane"
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
 )
 
-// TenantRef names a tenant's data-plane resources.
-type TenantRef struct {
-	TenantID string
-	OrgID    string
-	Hostname string
+// TenantRef is the tenant a data-plane step acts on, as StepInput carries
+// it: the data plane's own Ref, named here so that workflows build their
+// activity inputs from this package alone.
+type TenantRef = dataplane.Ref
+
+// StepInput is one data-plane step of an operation.
+type StepInput struct {
+	OperationID string
+	Tenant      TenantRef
+	Step        string
 }
 
-// DataPlane is what a tenant's saga does to the data plane. Every method is
-// idempotent: a retried step finds its work done and succeeds, a retried
-// compensation finds nothing to undo and succeeds.
-type DataPlane interface {
-	// CreateSchema creates the tenant's database schema with its baseline
-	// tables; DropSchema removes it with everything in it.
-	CreateSchema(ctx context.Context, t TenantRef) error
-	DropSchema(ctx context.Context, t TenantRef) error
-	// CreateKeys creates the tenant's signing key and publishes its public
-	// half as a JWKS; DeleteKeys removes both.
-	CreateKeys(ctx context.Context, t TenantRef) error
-	DeleteKeys(ctx context.Context, t TenantRef) error
-	// CreateRoute routes the tenant's hostname to it; DeleteRoute removes
-	// the route. SuspendRoute and ResumeRoute block and unblock it.
-	CreateRoute(ctx context.Context, t TenantRef) error
-	DeleteRoute(ctx context.Context, t TenantRef) error
-	SuspendRoute(ctx context.Context, t TenantRef) error
-	ResumeRoute(ctx context.Context, t TenantRef) error
-	// Inspect reports which of the tenant's resources exist.
-	Inspect(ctx context.Context, t TenantRef) (Resources, error)
-}
-
-// Resources says what exists of a tenant on the data plane.
-type Resources struct {
-	Schema       bool
-	Keys         bool
-	Route        bool
-	RouteEnabled bool
-	JWKS         json.RawMessage
-}
-
-// Any reports whether anything of the tenant exists.
-func (r Resources) Any() bool { return r.Schema || r.Keys || r.Route }
-
-// PostgresDataPlane is the default data plane: each tenant is a Postgres
-// schema (tenant_<id>) with baseline tables, an Ed25519 signing key whose
-// public half is published as a JWKS, and a routing record for its
-// hostname, all in the database it is given.
-type PostgresDataPlane struct {
-	DB *bun.DB
-	// Keys seals tenants' private signing keys at rest; without it no key
-	// is created.
-	Keys *seal.Ring
-}
-
-var tenantIDPattern = regexp.MustCompile(`^tnt_[0-9A-Z]{26}$`)
-
-func schemaName(t TenantRef) (string, error) {
-	if !tenantIDPattern.MatchString(t.TenantID) {
-		return "", fmt.Errorf("invalid tenant id %q", t.TenantID)
+// RunStep runs one data-plane step and records the attempt on the
+// operation, so the status view shows attempts and the last error.
+func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
+	fn, ok := a.steps()[domain.Step(in.Step)]
+	if !ok {
+		return temporal.NewNonRetryableApplicationError("unknown step "+in.Step, "UNKNOWN_STEP", nil)
 	}
-	return "tenant_" + strings.ToLower(strings.TrimPrefix(t.TenantID, "tnt_")), nil
-}
-
-// Init creates the data plane's own tables (keys, routes) when missing.
-// Workers starting together take turns (IF NOT EXISTS alone races in
-// Postgres's catalog).
-func (d *PostgresDataPlane) Init(ctx context.Context) error {
-	_, err := d.DB.ExecContext(ctx, `
-		SELECT pg_advisory_xact_lock(7411100002);
-		CREATE SCHEMA IF NOT EXISTS dataplane;
-		CREATE TABLE IF NOT EXISTS dataplane.signing_keys (
-			tenant_id   text PRIMARY KEY,
-			kid         text NOT NULL,
-			private_key bytea NOT NULL,
-			jwks        jsonb NOT NULL,
-			created_at  timestamptz NOT NULL DEFAULT now()
-		);
-		CREATE TABLE IF NOT EXISTS dataplane.routes (
-			hostname   text PRIMARY KEY,
-			tenant_id  text NOT NULL UNIQUE,
-			schema     text NOT NULL,
-			enabled    boolean NOT NULL DEFAULT true,
-			created_at timestamptz NOT NULL DEFAULT now(),
-			updated_at timestamptz NOT NULL DEFAULT now()
-		);`)
-	if err != nil {
-		return fmt.Errorf("create data plane tables: %w", err)
-	}
-	return nil
-}
-
-// CreateSchema creates the schema and its baseline tables in one
-// transaction.
-func (d *PostgresDataPlane) CreateSchema(ctx context.Context, t TenantRef) error {
-	s, err := schemaName(t)
-	if err != nil {
-		return err
-	}
-	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`
-			CREATE SCHEMA IF NOT EXISTS %[1]s;
-			CREATE TABLE IF NOT EXISTS %[1]s.users (
-				id            text PRIMARY KEY,
-				email         text NOT NULL UNIQUE,
-				password_hash text NOT NULL DEFAULT '',
-				created_at    timestamptz NOT NULL DEFAULT now()
-			);
-			CREATE TABLE IF NOT EXISTS %[1]s.groups (
-				id   text PRIMARY KEY,
-				name text NOT NULL UNIQUE
-			);
-			CREATE TABLE IF NOT EXISTS %[1]s.applications (
-				id            text PRIMARY KEY,
-				name          text NOT NULL,
-				redirect_uris text[] NOT NULL DEFAULT '{}'
-			);
-			CREATE TABLE IF NOT EXISTS %[1]s.sessions (
-				token_hash bytea PRIMARY KEY,
-				user_id    text NOT NULL REFERENCES %[1]s.users (id) ON DELETE CASCADE,
-				expires_at timestamptz NOT NULL
-			);`, s))
-		if err != nil {
-			return fmt.Errorf("create schema %s: %w", s, err)
-		}
-		return nil
-	})
-}
-
-// DropSchema drops the schema and everything in it.
-func (d *PostgresDataPlane) DropSchema(ctx context.Context, t TenantRef) error {
-	s, err := schemaName(t)
-	if err != nil {
-		return err
-	}
-	if _, err := d.DB.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
-		return fmt.Errorf("drop schema %s: %w", s, err)
-	}
-	return nil
-}
-
-// CreateKeys creates an Ed25519 key pair once; a retry keeps the first.
-func (d *PostgresDataPlane) CreateKeys(ctx context.Context, t TenantRef) error {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate signing key: %w", err)
-	}
-	sum := sha256.Sum256(pub)
-	kid := base64.RawURLEncoding.EncodeToString(sum[:12])
-	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{
-		"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
-		"x": base64.RawURLEncoding.EncodeToString(pub),
-	}}})
-	if err != nil {
-		return err
-	}
-	if d.Keys == nil {
-		return errors.New("no key ring: private keys are never stored in the clear (CP_KEY_ENCRYPTION_KEYS)")
-	}
-	sealed, err := d.Keys.Seal(priv.Seed(), []byte(t.TenantID))
-	if err != nil {
-		return fmt.Errorf("seal signing key of %s: %w", t.TenantID, err)
-	}
-	_, err = d.DB.ExecContext(ctx, `INSERT INTO dataplane.signing_keys (tenant_id, kid, private_key, jwks)
-		VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, t.TenantID, kid, sealed, string(jwks))
-	if err != nil {
-		return fmt.Errorf("store signing key of %s: %w", t.TenantID, err)
-	}
-	return nil
-}
-
-// SigningKey returns a tenant's private signing key, opened.
-func (d *PostgresDataPlane) SigningKey(ctx context.Context, tenantID string) (ed25519.PrivateKey, error) {
-	var sealed []byte
-	if err := d.DB.NewRaw("SELECT private_key FROM dataplane.signing_keys WHERE tenant_id = ?", tenantID).Scan(ctx, &sealed); err != nil {
-		return nil, fmt.Errorf("load signing key of %s: %w", tenantID, err)
-	}
-	seed, err := d.Keys.Open(sealed, []byte(tenantID))
-	if err != nil {
-		return nil, fmt.Errorf("open signing key of %s: %w", tenantID, err)
-	}
-	return ed25519.NewKeyFromSeed(seed), nil
-}
-
-// Reseal seals again, under the ring's current key, every private key
-// sealed under another key (or, from before keys were sealed, stored in the
-// clear): rotation is adding a key at the front of the ring, restarting
-// the workers, then removing the old key. It returns how many it resealed,
-// and how many are sealed under a key the ring lacks (left as they are).
-func (d *PostgresDataPlane) Reseal(ctx context.Context) (resealed, unreadable int, err error) {
-	var rows []struct {
-		TenantID   string `bun:"tenant_id"`
-		PrivateKey []byte `bun:"private_key"`
-	}
-	current := []byte("sealed:" + d.Keys.Current() + ":")
-	if err := d.DB.NewRaw("SELECT tenant_id, private_key FROM dataplane.signing_keys WHERE substring(private_key from 1 for ?) <> ?",
-		len(current), current).Scan(ctx, &rows); err != nil {
-		return 0, 0, fmt.Errorf("find keys to reseal: %w", err)
-	}
-	for _, r := range rows {
-		seed := r.PrivateKey
-		if seal.KeyID(r.PrivateKey) != "" {
-			if seed, err = d.Keys.Open(r.PrivateKey, []byte(r.TenantID)); errors.Is(err, seal.ErrUnknownKey) {
-				unreadable++
-				continue
-			} else if err != nil {
-				return resealed, unreadable, fmt.Errorf("open signing key of %s: %w", r.TenantID, err)
+	// Only outcomes are written (an attempt's start is in Temporal's
+	// history): one write per attempt keeps provisioning throughput up.
+	attempt := int(activity.GetInfo(ctx).Attempt)
+	// Heartbeats let Temporal see a dead worker within the heartbeat
+	// timeout, not the step's whole time limit.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
 			}
 		}
-		sealed, err := d.Keys.Seal(seed, []byte(r.TenantID))
-		if err != nil {
-			return resealed, unreadable, err
+	}()
+	if err := untilAvailable(ctx, in, func() error { return fn(ctx, in.Tenant) }); err != nil {
+		public := dataplane.PublicError(err)
+		activity.GetLogger(ctx).Warn("step failed", "operation_id", in.OperationID, "step", in.Step, "attempt", attempt, "error", err)
+		if rerr := store.UpdateStep(context.WithoutCancel(ctx), a.DB, in.OperationID, in.Step, "failed", attempt, public); rerr != nil {
+			return errors.Join(err, rerr)
 		}
-		if _, err := d.DB.ExecContext(ctx, "UPDATE dataplane.signing_keys SET private_key = ? WHERE tenant_id = ? AND private_key = ?",
-			sealed, r.TenantID, r.PrivateKey); err != nil {
-			return resealed, unreadable, fmt.Errorf("reseal signing key of %s: %w", r.TenantID, err)
+		// The message is what members see (the operation, the audit
+		// event); the cause stays in the worker log and the history.
+		return temporal.NewApplicationErrorWithCause(public, "STEP_FAILED", err)
+	}
+	return untilAvailable(ctx, in, func() error { return store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "done", attempt, "") })
+}
+
+// untilAvailable runs do, and runs it again while it fails because the
+// database cannot be reached: an outage of the control plane's own
+// database (a restart, a failover) is not the step failing, and must not
+// spend the attempts that decide when a saga is stuck. Steps are
+// idempotent. The wait ends with the attempt's time limit, which then
+// counts as a failed attempt.
+func untilAvailable(ctx context.Context, in StepInput, do func() error) error {
+	err := do()
+	for waited := false; store.Unavailable(err) && ctx.Err() == nil; waited = true {
+		if !waited {
+			activity.GetLogger(ctx).Warn("step waits for the database", "operation_id", in.OperationID, "step", in.Step, "error", err)
 		}
-		resealed++
-	}
-	return resealed, unreadable, nil
-}
-
-// DeleteKeys removes the key pair and its JWKS.
-func (d *PostgresDataPlane) DeleteKeys(ctx context.Context, t TenantRef) error {
-	if _, err := d.DB.ExecContext(ctx, "DELETE FROM dataplane.signing_keys WHERE tenant_id = ?", t.TenantID); err != nil {
-		return fmt.Errorf("delete signing key of %s: %w", t.TenantID, err)
-	}
-	return nil
-}
-
-// CreateRoute routes the hostname to the tenant's schema, enabled.
-func (d *PostgresDataPlane) CreateRoute(ctx context.Context, t TenantRef) error {
-	s, err := schemaName(t)
-	if err != nil {
-		return err
-	}
-	_, err = d.DB.ExecContext(ctx, `INSERT INTO dataplane.routes (hostname, tenant_id, schema)
-		VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, t.Hostname, t.TenantID, s)
-	if err != nil {
-		return fmt.Errorf("create route %s: %w", t.Hostname, err)
-	}
-	return nil
-}
-
-// DeleteRoute removes the tenant's route.
-func (d *PostgresDataPlane) DeleteRoute(ctx context.Context, t TenantRef) error {
-	if _, err := d.DB.ExecContext(ctx, "DELETE FROM dataplane.routes WHERE tenant_id = ?", t.TenantID); err != nil {
-		return fmt.Errorf("delete route of %s: %w", t.TenantID, err)
-	}
-	return nil
-}
-
-// SuspendRoute blocks traffic to the tenant and ends its users' sessions.
-func (d *PostgresDataPlane) SuspendRoute(ctx context.Context, t TenantRef) error {
-	return d.setRoute(ctx, t, false)
-}
-
-// ResumeRoute lets traffic reach the tenant again.
-func (d *PostgresDataPlane) ResumeRoute(ctx context.Context, t TenantRef) error {
-	return d.setRoute(ctx, t, true)
-}
-
-func (d *PostgresDataPlane) setRoute(ctx context.Context, t TenantRef, enabled bool) error {
-	s, err := schemaName(t)
-	if err != nil {
-		return err
-	}
-	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE dataplane.routes SET enabled = ?, updated_at = now() WHERE tenant_id = ?", enabled, t.TenantID)
-		if err != nil {
-			return fmt.Errorf("set route of %s: %w", t.TenantID, err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("tenant %s has no route", t.TenantID)
-		}
-		if !enabled {
-			// Access is revoked, not only blocked: sessions do not outlive
-			// a suspension.
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+s+".sessions"); err != nil {
-				return fmt.Errorf("revoke sessions of %s: %w", t.TenantID, err)
-			}
-		}
-		return nil
-	})
+		err = do()
+	}
+	return err
 }
 
-// Inspect reports which resources of the tenant exist.
-func (d *PostgresDataPlane) Inspect(ctx context.Context, t TenantRef) (Resources, error) {
-	var r Resources
-	s, err := schemaName(t)
-	if err != nil {
-		return r, err
+func (a *Activities) steps() map[domain.Step]func(context.Context, TenantRef) error {
+	dp := a.DataPlane
+	return map[domain.Step]func(context.Context, TenantRef) error{
+		domain.StepSchema: dp.CreateSchema, domain.StepKeys: dp.CreateKeys, domain.StepRoute: dp.CreateRoute,
+		domain.StepDropSchema: dp.DropSchema, domain.StepDeleteKeys: dp.DeleteKeys, domain.StepDeleteRoute: dp.DeleteRoute,
+		domain.StepSuspendRoute: dp.SuspendRoute, domain.StepResumeRoute: dp.ResumeRoute,
 	}
-	if err := d.DB.NewRaw("SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = ?)", s).Scan(ctx, &r.Schema); err != nil {
-		return r, fmt.Errorf("inspect schema: %w", err)
-	}
-	var jwks string
-	err = d.DB.NewRaw("SELECT jwks::text FROM dataplane.signing_keys WHERE tenant_id = ?", t.TenantID).Scan(ctx, &jwks)
-	switch {
-	case err == nil:
-		r.Keys, r.JWKS = true, json.RawMessage(jwks)
-	case !errors.Is(err, sql.ErrNoRows):
-		return r, fmt.Errorf("inspect keys: %w", err)
-	}
-	err = d.DB.NewRaw("SELECT enabled FROM dataplane.routes WHERE tenant_id = ?", t.TenantID).Scan(ctx, &r.RouteEnabled)
-	switch {
-	case err == nil:
-		r.Route = true
-	case !errors.Is(err, sql.ErrNoRows):
-		return r, fmt.Errorf("inspect route: %w", err)
-	}
-	return r, nil
-}
-
-// All reports the resources of every tenant that has any, by tenant id:
-// what an operator's drift check compares with the tenants the control
-// plane knows.
-func (d *PostgresDataPlane) All(ctx context.Context) (map[string]Resources, error) {
-	out := map[string]Resources{}
-	var schemas []string
-	if err := d.DB.NewRaw(`SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'tenant\_%'`).Scan(ctx, &schemas); err != nil {
-		return nil, fmt.Errorf("list schemas: %w", err)
-	}
-	for _, s := range schemas {
-		id := "tnt_" + strings.ToUpper(strings.TrimPrefix(s, "tenant_"))
-		r := out[id]
-		r.Schema = true
-		out[id] = r
-	}
-	var keys []string
-	if err := d.DB.NewRaw("SELECT tenant_id FROM dataplane.signing_keys").Scan(ctx, &keys); err != nil {
-		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	for _, id := range keys {
-		r := out[id]
-		r.Keys = true
-		out[id] = r
-	}
-	var routes []struct {
-		TenantID string `bun:"tenant_id"`
-		Enabled  bool   `bun:"enabled"`
-	}
-	if err := d.DB.NewRaw("SELECT tenant_id, enabled FROM dataplane.routes").Scan(ctx, &routes); err != nil {
-		return nil, fmt.Errorf("list routes: %w", err)
-	}
-	for _, rt := range routes {
-		r := out[rt.TenantID]
-		r.Route, r.RouteEnabled = true, rt.Enabled
-		out[rt.TenantID] = r
-	}
-	return out, nil
 }

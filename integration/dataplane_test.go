@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/seal"
@@ -18,12 +18,12 @@ import (
 func TestTheDefaultDataPlaneCreatesBlocksAndDestroysATenantsResources(t *testing.T) {
 	h := harness.Get(t)
 	ctx := context.Background()
-	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
+	dp := &dataplane.Postgres{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ref := activities.TenantRef{TenantID: domain.NewID(domain.PrefixTenant), OrgID: "org_x", Hostname: "prod-" + uniq() + ".intelliauth.localhost"}
-	inspect := func() activities.Resources {
+	ref := dataplane.Ref{TenantID: domain.NewID(domain.PrefixTenant), OrgID: "org_x", Hostname: "prod-" + uniq() + ".intelliauth.localhost"}
+	inspect := func() dataplane.Resources {
 		t.Helper()
 		r, err := dp.Inspect(ctx, ref)
 		if err != nil {
@@ -36,7 +36,7 @@ func TestTheDefaultDataPlaneCreatesBlocksAndDestroysATenantsResources(t *testing
 	}
 	// Each step twice: a retried step finds its work done.
 	for range 2 {
-		for _, step := range []func(context.Context, activities.TenantRef) error{dp.CreateSchema, dp.CreateKeys, dp.CreateRoute} {
+		for _, step := range []func(context.Context, dataplane.Ref) error{dp.CreateSchema, dp.CreateKeys, dp.CreateRoute} {
 			if err := step(ctx, ref); err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func TestTheDefaultDataPlaneCreatesBlocksAndDestroysATenantsResources(t *testing
 	}
 
 	for range 2 {
-		for _, step := range []func(context.Context, activities.TenantRef) error{dp.DeleteRoute, dp.DeleteKeys, dp.DropSchema} {
+		for _, step := range []func(context.Context, dataplane.Ref) error{dp.DeleteRoute, dp.DeleteKeys, dp.DropSchema} {
 			if err := step(ctx, ref); err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +88,7 @@ func TestWorkersInitialisingTheDataPlaneTogetherDoNotCollide(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
-		wg.Go(func() { errs[i] = (&activities.PostgresDataPlane{DB: db}).Init(context.Background()) })
+		wg.Go(func() { errs[i] = (&dataplane.Postgres{DB: db}).Init(context.Background()) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -103,11 +103,11 @@ func TestATenantsPrivateKeyIsSealedAtRestAndRotatesWithTheRing(t *testing.T) {
 	ctx := context.Background()
 	oldKey, _ := seal.NewKey("k-old")
 	oldRing, _ := seal.ParseRing(oldKey)
-	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: oldRing}
+	dp := &dataplane.Postgres{DB: h.DB, Keys: oldRing}
 	if err := dp.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ref := activities.TenantRef{TenantID: domain.NewID(domain.PrefixTenant), OrgID: "org_x", Hostname: "k-" + uniq() + ".intelliauth.localhost"}
+	ref := dataplane.Ref{TenantID: domain.NewID(domain.PrefixTenant), OrgID: "org_x", Hostname: "k-" + uniq() + ".intelliauth.localhost"}
 	if err := dp.CreateKeys(ctx, ref); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestATenantsPrivateKeyIsSealedAtRestAndRotatesWithTheRing(t *testing.T) {
 	if seal.KeyID(raw) != "k-old" || len(raw) == ed25519.SeedSize {
 		t.Fatalf("stored private key = %x", raw)
 	}
-	publicOf := func(dp *activities.PostgresDataPlane) string {
+	publicOf := func(dp *dataplane.Postgres) string {
 		t.Helper()
 		priv, err := dp.SigningKey(ctx, ref.TenantID)
 		if err != nil {
@@ -143,14 +143,14 @@ func TestATenantsPrivateKeyIsSealedAtRestAndRotatesWithTheRing(t *testing.T) {
 	// key can then be removed.
 	newKey, _ := seal.NewKey("k-new")
 	rotated, _ := seal.ParseRing(newKey + "," + oldKey)
-	if _, _, err := (&activities.PostgresDataPlane{DB: h.DB, Keys: rotated}).Reseal(ctx); err != nil {
+	if _, _, err := (&dataplane.Postgres{DB: h.DB, Keys: rotated}).Reseal(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if seal.KeyID(stored()) != "k-new" {
 		t.Fatalf("after reseal: %s", seal.KeyID(stored()))
 	}
 	newOnly, _ := seal.ParseRing(newKey)
-	if x := publicOf(&activities.PostgresDataPlane{DB: h.DB, Keys: newOnly}); !strings.Contains(string(res.JWKS), x) {
+	if x := publicOf(&dataplane.Postgres{DB: h.DB, Keys: newOnly}); !strings.Contains(string(res.JWKS), x) {
 		t.Fatal("the resealed key changed")
 	}
 	if err := dp.DeleteKeys(ctx, ref); err != nil {

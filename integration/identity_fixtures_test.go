@@ -16,6 +16,7 @@ import (
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/password"
@@ -123,7 +124,7 @@ func sharedAPI(t *testing.T) *api.Server {
 		tq := "shared-api"
 		w := worker.New(h.Temporal, tq, worker.Options{})
 		w.RegisterWorkflow(workflows.TenantWorkflow)
-		dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
+		dp := &dataplane.Postgres{DB: h.DB, Keys: testKeys()}
 		if err := dp.Init(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/pgcluster"
@@ -108,7 +108,7 @@ func TestWhileItsDatabaseIsDownTheAPIAnswers503WithRetryAfter(t *testing.T) {
 // is provisioned once Postgres is back, with no failed attempt recorded.
 func TestADatabaseOutageLongerThanAStepsRetriesDoesNotMakeTheSagaStuck(t *testing.T) {
 	h, pg := privateDatabase(t)
-	l := newLifecycleOn(t, h, map[domain.Step]activities.Fault{domain.StepKeys: {Delay: time.Second}}, testSaga(time.Second), nil)
+	l := newLifecycleOn(t, h, map[domain.Step]dataplane.Fault{domain.StepKeys: {Delay: time.Second}}, testSaga(time.Second), nil)
 	w := newWorld(t, h, "team")
 	d := l.accepted(t, w, "patient", "patient-key")
 	// The schema step is done and the keys step has begun (its delay).

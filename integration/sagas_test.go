@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -57,7 +57,7 @@ func waitSagaCount(t *testing.T, h *harness.Harness, taskQueue, status string, w
 func TestADestructionThatSticksCanOnlyBeRetriedAndEndsWithNothingLeft(t *testing.T) {
 	h := harness.Get(t)
 	saga := testSaga(time.Second)
-	l := newLifecycleWith(t, map[domain.Step]activities.Fault{domain.StepDeleteKeys: {Fail: true, Count: 2}}, saga, nil)
+	l := newLifecycleWith(t, map[domain.Step]dataplane.Fault{domain.StepDeleteKeys: {Fail: true, Count: 2}}, saga, nil)
 	w := newWorld(t, h, "team")
 	tn := l.createActive(t, w, "doomed")
 	if r := l.transition(t, w, domain.RoleAdmin, tn.ID, "decommission", ""); r.Status != 202 {

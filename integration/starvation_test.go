@@ -10,6 +10,7 @@ import (
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/workflows"
@@ -24,11 +25,11 @@ import (
 func TestADataPlaneStepHoldingEveryActivitySlotDoesNotDelayACreation(t *testing.T) {
 	h := harness.Get(t)
 	ctx := context.Background()
-	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
+	dp := &dataplane.Postgres{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	plane := &holdFirstSchema{DataPlane: dp, started: make(chan struct{}), release: make(chan struct{})}
+	plane := &holdFirstSchema{Plane: dp, started: make(chan struct{}), release: make(chan struct{})}
 	tq := harness.TaskQueue(t)
 	opts := workflows.WorkerOptions(2)
 	if opts.MaxConcurrentActivityExecutionSize != 1 {
@@ -69,12 +70,12 @@ func TestADataPlaneStepHoldingEveryActivitySlotDoesNotDelayACreation(t *testing.
 
 // holdFirstSchema holds the first schema step until release is closed.
 type holdFirstSchema struct {
-	activities.DataPlane
+	dataplane.Plane
 	once             sync.Once
 	started, release chan struct{}
 }
 
-func (p *holdFirstSchema) CreateSchema(ctx context.Context, t activities.TenantRef) error {
+func (p *holdFirstSchema) CreateSchema(ctx context.Context, t dataplane.Ref) error {
 	first := false
 	p.once.Do(func() { first = true })
 	if first {
@@ -85,5 +86,5 @@ func (p *holdFirstSchema) CreateSchema(ctx context.Context, t activities.TenantR
 			return ctx.Err()
 		}
 	}
-	return p.DataPlane.CreateSchema(ctx, t)
+	return p.Plane.CreateSchema(ctx, t)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/workflows"
@@ -83,7 +84,7 @@ func BenchmarkTenantCreation(b *testing.B) {
 	wk.RegisterWorkflow(workflows.TenantWorkflow)
 	wk.RegisterWorkflow(rawWorkflow)
 	wk.RegisterActivity(rawNoop)
-	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
+	dp := &dataplane.Postgres{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(ctx); err != nil {
 		b.Fatal(err)
 	}

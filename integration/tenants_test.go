@@ -20,6 +20,7 @@ import (
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -30,34 +31,34 @@ import (
 // period and bounded retries, and optional fault drills.
 type lifecycle struct {
 	srv *api.Server
-	dp  *activities.PostgresDataPlane
+	dp  *dataplane.Postgres
 	// deps built srv, for another server on the same worker.
 	deps api.Deps
 }
 
-func newLifecycle(t *testing.T, faults map[domain.Step]activities.Fault) lifecycle {
+func newLifecycle(t *testing.T, faults map[domain.Step]dataplane.Fault) lifecycle {
 	t.Helper()
 	return newLifecycleWith(t, faults, testSaga(2*time.Second), nil)
 }
 
 // newLifecycleWith is newLifecycle with saga settings, and the database the
 // worker's activities write through (nil: the harness's).
-func newLifecycleWith(t *testing.T, faults map[domain.Step]activities.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
+func newLifecycleWith(t *testing.T, faults map[domain.Step]dataplane.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
 	t.Helper()
 	return newLifecycleOn(t, harness.Get(t), faults, saga, activityDB)
 }
 
 // newLifecycleOn is newLifecycleWith on the harness h (one with a database
 // of its own, say).
-func newLifecycleOn(t *testing.T, h *harness.Harness, faults map[domain.Step]activities.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
+func newLifecycleOn(t *testing.T, h *harness.Harness, faults map[domain.Step]dataplane.Fault, saga config.Saga, activityDB *bun.DB) lifecycle {
 	t.Helper()
-	dp := &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}
+	dp := &dataplane.Postgres{DB: h.DB, Keys: testKeys()}
 	if err := dp.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var plane activities.DataPlane = dp
+	var plane dataplane.Plane = dp
 	if faults != nil {
-		plane = &activities.FaultyDataPlane{Inner: dp, Faults: faults}
+		plane = &dataplane.Faulty{Inner: dp, Faults: faults}
 	}
 	tq := harness.TaskQueue(t)
 	h.StartWorker(t, tq, func(r worker.Registry) {
@@ -149,9 +150,9 @@ func (l lifecycle) waitState(t *testing.T, w world, id string, state domain.Stat
 	return tn
 }
 
-func (l lifecycle) resources(t *testing.T, tn store.Tenant) activities.Resources {
+func (l lifecycle) resources(t *testing.T, tn store.Tenant) dataplane.Resources {
 	t.Helper()
-	r, err := l.dp.Inspect(context.Background(), activities.TenantRef{TenantID: tn.ID, OrgID: tn.OrgID, Hostname: tn.Hostname})
+	r, err := l.dp.Inspect(context.Background(), dataplane.Ref{TenantID: tn.ID, OrgID: tn.OrgID, Hostname: tn.Hostname})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing
 // stuck saga, and checks that nothing of the tenant is left.
 func failAt(t *testing.T, step domain.Step, index int) {
 	h := harness.Get(t)
-	l := newLifecycle(t, map[domain.Step]activities.Fault{step: {Fail: true}})
+	l := newLifecycle(t, map[domain.Step]dataplane.Fault{step: {Fail: true}})
 	w := newWorld(t, h, "team")
 	d := l.accepted(t, w, "broken", "")
 	wfID := d.Tenant.WorkflowID
@@ -357,7 +358,7 @@ func TestARequestNeverHangsWhenNoWorkerIsUp(t *testing.T) {
 	// A worker comes back; the retry with the same key creates the tenant once.
 	h.StartWorker(t, tq, func(r worker.Registry) {
 		r.RegisterWorkflow(workflows.TenantWorkflow)
-		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: &activities.PostgresDataPlane{DB: h.DB, Keys: testKeys()}})
+		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: &dataplane.Postgres{DB: h.DB, Keys: testKeys()}})
 	})
 	r = httpReq(t, srv, "POST", orgPath(w, "/tenants"), w.People[domain.RoleOwner].Token, map[string]any{"name": "patient", "environment": "prod"}, key)
 	if r.Status != 202 {

@@ -18,7 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/drift"
 	"github.com/intelliauth/controlplane/internal/harness"
@@ -286,7 +286,7 @@ func TestVerifyFindsASagaWhoseWorkflowTaskKeepsFailing(t *testing.T) {
 	h := harness.Get(t)
 	ctx := context.Background()
 	dbURL, db := h.NewDatabase(t, true)
-	if err := (&activities.PostgresDataPlane{DB: db, Keys: testKeys()}).Init(ctx); err != nil {
+	if err := (&dataplane.Postgres{DB: db, Keys: testKeys()}).Init(ctx); err != nil {
 		t.Fatal(err)
 	}
 	tq := harness.TaskQueue(t)

@@ -21,6 +21,7 @@ import (
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/mail"
@@ -141,7 +142,7 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
 	}
-	dp := &activities.PostgresDataPlane{DB: db, Keys: ring}
+	dp := &dataplane.Postgres{DB: db, Keys: ring}
 	if err := dp.Init(context.Background()); err != nil {
 		return nil, err
 	}
@@ -155,13 +156,13 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	if unreadable > 0 {
 		log.Error().Int("keys", unreadable).Msg("tenant signing keys sealed under a key CP_KEY_ENCRYPTION_KEYS lacks: put the old key back in the ring")
 	}
-	var plane activities.DataPlane = dp
+	var plane dataplane.Plane = dp
 	if len(cfg.Faults) > 0 {
-		faults := map[domain.Step]activities.Fault{}
+		faults := map[domain.Step]dataplane.Fault{}
 		for _, f := range cfg.Faults {
-			faults[domain.Step(f.Step)] = activities.Fault{Fail: f.Mode == "fail", Count: f.Count, Delay: f.Delay}
+			faults[domain.Step(f.Step)] = dataplane.Fault{Fail: f.Mode == "fail", Count: f.Count, Delay: f.Delay}
 		}
-		plane = &activities.FaultyDataPlane{Inner: dp, Faults: faults}
+		plane = &dataplane.Faulty{Inner: dp, Faults: faults}
 		log.Warn().Interface("faults", cfg.Faults).Msg("fault drills active (CP_FAULTS)")
 	}
 	// Process-wide, and before the first worker starts.

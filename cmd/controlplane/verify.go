@@ -13,8 +13,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/drift"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -65,7 +65,7 @@ func runVerify(ctx context.Context, cfg config.Config, args []string) error {
 	}
 	defer tc.Close()
 	snap, err := drift.Collect(ctx, drift.Sources{DB: db, Temporal: tc, Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue,
-		WorkflowType: workflows.TenantWorkflowType, Plane: &activities.PostgresDataPlane{DB: db}})
+		WorkflowType: workflows.TenantWorkflowType, Plane: &dataplane.Postgres{DB: db}})
 	if err != nil {
 		log.Error().Err(err).Msg("nothing compared: a source could not be read")
 		return exitUnreadable

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
@@ -24,7 +24,7 @@ import (
 
 // Plane lists the data plane's resources by tenant id.
 type Plane interface {
-	All(ctx context.Context) (map[string]activities.Resources, error)
+	All(ctx context.Context) (map[string]dataplane.Resources, error)
 }
 
 // Sources are the three places a snapshot is read from. The workflows

@@ -15,7 +15,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/workflows"
 )
@@ -110,7 +110,7 @@ type Snapshot struct {
 	Operations []Operation
 	Workflows  []Workflow
 	Closed     map[string]enumspb.WorkflowExecutionStatus
-	Resources  map[string]activities.Resources
+	Resources  map[string]dataplane.Resources
 }
 
 // betweenRuns reports whether a workflow the list does not show running
@@ -293,10 +293,10 @@ func pastLifetime(s Snapshot, settled func(time.Time) bool) []Finding {
 
 // has names the resources that exist; lacks those that do not ("" when
 // none).
-func has(r activities.Resources) string   { return resources(r, true) }
-func lacks(r activities.Resources) string { return resources(r, false) }
+func has(r dataplane.Resources) string   { return resources(r, true) }
+func lacks(r dataplane.Resources) string { return resources(r, false) }
 
-func resources(r activities.Resources, exist bool) string {
+func resources(r dataplane.Resources, exist bool) string {
 	var parts []string
 	for _, p := range []struct {
 		name string

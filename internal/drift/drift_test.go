@@ -9,14 +9,14 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/intelliauth/controlplane/activities"
+	"github.com/intelliauth/controlplane/internal/dataplane"
 )
 
 var (
 	now  = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	old  = now.Add(-time.Hour)
 	just = now.Add(-5 * time.Second)
-	all  = activities.Resources{Schema: true, Keys: true, Route: true, RouteEnabled: true}
+	all  = dataplane.Resources{Schema: true, Keys: true, Route: true, RouteEnabled: true}
 )
 
 // consistent is a snapshot in which the three sources agree: an active
@@ -42,7 +42,7 @@ func consistent() Snapshot {
 		},
 		Closed: map[string]enumspb.WorkflowExecutionStatus{},
 		// The provisioning tenant has its schema so far.
-		Resources: map[string]activities.Resources{"tnt_A": all, "tnt_S": suspended, "tnt_P": {Schema: true}},
+		Resources: map[string]dataplane.Resources{"tnt_A": all, "tnt_S": suspended, "tnt_P": {Schema: true}},
 	}
 }
 
@@ -84,10 +84,10 @@ func TestEachDisagreementIsFoundWithItsCode(t *testing.T) {
 			s.Operations = append(s.Operations, Operation{ID: "op_A", TenantID: "tnt_A", Kind: "suspend", Status: "running", StartedAt: old})
 		}, []string{"operation_without_saga op_A"}},
 		{"a failed tenant left its schema behind", func(s *Snapshot) {
-			s.Resources["tnt_F"] = activities.Resources{Schema: true}
+			s.Resources["tnt_F"] = dataplane.Resources{Schema: true}
 		}, []string{"resource_without_tenant tnt_F"}},
 		{"resources of a tenant nobody knows", func(s *Snapshot) {
-			s.Resources["tnt_Z"] = activities.Resources{Keys: true, Route: true}
+			s.Resources["tnt_Z"] = dataplane.Resources{Keys: true, Route: true}
 		}, []string{"resource_without_tenant tnt_Z"}},
 		{"an active tenant lost its route", func(s *Snapshot) {
 			r := s.Resources["tnt_A"]

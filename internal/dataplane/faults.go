@@ -1,4 +1,4 @@
-package activities
+package dataplane
 
 import (
 	"context"
@@ -18,11 +18,11 @@ type Fault struct {
 	Delay time.Duration
 }
 
-// FaultyDataPlane wraps a DataPlane with fault drills, keyed by step
-// (domain.Steps). Attempts are counted per tenant and step
-// for the life of the process, across operator retries.
-type FaultyDataPlane struct {
-	Inner  DataPlane
+// Faulty wraps a Plane with fault drills, keyed by step (domain.Steps).
+// Attempts are counted per tenant and step for the life of the process,
+// across operator retries.
+type Faulty struct {
+	Inner  Plane
 	Faults map[domain.Step]Fault
 
 	mu       sync.Mutex
@@ -36,7 +36,7 @@ func (e ErrInjected) Error() string {
 	return fmt.Sprintf("fault drill: step %s failed (CP_FAULTS)", e.Step)
 }
 
-func (f *FaultyDataPlane) before(ctx context.Context, step domain.Step, t TenantRef) error {
+func (f *Faulty) before(ctx context.Context, step domain.Step, t Ref) error {
 	fault, ok := f.Faults[step]
 	if !ok {
 		return nil
@@ -64,7 +64,7 @@ func (f *FaultyDataPlane) before(ctx context.Context, step domain.Step, t Tenant
 	return nil
 }
 
-func (f *FaultyDataPlane) run(ctx context.Context, step domain.Step, t TenantRef, fn func(context.Context, TenantRef) error) error {
+func (f *Faulty) run(ctx context.Context, step domain.Step, t Ref, fn func(context.Context, Ref) error) error {
 	if err := f.before(ctx, step, t); err != nil {
 		return err
 	}
@@ -72,46 +72,46 @@ func (f *FaultyDataPlane) run(ctx context.Context, step domain.Step, t TenantRef
 }
 
 // CreateSchema is the "schema" step.
-func (f *FaultyDataPlane) CreateSchema(ctx context.Context, t TenantRef) error {
+func (f *Faulty) CreateSchema(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepSchema, t, f.Inner.CreateSchema)
 }
 
 // DropSchema is the "drop_schema" step.
-func (f *FaultyDataPlane) DropSchema(ctx context.Context, t TenantRef) error {
+func (f *Faulty) DropSchema(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepDropSchema, t, f.Inner.DropSchema)
 }
 
 // CreateKeys is the "keys" step.
-func (f *FaultyDataPlane) CreateKeys(ctx context.Context, t TenantRef) error {
+func (f *Faulty) CreateKeys(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepKeys, t, f.Inner.CreateKeys)
 }
 
 // DeleteKeys is the "delete_keys" step.
-func (f *FaultyDataPlane) DeleteKeys(ctx context.Context, t TenantRef) error {
+func (f *Faulty) DeleteKeys(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepDeleteKeys, t, f.Inner.DeleteKeys)
 }
 
 // CreateRoute is the "route" step.
-func (f *FaultyDataPlane) CreateRoute(ctx context.Context, t TenantRef) error {
+func (f *Faulty) CreateRoute(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepRoute, t, f.Inner.CreateRoute)
 }
 
 // DeleteRoute is the "delete_route" step.
-func (f *FaultyDataPlane) DeleteRoute(ctx context.Context, t TenantRef) error {
+func (f *Faulty) DeleteRoute(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepDeleteRoute, t, f.Inner.DeleteRoute)
 }
 
 // SuspendRoute is the "suspend_route" step.
-func (f *FaultyDataPlane) SuspendRoute(ctx context.Context, t TenantRef) error {
+func (f *Faulty) SuspendRoute(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepSuspendRoute, t, f.Inner.SuspendRoute)
 }
 
 // ResumeRoute is the "resume_route" step.
-func (f *FaultyDataPlane) ResumeRoute(ctx context.Context, t TenantRef) error {
+func (f *Faulty) ResumeRoute(ctx context.Context, t Ref) error {
 	return f.run(ctx, domain.StepResumeRoute, t, f.Inner.ResumeRoute)
 }
 
 // Inspect is never faulted: it is how tests and operators look.
-func (f *FaultyDataPlane) Inspect(ctx context.Context, t TenantRef) (Resources, error) {
+func (f *Faulty) Inspect(ctx context.Context, t Ref) (Resources, error) {
 	return f.Inner.Inspect(ctx, t)
 }

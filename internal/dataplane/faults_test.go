@@ -1,39 +1,38 @@
-package activities
+package dataplane
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 )
 
-// recorder is a DataPlane that records the steps that reached it.
+// recorder is a Plane that records the steps that reached it.
 type recorder struct {
-	DataPlane
+	Plane
 	calls []string
 }
 
-func (r *recorder) CreateSchema(context.Context, TenantRef) error {
+func (r *recorder) CreateSchema(context.Context, Ref) error {
 	r.calls = append(r.calls, "schema")
 	return nil
 }
 
-func (r *recorder) CreateKeys(context.Context, TenantRef) error {
+func (r *recorder) CreateKeys(context.Context, Ref) error {
 	r.calls = append(r.calls, "keys")
 	return nil
 }
 
 func TestFaultDrills(t *testing.T) {
-	a := TenantRef{TenantID: "tnt_A"}
-	b := TenantRef{TenantID: "tnt_B"}
+	a := Ref{TenantID: "tnt_A"}
+	b := Ref{TenantID: "tnt_B"}
 	t.Run("fail:N fails the first N attempts of each tenant, then passes", func(t *testing.T) {
 		inner := &recorder{}
-		f := &FaultyDataPlane{Inner: inner, Faults: map[domain.Step]Fault{"schema": {Fail: true, Count: 2}}}
+		f := &Faulty{Inner: inner, Faults: map[domain.Step]Fault{"schema": {Fail: true, Count: 2}}}
 		var got []bool
-		for _, ref := range []TenantRef{a, a, a, b, b, b} {
+		for _, ref := range []Ref{a, a, a, b, b, b} {
 			got = append(got, f.CreateSchema(context.Background(), ref) == nil)
 		}
 		want := []bool{false, false, true, false, false, true}
@@ -47,7 +46,7 @@ func TestFaultDrills(t *testing.T) {
 		}
 	})
 	t.Run("fail fails every attempt with ErrInjected", func(t *testing.T) {
-		f := &FaultyDataPlane{Inner: &recorder{}, Faults: map[domain.Step]Fault{"keys": {Fail: true}}}
+		f := &Faulty{Inner: &recorder{}, Faults: map[domain.Step]Fault{"keys": {Fail: true}}}
 		for range 5 {
 			var inj ErrInjected
 			if err := f.CreateKeys(context.Background(), a); !errors.As(err, &inj) || inj.Step != "keys" {
@@ -56,7 +55,7 @@ func TestFaultDrills(t *testing.T) {
 		}
 	})
 	t.Run("delay waits, and gives up when the context ends", func(t *testing.T) {
-		f := &FaultyDataPlane{Inner: &recorder{}, Faults: map[domain.Step]Fault{"schema": {Delay: time.Hour}}}
+		f := &Faulty{Inner: &recorder{}, Faults: map[domain.Step]Fault{"schema": {Delay: time.Hour}}}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
 		if err := f.CreateSchema(ctx, a); !errors.Is(err, context.DeadlineExceeded) {
@@ -65,28 +64,9 @@ func TestFaultDrills(t *testing.T) {
 	})
 	t.Run("steps without a fault pass through", func(t *testing.T) {
 		inner := &recorder{}
-		f := &FaultyDataPlane{Inner: inner, Faults: map[domain.Step]Fault{"route": {Fail: true}}}
+		f := &Faulty{Inner: inner, Faults: map[domain.Step]Fault{"route": {Fail: true}}}
 		if err := f.CreateSchema(context.Background(), a); err != nil || len(inner.calls) != 1 {
 			t.Fatalf("err = %v, calls = %v", err, inner.calls)
 		}
 	})
-}
-
-func TestAFailedStepTellsMembersNothingOfTheDataPlanesInternals(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		want string
-	}{
-		{"a fault drill is named", ErrInjected{Step: domain.StepKeys}, "fault drill: step keys failed (CP_FAULTS)"},
-		{"a timeout says so", fmt.Errorf("insert route: %w", context.DeadlineExceeded), "the data plane did not answer in time"},
-		{"a database error is not shown", errors.New(`insert route: ERROR: duplicate key value violates unique constraint "routes_pkey" (SQLSTATE=23505)`),
-			"the data plane refused the step; operators find the cause in the worker log"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := PublicStepError(tc.err); got != tc.want {
-				t.Fatalf("PublicStepError = %q, want %q", got, tc.want)
-			}
-		})
-	}
 }
