@@ -37,8 +37,8 @@ func runVerify(ctx context.Context, cfg config.Config, args []string) error {
 		fmt.Fprint(fs.Output(), "usage: controlplane verify [-settle 1m] [-json]\n\n"+
 			"Compares tenants and operations (Postgres), tenant workflows (Temporal, task queue CP_TASK_QUEUE)\n"+
 			"and data-plane resources, and lists every disagreement. Each running workflow is described\n"+
-			"(a few at a time) for a workflow task that keeps failing. Exit status: 0 none, 1 drift found,\n"+
-			"2 usage, 3 a source could not be read.\n\n")
+			"(a few at a time) for a workflow task that keeps failing and a history grown long. Exit status:\n"+
+			"0 none, 1 drift found, 2 usage, 3 a source could not be read.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,9 +46,10 @@ type Sources struct {
 // workflows before the tenants (a workflow starts before its row is
 // written). Compare's settle window then leaves out what is under way.
 //
-// Besides one list, it describes each running workflow (for its pending
-// workflow task; at most describeConcurrency at a time) and the latest run
-// of each live tenant's workflow the list does not show.
+// Besides one list, it describes each running workflow (for its history's
+// length and its pending workflow task; at most describeConcurrency at a
+// time) and the latest run of each live tenant's workflow the list does
+// not show.
 func Collect(ctx context.Context, src Sources) (Snapshot, error) {
 	s := Snapshot{At: time.Now(), Closed: map[string]enumspb.WorkflowExecutionStatus{}}
 	var err error
@@ -57,7 +59,7 @@ func Collect(ctx context.Context, src Sources) (Snapshot, error) {
 	if s.Workflows, err = runningWorkflows(ctx, src); err != nil {
 		return s, fmt.Errorf("temporal: %w", err)
 	}
-	if err := pendingTasks(ctx, src, s.Workflows); err != nil {
+	if err := describeAll(ctx, src, s.Workflows); err != nil {
 		return s, fmt.Errorf("temporal: %w", err)
 	}
 	var rows []store.Tenant
@@ -104,7 +106,7 @@ func Collect(ctx context.Context, src Sources) (Snapshot, error) {
 			return s, fmt.Errorf("temporal: %w", err)
 		case d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 			w := workflowOf(d.GetWorkflowExecutionInfo())
-			if err := pendingTask(ctx, src, &w, d); err != nil {
+			if err := described(ctx, src, &w, d); err != nil {
 				return s, fmt.Errorf("temporal: %w", err)
 			}
 			s.Workflows = append(s.Workflows, w)
@@ -171,9 +173,9 @@ func nextRun(ctx context.Context, src Sources, workflowID, runID string) (string
 // check of many tenants does not load Temporal's frontend.
 const describeConcurrency = 8
 
-// pendingTasks describes the listed workflows, describeConcurrency at a
-// time, for their pending workflow tasks.
-func pendingTasks(ctx context.Context, src Sources, ws []Workflow) error {
+// describeAll describes the listed workflows, describeConcurrency at a
+// time, for their histories' lengths and pending workflow tasks.
+func describeAll(ctx context.Context, src Sources, ws []Workflow) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make([]error, len(ws))
@@ -192,7 +194,7 @@ func pendingTasks(ctx context.Context, src Sources, ws []Workflow) error {
 				errs[i] = fmt.Errorf("describe %s: %w", ws[i].ID, err)
 				cancel()
 			default:
-				errs[i] = pendingTask(ctx, src, &ws[i], d)
+				errs[i] = described(ctx, src, &ws[i], d)
 			}
 		})
 	}
@@ -205,9 +207,15 @@ func pendingTasks(ctx context.Context, src Sources, ws []Workflow) error {
 	return nil
 }
 
-// pendingTask sets what a run's description says of its pending workflow
-// task and, when it is failing, what its last failure said.
-func pendingTask(ctx context.Context, src Sources, w *Workflow, d *workflowservice.DescribeWorkflowExecutionResponse) error {
+// described sets what a run's description says: the length of its
+// history and, when it is long, what its pending activities say; its
+// pending workflow task and, when it is failing, what its last failure
+// said.
+func described(ctx context.Context, src Sources, w *Workflow, d *workflowservice.DescribeWorkflowExecutionResponse) error {
+	w.HistoryLength = d.GetWorkflowExecutionInfo().GetHistoryLength()
+	if w.HistoryLength >= LongHistory {
+		w.PendingActivities = pendingActivities(d)
+	}
 	w.TaskAttempt = d.GetPendingWorkflowTask().GetAttempt()
 	if w.TaskAttempt < FailingTaskAttempt {
 		return nil
@@ -218,6 +226,20 @@ func pendingTask(ctx context.Context, src Sources, w *Workflow, d *workflowservi
 	}
 	w.TaskFailure = failure
 	return nil
+}
+
+// pendingActivities says, for each pending activity of a run, its type,
+// its attempt and its last failure.
+func pendingActivities(d *workflowservice.DescribeWorkflowExecutionResponse) string {
+	var out []string
+	for _, a := range d.GetPendingActivities() {
+		s := fmt.Sprintf("%s at attempt %d", a.GetActivityType().GetName(), a.GetAttempt())
+		if f := a.GetLastFailure(); f != nil {
+			s += ", last failure: " + f.GetMessage()
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "; ")
 }
 
 // taskFailurePage is how many events, from the end of a history,

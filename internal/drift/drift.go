@@ -54,6 +54,10 @@ const (
 	// error, a panic or a payload the worker cannot decode, which no retry
 	// mends. Nothing of the saga runs, updates and queries included.
 	CodeWorkflowTaskFailing = "workflow_task_failing"
+	// A running tenant workflow's history has LongHistory events or more:
+	// something retries in a loop inside the run, and Temporal terminates
+	// the run at TerminatedHistory events.
+	CodeWorkflowHistoryLong = "workflow_history_long"
 )
 
 // FailingTaskAttempt is the attempt of a pending workflow task from which
@@ -65,6 +69,20 @@ const (
 // backing off the task's retries, its own mark of a task that is not
 // failing by chance.
 const FailingTaskAttempt = 3
+
+// LongHistory is the length of a run's history, in events, from which it
+// is drift. Temporal suggests continuing as new at 4,096 events, and the
+// saga does so at its next idle moment (or after MaxOperationsPerRun
+// operations), so a run well past that has had no idle moment: an
+// operation or a write retries in a loop (a local activity's retries
+// add to the history while an activity's do not). Temporal terminates a
+// run at TerminatedHistory events: at the ~22 events a minute a retrying
+// write adds, this leaves an operator more than a day.
+const LongHistory = 10_000
+
+// TerminatedHistory is the length at which Temporal terminates a run
+// (limit.historyCount.error, 50 Ki events by default).
+const TerminatedHistory = 51_200
 
 // Tenant is what the check needs of a tenant row.
 type Tenant struct {
@@ -96,6 +114,11 @@ type Workflow struct {
 	// not known).
 	TaskAttempt int32
 	TaskFailure string
+	// HistoryLength is how many events the run's history has (0: not
+	// described); PendingActivities, for a run whose history is long,
+	// what its pending activities say ("": none is pending).
+	HistoryLength     int64
+	PendingActivities string
 }
 
 // Snapshot is the three sources read at one time (At). Closed has, for
@@ -204,6 +227,10 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 			}
 			out = append(out, Finding{Code: CodeWorkflowTaskFailing, TenantID: cmp.Or(t.ID, w.TenantID), OrgID: t.OrgID, WorkflowID: w.ID, Detail: detail})
 		}
+		if w.HistoryLength >= LongHistory {
+			out = append(out, Finding{Code: CodeWorkflowHistoryLong, TenantID: cmp.Or(t.ID, w.TenantID), OrgID: t.OrgID, WorkflowID: w.ID,
+				Detail: longHistory(w)})
+		}
 	}
 
 	for _, op := range s.Operations {
@@ -262,6 +289,16 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 		return strings.Compare(a.Code+"\x00"+a.TenantID+"\x00"+a.OperationID, b.Code+"\x00"+b.TenantID+"\x00"+b.OperationID)
 	})
 	return out
+}
+
+// longHistory says how long a run's history is and what may be growing it.
+func longHistory(w Workflow) string {
+	detail := fmt.Sprintf("its run's history has %d events (Temporal terminates a run at %d; saga %s): something retries in a loop",
+		w.HistoryLength, TerminatedHistory, w.SagaStatus)
+	if w.PendingActivities != "" {
+		return detail + "; pending: " + w.PendingActivities
+	}
+	return detail + "; no activity is pending: look for a local activity (a write the saga waits for) retrying within its workflow tasks"
 }
 
 // pastLifetime lists the tenants at rest whose lifetime ended (settled

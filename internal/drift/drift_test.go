@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/intelliauth/controlplane/internal/dataplane"
 )
@@ -114,6 +118,9 @@ func TestEachDisagreementIsFoundWithItsCode(t *testing.T) {
 		{"the workflow task of a workflow without a tenant row keeps failing", func(s *Snapshot) {
 			s.Workflows = append(s.Workflows, Workflow{ID: "wf-X", TenantID: "tnt_X", SagaStatus: "running", StartedAt: old, TaskAttempt: 7})
 		}, []string{"workflow_task_failing tnt_X", "workflow_without_tenant tnt_X"}},
+		{"a tenant's workflow history grows in a loop", func(s *Snapshot) {
+			s.Workflows[2].HistoryLength = 23_000
+		}, []string{"workflow_history_long tnt_P"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -216,5 +223,38 @@ func TestAWorkflowTaskIsFailingFromItsThirdAttemptAndTheFindingSaysWhy(t *testin
 	if len(f) != 1 || f[0].Code != CodeWorkflowTaskFailing || f[0].WorkflowID != "wf-A" || f[0].OrgID != "org_1" ||
 		!strings.Contains(f[0].Detail, "attempt 3") || !strings.Contains(f[0].Detail, "TMPRL1100") {
 		t.Fatalf("findings = %+v", f)
+	}
+}
+
+func TestAHistoryIsLongFromLongHistoryEventsAndTheFindingSaysWhatIsPending(t *testing.T) {
+	s := consistent()
+	s.Workflows[2].HistoryLength = LongHistory - 1
+	if f := Compare(s, time.Minute); len(f) != 0 {
+		t.Fatalf("a history of %d events: findings = %+v", LongHistory-1, f)
+	}
+	s.Workflows[2].HistoryLength, s.Workflows[2].PendingActivities = LongHistory, "RunStep at attempt 412, last failure: the data plane did not answer in time"
+	f := Compare(s, time.Minute)
+	if len(f) != 1 || f[0].Code != CodeWorkflowHistoryLong || f[0].WorkflowID != "wf-P" || f[0].OrgID != "org_1" ||
+		!strings.Contains(f[0].Detail, "10000 events") || !strings.Contains(f[0].Detail, "51200") || !strings.Contains(f[0].Detail, "RunStep at attempt 412") {
+		t.Fatalf("findings = %+v", f)
+	}
+	// With no activity pending, what grows it is a local activity.
+	s.Workflows[2].PendingActivities = ""
+	if f := Compare(s, time.Minute); len(f) != 1 || !strings.Contains(f[0].Detail, "local activity") {
+		t.Fatalf("findings = %+v", f)
+	}
+}
+
+func TestPendingActivitiesNameTypeAttemptAndLastFailure(t *testing.T) {
+	d := &workflowservice.DescribeWorkflowExecutionResponse{PendingActivities: []*workflowpb.PendingActivityInfo{
+		{ActivityType: &commonpb.ActivityType{Name: "RunStep"}, Attempt: 412, LastFailure: &failurepb.Failure{Message: "the data plane refused the step"}},
+		{ActivityType: &commonpb.ActivityType{Name: "Record"}, Attempt: 1},
+	}}
+	want := "RunStep at attempt 412, last failure: the data plane refused the step; Record at attempt 1"
+	if got := pendingActivities(d); got != want {
+		t.Fatalf("pendingActivities = %q, want %q", got, want)
+	}
+	if got := pendingActivities(&workflowservice.DescribeWorkflowExecutionResponse{}); got != "" {
+		t.Fatalf("none pending: %q", got)
 	}
 }
