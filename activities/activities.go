@@ -15,15 +15,3 @@ type Activities struct {
 	DB        *bun.DB
 	DataPlane dataplane.Plane
 }
-
-// Actor is who an audit event names: a member, an operator or the system
-// (for the system, OnBehalfOf names the human who started the saga).
-type Actor struct {
-	Type  string `json:"type"`
-	ID    string `json:"id"`
-	Email string `json:"email"`
-	// Name is a service account's name.
-	Name string `json:"name,omitempty"`
-	// OnBehalfOf is, for a service account, the human who answers for it.
-	OnBehalfOf *Actor `json:"on_behalf_of,omitempty"`
-}

@@ -18,7 +18,7 @@ import (
 
 // Request is the human request behind an operation: who, and from where.
 type Request struct {
-	Actor      Actor
+	Actor      domain.Actor
 	UserID     string
 	RequestID  string
 	ClientAddr string

@@ -147,10 +147,10 @@ func idempotencyKey(c *fiber.Ctx) (string, error) {
 }
 
 func (s *Server) request(c *fiber.Ctx, who *caller) activities.Request {
-	actor := activities.Actor{Type: "member", ID: who.MemberID, Email: who.Email}
+	actor := domain.Actor{Type: "member", ID: who.MemberID, Email: who.Email}
 	if sa := who.ServiceAccount; sa != nil {
-		actor = activities.Actor{Type: "service_account", ID: sa.ID, Name: sa.Name,
-			OnBehalfOf: &activities.Actor{Type: "member", ID: sa.HumanMemberID, Email: who.Email}}
+		actor = domain.Actor{Type: "service_account", ID: sa.ID, Name: sa.Name,
+			OnBehalfOf: &domain.Actor{Type: "member", ID: sa.HumanMemberID, Email: who.Email}}
 	}
 	return activities.Request{
 		Actor:     actor,

@@ -266,7 +266,7 @@ func retryLater(err error) bool {
 
 // requestedBy names the requester in a workflow's memo: a member's email,
 // or a service account's name and id.
-func requestedBy(a activities.Actor) string {
+func requestedBy(a domain.Actor) string {
 	if a.Type == "service_account" {
 		return a.Name + " (" + a.ID + ")"
 	}

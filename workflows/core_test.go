@@ -95,7 +95,7 @@ func TestARestoreDuringAnEphemeralTenantsEndIsRefused(t *testing.T) {
 	var restore updateResult
 	transitionAs(env, 2*time.Hour+5*time.Minute, domain.OpRestore, "r", &restore)
 	p := params()
-	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: activities.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
+	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: domain.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
 	env.ExecuteWorkflow(TenantWorkflow, p)
 	mustComplete(t, env)
 	if restore.code() != domain.CodeConflict {
@@ -175,7 +175,7 @@ func TestAnOperatorsCancelOfAnExpiryHoldsAcrossContinueAsNew(t *testing.T) {
 	sendRepair(env, 3*time.Hour, RepairCancel, RepairRequest{Operator: "alice", OperationID: expiryOp, Step: string(domain.StepSuspendRoute)}, &cancel)
 	p := params()
 	p.MaxOperationsPerRun = 1
-	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: activities.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
+	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: domain.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
 	env.ExecuteWorkflow(TenantWorkflow, p)
 	if cancel.err != nil {
 		t.Fatalf("cancel: %v", cancel.err)
@@ -211,7 +211,7 @@ func TestAnExpiryWhoseRowEndedInAnEarlierRunIsNotRunAgain(t *testing.T) {
 	transitionAs(env, 5*time.Hour, domain.OpDecommission, "end", &end)
 	p := params()
 	p.DecommissionGrace = time.Minute
-	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: activities.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
+	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: domain.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
 	env.ExecuteWorkflow(TenantWorkflow, p)
 	mustComplete(t, env)
 	if !end.done || end.err != nil {

@@ -131,7 +131,7 @@ func (w *tenant) expire(ctx workflow.Context) {
 		_ = workflow.SideEffect(ctx, func(workflow.Context) any { return domain.NewID(domain.PrefixOperation) }).Get(&opID)
 	}
 	creator := e.For
-	req := activities.Request{Actor: activities.Actor{Type: "system", ID: "expiry", OnBehalfOf: &creator}, UserID: e.UserID,
+	req := activities.Request{Actor: domain.Actor{Type: "system", ID: "expiry", OnBehalfOf: &creator}, UserID: e.UserID,
 		RequestID: "expiry/" + workflow.GetInfo(ctx).WorkflowExecution.ID}
 	r := TransitionRequest{Kind: domain.OpDecommission, OperationID: opID, Request: req}
 	res, err := w.claimAndBegin(ctx, r, updateIDExpiry)

@@ -107,7 +107,7 @@ type Expiry struct {
 	// Lifetime is what the creation asked for (revision 5 on), kept on the
 	// tenant so a retry can be told apart from another request.
 	Lifetime time.Duration `json:",omitempty"`
-	For      activities.Actor
+	For      domain.Actor
 	UserID   string
 }
 

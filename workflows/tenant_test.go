@@ -673,7 +673,7 @@ func TestAnEphemeralTenantIsDecommissionedWhenItsLifetimeEnds(t *testing.T) {
 	var suspend updateResult
 	transition(env, time.Minute, domain.OpSuspend, "a", &suspend)
 	start := env.Now()
-	bot := activities.Actor{Type: "service_account", ID: "sa_1", Name: "ci-bot", OnBehalfOf: &activities.Actor{Type: "member", ID: "mem_1", Email: "a@x.test"}}
+	bot := domain.Actor{Type: "service_account", ID: "sa_1", Name: "ci-bot", OnBehalfOf: &domain.Actor{Type: "member", ID: "mem_1", Email: "a@x.test"}}
 	p := params()
 	p.Expiry = &Expiry{At: start.Add(2 * time.Hour), For: bot, UserID: "usr_1"}
 	env.ExecuteWorkflow(TenantWorkflow, p)
@@ -715,7 +715,7 @@ func TestAnEphemeralTenantDecommissionedBeforeItsEndIsLeftAlone(t *testing.T) {
 	transition(env, time.Minute, domain.OpDecommission, "a", &decom)
 	start := env.Now()
 	p := params()
-	p.Expiry = &Expiry{At: start.Add(30 * 24 * time.Hour), For: activities.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
+	p.Expiry = &Expiry{At: start.Add(30 * 24 * time.Hour), For: domain.Actor{Type: "member", ID: "mem_1"}, UserID: "usr_1"}
 	env.ExecuteWorkflow(TenantWorkflow, p)
 
 	mustComplete(t, env)

@@ -42,7 +42,11 @@ type EventView struct {
 	OccurredAt time.Time       `json:"occurred_at"`
 }
 
-// EventActor is who did it.
+// EventActor is who did it: the domain.Actor an event's actor columns
+// hold, as the API's event view shows it (the on_behalf_of column is
+// beside it in EventView). A contract of its own: its email is left out
+// when empty, which the actor in workflow payloads, whose JSON is in their
+// histories, cannot do.
 type EventActor struct {
 	Type  string `json:"type"`
 	ID    string `json:"id"`

@@ -495,6 +495,6 @@ func DeleteServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, che
 // human it acts for in on_behalf_of.
 func ServiceActor(b EventBase, p *ServiceAccountPrincipal, humanEmail string) EventBase {
 	b.ActorType, b.ActorID, b.ActorName, b.ActorEmail = "service_account", p.ID, p.Name, ""
-	b.OnBehalfOf, _ = json.Marshal(map[string]string{"type": "member", "id": p.HumanMemberID, "email": humanEmail})
+	b.OnBehalfOf, _ = json.Marshal(domain.Actor{Type: "member", ID: p.HumanMemberID, Email: humanEmail})
 	return b
 }
