@@ -1,6 +1,7 @@
 // Package activities is the control plane's I/O on behalf of workflows:
-// every activity persists state and audit events through bun (Postgres) or
-// acts on the data plane, and is safe to retry.
+// every activity persists state and audit events through internal/store
+// (one store call, in its transaction) or acts on the data plane, and is
+// safe to retry.
 package activities
 
 import (

@@ -2,13 +2,9 @@ package activities
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
-	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -130,8 +126,15 @@ func OperationRecordOf(op store.Operation) OperationRecord {
 	return r
 }
 
-func resultOf(t store.Tenant, op store.Operation, requestID string) OperationResult {
-	return OperationResult{Tenant: TenantRecordOf(t), Operation: OperationRecordOf(op), RequestID: requestID}
+// ResultOf returns the payload of the store's answer to a lifecycle
+// request.
+func ResultOf(a store.OperationAnswer) OperationResult {
+	return OperationResult{Tenant: TenantRecordOf(a.Tenant), Operation: OperationRecordOf(a.Operation), RequestID: a.RequestID, Replayed: a.Replayed}
+}
+
+// stored returns the request as the store records it.
+func (r Request) stored() store.TenantRequest {
+	return store.TenantRequest{Actor: r.Actor, UserID: r.UserID, RequestID: r.RequestID, ClientAddr: r.ClientAddr, UserAgent: r.UserAgent}
 }
 
 // ErrTypePermanent is the error type of a write that cannot succeed as it
@@ -157,87 +160,19 @@ func asApplicationError(err error) error {
 }
 
 // ReserveTenant writes a new tenant in state provisioning with its
-// provisioning operation and the create_requested event, in one
-// transaction, after checking that the name is free among the live tenants
-// of the organisation and that the plan's tenant quota allows one more. A
-// retry after a commit finds the tenant and returns it.
+// provisioning operation and the create_requested event
+// (store.ReserveTenant, which checks the name, the hostname and the plan's
+// tenant quota in the same transaction). A retry after a commit finds the
+// tenant and returns it.
 func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (OperationResult, error) {
-	var res OperationResult
-	err := a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var existing store.Tenant
-		if err := tx.NewSelect().Model(&existing).Where("id = ?", in.Tenant.ID).Scan(ctx); err == nil {
-			// The tenant's provisioning, whatever id an earlier attempt
-			// (of an earlier release) gave it.
-			var op store.Operation
-			if err := tx.NewSelect().Model(&op).Where("tenant_id = ? AND kind = ?", existing.ID, domain.OpProvision).Scan(ctx); err != nil {
-				return fmt.Errorf("load the provisioning of tenant %s: %w", existing.ID, err)
-			}
-			res = resultOf(existing, op, op.RequestID)
-			return nil
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("load tenant %s: %w", in.Tenant.ID, err)
-		}
-		plan, err := store.LockPlan(ctx, tx, in.Tenant.OrgID)
-		if err != nil {
-			return err
-		}
-		var taken string
-		err = tx.NewSelect().Model((*store.Tenant)(nil)).Column("id").
-			Where("org_id = ? AND name = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.OrgID, in.Tenant.Name).Scan(ctx, &taken)
-		if err == nil {
-			return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization by %s", in.Tenant.Name, taken)
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("check tenant name: %w", err)
-		}
-		var holder string
-		err = tx.NewSelect().Model((*store.Tenant)(nil)).Column("id").
-			Where("hostname = ? AND state NOT IN ('failed', 'decommissioned')", in.Tenant.Hostname).Scan(ctx, &holder)
-		if err == nil {
-			return hostnameTaken(in.Tenant.Hostname)
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("check tenant hostname: %w", err)
-		}
-		live, err := store.CountLiveTenants(ctx, tx, in.Tenant.OrgID)
-		if err != nil {
-			return err
-		}
-		if live >= plan.MaxTenants {
-			return domain.Errorf(domain.CodeConflict, "tenant quota reached: plan %s allows %d tenants", plan.ID, plan.MaxTenants)
-		}
-		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
-		nt := in.Tenant
-		t := store.Tenant{ID: nt.ID, OrgID: nt.OrgID, Name: nt.Name, Environment: nt.Environment, Hostname: nt.Hostname, WorkflowID: nt.WorkflowID,
-			State: string(domain.StateProvisioning), CurrentOperationID: &in.OperationID, CreatedBy: in.Request.UserID, CreatedAt: now, UpdatedAt: now,
-			ExpiresAt: nt.ExpiresAt, LifetimeSeconds: nt.LifetimeSeconds}
-		op := store.Operation{ID: in.OperationID, OrgID: t.OrgID, TenantID: t.ID, Kind: string(domain.OpProvision), Status: string(domain.OpRunning),
-			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID, StartedAt: now}
-		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
-			if store.IsUniqueViolation(err, "tenants_live_name_key") {
-				return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization", t.Name)
-			}
-			if store.IsUniqueViolation(err, "tenants_live_hostname_key") {
-				return hostnameTaken(t.Hostname)
-			}
-			return fmt.Errorf("insert tenant: %w", err)
-		}
-		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
-			return fmt.Errorf("insert operation: %w", err)
-		}
-		if err := a.event(ctx, tx, t, in.Request, "", "tenant.create_requested",
-			map[string]any{"after": map[string]any{"name": t.Name, "environment": t.Environment, "hostname": t.Hostname}},
-			true, t.WorkflowID+"/requested/"+op.ID); err != nil {
-			return err
-		}
-		res = resultOf(t, op, op.RequestID)
-		return nil
-	})
-	return res, asApplicationError(err)
-}
-
-// hostnameTaken refuses a hostname another live tenant has, in this
-// organisation or another; it names no other organisation.
-func hostnameTaken(hostname string) error {
-	return domain.Errorf(domain.CodeConflict, "hostname %s is taken; choose another tenant name", hostname)
+	nt := in.Tenant
+	res, err := store.ReserveTenant(ctx, a.DB, store.NewTenant{ID: nt.ID, OrgID: nt.OrgID, Name: nt.Name, Environment: nt.Environment,
+		Hostname: nt.Hostname, WorkflowID: nt.WorkflowID, ExpiresAt: nt.ExpiresAt, LifetimeSeconds: nt.LifetimeSeconds,
+		OperationID: in.OperationID, Steps: in.Steps, Request: in.Request.stored()})
+	if err != nil {
+		return OperationResult{}, asApplicationError(err)
+	}
+	return ResultOf(res), nil
 }
 
 // BeginInput is a transition to start on a tenant.
@@ -252,74 +187,18 @@ type BeginInput struct {
 }
 
 // BeginOperation writes the operation of a requested transition and its
-// *_requested event, after checking the tenant's state allows it. A retry
-// after a commit finds the operation and returns it; an update id that
-// already began an operation (in an earlier run of the workflow) returns
-// that operation, marked replayed.
+// *_requested event, after checking the tenant's state allows it
+// (store.BeginOperation). A retry after a commit finds the operation and
+// returns it; an update id that already began an operation (in an earlier
+// run of the workflow) returns that operation, marked replayed once it
+// has ended.
 func (a *Activities) BeginOperation(ctx context.Context, in BeginInput) (OperationResult, error) {
-	var res OperationResult
-	err := a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var t store.Tenant
-		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
-		}
-		var op store.Operation
-		if in.Kind == domain.OpRestore {
-			// A restore cancels the running decommission operation (the
-			// workflow checked that one runs); it is that operation the
-			// caller follows.
-			if t.CurrentOperationID == nil {
-				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
-			}
-			if err := tx.NewSelect().Model(&op).Where("id = ?", *t.CurrentOperationID).Scan(ctx); err != nil {
-				return fmt.Errorf("load operation: %w", err)
-			}
-			if op.Kind != string(domain.OpDecommission) {
-				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
-			}
-			res = resultOf(t, op, in.Request.RequestID)
-			return a.event(ctx, tx, t, in.Request, "", "tenant.restore_requested",
-				map[string]any{"operation_id": op.ID}, true, store.RestoreEventKey(t.WorkflowID, in.UpdateID))
-		}
-		// An earlier attempt of the request may have written its operation
-		// (its id is derived from the update, or, from an API of an earlier
-		// release, found by the update id): one still running is the
-		// caller's to run, since Temporal may have lost the update that
-		// wrote it; one that ended is only answered again.
-		q := tx.NewSelect().Model(&op).Where("id = ?", in.OperationID)
-		if in.UpdateID != "" {
-			q = q.WhereOr("tenant_id = ? AND update_id = ?", in.TenantID, in.UpdateID)
-		}
-		err := q.Limit(1).Scan(ctx)
-		if err == nil {
-			res = resultOf(t, op, op.RequestID)
-			res.Replayed = domain.OpStatus(op.Status).Ended()
-			return nil
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("load operation %s of update %s: %w", in.OperationID, in.UpdateID, err)
-		}
-		if err := domain.CanStart(in.Kind, domain.State(t.State)); err != nil {
-			return err
-		}
-		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
-		op = store.Operation{ID: in.OperationID, OrgID: in.OrgID, TenantID: in.TenantID, Kind: string(in.Kind), Status: string(domain.OpRunning),
-			Steps: store.StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID,
-			UpdateID: in.UpdateID, StartedAt: now}
-		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
-			if store.IsUniqueViolation(err, "operations_one_running_key") {
-				return domain.Errorf(domain.CodeConflict, "another operation is running on tenant %s", in.TenantID)
-			}
-			return fmt.Errorf("insert operation: %w", err)
-		}
-		t.CurrentOperationID, t.UpdatedAt = &in.OperationID, now
-		if _, err := tx.NewUpdate().Model(&t).Column("current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("update tenant: %w", err)
-		}
-		res = resultOf(t, op, op.RequestID)
-		return a.event(ctx, tx, t, in.Request, "", "tenant."+string(in.Kind)+"_requested",
-			map[string]any{"operation_id": in.OperationID}, true, t.WorkflowID+"/requested/"+op.ID)
-	})
-	return res, asApplicationError(err)
+	res, err := store.BeginOperation(ctx, a.DB, store.Transition{TenantID: in.TenantID, OrgID: in.OrgID, OperationID: in.OperationID,
+		Kind: in.Kind, Steps: in.Steps, UpdateID: in.UpdateID, Request: in.Request.stored()})
+	if err != nil {
+		return OperationResult{}, asApplicationError(err)
+	}
+	return ResultOf(res), nil
 }
 
 // LoadInput names an operation whose answer is given again.
@@ -332,15 +211,11 @@ type LoadInput struct {
 // LoadOperation reads a tenant and one of its operations: the answer to a
 // request that a retry repeats after the workflow continued as new.
 func (a *Activities) LoadOperation(ctx context.Context, in LoadInput) (OperationResult, error) {
-	var t store.Tenant
-	if err := a.DB.NewSelect().Model(&t).Where("id = ?", in.TenantID).Scan(ctx); err != nil {
-		return OperationResult{}, asApplicationError(fmt.Errorf("load tenant %s: %w", in.TenantID, err))
+	t, op, err := store.TenantOperation(ctx, a.DB, in.TenantID, in.OperationID)
+	if err != nil {
+		return OperationResult{}, asApplicationError(err)
 	}
-	var op store.Operation
-	if err := a.DB.NewSelect().Model(&op).Where("id = ? AND tenant_id = ?", in.OperationID, in.TenantID).Scan(ctx); err != nil {
-		return OperationResult{}, asApplicationError(fmt.Errorf("load operation %s: %w", in.OperationID, err))
-	}
-	return resultOf(t, op, in.RequestID), nil
+	return ResultOf(store.OperationAnswer{Tenant: t, Operation: op, RequestID: in.RequestID}), nil
 }
 
 // RecordInput is a change to an operation and its tenant, with the audit
@@ -372,105 +247,17 @@ type RecordInput struct {
 }
 
 // Record applies a change to an operation and its tenant and writes its
-// event, in one transaction; a retried attempt writes the event once.
+// event, in one transaction (store.RecordOperation); a retried attempt
+// writes the event once.
 func (a *Activities) Record(ctx context.Context, in RecordInput) (TenantRecord, error) {
-	var t store.Tenant
-	err := a.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
-		}
-		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
-		before := t.State
-		if in.State != "" {
-			t.State = string(in.State)
-		}
-		if in.Status != "" && in.Status.Ended() {
-			if t.CurrentOperationID != nil && *t.CurrentOperationID == in.OperationID {
-				t.CurrentOperationID = nil
-			}
-		}
-		t.UpdatedAt = now
-		if in.EndLifetime {
-			t.ExpiresAt = nil
-		}
-		if _, err := tx.NewUpdate().Model(&t).Column("state", "current_operation_id", "updated_at", "expires_at").WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("update tenant %s: %w", in.TenantID, err)
-		}
-		if in.Status != "" || in.GraceEndsAt != nil {
-			q := tx.NewUpdate().Model((*store.Operation)(nil)).Where("id = ?", in.OperationID)
-			if in.Status != "" {
-				q = q.Set("status = ?", in.Status)
-				if in.Status.Ended() {
-					q = q.Set("ended_at = coalesce(ended_at, ?)", now)
-				}
-			}
-			if in.GraceEndsAt != nil {
-				q = q.Set("grace_ends_at = ?", in.GraceEndsAt.UTC())
-			}
-			if _, err := q.Exec(ctx); err != nil {
-				return fmt.Errorf("update operation %s: %w", in.OperationID, err)
-			}
-		}
-		if in.Action == "" {
-			return nil
-		}
-		data := map[string]any{"operation_id": in.OperationID}
-		for k, v := range in.Data {
-			data[k] = v
-		}
-		if before != t.State {
-			data["before"], data["after"] = map[string]any{"state": before}, map[string]any{"state": t.State}
-		}
-		return a.event(ctx, tx, t, in.Request, in.Operator, in.Action, data, false, in.EventKey)
-	})
-	return TenantRecordOf(t), asApplicationError(err)
-}
-
-// event writes a tenant's audit event. A requested event is the human's
-// own; any other is the system's on the human's behalf, or an operator's.
-// key identifies the event across retries (empty: the activity's id in its
-// run, which its retries keep).
-func (a *Activities) event(ctx context.Context, tx bun.Tx, t store.Tenant, r Request, operator, action string, data map[string]any, requested bool, key string) error {
+	key := in.EventKey
 	if key == "" {
+		// The activity's id in its run, which its retries keep.
 		info := activity.GetInfo(ctx)
 		key = info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID
 	}
-	ev := &store.AuditEvent{OrgID: t.OrgID, Action: action, TargetType: "tenant", TargetID: t.ID,
-		RequestID: r.RequestID, WorkflowID: t.WorkflowID, DedupKey: &key}
-	switch {
-	case requested:
-		ev.ActorType, ev.ActorID, ev.ActorEmail, ev.ActorName = r.Actor.Type, r.Actor.ID, r.Actor.Email, r.Actor.Name
-		ev.ClientAddr, ev.UserAgent = r.ClientAddr, r.UserAgent
-		if r.Actor.OnBehalfOf != nil {
-			b, err := json.Marshal(r.Actor.OnBehalfOf)
-			if err != nil {
-				return fmt.Errorf("encode on_behalf_of: %w", err)
-			}
-			ev.OnBehalfOf = b
-		}
-	case operator != "":
-		ev.ActorType, ev.ActorID = "operator", operator
-	default:
-		ev.ActorType, ev.ActorID = "system", "saga"
-		behalf := &r.Actor
-		if r.Actor.Type == "system" && r.Actor.OnBehalfOf != nil {
-			// The system's own request (an ephemeral tenant's end): its
-			// steps are done for whoever created the tenant.
-			behalf = r.Actor.OnBehalfOf
-		}
-		b, err := json.Marshal(behalf)
-		if err != nil {
-			return fmt.Errorf("encode on_behalf_of: %w", err)
-		}
-		ev.OnBehalfOf = b
-	}
-	if data != nil {
-		b, err := json.Marshal(data)
-		if err != nil {
-			return fmt.Errorf("encode event data: %w", err)
-		}
-		ev.Data = b
-	}
-	_, err := store.InsertEvent(ctx, tx, ev)
-	return err
+	t, err := store.RecordOperation(ctx, a.DB, store.OperationChange{TenantID: in.TenantID, OperationID: in.OperationID,
+		Status: in.Status, State: in.State, Action: in.Action, Operator: in.Operator, Request: in.Request.stored(), Data: in.Data,
+		EventKey: key, GraceEndsAt: in.GraceEndsAt, EndLifetime: in.EndLifetime})
+	return TenantRecordOf(t), asApplicationError(err)
 }

@@ -1,0 +1,366 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// The tenant writes of the saga: each in one transaction, with its checks
+// (the name, the hostname, the plan's tenant quota, the state a transition
+// starts from) and its audit event. Activities call them; a retried call
+// finds what an earlier attempt committed.
+
+// TenantRequest is the human request behind a tenant write: who, and from
+// where. Its *_requested events record it; the system's events name its
+// actor as the one they act for.
+type TenantRequest struct {
+	Actor      domain.Actor
+	UserID     string
+	RequestID  string
+	ClientAddr string
+	UserAgent  string
+}
+
+// OperationAnswer answers a lifecycle request: the tenant and the
+// operation the caller follows.
+type OperationAnswer struct {
+	Tenant    Tenant
+	Operation Operation
+	// RequestID is the request this answer was made for: a retry that gets
+	// the same answer has another request id.
+	RequestID string
+	// Replayed says that the operation had already begun and has ended:
+	// the answer is given again, nothing runs.
+	Replayed bool
+}
+
+// NewTenant is a tenant to reserve, with its provisioning operation.
+type NewTenant struct {
+	ID          string
+	OrgID       string
+	Name        string
+	Environment string
+	Hostname    string
+	WorkflowID  string
+	// ExpiresAt ends an ephemeral tenant's life (nil: none);
+	// LifetimeSeconds is the lifetime its creation asked for.
+	ExpiresAt       *time.Time
+	LifetimeSeconds *int64
+	OperationID     string
+	Steps           []string
+	Request         TenantRequest
+}
+
+// ReserveTenant writes a new tenant in state provisioning with its
+// provisioning operation and the create_requested event, in one
+// transaction, after checking that the name and the hostname are free
+// among live tenants and that the plan's tenant quota allows one more:
+// the one place the quota is checked, with the organisation's row locked
+// so concurrent creations are counted one after the other. A retry after
+// a commit finds the tenant and returns it.
+func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnswer, error) {
+	var res OperationAnswer
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var existing Tenant
+		if err := tx.NewSelect().Model(&existing).Where("id = ?", in.ID).Scan(ctx); err == nil {
+			// The tenant's provisioning, whatever id an earlier attempt
+			// (of an earlier release) gave it.
+			var op Operation
+			if err := tx.NewSelect().Model(&op).Where("tenant_id = ? AND kind = ?", existing.ID, domain.OpProvision).Scan(ctx); err != nil {
+				return fmt.Errorf("load the provisioning of tenant %s: %w", existing.ID, err)
+			}
+			res = OperationAnswer{Tenant: existing, Operation: op, RequestID: op.RequestID}
+			return nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("load tenant %s: %w", in.ID, err)
+		}
+		plan, err := LockPlan(ctx, tx, in.OrgID)
+		if err != nil {
+			return err
+		}
+		var taken string
+		err = tx.NewSelect().Model((*Tenant)(nil)).Column("id").
+			Where("org_id = ? AND name = ? AND state NOT IN ('failed', 'decommissioned')", in.OrgID, in.Name).Scan(ctx, &taken)
+		if err == nil {
+			return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization by %s", in.Name, taken)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("check tenant name: %w", err)
+		}
+		var holder string
+		err = tx.NewSelect().Model((*Tenant)(nil)).Column("id").
+			Where("hostname = ? AND state NOT IN ('failed', 'decommissioned')", in.Hostname).Scan(ctx, &holder)
+		if err == nil {
+			return hostnameTaken(in.Hostname)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("check tenant hostname: %w", err)
+		}
+		live, err := CountLiveTenants(ctx, tx, in.OrgID)
+		if err != nil {
+			return err
+		}
+		if live >= plan.MaxTenants {
+			return domain.Errorf(domain.CodeConflict, "tenant quota reached: plan %s allows %d tenants", plan.ID, plan.MaxTenants)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
+		t := Tenant{ID: in.ID, OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname, WorkflowID: in.WorkflowID,
+			State: string(domain.StateProvisioning), CurrentOperationID: &in.OperationID, CreatedBy: in.Request.UserID, CreatedAt: now, UpdatedAt: now,
+			ExpiresAt: in.ExpiresAt, LifetimeSeconds: in.LifetimeSeconds}
+		op := Operation{ID: in.OperationID, OrgID: t.OrgID, TenantID: t.ID, Kind: string(domain.OpProvision), Status: string(domain.OpRunning),
+			Steps: StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID, StartedAt: now}
+		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
+			if IsUniqueViolation(err, "tenants_live_name_key") {
+				return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization", t.Name)
+			}
+			if IsUniqueViolation(err, "tenants_live_hostname_key") {
+				return hostnameTaken(t.Hostname)
+			}
+			return fmt.Errorf("insert tenant: %w", err)
+		}
+		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
+			return fmt.Errorf("insert operation: %w", err)
+		}
+		if err := tenantEvent(ctx, tx, t, in.Request, "", "tenant.create_requested",
+			map[string]any{"after": map[string]any{"name": t.Name, "environment": t.Environment, "hostname": t.Hostname}},
+			true, t.WorkflowID+"/requested/"+op.ID); err != nil {
+			return err
+		}
+		res = OperationAnswer{Tenant: t, Operation: op, RequestID: op.RequestID}
+		return nil
+	})
+	return res, err
+}
+
+// hostnameTaken refuses a hostname another live tenant has, in this
+// organisation or another; it names no other organisation.
+func hostnameTaken(hostname string) error {
+	return domain.Errorf(domain.CodeConflict, "hostname %s is taken; choose another tenant name", hostname)
+}
+
+// Transition is a lifecycle operation to begin on a tenant.
+type Transition struct {
+	TenantID    string
+	OrgID       string
+	OperationID string
+	Kind        domain.OpKind
+	Steps       []string
+	UpdateID    string
+	Request     TenantRequest
+}
+
+// BeginOperation writes the operation of a requested transition and its
+// *_requested event, after checking the tenant's state allows it, in one
+// transaction with the tenant's row locked. A retry after a commit finds
+// the operation and returns it; an update id that already began an
+// operation (in an earlier run of the workflow) returns that operation,
+// marked replayed once it has ended. A restore writes no operation: it
+// answers with the decommission it calls off.
+func BeginOperation(ctx context.Context, db bun.IDB, in Transition) (OperationAnswer, error) {
+	var res OperationAnswer
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var t Tenant
+		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
+			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
+		}
+		var op Operation
+		if in.Kind == domain.OpRestore {
+			// A restore cancels the running decommission operation (the
+			// workflow checked that one runs); it is that operation the
+			// caller follows.
+			if t.CurrentOperationID == nil {
+				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
+			}
+			if err := tx.NewSelect().Model(&op).Where("id = ?", *t.CurrentOperationID).Scan(ctx); err != nil {
+				return fmt.Errorf("load operation: %w", err)
+			}
+			if op.Kind != string(domain.OpDecommission) {
+				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
+			}
+			res = OperationAnswer{Tenant: t, Operation: op, RequestID: in.Request.RequestID}
+			return tenantEvent(ctx, tx, t, in.Request, "", "tenant.restore_requested",
+				map[string]any{"operation_id": op.ID}, true, RestoreEventKey(t.WorkflowID, in.UpdateID))
+		}
+		// An earlier attempt of the request may have written its operation
+		// (its id is derived from the update, or, from an API of an earlier
+		// release, found by the update id): one still running is the
+		// caller's to run, since Temporal may have lost the update that
+		// wrote it; one that ended is only answered again.
+		q := tx.NewSelect().Model(&op).Where("id = ?", in.OperationID)
+		if in.UpdateID != "" {
+			q = q.WhereOr("tenant_id = ? AND update_id = ?", in.TenantID, in.UpdateID)
+		}
+		err := q.Limit(1).Scan(ctx)
+		if err == nil {
+			res = OperationAnswer{Tenant: t, Operation: op, RequestID: op.RequestID, Replayed: domain.OpStatus(op.Status).Ended()}
+			return nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("load operation %s of update %s: %w", in.OperationID, in.UpdateID, err)
+		}
+		if err := domain.CanStart(in.Kind, domain.State(t.State)); err != nil {
+			return err
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
+		op = Operation{ID: in.OperationID, OrgID: in.OrgID, TenantID: in.TenantID, Kind: string(in.Kind), Status: string(domain.OpRunning),
+			Steps: StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID,
+			UpdateID: in.UpdateID, StartedAt: now}
+		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
+			if IsUniqueViolation(err, "operations_one_running_key") {
+				return domain.Errorf(domain.CodeConflict, "another operation is running on tenant %s", in.TenantID)
+			}
+			return fmt.Errorf("insert operation: %w", err)
+		}
+		t.CurrentOperationID, t.UpdatedAt = &in.OperationID, now
+		if _, err := tx.NewUpdate().Model(&t).Column("current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("update tenant: %w", err)
+		}
+		res = OperationAnswer{Tenant: t, Operation: op, RequestID: op.RequestID}
+		return tenantEvent(ctx, tx, t, in.Request, "", "tenant."+string(in.Kind)+"_requested",
+			map[string]any{"operation_id": in.OperationID}, true, t.WorkflowID+"/requested/"+op.ID)
+	})
+	return res, err
+}
+
+// TenantOperation reads a tenant and one of its operations.
+func TenantOperation(ctx context.Context, db bun.IDB, tenantID, operationID string) (Tenant, Operation, error) {
+	var t Tenant
+	if err := db.NewSelect().Model(&t).Where("id = ?", tenantID).Scan(ctx); err != nil {
+		return t, Operation{}, fmt.Errorf("load tenant %s: %w", tenantID, err)
+	}
+	var op Operation
+	if err := db.NewSelect().Model(&op).Where("id = ? AND tenant_id = ?", operationID, tenantID).Scan(ctx); err != nil {
+		return t, op, fmt.Errorf("load operation %s: %w", operationID, err)
+	}
+	return t, op, nil
+}
+
+// OperationChange is a change to an operation and its tenant, with the
+// audit event that records it.
+type OperationChange struct {
+	TenantID    string
+	OperationID string
+	// Status, when set, becomes the operation's status; a final status ends
+	// the operation.
+	Status domain.OpStatus
+	// State, when set, becomes the tenant's state.
+	State domain.State
+	// Action is the audit event's action (empty: none), written by the
+	// system on behalf of Request's actor, or by Operator.
+	Action   string
+	Operator string
+	Request  TenantRequest
+	Data     map[string]any
+	// EventKey identifies the event for good, so a retried write writes
+	// it once.
+	EventKey string
+	// GraceEndsAt, when set, is when the decommission's grace period ends.
+	GraceEndsAt *time.Time
+	// EndLifetime clears an ephemeral tenant's expires_at.
+	EndLifetime bool
+}
+
+// RecordOperation applies a change to an operation and its tenant and
+// writes its event, in one transaction with the tenant's row locked; a
+// retry writes the event once. It returns the tenant as written.
+func RecordOperation(ctx context.Context, db bun.IDB, in OperationChange) (Tenant, error) {
+	var t Tenant
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
+			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
+		before := t.State
+		if in.State != "" {
+			t.State = string(in.State)
+		}
+		if in.Status != "" && in.Status.Ended() {
+			if t.CurrentOperationID != nil && *t.CurrentOperationID == in.OperationID {
+				t.CurrentOperationID = nil
+			}
+		}
+		t.UpdatedAt = now
+		if in.EndLifetime {
+			t.ExpiresAt = nil
+		}
+		if _, err := tx.NewUpdate().Model(&t).Column("state", "current_operation_id", "updated_at", "expires_at").WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("update tenant %s: %w", in.TenantID, err)
+		}
+		if in.Status != "" || in.GraceEndsAt != nil {
+			q := tx.NewUpdate().Model((*Operation)(nil)).Where("id = ?", in.OperationID)
+			if in.Status != "" {
+				q = q.Set("status = ?", in.Status)
+				if in.Status.Ended() {
+					q = q.Set("ended_at = coalesce(ended_at, ?)", now)
+				}
+			}
+			if in.GraceEndsAt != nil {
+				q = q.Set("grace_ends_at = ?", in.GraceEndsAt.UTC())
+			}
+			if _, err := q.Exec(ctx); err != nil {
+				return fmt.Errorf("update operation %s: %w", in.OperationID, err)
+			}
+		}
+		if in.Action == "" {
+			return nil
+		}
+		data := map[string]any{"operation_id": in.OperationID}
+		for k, v := range in.Data {
+			data[k] = v
+		}
+		if before != t.State {
+			data["before"], data["after"] = map[string]any{"state": before}, map[string]any{"state": t.State}
+		}
+		return tenantEvent(ctx, tx, t, in.Request, in.Operator, in.Action, data, false, in.EventKey)
+	})
+	return t, err
+}
+
+// tenantEvent writes a tenant's audit event, identified across retries by
+// key. A requested event is the human's own; any other is the system's on
+// the human's behalf, or an operator's.
+func tenantEvent(ctx context.Context, tx bun.Tx, t Tenant, r TenantRequest, operator, action string, data map[string]any, requested bool, key string) error {
+	ev := &AuditEvent{OrgID: t.OrgID, Action: action, TargetType: "tenant", TargetID: t.ID,
+		RequestID: r.RequestID, WorkflowID: t.WorkflowID, DedupKey: &key}
+	switch {
+	case requested:
+		ev.ActorType, ev.ActorID, ev.ActorEmail, ev.ActorName = r.Actor.Type, r.Actor.ID, r.Actor.Email, r.Actor.Name
+		ev.ClientAddr, ev.UserAgent = r.ClientAddr, r.UserAgent
+		if r.Actor.OnBehalfOf != nil {
+			b, err := json.Marshal(r.Actor.OnBehalfOf)
+			if err != nil {
+				return fmt.Errorf("encode on_behalf_of: %w", err)
+			}
+			ev.OnBehalfOf = b
+		}
+	case operator != "":
+		ev.ActorType, ev.ActorID = "operator", operator
+	default:
+		ev.ActorType, ev.ActorID = "system", "saga"
+		behalf := &r.Actor
+		if r.Actor.Type == "system" && r.Actor.OnBehalfOf != nil {
+			// The system's own request (an ephemeral tenant's end): its
+			// steps are done for whoever created the tenant.
+			behalf = r.Actor.OnBehalfOf
+		}
+		b, err := json.Marshal(behalf)
+		if err != nil {
+			return fmt.Errorf("encode on_behalf_of: %w", err)
+		}
+		ev.OnBehalfOf = b
+	}
+	if data != nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return fmt.Errorf("encode event data: %w", err)
+		}
+		ev.Data = b
+	}
+	_, err := InsertEvent(ctx, tx, ev)
+	return err
+}

@@ -1,0 +1,214 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// requester is the user the tests' requests come from.
+var requester = sync.OnceValue(func() string {
+	now := time.Now().UTC()
+	u := store.User{ID: domain.NewID(domain.PrefixUser), Email: "requester@example.test", Name: "Requester", PasswordHash: "-", CreatedAt: now, UpdatedAt: now}
+	if _, err := testDB.NewInsert().Model(&u).Exec(context.Background()); err != nil {
+		panic(err)
+	}
+	return u.ID
+})
+
+// newTenant is a reservation of a tenant called name in the organisation,
+// asked for by a service account acting for a member.
+func newTenant(org store.Organization, name string) store.NewTenant {
+	id := domain.NewID(domain.PrefixTenant)
+	return store.NewTenant{ID: id, OrgID: org.ID, Name: name, Environment: "prod", Hostname: name + "-" + org.Slug + ".test",
+		WorkflowID: "tenant/" + org.ID + "/" + id, OperationID: domain.NewID(domain.PrefixOperation), Steps: []string{"schema", "keys"},
+		Request: store.TenantRequest{UserID: requester(), RequestID: "req_" + id, ClientAddr: "192.0.2.1", UserAgent: "test",
+			Actor: domain.Actor{Type: "service_account", ID: "sa_1", Name: "ci-bot",
+				OnBehalfOf: &domain.Actor{Type: "member", ID: "mem_1", Email: "a@example.test"}}}}
+}
+
+func eventsOf(t *testing.T, targetID, action string) []store.AuditEvent {
+	t.Helper()
+	var evs []store.AuditEvent
+	if err := testDB.NewSelect().Model(&evs).Where("target_id = ? AND action = ?", targetID, action).Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func TestAReservedTenantIsWrittenOnceAndARetryIsAnsweredWithIt(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	in := newTenant(org, "alpha")
+	first, err := store.ReserveTenant(ctx, testDB, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Tenant.State != string(domain.StateProvisioning) || first.Operation.Status != string(domain.OpRunning) ||
+		*first.Tenant.CurrentOperationID != in.OperationID || len(first.Operation.Steps) != 2 || first.RequestID != in.Request.RequestID {
+		t.Fatalf("reserved %+v", first)
+	}
+	retry := in
+	retry.OperationID, retry.Request.RequestID = domain.NewID(domain.PrefixOperation), "req_retry"
+	again, err := store.ReserveTenant(ctx, testDB, retry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Tenant.ID != in.ID || again.Operation.ID != in.OperationID || again.RequestID != in.Request.RequestID {
+		t.Fatalf("the retry was answered %+v, want the first reservation", again)
+	}
+	evs := eventsOf(t, in.ID, "tenant.create_requested")
+	if len(evs) != 1 {
+		t.Fatalf("%d create_requested events, want 1", len(evs))
+	}
+	e := evs[0]
+	if e.ActorType != "service_account" || e.ActorID != "sa_1" || e.ActorName != "ci-bot" || e.ClientAddr != "192.0.2.1" {
+		t.Errorf("the event names %s %s %q from %s", e.ActorType, e.ActorID, e.ActorName, e.ClientAddr)
+	}
+	var behalf domain.Actor
+	if err := json.Unmarshal(e.OnBehalfOf, &behalf); err != nil || behalf.ID != "mem_1" || behalf.Email != "a@example.test" {
+		t.Errorf("on_behalf_of %s (%v)", e.OnBehalfOf, err)
+	}
+}
+
+func TestANameOrHostnameTakenByALiveTenantIsRefused(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	if _, err := store.ReserveTenant(ctx, testDB, newTenant(org, "beta")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.ReserveTenant(ctx, testDB, newTenant(org, "beta"))
+	if domain.ErrorCode(err) != domain.CodeConflict || !strings.Contains(err.Error(), `tenant name "beta" is taken`) {
+		t.Errorf("the same name: %v", err)
+	}
+	other := newOrg(t)
+	clash := newTenant(other, "gamma")
+	clash.Hostname = "beta-" + org.Slug + ".test"
+	_, err = store.ReserveTenant(ctx, testDB, clash)
+	if domain.ErrorCode(err) != domain.CodeConflict || !strings.Contains(err.Error(), "hostname") || strings.Contains(err.Error(), org.ID) {
+		t.Errorf("the same hostname in another organisation: %v", err)
+	}
+}
+
+// TestTheTenantQuotaHoldsAgainstConcurrentReservations reserves more
+// tenants at once than the free plan allows: the quota is checked in the
+// reserving transaction, with the organisation's row locked, so exactly
+// the plan's number are written and the others are told the quota.
+func TestTheTenantQuotaHoldsAgainstConcurrentReservations(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	if _, err := testDB.NewUpdate().Model(&org).Set("plan_id = 'free'").WherePK().Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = store.ReserveTenant(ctx, testDB, newTenant(org, "quota-"+string(rune('a'+i))))
+		}()
+	}
+	wg.Wait()
+	var ok int
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case domain.ErrorCode(err) != domain.CodeConflict || !strings.HasSuffix(err.Error(), "tenant quota reached: plan free allows 2 tenants"):
+			t.Errorf("a refusal: %v", err)
+		}
+	}
+	live, err := store.CountLiveTenants(ctx, testDB, org.ID)
+	if ok != 2 || err != nil || live != 2 {
+		t.Fatalf("%d reservations written, %d live tenants (%v); the free plan allows 2", ok, live, err)
+	}
+}
+
+func TestATransitionBeginsFromTheStatesItAllowsAndARetryOfItsUpdateFindsIt(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	res, err := store.ReserveTenant(ctx, testDB, newTenant(org, "delta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := res.Tenant
+	suspend := store.Transition{TenantID: tenant.ID, OrgID: org.ID, OperationID: domain.NewID(domain.PrefixOperation), Kind: domain.OpSuspend,
+		Steps: []string{"suspend_route"}, UpdateID: "suspend/k1", Request: store.TenantRequest{UserID: requester(), RequestID: "req_s1",
+			Actor: domain.Actor{Type: "member", ID: "mem_1", Email: "a@example.test"}}}
+	if _, err := store.BeginOperation(ctx, testDB, suspend); domain.ErrorCode(err) != domain.CodeConflict {
+		t.Fatalf("suspending a provisioning tenant: %v, want CONFLICT", err)
+	}
+	if _, err := store.RecordOperation(ctx, testDB, store.OperationChange{TenantID: tenant.ID, OperationID: res.Operation.ID,
+		Status: domain.OpSucceeded, State: domain.StateActive, Action: "tenant.provisioned", EventKey: tenant.WorkflowID + "/provisioned"}); err != nil {
+		t.Fatal(err)
+	}
+	begun, err := store.BeginOperation(ctx, testDB, suspend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if begun.Replayed || begun.Operation.ID != suspend.OperationID || *begun.Tenant.CurrentOperationID != suspend.OperationID {
+		t.Fatalf("begun %+v", begun)
+	}
+	// A retry whose update Temporal lost runs the row its first attempt
+	// wrote: found by the update id, still running, not a replay.
+	retry := suspend
+	retry.OperationID, retry.Request.RequestID = domain.NewID(domain.PrefixOperation), "req_s2"
+	again, err := store.BeginOperation(ctx, testDB, retry)
+	if err != nil || again.Replayed || again.Operation.ID != suspend.OperationID || again.RequestID != "req_s1" {
+		t.Fatalf("the retry: %+v, %v", again, err)
+	}
+	if _, err := store.RecordOperation(ctx, testDB, store.OperationChange{TenantID: tenant.ID, OperationID: suspend.OperationID,
+		Status: domain.OpSucceeded, State: domain.StateSuspended, Action: "tenant.suspended", EventKey: tenant.WorkflowID + "/suspended"}); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := store.BeginOperation(ctx, testDB, retry)
+	if err != nil || !ended.Replayed || ended.Operation.Status != string(domain.OpSucceeded) {
+		t.Fatalf("a retry after the operation ended: %+v, %v", ended, err)
+	}
+	if n := len(eventsOf(t, tenant.ID, "tenant.suspend_requested")); n != 1 {
+		t.Errorf("%d suspend_requested events, want 1", n)
+	}
+}
+
+func TestARecordEndsTheOperationAndWritesItsEventOnce(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	res, err := store.ReserveTenant(ctx, testDB, newTenant(org, "epsilon"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := store.OperationChange{TenantID: res.Tenant.ID, OperationID: res.Operation.ID, Status: domain.OpSucceeded, State: domain.StateActive,
+		Action: "tenant.provisioned", Request: store.TenantRequest{Actor: domain.Actor{Type: "member", ID: "mem_1", Email: "a@example.test"}},
+		Data: map[string]any{"steps": 3}, EventKey: res.Tenant.WorkflowID + "/provisioned"}
+	for range 2 {
+		got, err := store.RecordOperation(ctx, testDB, change)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != string(domain.StateActive) || got.CurrentOperationID != nil {
+			t.Fatalf("recorded %+v", got)
+		}
+	}
+	t2, op, err := store.TenantOperation(ctx, testDB, res.Tenant.ID, res.Operation.ID)
+	if err != nil || t2.State != string(domain.StateActive) || op.Status != string(domain.OpSucceeded) || op.EndedAt == nil {
+		t.Fatalf("read back %+v %+v %v", t2, op, err)
+	}
+	evs := eventsOf(t, res.Tenant.ID, "tenant.provisioned")
+	if len(evs) != 1 {
+		t.Fatalf("%d provisioned events, want 1", len(evs))
+	}
+	var data map[string]any
+	_ = json.Unmarshal(evs[0].Data, &data)
+	if evs[0].ActorType != "system" || !strings.Contains(string(evs[0].OnBehalfOf), "mem_1") || data["operation_id"] != res.Operation.ID ||
+		data["before"] == nil || data["steps"] != float64(3) {
+		t.Errorf("the event: %s %s on behalf of %s, data %s", evs[0].ActorType, evs[0].ActorID, evs[0].OnBehalfOf, evs[0].Data)
+	}
+}
