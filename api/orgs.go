@@ -1,11 +1,9 @@
 package api
 
 import (
-	"context"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/uptrace/bun"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -87,41 +85,7 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 			return err
 		}
 	}
-	ctx := c.UserContext()
-	if req.Plan != nil {
-		if _, err := store.PlanByID(ctx, s.db, *req.Plan); err != nil {
-			if domain.ErrorCode(err) == domain.CodeNotFound {
-				return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
-					FieldErrors: []domain.FieldError{{Field: "plan", Message: "unknown plan; one of free, team, enterprise"}}}
-			}
-			return err
-		}
-	}
-	var o store.Organization
-	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&o).Where("id = ?", who.OrgID).For("UPDATE").Scan(ctx); err != nil {
-			return err
-		}
-		before, after := map[string]any{}, map[string]any{}
-		if req.Name != nil && *req.Name != o.Name {
-			before["name"], after["name"] = o.Name, *req.Name
-			o.Name = *req.Name
-		}
-		if req.Plan != nil && *req.Plan != o.PlanID {
-			before["plan"], after["plan"] = o.PlanID, *req.Plan
-			o.PlanID = *req.Plan
-		}
-		if len(after) == 0 {
-			return nil
-		}
-		o.UpdatedAt = time.Now().UTC()
-		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "updated_at").WherePK().Exec(ctx); err != nil {
-			return err
-		}
-		_, err := store.InsertEvent(ctx, tx, s.eventBase(c, who).Event("organization.updated", "organization", o.ID,
-			map[string]any{"before": before, "after": after}))
-		return err
-	})
+	o, err := store.UpdateOrganization(c.UserContext(), s.db, who.OrgID, store.OrgChange{Name: req.Name, Plan: req.Plan}, s.eventBase(c, who))
 	if err != nil {
 		return err
 	}

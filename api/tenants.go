@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -170,96 +171,74 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	if !who.sees(req.Environment) {
 		return domain.Errorf(domain.CodeForbidden, "this service account acts on tenants of environments %v only", who.environments())
 	}
-	var expiresAt *time.Time
-	var lifetime time.Duration
-	if req.ExpiresIn != nil {
-		if *req.ExpiresIn > int64(s.tenantMaxLifetime/time.Second) {
-			return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: []domain.FieldError{{Field: "expires_in",
-				Message: fmt.Sprintf("at most %d seconds", int64(s.tenantMaxLifetime/time.Second))}}}
-		}
-		lifetime = time.Duration(*req.ExpiresIn) * time.Second
-		at := time.Now().UTC().Add(lifetime).Truncate(time.Microsecond)
-		expiresAt = &at
-	}
-	key, err := idempotencyKey(c)
+	in, err := s.creation(c, who, req)
 	if err != nil {
 		return err
 	}
-	workflowID := workflows.WorkflowID(who.OrgID, key)
-	// A retry of a creation that got its answer is answered from the rows
-	// it wrote: one indexed read instead of a round trip through Temporal.
-	if res, ok, err := s.createdBefore(c, workflowID); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		return s.replayCreate(c, req, key, res)
-	}
-	res, err := s.tenants.CreateTenant(c.UserContext(), workflows.Create{
-		OrgID: who.OrgID, Key: key, Name: req.Name, Environment: req.Environment, Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase,
-		Request: s.request(c, who), ExpiresAt: expiresAt, Lifetime: lifetime,
-	})
-	if errors.Is(err, workflows.ErrEnded) {
-		// The key's workflow has ended, with its tenant written.
-		if res, ok, err := s.createdBefore(c, workflowID); err != nil || ok {
-			if err != nil {
-				return err
-			}
-			return s.replayCreate(c, req, key, res)
-		}
-		return domain.Errorf(domain.CodeConflict, "Idempotency-Key %s was used by a creation that did not complete", key)
-	}
+	res, err := s.create(c.UserContext(), in)
 	if err != nil {
 		return err
-	}
-	return s.replayCreate(c, req, key, res)
-}
-
-// createdBefore finds the tenant and provisioning operation a creation with
-// this workflow id wrote, as the creation answered them: the tenant in
-// provisioning, the operation running with its steps pending.
-func (s *Server) createdBefore(c *fiber.Ctx, workflowID string) (activities.OperationResult, bool, error) {
-	var res activities.OperationResult
-	ctx := c.UserContext()
-	var t store.Tenant
-	err := s.db.NewSelect().Model(&t).Where("workflow_id = ?", workflowID).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) {
-		return res, false, nil
-	}
-	if err != nil {
-		return res, false, err
-	}
-	ops, err := store.ListOperations(ctx, s.db, t.ID, store.Keyset{}, 1)
-	if err != nil || len(ops) == 0 {
-		return res, false, err
-	}
-	op := ops[0]
-	t.State, t.CurrentOperationID, t.UpdatedAt = string(domain.StateProvisioning), &op.ID, t.CreatedAt
-	names := make([]string, len(op.Steps))
-	for i, st := range op.Steps {
-		names[i] = st.Name
-	}
-	op.Status, op.Steps, op.EndedAt = string(domain.OpRunning), store.StepNames(names...), nil
-	return activities.OperationResult{Tenant: activities.TenantRecordOf(t), Operation: activities.OperationRecordOf(op), RequestID: op.RequestID}, true, nil
-}
-
-// replayCreate answers a creation: the original answer for its own first
-// request, the same answer marked replayed for a retry, and 422 for another
-// request that reuses the key.
-func (s *Server) replayCreate(c *fiber.Ctx, req createTenantRequest, key string, res activities.OperationResult) error {
-	if res.Tenant.Name != req.Name || res.Tenant.Environment != req.Environment || !sameLifetime(req.ExpiresIn, res.Tenant) {
-		return domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", key)
 	}
 	return s.writeLifecycle(c, res)
 }
 
-// sameLifetime reports whether a creation's expires_in is the one the
-// tenant was created with (for a tenant created before lifetimes were
-// kept, whether both have one).
-func sameLifetime(expiresIn *int64, t activities.TenantRecord) bool {
-	if t.LifetimeSeconds != nil {
-		return expiresIn != nil && *expiresIn == *t.LifetimeSeconds
+// creation is the tenant a request asks for: its lifetime within the
+// server's bound, its idempotency key and hostname, and who asks.
+func (s *Server) creation(c *fiber.Ctx, who *caller, req createTenantRequest) (workflows.Create, error) {
+	in := workflows.Create{OrgID: who.OrgID, Name: req.Name, Environment: req.Environment,
+		Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase, Request: s.request(c, who)}
+	if req.ExpiresIn != nil {
+		if *req.ExpiresIn > int64(s.tenantMaxLifetime/time.Second) {
+			return in, &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: []domain.FieldError{{Field: "expires_in",
+				Message: fmt.Sprintf("at most %d seconds", int64(s.tenantMaxLifetime/time.Second))}}}
+		}
+		in.Lifetime = time.Duration(*req.ExpiresIn) * time.Second
+		at := time.Now().UTC().Add(in.Lifetime).Truncate(time.Microsecond)
+		in.ExpiresAt = &at
 	}
-	return (expiresIn != nil) == (t.ExpiresAt != nil)
+	var err error
+	in.Key, err = idempotencyKey(c)
+	return in, err
+}
+
+// create answers a creation: the original answer for its own first
+// request, the same answer for a retry (from the rows the creation wrote,
+// one indexed read instead of a round trip through Temporal, once they
+// exist), and 422 for another request that reuses the key.
+func (s *Server) create(ctx context.Context, in workflows.Create) (activities.OperationResult, error) {
+	workflowID := workflows.WorkflowID(in.OrgID, in.Key)
+	ans, found, err := store.CreatedTenant(ctx, s.db, workflowID)
+	if err != nil {
+		return activities.OperationResult{}, err
+	}
+	res := activities.ResultOf(ans)
+	if !found {
+		res, err = s.tenants.CreateTenant(ctx, in)
+		if errors.Is(err, workflows.ErrEnded) {
+			// The key's workflow has ended, with its tenant written.
+			if ans, found, err = store.CreatedTenant(ctx, s.db, workflowID); err == nil && !found {
+				err = domain.Errorf(domain.CodeConflict, "Idempotency-Key %s was used by a creation that did not complete", in.Key)
+			}
+			res = activities.ResultOf(ans)
+		}
+		if err != nil {
+			return activities.OperationResult{}, err
+		}
+	}
+	if res.Tenant.Name != in.Name || res.Tenant.Environment != in.Environment || !sameLifetime(in, res.Tenant) {
+		return activities.OperationResult{}, domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", in.Key)
+	}
+	return res, nil
+}
+
+// sameLifetime reports whether a creation's lifetime is the one the tenant
+// was created with (for a tenant created before lifetimes were kept,
+// whether both have one).
+func sameLifetime(in workflows.Create, t activities.TenantRecord) bool {
+	if t.LifetimeSeconds != nil {
+		return in.ExpiresAt != nil && int64(in.Lifetime/time.Second) == *t.LifetimeSeconds
+	}
+	return (in.ExpiresAt != nil) == (t.ExpiresAt != nil)
 }
 
 // transition asks the tenant's workflow for an operation; the idempotency

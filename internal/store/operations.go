@@ -144,6 +144,33 @@ func hostnameTaken(hostname string) error {
 	return domain.Errorf(domain.CodeConflict, "hostname %s is taken; choose another tenant name", hostname)
 }
 
+// CreatedTenant finds the tenant and provisioning operation the creation
+// of this workflow id wrote, as the creation answered them: the tenant in
+// provisioning, the operation running with its steps pending. found is
+// false when no creation of that workflow has written its tenant.
+func CreatedTenant(ctx context.Context, db bun.IDB, workflowID string) (res OperationAnswer, found bool, err error) {
+	var t Tenant
+	err = db.NewSelect().Model(&t).Where("workflow_id = ?", workflowID).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return res, false, nil
+	}
+	if err != nil {
+		return res, false, err
+	}
+	ops, err := ListOperations(ctx, db, t.ID, Keyset{}, 1)
+	if err != nil || len(ops) == 0 {
+		return res, false, err
+	}
+	op := ops[0]
+	t.State, t.CurrentOperationID, t.UpdatedAt = string(domain.StateProvisioning), &op.ID, t.CreatedAt
+	names := make([]string, len(op.Steps))
+	for i, st := range op.Steps {
+		names[i] = st.Name
+	}
+	op.Status, op.Steps, op.EndedAt = string(domain.OpRunning), StepNames(names...), nil
+	return OperationAnswer{Tenant: t, Operation: op, RequestID: op.RequestID}, true, nil
+}
+
 // Transition is a lifecycle operation to begin on a tenant.
 type Transition struct {
 	TenantID    string

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -211,4 +212,38 @@ func TestARecordEndsTheOperationAndWritesItsEventOnce(t *testing.T) {
 		data["before"] == nil || data["steps"] != float64(3) {
 		t.Errorf("the event: %s %s on behalf of %s, data %s", evs[0].ActorType, evs[0].ActorID, evs[0].OnBehalfOf, evs[0].Data)
 	}
+	// The creation's answer, read back after it ended, is what it was.
+	created, found, err := store.CreatedTenant(ctx, testDB, res.Tenant.WorkflowID)
+	if err != nil || !found || created.Tenant.State != string(domain.StateProvisioning) || created.Operation.Status != string(domain.OpRunning) ||
+		created.Operation.Steps[0].Status != "pending" || created.RequestID != res.RequestID {
+		t.Errorf("the creation's answer: %+v %v %v", created, found, err)
+	}
+	if _, found, err := store.CreatedTenant(ctx, testDB, "tenant/"+org.ID+"/nothing"); found || err != nil {
+		t.Errorf("a workflow that wrote nothing: %v %v", found, err)
+	}
+}
+
+func TestAnOrganizationIsUpdatedWithItsEventAndAnUnknownPlanIsABadRequest(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	ev := store.EventBase{OrgID: org.ID, ActorType: "member", ActorID: "mem_1", ActorEmail: "a@example.test", RequestID: "req_o1"}
+	plan := "platinum"
+	_, err := store.UpdateOrganization(ctx, testDB, org.ID, store.OrgChange{Plan: &plan}, ev)
+	var de *domain.Error
+	if domain.ErrorCode(err) != domain.CodeBadRequest || !errors.As(err, &de) || len(de.FieldErrors) != 1 || de.FieldErrors[0].Field != "plan" {
+		t.Fatalf("an unknown plan: %v", err)
+	}
+	name, plan := "Renamed", "enterprise"
+	o, err := store.UpdateOrganization(ctx, testDB, org.ID, store.OrgChange{Name: &name, Plan: &plan}, ev)
+	if err != nil || o.Name != name || o.PlanID != plan {
+		t.Fatalf("updated %+v, %v", o, err)
+	}
+	if o, err = store.UpdateOrganization(ctx, testDB, org.ID, store.OrgChange{Name: &name}, ev); err != nil || o.Name != name {
+		t.Fatalf("the same name again: %+v, %v", o, err)
+	}
+	evs := eventsOf(t, org.ID, "organization.updated")
+	if len(evs) != 1 {
+		t.Fatalf("%d organization.updated events, want 1 (a change to nothing writes none)", len(evs))
+	}
+	sameJSON(t, "data", evs[0].Data, `{"before":{"name":"Org","plan":"team"},"after":{"name":"Renamed","plan":"enterprise"}}`)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -117,4 +118,53 @@ func OrgUsage(ctx context.Context, db bun.IDB, orgID string) (Usage, error) {
 		return Usage{}, fmt.Errorf("usage of %s: %w", orgID, err)
 	}
 	return Usage{Plan: row.Plan, Tenants: row.Tenants, Members: row.Members, PendingInvitations: row.PendingInvitations}, nil
+}
+
+// OrgChange is a change to an organisation: a new name, a new plan, or
+// both (nil: unchanged).
+type OrgChange struct {
+	Name *string
+	Plan *string
+}
+
+// UpdateOrganization renames the organisation and changes its plan, in one
+// transaction with its row locked, and records organization.updated with
+// the before and after of what changed (ev is the request's). An unknown
+// plan is refused as a bad request; a change to what the organisation
+// already has writes nothing. It returns the organisation as it is.
+func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgChange, ev EventBase) (Organization, error) {
+	if ch.Plan != nil {
+		if _, err := PlanByID(ctx, db, *ch.Plan); err != nil {
+			if domain.ErrorCode(err) == domain.CodeNotFound {
+				return Organization{}, &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
+					FieldErrors: []domain.FieldError{{Field: "plan", Message: "unknown plan; one of free, team, enterprise"}}}
+			}
+			return Organization{}, err
+		}
+	}
+	var o Organization
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&o).Where("id = ?", orgID).For("UPDATE").Scan(ctx); err != nil {
+			return fmt.Errorf("lock organisation %s: %w", orgID, err)
+		}
+		before, after := map[string]any{}, map[string]any{}
+		if ch.Name != nil && *ch.Name != o.Name {
+			before["name"], after["name"] = o.Name, *ch.Name
+			o.Name = *ch.Name
+		}
+		if ch.Plan != nil && *ch.Plan != o.PlanID {
+			before["plan"], after["plan"] = o.PlanID, *ch.Plan
+			o.PlanID = *ch.Plan
+		}
+		if len(after) == 0 {
+			return nil
+		}
+		o.UpdatedAt = time.Now().UTC()
+		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "updated_at").WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("update organisation %s: %w", orgID, err)
+		}
+		_, err := InsertEvent(ctx, tx, ev.Event("organization.updated", "organization", o.ID, map[string]any{"before": before, "after": after}))
+		return err
+	})
+	return o, err
 }
