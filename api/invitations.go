@@ -69,10 +69,8 @@ func (s *Server) invite(c *fiber.Ctx, who *caller) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	if req.Role == domain.RoleOwner {
-		if err := who.require(domain.ActionOwnersManage); err != nil {
-			return err
-		}
+	if err := who.mayGrant(req.Role); err != nil {
+		return err
 	}
 	ctx := c.UserContext()
 	org, err := store.OrgByID(ctx, s.db, who.OrgID)
@@ -107,10 +105,7 @@ func (s *Server) listInvitations(c *fiber.Ctx, who *caller) error {
 // ownerInvitations: only owners touch an invitation to become an owner.
 func ownerInvitations(who *caller) func(store.Invitation) error {
 	return func(inv store.Invitation) error {
-		if inv.Role == string(domain.RoleOwner) {
-			return who.require(domain.ActionOwnersManage)
-		}
-		return nil
+		return who.mayGrant(domain.Role(inv.Role))
 	}
 }
 

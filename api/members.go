@@ -40,10 +40,7 @@ func (s *Server) changeRole(c *fiber.Ctx, who *caller) error {
 	}
 	memberID := c.Params("member_id")
 	check := func(target store.MemberView) error {
-		if target.Role == string(domain.RoleOwner) || req.Role == domain.RoleOwner {
-			return who.require(domain.ActionOwnersManage)
-		}
-		return nil
+		return who.mayGrant(domain.Role(target.Role), req.Role)
 	}
 	_, after, err := store.ChangeRole(c.UserContext(), s.db, who.OrgID, memberID, req.Role, check, s.eventBase(c, who))
 	if err != nil {
@@ -58,10 +55,10 @@ func (s *Server) removeMember(c *fiber.Ctx, who *caller) error {
 	memberID := c.Params("member_id")
 	leaving := memberID == who.MemberID
 	check := func(target store.MemberView) error {
-		if !leaving && target.Role == string(domain.RoleOwner) {
-			return who.require(domain.ActionOwnersManage)
+		if leaving {
+			return nil
 		}
-		return nil
+		return who.mayGrant(domain.Role(target.Role))
 	}
 	removed, err := store.RemoveMember(c.UserContext(), s.db, who.OrgID, memberID, check, s.eventBase(c, who), leaving)
 	if err != nil {

@@ -50,10 +50,7 @@ func routeDocs() map[string]doc {
 	const v1 = "/api/v1"
 	const org = v1 + "/organizations/:org_id"
 	tenantState := enumParam("state", "only tenants in this state", domain.States)
-	lifecycle := func(id, summary, desc string) doc {
-		return doc{id: id, summary: summary, desc: desc, data: lifecycleResponse{}, status: fiber.StatusAccepted}
-	}
-	return map[string]doc{
+	docs := map[string]doc{
 		"POST " + v1 + "/auth/sign-in": {id: "signIn", summary: "Sign in with email and password",
 			desc: "Returns a bearer token. Password checks are throttled per email from one client address, per email (short delays) and per client address; a throttled caller gets 429 with Retry-After.",
 			body: signInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
@@ -92,13 +89,6 @@ func routeDocs() map[string]doc {
 			body: createTenantRequest{}, data: lifecycleResponse{}, status: fiber.StatusAccepted},
 		"GET " + org + "/tenants":            {id: "listTenants", summary: "Tenants of the organisation", data: tenantView{}, list: true, query: append(listParams(), tenantState)},
 		"GET " + org + "/tenants/:tenant_id": {id: "getTenant", summary: "One tenant", data: tenantView{}},
-		"POST " + org + "/tenants/:tenant_id/suspend": lifecycle("suspendTenant", "Suspend an active tenant",
-			"Disables its route and ends its sessions. The Idempotency-Key is the update id on the tenant's workflow."),
-		"POST " + org + "/tenants/:tenant_id/resume": lifecycle("resumeTenant", "Resume a suspended tenant", ""),
-		"POST " + org + "/tenants/:tenant_id/decommission": lifecycle("decommissionTenant", "Decommission a tenant",
-			"Suspends it at once and destroys it when the grace period ends, unless it is restored first."),
-		"POST " + org + "/tenants/:tenant_id/restore": lifecycle("restoreTenant", "Restore a tenant during its decommission grace period",
-			"The tenant is left suspended."),
 		"GET " + org + "/tenants/:tenant_id/operations": {id: "listTenantOperations", summary: "The tenant's operations (saga status view), newest first",
 			data: operationView{}, list: true, query: listParams()},
 		"GET " + org + "/events": {id: "listEvents", summary: "The organisation's audit trail, newest first",
@@ -129,6 +119,11 @@ func routeDocs() map[string]doc {
 		"DELETE " + org + "/service-accounts/:service_account_id/tokens/:token_id": {id: "revokeServiceToken", summary: "Revoke a token at once", data: store.ServiceTokenView{}},
 		"GET " + v1 + "/openapi.json": {id: "getOpenAPI", summary: "This document", raw: true},
 	}
+	for _, t := range domain.Requested() {
+		docs["POST "+transitionPath(org, t)] = doc{id: string(t.Kind) + "Tenant", summary: t.Summary, desc: t.Description,
+			data: lifecycleResponse{}, status: fiber.StatusAccepted}
+	}
+	return docs
 }
 
 // buildOpenAPI builds the document of routes from docs, which must hold an
@@ -570,6 +565,15 @@ func customizeSchema(name string, t reflect.Type, tag reflect.StructTag, s *open
 	}
 	if t == reflect.TypeFor[domain.Action]() {
 		s.Enum = anys(domain.Actions())
+	}
+	if t == reflect.TypeFor[domain.OpKind]() {
+		// A tenant's actions: the transitions a caller requests.
+		for _, tr := range domain.Requested() {
+			s.Enum = append(s.Enum, string(tr.Kind))
+		}
+	}
+	if t == reflect.TypeFor[domain.Scope]() {
+		s.Enum = anys(domain.Scopes)
 	}
 	if t.Kind() == reflect.Struct && s.Properties != nil {
 		s.Required = nil

@@ -18,6 +18,12 @@ type orgView struct {
 	// Permissions are the actions the caller's role allows here, so a
 	// client can offer only what will be allowed (the server still checks).
 	Permissions []domain.Action `json:"permissions"`
+	// GrantableRoles, ServiceAccountRoles and ServiceAccountScopes are what
+	// the caller may give members and invitations, and service accounts:
+	// the server's own rules, so a client offers only what it will allow.
+	GrantableRoles       []domain.Role  `json:"grantable_roles" doc:"The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage)."`
+	ServiceAccountRoles  []domain.Role  `json:"service_account_roles" doc:"The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed."`
+	ServiceAccountScopes []domain.Scope `json:"service_account_scopes" doc:"Every scope a service account may hold."`
 	// TenantDomain is the domain its tenants are served under: a tenant
 	// is at <name>-<slug>.<tenant_domain>, so a client can show the
 	// hostname a tenant will get before creating it.
@@ -27,7 +33,9 @@ type orgView struct {
 }
 
 func (s *Server) newOrgView(o store.Organization, role string) orgView {
-	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: domain.Permissions(domain.Role(role)),
+	r := domain.Role(role)
+	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: domain.Permissions(r),
+		GrantableRoles: r.Grantable(), ServiceAccountRoles: r.ServiceAccountRoles(), ServiceAccountScopes: domain.Scopes,
 		TenantDomain: s.domainBase, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 

@@ -80,11 +80,46 @@ func (c *caller) require(a domain.Action) error {
 	return nil
 }
 
+// mayGrant refuses unless the caller's role may give (or take away) each
+// role: the rule the organisation view's grantable_roles lists.
+func (c *caller) mayGrant(roles ...domain.Role) error {
+	for _, g := range roles {
+		if !c.role().MayGrant(g) {
+			if err := c.require(domain.ActionMembersManage); err != nil {
+				return err
+			}
+			return c.require(domain.ActionOwnersManage)
+		}
+	}
+	return nil
+}
+
+// authorize is the one rule of what a caller may do in its organisation: a
+// member's role must allow the action; a service account's scopes must hold
+// the scope (a route that names none is closed to it), and both its own role
+// and its accountable member's role must allow the action.
+func (c *caller) authorize(a domain.Action, scope domain.Scope) error {
+	sa := c.ServiceAccount
+	switch {
+	case sa == nil:
+		return c.require(a)
+	case scope == "":
+		return domain.Errorf(domain.CodeForbidden, "service accounts cannot use this route")
+	case !sa.Has(scope):
+		return domain.Errorf(domain.CodeForbidden, "this service account's scopes do not include %s", scope)
+	case !domain.Allowed(domain.Role(sa.Role), a):
+		return domain.Errorf(domain.CodeForbidden, "this service account's role (%s) does not allow %s", sa.Role, a)
+	case !domain.Allowed(domain.Role(sa.HumanRole), a):
+		return domain.Errorf(domain.CodeForbidden, "the role of this service account's accountable member (%s) does not allow %s", sa.HumanRole, a)
+	}
+	return nil
+}
+
 // table is every route of the API.
 func (s *Server) table() []route {
 	const v1 = "/api/v1"
 	const org = v1 + "/organizations/:org_id"
-	return []route{
+	routes := []route{
 		{Route{"POST", v1 + "/auth/sign-in", Public, "", false, ""}, s.signIn},
 		{Route{"POST", v1 + "/auth/sign-out", User, "", false, ""}, s.signOut},
 		{Route{"GET", v1 + "/me", User, "", false, ""}, s.me},
@@ -104,10 +139,6 @@ func (s *Server) table() []route {
 		{Route{"POST", org + "/tenants", Org, domain.ActionTenantWrite, false, domain.ScopeTenantsCreate}, s.createTenant},
 		{Route{"GET", org + "/tenants", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listTenants},
 		{Route{"GET", org + "/tenants/:tenant_id", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.getTenant},
-		{Route{"POST", org + "/tenants/:tenant_id/suspend", Org, domain.ActionTenantWrite, false, domain.ScopeTenantsSuspend}, s.limitTransitions(s.transition(domain.OpSuspend))},
-		{Route{"POST", org + "/tenants/:tenant_id/resume", Org, domain.ActionTenantWrite, false, domain.ScopeTenantsResume}, s.limitTransitions(s.transition(domain.OpResume))},
-		{Route{"POST", org + "/tenants/:tenant_id/decommission", Org, domain.ActionTenantDestroy, false, domain.ScopeTenantsDecommission}, s.limitTransitions(s.transition(domain.OpDecommission))},
-		{Route{"POST", org + "/tenants/:tenant_id/restore", Org, domain.ActionTenantDestroy, false, domain.ScopeTenantsRestore}, s.limitTransitions(s.transition(domain.OpRestore))},
 		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listOperations},
 		{Route{"GET", org + "/events", Org, domain.ActionAuditRead, false, domain.ScopeEventsRead}, s.listEvents},
 		{Route{"GET", org + "/service-accounts", Org, domain.ActionRead, false, ""}, s.listServiceAccounts},
@@ -120,6 +151,12 @@ func (s *Server) table() []route {
 		{Route{"DELETE", org + "/service-accounts/:service_account_id/tokens/:token_id", Org, domain.ActionServiceAccountsManage, false, ""}, s.revokeServiceToken},
 		{Route{"GET", v1 + "/openapi.json", Public, "", false, ""}, s.openAPIJSON},
 	}
+	// A tenant's transitions are the lifecycle table's rows.
+	for _, t := range domain.Requested() {
+		routes = append(routes, route{Route{"POST", transitionPath(org, t), Org, t.Action, false, t.Scope},
+			s.limitTransitions(s.transition(t.Kind))})
+	}
+	return routes
 }
 
 // Routes lists the API's routes with their access rules.
@@ -199,7 +236,7 @@ func (s *Server) guard(r route) fiber.Handler {
 			}
 			self := r.SelfAllowed && c.Params("member_id") == p.MemberID
 			if !self {
-				if err := who.require(r.Action); err != nil {
+				if err := who.authorize(r.Action, r.Scope); err != nil {
 					return err
 				}
 			}
@@ -247,17 +284,8 @@ func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 	if err := s.rateLimit(c, "org:"+who.OrgID, limit); err != nil {
 		return err
 	}
-	if r.Scope == "" {
-		return domain.Errorf(domain.CodeForbidden, "service accounts cannot use this route")
-	}
-	if !sa.Has(r.Scope) {
-		return domain.Errorf(domain.CodeForbidden, "this service account's scopes do not include %s", r.Scope)
-	}
-	if !domain.Allowed(domain.Role(sa.Role), r.Action) {
-		return domain.Errorf(domain.CodeForbidden, "this service account's role (%s) does not allow %s", sa.Role, r.Action)
-	}
-	if !domain.Allowed(domain.Role(sa.HumanRole), r.Action) {
-		return domain.Errorf(domain.CodeForbidden, "the role of this service account's accountable member (%s) does not allow %s", sa.HumanRole, r.Action)
+	if err := who.authorize(r.Action, r.Scope); err != nil {
+		return err
 	}
 	if sa.LastUsedAt == nil || time.Since(*sa.LastUsedAt) > time.Minute {
 		if err := store.TouchServiceToken(c.UserContext(), s.db, sa.TokenID, c.IP()); err != nil {

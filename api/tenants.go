@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
@@ -46,26 +46,31 @@ func (r *createTenantRequest) validate() []domain.FieldError {
 // database column or a workflow payload can change without changing the
 // contract.
 type tenantView struct {
-	ID                 string     `json:"id"`
-	OrgID              string     `json:"org_id"`
-	Name               string     `json:"name"`
-	Environment        string     `json:"environment"`
-	State              string     `json:"state"`
-	Hostname           string     `json:"hostname"`
-	AdminURL           string     `json:"admin_url"`
-	WorkflowID         string     `json:"workflow_id"`
-	WorkflowURL        string     `json:"workflow_url,omitempty" doc:"The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL)."`
-	CurrentOperationID *string    `json:"current_operation_id"`
-	CreatedBy          string     `json:"created_by"`
-	CreatedAt          time.Time  `json:"created_at"`
-	UpdatedAt          time.Time  `json:"updated_at"`
-	ExpiresAt          *time.Time `json:"expires_at" doc:"When an ephemeral tenant is decommissioned by its saga; null for a tenant without a lifetime."`
+	ID                 string          `json:"id"`
+	OrgID              string          `json:"org_id"`
+	Name               string          `json:"name"`
+	Environment        string          `json:"environment"`
+	State              string          `json:"state"`
+	Hostname           string          `json:"hostname"`
+	AdminURL           string          `json:"admin_url"`
+	WorkflowID         string          `json:"workflow_id"`
+	WorkflowURL        string          `json:"workflow_url,omitempty" doc:"The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL)."`
+	CurrentOperationID *string         `json:"current_operation_id"`
+	CreatedBy          string          `json:"created_by"`
+	CreatedAt          time.Time       `json:"created_at"`
+	UpdatedAt          time.Time       `json:"updated_at"`
+	ExpiresAt          *time.Time      `json:"expires_at" doc:"When an ephemeral tenant is decommissioned by its saga; null for a tenant without a lifetime."`
+	Actions            []domain.OpKind `json:"actions" doc:"The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race."`
 }
 
-func (s *Server) tenantView(t activities.TenantRecord) tenantView {
+// tenantView shows the tenant to the caller. running holds the operations
+// running on the tenants being shown (store.RunningOperations); nil for an
+// answer to a transition, which has just begun one.
+func (s *Server) tenantView(t workflows.TenantRecord, who *caller, running map[string]store.Running) tenantView {
 	v := tenantView{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
 		AdminURL: "https://" + t.Hostname + "/admin", WorkflowID: t.WorkflowID, WorkflowURL: s.workflowURL(t.WorkflowID),
-		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt}
+		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt,
+		Actions: actions(who, tenantNow(t.State, t.CurrentOperationID, running), time.Now())}
 	if t.CurrentOperationID != "" {
 		id := t.CurrentOperationID
 		v.CurrentOperationID = &id
@@ -102,7 +107,7 @@ type operationView struct {
 	GraceEndsAt *time.Time `json:"grace_ends_at" doc:"For a decommission that has entered its grace period: when the period ends. The tenant can be restored until then, and its resources are destroyed no earlier. Null for other operations and before the grace period."`
 }
 
-func (s *Server) operationView(op activities.OperationRecord) operationView {
+func (s *Server) operationView(op workflows.OperationRecord) operationView {
 	v := operationView{ID: op.ID, OrgID: op.OrgID, TenantID: op.TenantID, Kind: op.Kind, Status: op.Status, RequestedBy: op.RequestedBy,
 		RequestID: op.RequestID, WorkflowID: op.WorkflowID, WorkflowURL: s.workflowURL(op.WorkflowID), UpdateID: op.UpdateID, StartedAt: op.StartedAt, EndedAt: op.EndedAt,
 		GraceEndsAt: op.GraceEndsAt, Steps: make([]stepView, len(op.Steps))}
@@ -130,11 +135,11 @@ type lifecycleResponse struct {
 
 // writeLifecycle answers a lifecycle request with 202; an answer first
 // made for another request is a replay.
-func (s *Server) writeLifecycle(c *fiber.Ctx, res activities.OperationResult) error {
+func (s *Server) writeLifecycle(c *fiber.Ctx, who *caller, res workflows.OperationResult) error {
 	if res.RequestID != requestID(c) {
 		c.Set("Idempotent-Replayed", "true")
 	}
-	return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: s.tenantView(res.Tenant), Operation: s.operationView(res.Operation)})
+	return writeData(c, fiber.StatusAccepted, lifecycleResponse{Tenant: s.tenantView(res.Tenant, who, nil), Operation: s.operationView(res.Operation)})
 }
 
 // idempotencyKey returns the request's Idempotency-Key, or a fresh one
@@ -147,13 +152,13 @@ func idempotencyKey(c *fiber.Ctx) (string, error) {
 	return key, err
 }
 
-func (s *Server) request(c *fiber.Ctx, who *caller) activities.Request {
+func (s *Server) request(c *fiber.Ctx, who *caller) workflows.Request {
 	actor := domain.Actor{Type: "member", ID: who.MemberID, Email: who.Email}
 	if sa := who.ServiceAccount; sa != nil {
 		actor = domain.Actor{Type: "service_account", ID: sa.ID, Name: sa.Name,
 			OnBehalfOf: &domain.Actor{Type: "member", ID: sa.HumanMemberID, Email: who.Email}}
 	}
-	return activities.Request{
+	return workflows.Request{
 		Actor:     actor,
 		UserID:    who.UserID,
 		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512),
@@ -179,7 +184,7 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	return s.writeLifecycle(c, res)
+	return s.writeLifecycle(c, who, res)
 }
 
 // creation is the tenant a request asks for: its lifetime within the
@@ -205,13 +210,13 @@ func (s *Server) creation(c *fiber.Ctx, who *caller, req createTenantRequest) (w
 // request, the same answer for a retry (from the rows the creation wrote,
 // one indexed read instead of a round trip through Temporal, once they
 // exist), and 422 for another request that reuses the key.
-func (s *Server) create(ctx context.Context, in workflows.Create) (activities.OperationResult, error) {
+func (s *Server) create(ctx context.Context, in workflows.Create) (workflows.OperationResult, error) {
 	workflowID := workflows.WorkflowID(in.OrgID, in.Key)
 	ans, found, err := store.CreatedTenant(ctx, s.db, workflowID)
 	if err != nil {
-		return activities.OperationResult{}, err
+		return workflows.OperationResult{}, err
 	}
-	res := activities.ResultOf(ans)
+	res := workflows.ResultOf(ans)
 	if !found {
 		res, err = s.tenants.CreateTenant(ctx, in)
 		if errors.Is(err, workflows.ErrEnded) {
@@ -219,14 +224,14 @@ func (s *Server) create(ctx context.Context, in workflows.Create) (activities.Op
 			if ans, found, err = store.CreatedTenant(ctx, s.db, workflowID); err == nil && !found {
 				err = domain.Errorf(domain.CodeConflict, "Idempotency-Key %s was used by a creation that did not complete", in.Key)
 			}
-			res = activities.ResultOf(ans)
+			res = workflows.ResultOf(ans)
 		}
 		if err != nil {
-			return activities.OperationResult{}, err
+			return workflows.OperationResult{}, err
 		}
 	}
 	if res.Tenant.Name != in.Name || res.Tenant.Environment != in.Environment || !sameLifetime(in, res.Tenant) {
-		return activities.OperationResult{}, domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", in.Key)
+		return workflows.OperationResult{}, domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", in.Key)
 	}
 	return res, nil
 }
@@ -234,7 +239,7 @@ func (s *Server) create(ctx context.Context, in workflows.Create) (activities.Op
 // sameLifetime reports whether a creation's lifetime is the one the tenant
 // was created with (for a tenant created before lifetimes were kept,
 // whether both have one).
-func sameLifetime(in workflows.Create, t activities.TenantRecord) bool {
+func sameLifetime(in workflows.Create, t workflows.TenantRecord) bool {
 	if t.LifetimeSeconds != nil {
 		return in.ExpiresAt != nil && int64(in.Lifetime/time.Second) == *t.LifetimeSeconds
 	}
@@ -259,31 +264,31 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 			if err != nil {
 				return err
 			}
-			return s.writeLifecycle(c, res)
+			return s.writeLifecycle(c, who, res)
 		}
-		if t.State == string(domain.StateDecommissioned) || t.State == string(domain.StateFailed) {
+		if domain.State(t.State).Ended() {
 			return domain.Errorf(domain.CodeConflict, "cannot %s a tenant that is %s", kind, t.State)
 		}
 		res, err := s.tenants.Transition(c.UserContext(), t.WorkflowID, kind, key, s.request(c, who))
 		if err != nil {
 			return err
 		}
-		return s.writeLifecycle(c, res)
+		return s.writeLifecycle(c, who, res)
 	}
 }
 
 // answeredBefore finds the ended operation an earlier attempt of the
 // transition began (a restore's, the decommission it called off), as it is
 // now. A running one is the workflow's to answer.
-func (s *Server) answeredBefore(c *fiber.Ctx, t store.Tenant, kind domain.OpKind, key string) (activities.OperationResult, bool, error) {
+func (s *Server) answeredBefore(c *fiber.Ctx, t store.Tenant, kind domain.OpKind, key string) (workflows.OperationResult, bool, error) {
 	op, requestID, err := store.AnsweredOperation(c.UserContext(), s.db, t.ID, t.WorkflowID, workflows.TransitionUpdateID(kind, key), kind == domain.OpRestore)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !domain.OpStatus(op.Status).Ended()) {
-		return activities.OperationResult{}, false, nil
+		return workflows.OperationResult{}, false, nil
 	}
 	if err != nil {
-		return activities.OperationResult{}, false, err
+		return workflows.OperationResult{}, false, err
 	}
-	return activities.OperationResult{Tenant: activities.TenantRecordOf(t), Operation: activities.OperationRecordOf(op), RequestID: requestID, Replayed: true}, true, nil
+	return workflows.OperationResult{Tenant: workflows.TenantRecordOf(t), Operation: workflows.OperationRecordOf(op), RequestID: requestID, Replayed: true}, true, nil
 }
 
 func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
@@ -292,9 +297,7 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 		return err
 	}
 	state := c.Query("state")
-	switch domain.State(state) {
-	case "", domain.StateProvisioning, domain.StateActive, domain.StateSuspended, domain.StateDecommissioning, domain.StateDecommissioned, domain.StateFailed:
-	default:
+	if state != "" && !slices.Contains(domain.States, domain.State(state)) {
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid query parameters",
 			FieldErrors: []domain.FieldError{{Field: "state", Message: "one of provisioning, active, suspended, decommissioning, decommissioned, failed"}}}
 	}
@@ -302,9 +305,19 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
+	var current []string
+	for _, t := range rows {
+		if t.CurrentOperationID != nil {
+			current = append(current, *t.CurrentOperationID)
+		}
+	}
+	running, err := store.RunningOperations(c.UserContext(), s.db, current)
+	if err != nil {
+		return err
+	}
 	views := make([]tenantView, len(rows))
 	for i, t := range rows {
-		views[i] = s.tenantView(activities.TenantRecordOf(t))
+		views[i] = s.tenantView(workflows.TenantRecordOf(t), who, running)
 	}
 	return writePage(c, views, limit, func(v tenantView) store.Keyset { return store.Keyset{CreatedAt: v.CreatedAt, ID: v.ID} })
 }
@@ -324,7 +337,15 @@ func (s *Server) getTenant(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	return writeData(c, fiber.StatusOK, s.tenantView(activities.TenantRecordOf(t)))
+	var current []string
+	if t.CurrentOperationID != nil {
+		current = append(current, *t.CurrentOperationID)
+	}
+	running, err := store.RunningOperations(c.UserContext(), s.db, current)
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, s.tenantView(workflows.TenantRecordOf(t), who, running))
 }
 
 // listOperations is the saga status view: each operation with its steps,
@@ -344,7 +365,7 @@ func (s *Server) listOperations(c *fiber.Ctx, who *caller) error {
 	}
 	views := make([]operationView, len(rows))
 	for i, op := range rows {
-		views[i] = s.operationView(activities.OperationRecordOf(op))
+		views[i] = s.operationView(workflows.OperationRecordOf(op))
 	}
 	return writePage(c, views, limit, func(o operationView) store.Keyset { return store.Keyset{CreatedAt: o.StartedAt, ID: o.ID} })
 }

@@ -6,7 +6,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -704,15 +703,7 @@ func TestTheConsoleManagesAServiceAccountAndItsTokens(t *testing.T) {
 		password    = "a member's long password"
 	)
 	for _, m := range []struct{ email, role string }{{adminEmail, "admin"}, {viewerEmail, "viewer"}} {
-		if code, out := owner.do("POST", "/organizations/"+owner.org+"/invitations", map[string]any{"email": m.email, "role": m.role}); code != 201 {
-			t.Fatalf("invite %s: %d %v", m.email, code, out)
-		}
-		link := acceptLink(t, lookup(env, "CP_DATA_DIR"), m.email)
-		fragment, _ := url.ParseQuery(link[strings.Index(link, "#")+1:])
-		anyone := &devClient{t: t, base: origin + "/api/v1"}
-		if code, out := anyone.do("POST", "/invitations/accept", map[string]any{"token": fragment.Get("token"), "name": m.role, "password": password}); code != 201 {
-			t.Fatalf("accept as %s: %d %v", m.email, code, out)
-		}
+		join(t, owner, lookup(env, "CP_DATA_DIR"), m.email, m.role, password)
 	}
 
 	c := openConsole(t, origin)

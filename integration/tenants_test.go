@@ -308,7 +308,7 @@ func TestConcurrentIdenticalCreatesMakeOneTenant(t *testing.T) {
 }
 
 func TestAFailedProvisioningStepIsStuckThenCompensatedWithNothingLeft(t *testing.T) {
-	for i, step := range domain.ProvisionSteps {
+	for i, step := range domain.MustTransition(domain.OpProvision).StepsFrom("") {
 		t.Run("at "+string(step), func(t *testing.T) { failAt(t, step, i) })
 	}
 }

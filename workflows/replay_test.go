@@ -49,9 +49,10 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 // issues a command its history does not have) and checks that the replay
 // of every recorded provisioning that completed catches it.
 func TestAnUnversionedChangeFailsTheReplay(t *testing.T) {
-	saved := domain.ProvisionSteps
-	domain.ProvisionSteps = append(slices.Clone(saved), domain.StepSchema)
-	defer func() { domain.ProvisionSteps = saved }()
+	row := &domain.Lifecycle[slices.IndexFunc(domain.Lifecycle, func(t domain.Transition) bool { return t.Kind == domain.OpProvision })]
+	saved := row.Steps
+	row.Steps = map[domain.State][]domain.Step{"": append(slices.Clone(saved[""]), domain.StepSchema)}
+	defer func() { row.Steps = saved }()
 	// Every revision's recorded provisionings that completed, the current
 	// one's included.
 	var files []string

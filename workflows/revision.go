@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/intelliauth/controlplane/internal/domain"
 )
 
 // This file decides what a run's code revision means. It is the only reader
@@ -104,6 +106,24 @@ func (r revision) derivedExpiry() bool { return r.n >= RevisionSagaCore }
 // eventKeysPerRun: an audit event's key names the run (its id before any
 // reset) as well as the event's number.
 func (r revision) eventKeysPerRun() bool { return r.n >= RevisionSagaCore }
+
+// stepsSince are the steps added to a row of domain.Lifecycle after runs
+// were already carrying it out, with the revision that added them: a run of
+// an older revision goes on without them. Adding a step is a row's field
+// here and there, and a revision (docs/architecture.md, "Adding a step").
+var stepsSince = map[domain.Step]int{}
+
+// steps are those of the lifecycle table's list a run of this revision
+// runs: the list less the steps a later revision added.
+func (r revision) steps(list []domain.Step) []domain.Step {
+	out := make([]domain.Step, 0, len(list))
+	for _, s := range list {
+		if since, added := stepsSince[s]; !added || r.n >= since {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // continuedAt is the revision the run's next run starts at: the current
 // one. The next run's history is empty and its state is the Continued

@@ -63,7 +63,7 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 		}
 		w.runProvision(ctx)
 	}
-	for ops := 0; w.state != domain.StateFailed && w.state != domain.StateDecommissioned; ops++ {
+	for ops := 0; !w.state.Ended(); ops++ {
 		w.saga = SagaIdle
 		w.searchAttributes(ctx)
 		_ = workflow.Await(ctx, func() bool { return w.next != nil || w.expiryDue() || w.mayContinueAsNew(ctx, ops) })
@@ -150,7 +150,7 @@ func (w *tenant) expire(ctx workflow.Context) {
 	w.begin(opID, domain.OpDecommission, req)
 	w.op.immediate = true
 	w.searchAttributes(ctx)
-	w.runDecommission(ctx)
+	w.runDecommission(ctx, domain.MustTransition(domain.OpDecommission))
 }
 
 // refuseCancellation notes a cancellation request and goes on: the saga

@@ -69,7 +69,7 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 		Tenant: activities.NewTenant{ID: w.p.TenantID, OrgID: w.p.OrgID, Name: w.p.Name, Environment: w.p.Environment,
 			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, ExpiresAt: w.p.expiresAt(),
 			LifetimeSeconds: w.p.lifetimeSeconds()},
-		OperationID: r.OperationID, Steps: domain.StepNames(domain.ProvisionSteps), Request: r.Request,
+		OperationID: r.OperationID, Steps: domain.StepNames(w.rev.steps(domain.MustTransition(domain.OpProvision).StepsFrom(""))), Request: r.Request,
 	}, &res)
 	if err != nil {
 		rej := &Rejection{Code: domain.CodeInternal, Message: err.Error(), Name: w.p.Name, Environment: w.p.Environment}
@@ -97,7 +97,7 @@ func (w *tenant) validateTransition(ctx workflow.Context, r TransitionRequest) e
 	if _, ok := w.answered[workflow.GetCurrentUpdateInfo(ctx).ID]; ok {
 		return nil
 	}
-	if !slices.Contains([]domain.OpKind{domain.OpSuspend, domain.OpResume, domain.OpDecommission, domain.OpRestore}, r.Kind) {
+	if t, ok := domain.TransitionOf(r.Kind); !ok || t.Path == "" {
 		return temporal.NewApplicationError(fmt.Sprintf("unknown transition %q", r.Kind), string(domain.CodeBadRequest))
 	}
 	return w.canAccept(r.Kind)
@@ -107,7 +107,7 @@ func (w *tenant) validateTransition(ctx workflow.Context, r TransitionRequest) e
 // operation whose final record is being written no longer blocks one: the
 // tenant is then in that record's state.
 func (w *tenant) canAccept(kind domain.OpKind) error {
-	if kind == domain.OpRestore {
+	if callsOff(kind) {
 		return w.canRestore()
 	}
 	for _, r := range []*TransitionRequest{w.claim, w.next} {
@@ -123,6 +123,14 @@ func (w *tenant) canAccept(kind domain.OpKind) error {
 		state = op.final
 	}
 	return appError(domain.CanStart(kind, state))
+}
+
+// callsOff reports whether a transition of the kind calls off the running
+// operation (a restore calls off a decommission) instead of waiting its
+// turn.
+func callsOff(kind domain.OpKind) bool {
+	t, _ := domain.TransitionOf(kind)
+	return t.During != ""
 }
 
 // canRestore reports whether a restore may win now: from the moment a
@@ -151,7 +159,7 @@ func (w *tenant) handleTransition(ctx workflow.Context, r TransitionRequest) (ac
 	if a, ok := w.answered[id]; ok {
 		return w.answerAgain(ctx, a)
 	}
-	if r.Kind == domain.OpRestore {
+	if callsOff(r.Kind) {
 		return w.handleRestore(ctx, r, id)
 	}
 	// An operation that is finishing is gone in a moment.
@@ -186,7 +194,7 @@ func (w *tenant) claimAndBegin(ctx workflow.Context, r TransitionRequest, update
 	var a *activities.Activities
 	err := w.write(ctx, a.BeginOperation, activities.BeginInput{
 		TenantID: w.p.TenantID, OrgID: w.p.OrgID, OperationID: r.OperationID, Kind: r.Kind,
-		Steps: domain.StepNames(domain.StepsOf(r.Kind, w.state)), UpdateID: updateID, Request: r.Request,
+		Steps: domain.StepNames(w.rev.steps(domain.MustTransition(r.Kind).StepsFrom(w.state))), UpdateID: updateID, Request: r.Request,
 	}, &res)
 	return res, err
 }

@@ -100,57 +100,56 @@ func (w *tenant) compensate(ctx workflow.Context, attempted []domain.Step) []str
 // the tenant ends failed with nothing left behind.
 func (w *tenant) runProvision(ctx workflow.Context) {
 	w.begin(w.provision.OperationID, domain.OpProvision, w.provision.Request)
-	var attempted []domain.Step
-	for _, s := range domain.ProvisionSteps {
-		attempted = append(attempted, s)
-		if w.step(ctx, s, RepairRetry, RepairCompensate) != nil {
-			undone := w.compensate(ctx, attempted)
-			w.saga = SagaDone
-			w.finish(ctx, activities.RecordInput{Status: domain.OpCompensated, State: domain.StateFailed, Action: "tenant.provisioning_failed",
-				Data: map[string]any{"compensated": undone}})
-			return
-		}
-	}
-	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: domain.StateActive, Action: "tenant.provisioned"})
+	w.runSteps(ctx, domain.MustTransition(domain.OpProvision), "")
 }
 
 // run carries out one requested transition.
 func (w *tenant) run(ctx workflow.Context, r TransitionRequest) {
 	w.begin(r.OperationID, r.Kind, r.Request)
 	w.searchAttributes(ctx)
-	switch r.Kind {
-	case domain.OpSuspend:
-		w.runSimple(ctx, domain.StepSuspendRoute, domain.StateSuspended, "tenant.suspended")
-	case domain.OpResume:
-		w.runSimple(ctx, domain.StepResumeRoute, domain.StateActive, "tenant.resumed")
-	case domain.OpDecommission:
-		w.runDecommission(ctx)
-	}
-}
-
-// runSimple runs a one-step transition; compensating it undoes the step
-// and leaves the tenant as it was.
-func (w *tenant) runSimple(ctx workflow.Context, s domain.Step, to domain.State, action string) {
-	kind := w.op.kind
-	if w.step(ctx, s, RepairRetry, RepairCompensate) != nil {
-		w.compensate(ctx, []domain.Step{s})
-		w.finish(ctx, activities.RecordInput{Status: domain.OpCompensated, Action: "tenant." + string(kind) + "_failed"})
+	t := domain.MustTransition(r.Kind)
+	if t.Events.Grace != "" {
+		w.runDecommission(ctx, t)
 		return
 	}
-	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: to, Action: action})
+	w.runSteps(ctx, t, w.state)
 }
 
-// runDecommission suspends the tenant's traffic, waits out the grace
-// period (a durable timer) unless the tenant is restored, then destroys its
-// resources for good.
-func (w *tenant) runDecommission(ctx workflow.Context) {
-	if w.state == domain.StateActive {
-		if taken := w.step(ctx, domain.StepSuspendRoute, RepairRetry, RepairCompensate, RepairCancel); taken != nil {
+// runSteps runs a transition's steps from the state in order. When an
+// operator compensates a stuck one, every attempted step is undone in
+// reverse and the tenant is left in the transition's Failed state (or as
+// it was).
+func (w *tenant) runSteps(ctx workflow.Context, t domain.Transition, from domain.State) {
+	var attempted []domain.Step
+	for _, s := range w.rev.steps(t.StepsFrom(from)) {
+		attempted = append(attempted, s)
+		if w.step(ctx, s, RepairRetry, RepairCompensate) != nil {
+			undone := w.compensate(ctx, attempted)
+			if t.Failed.Ended() {
+				w.saga = SagaDone
+			}
+			w.finish(ctx, activities.RecordInput{Status: domain.OpCompensated, State: t.Failed, Action: t.Events.Compensated,
+				Data: map[string]any{"compensated": undone}})
+			return
+		}
+	}
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: t.To, Action: t.Events.Succeeded})
+}
+
+// runDecommission runs the steps an operator may still call off
+// (suspending an active tenant's traffic), waits out the grace period (a
+// durable timer) unless the tenant is restored, then runs the final steps,
+// which destroy its resources for good.
+func (w *tenant) runDecommission(ctx workflow.Context, t domain.Transition) {
+	var attempted []domain.Step
+	for _, s := range w.rev.steps(t.Steps[w.state]) {
+		attempted = append(attempted, s)
+		if taken := w.step(ctx, s, RepairRetry, RepairCompensate, RepairCancel); taken != nil {
 			// Called off before the grace period: the tenant is as it was.
-			w.compensate(ctx, []domain.Step{domain.StepSuspendRoute})
-			in := activities.RecordInput{Status: domain.OpCompensated, Action: "tenant.decommission_failed"}
+			w.compensate(ctx, attempted)
+			in := activities.RecordInput{Status: domain.OpCompensated, Action: t.Events.Compensated}
 			if taken.repair == RepairCancel {
-				in = activities.RecordInput{Status: domain.OpCancelled, Action: "tenant.decommission_cancelled", Operator: taken.operator}
+				in = activities.RecordInput{Status: domain.OpCancelled, Action: t.Events.Cancelled, Operator: taken.operator}
 			}
 			// An ephemeral tenant's end called off: it lives on, with no
 			// lifetime (the next run does not set its timer again).
@@ -169,24 +168,25 @@ func (w *tenant) runDecommission(ctx workflow.Context) {
 	}
 	ends := workflow.Now(ctx).Add(grace).Truncate(time.Microsecond)
 	w.op.graceEndsAt = ends
-	w.record(ctx, activities.RecordInput{OperationID: w.op.id, State: domain.StateDecommissioning, Action: "tenant.decommissioning", Request: w.op.req,
+	w.record(ctx, activities.RecordInput{OperationID: w.op.id, State: domain.StateDecommissioning, Action: t.Events.Grace, Request: w.op.req,
 		Data: map[string]any{"grace_period": grace.String()}, GraceEndsAt: &ends})
 	if w.op.immediate {
 		w.op.phase = PhaseDestroying
 	} else if claim := w.awaitGrace(ctx); claim != nil {
-		in := activities.RecordInput{Status: domain.OpCancelled, State: domain.StateSuspended, Action: "tenant.restored", Operator: claim.operator}
+		restore := domain.MustTransition(domain.OpRestore)
+		in := activities.RecordInput{Status: domain.OpCancelled, State: restore.To, Action: t.Events.Restored, Operator: claim.operator}
 		if claim.req != nil {
 			in.Request = claim.req.Request
 		}
 		w.finish(ctx, in)
 		return
 	}
-	for _, s := range domain.DestroySteps {
+	for _, s := range w.rev.steps(t.Final) {
 		// Once destruction began nothing can be brought back: a step
 		// that keeps failing can only be retried.
 		w.step(ctx, s, RepairRetry)
 	}
-	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: domain.StateDecommissioned, Action: "tenant.decommissioned"})
+	w.finish(ctx, activities.RecordInput{Status: domain.OpSucceeded, State: t.To, Action: t.Events.Succeeded})
 }
 
 // awaitGrace waits out the grace period and returns the restore that won

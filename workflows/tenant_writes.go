@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/activities"
-	"github.com/intelliauth/controlplane/internal/domain"
 )
 
 // localWriteBound bounds a local write's retries, from revision 5: a local
@@ -143,7 +142,7 @@ func (w *tenant) finish(ctx workflow.Context, in activities.RecordInput) {
 		// The saga's status after the operation goes with the record's
 		// search attributes: one write instead of two.
 		w.saga = SagaIdle
-		if in.State == domain.StateFailed || in.State == domain.StateDecommissioned {
+		if in.State.Ended() {
 			w.saga = SagaDone
 		}
 	}

@@ -85,3 +85,35 @@ func Permissions(r Role) []Action {
 func Actions() []Action {
 	return append([]Action(nil), actionOrder...)
 }
+
+// MayGrant reports whether a member with the role may give role g to a
+// member or an invitation, or change or remove a member who holds g: it
+// takes members.manage, and owners.manage when g is owner.
+func (r Role) MayGrant(g Role) bool {
+	return Allowed(r, ActionMembersManage) && (g != RoleOwner || Allowed(r, ActionOwnersManage))
+}
+
+// Grantable lists, most powerful first, the roles a member with the role
+// may give members and invitations.
+func (r Role) Grantable() []Role {
+	out := []Role{}
+	for _, g := range Roles {
+		if r.MayGrant(g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// ServiceAccountRoles lists, most powerful first, the roles a member with
+// the role may give a service account: none without
+// service_accounts.manage, else those no more powerful than its own.
+func (r Role) ServiceAccountRoles() []Role {
+	out := []Role{}
+	for _, g := range Roles {
+		if Allowed(r, ActionServiceAccountsManage) && g.AtMost(r) {
+			out = append(out, g)
+		}
+	}
+	return out
+}

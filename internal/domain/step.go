@@ -1,11 +1,9 @@
 package domain
 
-// Step is one data-plane step of a tenant's saga. This table is the one
-// place step names are written: the workflow, the activity that runs a
-// step, the fault drills and the configuration all read it. Running sagas
-// read it too: a change to the lists below changes what they do next, so
-// it is gated with workflow.GetVersion like any workflow change, even when
-// the replay test does not notice it.
+// Step is one data-plane step of a tenant's saga. This file is the one
+// place step names and their compensations are written; which steps a
+// transition runs is its row of Lifecycle. The workflow, the activity that
+// runs a step, the fault drills and the configuration all read them.
 type Step string
 
 // The data-plane steps.
@@ -27,12 +25,6 @@ const StepGracePeriod = "grace_period"
 // Steps are the data-plane steps, creations first.
 var Steps = []Step{StepSchema, StepKeys, StepRoute, StepDropSchema, StepDeleteKeys, StepDeleteRoute, StepSuspendRoute, StepResumeRoute}
 
-// ProvisionSteps create a tenant's resources, in order.
-var ProvisionSteps = []Step{StepSchema, StepKeys, StepRoute}
-
-// DestroySteps remove a decommissioned tenant's resources, in order.
-var DestroySteps = []Step{StepDeleteRoute, StepDeleteKeys, StepDropSchema}
-
 // compensations undo a step that was attempted, whether it completed or
 // failed half-way; every one is idempotent.
 var compensations = map[Step]Step{
@@ -47,25 +39,6 @@ var compensations = map[Step]Step{
 func (s Step) Compensation() (Step, bool) {
 	c, ok := compensations[s]
 	return c, ok
-}
-
-// StepsOf returns the steps an operation of the kind starts with, in order
-// (a decommission from an active tenant suspends its route first).
-func StepsOf(kind OpKind, from State) []Step {
-	switch kind {
-	case OpProvision:
-		return ProvisionSteps
-	case OpSuspend:
-		return []Step{StepSuspendRoute}
-	case OpResume:
-		return []Step{StepResumeRoute}
-	case OpDecommission:
-		if from == StateActive {
-			return append([]Step{StepSuspendRoute}, DestroySteps...)
-		}
-		return DestroySteps
-	}
-	return nil
 }
 
 // StepNames returns the names of steps.

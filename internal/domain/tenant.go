@@ -46,29 +46,3 @@ const (
 
 // Ended reports whether an operation with the status is over.
 func (s OpStatus) Ended() bool { return s != OpRunning && s != OpStuck }
-
-// transitions says from which state each requested operation may start.
-var transitions = map[OpKind]State{
-	OpSuspend: StateActive,
-	OpResume:  StateSuspended,
-	OpRestore: StateDecommissioning,
-}
-
-// CanStart reports whether an operation of the kind may start from the
-// state, and if not, why.
-func CanStart(kind OpKind, from State) error {
-	if kind == OpDecommission {
-		if from == StateActive || from == StateSuspended {
-			return nil
-		}
-		return Errorf(CodeConflict, "cannot decommission a tenant that is %s (only active or suspended tenants)", from)
-	}
-	want, ok := transitions[kind]
-	if !ok {
-		return Errorf(CodeBadRequest, "unknown operation %q", kind)
-	}
-	if from != want {
-		return Errorf(CodeConflict, "cannot %s a tenant that is %s (only %s tenants)", kind, from, want)
-	}
-	return nil
-}

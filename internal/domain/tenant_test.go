@@ -110,3 +110,22 @@ func TestARoleIsAtMostTheRolesAboveIt(t *testing.T) {
 		t.Error("a made-up scope is valid")
 	}
 }
+
+func TestTheRolesAMemberMayGrantFollowTheRolesTable(t *testing.T) {
+	for _, c := range []struct {
+		role           Role
+		grant, account []Role
+	}{
+		{RoleOwner, []Role{RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer}, []Role{RoleOwner, RoleAdmin, RoleDeveloper, RoleViewer}},
+		{RoleAdmin, []Role{RoleAdmin, RoleDeveloper, RoleViewer}, []Role{RoleAdmin, RoleDeveloper, RoleViewer}},
+		{RoleDeveloper, []Role{}, []Role{}},
+		{RoleViewer, []Role{}, []Role{}},
+	} {
+		if got := c.role.Grantable(); !slices.Equal(got, c.grant) {
+			t.Errorf("%s may grant members %v, want %v", c.role, got, c.grant)
+		}
+		if got := c.role.ServiceAccountRoles(); !slices.Equal(got, c.account) {
+			t.Errorf("%s may give service accounts %v, want %v", c.role, got, c.account)
+		}
+	}
+}

@@ -169,9 +169,7 @@ type Finding struct {
 
 // ended reports whether a tenant's life is over: nothing of it should run
 // or exist on the data plane.
-func ended(state string) bool {
-	return state == string(domain.StateFailed) || state == string(domain.StateDecommissioned)
-}
+func ended(state string) bool { return domain.State(state).Ended() }
 
 // atRest reports whether a tenant is in a state no operation is needed to
 // reach or leave: it should have all its resources, and end when its

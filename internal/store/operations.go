@@ -88,7 +88,7 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		}
 		var taken string
 		err = tx.NewSelect().Model((*Tenant)(nil)).Column("id").
-			Where("org_id = ? AND name = ? AND state NOT IN ('failed', 'decommissioned')", in.OrgID, in.Name).Scan(ctx, &taken)
+			Where("org_id = ? AND name = ?", in.OrgID, in.Name).Where(notEnded("state")).Scan(ctx, &taken)
 		if err == nil {
 			return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization by %s", in.Name, taken)
 		} else if !errors.Is(err, sql.ErrNoRows) {
@@ -96,7 +96,7 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		}
 		var holder string
 		err = tx.NewSelect().Model((*Tenant)(nil)).Column("id").
-			Where("hostname = ? AND state NOT IN ('failed', 'decommissioned')", in.Hostname).Scan(ctx, &holder)
+			Where("hostname = ?", in.Hostname).Where(notEnded("state")).Scan(ctx, &holder)
 		if err == nil {
 			return hostnameTaken(in.Hostname)
 		} else if !errors.Is(err, sql.ErrNoRows) {
@@ -127,7 +127,7 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
 			return fmt.Errorf("insert operation: %w", err)
 		}
-		if err := tenantEvent(ctx, tx, t, in.Request, "", "tenant.create_requested",
+		if err := tenantEvent(ctx, tx, t, in.Request, "", domain.MustTransition(domain.OpProvision).Events.Requested,
 			map[string]any{"after": map[string]any{"name": t.Name, "environment": t.Environment, "hostname": t.Hostname}},
 			true, t.WorkflowID+"/requested/"+op.ID); err != nil {
 			return err
@@ -191,13 +191,17 @@ type Transition struct {
 // answers with the decommission it calls off.
 func BeginOperation(ctx context.Context, db bun.IDB, in Transition) (OperationAnswer, error) {
 	var res OperationAnswer
+	tr, ok := domain.TransitionOf(in.Kind)
+	if !ok || tr.Path == "" {
+		return res, domain.Errorf(domain.CodeBadRequest, "unknown operation %q", in.Kind)
+	}
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var t Tenant
 		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
 			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
 		}
 		var op Operation
-		if in.Kind == domain.OpRestore {
+		if tr.During != "" {
 			// A restore cancels the running decommission operation (the
 			// workflow checked that one runs); it is that operation the
 			// caller follows.
@@ -207,11 +211,11 @@ func BeginOperation(ctx context.Context, db bun.IDB, in Transition) (OperationAn
 			if err := tx.NewSelect().Model(&op).Where("id = ?", *t.CurrentOperationID).Scan(ctx); err != nil {
 				return fmt.Errorf("load operation: %w", err)
 			}
-			if op.Kind != string(domain.OpDecommission) {
+			if op.Kind != string(tr.During) {
 				return domain.Errorf(domain.CodeConflict, "no decommission is running on tenant %s", in.TenantID)
 			}
 			res = OperationAnswer{Tenant: t, Operation: op, RequestID: in.Request.RequestID}
-			return tenantEvent(ctx, tx, t, in.Request, "", "tenant.restore_requested",
+			return tenantEvent(ctx, tx, t, in.Request, "", tr.Events.Requested,
 				map[string]any{"operation_id": op.ID}, true, RestoreEventKey(t.WorkflowID, in.UpdateID))
 		}
 		// An earlier attempt of the request may have written its operation
@@ -248,7 +252,7 @@ func BeginOperation(ctx context.Context, db bun.IDB, in Transition) (OperationAn
 			return fmt.Errorf("update tenant: %w", err)
 		}
 		res = OperationAnswer{Tenant: t, Operation: op, RequestID: op.RequestID}
-		return tenantEvent(ctx, tx, t, in.Request, "", "tenant."+string(in.Kind)+"_requested",
+		return tenantEvent(ctx, tx, t, in.Request, "", tr.Events.Requested,
 			map[string]any{"operation_id": in.OperationID}, true, t.WorkflowID+"/requested/"+op.ID)
 	})
 	return res, err

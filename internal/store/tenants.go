@@ -67,7 +67,7 @@ type Operation struct {
 
 // liveTenants counts the tenants of organisation ? that hold a place in
 // its plan's tenant quota: every one that is not failed or decommissioned.
-const liveTenants = `SELECT count(*) FROM tenants WHERE org_id = ? AND state NOT IN ('failed', 'decommissioned')`
+var liveTenants = `SELECT count(*) FROM tenants WHERE org_id = ? AND ` + notEnded("state")
 
 // CountLiveTenants returns how many of the organisation's tenants the
 // tenant quota counts.

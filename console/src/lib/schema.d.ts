@@ -780,6 +780,8 @@ export interface components {
                 workflow_url?: string;
             };
             tenant: {
+                /** @description The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race. */
+                actions: ("suspend" | "resume" | "decommission" | "restore")[];
                 admin_url: string;
                 /** Format: date-time */
                 created_at: string;
@@ -898,12 +900,18 @@ export interface components {
         Organization: {
             /** Format: date-time */
             created_at: string;
+            /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
+            grantable_roles: string[];
             id: string;
             name: string;
             permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "audit.read" | "service_accounts.manage")[];
             plan: string;
             /** @enum {string} */
             role?: "owner" | "admin" | "developer" | "viewer";
+            /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
+            service_account_roles: string[];
+            /** @description Every scope a service account may hold. */
+            service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
             slug: string;
             tenant_domain: string;
             /** Format: date-time */
@@ -1001,6 +1009,8 @@ export interface components {
             signed_out: boolean;
         };
         Tenant: {
+            /** @description The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race. */
+            actions: ("suspend" | "resume" | "decommission" | "restore")[];
             admin_url: string;
             /** Format: date-time */
             created_at: string;
