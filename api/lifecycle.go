@@ -40,3 +40,14 @@ func tenantNow(state, currentOperationID string, running map[string]store.Runnin
 	}
 	return n
 }
+
+// lifetimeEditable reports whether the caller may change the tenant's
+// lifetime now: it may decommission, and the tenant has not ended and is
+// not being decommissioned (its lifetime's end included; an operation of
+// a kind not read counts as one).
+func lifetimeEditable(who *caller, n domain.TenantNow) bool {
+	if who == nil || n.State.Ended() || (n.Busy && (n.Running == "" || n.Running == domain.OpDecommission)) {
+		return false
+	}
+	return mayEnd(who) == nil
+}

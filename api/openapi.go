@@ -89,6 +89,12 @@ func routeDocs() map[string]doc {
 			body: createTenantRequest{}, data: lifecycleResponse{}, status: fiber.StatusAccepted},
 		"GET " + org + "/tenants":            {id: "listTenants", summary: "Tenants of the organisation", data: tenantView{}, list: true, query: append(listParams(), tenantState)},
 		"GET " + org + "/tenants/:tenant_id": {id: "getTenant", summary: "One tenant", data: tenantView{}},
+		"POST " + org + "/tenants/:tenant_id/lifetime": {id: "setTenantLifetime", summary: "Give a tenant a new lifetime, or none",
+			desc: "A tenant with a lifetime is decommissioned by its saga when it ends, with no grace period, so this takes the power to decommission " +
+				"(the role permission tenant.destroy; a service account needs tenants:decommission), as giving a lifetime at creation does. " +
+				"Refused (409) once the tenant's end has begun, or while it is being decommissioned (restore it first). " +
+				"A restore of a tenant whose lifetime ended during its grace period ends the lifetime too. Audited as tenant.lifetime_changed.",
+			body: lifetimeRequest{}, data: tenantView{}},
 		"GET " + org + "/tenants/:tenant_id/operations": {id: "listTenantOperations", summary: "The tenant's operations (saga status view), newest first",
 			data: operationView{}, list: true, query: listParams()},
 		"GET " + org + "/events": {id: "listEvents", summary: "The organisation's audit trail, newest first",

@@ -151,6 +151,9 @@ func (s *Server) table() []route {
 		{Route{"DELETE", org + "/service-accounts/:service_account_id/tokens/:token_id", Org, domain.ActionServiceAccountsManage, false, ""}, s.revokeServiceToken},
 		{Route{"GET", v1 + "/openapi.json", Public, "", false, ""}, s.openAPIJSON},
 	}
+	// A tenant's lifetime is decided by whoever may decommission it.
+	d := domain.MustTransition(domain.OpDecommission)
+	routes = append(routes, route{Route{"POST", org + "/tenants/:tenant_id/lifetime", Org, d.Action, false, d.Scope}, s.setLifetime})
 	// A tenant's transitions are the lifecycle table's rows.
 	for _, t := range domain.Requested() {
 		routes = append(routes, route{Route{"POST", transitionPath(org, t), Org, t.Action, false, t.Scope},

@@ -25,7 +25,7 @@ var (
 type createTenantRequest struct {
 	Name        string `json:"name"`
 	Environment string `json:"environment"`
-	ExpiresIn   *int64 `json:"expires_in,omitempty" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then."`
+	ExpiresIn   *int64 `json:"expires_in,omitempty" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it."`
 }
 
 func (r *createTenantRequest) validate() []domain.FieldError {
@@ -61,6 +61,7 @@ type tenantView struct {
 	UpdatedAt          time.Time       `json:"updated_at"`
 	ExpiresAt          *time.Time      `json:"expires_at" doc:"When an ephemeral tenant is decommissioned by its saga; null for a tenant without a lifetime."`
 	Actions            []domain.OpKind `json:"actions" doc:"The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race."`
+	LifetimeEditable   bool            `json:"lifetime_editable" doc:"Whether the caller may give the tenant a new lifetime or clear it now (POST /tenants/{tenant_id}/lifetime): the power to decommission, and the tenant neither ended nor being decommissioned."`
 }
 
 // tenantView shows the tenant to the caller. running holds the operations
@@ -71,6 +72,7 @@ func (s *Server) tenantView(t workflows.TenantRecord, who *caller, running map[s
 		AdminURL: "https://" + t.Hostname + "/admin", WorkflowID: t.WorkflowID, WorkflowURL: s.workflowURL(t.WorkflowID),
 		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt,
 		Actions: actions(who, tenantNow(t.State, t.CurrentOperationID, running), time.Now())}
+	v.LifetimeEditable = lifetimeEditable(who, tenantNow(t.State, t.CurrentOperationID, running))
 	if t.CurrentOperationID != "" {
 		id := t.CurrentOperationID
 		v.CurrentOperationID = &id
@@ -176,6 +178,11 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	if !who.sees(req.Environment) {
 		return domain.Errorf(domain.CodeForbidden, "this service account acts on tenants of environments %v only", who.environments())
 	}
+	if req.ExpiresIn != nil {
+		if err := mayEnd(who); err != nil {
+			return err
+		}
+	}
 	in, err := s.creation(c, who, req)
 	if err != nil {
 		return err
@@ -187,21 +194,43 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	return s.writeLifecycle(c, who, res)
 }
 
+// mayEnd refuses a caller who may not decommission: a lifetime ends the
+// tenant with no grace period, so giving, changing or clearing one is
+// deciding its end, which takes the decommission row's action and scope.
+func mayEnd(who *caller) error {
+	d := domain.MustTransition(domain.OpDecommission)
+	err := who.authorize(d.Action, d.Scope)
+	var why *domain.Error
+	if errors.As(err, &why) {
+		return domain.Errorf(domain.CodeForbidden, "a tenant with a lifetime is decommissioned when it ends, with no grace period: "+
+			"setting one needs the power to decommission (%s)", why.Message)
+	}
+	return err
+}
+
+// lifetime bounds a lifetime in seconds to the server's maximum, as the
+// end it gives from now.
+func (s *Server) lifetime(seconds int64) (time.Duration, *time.Time, error) {
+	if seconds > int64(s.tenantMaxLifetime/time.Second) {
+		return 0, nil, &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: []domain.FieldError{{Field: "expires_in",
+			Message: fmt.Sprintf("at most %d seconds", int64(s.tenantMaxLifetime/time.Second))}}}
+	}
+	d := time.Duration(seconds) * time.Second
+	at := time.Now().UTC().Add(d).Truncate(time.Microsecond)
+	return d, &at, nil
+}
+
 // creation is the tenant a request asks for: its lifetime within the
 // server's bound, its idempotency key and hostname, and who asks.
 func (s *Server) creation(c *fiber.Ctx, who *caller, req createTenantRequest) (workflows.Create, error) {
 	in := workflows.Create{OrgID: who.OrgID, Name: req.Name, Environment: req.Environment,
 		Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase, Request: s.request(c, who)}
-	if req.ExpiresIn != nil {
-		if *req.ExpiresIn > int64(s.tenantMaxLifetime/time.Second) {
-			return in, &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: []domain.FieldError{{Field: "expires_in",
-				Message: fmt.Sprintf("at most %d seconds", int64(s.tenantMaxLifetime/time.Second))}}}
-		}
-		in.Lifetime = time.Duration(*req.ExpiresIn) * time.Second
-		at := time.Now().UTC().Add(in.Lifetime).Truncate(time.Microsecond)
-		in.ExpiresAt = &at
-	}
 	var err error
+	if req.ExpiresIn != nil {
+		if in.Lifetime, in.ExpiresAt, err = s.lifetime(*req.ExpiresIn); err != nil {
+			return in, err
+		}
+	}
 	in.Key, err = idempotencyKey(c)
 	return in, err
 }
@@ -244,6 +273,49 @@ func sameLifetime(in workflows.Create, t workflows.TenantRecord) bool {
 		return in.ExpiresAt != nil && int64(in.Lifetime/time.Second) == *t.LifetimeSeconds
 	}
 	return (in.ExpiresAt != nil) == (t.ExpiresAt != nil)
+}
+
+type lifetimeRequest struct {
+	ExpiresIn *int64 `json:"expires_in" doc:"Seconds from now until the tenant's saga decommissions it, with no grace period (at most CP_TENANT_MAX_LIFETIME); null: the tenant lives on with no lifetime."`
+}
+
+func (r *lifetimeRequest) validate() []domain.FieldError {
+	var fe fields
+	if r.ExpiresIn != nil && *r.ExpiresIn < 1 {
+		fe.add("expires_in", "at least 1 second, or null for no lifetime")
+	}
+	return fe
+}
+
+// setLifetime gives a tenant a new end, or none: its saga writes it and
+// restarts the tenant's clock. It takes the power to decommission.
+func (s *Server) setLifetime(c *fiber.Ctx, who *caller) error {
+	var req lifetimeRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	t, err := s.visibleTenant(c, who)
+	if err != nil {
+		return err
+	}
+	if domain.State(t.State).Ended() {
+		return domain.Errorf(domain.CodeConflict, "the tenant is %s: it has no lifetime to change", t.State)
+	}
+	var at *time.Time
+	if req.ExpiresIn != nil {
+		if _, at, err = s.lifetime(*req.ExpiresIn); err != nil {
+			return err
+		}
+	}
+	rec, err := s.tenants.SetLifetime(c.UserContext(), t.WorkflowID, key, workflows.LifetimeRequest{ExpiresAt: at, Request: s.request(c, who)})
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, s.tenantView(rec, who, nil))
 }
 
 // transition asks the tenant's workflow for an operation; the idempotency

@@ -379,7 +379,8 @@ func TestAnEphemeralTenantOfAServiceAccountEndsWithItsLifetime(t *testing.T) {
 	l := newLifecycle(t, nil)
 	w := newWorld(t, h, "enterprise")
 	admin := w.People[domain.RoleAdmin]
-	bot := addScopedAccount(t, h, w, admin, domain.RoleAdmin, []string{"tenants:create", "tenants:read"}, []string{"ci"})
+	// A lifetime ends the tenant: giving one takes tenants:decommission.
+	bot := addScopedAccount(t, h, w, admin, domain.RoleAdmin, []string{"tenants:create", "tenants:read", "tenants:decommission"}, []string{"ci"})
 
 	if r := httpReq(t, l.srv, "POST", orgPath(w, "/tenants"), bot.Token, map[string]any{"name": "ci-short", "environment": "ci", "expires_in": 0}, ""); r.Status != 400 {
 		t.Fatalf("a lifetime of 0: %d %s", r.Status, r.Raw)

@@ -214,6 +214,22 @@ func (c *Client) Transition(ctx context.Context, workflowID string, kind domain.
 	return res, c.domainError(ctx, err)
 }
 
+// SetLifetime gives a tenant a new end (nil: none). The update id is the
+// idempotency key's, so a retry in the same run changes it once.
+func (c *Client) SetLifetime(ctx context.Context, workflowID, key string, r LifetimeRequest) (activities.TenantRecord, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Bound)
+	defer cancel()
+	var res activities.TenantRecord
+	handle, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateID: LifetimeUpdateID(key), UpdateName: UpdateLifetime,
+		Args: []any{r}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = handle.Get(ctx, &res)
+	}
+	return res, c.domainError(ctx, err)
+}
+
 // domainError turns what Temporal answered into the API's errors: an
 // update's refusal keeps its code, a closed workflow is a conflict, and no
 // answer within the bound is UNAVAILABLE to retry.

@@ -28,12 +28,19 @@ import (
 //	   instead of being dropped; an expiry's operation id is derived, and
 //	   the expiry's decision is carried across runs; a run continues as new
 //	   at the current revision; audit event keys name the run.
+//	6  a restore (or an operator's cancel in the grace period) of a tenant
+//	   whose lifetime ended during the grace period ends the lifetime, so
+//	   the tenant lives on instead of being decommissioned a moment later.
+//	   (Lifetime changes, the "lifetime" update, are taken by runs of every
+//	   revision from 4: a new kind of message, which an older worker
+//	   refuses.)
 const (
-	RevisionInInput  = 4
-	RevisionSagaCore = 5
+	RevisionInInput      = 4
+	RevisionSagaCore     = 5
+	RevisionRestoreKeeps = 6
 	// RevisionCurrent is the revision new runs start at and continued runs
 	// move to.
-	RevisionCurrent = RevisionSagaCore
+	RevisionCurrent = RevisionRestoreKeeps
 )
 
 // versionSagas is the change id of the workflow's second version: repairs
@@ -57,7 +64,7 @@ type revision struct {
 }
 
 // knownRevisions are the revisions this worker runs.
-var knownRevisions = []int{0, RevisionInInput, RevisionSagaCore}
+var knownRevisions = []int{0, RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps}
 
 // revisionOf reads the run's revision. A revision this worker does not know
 // panics, which fails the workflow task: the task is retried until a worker
@@ -70,7 +77,7 @@ func revisionOf(ctx workflow.Context, p TenantParams) revision {
 			return revision{legacy: true}
 		}
 		return revision{localWrites: workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1}
-	case RevisionInInput, RevisionSagaCore:
+	case RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps:
 		return revision{n: p.Revision, localWrites: true}
 	}
 	panic(fmt.Sprintf("tenant workflow revision %d is unknown to this worker, which runs revisions %v: "+
@@ -106,6 +113,10 @@ func (r revision) derivedExpiry() bool { return r.n >= RevisionSagaCore }
 // eventKeysPerRun: an audit event's key names the run (its id before any
 // reset) as well as the event's number.
 func (r revision) eventKeysPerRun() bool { return r.n >= RevisionSagaCore }
+
+// restoreEndsAnEndedLifetime: a restore that wins the grace period of a
+// tenant whose lifetime ended meanwhile ends the lifetime with it.
+func (r revision) restoreEndsAnEndedLifetime() bool { return r.n >= RevisionRestoreKeeps }
 
 // stepsSince are the steps added to a row of domain.Lifecycle after runs
 // were already carrying it out, with the revision that added them: a run of

@@ -89,16 +89,27 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 // end of its lifetime (at once if it is over), in this run and in each run
 // it continues as.
 func (w *tenant) watchExpiry(ctx workflow.Context) {
+	if w.stopExpiry != nil {
+		// A lifetime change: the old clock stops, its timer cancelled.
+		w.stopExpiry()
+		w.stopExpiry = nil
+	}
 	e := w.p.Expiry
 	if e == nil || w.expiring {
 		// No lifetime, or an earlier run dealt with its end.
 		return
 	}
-	workflow.Go(ctx, func(gctx workflow.Context) {
+	wctx, stop := workflow.WithCancel(ctx)
+	w.stopExpiry = stop
+	workflow.Go(wctx, func(gctx workflow.Context) {
 		if left := e.At.Sub(workflow.Now(gctx)); left > 0 {
-			_ = workflow.Sleep(gctx, left)
+			if workflow.Sleep(gctx, left) != nil {
+				return
+			}
 		}
-		w.expired = true
+		if gctx.Err() == nil {
+			w.expired = true
+		}
 	})
 }
 
@@ -106,9 +117,11 @@ func (w *tenant) watchExpiry(ctx workflow.Context) {
 // stands in the way of decommissioning it: no operation running, being
 // written or waiting, and the tenant active or suspended (a tenant being
 // decommissioned already is left to that decommission; one it restored
-// expires after it).
+// expires after it, unless the restore ended the lifetime, as it does from
+// revision 6 when the lifetime ended during the grace period), and no
+// change of the lifetime being written.
 func (w *tenant) expiryDue() bool {
-	return w.expired && !w.expiring && w.op == nil && w.claim == nil && w.next == nil &&
+	return w.expired && !w.expiring && !w.relifing && w.op == nil && w.claim == nil && w.next == nil &&
 		(w.state == domain.StateActive || w.state == domain.StateSuspended)
 }
 

@@ -18,8 +18,21 @@ import (
 const (
 	UpdateProvision  = "provision"
 	UpdateTransition = "transition"
+	UpdateLifetime   = "lifetime"
 	QueryStatus      = "status"
 )
+
+// LifetimeRequest gives a tenant a new end (ExpiresAt nil: it lives on
+// with none), as Request asks. The caller's power to decommission was
+// checked: giving a lifetime is decommissioning in advance.
+type LifetimeRequest struct {
+	ExpiresAt *time.Time `json:",omitempty"`
+	Request   activities.Request
+}
+
+// LifetimeUpdateID is the update id of a lifetime change asked for with
+// an idempotency key.
+func LifetimeUpdateID(key string) string { return "lifetime/" + key }
 
 // Repair is an operator's repair of a stuck saga, and the name of the
 // update that carries it.

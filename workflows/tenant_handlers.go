@@ -33,6 +33,11 @@ func (w *tenant) register(ctx workflow.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateLifetime, w.handleLifetime, workflow.UpdateHandlerOptions{
+		Validator: w.validateLifetime,
+	}); err != nil {
+		return err
+	}
 	for _, r := range Repairs {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, string(r), w.handleRepair(r), workflow.UpdateHandlerOptions{
 			Validator: func(ctx workflow.Context, req RepairRequest) error { return w.canRepair(r, req) },

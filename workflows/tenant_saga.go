@@ -178,7 +178,14 @@ func (w *tenant) runDecommission(ctx workflow.Context, t domain.Transition) {
 		if claim.req != nil {
 			in.Request = claim.req.Request
 		}
+		// A restore keeps the tenant: one whose lifetime ended meanwhile
+		// lives on without one, instead of ending a moment later.
+		ended := w.expired && w.rev.restoreEndsAnEndedLifetime()
+		in.EndLifetime = ended
 		w.finish(ctx, in)
+		if ended {
+			w.p.Expiry, w.expired = nil, false
+		}
 		return
 	}
 	for _, s := range w.rev.steps(t.Final) {

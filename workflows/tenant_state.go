@@ -47,6 +47,10 @@ type tenant struct {
 	// was begun (or found unnecessary), in this run or an earlier one.
 	expired  bool
 	expiring bool
+	// relifing: a lifetime change is being written, and the lifetime's end
+	// waits for it; stopExpiry stops the current lifetime's clock.
+	relifing   bool
+	stopExpiry workflow.CancelFunc
 }
 
 // operation is the state of the running operation; it dies with it.

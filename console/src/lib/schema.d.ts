@@ -462,6 +462,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/organizations/{org_id}/tenants/{tenant_id}/lifetime": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give a tenant a new lifetime, or none
+         * @description A tenant with a lifetime is decommissioned by its saga when it ends, with no grace period, so this takes the power to decommission (the role permission tenant.destroy; a service account needs tenants:decommission), as giving a lifetime at creation does. Refused (409) once the tenant's end has begun, or while it is being decommissioned (restore it first). A restore of a tenant whose lifetime ended during its grace period ends the lifetime too. Audited as tenant.lifetime_changed.
+         *
+         *     Requires the role permission `tenant.destroy`. A service account needs the scope `tenants:decommission`.
+         */
+        post: operations["setTenantLifetime"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/organizations/{org_id}/tenants/{tenant_id}/operations": {
         parameters: {
             query?: never;
@@ -638,7 +660,7 @@ export interface components {
             environment: string;
             /**
              * Format: int64
-             * @description Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then.
+             * @description Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it.
              */
             expires_in?: number | null;
             name: string;
@@ -795,6 +817,8 @@ export interface components {
                 expires_at: string | null;
                 hostname: string;
                 id: string;
+                /** @description Whether the caller may give the tenant a new lifetime or clear it now (POST /tenants/{tenant_id}/lifetime): the power to decommission, and the tenant neither ended nor being decommissioned. */
+                lifetime_editable: boolean;
                 name: string;
                 org_id: string;
                 /** @enum {string} */
@@ -805,6 +829,13 @@ export interface components {
                 /** @description The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
                 workflow_url?: string;
             };
+        };
+        LifetimeRequest: {
+            /**
+             * Format: int64
+             * @description Seconds from now until the tenant's saga decommissions it, with no grace period (at most CP_TENANT_MAX_LIFETIME); null: the tenant lives on with no lifetime.
+             */
+            expires_in: number | null;
         };
         MeResponse: {
             memberships: {
@@ -1024,6 +1055,8 @@ export interface components {
             expires_at: string | null;
             hostname: string;
             id: string;
+            /** @description Whether the caller may give the tenant a new lifetime or clear it now (POST /tenants/{tenant_id}/lifetime): the power to decommission, and the tenant neither ended nor being decommissioned. */
+            lifetime_editable: boolean;
             name: string;
             org_id: string;
             /** @enum {string} */
@@ -2527,6 +2560,59 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setTenantLifetime: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LifetimeRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Tenant"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
