@@ -103,6 +103,7 @@ func TestTheConsoleOffersExactlyTheActionsTheAPIOffers(t *testing.T) {
 	}
 
 	check("active")
+	lifetime(t, people[0].tab, people[1].tab, tenantPath)
 	transition("suspend", "suspended")
 	check("suspended")
 	transition("decommission", "decommissioning")
@@ -119,4 +120,32 @@ func (d *devClient) waitFree(id string) {
 		actions, _ := data["actions"].([]any)
 		return len(actions) > 0
 	})
+}
+
+// lifetime: the owner, who may decommission, is offered the tenant's
+// lifetime, gives it one from the page and clears it again; the
+// developer, who may not, is offered neither, here nor at creation.
+func lifetime(t *testing.T, owner, developer *consoleTab, tenantPath string) {
+	t.Helper()
+	developer.navigate(tenantPath)
+	developer.waitTenantState("active")
+	if eval[bool](developer, `!!document.querySelector("[data-testid=lifetime]")`) {
+		t.Error("a developer is offered to change a tenant's lifetime")
+	}
+	developer.navigate(tenantPath[:strings.LastIndex(tenantPath, "/")])
+	developer.waitFor("the creation form", `document.querySelector("[data-testid=create-tenant]")`)
+	if eval[bool](developer, `!!document.querySelector("[data-testid=create-tenant] input[name=hours]")`) {
+		t.Error("a developer is offered a lifetime at creation")
+	}
+
+	owner.navigate(tenantPath)
+	owner.waitTenantState("active")
+	owner.waitFor("the lifetime form", `document.querySelector("[data-testid=lifetime]")`)
+	owner.fill(`[data-testid=lifetime] input[name=lifetime-hours]`, "2")
+	owner.press(`[data-testid=lifetime]`, "Set lifetime")
+	owner.waitFor("the tenant's end", `document.querySelector("[data-testid=tenant-expires]")?.innerText.includes("no grace period")`)
+	owner.screenshot("tenant-lifetime")
+	owner.press(`[data-testid=lifetime]`, "Keep it (no lifetime)")
+	owner.press("dialog[open]", "Keep it")
+	owner.waitFor("the lifetime cleared", `!document.querySelector("[data-testid=tenant-expires]")`)
 }
