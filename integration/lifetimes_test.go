@@ -16,6 +16,20 @@ func (l lifecycle) createWithLifetime(t *testing.T, w world, token, name, env st
 	return httpReq(t, l.srv, "POST", orgPath(w, "/tenants"), token, map[string]any{"name": name, "environment": env, "expires_in": seconds}, "")
 }
 
+// activeWithLifetime creates a tenant that ends in seconds, as token, and
+// waits for it to be active.
+func (l lifecycle) activeWithLifetime(t *testing.T, w world, token string, seconds int) lifecycleData {
+	t.Helper()
+	r := l.createWithLifetime(t, w, token, "brief-"+uniq(), "prod", seconds)
+	if r.Status != 202 {
+		t.Fatalf("create: %d %s", r.Status, r.Raw)
+	}
+	var d lifecycleData
+	r.data(t, &d)
+	l.waitState(t, w, d.Tenant.ID, domain.StateActive)
+	return d
+}
+
 // setLifetime asks for the tenant to end in seconds from now (nil: never).
 func (l lifecycle) setLifetime(t *testing.T, w world, token, tenantID string, seconds *int) response {
 	t.Helper()
@@ -58,18 +72,12 @@ func TestAnOwnerExtendsOrClearsALifetime(t *testing.T) {
 	l := newLifecycle(t, nil)
 	w := newWorld(t, h, "enterprise")
 	owner := w.People[domain.RoleOwner]
-	r := l.createWithLifetime(t, w, owner.Token, "brief-"+uniq(), "prod", 4)
-	if r.Status != 202 {
-		t.Fatalf("create: %d %s", r.Status, r.Raw)
-	}
-	var d lifecycleData
-	r.data(t, &d)
-	l.waitState(t, w, d.Tenant.ID, domain.StateActive)
+	d := l.activeWithLifetime(t, w, owner.Token, 4)
 
 	if r := l.setLifetime(t, w, w.People[domain.RoleDeveloper].Token, d.Tenant.ID, nil); r.Status != 403 {
 		t.Fatalf("a developer cleared a lifetime: %d %s", r.Status, r.Raw)
 	}
-	r = l.setLifetime(t, w, owner.Token, d.Tenant.ID, nil)
+	r := l.setLifetime(t, w, owner.Token, d.Tenant.ID, nil)
 	if r.Status != 200 {
 		t.Fatalf("clear the lifetime: %d %s", r.Status, r.Raw)
 	}
@@ -112,14 +120,7 @@ func TestARestoreKeepsATenantWhoseLifetimeEndedInItsGracePeriod(t *testing.T) {
 	h := harness.Get(t)
 	l := newLifecycleWith(t, nil, testSaga(time.Minute), nil)
 	w := newWorld(t, h, "enterprise")
-	owner := w.People[domain.RoleOwner]
-	r := l.createWithLifetime(t, w, owner.Token, "brief-"+uniq(), "prod", 3)
-	if r.Status != 202 {
-		t.Fatalf("create: %d %s", r.Status, r.Raw)
-	}
-	var d lifecycleData
-	r.data(t, &d)
-	l.waitState(t, w, d.Tenant.ID, domain.StateActive)
+	d := l.activeWithLifetime(t, w, w.People[domain.RoleOwner].Token, 3)
 	if r := l.transition(t, w, domain.RoleOwner, d.Tenant.ID, "decommission", ""); r.Status != 202 {
 		t.Fatalf("decommission: %d %s", r.Status, r.Raw)
 	}
