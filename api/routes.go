@@ -259,10 +259,13 @@ func (s *Server) handle(c *fiber.Ctx, r route, who *caller) error {
 
 // admitServiceAccount is the guard's rule for a service-account token: a
 // route of its own organisation only (another organisation's is 404, as
-// for a non-member); refused while no human answers for the account; then,
-// after its share of the organisation's budget, the route's scope must be
-// among the account's, and the route's action allowed both to the
-// account's role and to its accountable human's role today.
+// for a non-member); refused while no human answers for the account, or
+// once the member who minted the token may no longer mint it (such a
+// token is revoked in the transaction that removes or demotes them: this
+// is the check behind it); then, after its share of the organisation's
+// budget, the route's scope must be among the account's, and the route's
+// action allowed both to the account's role and to its accountable
+// human's role today.
 func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 	sa := who.ServiceAccount
 	if r.Access != Org || who.Org == nil {
@@ -279,6 +282,9 @@ func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 	}
 	if sa.HumanMemberID == "" {
 		return domain.Errorf(domain.CodeForbidden, "service account %s has no accountable member (they left or were removed): an owner or admin must take it over", sa.ID)
+	}
+	if !domain.Role(sa.MinterRole).MayMint(domain.Role(sa.Role)) {
+		return domain.Errorf(domain.CodeForbidden, "the member who minted this token may no longer mint it (they left, were removed or lost the role): mint another")
 	}
 	limit := s.planLimit(c, who.Org.PlanID)
 	if err := s.rateLimit(c, "sa:"+sa.ID, memberShare(limit)); err != nil {

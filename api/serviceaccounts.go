@@ -241,7 +241,8 @@ func (s *Server) mintServiceToken(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	v, token, err := store.MintServiceToken(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), who.UserID, ttl, mayManage(who), s.eventBase(c, who))
+	minter := store.MemberView{ID: who.MemberID, OrgID: who.OrgID, UserID: who.UserID, Email: who.Email}
+	v, token, err := store.MintServiceToken(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), minter, ttl, mayManage(who), s.eventBase(c, who))
 	if err != nil {
 		return err
 	}

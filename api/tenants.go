@@ -158,7 +158,7 @@ func (s *Server) request(c *fiber.Ctx, who *caller) workflows.Request {
 	actor := domain.Actor{Type: "member", ID: who.MemberID, Email: who.Email}
 	if sa := who.ServiceAccount; sa != nil {
 		actor = domain.Actor{Type: "service_account", ID: sa.ID, Name: sa.Name,
-			OnBehalfOf: &domain.Actor{Type: "member", ID: sa.HumanMemberID, Email: who.Email}}
+			OnBehalfOf: &domain.Actor{Type: "member", ID: sa.HumanMemberID, Email: who.Email}, TokenID: sa.TokenID}
 	}
 	return workflows.Request{
 		Actor:     actor,

@@ -684,10 +684,11 @@ func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperator
 // elsewhere says why a third is refused (two valid at most). The account's
 // tenant creation is in the audit trail under its name, for its admin; a
 // tenant made with a lifetime shows when it ends. A viewer sees the
-// accounts and their tokens but is offered no change. When the admin
-// leaves, the console warns that nobody answers for the account (its
-// tokens are refused) until the owner takes it over; deleting the account
-// ends its tokens.
+// accounts and their tokens but is offered no change. Each token says who
+// minted it. When the admin leaves, the tokens the admin minted are
+// revoked, saying why, and the console warns that nobody answers for the
+// account until the owner takes it over and mints a token of their own;
+// deleting the account ends its tokens.
 func TestTheConsoleManagesAServiceAccountAndItsTokens(t *testing.T) {
 	t.Parallel()
 	env := devEnv(t)
@@ -766,6 +767,7 @@ func TestTheConsoleManagesAServiceAccountAndItsTokens(t *testing.T) {
 	second := eval[string](c, `document.querySelector("[data-testid=token]").innerText`)
 	firstRow := fmt.Sprintf(`%s [data-testid=token-row][data-hint=%q]`, account, first[len(first)-4:])
 	c.waitFor("the first token's last use", fmt.Sprintf(`(r => r && !r.innerText.includes("never") && r.innerText.includes("127.0.0.1"))(document.querySelector(%q))`, firstRow))
+	c.waitFor("who minted the first token", fmt.Sprintf(`document.querySelector(%q + " [data-testid=minted-by]")?.innerText === %q`, firstRow, adminEmail))
 	c.waitFor("no third token offered", fmt.Sprintf(`document.querySelector(%q).querySelector("[data-testid=two-live]")?.innerText.includes("revoke one first")`, account))
 
 	// The first is revoked in the console: refused at once; the second works.
@@ -819,8 +821,9 @@ func TestTheConsoleManagesAServiceAccountAndItsTokens(t *testing.T) {
 	}
 	c.accessible("service-accounts-read-only")
 
-	// The admin leaves: nobody answers for the account and its tokens are
-	// refused, until the owner takes it over in the console.
+	// The admin leaves: the tokens the admin minted are revoked, and nobody
+	// answers for the account until the owner takes it over in the console
+	// and mints a token of their own.
 	_, members := owner.do("GET", "/organizations/"+owner.org+"/members", nil)
 	for _, m := range members["data"].([]any) {
 		if m := m.(map[string]any); m["email"] == adminEmail {
@@ -829,20 +832,30 @@ func TestTheConsoleManagesAServiceAccountAndItsTokens(t *testing.T) {
 			}
 		}
 	}
-	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 403 {
-		t.Fatalf("the token of an account nobody answers for = %d %v, want 403", code, out)
+	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 401 {
+		t.Fatalf("the token of a member who left = %d %v, want 401", code, out)
 	}
 	c.press("header", "Sign out")
 	c.waitPath(`^/sign-in$`)
 	c.navigate("/sign-in?next=" + orgPath + "/service-accounts")
 	c.signIn(devOwnerEmail, devOwnerPassword)
 	c.waitFor("the warning that nobody answers for it", fmt.Sprintf(`document.querySelector(%q + " [data-testid=orphaned]")?.innerText.includes("tokens do not work")`, account))
+	secondRow := fmt.Sprintf(`%s [data-testid=token-row][data-hint=%q]`, account, second[len(second)-4:])
+	c.waitFor("the admin's token revoked, saying why", fmt.Sprintf(`(r => r?.dataset.status === "revoked" && r.querySelector("[data-testid=revoked-reason]")?.innerText.includes("its minter was removed"))(document.querySelector(%q))`, secondRow))
 	c.accessible("service-account-orphaned")
 	c.press(account, "Take over")
 	c.press("dialog[open]", "Take over")
 	c.waitFor("the owner answering for it", fmt.Sprintf(`document.querySelector(%q + " [data-testid=accountable]")?.innerText.includes(%q)`, account, devOwnerEmail))
+	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 401 {
+		t.Fatalf("the token of a member who left, after the take-over = %d %v, want 401", code, out)
+	}
+	c.press(account, "New token")
+	c.press("dialog[open]", "Mint token")
+	c.waitFor("the owner's token", fmt.Sprintf(`(t => t?.startsWith("cps_") && t !== %q)(document.querySelector("[data-testid=token]")?.innerText)`, second))
+	second = eval[string](c, `document.querySelector("[data-testid=token]").innerText`)
+	c.press("", "Done")
 	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 200 {
-		t.Fatalf("the token of an account taken over = %d %v, want 200", code, out)
+		t.Fatalf("the owner's token of an account taken over = %d %v, want 200", code, out)
 	}
 
 	// The owner deletes the account: its tokens stop working.

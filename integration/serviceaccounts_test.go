@@ -298,8 +298,11 @@ func TestAServiceTokenRotatesWithoutDowntime(t *testing.T) {
 }
 
 // TestAServiceAccountWhoseHumanLeftWorksAgainOnceTakenOver: removing the
-// accountable member stops the tokens; an admin takes the account over
-// (audited) and the same token works again, on the admin's behalf.
+// accountable member stops the tokens (theirs for good, the ones others
+// minted until someone answers for the account); an admin takes the
+// account over (audited) and the token the admin minted works again, on
+// the admin's behalf. (TestATakeOverDoesNotReviveARemovedMintersToken:
+// the leaver's own token does not.)
 func TestAServiceAccountWhoseHumanLeftWorksAgainOnceTakenOver(t *testing.T) {
 	h := harness.Get(t)
 	srv := sharedAPI(t)
@@ -307,14 +310,15 @@ func TestAServiceAccountWhoseHumanLeftWorksAgainOnceTakenOver(t *testing.T) {
 	admin := w.People[domain.RoleAdmin]
 	leaver := addPerson(t, h, w.Org.ID, domain.RoleAdmin)
 	sa := addScopedAccount(t, h, w, leaver, domain.RoleDeveloper, []string{"tenants:read"}, nil)
+	_, token := mintAs(t, srv, w, admin, sa.ID)
 
-	if r := req(t, srv, "GET", orgPath(w, "/tenants"), sa.Token, nil); r.Status != 200 {
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), token, nil); r.Status != 200 {
 		t.Fatalf("before: %d %s", r.Status, r.Raw)
 	}
 	if r := req(t, srv, "DELETE", orgPath(w, "/members/"+leaver.MemberID), admin.Token, nil); r.Status != 200 {
 		t.Fatalf("remove: %d %s", r.Status, r.Raw)
 	}
-	if r := req(t, srv, "GET", orgPath(w, "/tenants"), sa.Token, nil); r.Status != 403 || !strings.Contains(r.Raw, "take it over") {
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), token, nil); r.Status != 403 || !strings.Contains(r.Raw, "take it over") {
 		t.Fatalf("after the human left: %d %s", r.Status, r.Raw)
 	}
 	var got store.ServiceAccountView
@@ -325,7 +329,7 @@ func TestAServiceAccountWhoseHumanLeftWorksAgainOnceTakenOver(t *testing.T) {
 	if r := req(t, srv, "POST", orgPath(w, "/service-accounts/"+sa.ID+"/take-over"), admin.Token, nil); r.Status != 200 {
 		t.Fatalf("take over: %d %s", r.Status, r.Raw)
 	}
-	if r := req(t, srv, "GET", orgPath(w, "/tenants"), sa.Token, nil); r.Status != 200 {
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), token, nil); r.Status != 200 {
 		t.Fatalf("after the take-over: %d %s", r.Status, r.Raw)
 	}
 	var evs []store.EventView
@@ -342,7 +346,9 @@ func TestAServiceAccountWhoseHumanLeftWorksAgainOnceTakenOver(t *testing.T) {
 
 // TestAServiceAccountNeverDoesMoreThanItsHumanMayToday: an admin's account
 // with tenants:decommission loses it when the admin is made a developer,
-// and gets it back when the admin is an admin again.
+// and gets it back when the admin is an admin again. (The token is the
+// owner's: the admin's own tokens stop for good when the admin is made a
+// developer, TestAServiceTokenStopsWhenItsMinterLosesThePowerToMintIt.)
 func TestAServiceAccountNeverDoesMoreThanItsHumanMayToday(t *testing.T) {
 	h := harness.Get(t)
 	srv := sharedAPI(t)
@@ -350,9 +356,10 @@ func TestAServiceAccountNeverDoesMoreThanItsHumanMayToday(t *testing.T) {
 	owner := w.People[domain.RoleOwner]
 	human := addPerson(t, h, w.Org.ID, domain.RoleAdmin)
 	sa := addScopedAccount(t, h, w, human, domain.RoleAdmin, []string{"tenants:decommission"}, nil)
+	_, token := mintAs(t, srv, w, owner, sa.ID)
 	path := orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateFailed)+"/decommission")
 
-	if r := req(t, srv, "POST", path, sa.Token, nil); r.Status != 409 {
+	if r := req(t, srv, "POST", path, token, nil); r.Status != 409 {
 		t.Fatalf("allowed (refused for the tenant's state only): %d %s", r.Status, r.Raw)
 	}
 	setRole := func(role domain.Role) {
@@ -361,11 +368,11 @@ func TestAServiceAccountNeverDoesMoreThanItsHumanMayToday(t *testing.T) {
 		}
 	}
 	setRole(domain.RoleDeveloper)
-	if r := req(t, srv, "POST", path, sa.Token, nil); r.Status != 403 || !strings.Contains(r.Raw, "accountable member (developer)") {
+	if r := req(t, srv, "POST", path, token, nil); r.Status != 403 || !strings.Contains(r.Raw, "accountable member (developer)") {
 		t.Fatalf("with its human a developer: %d %s", r.Status, r.Raw)
 	}
 	setRole(domain.RoleAdmin)
-	if r := req(t, srv, "POST", path, sa.Token, nil); r.Status != 409 {
+	if r := req(t, srv, "POST", path, token, nil); r.Status != 409 {
 		t.Fatalf("with its human an admin again: %d %s", r.Status, r.Raw)
 	}
 }

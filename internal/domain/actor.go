@@ -15,4 +15,8 @@ type Actor struct {
 	// it; for the system, whoever it acts for (an ephemeral tenant's
 	// creator).
 	OnBehalfOf *Actor `json:"on_behalf_of,omitempty"`
+	// TokenID is, for a service account, the token its request came
+	// with: which of its (at most two) tokens acted, to revoke the one
+	// that did.
+	TokenID string `json:"token_id,omitempty"`
 }

@@ -18,6 +18,10 @@ func TestAnActorsJSONIsWhatRecordedHistoriesHold(t *testing.T) {
 			`{"type":"service_account","id":"sa_1","email":"","name":"ci-bot","on_behalf_of":{"type":"member","id":"mem_1","email":"a@x.test"}}`},
 		{Actor{Type: "system", ID: "expiry", OnBehalfOf: &Actor{Type: "member", ID: "mem_1"}},
 			`{"type":"system","id":"expiry","email":"","on_behalf_of":{"type":"member","id":"mem_1","email":""}}`},
+		// The token a service account used is written when there is one,
+		// last, so actors written before it existed encode as they did.
+		{Actor{Type: "service_account", ID: "sa_1", Name: "ci-bot", OnBehalfOf: &Actor{Type: "member", ID: "mem_1", Email: "a@x.test"}, TokenID: "sat_1"},
+			`{"type":"service_account","id":"sa_1","email":"","name":"ci-bot","on_behalf_of":{"type":"member","id":"mem_1","email":"a@x.test"},"token_id":"sat_1"}`},
 	} {
 		b, err := json.Marshal(c.actor)
 		if err != nil || string(b) != c.want {

@@ -105,13 +105,21 @@ func (r Role) Grantable() []Role {
 	return out
 }
 
+// MayMint reports whether a member with the role may mint a token for a
+// service account with the role account: service_accounts.manage, and an
+// account no more powerful than the member. A token works only while its
+// minter may mint it.
+func (r Role) MayMint(account Role) bool {
+	return Allowed(r, ActionServiceAccountsManage) && account.AtMost(r)
+}
+
 // ServiceAccountRoles lists, most powerful first, the roles a member with
 // the role may give a service account: none without
 // service_accounts.manage, else those no more powerful than its own.
 func (r Role) ServiceAccountRoles() []Role {
 	out := []Role{}
 	for _, g := range Roles {
-		if Allowed(r, ActionServiceAccountsManage) && g.AtMost(r) {
+		if r.MayMint(g) {
 			out = append(out, g)
 		}
 	}

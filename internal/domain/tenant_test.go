@@ -127,5 +127,13 @@ func TestTheRolesAMemberMayGrantFollowTheRolesTable(t *testing.T) {
 		if got := c.role.ServiceAccountRoles(); !slices.Equal(got, c.account) {
 			t.Errorf("%s may give service accounts %v, want %v", c.role, got, c.account)
 		}
+		for _, a := range Roles {
+			if got, want := c.role.MayMint(a), slices.Contains(c.account, a); got != want {
+				t.Errorf("%s may mint a token for a %s account: %v, want %v", c.role, a, got, want)
+			}
+		}
+	}
+	if Role("").MayMint(RoleViewer) {
+		t.Error("no member (a minter who left) may mint a token")
 	}
 }

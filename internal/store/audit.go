@@ -42,7 +42,7 @@ func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool
 // fail on every retry, and with it the change the event belongs to, for
 // as long as its writer retries (a saga: days).
 func (ev *AuditEvent) storable() error {
-	for _, s := range []*string{&ev.ID, &ev.OrgID, &ev.Action, &ev.ActorType, &ev.ActorID, &ev.ActorEmail, &ev.ActorName,
+	for _, s := range []*string{&ev.ID, &ev.OrgID, &ev.Action, &ev.ActorType, &ev.ActorID, &ev.ActorEmail, &ev.ActorName, &ev.ActorTokenID,
 		&ev.TargetType, &ev.TargetID, &ev.RequestID, &ev.WorkflowID, &ev.ClientAddr, &ev.UserAgent} {
 		*s = domain.StorableText(*s, 0)
 	}
@@ -68,6 +68,8 @@ type EventBase struct {
 	ActorID    string
 	ActorEmail string
 	ActorName  string
+	// ActorTokenID is the token a service account's request came with.
+	ActorTokenID string
 	// OnBehalfOf is the human a service account acts for (nil: none).
 	OnBehalfOf json.RawMessage
 	RequestID  string
@@ -79,7 +81,7 @@ type EventBase struct {
 func (b EventBase) Event(action, targetType, targetID string, data map[string]any) *AuditEvent {
 	ev := &AuditEvent{
 		OrgID: b.OrgID, Action: action,
-		ActorType: b.ActorType, ActorID: b.ActorID, ActorEmail: b.ActorEmail, ActorName: b.ActorName, OnBehalfOf: b.OnBehalfOf,
+		ActorType: b.ActorType, ActorID: b.ActorID, ActorEmail: b.ActorEmail, ActorName: b.ActorName, ActorTokenID: b.ActorTokenID, OnBehalfOf: b.OnBehalfOf,
 		TargetType: targetType, TargetID: targetID,
 		RequestID: b.RequestID, ClientAddr: b.ClientAddr, UserAgent: b.UserAgent,
 	}

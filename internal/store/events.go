@@ -53,6 +53,8 @@ type EventActor struct {
 	Email string `json:"email,omitempty"`
 	// Name is a service account's name.
 	Name string `json:"name,omitempty"`
+	// TokenID is the token a service account's request came with.
+	TokenID string `json:"token_id,omitempty" doc:"For a service account, the token its request came with."`
 }
 
 // EventTarget is what it was done to.
@@ -64,7 +66,7 @@ type EventTarget struct {
 // View returns the API's view of the event.
 func (e AuditEvent) View() EventView {
 	return EventView{ID: e.ID, OrgID: e.OrgID, Action: e.Action,
-		Actor:      EventActor{Type: e.ActorType, ID: e.ActorID, Email: e.ActorEmail, Name: e.ActorName},
+		Actor:      EventActor{Type: e.ActorType, ID: e.ActorID, Email: e.ActorEmail, Name: e.ActorName, TokenID: e.ActorTokenID},
 		OnBehalfOf: e.OnBehalfOf, Target: EventTarget{Type: e.TargetType, ID: e.TargetID},
 		RequestID: e.RequestID, WorkflowID: e.WorkflowID, ClientAddr: e.ClientAddr, UserAgent: e.UserAgent,
 		Data: e.Data, OccurredAt: e.OccurredAt}

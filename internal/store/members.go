@@ -76,7 +76,9 @@ func lockOwners(ctx context.Context, tx bun.Tx, orgID string) (int, error) {
 
 // ChangeRole sets a member's role. check decides, with the target as it is
 // under lock, whether the caller may make the change; the last owner is
-// never demoted. The audit event is written in the same transaction.
+// never demoted. The audit event is written in the same transaction, and
+// so is the revocation of the service-account tokens the member minted
+// that their new role may not mint (minter_demoted).
 func ChangeRole(ctx context.Context, db *bun.DB, orgID, memberID string, role domain.Role, check func(target MemberView) error, ev EventBase) (before, after MemberView, err error) {
 	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		owners, err := lockOwners(ctx, tx, orgID)
@@ -106,6 +108,9 @@ func ChangeRole(ctx context.Context, db *bun.DB, orgID, memberID string, role do
 				return err
 			}
 		}
+		if err := revokeTokensMintedBy(ctx, tx, orgID, memberID, RevokedMinterDemoted, ev); err != nil {
+			return err
+		}
 		_, err = InsertEvent(ctx, tx, ev.Event("member.role_changed", "member", memberID,
 			map[string]any{"before": map[string]any{"role": before.Role}, "after": map[string]any{"role": after.Role}, "user_id": before.UserID, "email": before.Email}))
 		return err
@@ -116,7 +121,9 @@ func ChangeRole(ctx context.Context, db *bun.DB, orgID, memberID string, role do
 // RemoveMember deletes a member (a member removing itself is leaving).
 // check decides under lock whether the caller may; the last owner is never
 // removed. Removing the membership ends the user's access to the
-// organisation at once: every request checks membership.
+// organisation at once: every request checks membership. The
+// service-account tokens the member minted are revoked in the same
+// transaction (minter_removed or minter_left).
 func RemoveMember(ctx context.Context, db *bun.DB, orgID, memberID string, check func(target MemberView) error, ev EventBase, leaving bool) (MemberView, error) {
 	var target MemberView
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -141,9 +148,12 @@ func RemoveMember(ctx context.Context, db *bun.DB, orgID, memberID string, check
 				return err
 			}
 		}
-		action := "member.removed"
+		action, reason := "member.removed", RevokedMinterRemoved
 		if leaving {
-			action = "member.left"
+			action, reason = "member.left", RevokedMinterLeft
+		}
+		if err := revokeTokensMintedBy(ctx, tx, orgID, memberID, reason, ev); err != nil {
+			return err
 		}
 		_, err = InsertEvent(ctx, tx, ev.Event(action, "member", memberID,
 			map[string]any{"before": map[string]any{"role": target.Role, "user_id": target.UserID, "email": target.Email}}))

@@ -65,6 +65,9 @@ type AuditEvent struct {
 	Data       json.RawMessage `bun:"data,type:jsonb,nullzero"`
 	DedupKey   *string         `bun:"dedup_key"`
 	OccurredAt time.Time       `bun:"occurred_at"`
+
+	// ActorTokenID is the token a service account's request came with.
+	ActorTokenID string `bun:"actor_token_id"`
 }
 
 // Session is a row of sessions: a bearer token, stored as its SHA-256.

@@ -360,7 +360,7 @@ func tenantEvent(ctx context.Context, tx bun.Tx, t Tenant, r TenantRequest, oper
 		RequestID: r.RequestID, WorkflowID: t.WorkflowID, DedupKey: &key}
 	switch {
 	case requested:
-		ev.ActorType, ev.ActorID, ev.ActorEmail, ev.ActorName = r.Actor.Type, r.Actor.ID, r.Actor.Email, r.Actor.Name
+		ev.ActorType, ev.ActorID, ev.ActorEmail, ev.ActorName, ev.ActorTokenID = r.Actor.Type, r.Actor.ID, r.Actor.Email, r.Actor.Name, r.Actor.TokenID
 		ev.ClientAddr, ev.UserAgent = r.ClientAddr, r.UserAgent
 		if r.Actor.OnBehalfOf != nil {
 			b, err := json.Marshal(r.Actor.OnBehalfOf)

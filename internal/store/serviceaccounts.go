@@ -46,34 +46,67 @@ type ServiceAccount struct {
 type ServiceToken struct {
 	bun.BaseModel `bun:"table:service_account_tokens"`
 
-	ID               string     `bun:"id,pk"`
-	ServiceAccountID string     `bun:"service_account_id"`
-	TokenHash        []byte     `bun:"token_hash"`
-	Hint             string     `bun:"hint"`
-	CreatedBy        string     `bun:"created_by"`
-	CreatedAt        time.Time  `bun:"created_at"`
-	ExpiresAt        time.Time  `bun:"expires_at"`
-	RevokedAt        *time.Time `bun:"revoked_at"`
-	LastUsedAt       *time.Time `bun:"last_used_at"`
-	LastUsedAddr     string     `bun:"last_used_addr"`
+	ID               string `bun:"id,pk"`
+	ServiceAccountID string `bun:"service_account_id"`
+	TokenHash        []byte `bun:"token_hash"`
+	Hint             string `bun:"hint"`
+	CreatedBy        string `bun:"created_by"`
+	// MintedBy is the membership that minted it (nil: minted before
+	// minters were recorded, by a user no longer a member).
+	MintedBy      *string    `bun:"minted_by"`
+	CreatedAt     time.Time  `bun:"created_at"`
+	ExpiresAt     time.Time  `bun:"expires_at"`
+	RevokedAt     *time.Time `bun:"revoked_at"`
+	RevokedReason string     `bun:"revoked_reason"`
+	LastUsedAt    *time.Time `bun:"last_used_at"`
+	LastUsedAddr  string     `bun:"last_used_addr"`
 }
 
 // live reports whether the token works at now.
 func (t ServiceToken) live(now time.Time) bool { return t.RevokedAt == nil && now.Before(t.ExpiresAt) }
 
+// Why a token was revoked, as its view and its token_revoked event say.
+const (
+	// RevokedByManager: an owner or admin revoked it.
+	RevokedByManager = "revoked"
+	// RevokedAccountDeleted: its account was deleted.
+	RevokedAccountDeleted = "account_deleted"
+	// RevokedMinterRemoved, RevokedMinterLeft, RevokedMinterDemoted: the
+	// member who minted it was removed, left, or was given a role that
+	// may no longer mint it.
+	RevokedMinterRemoved = "minter_removed"
+	RevokedMinterLeft    = "minter_left"
+	RevokedMinterDemoted = "minter_demoted"
+	// RevokedAccountRaised: its account was given a role above its
+	// minter's.
+	RevokedAccountRaised = "account_role_raised"
+	// RevokedTakenOver: its account was taken over while its minter may
+	// no longer mint it.
+	RevokedTakenOver = "taken_over"
+)
+
 // ServiceTokenView is a token as the API shows it: never the secret.
 type ServiceTokenView struct {
-	ID           string     `json:"id"`
-	Hint         string     `json:"hint" doc:"The token's last four characters, to tell tokens apart."`
-	Status       string     `json:"status" doc:"active, expired or revoked"`
-	CreatedAt    time.Time  `json:"created_at"`
-	ExpiresAt    time.Time  `json:"expires_at"`
-	RevokedAt    *time.Time `json:"revoked_at"`
-	LastUsedAt   *time.Time `json:"last_used_at" doc:"When the token last authenticated a request (kept to the minute)."`
-	LastUsedAddr string     `json:"last_used_addr,omitempty" doc:"The client address of that request."`
+	ID            string      `json:"id"`
+	Hint          string      `json:"hint" doc:"The token's last four characters, to tell tokens apart."`
+	Status        string      `json:"status" doc:"active, expired or revoked"`
+	MintedBy      *MinterView `json:"minted_by" doc:"The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded."`
+	CreatedAt     time.Time   `json:"created_at"`
+	ExpiresAt     time.Time   `json:"expires_at"`
+	RevokedAt     *time.Time  `json:"revoked_at"`
+	RevokedReason string      `json:"revoked_reason,omitempty" doc:"Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked)."`
+	LastUsedAt    *time.Time  `json:"last_used_at" doc:"When the token last authenticated a request (kept to the minute)."`
+	LastUsedAddr  string      `json:"last_used_addr,omitempty" doc:"The client address of that request."`
 }
 
-func (t ServiceToken) view(now time.Time) ServiceTokenView {
+// MinterView is the member who minted a token. The member may since have
+// left: the email is the user's.
+type MinterView struct {
+	MemberID string `json:"member_id"`
+	Email    string `json:"email"`
+}
+
+func (t ServiceToken) view(now time.Time, emails map[string]string) ServiceTokenView {
 	status := "active"
 	switch {
 	case t.RevokedAt != nil:
@@ -81,8 +114,44 @@ func (t ServiceToken) view(now time.Time) ServiceTokenView {
 	case !now.Before(t.ExpiresAt):
 		status = "expired"
 	}
-	return ServiceTokenView{ID: t.ID, Hint: t.Hint, Status: status, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
-		RevokedAt: t.RevokedAt, LastUsedAt: t.LastUsedAt, LastUsedAddr: t.LastUsedAddr}
+	v := ServiceTokenView{ID: t.ID, Hint: t.Hint, Status: status, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
+		RevokedAt: t.RevokedAt, RevokedReason: t.RevokedReason, LastUsedAt: t.LastUsedAt, LastUsedAddr: t.LastUsedAddr}
+	if t.MintedBy != nil {
+		v.MintedBy = &MinterView{MemberID: *t.MintedBy, Email: emails[t.CreatedBy]}
+	}
+	return v
+}
+
+// minterEmails returns the emails of the users who minted the tokens, by
+// user id.
+func minterEmails(ctx context.Context, db bun.IDB, tokens []ServiceToken) (map[string]string, error) {
+	var ids []string
+	for _, t := range tokens {
+		if t.MintedBy != nil && !slices.Contains(ids, t.CreatedBy) {
+			ids = append(ids, t.CreatedBy)
+		}
+	}
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var users []User
+	if err := db.NewSelect().Model(&users).Column("id", "email").Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("load minters of service tokens: %w", err)
+	}
+	for _, u := range users {
+		out[u.ID] = u.Email
+	}
+	return out, nil
+}
+
+// tokenView is the token as the API shows it now.
+func tokenView(ctx context.Context, db bun.IDB, t ServiceToken) (ServiceTokenView, error) {
+	emails, err := minterEmails(ctx, db, []ServiceToken{t})
+	if err != nil {
+		return ServiceTokenView{}, err
+	}
+	return t.view(time.Now(), emails), nil
 }
 
 // AccountableView is the human who answers for a service account.
@@ -121,6 +190,9 @@ type ServiceAccountPrincipal struct {
 	// The accountable human; HumanMemberID "" when there is none.
 	HumanMemberID string
 	HumanRole     string
+	// MinterRole is the role today of the member who minted the token
+	// ("" when they are no longer a member).
+	MinterRole string
 }
 
 // Sees reports whether the account may see tenants of the environment.
@@ -144,20 +216,21 @@ func AuthenticateServiceAccount(ctx context.Context, db bun.IDB, token, orgID st
 	sa := &ServiceAccountPrincipal{}
 	p := Principal{TokenHash: HashSecret(token), ServiceAccount: sa}
 	var accountOrg string
-	var member, humanRole, userID, email sql.NullString
+	var member, humanRole, minterRole, userID, email sql.NullString
 	var o Organization
 	var envs, scopes []string
 	err := db.NewRaw(`
 		SELECT t.id, t.last_used_at, a.id, a.name, a.role, a.environments, a.scopes, a.org_id,
-		       m.id, m.role, u.id, u.email, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
+		       m.id, m.role, mm.role, u.id, u.email, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
 		FROM service_account_tokens t
 		JOIN service_accounts a ON a.id = t.service_account_id AND a.deleted_at IS NULL
 		JOIN organizations o ON o.id = a.org_id
 		LEFT JOIN members m ON m.id = a.accountable_member_id
+		LEFT JOIN members mm ON mm.id = t.minted_by AND mm.org_id = a.org_id
 		LEFT JOIN users u ON u.id = m.user_id
 		WHERE t.token_hash = ? AND t.revoked_at IS NULL AND t.expires_at > now()`, p.TokenHash).
 		Scan(ctx, &sa.TokenID, &sa.LastUsedAt, &sa.ID, &sa.Name, &sa.Role, pgdialect.Array(&envs), pgdialect.Array(&scopes), &accountOrg,
-			&member, &humanRole, &userID, &email, &o.Slug, &o.Name, &o.PlanID, &o.CreatedAt, &o.UpdatedAt)
+			&member, &humanRole, &minterRole, &userID, &email, &o.Slug, &o.Name, &o.PlanID, &o.CreatedAt, &o.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
@@ -165,7 +238,7 @@ func AuthenticateServiceAccount(ctx context.Context, db bun.IDB, token, orgID st
 		return Principal{}, fmt.Errorf("authenticate service account: %w", err)
 	}
 	sa.Environments, sa.Scopes = envs, scopes
-	sa.HumanMemberID, sa.HumanRole = member.String, humanRole.String
+	sa.HumanMemberID, sa.HumanRole, sa.MinterRole = member.String, humanRole.String, minterRole.String
 	p.UserID, p.Email, p.OrgID = userID.String, email.String, orgID
 	if orgID == accountOrg {
 		o.ID = accountOrg
@@ -209,20 +282,23 @@ func CreateServiceAccount(ctx context.Context, db *bun.DB, in NewServiceAccount,
 		CreatedBy: in.Accountable.UserID, CreatedAt: now, UpdatedAt: now}
 	var token string
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := lockMinter(ctx, tx, in.OrgID, in.Accountable.ID, in.Role); err != nil {
+			return err
+		}
 		if _, err := tx.NewInsert().Model(&sa).Exec(ctx); err != nil {
 			if IsUniqueViolation(err, "service_accounts_live_name_key") {
 				return domain.Errorf(domain.CodeConflict, "a service account named %q exists in this organization", in.Name)
 			}
 			return fmt.Errorf("insert service account: %w", err)
 		}
-		t, secret, err := insertServiceToken(ctx, tx, sa.ID, in.Accountable.UserID, now, in.TokenTTL)
+		t, secret, err := insertServiceToken(ctx, tx, sa.ID, in.Accountable, now, in.TokenTTL)
 		if err != nil {
 			return err
 		}
 		token = secret
 		_, err = InsertEvent(ctx, tx, ev.Event("service_account.created", "service_account", sa.ID, map[string]any{
 			"after":    accountFields(sa),
-			"token_id": t.ID, "token_expires_at": t.ExpiresAt,
+			"token_id": t.ID, "token_expires_at": t.ExpiresAt, "minted_by": in.Accountable.ID,
 		}))
 		return err
 	})
@@ -233,13 +309,32 @@ func CreateServiceAccount(ctx context.Context, db *bun.DB, in NewServiceAccount,
 	return v, token, err
 }
 
-func insertServiceToken(ctx context.Context, tx bun.Tx, accountID, userID string, now time.Time, ttl time.Duration) (ServiceToken, string, error) {
+// lockMinter locks the membership of the member about to mint a token
+// (FOR SHARE: their removal or a change of their role waits for the
+// token, and then revokes it) and refuses unless they may mint for an
+// account with the role.
+func lockMinter(ctx context.Context, tx bun.Tx, orgID, memberID string, account domain.Role) error {
+	var role string
+	err := tx.NewRaw("SELECT role FROM members WHERE org_id = ? AND id = ? FOR SHARE", orgID, memberID).Scan(ctx, &role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Errorf(domain.CodeForbidden, "you are no longer a member of this organization")
+	}
+	if err != nil {
+		return fmt.Errorf("lock minter %s: %w", memberID, err)
+	}
+	if !domain.Role(role).MayMint(account) {
+		return domain.Errorf(domain.CodeForbidden, "your role (%s) may not mint a token for a service account whose role is %s", role, account)
+	}
+	return nil
+}
+
+func insertServiceToken(ctx context.Context, tx bun.Tx, accountID string, minter MemberView, now time.Time, ttl time.Duration) (ServiceToken, string, error) {
 	secret, hash, err := NewSecret(ServiceTokenPrefix)
 	if err != nil {
 		return ServiceToken{}, "", err
 	}
 	t := ServiceToken{ID: domain.NewID(domain.PrefixServiceToken), ServiceAccountID: accountID, TokenHash: hash,
-		Hint: secret[len(secret)-4:], CreatedBy: userID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
+		Hint: secret[len(secret)-4:], CreatedBy: minter.UserID, MintedBy: &minter.ID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
 		return ServiceToken{}, "", fmt.Errorf("insert service token: %w", err)
 	}
@@ -303,6 +398,10 @@ func serviceAccounts(ctx context.Context, db bun.IDB, orgID, id string, after Ke
 	if err := db.NewSelect().Model(&tokens).Where("service_account_id IN (?)", bun.In(ids)).OrderExpr("created_at DESC, id DESC").Scan(ctx); err != nil {
 		return nil, fmt.Errorf("list service tokens: %w", err)
 	}
+	emails, err := minterEmails(ctx, db, tokens)
+	if err != nil {
+		return nil, err
+	}
 	members := map[string]MemberView{}
 	if len(memberIDs) > 0 {
 		var ms []MemberView
@@ -325,7 +424,7 @@ func serviceAccounts(ctx context.Context, db bun.IDB, orgID, id string, after Ke
 		}
 		for _, t := range tokens {
 			if t.ServiceAccountID == r.ID {
-				v.Tokens = append(v.Tokens, t.view(now))
+				v.Tokens = append(v.Tokens, t.view(now, emails))
 			}
 		}
 		out[i] = v
@@ -358,7 +457,13 @@ type ServiceAccountChange struct {
 
 // ChangeServiceAccount applies the change under a lock; check decides,
 // with the account as it is, whether the caller may. The audit event
-// carries the fields before and after.
+// carries the fields before and after. Tokens whose minter may not mint
+// for the account as it is after the change stop in the same transaction:
+// a role raised above their minter's (account_role_raised), and, for a
+// take-over, any whose minter is gone (taken_over: removing a minter
+// revokes their tokens already, so these are only tokens from before
+// minters were checked). A take-over's event lists the tokens it keeps,
+// with who minted each: the new accountable member answers for them.
 func ChangeServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, ch ServiceAccountChange, check func(ServiceAccount) error, action string, ev EventBase) (ServiceAccountView, error) {
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		sa, err := lockServiceAccount(ctx, tx, orgID, id)
@@ -394,7 +499,25 @@ func ChangeServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, ch 
 		}
 		after := accountFields(sa)
 		after["accountable_member_id"] = sa.AccountableMemberID
-		_, err = InsertEvent(ctx, tx, ev.Event(action, "service_account", id, map[string]any{"before": before, "after": after}))
+		data := map[string]any{"before": before, "after": after}
+		if ch.Role != nil || ch.TakeOver != nil {
+			reason := RevokedAccountRaised
+			if ch.TakeOver != nil {
+				reason = RevokedTakenOver
+			}
+			kept, err := revokeUnbacked(ctx, tx, orgID, "t.service_account_id = ?", id, reason, ev)
+			if err != nil {
+				return err
+			}
+			if ch.TakeOver != nil {
+				list := make([]map[string]any, len(kept))
+				for i, k := range kept {
+					list[i] = map[string]any{"id": k.ID, "minted_by": k.MintedBy.String}
+				}
+				data["tokens_kept"] = list
+			}
+		}
+		_, err = InsertEvent(ctx, tx, ev.Event(action, "service_account", id, data))
 		return err
 	})
 	if err != nil {
@@ -403,10 +526,10 @@ func ChangeServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, ch 
 	return ServiceAccountByID(ctx, db, orgID, id)
 }
 
-// MintServiceToken adds a token to the account, refused while
-// MaxLiveServiceTokens are valid; check decides, with the account, whether
-// the caller may.
-func MintServiceToken(ctx context.Context, db *bun.DB, orgID, id, userID string, ttl time.Duration, check func(ServiceAccount) error, ev EventBase) (ServiceTokenView, string, error) {
+// MintServiceToken adds a token minted by the member to the account,
+// refused while MaxLiveServiceTokens are valid; check decides, with the
+// account, whether the caller may.
+func MintServiceToken(ctx context.Context, db *bun.DB, orgID, id string, minter MemberView, ttl time.Duration, check func(ServiceAccount) error, ev EventBase) (ServiceTokenView, string, error) {
 	var t ServiceToken
 	var secret string
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -417,6 +540,9 @@ func MintServiceToken(ctx context.Context, db *bun.DB, orgID, id, userID string,
 		if err := check(sa); err != nil {
 			return err
 		}
+		if err := lockMinter(ctx, tx, orgID, minter.ID, domain.Role(sa.Role)); err != nil {
+			return err
+		}
 		live, err := tx.NewSelect().Model((*ServiceToken)(nil)).
 			Where("service_account_id = ? AND revoked_at IS NULL AND expires_at > now()", id).Count(ctx)
 		if err != nil {
@@ -425,14 +551,17 @@ func MintServiceToken(ctx context.Context, db *bun.DB, orgID, id, userID string,
 		if live >= MaxLiveServiceTokens {
 			return domain.Errorf(domain.CodeConflict, "service account %s has %d valid tokens, the most it may have: revoke one first", id, live)
 		}
-		if t, secret, err = insertServiceToken(ctx, tx, id, userID, time.Now().UTC(), ttl); err != nil {
+		if t, secret, err = insertServiceToken(ctx, tx, id, minter, time.Now().UTC(), ttl); err != nil {
 			return err
 		}
 		_, err = InsertEvent(ctx, tx, ev.Event("service_account.token_created", "service_account", id,
-			map[string]any{"token_id": t.ID, "expires_at": t.ExpiresAt}))
+			map[string]any{"token_id": t.ID, "expires_at": t.ExpiresAt, "minted_by": minter.ID}))
 		return err
 	})
-	return t.view(time.Now()), secret, err
+	if err != nil {
+		return ServiceTokenView{}, "", err
+	}
+	return t.view(time.Now(), map[string]string{minter.UserID: minter.Email}), secret, nil
 }
 
 // RevokeServiceToken revokes a token of the account at once; revoking a
@@ -454,14 +583,18 @@ func RevokeServiceToken(ctx context.Context, db *bun.DB, orgID, id, tokenID stri
 			return nil
 		}
 		now := time.Now().UTC()
-		t.RevokedAt = &now
-		if _, err := tx.NewUpdate().Model(&t).Column("revoked_at").WherePK().Exec(ctx); err != nil {
+		t.RevokedAt, t.RevokedReason = &now, RevokedByManager
+		if _, err := tx.NewUpdate().Model(&t).Column("revoked_at", "revoked_reason").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("revoke service token %s: %w", tokenID, err)
 		}
-		_, err = InsertEvent(ctx, tx, ev.Event("service_account.token_revoked", "service_account", id, map[string]any{"token_id": t.ID}))
+		_, err = InsertEvent(ctx, tx, ev.Event("service_account.token_revoked", "service_account", id,
+			map[string]any{"token_id": t.ID, "reason": RevokedByManager}))
 		return err
 	})
-	return t.view(time.Now()), err
+	if err != nil {
+		return ServiceTokenView{}, err
+	}
+	return tokenView(ctx, db, t)
 }
 
 // DeleteServiceAccount deletes the account (its row stays, marked, for the
@@ -482,7 +615,7 @@ func DeleteServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, che
 		if _, err := tx.NewUpdate().Model((*ServiceAccount)(nil)).Set("deleted_at = now(), updated_at = now()").Where("id = ?", id).Exec(ctx); err != nil {
 			return fmt.Errorf("delete service account %s: %w", id, err)
 		}
-		if _, err := tx.NewUpdate().Model((*ServiceToken)(nil)).Set("revoked_at = now()").Where("service_account_id = ? AND revoked_at IS NULL", id).Exec(ctx); err != nil {
+		if _, err := tx.NewUpdate().Model((*ServiceToken)(nil)).Set("revoked_at = now(), revoked_reason = ?", RevokedAccountDeleted).Where("service_account_id = ? AND revoked_at IS NULL", id).Exec(ctx); err != nil {
 			return fmt.Errorf("revoke tokens of %s: %w", id, err)
 		}
 		_, err = InsertEvent(ctx, tx, ev.Event("service_account.deleted", "service_account", id, map[string]any{"before": accountFields(sa)}))
@@ -491,10 +624,67 @@ func DeleteServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, che
 	return v, err
 }
 
-// ServiceActor is how an audit event names a service account, with the
-// human it acts for in on_behalf_of.
+// unbackedToken is a valid token, its account's role and its minter's
+// role today ("" when the minter is no longer a member).
+type unbackedToken struct {
+	ID          string         `bun:"id"`
+	AccountID   string         `bun:"service_account_id"`
+	MintedBy    sql.NullString `bun:"minted_by"`
+	AccountRole string         `bun:"account_role"`
+	MinterRole  string         `bun:"minter_role"`
+}
+
+// revokeUnbacked revokes, in tx, the organisation's valid tokens that
+// where selects (with arg: "t.minted_by = ?" or "t.service_account_id =
+// ?") and whose minter may no longer mint them (domain.Role.MayMint): no
+// longer a member, or with a role below the power to mint or below the
+// account's. Each gets a service_account.token_revoked event (ev's actor)
+// with the reason and the minter. It returns the tokens it keeps.
+func revokeUnbacked(ctx context.Context, tx bun.Tx, orgID, where, arg, reason string, ev EventBase) ([]unbackedToken, error) {
+	var tokens []unbackedToken
+	err := tx.NewRaw(`SELECT t.id, t.service_account_id, t.minted_by, a.role AS account_role, coalesce(m.role, '') AS minter_role
+		FROM service_account_tokens t
+		JOIN service_accounts a ON a.id = t.service_account_id AND a.org_id = ? AND a.deleted_at IS NULL
+		LEFT JOIN members m ON m.id = t.minted_by AND m.org_id = a.org_id
+		WHERE t.revoked_at IS NULL AND t.expires_at > now() AND `+where+`
+		ORDER BY t.id FOR UPDATE OF t`, orgID, arg).Scan(ctx, &tokens)
+	if err != nil {
+		return nil, fmt.Errorf("load service tokens to check their minters: %w", err)
+	}
+	var kept, stop []unbackedToken
+	for _, t := range tokens {
+		if domain.Role(t.MinterRole).MayMint(domain.Role(t.AccountRole)) {
+			kept = append(kept, t)
+		} else {
+			stop = append(stop, t)
+		}
+	}
+	for _, t := range stop {
+		if _, err := tx.NewUpdate().Model((*ServiceToken)(nil)).Set("revoked_at = now(), revoked_reason = ?", reason).Where("id = ?", t.ID).Exec(ctx); err != nil {
+			return nil, fmt.Errorf("revoke service token %s: %w", t.ID, err)
+		}
+		if _, err := InsertEvent(ctx, tx, ev.Event("service_account.token_revoked", "service_account", t.AccountID,
+			map[string]any{"token_id": t.ID, "reason": reason, "minted_by": t.MintedBy.String})); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
+}
+
+// revokeTokensMintedBy revokes, in tx, the tokens the member minted that
+// they may no longer mint (all of them once they are not a member), with
+// the reason: the removal, departure or role change of the member, in its
+// own transaction.
+func revokeTokensMintedBy(ctx context.Context, tx bun.Tx, orgID, memberID, reason string, ev EventBase) error {
+	_, err := revokeUnbacked(ctx, tx, orgID, "t.minted_by = ?", memberID, reason, ev)
+	return err
+}
+
+// ServiceActor is how an audit event names a service account and the
+// token its request came with, with the human it acts for in
+// on_behalf_of.
 func ServiceActor(b EventBase, p *ServiceAccountPrincipal, humanEmail string) EventBase {
-	b.ActorType, b.ActorID, b.ActorName, b.ActorEmail = "service_account", p.ID, p.Name, ""
+	b.ActorType, b.ActorID, b.ActorName, b.ActorEmail, b.ActorTokenID = "service_account", p.ID, p.Name, "", p.TokenID
 	b.OnBehalfOf, _ = json.Marshal(domain.Actor{Type: "member", ID: p.HumanMemberID, Email: humanEmail})
 	return b
 }

@@ -700,8 +700,15 @@ export interface components {
                      * @description When the token last authenticated a request (kept to the minute).
                      */
                     last_used_at: string | null;
+                    /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
+                    minted_by: {
+                        email: string;
+                        member_id: string;
+                    } | null;
                     /** Format: date-time */
                     revoked_at: string | null;
+                    /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
+                    revoked_reason?: string;
                     /** @description active, expired or revoked */
                     status: string;
                 }[];
@@ -731,6 +738,8 @@ export interface components {
                 email?: string;
                 id: string;
                 name?: string;
+                /** @description For a service account, the token its request came with. */
+                token_id?: string;
                 type: string;
             };
             client_addr?: string;
@@ -890,8 +899,15 @@ export interface components {
              * @description When the token last authenticated a request (kept to the minute).
              */
             last_used_at: string | null;
+            /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
+            minted_by: {
+                email: string;
+                member_id: string;
+            } | null;
             /** Format: date-time */
             revoked_at: string | null;
+            /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
+            revoked_reason?: string;
             /** @description active, expired or revoked */
             status: string;
             /** @description The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another. */
@@ -992,8 +1008,15 @@ export interface components {
                  * @description When the token last authenticated a request (kept to the minute).
                  */
                 last_used_at: string | null;
+                /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
+                minted_by: {
+                    email: string;
+                    member_id: string;
+                } | null;
                 /** Format: date-time */
                 revoked_at: string | null;
+                /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
+                revoked_reason?: string;
                 /** @description active, expired or revoked */
                 status: string;
             }[];
@@ -1015,8 +1038,15 @@ export interface components {
              * @description When the token last authenticated a request (kept to the minute).
              */
             last_used_at: string | null;
+            /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
+            minted_by: {
+                email: string;
+                member_id: string;
+            } | null;
             /** Format: date-time */
             revoked_at: string | null;
+            /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
+            revoked_reason?: string;
             /** @description active, expired or revoked */
             status: string;
         };
