@@ -8,15 +8,17 @@ import (
 
 // planView is a plan and its quotas.
 type planView struct {
-	ID                string `json:"id"`
-	Name              string `json:"name"`
-	MaxTenants        int    `json:"max_tenants" doc:"Tenants an organisation may have that are not failed or decommissioned."`
-	MaxMembers        int    `json:"max_members" doc:"Members an organisation may have, its pending invitations included."`
-	RequestsPerMinute int    `json:"requests_per_minute" doc:"The organisation's API budget per minute, shared by its members."`
+	ID                 string `json:"id"`
+	Name               string `json:"name"`
+	MaxTenants         int    `json:"max_tenants" doc:"Tenants an organisation may have that are not failed or decommissioned."`
+	MaxMembers         int    `json:"max_members" doc:"Members an organisation may have, its pending invitations included."`
+	RequestsPerMinute  int    `json:"requests_per_minute" doc:"The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it."`
+	MaxServiceAccounts int    `json:"max_service_accounts" doc:"Service accounts an organisation may have (deleted ones do not count)."`
 }
 
 func newPlanView(p store.Plan) planView {
-	return planView{ID: p.ID, Name: p.Name, MaxTenants: p.MaxTenants, MaxMembers: p.MaxMembers, RequestsPerMinute: p.RequestsPerMinute}
+	return planView{ID: p.ID, Name: p.Name, MaxTenants: p.MaxTenants, MaxMembers: p.MaxMembers, RequestsPerMinute: p.RequestsPerMinute,
+		MaxServiceAccounts: p.MaxServiceAccounts}
 }
 
 // listPlans answers every plan in one page: there are a handful, and a
@@ -46,12 +48,19 @@ type memberUsage struct {
 	Limit              int `json:"limit"`
 }
 
+// serviceAccountUsage is the service-account quota's use.
+type serviceAccountUsage struct {
+	Used  int `json:"used" doc:"Service accounts that are not deleted, as the quota counts them."`
+	Limit int `json:"limit"`
+}
+
 // usageView is an organisation's plan and what its quotas count now.
 type usageView struct {
-	Plan              planView    `json:"plan"`
-	Tenants           tenantUsage `json:"tenants"`
-	Members           memberUsage `json:"members"`
-	RequestsPerMinute int         `json:"requests_per_minute" doc:"The organisation's API budget per minute (its plan's)."`
+	Plan              planView            `json:"plan"`
+	Tenants           tenantUsage         `json:"tenants"`
+	Members           memberUsage         `json:"members"`
+	ServiceAccounts   serviceAccountUsage `json:"service_accounts"`
+	RequestsPerMinute int                 `json:"requests_per_minute" doc:"The organisation's API budget per minute (its plan's)."`
 }
 
 // getUsage reads the counts from the queries the quota checks run, so a
@@ -66,6 +75,7 @@ func (s *Server) getUsage(c *fiber.Ctx, who *caller) error {
 		Plan:              newPlanView(u.Plan),
 		Tenants:           tenantUsage{Used: u.Tenants, Limit: u.Plan.MaxTenants},
 		Members:           memberUsage{Used: u.Members + u.PendingInvitations, PendingInvitations: u.PendingInvitations, Limit: u.Plan.MaxMembers},
+		ServiceAccounts:   serviceAccountUsage{Used: u.ServiceAccounts, Limit: u.Plan.MaxServiceAccounts},
 		RequestsPerMinute: u.Plan.RequestsPerMinute,
 	})
 }

@@ -262,10 +262,11 @@ func (s *Server) handle(c *fiber.Ctx, r route, who *caller) error {
 // for a non-member); refused while no human answers for the account, or
 // once the member who minted the token may no longer mint it (such a
 // token is revoked in the transaction that removes or demotes them: this
-// is the check behind it); then, after its share of the organisation's
-// budget, the route's scope must be among the account's, and the route's
-// action allowed both to the account's role and to its accountable
-// human's role today.
+// is the check behind it); then, after its share of the budget the
+// organisation's service accounts spend together (serviceAccountsShare),
+// the route's scope must be among the account's, and the route's action
+// allowed both to the account's role and to its accountable human's role
+// today.
 func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 	sa := who.ServiceAccount
 	if r.Access != Org || who.Org == nil {
@@ -287,11 +288,14 @@ func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 		return domain.Errorf(domain.CodeForbidden, "the member who minted this token may no longer mint it (they left, were removed or lost the role): mint another")
 	}
 	limit := s.planLimit(c, who.Org.PlanID)
-	if err := s.rateLimit(c, "sa:"+sa.ID, memberShare(limit)); err != nil {
-		return err
-	}
-	if err := s.rateLimit(c, "org:"+who.OrgID, limit); err != nil {
-		return err
+	pool := serviceAccountsShare(limit)
+	for _, b := range []struct {
+		scope string
+		limit int
+	}{{"sa:" + sa.ID, memberShare(pool)}, {"service-accounts:" + who.OrgID, pool}, {"org:" + who.OrgID, limit}} {
+		if err := s.rateLimit(c, b.scope, b.limit); err != nil {
+			return err
+		}
 	}
 	if err := who.authorize(r.Action, r.Scope); err != nil {
 		return err
@@ -305,13 +309,20 @@ func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 }
 
 // memberShare is the most of an organisation's budget one member may
-// spend in a window.
+// spend in a window; also the most of the service accounts' part one
+// account may (no one principal spends what the others need).
 func memberShare(orgLimit int) int {
 	if orgLimit <= 0 {
 		return 0
 	}
 	return max(orgLimit/2, 1)
 }
+
+// serviceAccountsShare is the most of an organisation's budget its
+// service accounts may spend together in a window: half, so however many
+// there are, the members always have the other half (the owner is never
+// locked out of their own organisation by automation).
+func serviceAccountsShare(orgLimit int) int { return memberShare(orgLimit) }
 
 // authFailure answers a missing or invalid token, charging the client
 // address's budget of failures: guessing tokens is limited, while a valid

@@ -163,8 +163,8 @@ const (
 func TestEveryRouteTimesEveryRoleAndCredential(t *testing.T) {
 	h := harness.Get(t)
 	srv := sharedAPI(t)
-	own := newWorld(t, h, "enterprise")
-	foreign := newWorld(t, h, "enterprise")
+	own := newWorld(t, h, roomyPlan(t, h))
+	foreign := newWorld(t, h, roomyPlan(t, h))
 
 	for _, r := range srv.Routes() {
 		key := r.Method + " " + r.Path

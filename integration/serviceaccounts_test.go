@@ -70,8 +70,8 @@ const (
 func TestEveryRouteTimesEveryServiceAccountCredential(t *testing.T) {
 	h := harness.Get(t)
 	srv := sharedAPI(t)
-	own := newWorld(t, h, "enterprise")
-	foreign := newWorld(t, h, "enterprise")
+	own := newWorld(t, h, roomyPlan(t, h))
+	foreign := newWorld(t, h, roomyPlan(t, h))
 	ctx := context.Background()
 
 	for _, r := range srv.Routes() {

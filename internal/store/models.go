@@ -110,6 +110,9 @@ type Plan struct {
 	MaxTenants        int    `bun:"max_tenants"`
 	MaxMembers        int    `bun:"max_members"`
 	RequestsPerMinute int    `bun:"requests_per_minute"`
+	// MaxServiceAccounts is how many service accounts (not deleted) an
+	// organisation of the plan may have.
+	MaxServiceAccounts int `bun:"max_service_accounts"`
 }
 
 // OutboxMessage is a row of outbox: mail to deliver.

@@ -79,7 +79,7 @@ func Plans(ctx context.Context, db bun.IDB) ([]Plan, error) {
 // requests run one after the other, and returns its plan.
 func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {
 	var plan Plan
-	err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute
+	err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts
 		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR UPDATE OF o`, orgID).Scan(ctx, &plan)
 	if err != nil {
 		return plan, fmt.Errorf("lock organisation %s: %w", orgID, err)
@@ -96,6 +96,8 @@ type Usage struct {
 	// counts (CountMembers is their sum).
 	Members            int
 	PendingInvitations int
+	// ServiceAccounts are the accounts the service-account quota counts.
+	ServiceAccounts int
 }
 
 // OrgUsage returns the organisation's plan and the counts its quotas
@@ -107,17 +109,20 @@ func OrgUsage(ctx context.Context, db bun.IDB, orgID string) (Usage, error) {
 		Tenants            int `bun:"tenants"`
 		Members            int `bun:"members"`
 		PendingInvitations int `bun:"pending_invitations"`
+		ServiceAccounts    int `bun:"service_accounts"`
 	}
-	err := db.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute,
-		(`+liveTenants+`) AS tenants, (`+memberSeats+`) AS members, (`+invitationSeats+`) AS pending_invitations
-		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?`, orgID, orgID, orgID, orgID).Scan(ctx, &row)
+	err := db.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts,
+		(`+liveTenants+`) AS tenants, (`+memberSeats+`) AS members, (`+invitationSeats+`) AS pending_invitations,
+		(`+liveServiceAccounts+`) AS service_accounts
+		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?`, orgID, orgID, orgID, orgID, orgID).Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Usage{}, domain.Errorf(domain.CodeNotFound, "organization not found: %s", orgID)
 	}
 	if err != nil {
 		return Usage{}, fmt.Errorf("usage of %s: %w", orgID, err)
 	}
-	return Usage{Plan: row.Plan, Tenants: row.Tenants, Members: row.Members, PendingInvitations: row.PendingInvitations}, nil
+	return Usage{Plan: row.Plan, Tenants: row.Tenants, Members: row.Members, PendingInvitations: row.PendingInvitations,
+		ServiceAccounts: row.ServiceAccounts}, nil
 }
 
 // OrgChange is a change to an organisation: a new name, a new plan, or

@@ -273,8 +273,14 @@ type NewServiceAccount struct {
 	TokenTTL    time.Duration
 }
 
+// liveServiceAccounts counts the service accounts of organisation ? that
+// the plan's quota counts: those not deleted.
+const liveServiceAccounts = `SELECT count(*) FROM service_accounts WHERE org_id = ? AND deleted_at IS NULL`
+
 // CreateServiceAccount writes the account and its first token, with their
-// audit event, and returns the token (shown once).
+// audit event, and returns the token (shown once). The organisation's row
+// is locked while its accounts are counted against its plan's
+// max_service_accounts, so creations at once cannot pass the quota.
 func CreateServiceAccount(ctx context.Context, db *bun.DB, in NewServiceAccount, ev EventBase) (ServiceAccountView, string, error) {
 	now := time.Now().UTC()
 	sa := ServiceAccount{ID: domain.NewID(domain.PrefixServiceAcct), OrgID: in.OrgID, Name: in.Name, Role: string(in.Role),
@@ -282,6 +288,17 @@ func CreateServiceAccount(ctx context.Context, db *bun.DB, in NewServiceAccount,
 		CreatedBy: in.Accountable.UserID, CreatedAt: now, UpdatedAt: now}
 	var token string
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		plan, err := LockPlan(ctx, tx, in.OrgID)
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := tx.NewRaw(liveServiceAccounts, in.OrgID).Scan(ctx, &n); err != nil {
+			return fmt.Errorf("count service accounts of %s: %w", in.OrgID, err)
+		}
+		if n >= plan.MaxServiceAccounts {
+			return domain.Errorf(domain.CodeConflict, "service account quota reached: plan %s allows %d service accounts; delete one or change the plan", plan.ID, plan.MaxServiceAccounts)
+		}
 		if err := lockMinter(ctx, tx, in.OrgID, in.Accountable.ID, in.Role); err != nil {
 			return err
 		}

@@ -968,10 +968,12 @@ export interface components {
             id: string;
             /** @description Members an organisation may have, its pending invitations included. */
             max_members: number;
+            /** @description Service accounts an organisation may have (deleted ones do not count). */
+            max_service_accounts: number;
             /** @description Tenants an organisation may have that are not failed or decommissioned. */
             max_tenants: number;
             name: string;
-            /** @description The organisation's API budget per minute, shared by its members. */
+            /** @description The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it. */
             requests_per_minute: number;
         };
         ServiceAccount: {
@@ -1125,14 +1127,21 @@ export interface components {
                 id: string;
                 /** @description Members an organisation may have, its pending invitations included. */
                 max_members: number;
+                /** @description Service accounts an organisation may have (deleted ones do not count). */
+                max_service_accounts: number;
                 /** @description Tenants an organisation may have that are not failed or decommissioned. */
                 max_tenants: number;
                 name: string;
-                /** @description The organisation's API budget per minute, shared by its members. */
+                /** @description The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it. */
                 requests_per_minute: number;
             };
             /** @description The organisation's API budget per minute (its plan's). */
             requests_per_minute: number;
+            service_accounts: {
+                limit: number;
+                /** @description Service accounts that are not deleted, as the quota counts them. */
+                used: number;
+            };
             tenants: {
                 limit: number;
                 /** @description Tenants that are not failed or decommissioned, as the quota counts them. */
