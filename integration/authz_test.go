@@ -124,6 +124,10 @@ var fixtures = map[string]fixture{
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/resume":       transitionCell("resume"),
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/decommission": transitionCell("decommission"),
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/restore":      transitionCell("restore"),
+	// Likewise a lifetime change of a failed tenant.
+	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/lifetime": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateFailed)+"/lifetime"), map[string]any{"expires_in": nil}, 409, "CONFLICT"}
+	},
 }
 
 func transitionCell(action string) fixture {
