@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes the secret files docker-compose.yml mounts, once: random passwords,
-# the control plane's database URL with its password, and a key ring for
-# tenants' signing keys. An existing file is kept (the database and the
+# the control plane's database URL with its password, a key ring for
+# tenants' signing keys and Temporal payloads, and the operators' codec
+# token. An existing file is kept (the database and the
 # sealed keys depend on it). Run by `task secrets`.
 set -eu
 dir=$(dirname "$0")/secrets
@@ -20,5 +21,6 @@ make temporal_db_password "$(random)"
 make controlplane_db_password "$(random)"
 make controlplane_database_url "postgres://controlplane:$(cat "$dir/controlplane_db_password")@postgres:5432/controlplane?sslmode=disable"
 make key_encryption_keys "k1=$(head -c 32 /dev/urandom | base64)"
+make codec_token "$(random)"
 # The relay's password, if it needs one: write it here.
 [ -e "$dir/smtp_password" ] || : > "$dir/smtp_password"

@@ -585,7 +585,7 @@ func TestTheConsoleRetriesALostCreateWithItsKeyAndShowsAStuckSagaUntilAnOperator
 	env := append(devEnv(t), "CP_FAULTS=keys=fail:2", "CP_STEP_MAX_ATTEMPTS=2", "CP_SESSION_TTL=1m")
 	p := startDev(t, env)
 	origin := "http://" + p.api
-	op := operator{t: t, cli: cli, address: lookup(env, "CP_TEMPORAL_ADDRESS"), commands: runbookCommands(t)}
+	op := newOperator(t, cli, env)
 	c := openConsole(t, origin)
 
 	// The browser drops the answer to the first POST .../tenants, after the

@@ -583,7 +583,8 @@ func BenchmarkEventsExport(b *testing.B) {
 	addr := freeAddr(b)
 	cmd := exec.Command(bin, "api")
 	cmd.Env = append(os.Environ(), "CP_DATABASE_URL="+h.DatabaseURL, "CP_HTTP_ADDR="+addr,
-		"CP_TEMPORAL_ADDRESS="+h.TemporalAddr, "CP_LOG_FORMAT=json", "CP_DATA_DIR="+b.TempDir(), "CP_FAULTS=")
+		"CP_TEMPORAL_ADDRESS="+h.TemporalAddr, "CP_LOG_FORMAT=json", "CP_DATA_DIR="+b.TempDir(), "CP_FAULTS=",
+		"CP_KEY_ENCRYPTION_KEYS=bench=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

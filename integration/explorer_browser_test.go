@@ -165,15 +165,17 @@ func chromiumBinary() (string, bool) {
 // and returns the context of its one tab; listen sees every event of the
 // tab, in order. No host name but 127.0.0.1 resolves in it, so a page that
 // tries to reach another host fails instead of reaching it, and the test
-// sees the attempt in the Network events. No sandbox: CI runs the tests as
-// root, where Chromium's sandbox refuses to start.
-func startChromium(t testing.TB, bin string, listen func(ev any)) context.Context {
+// sees the attempt in the Network events. resolve are more rules ("MAP
+// name 127.0.0.1"), for a test of a name that resolves to this host. No
+// sandbox: CI runs the tests as root, where Chromium's sandbox refuses to
+// start.
+func startChromium(t testing.TB, bin string, listen func(ev any), resolve ...string) context.Context {
 	t.Helper()
 	var output bytes.Buffer // read only once the browser has exited
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("host-resolver-rules", strings.Join(append(resolve, "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"), ", ")),
 		chromedp.CombinedOutput(&output))
 	// Not the test's context: the browser must outlive it until the cleanup
 	// below has closed it.

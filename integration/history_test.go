@@ -7,9 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
+	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/workflows"
 )
@@ -29,7 +33,18 @@ func recordHistory(t *testing.T, h *harness.Harness, workflowID, runID, name str
 		t.Logf("kept %s (histories are never overwritten)", path)
 		return
 	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(workflowHistory(t, h, workflowID, runID))
+	// Decoded: the replay test reads recorded histories without the
+	// harness's key, and the codec passes payloads in clear through.
+	hist := workflowHistory(t, h, workflowID, runID)
+	if err := proxy.VisitPayloads(context.Background(), hist, proxy.VisitPayloadsOptions{
+		SkipSearchAttributes: true,
+		Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return codec.New(h.Keys).Decode(ps)
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +57,14 @@ func recordHistory(t *testing.T, h *harness.Harness, workflowID, runID, name str
 // workflowHistory reads a run's history (runID "": the latest).
 func workflowHistory(t *testing.T, h *harness.Harness, workflowID, runID string) *historypb.History {
 	t.Helper()
-	it := h.Temporal.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
+	return historyOf(t, h.Temporal, workflowID, runID)
+}
+
+// historyOf reads a run's history through the client c (runID "": the
+// latest).
+func historyOf(t *testing.T, c client.Client, workflowID, runID string) *historypb.History {
+	t.Helper()
+	it := c.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
 	hist := &historypb.History{}
 	for it.HasNext() {
 		ev, err := it.Next()

@@ -98,6 +98,22 @@ type operator struct {
 	cli      string
 	address  string
 	commands map[string]string
+	// codec and codecAuth are the dev server's codec endpoint and its
+	// Authorization header, which the runbook has operators export.
+	codec, codecAuth string
+}
+
+// newOperator is an operator of the dev server started with env: its
+// Temporal frontend, and its codec endpoint (on the Temporal UI's
+// listener) with the token dev keeps in its data dir.
+func newOperator(t *testing.T, cli string, env []string) operator {
+	t.Helper()
+	token, err := os.ReadFile(filepath.Join(lookup(env, "CP_DATA_DIR"), "codec-token"))
+	if err != nil {
+		t.Fatalf("dev's codec token: %v", err)
+	}
+	return operator{t: t, cli: cli, address: lookup(env, "CP_TEMPORAL_ADDRESS"), commands: runbookCommands(t),
+		codec: "http://" + lookup(env, "CP_TEMPORAL_UI_ADDR") + "/codec", codecAuth: "Bearer " + strings.TrimSpace(string(token))}
 }
 
 // target is what a runbook command's placeholders stand for.
@@ -122,7 +138,8 @@ func (o operator) try(name string, tg target) (string, error) {
 		cmd = strings.Replace(cmd, "temporal ", o.cli+" ", 1)
 	}
 	c := exec.Command("sh", "-c", cmd)
-	c.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+o.address, "TEMPORAL_NAMESPACE=default")
+	c.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+o.address, "TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_CODEC_ENDPOINT="+o.codec, "TEMPORAL_CODEC_AUTH="+o.codecAuth)
 	out, err := c.CombinedOutput()
 	return string(out), err
 }
@@ -276,7 +293,7 @@ func TestTheRunbookRepairsStuckSagasWithTheRealCLI(t *testing.T) {
 	cli := temporalCLI(t)
 	env := append(devEnv(t), "CP_FAULTS=keys=fail:3", "CP_STEP_MAX_ATTEMPTS=2", "CP_DECOMMISSION_GRACE=1h")
 	p := startDev(t, env)
-	op := operator{t: t, cli: cli, address: lookup(env, "CP_TEMPORAL_ADDRESS"), commands: runbookCommands(t)}
+	op := newOperator(t, cli, env)
 	d := signInDev(t, p.api)
 
 	a, wfA := d.createTenant("alpha")

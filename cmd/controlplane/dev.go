@@ -4,8 +4,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/pgcluster"
@@ -40,6 +44,23 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
+	var err error
+	if cfg.KeyEncryptionKeys == "" {
+		if cfg.KeyEncryptionKeys, err = devSecret(filepath.Join(cfg.DataDir, "key-encryption-keys"), func() (string, error) { return seal.NewKey("dev") }); err != nil {
+			return err
+		}
+	}
+	codecToken := "CP_CODEC_TOKEN"
+	if cfg.CodecToken == "" {
+		codecToken = filepath.Join(cfg.DataDir, "codec-token")
+		if cfg.CodecToken, err = devSecret(codecToken, newCodecToken); err != nil {
+			return err
+		}
+	}
+	ring, err := seal.ParseRing(cfg.KeyEncryptionKeys)
+	if err != nil {
+		return fmt.Errorf("key ring in %s: %w", cfg.DataDir, err)
+	}
 
 	// Temporal and Postgres start side by side: they are the slow parts.
 	type temporalResult struct {
@@ -54,7 +75,15 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 			DatabaseFile:     filepath.Join(cfg.DataDir, "temporal.db"),
 			Namespace:        cfg.TemporalNamespace,
 			SearchAttributes: workflows.SearchAttributes(),
-			Log:              log,
+			// The UI decodes payloads through the codec on its own listener:
+			// its pages are trusted without a token (the dev UI has no sign-in
+			// to carry one, and answers only to its own Host), the CLI sends
+			// the token.
+			UICodec: func(origins []string) http.Handler {
+				return codec.Handler(codec.New(ring), codec.HandlerOptions{Namespace: cfg.TemporalNamespace,
+					Token: cfg.CodecToken, Origins: origins, TrustOrigins: true})
+			},
+			Log: log,
 		})
 		tch <- temporalResult{srv, err}
 	}()
@@ -118,11 +147,6 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	stops = append(stops, tc.Close)
-	if cfg.KeyEncryptionKeys == "" {
-		if cfg.KeyEncryptionKeys, err = devKeyRing(filepath.Join(cfg.DataDir, "key-encryption-keys")); err != nil {
-			return err
-		}
-	}
 	w, err := startWorker(cfg, db, tc, log)
 	if err != nil {
 		return err
@@ -136,7 +160,7 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 	}
 
 	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log)}, func(addr string) {
-		banner(log, cfg, addr, tr.srv, time.Since(start))
+		banner(log, cfg, addr, tr.srv, codecToken, time.Since(start))
 	})
 }
 
@@ -159,7 +183,9 @@ func waitForPollers(ctx context.Context, tc client.Client, taskQueue string) err
 	}
 }
 
-func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalserver.Server, took time.Duration) {
+// banner prints where everything is; codecToken says where the codec's
+// token is (its file, or the variable that gave it).
+func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalserver.Server, codecToken string, took time.Duration) {
 	log.Info().Dur("startup", took).Msg("control plane ready")
 	fmt.Fprintf(os.Stderr, `
   IntelliAuth control plane (dev)
@@ -168,29 +194,41 @@ func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalse
     API explorer http://%s/api/docs   (spec: /api/v1/openapi.json)
     Metrics      http://%s/metrics
     Temporal UI  http://%s
+    Codec        http://%s/codec   (payloads are encrypted; token in %s)
     Temporal     %s   namespace %s, task queue %s
     Data dir     %s
-`, apiAddr, apiAddr, apiAddr, cfg.MetricsAddr, t.UIAddr(), t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
+`, apiAddr, apiAddr, apiAddr, cfg.MetricsAddr, t.UIAddr(), t.UIAddr(), codecToken,
+		t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
 	if cfg.Bootstrap.OwnerPassword == config.DevOwnerPassword {
 		fmt.Fprintf(os.Stderr, "    Sign in      %s / %s   (dev defaults; set CP_BOOTSTRAP_* to change)\n", cfg.Bootstrap.OwnerEmail, cfg.Bootstrap.OwnerPassword)
 	}
 	fmt.Fprintln(os.Stderr)
 }
 
-// devKeyRing reads dev's key ring from the data dir, creating it (readable
-// by its owner only) on the first start.
-func devKeyRing(path string) (string, error) {
+// devSecret reads one of dev's secrets (the key ring, the codec token)
+// from the data dir, creating it with create (readable by its owner only) on
+// the first start.
+func devSecret(path string, create func() (string, error)) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	key, err := seal.NewKey("dev")
+	secret, err := create()
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	return key, nil
+	return secret, nil
+}
+
+// newCodecToken is a random token of 256 bits for the codec endpoint.
+func newCodecToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }

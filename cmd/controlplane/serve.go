@@ -20,6 +20,7 @@ import (
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -45,11 +46,20 @@ func runAPI(ctx context.Context, cfg config.Config, _ []string) error {
 	// A lazy client: the API starts, and /readyz says so, while Temporal is
 	// still coming up.
 	sdk := telemetry.NewSDK()
-	tc, err := client.NewLazyClient(temporalOptions(cfg, log, sdk))
+	opts, err := temporalOptions(cfg, log, sdk)
+	if err != nil {
+		return err
+	}
+	tc, err := client.NewLazyClient(opts)
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
 	}
 	defer tc.Close()
+	stopCodec, err := serveCodec(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopCodec()
 	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry}, nil)
 }
 
@@ -88,12 +98,21 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 }
 
 // temporalOptions are the Temporal client's options; the SDK's metrics go
-// to sdk unless it is nil.
-func temporalOptions(cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) client.Options {
+// to sdk unless it is nil. With a key ring (api and worker must have one)
+// payloads are encrypted under it: every client the control plane dials
+// (api, worker, verify, setup) is made here.
+func temporalOptions(cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) (client.Options, error) {
 	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    logging.Temporal(log),
+	}
+	if cfg.KeyEncryptionKeys != "" {
+		ring, err := seal.ParseRing(cfg.KeyEncryptionKeys)
+		if err != nil {
+			return opts, fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
+		}
+		opts.DataConverter = codec.DataConverter(ring)
 	}
 	if sdk != nil {
 		opts.MetricsHandler = sdk.Handler()
@@ -103,7 +122,7 @@ func temporalOptions(cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) 
 		// would only burn CPU the server and the worker share.
 		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
 	}
-	return opts
+	return opts, nil
 }
 
 // sagaRegistry holds the count of tenant sagas by status, for the workers'
@@ -117,10 +136,14 @@ func sagaRegistry(cfg config.Config, tc client.Client, log zerolog.Logger) *prom
 // dialTemporal connects to Temporal, retrying for a minute so a worker can
 // start before the cluster is up.
 func dialTemporal(ctx context.Context, cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) (client.Client, error) {
+	opts, err := temporalOptions(cfg, log, sdk)
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		tc, err := client.DialContext(dctx, temporalOptions(cfg, log, sdk))
+		tc, err := client.DialContext(dctx, opts)
 		cancel()
 		if err == nil {
 			return tc, nil

@@ -58,7 +58,11 @@ func runVerify(ctx context.Context, cfg config.Config, args []string) error {
 		return exitUnreadable
 	}
 	defer db.Close()
-	tc, err := client.DialContext(ctx, temporalOptions(cfg, log, nil))
+	opts, err := temporalOptions(cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		log.Error().Err(err).Msg("temporal unreachable")
 		return exitUnreadable

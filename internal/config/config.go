@@ -91,10 +91,18 @@ type Config struct {
 	TenantMaxLifetime time.Duration
 	Saga              Saga
 	// KeyEncryptionKeys is the key ring that seals tenants' private keys
-	// (CP_KEY_ENCRYPTION_KEYS, seal.ParseRing's form); required by the
-	// worker, generated under the data dir by dev.
+	// and encrypts Temporal payloads (CP_KEY_ENCRYPTION_KEYS,
+	// seal.ParseRing's form); required by the api and the worker,
+	// generated under the data dir by dev.
 	KeyEncryptionKeys string
-	Faults            []Fault // dev only
+	// CodecToken is the bearer token operators send to the codec endpoint
+	// (CP_CODEC_TOKEN): the api serves the endpoint only with one; dev
+	// generates one under the data dir.
+	CodecToken string
+	// CodecAddr is where the api serves the codec endpoint
+	// (CP_CODEC_ADDR); dev serves it on the Temporal UI's listener.
+	CodecAddr string
+	Faults    []Fault // dev only
 
 	// PublicRateLimit and UserRateLimit are requests per minute: of a
 	// client address on the routes without a token, and of a user on the
@@ -201,8 +209,12 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		if _, err := seal.ParseRing(c.KeyEncryptionKeys); err != nil {
 			r.fail("CP_KEY_ENCRYPTION_KEYS", err.Error())
 		}
-	} else if mode == ModeWorker {
-		r.fail("CP_KEY_ENCRYPTION_KEYS", "is required: the keys that seal tenants' private keys, <id>=<base64 of 32 bytes>[,…] (openssl rand -base64 32)")
+	} else if mode == ModeWorker || mode == ModeAPI {
+		r.fail("CP_KEY_ENCRYPTION_KEYS", "is required: the keys that seal tenants' private keys and Temporal payloads, <id>=<base64 of 32 bytes>[,…] (openssl rand -base64 32)")
+	}
+	c.CodecAddr = r.addr("CP_CODEC_ADDR", "127.0.0.1:8234")
+	if c.CodecToken = r.str("CP_CODEC_TOKEN", ""); c.CodecToken != "" && !codecTokenRe.MatchString(c.CodecToken) {
+		r.fail("CP_CODEC_TOKEN", "must be 32 to 256 of A-Z, a-z, 0-9, '-', '_', '.', '~', '+', '/', '=' (openssl rand -base64 32)")
 	}
 	c.TrustedProxies = r.networks("CP_TRUSTED_PROXIES")
 
@@ -343,6 +355,10 @@ func (r *reader) addr(key, def string) string {
 	}
 	return v
 }
+
+// codecTokenRe is the form of a codec token: what a bearer token may
+// carry (RFC 6750), long enough not to be guessed.
+var codecTokenRe = regexp.MustCompile(`^[A-Za-z0-9._~+/=-]{32,256}$`)
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
 

@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// testRing is a key ring for the modes that need one (api, worker).
+const testRing = "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
 func env(kv map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := kv[k]; return v, ok }
 }
@@ -179,7 +182,7 @@ func TestTrustedProxiesAreNetworksAndEveryBadOneIsNamed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_TRUSTED_PROXIES": tt.raw}))
+			c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_KEY_ENCRYPTION_KEYS": testRing, "CP_TRUSTED_PROXIES": tt.raw}))
 			if len(tt.bad) == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -217,7 +220,7 @@ func TestMailHeaderValuesAreCheckedAtStart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.env["CP_DATABASE_URL"] = "postgres://x@h/db"
+			tt.env["CP_DATABASE_URL"], tt.env["CP_KEY_ENCRYPTION_KEYS"] = "postgres://x@h/db", testRing
 			_, err := Load(ModeAPI, env(tt.env))
 			if err == nil || !strings.HasPrefix(err.Error(), tt.key+": ") || strings.Count(err.Error(), "\n") != 0 {
 				t.Fatalf("err = %v, want one line for %s", err, tt.key)
@@ -232,7 +235,7 @@ func TestSecretsAreReadFromFilesNamedByTheirFileVariable(t *testing.T) {
 	if err := os.WriteFile(url, []byte("postgres://cp:s3cret@db:5432/cp\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL_FILE": url}))
+	c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL_FILE": url, "CP_KEY_ENCRYPTION_KEYS": testRing}))
 	if err != nil || c.DatabaseURL != "postgres://cp:s3cret@db:5432/cp" {
 		t.Fatalf("from a file: %q, %v", c.DatabaseURL, err)
 	}
@@ -289,7 +292,7 @@ func TestLinkBasesDefaultPerModeAndMustBeAbsoluteHTTPURLs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			vars := map[string]string{}
 			if tt.mode != ModeDev {
-				vars["CP_DATABASE_URL"] = "postgres://x@h/db"
+				vars["CP_DATABASE_URL"], vars["CP_KEY_ENCRYPTION_KEYS"] = "postgres://x@h/db", testRing
 			}
 			maps.Copy(vars, tt.vars)
 			c, err := Load(tt.mode, env(vars))
@@ -331,7 +334,7 @@ func TestTheTenantTransitionLimitDefaultsTo12AndHasBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			vars := map[string]string{"CP_DATABASE_URL": "postgres://x@h/db"}
+			vars := map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_KEY_ENCRYPTION_KEYS": testRing}
 			if tt.value != "" {
 				vars["CP_TENANT_TRANSITIONS_PER_MINUTE"] = tt.value
 			}
@@ -346,5 +349,41 @@ func TestTheTenantTransitionLimitDefaultsTo12AndHasBounds(t *testing.T) {
 				t.Fatalf("TenantTransitionsPerMinute = %d (%v), want %d", c.TenantTransitionsPerMinute, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTheKeyRingIsRequiredWherePayloadsAreEncryptedAndTheCodecTokenHasAForm(t *testing.T) {
+	for _, mode := range []Mode{ModeAPI, ModeWorker} {
+		_, err := Load(mode, env(map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_SMTP_ADDR": "smtp.example.test:587", "CP_SMTP_FROM": "a@example.test"}))
+		if err == nil || !strings.Contains(err.Error(), "CP_KEY_ENCRYPTION_KEYS: is required") {
+			t.Errorf("%s without a key ring: %v", mode, err)
+		}
+	}
+	for _, mode := range []Mode{ModeSetup, ModeVerify} {
+		if _, err := Load(mode, env(map[string]string{"CP_DATABASE_URL": "postgres://x@h/db"})); err != nil {
+			t.Errorf("%s without a key ring: %v", mode, err)
+		}
+	}
+	base := map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_KEY_ENCRYPTION_KEYS": testRing}
+	c, err := Load(ModeAPI, env(base))
+	if err != nil || c.CodecToken != "" || c.CodecAddr != "127.0.0.1:8234" {
+		t.Fatalf("no codec token: %q on %q, %v", c.CodecToken, c.CodecAddr, err)
+	}
+	for token, ok := range map[string]bool{
+		"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=": true,
+		"short":                                   false,
+		strings.Repeat("x", 31):                   false,
+		strings.Repeat("x", 40) + " " + "y":       false,
+		strings.Repeat("x", 40) + "\r\nX-Evil: 1": false,
+	} {
+		vars := maps.Clone(base)
+		vars["CP_CODEC_TOKEN"] = token
+		c, err := Load(ModeAPI, env(vars))
+		if ok && (err != nil || c.CodecToken != token) {
+			t.Errorf("token %q refused: %v", token, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "CP_CODEC_TOKEN: ") || strings.Contains(err.Error(), token)) {
+			t.Errorf("token %q: %v (refused without being repeated)", token, err)
+		}
 	}
 }

@@ -21,8 +21,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/pgcluster"
+	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/internal/temporalserver"
 	"github.com/intelliauth/controlplane/schema"
@@ -41,8 +43,11 @@ type Harness struct {
 	DB       *bun.DB
 	// TemporalAddr is the frontend's host:port.
 	TemporalAddr string
-	Temporal     client.Client
-	Log          zerolog.Logger
+	// Temporal encrypts payloads under Keys, as the control plane's
+	// clients do.
+	Temporal client.Client
+	Keys     *seal.Ring
+	Log      zerolog.Logger
 
 	stops []func()
 }
@@ -135,10 +140,18 @@ func start(ctx context.Context) (_ *Harness, err error) {
 	}
 	h.stops = append(h.stops, func() { _ = srv.Stop() })
 	h.TemporalAddr = srv.FrontendAddr()
+	key, err := seal.NewKey("harness")
+	if err != nil {
+		return nil, err
+	}
+	if h.Keys, err = seal.ParseRing(key); err != nil {
+		return nil, err
+	}
 	h.Temporal, err = client.Dial(client.Options{
-		HostPort:  h.TemporalAddr,
-		Namespace: Namespace,
-		Logger:    logging.Temporal(h.Log),
+		HostPort:      h.TemporalAddr,
+		Namespace:     Namespace,
+		Logger:        logging.Temporal(h.Log),
+		DataConverter: codec.DataConverter(h.Keys),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal: %w", err)

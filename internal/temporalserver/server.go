@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,9 +19,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	uiserver "github.com/temporalio/ui-server/v2/server"
-	uiconfig "github.com/temporalio/ui-server/v2/server/config"
-	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
@@ -39,8 +37,14 @@ type Options struct {
 	// FrontendAddr is the host:port the gRPC frontend listens on; port 0 picks
 	// a free one.
 	FrontendAddr string
-	// UIAddr is the host:port of the Web UI; empty means no UI.
+	// UIAddr is the host:port of the Web UI; empty means no UI. It answers
+	// only requests that name it in Host (its address or, on loopback,
+	// 127.0.0.1, localhost or [::1] with its port).
 	UIAddr string
+	// UICodec, when not nil, is called with the UI's origins and serves
+	// the remote codec protocol at /codec/ on the UI's listener; the UI
+	// decodes payloads through it.
+	UICodec func(origins []string) http.Handler
 	// DatabaseFile is the SQLite file; empty keeps everything in memory.
 	DatabaseFile string
 	// Namespace is created at start when missing.
@@ -55,7 +59,7 @@ type Options struct {
 // Server is a running embedded Temporal server.
 type Server struct {
 	server       temporal.Server
-	ui           *uiserver.Server
+	ui           *uiServer
 	frontendAddr string
 	uiAddr       string
 	stopping     *atomic.Bool
@@ -125,36 +129,18 @@ func Start(opts Options) (*Server, error) {
 
 	s := &Server{server: srv, frontendAddr: frontendAddr, stopping: stopping}
 	if opts.UIAddr != "" {
-		uiHost, uiPort, err := splitHostPort(opts.UIAddr)
-		if err != nil {
-			return nil, fmt.Errorf("temporal UI address: %w", err)
-		}
-		// The UI server exits the process when it cannot bind, so the port
-		// is checked first to turn that into an error.
-		if err := checkFree(opts.UIAddr); err != nil {
+		// First: a UI address that is taken fails the start before the
+		// server has started.
+		if s.ui, err = startUI(opts.UIAddr, frontendAddr, opts.Namespace, opts.UICodec); err != nil {
 			return nil, fmt.Errorf("temporal UI: %w", err)
 		}
-		s.uiAddr = opts.UIAddr
-		s.ui = uiserver.NewServer(uioptions.WithConfigProvider(&uiconfig.Config{
-			Host:                uiHost,
-			Port:                uiPort,
-			TemporalGRPCAddress: frontendAddr,
-			EnableUI:            true,
-			DefaultNamespace:    opts.Namespace,
-			CORS:                uiconfig.CORS{CookieInsecure: true},
-			HideLogs:            true,
-		}))
+		s.uiAddr = s.ui.ln.Addr().String()
 	}
-
 	if err := srv.Start(); err != nil {
+		if s.ui != nil {
+			s.ui.stop()
+		}
 		return nil, fmt.Errorf("start temporal server: %w", err)
-	}
-	if s.ui != nil {
-		go func() {
-			if err := s.ui.Start(); err != nil {
-				opts.Log.Error().Err(err).Msg("temporal UI stopped")
-			}
-		}()
 	}
 	return s, nil
 }
@@ -169,7 +155,7 @@ func (s *Server) UIAddr() string { return s.uiAddr }
 func (s *Server) Stop() error {
 	s.stopping.Store(true)
 	if s.ui != nil {
-		s.ui.Stop()
+		s.ui.stop()
 	}
 	return s.server.Stop()
 }
