@@ -86,13 +86,13 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		if err != nil {
 			return err
 		}
-		var taken string
-		err = tx.NewSelect().Model((*Tenant)(nil)).Column("id").
-			Where("org_id = ? AND name = ?", in.OrgID, in.Name).Where(notEnded("state")).Scan(ctx, &taken)
-		if err == nil {
-			return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization by %s", in.Name, taken)
-		} else if !errors.Is(err, sql.ErrNoRows) {
+		taken, err := tx.NewSelect().Model((*Tenant)(nil)).
+			Where("org_id = ? AND name = ?", in.OrgID, in.Name).Where(notEnded("state")).Exists(ctx)
+		if err != nil {
 			return fmt.Errorf("check tenant name: %w", err)
+		}
+		if taken {
+			return nameTaken(in.Name)
 		}
 		var holder string
 		err = tx.NewSelect().Model((*Tenant)(nil)).Column("id").
@@ -117,7 +117,7 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 			Steps: StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID, StartedAt: now}
 		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
 			if IsUniqueViolation(err, "tenants_live_name_key") {
-				return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization", t.Name)
+				return nameTaken(t.Name)
 			}
 			if IsUniqueViolation(err, "tenants_live_hostname_key") {
 				return hostnameTaken(t.Hostname)
@@ -136,6 +136,14 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		return nil
 	})
 	return res, err
+}
+
+// nameTaken refuses a name another live tenant of the organisation has. It
+// names no tenant: the caller may not see it (a service account limited to
+// ci creating a name a prod tenant holds), and the store does not know
+// the caller.
+func nameTaken(name string) error {
+	return domain.Errorf(domain.CodeConflict, "tenant name %q is taken in this organization", name)
 }
 
 // hostnameTaken refuses a hostname another live tenant has, in this
