@@ -142,7 +142,8 @@ func (r *acceptRequest) validate() []domain.FieldError {
 		fe.add("token", "the secret from the invitation mail")
 	}
 	if r.Name != "" { // optional: an existing account keeps its name
-		if p := domain.NameProblem(r.Name, 100); p != "" {
+		var p string
+		if r.Name, p = domain.DisplayName(r.Name, 100); p != "" {
 			fe.add("name", p)
 		}
 	}

@@ -71,7 +71,8 @@ func (r *updateOrgRequest) validate() []domain.FieldError {
 		fe.add("name", "give name or plan (or both)")
 	}
 	if r.Name != nil {
-		if p := domain.NameProblem(*r.Name, 100); p != "" {
+		var p string
+		if *r.Name, p = domain.DisplayName(*r.Name, 100); p != "" {
 			fe.add("name", p)
 		}
 	}

@@ -32,7 +32,8 @@ type serviceAccountFields struct {
 
 func (r *serviceAccountFields) check(fe *fields) {
 	if r.Name != nil {
-		if p := domain.NameProblem(*r.Name, 100); p != "" {
+		var p string
+		if *r.Name, p = domain.DisplayName(*r.Name, 100); p != "" {
 			fe.add("name", p)
 		}
 	}

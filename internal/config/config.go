@@ -258,7 +258,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		c.Bootstrap = Bootstrap{OrgName: DevOrgName, OrgSlug: DevOrgSlug, OwnerEmail: DevOwnerEmail, OwnerPassword: DevOwnerPassword}
 	}
 	if mode == ModeBootstrap || c.Bootstrap.IsSet() {
-		r.checkBootstrap(c.Bootstrap)
+		r.checkBootstrap(&c.Bootstrap)
 	}
 
 	if mode == ModeDev {
@@ -460,8 +460,11 @@ func (r *reader) networks(key string) []netip.Prefix {
 // SlugPattern is the form of an organisation slug: a DNS label.
 var SlugPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-func (r *reader) checkBootstrap(b Bootstrap) {
-	if p := domain.NameProblem(b.OrgName, 100); p != "" {
+// checkBootstrap checks the first organisation and its owner, and keeps
+// the organisation's name as the API would (domain.DisplayName).
+func (r *reader) checkBootstrap(b *Bootstrap) {
+	var p string
+	if b.OrgName, p = domain.DisplayName(b.OrgName, 100); p != "" {
 		r.fail("CP_BOOTSTRAP_ORG_NAME", "is required: "+p)
 	}
 	if !SlugPattern.MatchString(b.OrgSlug) {
