@@ -249,10 +249,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-// userAgent is the request's User-Agent as it is recorded (sessions, audit
-// events, tenants' requests): at most 512 bytes, storable.
-func userAgent(c *fiber.Ctx) string { return clip(c.Get(fiber.HeaderUserAgent), 512) }
-
 // clip keeps at most n bytes of text a caller sent, made storable
 // (domain.StorableText): a header can carry a NUL or bytes that are not
 // UTF-8, which Postgres refuses, and cutting must not split a character.

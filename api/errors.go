@@ -55,6 +55,9 @@ var fiberCodes = map[int]*domain.Error{
 	fiber.StatusRequestEntityTooLarge: {Code: domain.CodePayloadTooLarge, Message: "request body too large"},
 	fiber.StatusBadRequest:            {Code: domain.CodeBadRequest, Message: "malformed request"},
 	fiber.StatusUnsupportedMediaType:  {Code: domain.CodeUnsupportedMedia, Message: "unsupported content type"},
+	// The server's read buffer (4 KiB) holds the request line and headers.
+	fiber.StatusRequestHeaderFieldsTooLarge: {Code: domain.CodeBadRequest, Message: "the request line and headers are too large (at most 4 KiB)"},
+	fiber.StatusRequestTimeout:              {Code: domain.CodeBadRequest, Message: "the request was not received in time"},
 }
 
 // errorBody is the API's error envelope.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -26,6 +27,65 @@ func requestID(c *fiber.Ctx) string {
 	id, _ := c.Locals(localRequestID).(string)
 	return id
 }
+
+// maxUserAgent bounds the User-Agent as it is read and recorded (sessions,
+// audit events, tenants' requests).
+const maxUserAgent = 512
+
+// framing are the headers the server has already parsed to read the
+// request; their values are not text anyone reads later.
+var framing = []string{fiber.HeaderContentLength, fiber.HeaderConnection, fiber.HeaderTransferEncoding, fiber.HeaderTrailer}
+
+// cleanHeaders is the edge every request header passes first: each value
+// holding a control or format character, a NUL or bytes that are not
+// UTF-8 is replaced by its domain.CleanText (and dropped when nothing is
+// left of it), and the User-Agent is cut to maxUserAgent bytes. No
+// handler, log line, audit event or session then reads what a client hid
+// in a header (terminal escapes, a right-to-left override, a NUL that
+// Postgres refuses). Identifiers are checked on the clean value (a
+// request id is replaced unless plain, an Idempotency-Key refused) and
+// addresses are parsed.
+func cleanHeaders(c *fiber.Ctx) error {
+	h := &c.Request().Header
+	var dirty []string
+	h.VisitAll(func(k, v []byte) {
+		if !plainText(v) && !slices.Contains(dirty, string(k)) && !slices.Contains(framing, string(k)) {
+			dirty = append(dirty, string(k))
+		}
+	})
+	for _, k := range dirty {
+		var clean []string
+		for _, v := range h.PeekAll(k) {
+			if v := domain.CleanText(string(v), 0); v != "" {
+				clean = append(clean, v)
+			}
+		}
+		h.Del(k)
+		for _, v := range clean {
+			h.Add(k, v)
+		}
+	}
+	if ua := h.UserAgent(); len(ua) > maxUserAgent {
+		h.SetUserAgent(domain.CleanText(string(ua), maxUserAgent))
+	}
+	return c.Next()
+}
+
+// plainText reports whether v is already clean: printable ASCII (the
+// common case, checked byte by byte), or UTF-8 that CleanText leaves as
+// it is.
+func plainText(v []byte) bool {
+	for _, b := range v {
+		if b < 0x20 || b >= 0x7f {
+			return domain.CleanText(string(v), 0) == string(v)
+		}
+	}
+	return true
+}
+
+// userAgent is the request's User-Agent as it is recorded (sessions, audit
+// events, tenants' requests), which cleanHeaders has made clean and cut.
+func userAgent(c *fiber.Ctx) string { return c.Get(fiber.HeaderUserAgent) }
 
 // withRequestID gives every request an id: the caller's X-Request-ID when
 // valid, a new one otherwise. It is echoed in the response header and put,

@@ -196,10 +196,10 @@ func New(d Deps) *Server {
 }
 
 // routes is the one place the middleware order and the routes are visible:
-// forwarded client → request id → observe (errors, log line, metrics) →
-// recover → (the API) cursor key → route.
+// clean headers → forwarded client → request id → observe (errors, log
+// line, metrics) → recover → (the API) cursor key → route.
 func (s *Server) routes() {
-	s.app.Use(s.forwardedClient, s.withRequestID, s.observe, recoverPanic)
+	s.app.Use(cleanHeaders, s.forwardedClient, s.withRequestID, s.observe, recoverPanic)
 	s.app.Use("/api/v1", s.withCursorKey)
 
 	s.app.Get("/healthz", s.healthz)

@@ -163,7 +163,7 @@ func (s *Server) request(c *fiber.Ctx, who *caller) workflows.Request {
 	return workflows.Request{
 		Actor:     actor,
 		UserID:    who.UserID,
-		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: clip(c.Get(fiber.HeaderUserAgent), 512),
+		RequestID: requestID(c), ClientAddr: c.IP(), UserAgent: userAgent(c),
 	}
 }
 

@@ -1,16 +1,9 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
@@ -21,48 +14,23 @@ import (
 // attacker's client does not. The answer is read like any other.
 func rawRequest(t *testing.T, addr, method, path, token, userAgent string, body any) response {
 	t.Helper()
+	header := [][2]string{{"User-Agent", userAgent}}
+	if token != "" {
+		header = append(header, [2]string{"Authorization", "Bearer " + token})
+	}
 	var b []byte
 	if body != nil {
 		var err error
 		if b, err = json.Marshal(body); err != nil {
 			t.Fatal(err)
 		}
+		header = append(header, [2]string{"Content-Type", "application/json"})
 	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nUser-Agent: %s\r\n", method, path, addr, userAgent)
-	if token != "" {
-		fmt.Fprintf(&sb, "Authorization: Bearer %s\r\n", token)
-	}
-	if body != nil {
-		sb.WriteString("Content-Type: application/json\r\n")
-	}
-	fmt.Fprintf(&sb, "Content-Length: %d\r\n\r\n%s", len(b), b)
-
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	r, err := rawCall(t, addr, method, path, header, string(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(conn, sb.String()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out.Env); err != nil {
-			t.Fatalf("%s %s: not JSON: %s", method, path, raw)
-		}
-	}
-	return out
+	return r
 }
 
 // storedUserAgents is every user agent the audit events of a request
