@@ -172,6 +172,11 @@ func launchDev(t testing.TB, env []string) (*devProcess, error) {
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
+		// Its Postgres got the parent-death signal and is still writing its
+		// shutdown checkpoint: the data dir is removed only after it exits.
+		if dir := lookup(env, "CP_DATA_DIR"); dir != "" {
+			pgcluster.WaitForExit(filepath.Join(dir, "postgres"))
+		}
 		if t.Failed() {
 			t.Logf("controlplane dev output:\n%s", p.out.String())
 		}

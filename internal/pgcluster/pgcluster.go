@@ -59,7 +59,7 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		}
 	}
 
-	waitForOldServer(dir)
+	WaitForExit(dir)
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -272,10 +272,11 @@ func initdb(ctx context.Context, bin, dir string, cred *syscall.Credential) erro
 	return nil
 }
 
-// waitForOldServer gives a server left by a killed process (it got the
-// parent-death signal and is shutting down) up to 30 s to exit, so the new
-// one does not find the data dir locked.
-func waitForOldServer(dir string) {
+// WaitForExit gives a server left by a killed process (it got the
+// parent-death signal and is shutting down) up to 30 s to exit, so a new
+// one does not find the data dir locked and nobody removes the dir while it
+// still writes its shutdown checkpoint.
+func WaitForExit(dir string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
