@@ -98,7 +98,11 @@ func routeDocs() map[string]doc {
 		"GET " + org + "/tenants/:tenant_id/operations": {id: "listTenantOperations", summary: "The tenant's operations (saga status view), newest first",
 			data: operationView{}, list: true, query: listParams()},
 		"GET " + org + "/events": {id: "listEvents", summary: "The organisation's audit trail, newest first",
-			desc: "With Accept: application/x-ndjson every matching event is streamed, one JSON object per line, without paging.",
+			desc: "With Accept: application/x-ndjson the matching events after ?cursor= (none: from the newest) are streamed, one JSON object per line, without paging, within bounds: " +
+				"at most 50,000 events per request; one request of the caller's rate budgets per 200 events sent (a page's worth), the export stopping early when a budget is spent; " +
+				"at most 2 exports at once in an organisation and 1 per caller (another is 429 with Retry-After). " +
+				"When an export stops before the last matching event, its Next-Cursor header, sent before the first line, is the cursor of its last line: " +
+				"pass it as ?cursor= to the next export. limit sizes pages only.",
 			data: store.EventView{}, list: true, ndjson: true, query: append(listParams(),
 				stringParam("action", "an exact action (tenant.suspended) or a prefix (tenant.*)"),
 				stringParam("actor_id", "only events by this actor"),
@@ -262,6 +266,9 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 		status = fiber.StatusOK
 	}
 	success := &openapi3.Response{Description: ptr(http.StatusText(status)), Headers: successHeaders(r, mutation), Content: openapi3.Content{}}
+	if d.ndjson {
+		success.Headers["Next-Cursor"] = &openapi3.HeaderRef{Ref: "#/components/headers/Next-Cursor"}
+	}
 	switch {
 	case d.raw:
 		success.Content["application/json"] = &openapi3.MediaType{Schema: &openapi3.SchemaRef{Value: openapi3.NewObjectSchema()}}
@@ -392,6 +399,8 @@ func commonHeaders() openapi3.Headers {
 		"RateLimit-Reset":     header("Seconds until the window ends.", false, count),
 		"Retry-After":         header("Seconds to wait before retrying.", true, count),
 		"Idempotent-Replayed": header("true when this is the stored answer of an earlier request with the same Idempotency-Key.", false, openapi3.NewStringSchema().WithEnum("true")),
+		"Next-Cursor": header("Of an NDJSON export that stops before the last matching event (at its cap, or where the caller's budget ran out): "+
+			"the cursor of its last line, to pass as ?cursor= to the next export. Absent when the export reaches the end.", false, openapi3.NewStringSchema()),
 	}
 }
 

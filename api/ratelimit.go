@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -200,10 +201,39 @@ func (s *Server) charge(c *fiber.Ctx, scope string, limit int) (wait int) {
 	c.Set("RateLimit-Remaining", strconv.Itoa(v.remaining))
 	c.Set("RateLimit-Reset", strconv.Itoa(reset))
 	if v.allowed {
+		charged, _ := c.Locals(chargedBudgets{}).([]budgetRef)
+		c.Locals(chargedBudgets{}, append(charged, budgetRef{scope, limit}))
 		return 0
 	}
 	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(reset))
 	return reset
+}
+
+// chargedBudgets is the key of the budgets a request was charged to, in
+// order (a []budgetRef in its Locals): a request that costs more than one
+// (an export, per page it reads) charges the same ones again, whatever the
+// guard's rule for this caller.
+type chargedBudgets struct{}
+
+type budgetRef struct {
+	scope string
+	limit int
+}
+
+// chargeAgain charges up to n more requests to every budget the request
+// was charged to so far, one request at a time, and returns how many it
+// could charge to all of them (fewer than n when one is spent).
+func (s *Server) chargeAgain(c *fiber.Ctx, n int) int {
+	budgets, _ := c.Locals(chargedBudgets{}).([]budgetRef)
+	budgets = slices.Clone(budgets)
+	for i := range n {
+		for _, b := range budgets {
+			if s.charge(c, b.scope, b.limit) > 0 {
+				return i
+			}
+		}
+	}
+	return n
 }
 
 // limitTransitions charges a lifecycle transition (suspend, resume,

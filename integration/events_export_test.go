@@ -20,8 +20,9 @@ import (
 	"github.com/intelliauth/controlplane/internal/store"
 )
 
-// exportGate holds the export's second read of audit_events until the test
-// lets it go.
+// exportGate holds the export's second page, its third read of
+// audit_events (after where it stops, store.PlanExport, and its first
+// page), until the test lets it go.
 type exportGate struct {
 	reads   atomic.Int32
 	reached chan struct{}
@@ -30,7 +31,7 @@ type exportGate struct {
 
 func (g *exportGate) BeforeQuery(ctx context.Context, ev *bun.QueryEvent) context.Context {
 	if strings.Contains(ev.Query, "audit_events") {
-		if g.reads.Add(1) == 2 {
+		if g.reads.Add(1) == 3 {
 			close(g.reached)
 			select {
 			case <-g.release:

@@ -23,6 +23,7 @@ const (
 	PrefixRequest      = "req_"
 	PrefixServiceAcct  = "sa_"
 	PrefixServiceToken = "sat_"
+	PrefixExport       = "exp_" // an export of the audit trail running now
 )
 
 // NewID returns a new identifier with the prefix, from the current time and

@@ -147,7 +147,7 @@ export interface paths {
         };
         /**
          * The organisation's audit trail, newest first
-         * @description With Accept: application/x-ndjson every matching event is streamed, one JSON object per line, without paging.
+         * @description With Accept: application/x-ndjson the matching events after ?cursor= (none: from the newest) are streamed, one JSON object per line, without paging, within bounds: at most 50,000 events per request; one request of the caller's rate budgets per 200 events sent (a page's worth), the export stopping early when a budget is spent; at most 2 exports at once in an organisation and 1 per caller (another is 429 with Retry-After). When an export stops before the last matching event, its Next-Cursor header, sent before the first line, is the cursor of its last line: pass it as ?cursor= to the next export. limit sizes pages only.
          *
          *     Requires the role permission `audit.read`. A service account needs the scope `events:read`.
          */
@@ -1271,6 +1271,8 @@ export interface components {
     headers: {
         /** @description true when this is the stored answer of an earlier request with the same Idempotency-Key. */
         "Idempotent-Replayed": "true";
+        /** @description Of an NDJSON export that stops before the last matching event (at its cap, or where the caller's budget ran out): the cursor of its last line, to pass as ?cursor= to the next export. Absent when the export reaches the end. */
+        "Next-Cursor": string;
         /** @description Requests per minute of the budget this request was charged to. */
         "RateLimit-Limit": number;
         /** @description Requests left in the current window. */
@@ -1656,6 +1658,7 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Next-Cursor": components["headers"]["Next-Cursor"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
