@@ -4,9 +4,15 @@
 package deploy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,17 +140,19 @@ func TestEveryDependencySecretAndMountExists(t *testing.T) {
 			}
 		}
 	}
-	// Every secret file is one deploy/secrets.sh makes.
+	// Every secret file is one deploy/secrets.sh makes (and
+	// TestSecretsScriptMakesCertificatesThatVerify runs it).
 	script := read(t, "secrets.sh")
 	for name, s := range c.Secrets {
-		if !strings.HasPrefix(s.File, "./deploy/secrets/") || !strings.Contains(script, name) {
+		file, ok := strings.CutPrefix(s.File, "./deploy/secrets/")
+		if !ok || !strings.Contains(script, file) {
 			t.Errorf("secret %s (%s) is not made by deploy/secrets.sh", name, s.File)
 		}
 	}
 }
 
 // TestComposeRunsTheProductionShape: two API replicas (each on a host port
-// of its own) and two workers, and a worker's stop grace covers a
+// of its own, for the API and for the operator gateway) and two workers, and a worker's stop grace covers a
 // data-plane step in flight (the worker's stop timeout), so a deploy never
 // kills a step it could have finished.
 func TestComposeRunsTheProductionShape(t *testing.T) {
@@ -153,11 +161,231 @@ func TestComposeRunsTheProductionShape(t *testing.T) {
 	if api.Deploy.Replicas != 2 || worker.Deploy.Replicas != 2 {
 		t.Fatalf("replicas: api %d, worker %d; want 2 and 2", api.Deploy.Replicas, worker.Deploy.Replicas)
 	}
-	if len(api.Ports) != 1 || !strings.HasPrefix(api.Ports[0], "127.0.0.1:8080-8081:") {
-		t.Fatalf("api ports %v: want one host port per replica, 127.0.0.1:8080-8081", api.Ports)
+	if len(api.Ports) != 2 || !strings.HasPrefix(api.Ports[0], "127.0.0.1:8080-8081:") || !strings.HasPrefix(api.Ports[1], "127.0.0.1:7234-7235:") {
+		t.Fatalf("api ports %v: want one host port per replica, 127.0.0.1:8080-8081 and 127.0.0.1:7234-7235", api.Ports)
 	}
 	grace, err := time.ParseDuration(worker.StopGracePeriod)
 	if err != nil || grace < workflows.StepTimeout+5*time.Second {
 		t.Fatalf("worker stop_grace_period %q: want at least the step timeout (%v) and a margin", worker.StopGracePeriod, workflows.StepTimeout)
+	}
+}
+
+// hostAndContainer splits a short-syntax ports entry,
+// [ip:][host[-end]:]container[-end][/proto], into its host and container
+// port ranges ("" when the host side is left to Docker).
+func hostAndContainer(spec string) (host, container string) {
+	spec, _, _ = strings.Cut(spec, "/")
+	parts := strings.Split(spec, ":")
+	container = parts[len(parts)-1]
+	if len(parts) > 1 {
+		host = parts[len(parts)-2]
+	}
+	return host, container
+}
+
+// covers says whether a port range such as "8080-8081" or "7233" holds port.
+func covers(rng string, port int) bool {
+	lo, hi, ok := strings.Cut(rng, "-")
+	if !ok {
+		hi = lo
+	}
+	l, err1 := strconv.Atoi(lo)
+	h, err2 := strconv.Atoi(hi)
+	return err1 == nil && err2 == nil && l <= port && port <= h
+}
+
+// env is a service's environment variable as text ("" when unset), so
+// true and "true" read alike.
+func env(vars map[string]any, key string) string {
+	v, ok := vars[key]
+	if !ok || v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// TestComposePublishesNoUnauthenticatedTemporalEndpoint: the security
+// review's finding. Temporal's frontend takes only clients with a
+// certificate of the internal CA, nothing publishes it or the UI to the
+// host, every control-plane process connects with its certificate, and
+// the UI cannot write (writes go through the operator gateway, with an
+// operator's own certificate).
+func TestComposePublishesNoUnauthenticatedTemporalEndpoint(t *testing.T) {
+	c := load(t)
+	for name, s := range c.Services {
+		for _, p := range s.Ports {
+			host, container := hostAndContainer(p)
+			switch {
+			case name == "temporal" || name == "temporal-ui":
+				t.Errorf("%s publishes %s: Temporal's own listeners stay on the compose network", name, p)
+			case covers(container, 7233) || covers(host, 7233):
+				t.Errorf("%s publishes %s: the Temporal frontend (7233)", name, p)
+			case covers(host, 8233):
+				t.Errorf("%s publishes %s: the Temporal UI's port (8233)", name, p)
+			}
+		}
+	}
+
+	// mounted says whether a /run/secrets path names a secret the service
+	// mounts.
+	mounted := func(name, path string) bool {
+		sec, ok := strings.CutPrefix(path, "/run/secrets/")
+		return ok && slices.Contains(c.Services[name].Secrets, sec)
+	}
+	temporal := c.Services["temporal"].Environment
+	if env(temporal, "TEMPORAL_TLS_REQUIRE_CLIENT_AUTH") != "true" {
+		t.Errorf("temporal: TEMPORAL_TLS_REQUIRE_CLIENT_AUTH is %q, want true", env(temporal, "TEMPORAL_TLS_REQUIRE_CLIENT_AUTH"))
+	}
+	for _, k := range []string{
+		"TEMPORAL_TLS_FRONTEND_CERT", "TEMPORAL_TLS_FRONTEND_KEY", // what the frontend presents
+		"TEMPORAL_TLS_CLIENT1_CA_CERT", "TEMPORAL_TLS_CLIENT2_CA_CERT", // whom it accepts: both, or the template lists an empty file
+		"TEMPORAL_TLS_SERVER_CERT", "TEMPORAL_TLS_SERVER_KEY", "TEMPORAL_TLS_SERVER_CA_CERT", // internode, and its own worker's client
+	} {
+		if !mounted("temporal", env(temporal, k)) {
+			t.Errorf("temporal: %s is %q, not a secret it mounts", k, env(temporal, k))
+		}
+	}
+
+	for name, s := range c.Services {
+		if !strings.HasPrefix(s.Image, "intelliauth/controlplane:") {
+			continue
+		}
+		for _, k := range []string{"CP_TEMPORAL_TLS_CA_FILE", "CP_TEMPORAL_TLS_CERT_FILE", "CP_TEMPORAL_TLS_KEY_FILE"} {
+			if !mounted(name, env(s.Environment, k)) {
+				t.Errorf("%s: %s is %q, not a secret it mounts", name, k, env(s.Environment, k))
+			}
+		}
+		if env(s.Environment, "CP_TEMPORAL_TLS_SERVER_NAME") != "temporal" {
+			t.Errorf("%s: CP_TEMPORAL_TLS_SERVER_NAME is %q, want temporal (the name in Temporal's certificate)", name, env(s.Environment, "CP_TEMPORAL_TLS_SERVER_NAME"))
+		}
+	}
+
+	ui := c.Services["temporal-ui"].Environment
+	if env(ui, "TEMPORAL_DISABLE_WRITE_ACTIONS") != "true" {
+		t.Errorf("temporal-ui: TEMPORAL_DISABLE_WRITE_ACTIONS is %q, want true", env(ui, "TEMPORAL_DISABLE_WRITE_ACTIONS"))
+	}
+	for _, k := range []string{"TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"} {
+		if !mounted("temporal-ui", env(ui, k)) {
+			t.Errorf("temporal-ui: %s is %q, not a secret it mounts", k, env(ui, k))
+		}
+	}
+	// Without it the UI server skips verifying Temporal's certificate.
+	if env(ui, "TEMPORAL_TLS_ENABLE_HOST_VERIFICATION") != "true" {
+		t.Errorf("temporal-ui: TEMPORAL_TLS_ENABLE_HOST_VERIFICATION is %q, want true", env(ui, "TEMPORAL_TLS_ENABLE_HOST_VERIFICATION"))
+	}
+
+	// The operators' CLI goes through the gateway, which names who acted.
+	tools := c.Services["temporal-admin-tools"].Environment
+	if !strings.HasPrefix(env(tools, "TEMPORAL_ADDRESS"), "controlplane-api:") {
+		t.Errorf("temporal-admin-tools: TEMPORAL_ADDRESS is %q, want the operator gateway (controlplane-api:7234)", env(tools, "TEMPORAL_ADDRESS"))
+	}
+}
+
+// TestSecretsScriptMakesCertificatesThatVerify runs deploy/secrets.sh into
+// a temporary directory: it makes every file the compose file mounts, the
+// chains verify for the use each certificate has, the two CAs sign nothing
+// of each other's, the CA keys are the owner's alone, and a second run
+// changes nothing.
+func TestSecretsScriptMakesCertificatesThatVerify(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed")
+	}
+	dir := filepath.Join(t.TempDir(), "secrets")
+	const operator = "ops+oncall@example.org"
+	run := func() {
+		t.Helper()
+		cmd := exec.Command("sh", "secrets.sh")
+		cmd.Env = append(os.Environ(), "CP_SECRETS_DIR="+dir, "CP_OPERATOR_EMAIL="+operator)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("deploy/secrets.sh: %v\n%s", err, out)
+		}
+	}
+	run()
+
+	for name, s := range load(t).Secrets {
+		if _, err := os.Stat(filepath.Join(dir, filepath.Base(s.File))); err != nil {
+			t.Errorf("secret %s: %v", name, err)
+		}
+	}
+	pool := func(file string) *x509.CertPool {
+		p := x509.NewCertPool()
+		if !p.AppendCertsFromPEM([]byte(read(t, filepath.Join(dir, file)))) {
+			t.Fatalf("%s holds no certificate", file)
+		}
+		return p
+	}
+	temporalCA, operatorCA := pool("temporal-ca.pem"), pool("operator-ca.pem")
+	cert := func(file, key string) *x509.Certificate {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, file), filepath.Join(dir, key))
+		if err != nil {
+			t.Fatalf("%s with %s: %v", file, key, err)
+		}
+		return pair.Leaf
+	}
+
+	for _, tc := range []struct {
+		file, key string
+		roots     *x509.CertPool
+		dnsName   string
+		usage     x509.ExtKeyUsage
+	}{
+		{"temporal.pem", "temporal-key.pem", temporalCA, "temporal", x509.ExtKeyUsageServerAuth},
+		{"temporal.pem", "temporal-key.pem", temporalCA, "", x509.ExtKeyUsageClientAuth}, // internode
+		{"controlplane.pem", "controlplane-key.pem", temporalCA, "", x509.ExtKeyUsageClientAuth},
+		{"temporal-ui.pem", "temporal-ui-key.pem", temporalCA, "", x509.ExtKeyUsageClientAuth},
+		{"operator-gateway.pem", "operator-gateway-key.pem", operatorCA, "controlplane-api", x509.ExtKeyUsageServerAuth},
+		{"operator.pem", "operator-key.pem", operatorCA, "", x509.ExtKeyUsageClientAuth},
+	} {
+		c := cert(tc.file, tc.key)
+		opts := x509.VerifyOptions{Roots: tc.roots, DNSName: tc.dnsName, KeyUsages: []x509.ExtKeyUsage{tc.usage}}
+		if _, err := c.Verify(opts); err != nil {
+			t.Errorf("%s for %v: %v", tc.file, tc.usage, err)
+		}
+		// The other CA accepts it for nothing.
+		other := operatorCA
+		if tc.roots == operatorCA {
+			other = temporalCA
+		}
+		opts.Roots, opts.KeyUsages = other, []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
+		if _, err := c.Verify(opts); err == nil {
+			t.Errorf("%s verifies against the other CA", tc.file)
+		}
+	}
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		for _, file := range [][2]string{{"temporal.pem", "temporal-key.pem"}, {"operator-gateway.pem", "operator-gateway-key.pem"}} {
+			if err := cert(file[0], file[1]).VerifyHostname(name); err != nil {
+				t.Errorf("%s: %v", file[0], err)
+			}
+		}
+	}
+	op := cert("operator.pem", "operator-key.pem")
+	if op.Subject.CommonName != operator || !slices.Equal(op.EmailAddresses, []string{operator}) {
+		t.Errorf("operator.pem names CN %q, email %v; want %s in both", op.Subject.CommonName, op.EmailAddresses, operator)
+	}
+
+	for _, key := range []string{"temporal-ca-key.pem", "operator-ca-key.pem"} {
+		fi, err := os.Stat(filepath.Join(dir, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is %v; want 0600: no container reads it", key, fi.Mode().Perm())
+		}
+	}
+
+	before := map[string]string{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		before[e.Name()] = read(t, filepath.Join(dir, e.Name()))
+	}
+	run()
+	entries, _ = os.ReadDir(dir)
+	if len(entries) != len(before) {
+		t.Errorf("a second run left %d files, the first %d", len(entries), len(before))
+	}
+	for name, b := range before {
+		if read(t, filepath.Join(dir, name)) != b {
+			t.Errorf("a second run changed %s", name)
+		}
 	}
 }
