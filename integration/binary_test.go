@@ -107,6 +107,7 @@ func devEnv(t testing.TB) []string {
 		"CP_METRICS_ADDR="+freeAddr(t),
 		"CP_TEMPORAL_ADDRESS="+freeAddr(t),
 		"CP_TEMPORAL_UI_ADDR="+freeAddr(t),
+		"CP_OPERATOR_ADDR="+freeAddr(t),
 		"CP_LOG_FORMAT=json",
 		"CP_DATABASE_URL=",
 	)
@@ -128,7 +129,7 @@ func lookup(env []string, key string) string {
 }
 
 // devListeners are the addresses of env that a dev process listens on.
-var devListeners = []string{"CP_HTTP_ADDR", "CP_METRICS_ADDR", "CP_TEMPORAL_ADDRESS", "CP_TEMPORAL_UI_ADDR"}
+var devListeners = []string{"CP_HTTP_ADDR", "CP_METRICS_ADDR", "CP_TEMPORAL_ADDRESS", "CP_TEMPORAL_UI_ADDR", "CP_OPERATOR_ADDR"}
 
 // startDev starts `controlplane dev` and waits until it is ready. The free
 // ports devEnv picked may be taken by another process before dev binds

@@ -101,6 +101,9 @@ type operator struct {
 	// codec and codecAuth are the dev server's codec endpoint and its
 	// Authorization header, which the runbook has operators export.
 	codec, codecAuth string
+	// tls is the CLI's client certificate for the operator gateway and
+	// the CA of the gateway's own (none: the CLI sends no certificate).
+	tls []string
 }
 
 // newOperator is an operator of the dev server started with env: its
@@ -112,8 +115,29 @@ func newOperator(t *testing.T, cli string, env []string) operator {
 	if err != nil {
 		t.Fatalf("dev's codec token: %v", err)
 	}
-	return operator{t: t, cli: cli, address: lookup(env, "CP_TEMPORAL_ADDRESS"), commands: runbookCommands(t),
-		codec: "http://" + lookup(env, "CP_TEMPORAL_UI_ADDR") + "/codec", codecAuth: "Bearer " + strings.TrimSpace(string(token))}
+	certs := filepath.Join(lookup(env, "CP_DATA_DIR"), "operator")
+	return operator{t: t, cli: cli, address: lookup(env, "CP_OPERATOR_ADDR"), commands: runbookCommands(t),
+		codec: "http://" + lookup(env, "CP_TEMPORAL_UI_ADDR") + "/codec", codecAuth: "Bearer " + strings.TrimSpace(string(token)),
+		tls: []string{"TEMPORAL_TLS_SERVER_CA_CERT_PATH=" + filepath.Join(certs, "ca.pem"),
+			"TEMPORAL_TLS_CLIENT_CERT_PATH=" + filepath.Join(certs, "operator.pem"), "TEMPORAL_TLS_CLIENT_KEY_PATH=" + filepath.Join(certs, "operator-key.pem")}}
+}
+
+// withoutCertificate is the operator's CLI pointed at address with no
+// client certificate: TLS to the gateway only trusting its CA (tls), or
+// the dev frontend itself in plaintext.
+func (o operator) withoutCertificate(address string, tls bool) operator {
+	ca := o.tls[0]
+	o.address, o.tls = address, nil
+	if tls {
+		o.tls = []string{"TEMPORAL_TLS=true", ca}
+	}
+	return o
+}
+
+// withCertificate is the operator's CLI with another client certificate.
+func (o operator) withCertificate(cert, key string) operator {
+	o.tls = []string{o.tls[0], "TEMPORAL_TLS_CLIENT_CERT_PATH=" + cert, "TEMPORAL_TLS_CLIENT_KEY_PATH=" + key}
+	return o
 }
 
 // target is what a runbook command's placeholders stand for.
@@ -140,6 +164,7 @@ func (o operator) try(name string, tg target) (string, error) {
 	c := exec.Command("sh", "-c", cmd)
 	c.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+o.address, "TEMPORAL_NAMESPACE=default",
 		"TEMPORAL_CODEC_ENDPOINT="+o.codec, "TEMPORAL_CODEC_AUTH="+o.codecAuth)
+	c.Env = append(c.Env, o.tls...)
 	out, err := c.CombinedOutput()
 	return string(out), err
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"cmp"
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -10,19 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
+	updatepb "go.temporal.io/api/update/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
+	"github.com/intelliauth/controlplane/internal/opsgate"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
 )
@@ -107,15 +112,35 @@ func status(t *testing.T, h *harness.Harness, workflowID string) workflows.Statu
 	return st
 }
 
-// repair sends an operator's repair update and waits for its answer.
+// repair sends an operator's repair update and waits for its answer, as
+// the operator gateway forwards it for in.Operator's certificate (none:
+// as sent to the frontend without the gateway).
 func repair(h *harness.Harness, workflowID string, r workflows.Repair, in workflows.RepairRequest) (workflows.RepairResult, error) {
 	var res workflows.RepairResult
-	handle, err := h.Temporal.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{
-		WorkflowID: workflowID, UpdateName: string(r), Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = handle.Get(context.Background(), &res)
+	dc := codec.DataConverter(h.Keys)
+	args, err := dc.ToPayloads(in)
+	if err != nil {
+		return res, err
 	}
+	req := &workflowservice.UpdateWorkflowExecutionRequest{Namespace: harness.Namespace,
+		WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: workflowID},
+		WaitPolicy:        &updatepb.WaitPolicy{LifecycleStage: enumspb.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED},
+		Request: &updatepb.Request{Meta: &updatepb.Meta{UpdateId: uuid.NewString()},
+			Input: &updatepb.Input{Name: string(r), Args: args}}}
+	if in.Operator != "" {
+		gw := &opsgate.Gateway{Keys: h.Keys, Namespace: harness.Namespace}
+		if _, err := gw.Stamp(req, in.Operator); err != nil {
+			return res, err
+		}
+	}
+	resp, err := h.Temporal.WorkflowService().UpdateWorkflowExecution(context.Background(), req)
+	if err != nil {
+		return res, err
+	}
+	if f := resp.GetOutcome().GetFailure(); f != nil {
+		return res, errors.New(f.GetMessage())
+	}
+	err = dc.FromPayloads(resp.GetOutcome().GetSuccess(), &res)
 	return res, err
 }
 

@@ -11,10 +11,10 @@ import (
 )
 
 // Names of the tenant workflow's updates and query. Repairs are updates an
-// operator can type:
+// operator types, through the operator gateway with their certificate:
 //
 //	temporal workflow update execute --workflow-id <id> --name retry \
-//	  --input '{"operator":"<you>","operation_id":"op_…","step":"keys"}'
+//	  --input '{"operation_id":"op_…","step":"keys"}'
 const (
 	UpdateProvision  = "provision"
 	UpdateTransition = "transition"
@@ -179,19 +179,23 @@ type TransitionRequest struct {
 	Request     activities.Request
 }
 
-// RepairRequest is an operator's repair: who, and the operation and step it
-// repairs (the status query names both).
+// RepairRequest is an operator's repair: the operation and step it repairs
+// (the status query names both). Who sends it is not for the payload to
+// say: the operator gateway proves it with a certificate and stamps it in
+// the update's header (internal/operator). Operator is what repairs named
+// before that; it is read only from their histories.
 type RepairRequest struct {
-	Operator    string `json:"operator"`
+	Operator    string `json:"operator,omitempty"`
 	OperationID string `json:"operation_id"`
 	Step        string `json:"step"`
 }
 
-// RepairResult says what a repair was taken for.
+// RepairResult says what a repair was taken for, and for whom.
 type RepairResult struct {
 	Repair      Repair `json:"repair"`
 	OperationID string `json:"operation_id"`
 	Step        string `json:"step"`
+	Operator    string `json:"operator,omitempty"`
 }
 
 // Status is what the status query answers.

@@ -3,7 +3,9 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,9 +13,11 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/operator"
 )
 
 // fakes stands in for the activities: it records the data-plane steps, the
@@ -189,9 +193,27 @@ func transition(env *testsuite.TestWorkflowEnvironment, at time.Duration, kind d
 	}, at)
 }
 
+// repairOperators are the operators the operator gateway would have
+// verified for the repairs sendRepair sends, by update id: the test
+// environment sends updates without headers, so the saga asks these.
+var (
+	repairOperators sync.Map
+	repairSeq       atomic.Int64
+	trustRepairs    = operator.TrustedPropagator(func(id string) string {
+		name, _ := repairOperators.Load(id)
+		s, _ := name.(string)
+		return s
+	})
+)
+
+// sendRepair sends a repair at the time given, as if through the operator
+// gateway from in.Operator's certificate ("": from no certificate).
 func sendRepair(env *testsuite.TestWorkflowEnvironment, at time.Duration, r Repair, in RepairRequest, res *updateResult) {
+	id := fmt.Sprintf("repair-%d", repairSeq.Add(1))
+	repairOperators.Store(id, in.Operator)
+	env.SetContextPropagators([]workflow.ContextPropagator{trustRepairs})
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(string(r), "", res.callbacks(), in)
+		env.UpdateWorkflow(string(r), id, res.callbacks(), in)
 	}, at)
 }
 

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"unicode"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/operator"
 )
 
 func (w *tenant) register(ctx workflow.Context) error {
@@ -40,7 +39,14 @@ func (w *tenant) register(ctx workflow.Context) error {
 	}
 	for _, r := range Repairs {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, string(r), w.handleRepair(r), workflow.UpdateHandlerOptions{
-			Validator: func(ctx workflow.Context, req RepairRequest) error { return w.canRepair(r, req) },
+			Validator: func(ctx workflow.Context, req RepairRequest) error {
+				// Who sent it first: a caller no certificate proved learns
+				// nothing of the saga's state.
+				if _, err := operator.Verified(ctx, string(r)); err != nil {
+					return temporal.NewApplicationError(err.Error(), string(domain.CodeForbidden))
+				}
+				return w.canRepair(r, req)
+			},
 		}); err != nil {
 			return err
 		}
@@ -96,6 +102,9 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 // validateTransition refuses, before anything is written, a transition the
 // tenant's state does not allow or one requested while another runs.
 func (w *tenant) validateTransition(ctx workflow.Context, r TransitionRequest) error {
+	if err := actsAsItsOperator(ctx, UpdateTransition, r.Request.Actor); err != nil {
+		return err
+	}
 	if !w.reserved {
 		return temporal.NewApplicationError("tenant not found", string(domain.CodeNotFound))
 	}
@@ -255,9 +264,6 @@ func (w *tenant) handleRestore(ctx workflow.Context, r TransitionRequest, id str
 // stuck on the operation and step it names and accepts that repair there,
 // or (cancel) a decommission waits out its grace period.
 func (w *tenant) canRepair(r Repair, req RepairRequest) error {
-	if err := validOperator(req.Operator); err != nil {
-		return err
-	}
 	op := w.op
 	if op == nil {
 		return conflict("nothing is stuck on this tenant: no operation runs")
@@ -283,14 +289,6 @@ func (w *tenant) canRepair(r Repair, req RepairRequest) error {
 	return nil
 }
 
-func validOperator(name string) error {
-	bad := name == "" || len(name) > 100 || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) })
-	if bad {
-		return temporal.NewApplicationError(`a repair names its operator: "operator" is 1 to 100 printable characters`, string(domain.CodeBadRequest))
-	}
-	return nil
-}
-
 // handleRepair hands a validated repair to the stuck step (or calls off a
 // decommission in its grace period). It checks again, so of two repairs
 // sent together only one is taken.
@@ -299,15 +297,40 @@ func (w *tenant) handleRepair(r Repair) func(workflow.Context, RepairRequest) (R
 		if err := w.canRepair(r, req); err != nil {
 			return RepairResult{}, err
 		}
+		// The operator the gateway verified; a repair accepted before
+		// repairs needed one (its history has no assertion) named its own.
+		who := operator.Named(ctx)
+		if who == "" {
+			who = req.Operator
+		}
 		op := w.op
-		res := RepairResult{Repair: r, OperationID: op.id, Step: string(op.step)}
+		res := RepairResult{Repair: r, OperationID: op.id, Step: string(op.step), Operator: who}
 		if op.phase == PhaseGracePeriod {
-			op.restore = &restoreClaim{operator: req.Operator, written: true}
+			op.restore = &restoreClaim{operator: who, written: true}
 			res.Step = domain.StepGracePeriod
 		} else {
-			op.repair = &takenRepair{repair: r, operator: req.Operator}
+			op.repair = &takenRepair{repair: r, operator: who}
 		}
-		w.log.Info("operator repair taken", "repair", string(r), "operator", req.Operator, "operation_id", op.id, "step", res.Step)
+		w.log.Info("operator repair taken", "repair", string(r), "operator", who, "operation_id", op.id, "step", res.Step)
 		return res, nil
 	}
+}
+
+// actsAsItsOperator refuses an update the operator gateway forwarded (it
+// carries an operator's assertion) unless it acts as that operator: an
+// operator sending the API's own updates by hand (a wedged operation in
+// docs/runbook.md) cannot put a member's name on them. Updates the API
+// sends carry none.
+func actsAsItsOperator(ctx workflow.Context, what string, actor domain.Actor) error {
+	if operator.Named(ctx) == "" {
+		return nil
+	}
+	name, err := operator.Verified(ctx, what)
+	if err != nil {
+		return temporal.NewApplicationError(err.Error(), string(domain.CodeForbidden))
+	}
+	if actor.Type != "operator" || actor.ID != name || actor.OnBehalfOf != nil {
+		return temporal.NewApplicationError(fmt.Sprintf(`an operator's update acts as the operator: "Actor": {"Type": "operator", "ID": %q}`, name), string(domain.CodeForbidden))
+	}
+	return nil
 }

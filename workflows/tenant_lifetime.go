@@ -12,6 +12,9 @@ import (
 // of a tenant whose end has begun: its lifetime's decommission, or any
 // decommission (a restore is what calls that off).
 func (w *tenant) validateLifetime(ctx workflow.Context, r LifetimeRequest) error {
+	if err := actsAsItsOperator(ctx, UpdateLifetime, r.Request.Actor); err != nil {
+		return err
+	}
 	switch {
 	case !w.reserved:
 		return temporal.NewApplicationError("tenant not found", string(domain.CodeNotFound))

@@ -112,7 +112,7 @@ func TestARepairIsRefusedUnlessItNamesTheStuckOperationAndStepAndIsNeverKeptForL
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if noOperator.code() != domain.CodeBadRequest {
+	if noOperator.code() != domain.CodeForbidden {
 		t.Errorf("no operator: %v", noOperator.err)
 	}
 	if retry.err != nil || suspend.err != nil || decom.err != nil {

@@ -8,7 +8,10 @@ package workflows
 import (
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 )
@@ -40,6 +43,20 @@ var (
 	SearchAttrTenantState = temporal.NewSearchAttributeKeyKeyword("TenantState")
 	SearchAttrSagaStatus  = temporal.NewSearchAttributeKeyKeyword("SagaStatus")
 )
+
+// Keyword decodes the keyword search attribute key from attrs, as a
+// listing or a description returns them ("" when it is not set).
+func Keyword(attrs *commonpb.SearchAttributes, key temporal.SearchAttributeKeyKeyword) string {
+	p, ok := attrs.GetIndexedFields()[key.GetName()]
+	if !ok {
+		return ""
+	}
+	var v string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err != nil {
+		return ""
+	}
+	return v
+}
 
 // SearchAttributes are the custom search attributes to register on the
 // namespace, by name and type.

@@ -22,6 +22,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/logging"
+	"github.com/intelliauth/controlplane/internal/opsgate"
 	"github.com/intelliauth/controlplane/internal/pgcluster"
 	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -60,6 +61,10 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 	ring, err := seal.ParseRing(cfg.KeyEncryptionKeys)
 	if err != nil {
 		return fmt.Errorf("key ring in %s: %w", cfg.DataDir, err)
+	}
+	operatorFiles, err := devOperatorCertificates(&cfg)
+	if err != nil {
+		return err
 	}
 
 	// Temporal and Postgres start side by side: they are the slow parts.
@@ -152,6 +157,16 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	stops = append(stops, func() { w.Stop(); log.Info().Msg("worker stopped") })
+	stopWatch, err := startWatch(cfg, db, tc, log)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopWatch)
+	stopGateway, err := serveGateway(ctx, cfg, db, tc, log)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, stopGateway)
 	mailCtx, stopMail := context.WithCancel(context.WithoutCancel(ctx))
 	mailerDone := startMailer(mailCtx, cfg, db, log)
 	stops = append(stops, func() { stopMail(); mailerDone() })
@@ -160,7 +175,7 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 	}
 
 	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log)}, func(addr string) {
-		banner(log, cfg, addr, tr.srv, codecToken, time.Since(start))
+		banner(log, cfg, addr, tr.srv, codecToken, operatorFiles, time.Since(start))
 	})
 }
 
@@ -185,7 +200,7 @@ func waitForPollers(ctx context.Context, tc client.Client, taskQueue string) err
 
 // banner prints where everything is; codecToken says where the codec's
 // token is (its file, or the variable that gave it).
-func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalserver.Server, codecToken string, took time.Duration) {
+func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalserver.Server, codecToken string, op opsgate.DevFiles, took time.Duration) {
 	log.Info().Dur("startup", took).Msg("control plane ready")
 	fmt.Fprintf(os.Stderr, `
   IntelliAuth control plane (dev)
@@ -196,9 +211,13 @@ func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalse
     Temporal UI  http://%s
     Codec        http://%s/codec   (payloads are encrypted; token in %s)
     Temporal     %s   namespace %s, task queue %s
+    Operators    %s   (the gateway repairs go through, as %s:
+                 temporal --address %s --tls-ca-path %s \
+                   --tls-cert-path %s --tls-key-path %s …)
     Data dir     %s
 `, apiAddr, apiAddr, apiAddr, cfg.MetricsAddr, t.UIAddr(), t.UIAddr(), codecToken,
-		t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue, cfg.DataDir)
+		t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue,
+		cfg.OperatorAddr, devOperator, cfg.OperatorAddr, op.CA, op.OperatorCert, op.OperatorKey, cfg.DataDir)
 	if cfg.Bootstrap.OwnerPassword == config.DevOwnerPassword {
 		fmt.Fprintf(os.Stderr, "    Sign in      %s / %s   (dev defaults; set CP_BOOTSTRAP_* to change)\n", cfg.Bootstrap.OwnerEmail, cfg.Bootstrap.OwnerPassword)
 	}

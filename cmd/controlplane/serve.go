@@ -26,6 +26,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/mail"
+	"github.com/intelliauth/controlplane/internal/operator"
 	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/internal/telemetry"
@@ -60,6 +61,11 @@ func runAPI(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	defer stopCodec()
+	stopGateway, err := serveGateway(ctx, cfg, db, tc, log)
+	if err != nil {
+		return err
+	}
+	defer stopGateway()
 	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry}, nil)
 }
 
@@ -80,6 +86,12 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	if err != nil {
 		return err
 	}
+	stopWatch, err := startWatch(cfg, db, tc, log)
+	if err != nil {
+		w.Stop()
+		return err
+	}
+	defer stopWatch()
 	// The worker's own listener: Go runtime, SDK and saga metrics, and
 	// /healthz.
 	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, sagaRegistry(cfg, tc, log)}
@@ -113,7 +125,14 @@ func temporalOptions(cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) 
 			return opts, fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
 		}
 		opts.DataConverter = codec.DataConverter(ring)
+		// Repairs carry the operator the gateway verified.
+		opts.ContextPropagators = []workflow.ContextPropagator{operator.Propagator(ring)}
 	}
+	tlsCfg, err := temporalTLS(cfg.TemporalTLS)
+	if err != nil {
+		return opts, err
+	}
+	opts.ConnectionOptions.TLS = tlsCfg
 	if sdk != nil {
 		opts.MetricsHandler = sdk.Handler()
 	}

@@ -104,6 +104,23 @@ type Config struct {
 	CodecAddr string
 	Faults    []Fault // dev only
 
+	// TemporalTLS is the control plane's mutual TLS to the Temporal
+	// frontend (CP_TEMPORAL_TLS_CA, _CERT, _KEY as PEM, or their _FILE
+	// forms; CP_TEMPORAL_TLS_SERVER_NAME); empty: plaintext, as dev's
+	// embedded server on loopback.
+	TemporalTLS TemporalTLS
+	// OperatorAddr is where the api serves the operator gateway
+	// (CP_OPERATOR_ADDR; empty: not served), with OperatorTLS: its
+	// certificate and the operators' CA (CP_OPERATOR_TLS_CERT, _KEY,
+	// CP_OPERATOR_CLIENT_CA, PEM or _FILE). dev makes its own under the
+	// data dir.
+	OperatorAddr string
+	OperatorTLS  OperatorTLS
+	// SagaWatchInterval is how often the worker looks for tenant sagas
+	// that a terminate or reset ended, to write them to the audit trail
+	// (CP_SAGA_WATCH_INTERVAL).
+	SagaWatchInterval time.Duration
+
 	// PublicRateLimit and UserRateLimit are requests per minute: of a
 	// client address on the routes without a token, and of a user on the
 	// routes outside an organisation (an organisation's come from its plan).
@@ -118,6 +135,21 @@ type Config struct {
 	// X-Forwarded-For names the client (CP_TRUSTED_PROXIES); empty: no
 	// proxy is trusted and the client is the connection's peer.
 	TrustedProxies []netip.Prefix
+}
+
+// TemporalTLS is a client certificate and the CA of the Temporal frontend,
+// in PEM.
+type TemporalTLS struct {
+	CA, Cert, Key, ServerName string
+}
+
+// Enabled reports whether the frontend is dialled with TLS.
+func (t TemporalTLS) Enabled() bool { return t.CA != "" || t.Cert != "" }
+
+// OperatorTLS is the operator gateway's certificate and key and the CA of
+// the operators' client certificates, in PEM.
+type OperatorTLS struct {
+	Cert, Key, ClientCA string
 }
 
 // Bootstrap is the first organisation and its owner.
@@ -218,6 +250,22 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	}
 	c.TrustedProxies = r.networks("CP_TRUSTED_PROXIES")
 
+	c.TemporalTLS = TemporalTLS{CA: r.str("CP_TEMPORAL_TLS_CA", ""), Cert: r.str("CP_TEMPORAL_TLS_CERT", ""),
+		Key: r.str("CP_TEMPORAL_TLS_KEY", ""), ServerName: r.str("CP_TEMPORAL_TLS_SERVER_NAME", "")}
+	if (c.TemporalTLS.Cert == "") != (c.TemporalTLS.Key == "") {
+		r.fail("CP_TEMPORAL_TLS_CERT", "a client certificate goes with its key: set both CP_TEMPORAL_TLS_CERT and CP_TEMPORAL_TLS_KEY (or their _FILE forms)")
+	}
+	if v := r.str("CP_OPERATOR_ADDR", ""); v != "" {
+		c.OperatorAddr = r.addr("CP_OPERATOR_ADDR", v)
+	} else if mode == ModeDev {
+		c.OperatorAddr = r.addr("CP_OPERATOR_ADDR", "127.0.0.1:7234")
+	}
+	c.OperatorTLS = OperatorTLS{Cert: r.str("CP_OPERATOR_TLS_CERT", ""), Key: r.str("CP_OPERATOR_TLS_KEY", ""), ClientCA: r.str("CP_OPERATOR_CLIENT_CA", "")}
+	if c.OperatorAddr != "" && mode == ModeAPI && (c.OperatorTLS.Cert == "" || c.OperatorTLS.Key == "" || c.OperatorTLS.ClientCA == "") {
+		r.fail("CP_OPERATOR_ADDR", "the operator gateway needs its certificate and the operators' CA: set CP_OPERATOR_TLS_CERT, CP_OPERATOR_TLS_KEY and CP_OPERATOR_CLIENT_CA (or their _FILE forms)")
+	}
+	c.SagaWatchInterval = r.duration("CP_SAGA_WATCH_INTERVAL", 30*time.Second, 100*time.Millisecond, time.Hour)
+
 	c.SMTP = SMTP{
 		From:     r.str("CP_SMTP_FROM", ""),
 		Username: r.str("CP_SMTP_USERNAME", ""),
@@ -265,7 +313,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		c.TemporalUIAddr = r.addr("CP_TEMPORAL_UI_ADDR", "127.0.0.1:8233")
 		// The embedded Temporal server and UI have no authentication, and
 		// the dev owner's password is printed in the README.
-		for _, kv := range [][2]string{{"CP_TEMPORAL_ADDRESS", c.TemporalAddress}, {"CP_TEMPORAL_UI_ADDR", c.TemporalUIAddr}} {
+		for _, kv := range [][2]string{{"CP_TEMPORAL_ADDRESS", c.TemporalAddress}, {"CP_TEMPORAL_UI_ADDR", c.TemporalUIAddr}, {"CP_OPERATOR_ADDR", c.OperatorAddr}} {
 			if !loopback(kv[1]) {
 				r.fail(kv[0], fmt.Sprintf("%q: dev's embedded Temporal has no authentication; listen on 127.0.0.1 or ::1", kv[1]))
 			}

@@ -15,7 +15,6 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -301,22 +300,9 @@ func workflowOf(e *workflowpb.WorkflowExecutionInfo) Workflow {
 	return Workflow{
 		ID:          e.GetExecution().GetWorkflowId(),
 		RunID:       e.GetExecution().GetRunId(),
-		TenantID:    keyword(attrs, workflows.SearchAttrTenantID.GetName()),
-		SagaStatus:  keyword(attrs, workflows.SearchAttrSagaStatus.GetName()),
-		TenantState: keyword(attrs, workflows.SearchAttrTenantState.GetName()),
+		TenantID:    workflows.Keyword(attrs, workflows.SearchAttrTenantID),
+		SagaStatus:  workflows.Keyword(attrs, workflows.SearchAttrSagaStatus),
+		TenantState: workflows.Keyword(attrs, workflows.SearchAttrTenantState),
 		StartedAt:   e.GetStartTime().AsTime(),
 	}
-}
-
-// keyword decodes a keyword search attribute ("" when it is not set).
-func keyword(attrs *commonpb.SearchAttributes, name string) string {
-	p, ok := attrs.GetIndexedFields()[name]
-	if !ok {
-		return ""
-	}
-	var v string
-	if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err != nil {
-		return ""
-	}
-	return v
 }

@@ -20,9 +20,11 @@ import (
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/logging"
+	"github.com/intelliauth/controlplane/internal/operator"
 	"github.com/intelliauth/controlplane/internal/pgcluster"
 	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -152,6 +154,9 @@ func start(ctx context.Context) (_ *Harness, err error) {
 		Namespace:     Namespace,
 		Logger:        logging.Temporal(h.Log),
 		DataConverter: codec.DataConverter(h.Keys),
+		// As the control plane's: repairs carry the operator the gateway
+		// verified.
+		ContextPropagators: []workflow.ContextPropagator{operator.Propagator(h.Keys)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal: %w", err)
