@@ -146,4 +146,6 @@ func ParseIdentity(identity string) (a Assertion, ok bool) {
 }
 
 // String names the operator, for logs.
-func (a Assertion) String() string { return fmt.Sprintf("operator %s at %s", a.Operator, a.IssuedAt.Format(time.RFC3339)) }
+func (a Assertion) String() string {
+	return fmt.Sprintf("operator %s at %s", a.Operator, a.IssuedAt.Format(time.RFC3339))
+}
