@@ -256,8 +256,14 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) (TenantRecord, 
 		info := activity.GetInfo(ctx)
 		key = info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID + "/" + info.ActivityID
 	}
-	t, err := store.RecordOperation(ctx, a.DB, store.OperationChange{TenantID: in.TenantID, OperationID: in.OperationID,
-		Status: in.Status, State: in.State, Action: in.Action, Operator: in.Operator, Request: in.Request.stored(), Data: in.Data,
-		EventKey: key, GraceEndsAt: in.GraceEndsAt, EndLifetime: in.EndLifetime})
+	t, err := store.RecordOperation(ctx, a.DB, in.change(key))
 	return TenantRecordOf(t), asApplicationError(err)
+}
+
+// change is the store's form of the record, its event keyed by key: the
+// one place a workflow's record becomes a write.
+func (in RecordInput) change(key string) store.OperationChange {
+	return store.OperationChange{TenantID: in.TenantID, OperationID: in.OperationID,
+		Status: in.Status, State: in.State, Action: in.Action, Operator: in.Operator, Request: in.Request.stored(), Data: in.Data,
+		EventKey: key, GraceEndsAt: in.GraceEndsAt, EndLifetime: in.EndLifetime}
 }

@@ -68,11 +68,12 @@ type tenantView struct {
 // running on the tenants being shown (store.RunningOperations); nil for an
 // answer to a transition, which has just begun one.
 func (s *Server) tenantView(t workflows.TenantRecord, who *caller, running map[string]store.Running) tenantView {
+	now := tenantNow(t.State, t.CurrentOperationID, running)
 	v := tenantView{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
 		AdminURL: "https://" + t.Hostname + "/admin", WorkflowID: t.WorkflowID, WorkflowURL: s.workflowURL(t.WorkflowID),
 		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt,
-		Actions: actions(who, tenantNow(t.State, t.CurrentOperationID, running), time.Now())}
-	v.LifetimeEditable = lifetimeEditable(who, tenantNow(t.State, t.CurrentOperationID, running))
+		Actions: actions(who, now, time.Now())}
+	v.LifetimeEditable = lifetimeEditable(who, now)
 	if t.CurrentOperationID != "" {
 		id := t.CurrentOperationID
 		v.CurrentOperationID = &id

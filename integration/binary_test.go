@@ -38,6 +38,7 @@ func binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
+		harness.OnExit(func() { _ = os.RemoveAll(dir) }) // 230 MB a run
 		binPath = filepath.Join(dir, "controlplane")
 		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/controlplane").CombinedOutput()
 		if err != nil {

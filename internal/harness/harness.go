@@ -76,8 +76,17 @@ func Main(m *testing.M, checks ...func() error) {
 		}
 	}
 	h.stop()
+	for _, f := range onExit {
+		f()
+	}
 	os.Exit(code)
 }
+
+var onExit []func()
+
+// OnExit runs f when the package's tests are done, whatever their outcome
+// (os.Exit skips deferred calls): to remove what the whole run shared.
+func OnExit(f func()) { onExit = append(onExit, f) }
 
 // Get returns the package's harness.
 func Get(t testing.TB) *Harness {
