@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -442,23 +443,35 @@ func TestACreationWritesNoVersionMarkersAndNoSearchAttributeTwice(t *testing.T) 
 		}
 		return out
 	}
-	upserts := 0
-	for _, ev := range workflowHistory(t, h, tn.WorkflowID, "").Events {
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-			said = read(ev.GetWorkflowExecutionStartedEventAttributes().GetSearchAttributes().GetIndexedFields())
-		case enumspb.EVENT_TYPE_MARKER_RECORDED:
-			if name := ev.GetMarkerRecordedEventAttributes().GetMarkerName(); name == "Version" {
-				t.Errorf("event %d: a version marker", ev.GetEventId())
+	// The row says active before the saga's next workflow task writes the
+	// search attributes: read the history until it has.
+	var upserts int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		said, upserts = map[string]string{}, 0
+		var errs []string
+		for _, ev := range workflowHistory(t, h, tn.WorkflowID, "").Events {
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+				said = read(ev.GetWorkflowExecutionStartedEventAttributes().GetSearchAttributes().GetIndexedFields())
+			case enumspb.EVENT_TYPE_MARKER_RECORDED:
+				if name := ev.GetMarkerRecordedEventAttributes().GetMarkerName(); name == "Version" {
+					errs = append(errs, fmt.Sprintf("event %d: a version marker", ev.GetEventId()))
+				}
+			case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+				upserts++
+				fields := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+				now := read(fields)
+				if maps.Equal(now, said) || len(now) == 0 {
+					errs = append(errs, fmt.Sprintf("event %d writes search attributes that say what they said: %v", ev.GetEventId(), slices.Collect(maps.Keys(fields))))
+				}
+				maps.Copy(said, now)
 			}
-		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
-			upserts++
-			fields := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
-			now := read(fields)
-			if maps.Equal(now, said) || len(now) == 0 {
-				t.Errorf("event %d writes search attributes that say what they said: %v", ev.GetEventId(), slices.Collect(maps.Keys(fields)))
+		}
+		if said[workflows.SearchAttrTenantState.GetName()] == string(domain.StateActive) || time.Now().After(deadline) {
+			for _, e := range errs {
+				t.Error(e)
 			}
-			maps.Copy(said, now)
+			break
 		}
 	}
 	if upserts == 0 || said[workflows.SearchAttrTenantState.GetName()] != string(domain.StateActive) {
