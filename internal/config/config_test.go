@@ -387,3 +387,31 @@ func TestTheKeyRingIsRequiredWherePayloadsAreEncryptedAndTheCodecTokenHasAForm(t
 		}
 	}
 }
+
+func TestTheOperatorGatewayNeedsItsCertificatesAndTemporalTLSAKeyWithItsCertificate(t *testing.T) {
+	base := map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_KEY_ENCRYPTION_KEYS": testRing}
+	c, err := Load(ModeAPI, env(base))
+	if err != nil || c.OperatorAddr != "" || c.TemporalTLS.Enabled() {
+		t.Fatalf("api by default: gateway %q, temporal TLS %v, %v", c.OperatorAddr, c.TemporalTLS.Enabled(), err)
+	}
+	if c, err := Load(ModeDev, env(nil)); err != nil || c.OperatorAddr != "127.0.0.1:7234" {
+		t.Fatalf("dev's gateway: %q, %v", c.OperatorAddr, err)
+	}
+	for name, c := range map[string]struct {
+		vars map[string]string
+		bad  string
+	}{
+		"a gateway without certificates":       {map[string]string{"CP_OPERATOR_ADDR": ":7234"}, "CP_OPERATOR_ADDR: the operator gateway needs"},
+		"a gateway without the operators' CA":  {map[string]string{"CP_OPERATOR_ADDR": ":7234", "CP_OPERATOR_TLS_CERT": "c", "CP_OPERATOR_TLS_KEY": "k"}, "CP_OPERATOR_CLIENT_CA"},
+		"a client certificate without its key": {map[string]string{"CP_TEMPORAL_TLS_CERT": "c"}, "CP_TEMPORAL_TLS_CERT: a client certificate goes with its key"},
+	} {
+		vars := maps.Clone(base)
+		maps.Copy(vars, c.vars)
+		if _, err := Load(ModeAPI, env(vars)); err == nil || !strings.Contains(err.Error(), c.bad) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := Load(ModeDev, env(map[string]string{"CP_OPERATOR_ADDR": "0.0.0.0:7234"})); err == nil || !strings.Contains(err.Error(), "CP_OPERATOR_ADDR") {
+		t.Errorf("dev's gateway beyond loopback: %v", err)
+	}
+}
