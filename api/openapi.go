@@ -55,6 +55,14 @@ func routeDocs() map[string]doc {
 			desc: "Returns a bearer token. Password checks are throttled per email from one client address, per email (short delays) and per client address; a throttled caller gets 429 with Retry-After.",
 			body: signInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
 		"POST " + v1 + "/auth/sign-out": {id: "signOut", summary: "Revoke the bearer token of this request", data: signOutResponse{}},
+		"POST " + v1 + "/auth/password-reset": {id: "requestPasswordReset", summary: "Mail a link to set a new password",
+			desc: "Answers 202 alike whether or not the email has an account. The account's owner gets a mail with a link to <CP_CONSOLE_URL>/password-reset#token=<secret>: " +
+				"the secret works once, for 30 minutes, and a newer request ends the older ones. Requests are throttled per email and per client address like sign-in (429 with Retry-After).",
+			body: passwordResetRequest{}, data: passwordResetResponse{}, status: fiber.StatusAccepted},
+		"POST " + v1 + "/auth/password-reset/confirm": {id: "confirmPasswordReset", summary: "Set a new password with a reset's secret",
+			desc: "Sets the password, uses the secret up and ends every session of the user; the user signs in again. An unknown, used or expired secret is refused alike (401). " +
+				"Attempts are throttled per client address (429 with Retry-After). Written to each of the user's organisations as user.password_reset.",
+			body: passwordResetConfirmRequest{}, data: passwordResetConfirmResponse{}, errs: []errorResponse{errUnauth}},
 		"GET " + v1 + "/me":             {id: "getMe", summary: "The signed-in user and their memberships", data: meResponse{}},
 		"GET " + v1 + "/organizations":  {id: "listOrganizations", summary: "Organisations the caller is a member of", data: orgView{}, list: true, query: listParams()},
 		"GET " + org:                    {id: "getOrganization", summary: "One organisation", data: orgView{}},

@@ -122,6 +122,8 @@ func (s *Server) table() []route {
 	routes := []route{
 		{Route{"POST", v1 + "/auth/sign-in", Public, "", false, ""}, s.signIn},
 		{Route{"POST", v1 + "/auth/sign-out", User, "", false, ""}, s.signOut},
+		{Route{"POST", v1 + "/auth/password-reset", Public, "", false, ""}, s.requestPasswordReset},
+		{Route{"POST", v1 + "/auth/password-reset/confirm", Public, "", false, ""}, s.confirmPasswordReset},
 		{Route{"GET", v1 + "/me", User, "", false, ""}, s.me},
 		{Route{"GET", v1 + "/organizations", User, "", false, ""}, s.listOrganizations},
 		{Route{"GET", org, Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.getOrganization},

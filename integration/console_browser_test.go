@@ -306,7 +306,14 @@ func (c *consoleTab) waitTenantState(state string) {
 // the dev process's mail directory.
 func acceptLink(t *testing.T, dataDir, email string) string {
 	t.Helper()
-	link := regexp.MustCompile(`https?://\S+/invitations/accept#token=\S+`)
+	return mailLink(t, dataDir, email, "/invitations/accept")
+}
+
+// mailLink is the console link to page with a #token= of the newest mail
+// to email that carries one, waiting for the mail to be written.
+func mailLink(t *testing.T, dataDir, email, page string) string {
+	t.Helper()
+	link := regexp.MustCompile(`https?://\S+` + regexp.QuoteMeta(page) + `#token=\S+`)
 	deadline := time.Now().Add(within)
 	for {
 		files, _ := filepath.Glob(filepath.Join(dataDir, "mail", "*"))
@@ -321,7 +328,7 @@ func acceptLink(t *testing.T, dataDir, email string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no invitation mail to %s with a console link in %s/mail", email, dataDir)
+			t.Fatalf("no mail to %s with a link to the console's %s in %s/mail", email, page, dataDir)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -866,5 +873,52 @@ func TestTheConsoleManagesAServiceAccountAndItsTokens(t *testing.T) {
 	c.waitFor("the account gone", fmt.Sprintf(`document.querySelector(%q) === null`, account))
 	if code, out := sa(second).do("GET", "/organizations/"+owner.org+"/tenants", nil); code != 401 {
 		t.Fatalf("a deleted account's token = %d %v, want 401", code, out)
+	}
+}
+
+// TestAPersonResetsAForgottenPasswordFromTheMail: on the sign-in page a
+// person follows "Forgot your password?", asks for a link, opens the mail's
+// link, sets a new password and signs in with it; the session they had
+// elsewhere has ended.
+func TestAPersonResetsAForgottenPasswordFromTheMail(t *testing.T) {
+	t.Parallel()
+	env := devEnv(t)
+	p := startDev(t, env)
+	origin := "http://" + p.api
+	elsewhere := signInDev(t, p.api)
+	c := openConsole(t, origin)
+
+	c.navigate("/sign-in")
+	c.waitText("Sign in to IntelliAuth")
+	c.press("main", "Forgot your password?")
+	c.waitPath(`^/password-reset$`)
+	c.waitText("Forgot your password?")
+	c.accessible("password-reset-request")
+	c.fill(`input[name=email]`, devOwnerEmail)
+	c.press("form", "Mail me a link")
+	c.waitFor("the same answer for any email", `document.querySelector("[data-testid=reset-sent]")?.innerText.includes("If an account has this email")`)
+	c.screenshot("password-reset-request")
+
+	link := mailLink(t, lookup(env, "CP_DATA_DIR"), devOwnerEmail, "/password-reset")
+	if !strings.HasPrefix(link, origin+"/password-reset#token=") {
+		t.Fatalf("the mail links to %s, not to this console's reset page", link)
+	}
+	c.navigate(strings.TrimPrefix(link, origin))
+	c.waitText("Set a new password")
+	if eval[string](c, `location.hash`) != "" {
+		t.Fatal("the reset's secret stays in the address bar")
+	}
+	c.accessible("password-reset-set")
+	c.screenshot("password-reset-set")
+	const newPassword = "a new and longer password"
+	c.fill(`input[name=password]`, newPassword)
+	c.press("form", "Set the password")
+	c.waitPath(`^/sign-in$`)
+	c.waitFor("the notice", `document.querySelector("[data-testid=notice]")?.innerText.includes("every session you had has ended")`)
+	c.signIn(devOwnerEmail, newPassword)
+	c.waitPath(`^/orgs/`)
+
+	if code, _ := elsewhere.do("GET", "/organizations", nil); code != 401 {
+		t.Fatalf("the session from before the reset answered %d", code)
 	}
 }

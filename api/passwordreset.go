@@ -1,0 +1,138 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+type passwordResetRequest struct {
+	Email string `json:"email"`
+}
+
+func (r *passwordResetRequest) validate() []domain.FieldError {
+	var fe fields
+	r.Email = normalizeEmail(r.Email)
+	if r.Email == "" {
+		fe.add("email", "required")
+	} else if len(r.Email) > maxEmailBytes || domain.HasControl(r.Email) {
+		fe.add("email", fmt.Sprintf("at most %d bytes, no control characters", maxEmailBytes))
+	}
+	return fe
+}
+
+type passwordResetResponse struct {
+	Accepted bool   `json:"accepted"`
+	Message  string `json:"message"`
+}
+
+// resetAnswer is the one answer to a reset request, whether or not the
+// email has an account: nobody learns from it who has one.
+var resetAnswer = passwordResetResponse{Accepted: true,
+	Message: "If an account has this email, a link to set a new password is on its way. It works once, for 30 minutes."}
+
+// requestPasswordReset mails a reset link to the account of an email, if
+// there is one, under the sign-in throttle (per email, per address): the
+// same answer either way, and an unknown email costs the same round trips.
+func (s *Server) requestPasswordReset(c *fiber.Ctx, _ *caller) error {
+	var req passwordResetRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	// Every request is counted: there is no right answer to give back.
+	_, wait, err := s.signInPolicy.Reserve(ctx, s.db, "reset:"+req.Email, c.IP())
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return rateLimited(c, wait, "too many password resets asked for; try again later")
+	}
+	if err := store.RequestPasswordReset(ctx, s.db, req.Email, s.resetMail, s.eventBase(c, nil)); err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Info().Msg("password reset asked for")
+	return writeData(c, fiber.StatusAccepted, resetAnswer)
+}
+
+// resetMail carries a reset's secret: a link to the console's reset page,
+// the secret in the fragment so it never reaches a server log.
+func (s *Server) resetMail(user store.User, secret string, expires time.Time) store.OutboxMessage {
+	body := func(secret string) string {
+		return fmt.Sprintf("Someone (we hope you) asked to set a new password for %s on IntelliAuth.\r\n\r\n"+
+			"Set a new password: %s/password-reset#token=%s\r\n\r\n"+
+			"The link works once, until %s. Setting a new password signs you out everywhere.\r\n"+
+			"If you did not ask for this, ignore this mail: your password stays as it is.\r\n",
+			user.Email, s.consoleURL, secret, expires.Format(time.RFC1123))
+	}
+	return store.OutboxMessage{Recipient: user.Email, Subject: "Set a new IntelliAuth password",
+		Body: body(secret), BodyRedacted: body(store.PasswordResetPrefix + "(redacted)")}
+}
+
+type passwordResetConfirmRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+func (r *passwordResetConfirmRequest) validate() []domain.FieldError {
+	var fe fields
+	if r.Token == "" {
+		fe.add("token", "required")
+	} else if len(r.Token) > 128 || domain.HasControl(r.Token) {
+		fe.add("token", "at most 128 bytes, no control characters")
+	}
+	if n := len([]rune(r.Password)); n < 12 || n > 256 {
+		fe.add("password", "12 to 256 characters")
+	}
+	return fe
+}
+
+type passwordResetConfirmResponse struct {
+	PasswordReset bool `json:"password_reset"`
+	// SessionsEnded says every session of the user was ended.
+	SessionsEnded bool `json:"sessions_ended"`
+}
+
+// confirmPasswordReset sets a new password with a reset's secret, once,
+// and ends every session of the user. Attempts are counted per address
+// under the sign-in throttle; a right secret gives its attempt back.
+func (s *Server) confirmPasswordReset(c *fiber.Ctx, _ *caller) error {
+	var req passwordResetConfirmRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, "reset-confirm", c.IP())
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return rateLimited(c, wait, "too many password reset attempts; try again later")
+	}
+	hash, err := s.hashPassword(ctx, c, req.Password)
+	if err != nil {
+		_ = slot.Release(context.WithoutCancel(ctx), s.db)
+		return err
+	}
+	user, err := store.ConfirmPasswordReset(ctx, s.db, req.Token, hash, s.eventBase(c, nil))
+	if errors.Is(err, store.ErrResetInvalid) {
+		zerolog.Ctx(ctx).Info().Msg("password reset refused: unknown, used or expired secret")
+		return err
+	}
+	if err != nil {
+		_ = slot.Release(context.WithoutCancel(ctx), s.db)
+		return err
+	}
+	if err := slot.Succeeded(ctx, s.db); err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Info().Str("user_id", user.ID).Msg("password reset")
+	return writeData(c, fiber.StatusOK, passwordResetConfirmResponse{PasswordReset: true, SessionsEnded: true})
+}
