@@ -20,8 +20,8 @@ const maxLine = 998
 // net/mail's Address.String, the subject as RFC 2047 encoded words (so a
 // CR or LF in it is encoded text, not a new header). The body is sent as
 // 8bit UTF-8 with CRLF line ends, so a link or secret in it reads as it is
-// in an .eml file; net/smtp announces it (BODY=8BITMIME) to a relay that
-// supports it.
+// in an .eml file; the SMTP client announces it (BODY=8BITMIME) to a
+// relay that supports it.
 func Message(from mail.Address, m store.OutboxMessage) ([]byte, error) {
 	to, err := mail.ParseAddress(m.Recipient)
 	if err != nil {
