@@ -922,3 +922,28 @@ func TestAPersonResetsAForgottenPasswordFromTheMail(t *testing.T) {
 		t.Fatalf("the session from before the reset answered %d", code)
 	}
 }
+
+// TestAPersonEndsASessionTheyDoNotRecogniseFromTheirAccountPage: signed in
+// in the console and elsewhere, a person opens their account from the
+// header, sees both sessions with where they came from, and ends the
+// other one.
+func TestAPersonEndsASessionTheyDoNotRecogniseFromTheirAccountPage(t *testing.T) {
+	t.Parallel()
+	p := startDev(t, devEnv(t))
+	origin := "http://" + p.api
+	elsewhere := signInDev(t, p.api)
+	c := openConsole(t, origin)
+	c.navigate("/sign-in")
+	c.signIn(devOwnerEmail, devOwnerPassword)
+	c.waitPath(`^/orgs/`)
+	c.press("header", devOwnerEmail)
+	c.waitPath(`^/account$`)
+	c.waitFor("two sessions", `document.querySelectorAll("[data-testid=session]").length === 2`)
+	c.accessible("account")
+	c.screenshot("account-sessions")
+	c.press(`[data-testid=session][data-current=false]`, "End")
+	c.waitFor("one session left", `document.querySelectorAll("[data-testid=session]").length === 1 && document.querySelector("[data-testid=session]").dataset.current === "true"`)
+	if code, _ := elsewhere.do("GET", "/organizations", nil); code != 401 {
+		t.Fatalf("the ended session answered %d", code)
+	}
+}

@@ -24,6 +24,7 @@ const (
 	PrefixServiceAcct  = "sa_"
 	PrefixServiceToken = "sat_"
 	PrefixExport       = "exp_" // an export of the audit trail running now
+	PrefixSession      = "ses_"
 )
 
 // NewID returns a new identifier with the prefix, from the current time and

@@ -95,20 +95,20 @@ func (b EventBase) Event(action, targetType, targetID string, data map[string]an
 // organisation the user belongs to, naming the user's membership there.
 func InsertUserEvent(ctx context.Context, db *bun.DB, user User, action string, b EventBase) error {
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return insertUserEvents(ctx, tx, user, action, b)
+		return insertUserEvents(ctx, tx, user, action, b, nil)
 	})
 }
 
 // insertUserEvents writes a user-level action in every organisation the
 // user belongs to, in tx (the transaction of the change it records).
-func insertUserEvents(ctx context.Context, tx bun.IDB, user User, action string, b EventBase) error {
+func insertUserEvents(ctx context.Context, tx bun.IDB, user User, action string, b EventBase, data map[string]any) error {
 	ms, err := MembershipsOf(ctx, tx, user.ID)
 	if err != nil {
 		return err
 	}
 	for _, m := range ms {
 		b.OrgID, b.ActorType, b.ActorID, b.ActorEmail = m.OrgID, "member", m.MemberID, user.Email
-		if _, err := InsertEvent(ctx, tx, b.Event(action, "user", user.ID, nil)); err != nil {
+		if _, err := InsertEvent(ctx, tx, b.Event(action, "user", user.ID, data)); err != nil {
 			return err
 		}
 	}

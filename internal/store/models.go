@@ -74,13 +74,19 @@ type AuditEvent struct {
 type Session struct {
 	bun.BaseModel `bun:"table:sessions"`
 
-	TokenHash  []byte     `bun:"token_hash,pk"`
+	TokenHash []byte `bun:"token_hash,pk"`
+	// ID names the session to its person (GET /me/sessions); the token's
+	// hash never leaves the server.
+	ID         string     `bun:"id"`
 	UserID     string     `bun:"user_id"`
 	CreatedAt  time.Time  `bun:"created_at"`
 	ExpiresAt  time.Time  `bun:"expires_at"`
 	RevokedAt  *time.Time `bun:"revoked_at"`
 	ClientAddr string     `bun:"client_addr"`
 	UserAgent  string     `bun:"user_agent"`
+	// LastUsedAt is when a request last came with the token, to the
+	// minute.
+	LastUsedAt time.Time `bun:"last_used_at"`
 }
 
 // Invitation is a row of invitations; the secret is stored as its SHA-256.

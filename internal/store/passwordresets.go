@@ -106,7 +106,7 @@ func ConfirmPasswordReset(ctx context.Context, db *bun.DB, secret, hash string, 
 		if user, err = UserByID(ctx, tx, r.UserID); err != nil {
 			return err
 		}
-		return insertUserEvents(ctx, tx, user, "user.password_reset", b)
+		return insertUserEvents(ctx, tx, user, "user.password_reset", b, nil)
 	})
 	return user, err
 }

@@ -70,14 +70,20 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	p := Principal{TokenHash: HashSecret(token), OrgID: orgID}
 	var member, role, slug, name, plan sql.NullString
 	var created, updated sql.NullTime
+	// The same round trip notes when the session was last used, at most
+	// once a minute (a write a minute per session, not per request).
 	err := db.NewRaw(`
+		WITH touched AS (
+			UPDATE sessions SET last_used_at = now()
+			WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > now() AND last_used_at < now() - interval '1 minute'
+		)
 		SELECT s.user_id, u.email, m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
 		LEFT JOIN organizations o ON o.id = m.org_id
 		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
-		orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &member, &role, &slug, &name, &plan, &created, &updated)
+		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &member, &role, &slug, &name, &plan, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
@@ -98,7 +104,8 @@ func CreateSession(ctx context.Context, db bun.IDB, userID string, ttl time.Dura
 		return "", Session{}, err
 	}
 	now := time.Now().UTC()
-	s := Session{TokenHash: hash, UserID: userID, CreatedAt: now, ExpiresAt: now.Add(ttl), ClientAddr: clip(clientAddr, 100), UserAgent: clip(userAgent, 512)}
+	s := Session{TokenHash: hash, ID: domain.NewID(domain.PrefixSession), UserID: userID, CreatedAt: now, LastUsedAt: now,
+		ExpiresAt: now.Add(ttl), ClientAddr: clip(clientAddr, 100), UserAgent: clip(userAgent, 512)}
 	if _, err := db.NewInsert().Model(&s).Exec(ctx); err != nil {
 		return "", Session{}, fmt.Errorf("insert session: %w", err)
 	}
@@ -121,3 +128,42 @@ func RevokeSession(ctx context.Context, db bun.IDB, tokenHash []byte) error {
 // clip keeps at most n bytes of text a caller sent, made storable
 // (domain.StorableText).
 func clip(s string, n int) string { return domain.StorableText(s, n) }
+
+// ActiveSessions are the user's sessions that neither ended nor expired,
+// the most recently used first.
+func ActiveSessions(ctx context.Context, db bun.IDB, userID string) ([]Session, error) {
+	var ss []Session
+	err := db.NewSelect().Model(&ss).Where("user_id = ? AND revoked_at IS NULL AND expires_at > now()", userID).
+		OrderExpr("last_used_at DESC, created_at DESC").Limit(1000).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return ss, nil
+}
+
+// EndSessions ends the user's active sessions: the one of id (when id is
+// not empty), else every one but the session of keep. It writes
+// session.revoked in each of the user's organisations per session ended,
+// in the same transaction, and returns how many it ended.
+func EndSessions(ctx context.Context, db *bun.DB, user User, id string, keep []byte, b EventBase) (int, error) {
+	var ended []Session
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		q := tx.NewUpdate().Model(&ended).Set("revoked_at = now()").
+			Where("user_id = ? AND revoked_at IS NULL AND expires_at > now()", user.ID)
+		if id != "" {
+			q = q.Where("id = ?", id)
+		} else {
+			q = q.Where("token_hash <> ?", keep)
+		}
+		if _, err := q.Returning("id").Exec(ctx); err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		for _, e := range ended {
+			if err := insertUserEvents(ctx, tx, user, "session.revoked", b, map[string]any{"session_id": e.ID}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return len(ended), err
+}

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
+)
+
+// sessionView is one of the caller's sessions: when and where it began and
+// was last used. Its token (or the token's hash) is never shown.
+type sessionView struct {
+	ID            string    `json:"id"`
+	Current       bool      `json:"current" doc:"Whether this is the session of the request's own token."`
+	CreatedAt     time.Time `json:"created_at"`
+	LastUsedAt    time.Time `json:"last_used_at" doc:"When a request last came with the session's token, to the minute."`
+	ExpiresAt     time.Time `json:"expires_at"`
+	ClientAddress string    `json:"client_address" doc:"The address that signed in."`
+	UserAgent     string    `json:"user_agent" doc:"The browser or client that signed in, as it named itself."`
+}
+
+// listSessions lists the caller's own sessions that neither ended nor
+// expired.
+func (s *Server) listSessions(c *fiber.Ctx, who *caller) error {
+	ss, err := store.ActiveSessions(c.UserContext(), s.db, who.UserID)
+	if err != nil {
+		return err
+	}
+	views := make([]sessionView, len(ss))
+	for i, x := range ss {
+		views[i] = sessionView{ID: x.ID, Current: bytes.Equal(x.TokenHash, who.TokenHash), CreatedAt: x.CreatedAt,
+			LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt, ClientAddress: x.ClientAddr, UserAgent: x.UserAgent}
+	}
+	return writeList(c, views, "", false)
+}
+
+type endSessionsResponse struct {
+	Ended int `json:"ended" doc:"How many sessions this request ended."`
+}
+
+// endSession ends one of the caller's sessions (their own current one
+// too: that is signing out).
+func (s *Server) endSession(c *fiber.Ctx, who *caller) error {
+	id := c.Params("session_id")
+	if !domain.ValidID(domain.PrefixSession, id) && !validLegacySessionID(id) {
+		return domain.Errorf(domain.CodeNotFound, "no such session")
+	}
+	n, err := s.endSessions(c, who, id)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return domain.Errorf(domain.CodeNotFound, "no such session")
+	}
+	return writeData(c, fiber.StatusOK, endSessionsResponse{Ended: n})
+}
+
+// endOtherSessions ends every session of the caller but this one.
+func (s *Server) endOtherSessions(c *fiber.Ctx, who *caller) error {
+	n, err := s.endSessions(c, who, "")
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, endSessionsResponse{Ended: n})
+}
+
+func (s *Server) endSessions(c *fiber.Ctx, who *caller, id string) (int, error) {
+	ctx := c.UserContext()
+	user, err := store.UserByID(ctx, s.db, who.UserID)
+	if err != nil {
+		return 0, err
+	}
+	return store.EndSessions(ctx, s.db, user, id, who.TokenHash, s.eventBase(c, nil))
+}
+
+// validLegacySessionID is the id the migration gave sessions made before
+// ids: ses_ and an MD5 in hex.
+func validLegacySessionID(id string) bool {
+	if len(id) != 4+32 || id[:4] != domain.PrefixSession {
+		return false
+	}
+	for _, r := range id[4:] {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
