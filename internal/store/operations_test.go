@@ -247,3 +247,40 @@ func TestAnOrganizationIsUpdatedWithItsEventAndAnUnknownPlanIsABadRequest(t *tes
 	}
 	sameJSON(t, "data", evs[0].Data, `{"before":{"name":"Org","plan":"team"},"after":{"name":"Renamed","plan":"enterprise"}}`)
 }
+
+func TestAStepIsRecordedInPlaceAndANewOneAfterTheOthers(t *testing.T) {
+	ctx := context.Background()
+	in := newTenant(newOrg(t), "steps")
+	res, err := store.ReserveTenant(ctx, testDB, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := func() []store.Step {
+		t.Helper()
+		var op store.Operation
+		if err := testDB.NewSelect().Model(&op).Where("id = ?", res.Operation.ID).Scan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return op.Steps
+	}
+	before := steps() // schema and keys, pending
+	if err := store.UpdateStep(ctx, testDB, in.OperationID, "keys", "failed", 1, "it broke"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.UpdateStep(ctx, testDB, in.OperationID, "keys", "done", 2, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.UpdateStep(ctx, testDB, in.OperationID, "route", "done", 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	got := steps()
+	if len(got) != 3 || got[0].Name != "schema" || got[0].Status != before[0].Status || got[1].Name != "keys" || got[2].Name != "route" {
+		t.Fatalf("steps %+v", got)
+	}
+	if k := got[1]; k.Status != "done" || k.Attempts != 2 || k.LastError != "" || k.UpdatedAt == nil {
+		t.Fatalf("keys after its second attempt: %+v", k)
+	}
+	if err := store.UpdateStep(ctx, testDB, domain.NewID(domain.PrefixOperation), "keys", "done", 1, ""); err == nil {
+		t.Fatal("a step of no operation was recorded")
+	}
+}

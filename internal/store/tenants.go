@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -146,28 +147,28 @@ func StepNames(names ...string) []Step {
 	return out
 }
 
-// UpdateStep records an attempt of one step of an operation.
+// UpdateStep records an attempt of one step of an operation: the step's
+// entry in the operation's steps is replaced (or added), in one statement
+// (a round trip, not a transaction of three: it runs for every step of
+// every saga).
 func UpdateStep(ctx context.Context, db bun.IDB, opID, step, status string, attempts int, lastErr string) error {
-	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var op Operation
-		if err := tx.NewSelect().Model(&op).Where("id = ?", opID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("load operation %s: %w", opID, err)
-		}
-		now := time.Now().UTC()
-		found := false
-		for i := range op.Steps {
-			if op.Steps[i].Name == step {
-				op.Steps[i].Status, op.Steps[i].Attempts, op.Steps[i].LastError, op.Steps[i].UpdatedAt = status, attempts, lastErr, &now
-				found = true
-			}
-		}
-		if !found {
-			op.Steps = append(op.Steps, Step{Name: step, Status: status, Attempts: attempts, LastError: lastErr, UpdatedAt: &now})
-		}
-		b, _ := json.Marshal(op.Steps)
-		_, err := tx.NewUpdate().Model((*Operation)(nil)).Set("steps = ?", string(b)).Where("id = ?", opID).Exec(ctx)
-		return err
-	})
+	now := time.Now().UTC()
+	entry, _ := json.Marshal(Step{Name: step, Status: status, Attempts: attempts, LastError: lastErr, UpdatedAt: &now})
+	res, err := db.NewRaw(`
+		UPDATE operations SET steps = CASE
+			WHEN steps @> jsonb_build_array(jsonb_build_object('name', ?0::text))
+			THEN (SELECT jsonb_agg(CASE WHEN e->>'name' = ?0::text THEN ?1::jsonb ELSE e END ORDER BY i)
+			      FROM jsonb_array_elements(steps) WITH ORDINALITY AS t(e, i))
+			ELSE steps || jsonb_build_array(?1::jsonb)
+		END
+		WHERE id = ?2`, step, string(entry), opID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("record step %s of operation %s: %w", step, opID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("load operation %s: %w", opID, cmp.Or(err, sql.ErrNoRows))
+	}
+	return nil
 }
 
 // RestoreEventKey is the dedup key of a restore's restore_requested event:
