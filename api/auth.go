@@ -28,11 +28,7 @@ type signInRequest struct {
 func (r *signInRequest) validate() []domain.FieldError {
 	var fe fields
 	r.Email = normalizeEmail(r.Email)
-	if r.Email == "" {
-		fe.add("email", "required")
-	} else if len(r.Email) > maxEmailBytes || domain.HasControl(r.Email) {
-		fe.add("email", fmt.Sprintf("at most %d bytes, no control characters", maxEmailBytes))
-	}
+	fe.email(r.Email)
 	if r.Password == "" {
 		fe.add("password", "required")
 	} else if len(r.Password) > 1024 {
@@ -248,6 +244,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// email checks an email a caller signs in or asks a reset with: given,
+// at most maxEmailBytes, no control characters.
+func (fe *fields) email(email string) {
+	if email == "" {
+		fe.add("email", "required")
+	} else if len(email) > maxEmailBytes || domain.HasControl(email) {
+		fe.add("email", fmt.Sprintf("at most %d bytes, no control characters", maxEmailBytes))
+	}
+}
 
 // clip keeps at most n bytes of text a caller sent, made storable
 // (domain.StorableText): a header can carry a NUL or bytes that are not

@@ -20,11 +20,7 @@ type passwordResetRequest struct {
 func (r *passwordResetRequest) validate() []domain.FieldError {
 	var fe fields
 	r.Email = normalizeEmail(r.Email)
-	if r.Email == "" {
-		fe.add("email", "required")
-	} else if len(r.Email) > maxEmailBytes || domain.HasControl(r.Email) {
-		fe.add("email", fmt.Sprintf("at most %d bytes, no control characters", maxEmailBytes))
-	}
+	fe.email(r.Email)
 	return fe
 }
 

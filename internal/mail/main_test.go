@@ -2,11 +2,7 @@ package mail
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
-	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 
@@ -51,47 +47,18 @@ func testDB(t *testing.T) *bun.DB {
 }
 
 func startDatabase(ctx context.Context) (stop func(), err error) {
-	var stops []func()
-	stop = func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
-	admin := os.Getenv("CP_TEST_DATABASE_URL")
-	if admin == "" {
-		dir, err := os.MkdirTemp("", "cp-mail-pg-")
-		if err != nil {
-			return nil, err
-		}
-		stops = append(stops, func() { os.RemoveAll(dir) })
-		pg, err := pgcluster.Start(ctx, dir)
-		if err != nil {
-			return nil, fmt.Errorf("private postgres cluster: %w", err)
-		}
-		stops = append(stops, func() { _ = pg.Stop() })
-		admin = pg.URL("postgres")
-	}
-	name := "cp_mail_test_" + strings.ToLower(rand.Text()[:10])
-	if err := pgcluster.CreateDatabase(ctx, admin, name); err != nil {
-		return nil, err
-	}
-	stops = append(stops, func() { _ = pgcluster.DropDatabase(context.Background(), admin, name) })
-	u, err := url.Parse(admin)
+	url, stop, err := pgcluster.TestDatabase(ctx, "mail")
 	if err != nil {
-		return nil, fmt.Errorf("CP_TEST_DATABASE_URL: %w", err)
-	}
-	u.Path = "/" + name
-	if dbConn, err = store.Open(ctx, u.String()); err != nil {
 		return nil, err
 	}
-	stops = append(stops, func() { dbConn.Close() })
+	if dbConn, err = store.Open(ctx, url); err != nil {
+		stop()
+		return nil, err
+	}
 	if _, err := schema.Up(ctx, dbConn); err != nil {
+		dbConn.Close()
+		stop()
 		return nil, err
 	}
-	return stop, nil
+	return func() { dbConn.Close(); stop() }, nil
 }

@@ -6,10 +6,12 @@ package pgcluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -299,4 +301,47 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// TestDatabase is a fresh database for a package's tests, named with the
+// prefix: on the server of CP_TEST_DATABASE_URL when it is set, else on a
+// private cluster of the local binaries in a temporary directory. stop
+// drops the database and stops the cluster.
+func TestDatabase(ctx context.Context, prefix string) (url string, stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	admin := os.Getenv("CP_TEST_DATABASE_URL")
+	if admin == "" {
+		dir, err := os.MkdirTemp("", "cp-"+prefix+"-pg-")
+		if err != nil {
+			return "", nil, err
+		}
+		stops = append(stops, func() { os.RemoveAll(dir) })
+		pg, err := Start(ctx, dir)
+		if err != nil {
+			return "", nil, fmt.Errorf("private postgres cluster: %w", err)
+		}
+		stops = append(stops, func() { _ = pg.Stop() })
+		admin = pg.URL("postgres")
+	}
+	name := "cp_" + prefix + "_test_" + strings.ToLower(rand.Text()[:10])
+	if err := CreateDatabase(ctx, admin, name); err != nil {
+		return "", nil, err
+	}
+	stops = append(stops, func() { _ = DropDatabase(context.Background(), admin, name) })
+	u, err := neturl.Parse(admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("CP_TEST_DATABASE_URL: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), stop, nil
 }
