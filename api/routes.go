@@ -126,6 +126,7 @@ func (s *Server) table() []route {
 		{Route{"POST", v1 + "/auth/password-reset/confirm", Public, "", false, ""}, s.confirmPasswordReset},
 		{Route{"GET", v1 + "/me", User, "", false, ""}, s.me},
 		{Route{"GET", v1 + "/me/sessions", User, "", false, ""}, s.listSessions},
+		{Route{"GET", v1 + "/me/events", User, "", false, ""}, s.listMyEvents},
 		{Route{"DELETE", v1 + "/me/sessions", User, "", false, ""}, s.endOtherSessions},
 		{Route{"DELETE", v1 + "/me/sessions/:session_id", User, "", false, ""}, s.endSession},
 		{Route{"GET", v1 + "/organizations", User, "", false, ""}, s.listOrganizations},

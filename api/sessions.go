@@ -89,3 +89,31 @@ func validLegacySessionID(id string) bool {
 	}
 	return true
 }
+
+// listMyEvents are the caller's own account events (signing in and out, a
+// password reset, a session ended), in every organisation of theirs that
+// recorded them, newest first.
+func (s *Server) listMyEvents(c *fiber.Ctx, who *caller) error {
+	before, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	ms, err := store.MembershipsOf(ctx, s.db, who.UserID)
+	if err != nil {
+		return err
+	}
+	orgs := make([]string, len(ms))
+	for i, m := range ms {
+		orgs[i] = m.OrgID
+	}
+	rows, err := store.ListUserEvents(ctx, s.db, who.UserID, orgs, before, limit)
+	if err != nil {
+		return err
+	}
+	views := make([]store.EventView, len(rows))
+	for i, e := range rows {
+		views[i] = e.View()
+	}
+	return writePage(c, views, limit, func(v store.EventView) store.Keyset { return store.Keyset{CreatedAt: v.OccurredAt, ID: v.ID} })
+}

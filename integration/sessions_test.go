@@ -110,3 +110,48 @@ func TestAPersonSeesTheirSessionsAndEndsOneOrAllOthers(t *testing.T) {
 		t.Fatalf("last_used_at after a request: fresh %v, %v", fresh, err)
 	}
 }
+
+func TestAPersonReadsTheirOwnAccountEventsAndNobodyElses(t *testing.T) {
+	h := harness.Get(t)
+	w, other := newWorld(t, h, "team"), newWorld(t, h, "team")
+	srv := sharedAPI(t)
+	owner := w.People[domain.RoleOwner]
+	// The owner joins the other organisation too: their account events are
+	// recorded in both.
+	second := addPerson(t, h, other.Org.ID, domain.RoleViewer)
+	if _, err := h.DB.NewRaw("UPDATE members SET user_id = ? WHERE id = ?", owner.UserID, second.MemberID).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	in := signIn(t, owner.Email, testPassword)
+	if in.Status != 200 {
+		t.Fatalf("sign-in: %d", in.Status)
+	}
+	var tok struct{ Token string }
+	in.data(t, &tok)
+	if r := req(t, srv, "POST", "/api/v1/auth/sign-out", tok.Token, nil); r.Status != 200 {
+		t.Fatalf("sign-out: %d", r.Status)
+	}
+	// Someone else's sign-in is not the owner's to read.
+	if r := signIn(t, w.People[domain.RoleAdmin].Email, testPassword); r.Status != 200 {
+		t.Fatalf("the admin's sign-in: %d", r.Status)
+	}
+
+	var all []store.EventView
+	walkPages(t, srv, owner.Token, "/api/v1/me/events?limit=2", func(r response) {
+		var page []store.EventView
+		r.data(t, &page)
+		all = append(all, page...)
+	})
+	count := map[string]int{}
+	orgs := map[string]bool{}
+	for _, e := range all {
+		if e.Target.ID != owner.UserID {
+			t.Errorf("an event about %s: %+v", e.Target.ID, e)
+		}
+		count[e.Action]++
+		orgs[e.OrgID] = true
+	}
+	if count["user.signed_in"] != 2 || count["user.signed_out"] != 2 || !orgs[w.Org.ID] || !orgs[other.Org.ID] {
+		t.Fatalf("the owner's events: %v in %v", count, orgs)
+	}
+}

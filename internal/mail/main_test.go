@@ -47,18 +47,18 @@ func testDB(t *testing.T) *bun.DB {
 }
 
 func startDatabase(ctx context.Context) (stop func(), err error) {
-	url, stop, err := pgcluster.TestDatabase(ctx, "mail")
+	url, drop, err := pgcluster.TestDatabase(ctx, "mail")
 	if err != nil {
 		return nil, err
 	}
 	if dbConn, err = store.Open(ctx, url); err != nil {
-		stop()
+		drop()
 		return nil, err
 	}
 	if _, err := schema.Up(ctx, dbConn); err != nil {
 		dbConn.Close()
-		stop()
+		drop()
 		return nil, err
 	}
-	return func() { dbConn.Close(); stop() }, nil
+	return func() { dbConn.Close(); drop() }, nil
 }

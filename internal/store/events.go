@@ -141,3 +141,24 @@ func selectEvents(db bun.IDB, f EventFilter, before Keyset, limit int, columns .
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// ListUserEvents are the events about the user (target user) in the
+// organisations of orgIDs, newest first, before the keyset position: a
+// person's own account events (signing in and out, a password reset, a
+// session ended), each as every organisation of theirs recorded it.
+func ListUserEvents(ctx context.Context, db bun.IDB, userID string, orgIDs []string, before Keyset, limit int) ([]AuditEvent, error) {
+	out := []AuditEvent{}
+	if len(orgIDs) == 0 {
+		return out, nil
+	}
+	q := db.NewSelect().Model(&out).
+		Where("org_id IN (?) AND target_type = 'user' AND target_id = ?", bun.In(orgIDs), userID).
+		OrderExpr("occurred_at DESC, id DESC").Limit(int64(limit + 1))
+	if before.ID != "" {
+		q = q.Where("(occurred_at, id) < (?, ?)", before.CreatedAt, before.ID)
+	}
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list events of user %s: %w", userID, err)
+	}
+	return out, nil
+}

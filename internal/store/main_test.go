@@ -31,18 +31,18 @@ func TestMain(m *testing.M) {
 }
 
 func startDatabase(ctx context.Context) (stop func(), err error) {
-	url, stop, err := pgcluster.TestDatabase(ctx, "store")
+	url, drop, err := pgcluster.TestDatabase(ctx, "store")
 	if err != nil {
 		return nil, err
 	}
 	if testDB, err = store.Open(ctx, url); err != nil {
-		stop()
+		drop()
 		return nil, err
 	}
 	if _, err := schema.Up(ctx, testDB); err != nil {
 		testDB.Close()
-		stop()
+		drop()
 		return nil, err
 	}
-	return func() { testDB.Close(); stop() }, nil
+	return func() { testDB.Close(); drop() }, nil
 }
