@@ -45,10 +45,9 @@ make codec_token "$(random)"
 #
 # A certificate and its key are made together, only when both are missing;
 # to renew one, remove both, run `task secrets` again and restart the
-# services that read it. There is no revocation list: to withdraw an
-# operator's certificate early, make a new operator CA (remove
-# operator-ca*.pem, operator-gateway*.pem, operator*.pem) and issue the
-# others again.
+# services that read it. To withdraw an operator's certificate early, add
+# its SHA-256 fingerprint (openssl x509 -noout -fingerprint -sha256 -in
+# it.pem) to CP_OPERATOR_REVOKED of controlplane-api and restart it.
 #
 # Another operator's certificate: they make the key and a request on their
 # machine, you sign it here, and only the request and the certificate travel.

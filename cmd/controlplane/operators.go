@@ -56,7 +56,7 @@ func serveGateway(ctx context.Context, cfg config.Config, db *bun.DB, tc client.
 	if err != nil {
 		return nil, fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
 	}
-	tlsCfg, err := opsgate.TLSConfig([]byte(cfg.OperatorTLS.Cert), []byte(cfg.OperatorTLS.Key), []byte(cfg.OperatorTLS.ClientCA))
+	tlsCfg, err := opsgate.TLSConfig([]byte(cfg.OperatorTLS.Cert), []byte(cfg.OperatorTLS.Key), []byte(cfg.OperatorTLS.ClientCA), cfg.OperatorRevoked)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -116,6 +117,10 @@ type Config struct {
 	// data dir.
 	OperatorAddr string
 	OperatorTLS  OperatorTLS
+	// OperatorRevoked are the SHA-256 fingerprints of operators'
+	// certificates withdrawn before they expire (CP_OPERATOR_REVOKED):
+	// the gateway completes no handshake with them.
+	OperatorRevoked [][32]byte
 	// SagaWatchInterval is how often the worker looks for tenant sagas
 	// that a terminate or reset ended, to write them to the audit trail
 	// (CP_SAGA_WATCH_INTERVAL).
@@ -264,6 +269,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	if c.OperatorAddr != "" && mode == ModeAPI && (c.OperatorTLS.Cert == "" || c.OperatorTLS.Key == "" || c.OperatorTLS.ClientCA == "") {
 		r.fail("CP_OPERATOR_ADDR", "the operator gateway needs its certificate and the operators' CA: set CP_OPERATOR_TLS_CERT, CP_OPERATOR_TLS_KEY and CP_OPERATOR_CLIENT_CA (or their _FILE forms)")
 	}
+	c.OperatorRevoked = r.fingerprints("CP_OPERATOR_REVOKED")
 	c.SagaWatchInterval = r.duration("CP_SAGA_WATCH_INTERVAL", 30*time.Second, 100*time.Millisecond, time.Hour)
 
 	c.SMTP = SMTP{
@@ -484,6 +490,26 @@ func (r *reader) baseURL(key, def string) string {
 
 // networks reads a comma-separated list of CIDR networks, naming every
 // item that is not one.
+// fingerprints reads SHA-256 fingerprints in hex, comma-separated, with or
+// without colons (openssl x509 -noout -fingerprint -sha256 prints them
+// with).
+func (r *reader) fingerprints(key string) [][32]byte {
+	var out [][32]byte
+	for _, item := range strings.Split(r.str(key, ""), ",") {
+		item = strings.ReplaceAll(strings.TrimSpace(item), ":", "")
+		if item == "" {
+			continue
+		}
+		b, err := hex.DecodeString(item)
+		if err != nil || len(b) != 32 {
+			r.fail(key, fmt.Sprintf("%q is not a SHA-256 fingerprint (64 hex digits, colons allowed: openssl x509 -noout -fingerprint -sha256)", item[:min(len(item), 80)]))
+			continue
+		}
+		out = append(out, [32]byte(b))
+	}
+	return out
+}
+
 func (r *reader) networks(key string) []netip.Prefix {
 	raw := r.str(key, "")
 	if raw == "" {

@@ -414,4 +414,14 @@ func TestTheOperatorGatewayNeedsItsCertificatesAndTemporalTLSAKeyWithItsCertific
 	if _, err := Load(ModeDev, env(map[string]string{"CP_OPERATOR_ADDR": "0.0.0.0:7234"})); err == nil || !strings.Contains(err.Error(), "CP_OPERATOR_ADDR") {
 		t.Errorf("dev's gateway beyond loopback: %v", err)
 	}
+	colons := strings.TrimSuffix(strings.Repeat("AB:", 32), ":")
+	c, err = Load(ModeDev, env(map[string]string{"CP_OPERATOR_REVOKED": colons + ", " + strings.Repeat("01", 32)}))
+	if err != nil || len(c.OperatorRevoked) != 2 || c.OperatorRevoked[0][0] != 0xAB || c.OperatorRevoked[1][31] != 0x01 {
+		t.Fatalf("two fingerprints: %v, %v", c.OperatorRevoked, err)
+	}
+	for _, bad := range []string{"abc", strings.Repeat("ab", 31), strings.Repeat("zz", 32)} {
+		if _, err := Load(ModeDev, env(map[string]string{"CP_OPERATOR_REVOKED": bad})); err == nil || !strings.Contains(err.Error(), "CP_OPERATOR_REVOKED") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
 }

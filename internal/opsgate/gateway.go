@@ -12,12 +12,14 @@ package opsgate
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,8 +58,9 @@ type Gateway struct {
 // TLSConfig is the TLS configuration of the gateway's listener from its
 // certificate and key and the operators' CA (PEM): TLS 1.2 or later, and
 // a client certificate for client authentication that chains to the
-// operators' CA, or no handshake at all.
-func TLSConfig(certPEM, keyPEM, clientCAPEM []byte) (*tls.Config, error) {
+// operators' CA and is not revoked (its SHA-256 fingerprint in revoked),
+// or no handshake at all.
+func TLSConfig(certPEM, keyPEM, clientCAPEM []byte, revoked [][32]byte) (*tls.Config, error) {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("the operator gateway's certificate: %w", err)
@@ -67,7 +70,18 @@ func TLSConfig(certPEM, keyPEM, clientCAPEM []byte) (*tls.Config, error) {
 		return nil, errors.New("the operators' CA holds no PEM certificate")
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
-		MinVersion: tls.VersionTLS12}, nil
+		MinVersion: tls.VersionTLS12,
+		// Runs once the chain is verified: a certificate withdrawn before
+		// it expires is refused by its fingerprint.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no client certificate")
+			}
+			if slices.Contains(revoked, sha256.Sum256(cs.PeerCertificates[0].Raw)) {
+				return errors.New("this operator certificate is revoked (CP_OPERATOR_REVOKED)")
+			}
+			return nil
+		}}, nil
 }
 
 // Serve serves the gateway on ln with TLS until ctx ends.
