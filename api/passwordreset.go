@@ -112,12 +112,16 @@ func (s *Server) confirmPasswordReset(c *fiber.Ctx, _ *caller) error {
 	if wait > 0 {
 		return rateLimited(c, wait, "too many password reset attempts; try again later")
 	}
-	hash, err := s.hashPassword(ctx, c, req.Password)
-	if err != nil {
-		_ = slot.Release(context.WithoutCancel(ctx), s.db)
-		return err
+	// An unknown, used or expired secret costs no hashing.
+	err = store.CheckPasswordReset(ctx, s.db, req.Token)
+	var hash string
+	if err == nil {
+		hash, err = s.hashPassword(ctx, c, req.Password)
 	}
-	user, err := store.ConfirmPasswordReset(ctx, s.db, req.Token, hash, s.eventBase(c, nil))
+	var user store.User
+	if err == nil {
+		user, err = store.ConfirmPasswordReset(ctx, s.db, req.Token, hash, s.eventBase(c, nil))
+	}
 	if errors.Is(err, store.ErrResetInvalid) {
 		zerolog.Ctx(ctx).Info().Msg("password reset refused: unknown, used or expired secret")
 		return err

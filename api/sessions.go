@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -79,15 +81,12 @@ func (s *Server) endSessions(c *fiber.Ctx, who *caller, id string) (int, error) 
 // validLegacySessionID is the id the migration gave sessions made before
 // ids: ses_ and an MD5 in hex.
 func validLegacySessionID(id string) bool {
-	if len(id) != 4+32 || id[:4] != domain.PrefixSession {
+	digest, ok := strings.CutPrefix(id, domain.PrefixSession)
+	if !ok || len(digest) != 32 {
 		return false
 	}
-	for _, r := range id[4:] {
-		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
-			return false
-		}
-	}
-	return true
+	_, err := hex.DecodeString(digest)
+	return err == nil
 }
 
 // listMyEvents are the caller's own account events (signing in and out, a

@@ -36,6 +36,10 @@ type Watcher struct {
 	// nothing that ended within it).
 	Lookback time.Duration
 	since    time.Time
+	// recorded are the runs written since the overlap of the scans began,
+	// by close time: the next scan skips them rather than read their
+	// histories again.
+	recorded map[string]time.Time
 }
 
 // The audit actions the watcher writes.
@@ -85,9 +89,17 @@ func (w *Watcher) Scan(ctx context.Context) error {
 			return fmt.Errorf("list terminated sagas: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
+			runID := e.GetExecution().GetRunId()
+			if _, done := w.recorded[runID]; done {
+				continue
+			}
 			if err := w.record(ctx, e); err != nil {
 				return err
 			}
+			if w.recorded == nil {
+				w.recorded = map[string]time.Time{}
+			}
+			w.recorded[runID] = e.GetCloseTime().AsTime()
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
 			break
@@ -95,6 +107,11 @@ func (w *Watcher) Scan(ctx context.Context) error {
 	}
 	// Visibility may show a close a little late: the next scan overlaps.
 	w.since = now.Add(-time.Minute)
+	for runID, closed := range w.recorded {
+		if closed.Before(w.since) {
+			delete(w.recorded, runID)
+		}
+	}
 	return nil
 }
 

@@ -95,21 +95,27 @@ func (b EventBase) Event(action, targetType, targetID string, data map[string]an
 // organisation the user belongs to, naming the user's membership there.
 func InsertUserEvent(ctx context.Context, db *bun.DB, user User, action string, b EventBase) error {
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		return insertUserEvents(ctx, tx, user, action, b, nil)
+		return insertUserEvents(ctx, tx, user, action, b)
 	})
 }
 
 // insertUserEvents writes a user-level action in every organisation the
-// user belongs to, in tx (the transaction of the change it records).
-func insertUserEvents(ctx context.Context, tx bun.IDB, user User, action string, b EventBase, data map[string]any) error {
+// user belongs to, in tx (the transaction of the change it records): one
+// event per organisation for each of datas (none: one event without data).
+func insertUserEvents(ctx context.Context, tx bun.IDB, user User, action string, b EventBase, datas ...map[string]any) error {
 	ms, err := MembershipsOf(ctx, tx, user.ID)
 	if err != nil {
 		return err
 	}
+	if len(datas) == 0 {
+		datas = []map[string]any{nil}
+	}
 	for _, m := range ms {
 		b.OrgID, b.ActorType, b.ActorID, b.ActorEmail = m.OrgID, "member", m.MemberID, user.Email
-		if _, err := InsertEvent(ctx, tx, b.Event(action, "user", user.ID, data)); err != nil {
-			return err
+		for _, data := range datas {
+			if _, err := InsertEvent(ctx, tx, b.Event(action, "user", user.ID, data)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

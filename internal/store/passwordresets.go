@@ -75,6 +75,21 @@ func RequestPasswordReset(ctx context.Context, db *bun.DB, email string, mail Re
 // used or expired: which of them is not said.
 var ErrResetInvalid = &domain.Error{Code: domain.CodeUnauthenticated, Message: "this password reset link is invalid, used or expired; ask for a new one"}
 
+// CheckPasswordReset says whether secret is a reset that can still be
+// used (ErrResetInvalid if not), so an unknown secret costs no password
+// hashing; ConfirmPasswordReset checks again in its transaction.
+func CheckPasswordReset(ctx context.Context, db bun.IDB, secret string) error {
+	ok, err := db.NewSelect().Model((*PasswordReset)(nil)).
+		Where("secret_hash = ? AND used_at IS NULL AND expires_at > now()", HashSecret(secret)).Exists(ctx)
+	if err != nil {
+		return fmt.Errorf("load password reset: %w", err)
+	}
+	if !ok {
+		return ErrResetInvalid
+	}
+	return nil
+}
+
 // ConfirmPasswordReset sets the password of the reset's user to hash,
 // uses the reset up, ends every session of the user and every other reset
 // of theirs, and writes user.password_reset in each of their
@@ -106,7 +121,7 @@ func ConfirmPasswordReset(ctx context.Context, db *bun.DB, secret, hash string, 
 		if user, err = UserByID(ctx, tx, r.UserID); err != nil {
 			return err
 		}
-		return insertUserEvents(ctx, tx, user, "user.password_reset", b, nil)
+		return insertUserEvents(ctx, tx, user, "user.password_reset", b)
 	})
 	return user, err
 }

@@ -158,12 +158,14 @@ func EndSessions(ctx context.Context, db *bun.DB, user User, id string, keep []b
 		if _, err := q.Returning("id").Exec(ctx); err != nil {
 			return fmt.Errorf("end sessions: %w", err)
 		}
-		for _, e := range ended {
-			if err := insertUserEvents(ctx, tx, user, "session.revoked", b, map[string]any{"session_id": e.ID}); err != nil {
-				return err
-			}
+		if len(ended) == 0 {
+			return nil
 		}
-		return nil
+		datas := make([]map[string]any, len(ended))
+		for i, e := range ended {
+			datas[i] = map[string]any{"session_id": e.ID}
+		}
+		return insertUserEvents(ctx, tx, user, "session.revoked", b, datas...)
 	})
 	return len(ended), err
 }
