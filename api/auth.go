@@ -259,3 +259,19 @@ func (fe *fields) email(email string) {
 // (domain.StorableText): a header can carry a NUL or bytes that are not
 // UTF-8, which Postgres refuses, and cutting must not split a character.
 func clip(s string, n int) string { return domain.StorableText(s, n) }
+
+// errReauthenticate is the answer to a guarded act of a person whose
+// session has not proved who they are within the window.
+var errReauthenticate = &domain.Error{Code: domain.CodeReauthenticationRequired,
+	Message: "this act needs you to confirm who you are: POST /api/v1/auth/reauthenticate with your password or a second factor, then try again"}
+
+// requireRecentAuth refuses a guarded act (SPEC §7: decommission, plan
+// change, granting owner, …) unless the caller's session proved who its
+// person is within the reauthentication window. Service accounts are not
+// asked: a token is all they have.
+func (s *Server) requireRecentAuth(who *caller) error {
+	if who.ServiceAccount != nil || time.Since(who.AuthenticatedAt) <= s.reauthWindow {
+		return nil
+	}
+	return errReauthenticate
+}

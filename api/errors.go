@@ -20,7 +20,7 @@ func statusOf(code domain.Code) int {
 		return http.StatusBadRequest
 	case domain.CodeUnauthenticated:
 		return http.StatusUnauthorized
-	case domain.CodeForbidden:
+	case domain.CodeForbidden, domain.CodeMFARequired, domain.CodeReauthenticationRequired:
 		return http.StatusForbidden
 	case domain.CodeNotFound:
 		return http.StatusNotFound

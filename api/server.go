@@ -25,6 +25,7 @@ import (
 
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/password"
+	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
 	"github.com/intelliauth/controlplane/workflows"
 )
@@ -36,7 +37,13 @@ type Deps struct {
 	Log      zerolog.Logger
 	Metrics  *Metrics // nil: a new registry
 
-	SessionTTL    time.Duration // default 12h
+	SessionTTL time.Duration // default 12h
+	// ReauthWindow is how long a session counts as recently authenticated
+	// (default 10 minutes).
+	ReauthWindow time.Duration
+	// Keys seal people's TOTP secrets (the key ring that seals tenants'
+	// signing keys). Nil: TOTP cannot be enrolled or checked (503).
+	Keys          *seal.Ring
 	InvitationTTL time.Duration // default 7 days
 	// ServiceTokenMaxTTL bounds a service-account token's expiry (default
 	// 90 days).
@@ -89,6 +96,8 @@ type Server struct {
 	metrics  *Metrics
 
 	sessionTTL    time.Duration
+	reauthWindow  time.Duration
+	keys          *seal.Ring
 	invitationTTL time.Duration
 	tokenMaxTTL   time.Duration
 	// tenantMaxLifetime bounds an ephemeral tenant's lifetime.
@@ -123,7 +132,7 @@ const bodyLimit = 64 << 10
 func New(d Deps) *Server {
 	namespace := cmp.Or(d.Namespace, "default")
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
-		sessionTTL: d.SessionTTL, invitationTTL: d.InvitationTTL, tokenMaxTTL: cmp.Or(d.ServiceTokenMaxTTL, 90*24*time.Hour),
+		sessionTTL: d.SessionTTL, reauthWindow: cmp.Or(d.ReauthWindow, 10*time.Minute), keys: d.Keys, invitationTTL: d.InvitationTTL, tokenMaxTTL: cmp.Or(d.ServiceTokenMaxTTL, 90*24*time.Hour),
 		tenantMaxLifetime: cmp.Or(d.TenantMaxLifetime, 30*24*time.Hour), domainBase: d.DomainBase,
 		consoleURL: strings.TrimRight(d.ConsoleURL, "/"), temporalUIURL: strings.TrimRight(d.TemporalUIURL, "/"), namespace: namespace,
 		tenants:        workflows.NewClient(d.Temporal, namespace, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),

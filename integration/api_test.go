@@ -36,7 +36,7 @@ type envelope struct {
 
 func newAPI(t *testing.T) *api.Server {
 	h := harness.Get(t)
-	return api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log})
+	return api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, Keys: h.Keys})
 }
 
 // serve serves srv on a free loopback port until the test ends.

@@ -261,7 +261,14 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, ServiceTokenMaxTTL: cfg.ServiceTokenMaxTTL, TenantMaxLifetime: cfg.TenantMaxLifetime, DomainBase: cfg.DomainBase,
+	var keys *seal.Ring
+	if cfg.KeyEncryptionKeys != "" {
+		if keys, err = seal.ParseRing(cfg.KeyEncryptionKeys); err != nil {
+			ln.Close()
+			return fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
+		}
+	}
+	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, ReauthWindow: cfg.ReauthWindow, Keys: keys, ServiceTokenMaxTTL: cfg.ServiceTokenMaxTTL, TenantMaxLifetime: cfg.TenantMaxLifetime, DomainBase: cfg.DomainBase,
 		Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit, TenantTransitionsPerMinute: cfg.TenantTransitionsPerMinute,
 		TrustedProxies: cfg.TrustedProxies, ConsoleURL: cfg.ConsoleURL, TemporalUIURL: cfg.TemporalUIURL})

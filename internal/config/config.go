@@ -84,6 +84,10 @@ type Config struct {
 	SMTP SMTP
 
 	SessionTTL time.Duration
+	// ReauthWindow is how long after proving who they are a person may do
+	// a destructive act without proving it again (CP_REAUTH_WINDOW,
+	// default 10 minutes).
+	ReauthWindow time.Duration
 	// ServiceTokenMaxTTL bounds the expiry a service-account token may be
 	// given (CP_SERVICE_TOKEN_MAX_TTL, default 90 days).
 	ServiceTokenMaxTTL time.Duration
@@ -232,6 +236,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	// Every number has bounds of its own, wide enough for its default and
 	// any sane deployment.
 	c.SessionTTL = r.duration("CP_SESSION_TTL", 12*time.Hour, time.Minute, 30*24*time.Hour)
+	c.ReauthWindow = r.duration("CP_REAUTH_WINDOW", 10*time.Minute, time.Minute, 24*time.Hour)
 	c.TenantMaxLifetime = r.duration("CP_TENANT_MAX_LIFETIME", 30*24*time.Hour, time.Minute, 366*24*time.Hour)
 	c.ServiceTokenMaxTTL = r.duration("CP_SERVICE_TOKEN_MAX_TTL", 90*24*time.Hour, time.Minute, 366*24*time.Hour)
 	c.Saga = DefaultSaga()

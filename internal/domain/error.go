@@ -12,22 +12,28 @@ type Code string
 // The error codes of the API. Each maps to exactly one HTTP status, in
 // api/errors.go.
 const (
-	CodeBadRequest           Code = "BAD_REQUEST"
-	CodeUnauthenticated      Code = "UNAUTHENTICATED"
-	CodeForbidden            Code = "FORBIDDEN"
-	CodeNotFound             Code = "NOT_FOUND"
-	CodeMethodNotAllowed     Code = "METHOD_NOT_ALLOWED"
-	CodeConflict             Code = "CONFLICT"
-	CodeIdempotencyKeyReused Code = "IDEMPOTENCY_KEY_REUSED"
-	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
-	CodeUnsupportedMedia     Code = "UNSUPPORTED_MEDIA_TYPE"
-	CodeRateLimited          Code = "RATE_LIMITED"
-	CodeUnavailable          Code = "UNAVAILABLE"
-	CodeInternal             Code = "INTERNAL_ERROR"
+	CodeBadRequest      Code = "BAD_REQUEST"
+	CodeUnauthenticated Code = "UNAUTHENTICATED"
+	CodeForbidden       Code = "FORBIDDEN"
+	// CodeMFARequired: the organisation requires a second factor and the
+	// caller has none yet (403); they can still reach /me and enrol.
+	CodeMFARequired Code = "MFA_REQUIRED"
+	// CodeReauthenticationRequired: the act needs the caller to have
+	// proved who they are recently (403); POST /auth/reauthenticate.
+	CodeReauthenticationRequired Code = "REAUTHENTICATION_REQUIRED"
+	CodeNotFound                 Code = "NOT_FOUND"
+	CodeMethodNotAllowed         Code = "METHOD_NOT_ALLOWED"
+	CodeConflict                 Code = "CONFLICT"
+	CodeIdempotencyKeyReused     Code = "IDEMPOTENCY_KEY_REUSED"
+	CodePayloadTooLarge          Code = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMedia         Code = "UNSUPPORTED_MEDIA_TYPE"
+	CodeRateLimited              Code = "RATE_LIMITED"
+	CodeUnavailable              Code = "UNAVAILABLE"
+	CodeInternal                 Code = "INTERNAL_ERROR"
 )
 
 // Codes are the error codes of the API.
-var Codes = []Code{CodeBadRequest, CodeUnauthenticated, CodeForbidden, CodeNotFound, CodeMethodNotAllowed, CodeConflict,
+var Codes = []Code{CodeBadRequest, CodeUnauthenticated, CodeForbidden, CodeMFARequired, CodeReauthenticationRequired, CodeNotFound, CodeMethodNotAllowed, CodeConflict,
 	CodeIdempotencyKeyReused, CodePayloadTooLarge, CodeUnsupportedMedia, CodeRateLimited, CodeUnavailable, CodeInternal}
 
 // FieldError names one invalid field of a request and what is wrong with it.

@@ -25,6 +25,7 @@ const (
 	PrefixServiceToken = "sat_"
 	PrefixExport       = "exp_" // an export of the audit trail running now
 	PrefixSession      = "ses_"
+	PrefixPasskey      = "pk_"
 )
 
 // NewID returns a new identifier with the prefix, from the current time and

@@ -17,6 +17,9 @@ type Organization struct {
 	PlanID    string    `bun:"plan_id"`
 	CreatedAt time.Time `bun:"created_at"`
 	UpdatedAt time.Time `bun:"updated_at"`
+	// RequireMFA holds members without a second factor at the door
+	// (403 MFA_REQUIRED).
+	RequireMFA bool `bun:"require_mfa"`
 }
 
 // User is a row of users.
@@ -84,6 +87,9 @@ type Session struct {
 	RevokedAt  *time.Time `bun:"revoked_at"`
 	ClientAddr string     `bun:"client_addr"`
 	UserAgent  string     `bun:"user_agent"`
+	// AuthenticatedAt is when the session's person last proved who they
+	// are: its sign-in, or a later reauthentication.
+	AuthenticatedAt time.Time `bun:"authenticated_at,nullzero,default:now()"`
 	// LastUsedAt is when a request last came with the token, to the
 	// minute.
 	LastUsedAt time.Time `bun:"last_used_at"`

@@ -45,9 +45,15 @@ type Principal struct {
 	UserID    string
 	Email     string
 	TokenHash []byte
-	MemberID  string
-	Role      string
-	OrgID     string
+	// SessionID names the session; AuthenticatedAt is when its person last
+	// proved who they are (sign-in, or POST /auth/reauthenticate).
+	SessionID       string
+	AuthenticatedAt time.Time
+	// HasSecondFactor: the user has confirmed TOTP or a passkey.
+	HasSecondFactor bool
+	MemberID        string
+	Role            string
+	OrgID           string
 	// Org is the organisation, read in the same query (nil: no membership).
 	Org *Organization
 	// ServiceAccount is set when the token is a service account's: UserID
@@ -70,6 +76,7 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	p := Principal{TokenHash: HashSecret(token), OrgID: orgID}
 	var member, role, slug, name, plan sql.NullString
 	var created, updated sql.NullTime
+	var requireMFA sql.NullBool
 	// The same round trip notes when the session was last used, at most
 	// once a minute (a write a minute per session, not per request).
 	err := db.NewRaw(`
@@ -77,13 +84,15 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 			UPDATE sessions SET last_used_at = now()
 			WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > now() AND last_used_at < now() - interval '1 minute'
 		)
-		SELECT s.user_id, u.email, m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
+		SELECT s.user_id, u.email, s.id, s.authenticated_at, `+fmt.Sprintf(hasFactorSQL, "s.user_id")+`,
+			m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
 		LEFT JOIN organizations o ON o.id = m.org_id
 		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
-		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &member, &role, &slug, &name, &plan, &created, &updated)
+		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &p.SessionID, &p.AuthenticatedAt, &p.HasSecondFactor,
+		&member, &role, &slug, &name, &plan, &created, &updated, &requireMFA)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
@@ -92,7 +101,8 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	}
 	p.MemberID, p.Role = member.String, role.String
 	if p.MemberID != "" {
-		p.Org = &Organization{ID: orgID, Slug: slug.String, Name: name.String, PlanID: plan.String, CreatedAt: created.Time, UpdatedAt: updated.Time}
+		p.Org = &Organization{ID: orgID, Slug: slug.String, Name: name.String, PlanID: plan.String, CreatedAt: created.Time, UpdatedAt: updated.Time,
+			RequireMFA: requireMFA.Bool}
 	}
 	return p, nil
 }
@@ -105,7 +115,7 @@ func CreateSession(ctx context.Context, db bun.IDB, userID string, ttl time.Dura
 	}
 	now := time.Now().UTC()
 	s := Session{TokenHash: hash, ID: domain.NewID(domain.PrefixSession), UserID: userID, CreatedAt: now, LastUsedAt: now,
-		ExpiresAt: now.Add(ttl), ClientAddr: clip(clientAddr, 100), UserAgent: clip(userAgent, 512)}
+		ExpiresAt: now.Add(ttl), AuthenticatedAt: now, ClientAddr: clip(clientAddr, 100), UserAgent: clip(userAgent, 512)}
 	if _, err := db.NewInsert().Model(&s).Exec(ctx); err != nil {
 		return "", Session{}, fmt.Errorf("insert session: %w", err)
 	}

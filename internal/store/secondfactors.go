@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// A person's second factors: a TOTP secret (sealed under the key ring by
+// the caller; the store never sees it in the clear), recovery codes
+// (stored hashed), passkeys; and the challenges of two-step sign-in and of
+// passkey ceremonies.
+
+// UserTOTP is a row of user_totp.
+type UserTOTP struct {
+	bun.BaseModel `bun:"table:user_totp"`
+
+	UserID       string     `bun:"user_id,pk"`
+	SecretSealed []byte     `bun:"secret_sealed"`
+	CreatedAt    time.Time  `bun:"created_at,nullzero,default:now()"`
+	ConfirmedAt  *time.Time `bun:"confirmed_at"`
+	// LastStep is the last time step a code was accepted for.
+	LastStep int64 `bun:"last_step"`
+}
+
+// RecoveryCode is a row of recovery_codes.
+type RecoveryCode struct {
+	bun.BaseModel `bun:"table:recovery_codes"`
+
+	UserID    string     `bun:"user_id,pk"`
+	CodeHash  []byte     `bun:"code_hash,pk"`
+	CreatedAt time.Time  `bun:"created_at,nullzero,default:now()"`
+	UsedAt    *time.Time `bun:"used_at"`
+}
+
+// WebAuthnCredential is a row of webauthn_credentials: a passkey.
+type WebAuthnCredential struct {
+	bun.BaseModel `bun:"table:webauthn_credentials"`
+
+	ID           string `bun:"id,pk"`
+	UserID       string `bun:"user_id"`
+	CredentialID []byte `bun:"credential_id"`
+	Name         string `bun:"name"`
+	// Credential is go-webauthn's webauthn.Credential as JSON: the public
+	// key, the signature counter, the flags and transports.
+	Credential json.RawMessage `bun:"credential,type:jsonb"`
+	CreatedAt  time.Time       `bun:"created_at,nullzero,default:now()"`
+	LastUsedAt *time.Time      `bun:"last_used_at"`
+}
+
+// AuthChallenge is a row of auth_challenges.
+type AuthChallenge struct {
+	bun.BaseModel `bun:"table:auth_challenges"`
+
+	SecretHash []byte `bun:"secret_hash,pk"`
+	Purpose    string `bun:"purpose"`
+	// UserID is empty for a passkey sign-in without a password.
+	UserID string `bun:"user_id,nullzero"`
+	// WebAuthn is the ceremony's session data (go-webauthn's SessionData).
+	WebAuthn   json.RawMessage `bun:"webauthn,type:jsonb,nullzero"`
+	CreatedAt  time.Time       `bun:"created_at,nullzero,default:now()"`
+	ExpiresAt  time.Time       `bun:"expires_at"`
+	UsedAt     *time.Time      `bun:"used_at"`
+	ClientAddr string          `bun:"client_addr"`
+	UserAgent  string          `bun:"user_agent"`
+}
+
+// What a challenge is for.
+const (
+	PurposeSignIn              = "sign_in"
+	PurposePasskeySignIn       = "passkey_sign_in"
+	PurposePasskeyRegistration = "passkey_registration"
+)
+
+// ChallengePrefix starts a challenge's secret; ChallengeTTL is how long it
+// works.
+const (
+	ChallengePrefix = "cpc_"
+	ChallengeTTL    = 5 * time.Minute
+)
+
+// ErrChallengeInvalid is the one answer to a challenge that is unknown,
+// used, expired or of another purpose: which of them is not said.
+var ErrChallengeInvalid = &domain.Error{Code: domain.CodeUnauthenticated, Message: "this sign-in challenge is invalid, used or expired; sign in again"}
+
+// CreateChallenge stores a new challenge for purpose (userID "" for a
+// passkey sign-in without a password), with a ceremony's session data
+// when there is one, and returns its secret; b gives the request's
+// address and user agent.
+func CreateChallenge(ctx context.Context, db bun.IDB, purpose, userID string, webauthn json.RawMessage, b EventBase) (string, AuthChallenge, error) {
+	secret, hash, err := NewSecret(ChallengePrefix)
+	if err != nil {
+		return "", AuthChallenge{}, err
+	}
+	ch := AuthChallenge{SecretHash: hash, Purpose: purpose, UserID: userID, WebAuthn: webauthn,
+		ExpiresAt: time.Now().Add(ChallengeTTL).UTC(), ClientAddr: clip(b.ClientAddr, 100), UserAgent: clip(b.UserAgent, 512)}
+	if _, err := db.NewInsert().Model(&ch).Exec(ctx); err != nil {
+		return "", AuthChallenge{}, fmt.Errorf("insert challenge: %w", err)
+	}
+	return secret, ch, nil
+}
+
+// LoadChallenge returns the challenge of secret if it is of purpose and
+// can still be used (ErrChallengeInvalid if not), without using it.
+func LoadChallenge(ctx context.Context, db bun.IDB, secret, purpose string) (AuthChallenge, error) {
+	var ch AuthChallenge
+	err := db.NewSelect().Model(&ch).
+		Where("secret_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > now()", HashSecret(secret), purpose).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AuthChallenge{}, ErrChallengeInvalid
+	}
+	if err != nil {
+		return AuthChallenge{}, fmt.Errorf("load challenge: %w", err)
+	}
+	return ch, nil
+}
+
+// UseChallenge uses the challenge of secret up and returns it, if it is of
+// purpose and can still be used (ErrChallengeInvalid if not): of two uses
+// at once, one gets it. In a transaction with what the challenge admits,
+// a rollback gives it back.
+func UseChallenge(ctx context.Context, db bun.IDB, secret, purpose string) (AuthChallenge, error) {
+	var ch AuthChallenge
+	_, err := db.NewUpdate().Model(&ch).Set("used_at = now()").
+		Where("secret_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > now()", HashSecret(secret), purpose).
+		Returning("*").Exec(ctx)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && ch.SecretHash == nil) {
+		return AuthChallenge{}, ErrChallengeInvalid
+	}
+	if err != nil {
+		return AuthChallenge{}, fmt.Errorf("use challenge: %w", err)
+	}
+	return ch, nil
+}
+
+// Factors is what second factors a user has.
+type Factors struct {
+	// TOTP is a confirmed TOTP secret; TOTPPending one not confirmed yet.
+	TOTP        bool
+	TOTPPending bool
+	Passkeys    int
+	// RecoveryCodes is how many unused recovery codes are left.
+	RecoveryCodes int
+}
+
+// Any reports whether the user has a second factor (recovery codes alone
+// are not one: they come with TOTP or a passkey).
+func (f Factors) Any() bool { return f.TOTP || f.Passkeys > 0 }
+
+// FactorsOf reads the user's second factors in one query.
+func FactorsOf(ctx context.Context, db bun.IDB, userID string) (Factors, error) {
+	var f Factors
+	var confirmed sql.NullBool
+	err := db.NewRaw(`SELECT
+			(SELECT confirmed_at IS NOT NULL FROM user_totp WHERE user_id = ?),
+			(SELECT count(*) FROM webauthn_credentials WHERE user_id = ?),
+			(SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL)`,
+		userID, userID, userID).Scan(ctx, &confirmed, &f.Passkeys, &f.RecoveryCodes)
+	if err != nil {
+		return Factors{}, fmt.Errorf("second factors: %w", err)
+	}
+	f.TOTP = confirmed.Valid && confirmed.Bool
+	f.TOTPPending = confirmed.Valid && !confirmed.Bool
+	return f, nil
+}
+
+// hasFactorSQL is true when the user of the column user_id has a second
+// factor: what an organisation requiring MFA asks of its members.
+const hasFactorSQL = `(EXISTS (SELECT 1 FROM user_totp t WHERE t.user_id = %[1]s AND t.confirmed_at IS NOT NULL)
+	OR EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = %[1]s))`
+
+// RecoveryCodeHash is what is stored of a user's recovery code (already
+// normalised): bound to the user, so equal codes of two users differ.
+func RecoveryCodeHash(userID, code string) []byte { return HashSecret(userID + ":" + code) }
+
+// replaceRecoveryCodes makes hashes the user's only recovery codes, in tx.
+func replaceRecoveryCodes(ctx context.Context, tx bun.IDB, userID string, hashes [][]byte) error {
+	if _, err := tx.NewDelete().Model((*RecoveryCode)(nil)).Where("user_id = ?", userID).Exec(ctx); err != nil {
+		return fmt.Errorf("delete recovery codes: %w", err)
+	}
+	if len(hashes) == 0 {
+		return nil
+	}
+	rows := make([]RecoveryCode, len(hashes))
+	for i, h := range hashes {
+		rows[i] = RecoveryCode{UserID: userID, CodeHash: h}
+	}
+	if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
+		return fmt.Errorf("insert recovery codes: %w", err)
+	}
+	return nil
+}
