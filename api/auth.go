@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
+	"github.com/uptrace/bun"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/password"
@@ -48,10 +49,17 @@ func newUserView(u store.User) userView {
 	return userView{ID: u.ID, Email: u.Email, Name: u.Name, CreatedAt: u.CreatedAt}
 }
 
+// signInResponse is a session (token, its expiry, the user) or, when the
+// user has a second factor, a challenge for the second step and no token.
 type signInResponse struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-	User      userView  `json:"user"`
+	Token string `json:"token,omitempty" doc:"the bearer token (cpt_…); absent when mfa_required"`
+	// ExpiresAt is the token's expiry, or the challenge's.
+	ExpiresAt time.Time `json:"expires_at" doc:"when the token expires, or the challenge when mfa_required"`
+	User      *userView `json:"user,omitempty" doc:"absent when mfa_required"`
+	// MFARequired: the password was right and a second step is needed.
+	MFARequired bool `json:"mfa_required" doc:"true: no token yet; send the challenge with a second factor to POST /auth/sign-in/mfa or /auth/sign-in/webauthn"`
+	Challenge   string   `json:"challenge,omitempty" doc:"single-use, for 5 minutes (cpc_…)"`
+	Methods     []string `json:"methods,omitempty" doc:"the second factors the user has: totp, webauthn, recovery_code"`
 }
 
 // signIn exchanges an email and password for a bearer token. An unknown
@@ -87,14 +95,18 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 		l.Msg("sign-in failed")
 		return domain.Errorf(domain.CodeUnauthenticated, "invalid email or password")
 	}
-	token, sess, err := store.CreateSession(ctx, s.db, user.ID, s.sessionTTL, c.IP(), userAgent(c))
+	return s.startSession(c, user, "password", nil)
+}
+
+// startSession signs the user in by method once admit (nil: nothing),
+// run in the session's transaction, lets it, and answers the session.
+func (s *Server) startSession(c *fiber.Ctx, user store.User, method string, admit func(ctx context.Context, tx bun.Tx) error) error {
+	token, sess, err := store.StartSession(c.UserContext(), s.db, user, s.sessionTTL, method, s.eventBase(c, nil), admit)
 	if err != nil {
 		return err
 	}
-	if err := store.InsertUserEvent(ctx, s.db, user, "user.signed_in", s.eventBase(c, nil)); err != nil {
-		return err
-	}
-	return writeData(c, fiber.StatusOK, signInResponse{Token: token, ExpiresAt: sess.ExpiresAt, User: newUserView(user)})
+	u := newUserView(user)
+	return writeData(c, fiber.StatusOK, signInResponse{Token: token, ExpiresAt: sess.ExpiresAt, User: &u})
 }
 
 // checkThrottled checks pw against hash as an attempt on email from the

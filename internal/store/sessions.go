@@ -179,3 +179,27 @@ func EndSessions(ctx context.Context, db *bun.DB, user User, id string, keep []b
 	})
 	return len(ended), err
 }
+
+// StartSession signs the user in: in one transaction it runs admit (nil:
+// nothing), which checks what the sign-in rests on (uses up a challenge,
+// accepts a code) and whose error rolls everything back, stores a new
+// session and writes user.signed_in with the method (password, totp,
+// recovery_code, passkey) in each of the user's organisations. It returns
+// the session's token.
+func StartSession(ctx context.Context, db *bun.DB, user User, ttl time.Duration, method string, b EventBase, admit func(ctx context.Context, tx bun.Tx) error) (string, Session, error) {
+	var token string
+	var sess Session
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if admit != nil {
+			if err := admit(ctx, tx); err != nil {
+				return err
+			}
+		}
+		var err error
+		if token, sess, err = CreateSession(ctx, tx, user.ID, ttl, b.ClientAddr, b.UserAgent); err != nil {
+			return err
+		}
+		return insertUserEvents(ctx, tx, user, "user.signed_in", b, map[string]any{"method": method})
+	})
+	return token, sess, err
+}
