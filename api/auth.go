@@ -57,7 +57,7 @@ type signInResponse struct {
 	ExpiresAt time.Time `json:"expires_at" doc:"when the token expires, or the challenge when mfa_required"`
 	User      *userView `json:"user,omitempty" doc:"absent when mfa_required"`
 	// MFARequired: the password was right and a second step is needed.
-	MFARequired bool `json:"mfa_required" doc:"true: no token yet; send the challenge with a second factor to POST /auth/sign-in/mfa or /auth/sign-in/webauthn"`
+	MFARequired bool     `json:"mfa_required" doc:"true: no token yet; send the challenge with a second factor to POST /auth/sign-in/mfa or /auth/sign-in/webauthn"`
 	Challenge   string   `json:"challenge,omitempty" doc:"single-use, for 5 minutes (cpc_…)"`
 	Methods     []string `json:"methods,omitempty" doc:"the second factors the user has: totp, webauthn, recovery_code"`
 }
