@@ -95,6 +95,13 @@ func (s *Server) signIn(c *fiber.Ctx, _ *caller) error {
 		l.Msg("sign-in failed")
 		return domain.Errorf(domain.CodeUnauthenticated, "invalid email or password")
 	}
+	f, err := store.FactorsOf(ctx, s.db, user.ID)
+	if err != nil {
+		return err
+	}
+	if f.Any() {
+		return s.challengeSignIn(c, user, f)
+	}
 	return s.startSession(c, user, "password", nil)
 }
 
@@ -198,6 +205,20 @@ type signOutResponse struct {
 type meResponse struct {
 	User        userView         `json:"user"`
 	Memberships []membershipView `json:"memberships"`
+	MFA         mfaView          `json:"mfa"`
+}
+
+// mfaView is what second factors the user has.
+type mfaView struct {
+	TOTP              bool `json:"totp" doc:"an authenticator app (TOTP) is on"`
+	TOTPPending       bool `json:"totp_pending" doc:"an enrolment waits for its first code"`
+	Passkeys          int  `json:"passkeys"`
+	RecoveryCodesLeft int  `json:"recovery_codes_left"`
+	Enabled           bool `json:"enabled" doc:"the user has a second factor: sign-in has a second step"`
+}
+
+func newMFAView(f store.Factors) mfaView {
+	return mfaView{TOTP: f.TOTP, TOTPPending: f.TOTPPending, Passkeys: f.Passkeys, RecoveryCodesLeft: f.RecoveryCodes, Enabled: f.Any()}
 }
 
 // membershipView is one of the caller's memberships, with what its role
@@ -221,7 +242,11 @@ func (s *Server) me(c *fiber.Ctx, who *caller) error {
 	for i, m := range ms {
 		views[i] = membershipView{Membership: m, Permissions: domain.Permissions(domain.Role(m.Role))}
 	}
-	return writeData(c, fiber.StatusOK, meResponse{User: newUserView(user), Memberships: views})
+	f, err := store.FactorsOf(ctx, s.db, who.UserID)
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, meResponse{User: newUserView(user), Memberships: views, MFA: newMFAView(f)})
 }
 
 // eventBase is what every audit event of this request shares; who is nil

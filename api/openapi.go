@@ -54,6 +54,25 @@ func routeDocs() map[string]doc {
 		"POST " + v1 + "/auth/sign-in": {id: "signIn", summary: "Sign in with email and password",
 			desc: "Returns a bearer token. Password checks are throttled per email from one client address, per email (short delays) and per client address; a throttled caller gets 429 with Retry-After.",
 			body: signInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
+		"POST " + v1 + "/auth/sign-in/mfa": {id: "signInSecondStep", summary: "The second step of a sign-in: a TOTP or recovery code",
+			desc: "Takes the challenge POST /auth/sign-in answered (mfa_required: true) and a TOTP code or one of the recovery codes, and answers the session. " +
+				"The challenge is single-use and expires in 5 minutes; a TOTP code is accepted once (its time step cannot be used again) and a recovery code once. " +
+				"A forged, used or expired challenge, or a wrong or used code, is 401 alike; attempts are throttled like sign-in (429 with Retry-After).",
+			body: signInMFARequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
+		"POST " + v1 + "/me/totp": {id: "enrolTOTP", summary: "Begin enrolling an authenticator app (TOTP)",
+			desc: "Answers a new secret and its otpauth:// URI for a QR code; it stays pending (and sign-in is unchanged) until POST /me/totp/confirm gets a right code. " +
+				"A new enrolment replaces a pending one; while TOTP is on it is 409. The secret is stored sealed under the key-encryption keys.",
+			data: totpEnrolment{}, status: fiber.StatusCreated},
+		"POST " + v1 + "/me/totp/confirm": {id: "confirmTOTP", summary: "Turn TOTP on with a code from the app",
+			desc: "A right code turns the pending secret on (from then on sign-in has a second step) and answers ten recovery codes, shown only here. A wrong code is 400. " +
+				"Written as user.mfa_enrolled.",
+			body: totpConfirmRequest{}, data: recoveryCodesResponse{}},
+		"DELETE " + v1 + "/me/totp": {id: "removeTOTP", summary: "Turn TOTP off",
+			desc: "Needs a recent authentication (403 REAUTHENTICATION_REQUIRED). With no passkey left, the recovery codes go too. 404 when TOTP is not on. Written as user.mfa_removed.",
+			data: factorRemovedResponse{}, errs: []errorResponse{errNotFound}},
+		"POST " + v1 + "/me/recovery-codes": {id: "regenerateRecoveryCodes", summary: "A new set of recovery codes",
+			desc: "The old set stops working. Needs a second factor (409 without) and a recent authentication (403 REAUTHENTICATION_REQUIRED). Written as user.recovery_codes_regenerated.",
+			data: recoveryCodesResponse{}, status: fiber.StatusCreated},
 		"POST " + v1 + "/auth/sign-out": {id: "signOut", summary: "Revoke the bearer token of this request", data: signOutResponse{}},
 		"POST " + v1 + "/auth/password-reset": {id: "requestPasswordReset", summary: "Mail a link to set a new password",
 			desc: "Answers 202 alike whether or not the email has an account. The account's owner gets a mail with a link to <CP_CONSOLE_URL>/password-reset#token=<secret>: " +
@@ -326,9 +345,11 @@ type errorResponse struct {
 }
 
 var (
-	errBadRequest   = errorResponse{400, "BadRequest", "BAD_REQUEST: invalid input; field_errors lists every invalid field at once"}
-	errUnauth       = errorResponse{401, "Unauthenticated", "UNAUTHENTICATED: missing, invalid, expired or revoked bearer token"}
-	errForbidden    = errorResponse{403, "Forbidden", "FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member)"}
+	errBadRequest = errorResponse{400, "BadRequest", "BAD_REQUEST: invalid input; field_errors lists every invalid field at once"}
+	errUnauth     = errorResponse{401, "Unauthenticated", "UNAUTHENTICATED: missing, invalid, expired or revoked bearer token"}
+	errForbidden  = errorResponse{403, "Forbidden", "FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member); " +
+		"MFA_REQUIRED: the organisation requires a second factor and the caller has none (enrol one at /me); " +
+		"REAUTHENTICATION_REQUIRED: the act needs a recent authentication (POST /auth/reauthenticate, then retry)"}
 	errNotFound     = errorResponse{404, "NotFound", "NOT_FOUND: no such resource, or an organisation the caller is not a member of"}
 	errConflict     = errorResponse{409, "Conflict", "CONFLICT: not allowed in the resource's state, or over a quota of the plan (the message names it)"}
 	errTooLarge     = errorResponse{413, "PayloadTooLarge", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"}

@@ -42,7 +42,8 @@ type Deps struct {
 	// (default 10 minutes).
 	ReauthWindow time.Duration
 	// Keys seal people's TOTP secrets (the key ring that seals tenants'
-	// signing keys). Nil: TOTP cannot be enrolled or checked (503).
+	// signing keys; the api's configuration requires it). Nil, in tests of
+	// one process only: a ring made for this server, which no other reads.
 	Keys          *seal.Ring
 	InvitationTTL time.Duration // default 7 days
 	// ServiceTokenMaxTTL bounds a service-account token's expiry (default
@@ -166,6 +167,11 @@ func New(d Deps) *Server {
 		s.consoleURL = "https://manage." + s.domainBase
 	}
 	var err error
+	if s.keys == nil {
+		if s.keys, err = ephemeralRing(); err != nil {
+			panic(err) // crypto/rand failed: nothing can work
+		}
+	}
 	// Of a random password: no one can give it, so an unknown email's
 	// check never succeeds (and never gives its attempt back).
 	if s.dummyHash, err = password.Hash(rand.Text(), password.Default); err != nil {
@@ -236,3 +242,13 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Shutdown stops accepting connections and waits for requests in flight, up
 // to the context's deadline.
 func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+// ephemeralRing is a key ring of one random key, for a server that was
+// given none (tests of one process).
+func ephemeralRing() (*seal.Ring, error) {
+	k, err := seal.NewKey("ephemeral")
+	if err != nil {
+		return nil, err
+	}
+	return seal.ParseRing(k)
+}

@@ -38,6 +38,26 @@ var fixtures = map[string]fixture{
 	"GET /api/v1/openapi.json":                 nil,
 	"POST /api/v1/auth/password-reset":         nil,
 	"POST /api/v1/auth/password-reset/confirm": nil,
+	"POST /api/v1/auth/sign-in/mfa":            nil,
+	"POST /api/v1/me/totp": func(*testing.T, *harness.Harness, world) cellCall {
+		return cellCall{"/api/v1/me/totp", nil, 201, ""}
+	},
+	"POST /api/v1/me/totp/confirm": func(*testing.T, *harness.Harness, world) cellCall {
+		return cellCall{"/api/v1/me/totp/confirm", map[string]any{"code": ""}, 400, "BAD_REQUEST"}
+	},
+	"DELETE /api/v1/me/totp": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		// Whatever another cell enrolled, nobody of the world has TOTP.
+		for _, p := range w.People {
+			if _, err := h.DB.NewRaw("DELETE FROM user_totp WHERE user_id = ?", p.UserID).Exec(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cellCall{"/api/v1/me/totp", nil, 404, "NOT_FOUND"}
+	},
+	"POST /api/v1/me/recovery-codes": func(*testing.T, *harness.Harness, world) cellCall {
+		// Nobody of the world has a second factor.
+		return cellCall{"/api/v1/me/recovery-codes", nil, 409, "CONFLICT"}
+	},
 	"GET /api/v1/me/sessions": func(*testing.T, *harness.Harness, world) cellCall {
 		return cellCall{"/api/v1/me/sessions", nil, 200, ""}
 	},

@@ -132,7 +132,7 @@ func sharedAPI(t *testing.T) *api.Server {
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
 		}
-		apiSrv = api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq})
+		apiSrv = api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: tq, Keys: h.Keys})
 	})
 	return apiSrv
 }

@@ -35,7 +35,7 @@ func newCaller(base string) caller {
 // its base URL.
 func servedAPI(t *testing.T, d api.Deps) string {
 	h := harness.Get(t)
-	d.DB, d.Temporal, d.Log = h.DB, h.Temporal, h.Log
+	d.DB, d.Temporal, d.Log, d.Keys = h.DB, h.Temporal, h.Log, h.Keys
 	return "http://" + serve(t, api.New(d))
 }
 

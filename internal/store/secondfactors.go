@@ -197,3 +197,152 @@ func replaceRecoveryCodes(ctx context.Context, tx bun.IDB, userID string, hashes
 	}
 	return nil
 }
+
+// ErrNoTOTP: the user has no confirmed TOTP (or, for ConfirmTOTP, no
+// pending one).
+var ErrNoTOTP = errors.New("no TOTP secret")
+
+// errTOTPEnabled refuses a new enrolment over a confirmed secret.
+var errTOTPEnabled = domain.Errorf(domain.CodeConflict, "TOTP is already on for this account; remove it first to enrol another authenticator")
+
+// StartTOTP stores sealed as the user's pending TOTP secret, replacing a
+// pending one; a confirmed one is refused (409).
+func StartTOTP(ctx context.Context, db bun.IDB, userID string, sealed []byte) error {
+	res, err := db.NewRaw(`INSERT INTO user_totp (user_id, secret_sealed) VALUES (?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, created_at = now(), last_step = 0
+		WHERE user_totp.confirmed_at IS NULL`, userID, sealed).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("start TOTP: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errTOTPEnabled
+	}
+	return nil
+}
+
+// TOTPCheck is given the sealed secret and the last accepted step, and
+// returns the step a code matched (later than lastStep) or an error.
+type TOTPCheck func(sealed []byte, lastStep int64) (int64, error)
+
+// AcceptTOTP checks a code against the user's confirmed secret, in db (a
+// transaction when the acceptance admits something): the row is locked,
+// so of two requests with the same code one is accepted, and the matched
+// step is kept so that code is never accepted again. ErrNoTOTP: none.
+func AcceptTOTP(ctx context.Context, db bun.IDB, userID string, check TOTPCheck) error {
+	return acceptTOTP(ctx, db, userID, true, check)
+}
+
+func acceptTOTP(ctx context.Context, db bun.IDB, userID string, confirmed bool, check TOTPCheck) error {
+	var t UserTOTP
+	q := db.NewSelect().Model(&t).Where("user_id = ?", userID).For("UPDATE")
+	if confirmed {
+		q = q.Where("confirmed_at IS NOT NULL")
+	} else {
+		q = q.Where("confirmed_at IS NULL")
+	}
+	err := q.Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNoTOTP
+	}
+	if err != nil {
+		return fmt.Errorf("load TOTP: %w", err)
+	}
+	step, err := check(t.SecretSealed, t.LastStep)
+	if err != nil {
+		return err
+	}
+	if _, err := db.NewUpdate().Model((*UserTOTP)(nil)).Set("last_step = ?, confirmed_at = coalesce(confirmed_at, now())", step).
+		Where("user_id = ?", userID).Exec(ctx); err != nil {
+		return fmt.Errorf("accept TOTP step: %w", err)
+	}
+	return nil
+}
+
+// errNoPendingTOTP refuses a confirmation without an enrolment.
+var errNoPendingTOTP = domain.Errorf(domain.CodeConflict, "no TOTP enrolment to confirm: POST /me/totp first")
+
+// ConfirmTOTP turns the user's pending secret on when check accepts the
+// code, makes hashes the user's recovery codes, and writes
+// user.mfa_enrolled, in one transaction.
+func ConfirmTOTP(ctx context.Context, db *bun.DB, user User, hashes [][]byte, b EventBase, check TOTPCheck) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		err := acceptTOTP(ctx, tx, user.ID, false, check)
+		if errors.Is(err, ErrNoTOTP) {
+			return errNoPendingTOTP
+		}
+		if err != nil {
+			return err
+		}
+		if err := replaceRecoveryCodes(ctx, tx, user.ID, hashes); err != nil {
+			return err
+		}
+		return insertUserEvents(ctx, tx, user, "user.mfa_enrolled", b, map[string]any{"method": "totp"})
+	})
+}
+
+// RemoveTOTP turns the user's TOTP off (a pending enrolment too) and
+// writes user.mfa_removed; with no passkey left, the recovery codes go
+// too. NOT_FOUND when there is nothing to remove.
+func RemoveTOTP(ctx context.Context, db *bun.DB, user User, b EventBase) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var removed []UserTOTP
+		if _, err := tx.NewDelete().Model(&removed).Where("user_id = ?", user.ID).Returning("confirmed_at").Exec(ctx); err != nil {
+			return fmt.Errorf("remove TOTP: %w", err)
+		}
+		if len(removed) == 0 {
+			return domain.Errorf(domain.CodeNotFound, "TOTP is not on for this account")
+		}
+		if err := dropRecoveryCodesWithoutFactor(ctx, tx, user.ID); err != nil {
+			return err
+		}
+		if removed[0].ConfirmedAt == nil {
+			return nil // an enrolment never finished: nothing was on
+		}
+		return insertUserEvents(ctx, tx, user, "user.mfa_removed", b, map[string]any{"method": "totp"})
+	})
+}
+
+// dropRecoveryCodesWithoutFactor deletes the user's recovery codes when
+// they have no second factor left: codes that recover nothing must not
+// stand in for one.
+func dropRecoveryCodesWithoutFactor(ctx context.Context, tx bun.IDB, userID string) error {
+	f, err := FactorsOf(ctx, tx, userID)
+	if err != nil {
+		return err
+	}
+	if f.Any() {
+		return nil
+	}
+	return replaceRecoveryCodes(ctx, tx, userID, nil)
+}
+
+// RegenerateRecoveryCodes makes hashes the user's recovery codes (the old
+// set stops working) and writes user.recovery_codes_regenerated; refused
+// (409) without a second factor.
+func RegenerateRecoveryCodes(ctx context.Context, db *bun.DB, user User, hashes [][]byte, b EventBase) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		f, err := FactorsOf(ctx, tx, user.ID)
+		if err != nil {
+			return err
+		}
+		if !f.Any() {
+			return domain.Errorf(domain.CodeConflict, "recovery codes come with a second factor: enrol TOTP or a passkey first")
+		}
+		if err := replaceRecoveryCodes(ctx, tx, user.ID, hashes); err != nil {
+			return err
+		}
+		return insertUserEvents(ctx, tx, user, "user.recovery_codes_regenerated", b)
+	})
+}
+
+// UseRecoveryCode uses up the user's unused recovery code of hash; false
+// when there is none (wrong or used).
+func UseRecoveryCode(ctx context.Context, db bun.IDB, userID string, hash []byte) (bool, error) {
+	res, err := db.NewUpdate().Model((*RecoveryCode)(nil)).Set("used_at = now()").
+		Where("user_id = ? AND code_hash = ? AND used_at IS NULL", userID, hash).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("use recovery code: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}

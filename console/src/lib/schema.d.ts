@@ -64,6 +64,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/sign-in/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The second step of a sign-in: a TOTP or recovery code
+         * @description Takes the challenge POST /auth/sign-in answered (mfa_required: true) and a TOTP code or one of the recovery codes, and answers the session. The challenge is single-use and expires in 5 minutes; a TOTP code is accepted once (its time step cannot be used again) and a recovery code once. A forged, used or expired challenge, or a wrong or used code, is 401 alike; attempts are throttled like sign-in (429 with Retry-After).
+         */
+        post: operations["signInSecondStep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/sign-out": {
         parameters: {
             query?: never;
@@ -138,6 +158,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new set of recovery codes
+         * @description The old set stops working. Needs a second factor (409 without) and a recent authentication (403 REAUTHENTICATION_REQUIRED). Written as user.recovery_codes_regenerated.
+         */
+        post: operations["regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/sessions": {
         parameters: {
             query?: never;
@@ -177,6 +217,50 @@ export interface paths {
          * @description Ending the current session signs this client out. Another person's session, or one that ended, is 404.
          */
         delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin enrolling an authenticator app (TOTP)
+         * @description Answers a new secret and its otpauth:// URI for a QR code; it stays pending (and sign-in is unchanged) until POST /me/totp/confirm gets a right code. A new enrolment replaces a pending one; while TOTP is on it is 409. The secret is stored sealed under the key-encryption keys.
+         */
+        post: operations["enrolTOTP"];
+        /**
+         * Turn TOTP off
+         * @description Needs a recent authentication (403 REAUTHENTICATION_REQUIRED). With no passkey left, the recovery codes go too. 404 when TOTP is not on. Written as user.mfa_removed.
+         */
+        delete: operations["removeTOTP"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn TOTP on with a code from the app
+         * @description A right code turns the pending secret on (from then on sign-in has a second step) and answers ten recovery codes, shown only here. A wrong code is 400. Written as user.mfa_enrolled.
+         */
+        post: operations["confirmTOTP"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -829,7 +913,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "BAD_REQUEST" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "IDEMPOTENCY_KEY_REUSED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL_ERROR";
+                code: "BAD_REQUEST" | "UNAUTHENTICATED" | "FORBIDDEN" | "MFA_REQUIRED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "IDEMPOTENCY_KEY_REUSED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL_ERROR";
                 field_errors: {
                     field: string;
                     message: string;
@@ -864,6 +948,9 @@ export interface components {
             };
             user_agent?: string;
             workflow_id?: string;
+        };
+        FactorRemovedResponse: {
+            removed: boolean;
         };
         Invitation: {
             /** Format: date-time */
@@ -964,6 +1051,16 @@ export interface components {
                 /** @enum {string} */
                 role: "owner" | "admin" | "developer" | "viewer";
             }[];
+            mfa: {
+                /** @description the user has a second factor: sign-in has a second step */
+                enabled: boolean;
+                passkeys: number;
+                recovery_codes_left: number;
+                /** @description an authenticator app (TOTP) is on */
+                totp: boolean;
+                /** @description an enrolment waits for its first code */
+                totp_pending: boolean;
+            };
             user: {
                 /** Format: date-time */
                 created_at: string;
@@ -1099,6 +1196,10 @@ export interface components {
             /** @description The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it. */
             requests_per_minute: number;
         };
+        RecoveryCodesResponse: {
+            /** @description ten codes, each good once; shown only in this answer (a replayed answer has none): store them where you would store a password */
+            recovery_codes: string[];
+        };
         ServiceAccount: {
             /** @description The member who answers for the account; null when that member left or was removed, and then its tokens do not work until an owner or admin takes it over. */
             accountable: {
@@ -1193,21 +1294,38 @@ export interface components {
             /** @description The browser or client that signed in, as it named itself. */
             user_agent: string;
         };
+        SignInMFARequest: {
+            /** @description the challenge POST /auth/sign-in answered */
+            challenge: string;
+            /** @description a TOTP code, or one of the recovery codes */
+            code: string;
+        };
         SignInRequest: {
             email: string;
             password: string;
         };
         SignInResponse: {
-            /** Format: date-time */
+            /** @description single-use, for 5 minutes (cpc_…) */
+            challenge?: string;
+            /**
+             * Format: date-time
+             * @description when the token expires, or the challenge when mfa_required
+             */
             expires_at: string;
-            token: string;
-            user: {
+            /** @description the second factors the user has: totp, webauthn, recovery_code */
+            methods?: string[];
+            /** @description true: no token yet; send the challenge with a second factor to POST /auth/sign-in/mfa or /auth/sign-in/webauthn */
+            mfa_required: boolean;
+            /** @description the bearer token (cpt_…); absent when mfa_required */
+            token?: string;
+            /** @description absent when mfa_required */
+            user?: {
                 /** Format: date-time */
                 created_at: string;
                 email: string;
                 id: string;
                 name: string;
-            };
+            } | null;
         };
         SignOutResponse: {
             signed_out: boolean;
@@ -1239,6 +1357,18 @@ export interface components {
             workflow_id: string;
             /** @description The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
             workflow_url?: string;
+        };
+        TotpConfirmRequest: {
+            /** @description the authenticator app's current 6-digit code */
+            code: string;
+        };
+        TotpEnrolment: {
+            /** @description otpauth://totp/… for a QR code; absent in a replayed answer */
+            otpauth_uri?: string;
+            /** @description true until POST /me/totp/confirm gets a right code */
+            pending: boolean;
+            /** @description base32; absent in an answer replayed for a retried Idempotency-Key (enrol again) */
+            secret?: string;
         };
         UpdateOrgRequest: {
             name?: string | null;
@@ -1311,7 +1441,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member) */
+        /** @description FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member); MFA_REQUIRED: the organisation requires a second factor and the caller has none (enrol one at /me); REAUTHENTICATION_REQUIRED: the act needs a recent authentication (POST /auth/reauthenticate, then retry) */
         Forbidden: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -1572,6 +1702,54 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    signInSecondStep: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignInMFARequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["SignInResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     signOut: {
         parameters: {
             query?: never;
@@ -1745,6 +1923,49 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    regenerateRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["RecoveryCodesResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     listSessions: {
         parameters: {
             query?: never;
@@ -1867,6 +2088,142 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    enrolTOTP: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["TotpEnrolment"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    removeTOTP: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["FactorRemovedResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    confirmTOTP: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TotpConfirmRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["RecoveryCodesResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
