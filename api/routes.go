@@ -182,6 +182,11 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
+// errMFARequired holds a member without a second factor at the door of an
+// organisation that requires one: they can still reach /me and enrol.
+var errMFARequired = &domain.Error{Code: domain.CodeMFARequired,
+	Message: "this organization requires two-step sign-in: turn on an authenticator app or a passkey for your account (/me) to go on"}
+
 var errUnauthenticated = domain.Errorf(domain.CodeUnauthenticated, "missing, invalid, expired or revoked bearer token")
 
 // guard is the one place a route's access rule is enforced: the token is
@@ -247,6 +252,9 @@ func (s *Server) guard(r route) fiber.Handler {
 			}
 			if err := s.rateLimit(c, "org:"+p.OrgID, limit); err != nil {
 				return err
+			}
+			if p.Org.RequireMFA && !p.HasSecondFactor {
+				return errMFARequired
 			}
 			self := r.SelfAllowed && c.Params("member_id") == p.MemberID
 			if !self {

@@ -401,3 +401,73 @@ func TestRetriedEnrolmentsDoNotReplaySecrets(t *testing.T) {
 		t.Fatalf("kept answers: %s", j)
 	}
 }
+
+func TestAnOrganisationRequiringMFAHoldsAMemberWithoutOneUntilTheyEnrol(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	srv := sharedAPI(t)
+	owner, admin, dev := w.People[domain.RoleOwner], w.People[domain.RoleAdmin], w.People[domain.RoleDeveloper]
+	sa := addServiceAccount(t, h, w, domain.RoleDeveloper)
+	org := orgPath(w, "")
+	on := map[string]any{"require_mfa": true}
+
+	// Only an owner, and only one who has a second factor.
+	if r := req(t, srv, "PATCH", org, admin.Token, on); r.Status != 403 || r.code() != "FORBIDDEN" {
+		t.Fatalf("an admin requires MFA: %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "PATCH", org, owner.Token, on); r.Status != 409 || !strings.Contains(r.Raw, "your own account") {
+		t.Fatalf("an owner without a second factor requires MFA: %d %s", r.Status, r.Raw)
+	}
+	enrolTOTP(t, srv, owner.Token)
+	// The members list shows who has one, before the owner switches.
+	r := req(t, srv, "GET", orgPath(w, "/members"), owner.Token, nil)
+	var members []struct {
+		UserID     string `json:"user_id"`
+		MFAEnabled bool   `json:"mfa_enabled"`
+	}
+	r.data(t, &members)
+	for _, m := range members {
+		if m.MFAEnabled != (m.UserID == owner.UserID) {
+			t.Errorf("member %s: mfa_enabled %v", m.UserID, m.MFAEnabled)
+		}
+	}
+	// Requiring MFA needs a recent authentication.
+	if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() - interval '1 hour' WHERE token_hash = ?", store.HashSecret(owner.Token)).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := req(t, srv, "PATCH", org, owner.Token, on); r.Status != 403 || r.code() != string(domain.CodeReauthenticationRequired) {
+		t.Fatalf("requiring MFA on a stale session: %d %s", r.Status, r.Raw)
+	}
+	if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() WHERE token_hash = ?", store.HashSecret(owner.Token)).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := req(t, srv, "PATCH", org, owner.Token, on); r.Status != 200 || !strings.Contains(r.Raw, `"require_mfa":true`) {
+		t.Fatalf("require MFA: %d %s", r.Status, r.Raw)
+	}
+
+	// A member without a second factor is held at every route of the
+	// organisation, but can reach their account and enrol.
+	for _, path := range []string{org, orgPath(w, "/tenants"), orgPath(w, "/members")} {
+		if r := req(t, srv, "GET", path, dev.Token, nil); r.Status != 403 || r.code() != string(domain.CodeMFARequired) {
+			t.Fatalf("GET %s without a second factor: %d %s", path, r.Status, r.Raw)
+		}
+	}
+	if r := req(t, srv, "GET", "/api/v1/me", dev.Token, nil); r.Status != 200 {
+		t.Fatalf("/me without a second factor: %d", r.Status)
+	}
+	if r := req(t, srv, "GET", "/api/v1/organizations", dev.Token, nil); r.Status != 200 || !strings.Contains(r.Raw, `"require_mfa":true`) {
+		t.Fatalf("the organisations list: %d %s", r.Status, r.Raw)
+	}
+	// Service accounts are not affected.
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), sa.Token, nil); r.Status != 200 {
+		t.Fatalf("a service account: %d %s", r.Status, r.Raw)
+	}
+	enrolTOTP(t, srv, dev.Token)
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), dev.Token, nil); r.Status != 200 {
+		t.Fatalf("once enrolled: %d %s", r.Status, r.Raw)
+	}
+	r = req(t, srv, "GET", orgPath(w, "/events")+"?action=organization.updated", owner.Token, nil)
+	if !strings.Contains(r.Raw, `"require_mfa":true`) {
+		t.Fatalf("the change is not in the audit trail: %s", r.Raw)
+	}
+}

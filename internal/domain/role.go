@@ -35,6 +35,7 @@ const (
 	ActionOwnersManage      Action = "owners.manage"      // grant or revoke owner
 	ActionPlanChange        Action = "plan.change"        // change the organisation's plan
 	ActionOrganizationWrite Action = "organization.write" // rename
+	ActionSecurityManage    Action = "security.manage"    // require a second factor of every member
 	ActionAuditRead         Action = "audit.read"         // read audit events
 	// ActionServiceAccountsManage: create, change, take over and delete
 	// service accounts, mint and revoke their tokens.
@@ -50,6 +51,7 @@ var policy = map[Action][]Role{
 	ActionOwnersManage:          {RoleOwner},
 	ActionPlanChange:            {RoleOwner},
 	ActionOrganizationWrite:     {RoleOwner, RoleAdmin},
+	ActionSecurityManage:        {RoleOwner},
 	ActionAuditRead:             {RoleOwner, RoleAdmin},
 	ActionServiceAccountsManage: {RoleOwner, RoleAdmin},
 }
@@ -67,7 +69,7 @@ func Allowed(r Role, a Action) bool {
 
 // actionOrder is the actions in the order the roles table lists them.
 var actionOrder = []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage,
-	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead, ActionServiceAccountsManage}
+	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage}
 
 // Permissions lists the actions a member with the role may take, in the
 // roles table's order: what a client (the console) may offer the member.

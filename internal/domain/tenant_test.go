@@ -38,6 +38,7 @@ func TestThePolicyTableMatchesTheSpec(t *testing.T) {
 		ActionMembersManage:         {RoleOwner, RoleAdmin},
 		ActionOwnersManage:          {RoleOwner},
 		ActionPlanChange:            {RoleOwner},
+		ActionSecurityManage:        {RoleOwner},
 		ActionAuditRead:             {RoleOwner, RoleAdmin},
 		ActionServiceAccountsManage: {RoleOwner, RoleAdmin},
 	}
@@ -62,7 +63,7 @@ func TestPermissionsAreTheRolesTableRowsOfTheRole(t *testing.T) {
 		role Role
 		want []Action
 	}{
-		{RoleOwner, []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage, ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionAuditRead, ActionServiceAccountsManage}},
+		{RoleOwner, []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage, ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage}},
 		{RoleDeveloper, []Action{ActionRead, ActionTenantWrite}},
 		{RoleViewer, []Action{ActionRead}},
 		{Role("nobody"), []Action{}},

@@ -14,20 +14,24 @@ import (
 
 // MemberView is a member with its user's email and name.
 type MemberView struct {
-	ID        string    `bun:"id" json:"id"`
-	OrgID     string    `bun:"org_id" json:"org_id"`
-	UserID    string    `bun:"user_id" json:"user_id"`
-	Email     string    `bun:"email" json:"email"`
-	Name      string    `bun:"name" json:"name"`
-	Role      string    `bun:"role" json:"role"`
-	CreatedAt time.Time `bun:"created_at" json:"created_at"`
-	UpdatedAt time.Time `bun:"updated_at" json:"updated_at"`
+	ID     string `bun:"id" json:"id"`
+	OrgID  string `bun:"org_id" json:"org_id"`
+	UserID string `bun:"user_id" json:"user_id"`
+	Email  string `bun:"email" json:"email"`
+	Name   string `bun:"name" json:"name"`
+	Role   string `bun:"role" json:"role"`
+	// MFAEnabled: the member's user has a second factor (TOTP or a
+	// passkey), which an organisation requiring MFA asks of everyone.
+	MFAEnabled bool      `bun:"mfa_enabled" json:"mfa_enabled" doc:"the member has a second factor (an authenticator app or a passkey)"`
+	CreatedAt  time.Time `bun:"created_at" json:"created_at"`
+	UpdatedAt  time.Time `bun:"updated_at" json:"updated_at"`
 }
 
 func memberQuery(db bun.IDB) *bun.SelectQuery {
 	return db.NewSelect().
 		TableExpr("members AS m").
 		ColumnExpr("m.id, m.org_id, m.user_id, u.email, u.name, m.role, m.created_at, m.updated_at").
+		ColumnExpr(fmt.Sprintf(hasFactorSQL, "m.user_id") + " AS mfa_enabled").
 		Join("JOIN users AS u ON u.id = m.user_id")
 }
 

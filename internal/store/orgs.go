@@ -130,6 +130,8 @@ func OrgUsage(ctx context.Context, db bun.IDB, orgID string) (Usage, error) {
 type OrgChange struct {
 	Name *string
 	Plan *string
+	// RequireMFA holds members without a second factor at the door.
+	RequireMFA *bool
 }
 
 // UpdateOrganization renames the organisation and changes its plan, in one
@@ -161,11 +163,15 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 			before["plan"], after["plan"] = o.PlanID, *ch.Plan
 			o.PlanID = *ch.Plan
 		}
+		if ch.RequireMFA != nil && *ch.RequireMFA != o.RequireMFA {
+			before["require_mfa"], after["require_mfa"] = o.RequireMFA, *ch.RequireMFA
+			o.RequireMFA = *ch.RequireMFA
+		}
 		if len(after) == 0 {
 			return nil
 		}
 		o.UpdatedAt = time.Now().UTC()
-		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "updated_at").WherePK().Exec(ctx); err != nil {
+		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "require_mfa", "updated_at").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update organisation %s: %w", orgID, err)
 		}
 		_, err := InsertEvent(ctx, tx, ev.Event("organization.updated", "organization", o.ID, map[string]any{"before": before, "after": after}))

@@ -3,7 +3,8 @@
 // generated from console/openapi.json, which a Go test keeps equal to it).
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema";
-import { ended, token } from "./session.svelte";
+import { navigate } from "./router.svelte";
+import { ended, session, token } from "./session.svelte";
 
 export type Schemas = components["schemas"];
 export type Tenant = Schemas["Tenant"];
@@ -69,6 +70,12 @@ export async function ok<T>(answer: Promise<Answer<T>>): Promise<T> {
   if (r.response.ok && r.data !== undefined) return r.data;
   const err = toError(r.response, r.error);
   if (r.response.status === 401 && token()) ended(sessionEndedNotice);
+  if (err.code === "MFA_REQUIRED") {
+    // The organisation requires a second factor the person has not set up:
+    // their account page is where they do it.
+    session.mfaRequired = err.message;
+    navigate("/account", true);
+  }
   throw err;
 }
 

@@ -813,6 +813,8 @@ export interface components {
                 created_at: string;
                 email: string;
                 id: string;
+                /** @description the member has a second factor (an authenticator app or a passkey) */
+                mfa_enabled: boolean;
                 name: string;
                 org_id: string;
                 /** @enum {string} */
@@ -1047,7 +1049,7 @@ export interface components {
                 org_id: string;
                 org_name: string;
                 org_slug: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "audit.read" | "service_accounts.manage")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage")[];
                 /** @enum {string} */
                 role: "owner" | "admin" | "developer" | "viewer";
             }[];
@@ -1074,6 +1076,8 @@ export interface components {
             created_at: string;
             email: string;
             id: string;
+            /** @description the member has a second factor (an authenticator app or a passkey) */
+            mfa_enabled: boolean;
             name: string;
             org_id: string;
             /** @enum {string} */
@@ -1156,8 +1160,10 @@ export interface components {
             grantable_roles: string[];
             id: string;
             name: string;
-            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "audit.read" | "service_accounts.manage")[];
+            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage")[];
             plan: string;
+            /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
+            require_mfa: boolean;
             /** @enum {string} */
             role?: "owner" | "admin" | "developer" | "viewer";
             /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
@@ -1373,6 +1379,8 @@ export interface components {
         UpdateOrgRequest: {
             name?: string | null;
             plan?: string | null;
+            /** @description true: members without a second factor get 403 MFA_REQUIRED here until they enrol one (owners only; the owner must have one; needs a recent authentication) */
+            require_mfa?: boolean | null;
         };
         UpdateServiceAccountRequest: {
             /** @description Environments of the tenants the account may see and act on; empty: every environment. */

@@ -19,9 +19,12 @@ function load(): Session | null {
   }
 }
 
-export const session = $state<{ current: Session | null; notice: string }>({
+// mfaRequired is why the person was sent to set up a second factor (an
+// organisation requires one); shown on their account page until they do.
+export const session = $state<{ current: Session | null; notice: string; mfaRequired: string }>({
   current: load(),
   notice: "",
+  mfaRequired: "",
 });
 
 export function signedIn(s: Session): void {
