@@ -41,10 +41,6 @@ type recoveryCodesResponse struct {
 	RecoveryCodes []string `json:"recovery_codes" doc:"ten codes, each good once; shown only in this answer (a replayed answer has none): store them where you would store a password"`
 }
 
-// totpContext binds a sealed TOTP secret to its user: it cannot be moved
-// to another.
-func totpContext(userID string) []byte { return []byte("totp:" + userID) }
-
 // enrolTOTP makes a new pending TOTP secret for the caller (replacing a
 // pending one); a confirmed one must be removed first.
 func (s *Server) enrolTOTP(c *fiber.Ctx, who *caller) error {
@@ -52,7 +48,7 @@ func (s *Server) enrolTOTP(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := s.keys.Seal([]byte(secret), totpContext(who.UserID))
+	sealed, err := s.keys.Seal([]byte(secret), store.TOTPSealContext(who.UserID))
 	if err != nil {
 		return err
 	}
@@ -153,7 +149,7 @@ var errWrongCode = domain.Errorf(domain.CodeUnauthenticated, "invalid or already
 // matchTOTP opens the sealed secret and returns the step code matches if
 // it is later than lastStep; errWrongCode otherwise.
 func (s *Server) matchTOTP(userID string, sealed []byte, code string, lastStep int64) (int64, error) {
-	secret, err := s.keys.Open(sealed, totpContext(userID))
+	secret, err := s.keys.Open(sealed, store.TOTPSealContext(userID))
 	if err != nil {
 		return 0, err
 	}

@@ -198,6 +198,16 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	if unreadable > 0 {
 		log.Error().Int("keys", unreadable).Msg("tenant signing keys sealed under a key CP_KEY_ENCRYPTION_KEYS lacks: put the old key back in the ring")
 	}
+	n, unreadable, err = store.ResealTOTP(context.Background(), db, ring)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		log.Info().Int("secrets", n).Str("key_id", ring.Current()).Msg("people's TOTP secrets sealed again under the current key")
+	}
+	if unreadable > 0 {
+		log.Error().Int("secrets", unreadable).Msg("TOTP secrets sealed under a key CP_KEY_ENCRYPTION_KEYS lacks: put the old key back in the ring")
+	}
 	var plane dataplane.Plane = dp
 	if len(cfg.Faults) > 0 {
 		faults := map[domain.Step]dataplane.Fault{}

@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/seal"
 )
 
 // A person's second factors: a TOTP secret (sealed under the key ring by
@@ -345,4 +346,43 @@ func UseRecoveryCode(ctx context.Context, db bun.IDB, userID string, hash []byte
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
+}
+
+// TOTPSealContext binds a sealed TOTP secret to its user: moved to
+// another user's row, it does not open.
+func TOTPSealContext(userID string) []byte { return []byte("totp:" + userID) }
+
+// ResealTOTP seals again, under the ring's current key, every TOTP secret
+// sealed under another, as tenants' signing keys are at a worker's start:
+// rotation is adding a key at the front of the ring, restarting, then
+// removing the old key. It returns how many it resealed, and how many are
+// sealed under a key the ring lacks (left as they are).
+func ResealTOTP(ctx context.Context, db bun.IDB, ring *seal.Ring) (resealed, unreadable int, err error) {
+	var rows []UserTOTP
+	current := []byte("sealed:" + ring.Current() + ":")
+	if err := db.NewSelect().Model(&rows).Column("user_id", "secret_sealed").
+		Where("substring(secret_sealed from 1 for ?) <> ?", len(current), current).Scan(ctx); err != nil {
+		return 0, 0, fmt.Errorf("find TOTP secrets to reseal: %w", err)
+	}
+	for _, r := range rows {
+		secret, err := ring.Open(r.SecretSealed, TOTPSealContext(r.UserID))
+		if errors.Is(err, seal.ErrUnknownKey) {
+			unreadable++
+			continue
+		}
+		if err != nil {
+			return resealed, unreadable, fmt.Errorf("open the TOTP secret of %s: %w", r.UserID, err)
+		}
+		sealed, err := ring.Seal(secret, TOTPSealContext(r.UserID))
+		if err != nil {
+			return resealed, unreadable, err
+		}
+		// Only if unchanged: an enrolment since the read keeps its own.
+		if _, err := db.NewUpdate().Model((*UserTOTP)(nil)).Set("secret_sealed = ?", sealed).
+			Where("user_id = ? AND secret_sealed = ?", r.UserID, r.SecretSealed).Exec(ctx); err != nil {
+			return resealed, unreadable, fmt.Errorf("reseal the TOTP secret of %s: %w", r.UserID, err)
+		}
+		resealed++
+	}
+	return resealed, unreadable, nil
 }
