@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -469,5 +471,40 @@ func TestAnOrganisationRequiringMFAHoldsAMemberWithoutOneUntilTheyEnrol(t *testi
 	r = req(t, srv, "GET", orgPath(w, "/events")+"?action=organization.updated", owner.Token, nil)
 	if !strings.Contains(r.Raw, `"require_mfa":true`) {
 		t.Fatalf("the change is not in the audit trail: %s", r.Raw)
+	}
+}
+
+// TestAnOperatorRemovesTheSecondFactorsOfAPersonWhoLostThemAll: the
+// command removes every factor and code, ends every session, and the
+// organisation's trail names the operator and the reason.
+func TestAnOperatorRemovesTheSecondFactorsOfAPersonWhoLostThemAll(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	srv := sharedAPI(t)
+	p := w.People[domain.RoleDeveloper]
+	enrolTOTP(t, srv, p.Token)
+
+	for _, args := range [][]string{{"users"}, {"users", "remove-second-factors", "-email", p.Email}} {
+		cmd := exec.Command(binary(t), args...)
+		cmd.Env = append(os.Environ(), "CP_DATABASE_URL="+h.DatabaseURL)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "usage") {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	cmd := exec.Command(binary(t), "users", "remove-second-factors", "-email", strings.ToUpper(p.Email), "-reason", "ticket 42: identity checked by video call")
+	cmd.Env = append(os.Environ(), "CP_DATABASE_URL="+h.DatabaseURL, "CP_LOG_FORMAT=json")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "second factors and recovery codes removed") {
+		t.Fatalf("remove: %v\n%s", err, out)
+	}
+	if r := req(t, srv, "GET", "/api/v1/me", p.Token, nil); r.Status != 401 {
+		t.Fatalf("a session from before: %d", r.Status)
+	}
+	if r := signIn(t, p.Email, testPassword); !strings.Contains(r.Raw, `"token":"cpt_`) {
+		t.Fatalf("sign-in after the removal: %s", r.Raw)
+	}
+	owner := w.People[domain.RoleOwner]
+	r := req(t, srv, "GET", orgPath(w, "/events")+"?action=user.mfa_removed", owner.Token, nil)
+	if !strings.Contains(r.Raw, `"type":"operator"`) || !strings.Contains(r.Raw, "ticket 42") {
+		t.Fatalf("the trail: %s", r.Raw)
 	}
 }

@@ -30,6 +30,8 @@ commands:
   healthcheck         exit 0 when the api or worker on CP_METRICS_ADDR is up (for container healthchecks)
   verify [-settle 1m] [-json]
                       list disagreements between Postgres, Temporal and the data plane (exit 1 when any)
+  users remove-second-factors -email <email> -reason <why>
+                      for a person who lost every second factor: remove them, end their sessions (audited)
 
 Configuration is by CP_* environment variables; see README.md.
 `
@@ -68,6 +70,7 @@ func run(args []string) int {
 		"setup":       {config.ModeSetup, runSetup},
 		"healthcheck": {config.ModeHealthcheck, runHealthcheck},
 		"verify":      {config.ModeVerify, runVerify},
+		"users":       {config.ModeUsers, runUsers},
 	}
 	c, ok := commands[cmd]
 	if !ok {

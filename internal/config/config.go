@@ -36,6 +36,7 @@ const (
 	ModeSetup       Mode = "setup"
 	ModeHealthcheck Mode = "healthcheck"
 	ModeVerify      Mode = "verify"
+	ModeUsers       Mode = "users"
 )
 
 // Dev defaults for the bootstrap organisation and owner, printed once when

@@ -386,3 +386,43 @@ func ResealTOTP(ctx context.Context, db bun.IDB, ring *seal.Ring) (resealed, unr
 	}
 	return resealed, unreadable, nil
 }
+
+// RemoveSecondFactors is an operator's act for a person who lost every
+// second factor and every recovery code: it removes their TOTP, passkeys
+// and recovery codes, ends every session of theirs, and writes
+// user.mfa_removed (method all, the reason) with the operator as actor in
+// each of their organisations, in one transaction. It returns the user;
+// NOT_FOUND for an unknown email.
+func RemoveSecondFactors(ctx context.Context, db *bun.DB, email, operator, reason string) (User, error) {
+	var user User
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		if user, err = UserByEmail(ctx, tx, email); errors.Is(err, sql.ErrNoRows) {
+			return domain.Errorf(domain.CodeNotFound, "no account has this email")
+		} else if err != nil {
+			return err
+		}
+		for _, m := range []any{(*UserTOTP)(nil), (*WebAuthnCredential)(nil), (*RecoveryCode)(nil)} {
+			if _, err := tx.NewDelete().Model(m).Where("user_id = ?", user.ID).Exec(ctx); err != nil {
+				return fmt.Errorf("remove second factors: %w", err)
+			}
+		}
+		if _, err := tx.NewUpdate().Model((*Session)(nil)).Set("revoked_at = now()").
+			Where("user_id = ? AND revoked_at IS NULL", user.ID).Exec(ctx); err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		ms, err := MembershipsOf(ctx, tx, user.ID)
+		if err != nil {
+			return err
+		}
+		b := EventBase{ActorType: "operator", ActorID: operator}
+		for _, m := range ms {
+			b.OrgID = m.OrgID
+			if _, err := InsertEvent(ctx, tx, b.Event("user.mfa_removed", "user", user.ID, map[string]any{"method": "all", "reason": reason})); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return user, err
+}
