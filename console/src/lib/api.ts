@@ -3,7 +3,8 @@
 // generated from console/openapi.json, which a Go test keeps equal to it).
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema";
-import { ended, token } from "./session.svelte";
+import { confirmIdentity } from "./reauth.svelte";
+import { ended, token, type Session } from "./session.svelte";
 
 export type Schemas = components["schemas"];
 export type Tenant = Schemas["Tenant"];
@@ -46,7 +47,7 @@ export class ApiError extends Error {
 
 export const sessionEndedNotice = "Your session has ended (it expired or was signed out). Sign in again to go on.";
 
-function toError(response: Response, body: unknown): ApiError {
+export function toError(response: Response, body: unknown): ApiError {
   const env = body as Partial<Schemas["Error"]> | undefined;
   const requestId = env?.meta?.request_id ?? response.headers.get("X-Request-ID") ?? "";
   if (env?.error) {
@@ -72,6 +73,15 @@ export async function ok<T>(answer: Promise<Answer<T>>): Promise<T> {
   throw err;
 }
 
+// sessionOf is the session a sign-in's answer gives. An answer that asks
+// for a second step (mfa_required) carries no token.
+export function sessionOf(data: Schemas["SignInResponse"], requestId: string): Session {
+  if (!data.token || !data.user) {
+    throw new ApiError("This account signs in with a second step, which this page does not offer.", 200, "MFA_REQUIRED", requestId);
+  }
+  return { token: data.token, expiresAt: data.expires_at, email: data.user.email };
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // newKey makes the Idempotency-Key of one user action.
@@ -85,10 +95,14 @@ const attempts = 6;
 // mutate sends one user action with its own Idempotency-Key and, when the
 // answer is lost (a network failure: the server may or may not have
 // handled it) or the server asks to come back later (503, 429), sends it
-// again with the same key, so the action happens at most once.
+// again with the same key, so the action happens at most once. An action
+// that needs a recent authentication (403 REAUTHENTICATION_REQUIRED) asks
+// the person to confirm who they are and, once they have, is sent once
+// more with the same key; when they cancel, the refusal is the answer.
 export async function mutate<T>(send: (key: string) => Promise<Answer<T>>): Promise<T> {
   const key = newKey();
   let delay = 400;
+  let confirmed = false;
   for (let attempt = 1; ; attempt++) {
     let r: Answer<T>;
     try {
@@ -107,8 +121,20 @@ export async function mutate<T>(send: (key: string) => Promise<Answer<T>>): Prom
       delay *= 2;
       continue;
     }
+    if (!confirmed && reauthenticationRequired(r)) {
+      confirmed = true;
+      if (await confirmIdentity()) {
+        attempt = 0; // a new request as far as retries go
+        continue;
+      }
+    }
     return ok(Promise.resolve(r));
   }
+}
+
+function reauthenticationRequired(r: Answer<unknown>): boolean {
+  const env = r.error as Partial<Schemas["Error"]> | undefined;
+  return r.response.status === 403 && env?.error?.code === "REAUTHENTICATION_REQUIRED";
 }
 
 // idem is the header block of a mutation.
