@@ -75,7 +75,7 @@ func routeDocs() map[string]doc {
 		"GET " + v1 + "/me/sessions": {id: "listSessions", summary: "The caller's sessions that neither ended nor expired",
 			desc: "Most recently used first, this request's marked current. A session's token is never shown.", data: sessionView{}, list: true},
 		"GET " + v1 + "/me/events": {id: "listMyEvents", summary: "The caller's own account events",
-			desc: "Signing in and out, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.",
+			desc: "Signing in and out, a reauthentication, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.",
 			data: store.EventView{}, list: true, query: listParams()},
 		"DELETE " + v1 + "/me/sessions": {id: "endOtherSessions", summary: "End every session of the caller but this one",
 			desc: "Each ended session is written as session.revoked in each of the caller's organisations.", data: endSessionsResponse{}},

@@ -147,7 +147,7 @@ export interface paths {
         };
         /**
          * The caller's own account events
-         * @description Signing in and out, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.
+         * @description Signing in and out, a reauthentication, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.
          */
         get: operations["listMyEvents"];
         put?: never;
