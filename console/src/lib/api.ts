@@ -102,7 +102,7 @@ const attempts = 6;
 export async function mutate<T>(send: (key: string) => Promise<Answer<T>>): Promise<T> {
   const key = newKey();
   let delay = 400;
-  let confirmed = false;
+  let asked = false;
   for (let attempt = 1; ; attempt++) {
     let r: Answer<T>;
     try {
@@ -121,8 +121,8 @@ export async function mutate<T>(send: (key: string) => Promise<Answer<T>>): Prom
       delay *= 2;
       continue;
     }
-    if (!confirmed && reauthenticationRequired(r)) {
-      confirmed = true;
+    if (!asked && reauthenticationRequired(r)) {
+      asked = true;
       if (await confirmIdentity()) {
         attempt = 0; // a new request as far as retries go
         continue;
