@@ -72,6 +72,11 @@ func (s *Server) invite(c *fiber.Ctx, who *caller) error {
 	if err := who.mayGrant(req.Role); err != nil {
 		return err
 	}
+	if req.Role == domain.RoleOwner {
+		if err := s.requireRecentAuth(who); err != nil {
+			return err
+		}
+	}
 	ctx := c.UserContext()
 	org, err := store.OrgByID(ctx, s.db, who.OrgID)
 	if err != nil {

@@ -32,7 +32,8 @@ func (r *changeRoleRequest) validate() []domain.FieldError {
 }
 
 // changeRole changes a member's role. Granting or taking away owner is for
-// owners only; the last owner keeps the role.
+// owners only, and granting it needs a recent authentication; the last
+// owner keeps the role.
 func (s *Server) changeRole(c *fiber.Ctx, who *caller) error {
 	var req changeRoleRequest
 	if err := decode(c, &req); err != nil {
@@ -40,7 +41,13 @@ func (s *Server) changeRole(c *fiber.Ctx, who *caller) error {
 	}
 	memberID := c.Params("member_id")
 	check := func(target store.MemberView) error {
-		return who.mayGrant(domain.Role(target.Role), req.Role)
+		if err := who.mayGrant(domain.Role(target.Role), req.Role); err != nil {
+			return err
+		}
+		if req.Role == domain.RoleOwner && target.Role != string(domain.RoleOwner) {
+			return s.requireRecentAuth(who)
+		}
+		return nil
 	}
 	_, after, err := store.ChangeRole(c.UserContext(), s.db, who.OrgID, memberID, req.Role, check, s.eventBase(c, who))
 	if err != nil {

@@ -69,10 +69,10 @@ func routeDocs() map[string]doc {
 			body: totpConfirmRequest{}, data: recoveryCodesResponse{}},
 		"DELETE " + v1 + "/me/totp": {id: "removeTOTP", summary: "Turn TOTP off",
 			desc: "Needs a recent authentication (403 REAUTHENTICATION_REQUIRED). With no passkey left, the recovery codes go too. 404 when TOTP is not on. Written as user.mfa_removed.",
-			data: factorRemovedResponse{}, errs: []errorResponse{errNotFound}},
+			data: factorRemovedResponse{}, errs: []errorResponse{errNotFound, errReauth}},
 		"POST " + v1 + "/me/recovery-codes": {id: "regenerateRecoveryCodes", summary: "A new set of recovery codes",
 			desc: "The old set stops working. Needs a second factor (409 without) and a recent authentication (403 REAUTHENTICATION_REQUIRED). Written as user.recovery_codes_regenerated.",
-			data: recoveryCodesResponse{}, status: fiber.StatusCreated},
+			data: recoveryCodesResponse{}, status: fiber.StatusCreated, errs: []errorResponse{errReauth}},
 		"POST " + v1 + "/auth/sign-out": {id: "signOut", summary: "Revoke the bearer token of this request", data: signOutResponse{}},
 		"POST " + v1 + "/auth/password-reset": {id: "requestPasswordReset", summary: "Mail a link to set a new password",
 			desc: "Answers 202 alike whether or not the email has an account. The account's owner gets a mail with a link to <CP_CONSOLE_URL>/password-reset#token=<secret>: " +
@@ -82,11 +82,19 @@ func routeDocs() map[string]doc {
 			desc: "Sets the password, uses the secret up and ends every session of the user; the user signs in again. An unknown, used or expired secret is refused alike (401). " +
 				"Attempts are throttled per client address (429 with Retry-After). Written to each of the user's organisations as user.password_reset.",
 			body: passwordResetConfirmRequest{}, data: passwordResetConfirmResponse{}, errs: []errorResponse{errUnauth}},
+		"POST " + reauthenticatePath: {id: "reauthenticate", summary: "Confirm who you are, for the acts that need a recent authentication",
+			desc: "With the caller's own password (a TOTP or recovery code and a passkey are not available yet: 400), checked under the sign-in throttle as a sign-in is " +
+				"(a wrong password is 401 and counted; past the policy's failures 429 with Retry-After). The session then counts as recently authenticated for CP_REAUTH_WINDOW " +
+				"(10 min by default): decommissioning, giving a lifetime, changing the plan, granting owner and minting service-account tokens answer 403 REAUTHENTICATION_REQUIRED " +
+				"outside it. Give exactly one of password, code or credential. Only people reauthenticate: a service account's token is 403. " +
+				"An Idempotency-Key is not kept for this route, since its body is a secret; a retry simply reauthenticates again. " +
+				"Written to each of the caller's organisations as user.reauthenticated.",
+			body: reauthenticateRequest{}, data: reauthenticateResponse{}, errs: []errorResponse{errUnauth}},
 		"GET " + v1 + "/me": {id: "getMe", summary: "The signed-in user and their memberships", data: meResponse{}},
 		"GET " + v1 + "/me/sessions": {id: "listSessions", summary: "The caller's sessions that neither ended nor expired",
 			desc: "Most recently used first, this request's marked current. A session's token is never shown.", data: sessionView{}, list: true},
 		"GET " + v1 + "/me/events": {id: "listMyEvents", summary: "The caller's own account events",
-			desc: "Signing in and out, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.",
+			desc: "Signing in and out, a reauthentication, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.",
 			data: store.EventView{}, list: true, query: listParams()},
 		"DELETE " + v1 + "/me/sessions": {id: "endOtherSessions", summary: "End every session of the caller but this one",
 			desc: "Each ended session is written as session.revoked in each of the caller's organisations.", data: endSessionsResponse{}},
@@ -94,8 +102,10 @@ func routeDocs() map[string]doc {
 			desc: "Ending the current session signs this client out. Another person's session, or one that ended, is 404.", data: endSessionsResponse{}, errs: []errorResponse{errNotFound}},
 		"GET " + v1 + "/organizations": {id: "listOrganizations", summary: "Organisations the caller is a member of", data: orgView{}, list: true, query: listParams()},
 		"GET " + org:                   {id: "getOrganization", summary: "One organisation", data: orgView{}},
-		"PATCH " + org: {id: "updateOrganization", summary: "Rename the organisation or change its plan",
-			desc: "Changing the plan is for owners only.", body: updateOrgRequest{}, data: orgView{}},
+		"PATCH " + org: {id: "updateOrganization", summary: "Rename the organisation, change its plan or require a second factor of every member",
+			desc: "Changing the plan is for owners only, and to another plan needs a recent authentication (a rename does not). " +
+				"require_mfa is for owners (security.manage) who have a second factor themselves (409 otherwise) and needs a recent authentication.", body: updateOrgRequest{}, data: orgView{},
+			errs: []errorResponse{errReauth}},
 		"GET " + org + "/usage": {id: "getOrganizationUsage", summary: "The organisation's plan and its use of the plan's quotas",
 			desc: "Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations " +
 				"(an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). " +
@@ -106,12 +116,14 @@ func routeDocs() map[string]doc {
 			data: planView{}, list: true},
 		"GET " + org + "/members": {id: "listMembers", summary: "Members of the organisation", data: store.MemberView{}, list: true, query: listParams()},
 		"PATCH " + org + "/members/:member_id": {id: "changeMemberRole", summary: "Change a member's role",
-			desc: "Granting or taking away owner is for owners only; the last owner keeps the role.", body: changeRoleRequest{}, data: store.MemberView{}},
+			desc: "Granting or taking away owner is for owners only, and granting it needs a recent authentication; the last owner keeps the role.",
+			body: changeRoleRequest{}, data: store.MemberView{}, errs: []errorResponse{errReauth}},
 		"DELETE " + org + "/members/:member_id": {id: "removeMember", summary: "Remove a member, or leave",
 			desc: "A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave.", data: store.MemberView{}},
 		"POST " + org + "/invitations": {id: "createInvitation", summary: "Invite someone by email",
-			desc: "The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota.",
-			body: inviteRequest{}, data: store.InvitationView{}, status: fiber.StatusCreated},
+			desc: "The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota. " +
+				"Inviting an owner needs a recent authentication.",
+			body: inviteRequest{}, data: store.InvitationView{}, status: fiber.StatusCreated, errs: []errorResponse{errReauth}},
 		"GET " + org + "/invitations":                        {id: "listInvitations", summary: "Invitations of the organisation", data: store.InvitationView{}, list: true, query: listParams()},
 		"DELETE " + org + "/invitations/:invitation_id":      {id: "revokeInvitation", summary: "Revoke a pending invitation", data: store.InvitationView{}},
 		"POST " + org + "/invitations/:invitation_id/resend": {id: "resendInvitation", summary: "Send a pending invitation again with a new secret and expiry", data: store.InvitationView{}},
@@ -129,8 +141,9 @@ func routeDocs() map[string]doc {
 			desc: "A tenant with a lifetime is decommissioned by its saga when it ends, with no grace period, so this takes the power to decommission " +
 				"(the role permission tenant.destroy; a service account needs tenants:decommission), as giving a lifetime at creation does. " +
 				"Refused (409) once the tenant's end has begun, or while it is being decommissioned (restore it first). " +
-				"A restore of a tenant whose lifetime ended during its grace period ends the lifetime too. Audited as tenant.lifetime_changed.",
-			body: lifetimeRequest{}, data: tenantView{}},
+				"A restore of a tenant whose lifetime ended during its grace period ends the lifetime too. Audited as tenant.lifetime_changed. " +
+				"Giving a lifetime (not clearing one) needs a person's recent authentication; a retry with the Idempotency-Key of a change already made does not.",
+			body: lifetimeRequest{}, data: tenantView{}, errs: []errorResponse{errReauth}},
 		"GET " + org + "/tenants/:tenant_id/operations": {id: "listTenantOperations", summary: "The tenant's operations (saga status view), newest first",
 			data: operationView{}, list: true, query: listParams()},
 		"GET " + org + "/events": {id: "listEvents", summary: "The organisation's audit trail, newest first",
@@ -152,7 +165,7 @@ func routeDocs() map[string]doc {
 			desc: "The account's role is at most the creator's, and the creator answers for it: every action of the account is audited as the account on behalf of that member. " +
 				"Its token (cps_…) is in this answer only. A request with the token is allowed only on a route whose scope the account holds, when both the account's role and its accountable member's role allow it; " +
 				"tenants outside its environments are not found. Tokens stop working when the accountable member leaves or is removed, until an owner or admin takes the account over.",
-			body: createServiceAccountRequest{}, data: createdServiceAccount{}, status: fiber.StatusCreated},
+			body: createServiceAccountRequest{}, data: createdServiceAccount{}, status: fiber.StatusCreated, errs: []errorResponse{errReauth}},
 		"GET " + org + "/service-accounts/:service_account_id": {id: "getServiceAccount", summary: "One service account with its tokens", data: store.ServiceAccountView{}},
 		"PATCH " + org + "/service-accounts/:service_account_id": {id: "updateServiceAccount", summary: "Rename a service account or change its role, environments or scopes",
 			desc: "A change takes effect on the account's next request. Its role stays at most the caller's.", body: updateServiceAccountRequest{}, data: store.ServiceAccountView{}},
@@ -161,13 +174,17 @@ func routeDocs() map[string]doc {
 			desc: "How an account whose accountable member left works again. Audited with the members before and after.", data: store.ServiceAccountView{}},
 		"POST " + org + "/service-accounts/:service_account_id/tokens": {id: "createServiceToken", summary: "Mint another token for a service account",
 			desc: "At most two tokens are valid at once, so a token is rotated without downtime: mint a new one, deploy it, revoke the old one (409 while two are valid).",
-			body: mintTokenRequest{}, data: mintedToken{}, status: fiber.StatusCreated},
+			body: mintTokenRequest{}, data: mintedToken{}, status: fiber.StatusCreated, errs: []errorResponse{errReauth}},
 		"DELETE " + org + "/service-accounts/:service_account_id/tokens/:token_id": {id: "revokeServiceToken", summary: "Revoke a token at once", data: store.ServiceTokenView{}},
 		"GET " + v1 + "/openapi.json": {id: "getOpenAPI", summary: "This document", raw: true},
 	}
 	for _, t := range domain.Requested() {
-		docs["POST "+transitionPath(org, t)] = doc{id: string(t.Kind) + "Tenant", summary: t.Summary, desc: t.Description,
-			data: lifecycleResponse{}, status: fiber.StatusAccepted}
+		d := doc{id: string(t.Kind) + "Tenant", summary: t.Summary, desc: t.Description, data: lifecycleResponse{}, status: fiber.StatusAccepted}
+		if t.Kind == domain.OpDecommission {
+			d.desc += " A person needs a recent authentication; a retry with the Idempotency-Key of a decommission already begun does not."
+			d.errs = []errorResponse{errReauth}
+		}
+		docs["POST "+transitionPath(org, t)] = d
 	}
 	return docs
 }
@@ -348,17 +365,21 @@ var (
 	errBadRequest = errorResponse{400, "BadRequest", "BAD_REQUEST: invalid input; field_errors lists every invalid field at once"}
 	errUnauth     = errorResponse{401, "Unauthenticated", "UNAUTHENTICATED: missing, invalid, expired or revoked bearer token"}
 	errForbidden  = errorResponse{403, "Forbidden", "FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member); " +
-		"MFA_REQUIRED: the organisation requires a second factor and the caller has none (enrol one at /me); " +
-		"REAUTHENTICATION_REQUIRED: the act needs a recent authentication (POST /auth/reauthenticate, then retry)"}
-	errNotFound     = errorResponse{404, "NotFound", "NOT_FOUND: no such resource, or an organisation the caller is not a member of"}
-	errConflict     = errorResponse{409, "Conflict", "CONFLICT: not allowed in the resource's state, or over a quota of the plan (the message names it)"}
-	errTooLarge     = errorResponse{413, "PayloadTooLarge", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"}
-	errMedia        = errorResponse{415, "UnsupportedMediaType", "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"}
+		"MFA_REQUIRED: the organisation requires a second factor and the caller has none (enrol one at /me)"}
+	errNotFound   = errorResponse{404, "NotFound", "NOT_FOUND: no such resource, or an organisation the caller is not a member of"}
+	errConflict   = errorResponse{409, "Conflict", "CONFLICT: not allowed in the resource's state, or over a quota of the plan (the message names it)"}
+	errTooLarge   = errorResponse{413, "PayloadTooLarge", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"}
+	errMedia      = errorResponse{415, "UnsupportedMediaType", "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"}
+	// errReauth is the 403 of a route guarded by requireRecentAuth: one
+	// answer per status, so it says both reasons.
+	errReauth = errorResponse{403, "ForbiddenOrReauthenticationRequired", "FORBIDDEN: the caller may not do this (as for any 403); " +
+		"or REAUTHENTICATION_REQUIRED: a person must have signed in or reauthenticated within CP_REAUTH_WINDOW (10 min by default) to do this: " +
+		"POST /api/v1/auth/reauthenticate, then send the same request again with the same Idempotency-Key. Service accounts are not asked."}
 	errKeyReused    = errorResponse{422, "IdempotencyKeyReused", "IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with another request"}
 	errRateLimited  = errorResponse{429, "RateLimited", "RATE_LIMITED: the budget is spent; retry after Retry-After seconds"}
 	errInternal     = errorResponse{500, "InternalError", "INTERNAL_ERROR: nothing internal is shown; quote the request_id"}
 	errUnavailable  = errorResponse{503, "Unavailable", "UNAVAILABLE: the database is briefly unreachable, or no worker answered within the bound; nothing was done twice: retry after Retry-After seconds (a mutation with the same Idempotency-Key)"}
-	errorResponsesV = []errorResponse{errBadRequest, errUnauth, errForbidden, errNotFound, errConflict, errTooLarge, errMedia, errKeyReused, errRateLimited, errInternal, errUnavailable}
+	errorResponsesV = []errorResponse{errBadRequest, errUnauth, errForbidden, errReauth, errNotFound, errConflict, errTooLarge, errMedia, errKeyReused, errRateLimited, errInternal, errUnavailable}
 )
 
 // errorsOf is every error a route can answer, from its access rule and
@@ -391,8 +412,11 @@ func errorsOf(r Route, d doc, mutation bool) []errorResponse {
 	}
 	// Any route may find its database unreachable for a moment.
 	out = append(out, errRateLimited, errInternal, errUnavailable)
+	// A route's own error of a status replaces the general one.
 	for _, e := range d.errs {
-		if !slices.Contains(out, e) {
+		if i := slices.IndexFunc(out, func(o errorResponse) bool { return o.status == e.status }); i >= 0 {
+			out[i] = e
+		} else {
 			out = append(out, e)
 		}
 	}
@@ -583,6 +607,11 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 	reflect.TypeFor[signInRequest](): {
 		"email":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(254)) },
 		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(1024)) },
+	},
+	reflect.TypeFor[reauthenticateRequest](): {
+		"password":   func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(1024)) },
+		"code":       func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(maxCodeBytes)) },
+		"credential": func(s *openapi3.Schema) { s.Type = &openapi3.Types{"object"} },
 	},
 	reflect.TypeFor[acceptRequest](): {
 		"token":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },

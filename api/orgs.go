@@ -86,7 +86,8 @@ func (r *updateOrgRequest) validate() []domain.FieldError {
 }
 
 // updateOrganization renames the organisation and, for an owner, changes
-// its plan; the audit event holds the before and after of what changed.
+// its plan (with a recent authentication, when the plan is another); the
+// audit event holds the before and after of what changed.
 func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 	var req updateOrgRequest
 	if err := decode(c, &req); err != nil {
@@ -108,7 +109,8 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 			return err
 		}
 	}
-	o, err := store.UpdateOrganization(c.UserContext(), s.db, who.OrgID, store.OrgChange{Name: req.Name, Plan: req.Plan, RequireMFA: req.RequireMFA}, s.eventBase(c, who))
+	ch := store.OrgChange{Name: req.Name, Plan: req.Plan, RequireMFA: req.RequireMFA, PlanCheck: func() error { return s.requireRecentAuth(who) }}
+	o, err := store.UpdateOrganization(c.UserContext(), s.db, who.OrgID, ch, s.eventBase(c, who))
 	if err != nil {
 		return err
 	}

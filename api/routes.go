@@ -125,6 +125,7 @@ func (s *Server) table() []route {
 		{Route{"POST", v1 + "/auth/sign-in/mfa", Public, "", false, ""}, s.signInMFA},
 		{Route{"POST", v1 + "/auth/password-reset", Public, "", false, ""}, s.requestPasswordReset},
 		{Route{"POST", v1 + "/auth/password-reset/confirm", Public, "", false, ""}, s.confirmPasswordReset},
+		{Route{"POST", reauthenticatePath, User, "", false, ""}, s.reauthenticate},
 		{Route{"GET", v1 + "/me", User, "", false, ""}, s.me},
 		{Route{"POST", v1 + "/me/totp", User, "", false, ""}, s.enrolTOTP},
 		{Route{"POST", v1 + "/me/totp/confirm", User, "", false, ""}, s.confirmTOTP},
@@ -268,9 +269,9 @@ func (s *Server) guard(r route) fiber.Handler {
 }
 
 // handle runs an admitted request: a mutation that no workflow keys is
-// answered once per Idempotency-Key.
+// answered once per Idempotency-Key, unless its body is a secret.
 func (s *Server) handle(c *fiber.Ctx, r route, who *caller) error {
-	if c.Method() == fiber.MethodGet || workflowBacked(r.Route) {
+	if c.Method() == fiber.MethodGet || workflowBacked(r.Route) || carriesSecret(r.Route) {
 		return r.handle(c, who)
 	}
 	return s.storedIdempotency(c, idempotencyScope(r.Access, who), func() error { return r.handle(c, who) })

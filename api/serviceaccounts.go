@@ -153,6 +153,10 @@ func (s *Server) createServiceAccount(c *fiber.Ctx, who *caller) error {
 	if err := notAbove(*req.Role, who); err != nil {
 		return err
 	}
+	// A creation mints the account's first token.
+	if err := s.requireRecentAuth(who); err != nil {
+		return err
+	}
 	me, err := store.MemberByID(c.UserContext(), s.db, who.OrgID, who.MemberID)
 	if err != nil {
 		return err
@@ -232,7 +236,8 @@ func (s *Server) deleteServiceAccount(c *fiber.Ctx, who *caller) error {
 	return writeData(c, fiber.StatusOK, v)
 }
 
-// mintServiceToken adds a token (rotation: mint, deploy, revoke the old).
+// mintServiceToken adds a token (rotation: mint, deploy, revoke the old);
+// minting needs a recent authentication, as creating an account does.
 func (s *Server) mintServiceToken(c *fiber.Ctx, who *caller) error {
 	var req mintTokenRequest
 	if err := decode(c, &req); err != nil {
@@ -243,7 +248,13 @@ func (s *Server) mintServiceToken(c *fiber.Ctx, who *caller) error {
 		return err
 	}
 	minter := store.MemberView{ID: who.MemberID, OrgID: who.OrgID, UserID: who.UserID, Email: who.Email}
-	v, token, err := store.MintServiceToken(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), minter, ttl, mayManage(who), s.eventBase(c, who))
+	check := func(sa store.ServiceAccount) error {
+		if err := mayManage(who)(sa); err != nil {
+			return err
+		}
+		return s.requireRecentAuth(who)
+	}
+	v, token, err := store.MintServiceToken(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), minter, ttl, check, s.eventBase(c, who))
 	if err != nil {
 		return err
 	}

@@ -311,6 +311,13 @@ func (s *Server) setLifetime(c *fiber.Ctx, who *caller) error {
 		if _, at, err = s.lifetime(*req.ExpiresIn); err != nil {
 			return err
 		}
+		// A lifetime schedules a decommission with no grace period.
+		began := func() (bool, error) {
+			return store.LifetimeChanged(c.UserContext(), s.db, t.WorkflowID, workflows.LifetimeUpdateID(key))
+		}
+		if err := s.requireRecentAuthUnless(who, began); err != nil {
+			return err
+		}
 	}
 	rec, err := s.tenants.SetLifetime(c.UserContext(), t.WorkflowID, key, workflows.LifetimeRequest{ExpiresAt: at, Request: s.request(c, who)})
 	if err != nil {
@@ -342,12 +349,29 @@ func (s *Server) transition(kind domain.OpKind) func(*fiber.Ctx, *caller) error 
 		if domain.State(t.State).Ended() {
 			return domain.Errorf(domain.CodeConflict, "cannot %s a tenant that is %s", kind, t.State)
 		}
+		if kind == domain.OpDecommission {
+			began := func() (bool, error) { return s.transitionBegan(c, t, kind, key) }
+			if err := s.requireRecentAuthUnless(who, began); err != nil {
+				return err
+			}
+		}
 		res, err := s.tenants.Transition(c.UserContext(), t.WorkflowID, kind, key, s.request(c, who))
 		if err != nil {
 			return err
 		}
 		return s.writeLifecycle(c, who, res)
 	}
+}
+
+// transitionBegan reports whether an attempt of the transition with the
+// key began an operation (running or ended): the workflow answers a retry
+// from it and starts nothing.
+func (s *Server) transitionBegan(c *fiber.Ctx, t store.Tenant, kind domain.OpKind, key string) (bool, error) {
+	_, _, err := store.AnsweredOperation(c.UserContext(), s.db, t.ID, t.WorkflowID, workflows.TransitionUpdateID(kind, key), false)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // answeredBefore finds the ended operation an earlier attempt of the

@@ -72,6 +72,9 @@ var fixtures = map[string]fixture{
 	"POST /api/v1/auth/sign-out": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{"/api/v1/auth/sign-out", nil, 200, ""}
 	},
+	"POST /api/v1/auth/reauthenticate": func(*testing.T, *harness.Harness, world) cellCall {
+		return cellCall{"/api/v1/auth/reauthenticate", map[string]any{"password": testPassword}, 200, ""}
+	},
 	"GET /api/v1/me": func(*testing.T, *harness.Harness, world) cellCall { return cellCall{"/api/v1/me", nil, 200, ""} },
 	"GET /api/v1/organizations": func(*testing.T, *harness.Harness, world) cellCall {
 		return cellCall{"/api/v1/organizations", nil, 200, ""}

@@ -508,3 +508,42 @@ func TestAnOperatorRemovesTheSecondFactorsOfAPersonWhoLostThemAll(t *testing.T) 
 		t.Fatalf("the trail: %s", r.Raw)
 	}
 }
+
+// A person with an authenticator app can renew the proof with a code
+// instead of the password: each code once, a recovery code used up.
+func TestAPersonReauthenticatesWithACodeEachOnce(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	srv := sharedAPI(t)
+	p, other := w.People[domain.RoleAdmin], w.People[domain.RoleViewer]
+	if r := req(t, srv, "POST", "/api/v1/auth/reauthenticate", other.Token, map[string]any{"code": "123456"}); r.Status != 400 || !strings.Contains(r.Raw, `"field":"code"`) {
+		t.Fatalf("a code without a second factor: %d %s", r.Status, r.Raw)
+	}
+	secret, recovery := enrolTOTP(t, srv, p.Token)
+	stale := func() {
+		t.Helper()
+		if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() - interval '1 hour' WHERE token_hash = ?", store.HashSecret(p.Token)).Exec(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale()
+	next, _ := totp.Code(secret, time.Now().Add(totp.Period))
+	if r := req(t, srv, "POST", "/api/v1/auth/reauthenticate", p.Token, map[string]any{"code": next}); r.Status != 200 {
+		t.Fatalf("reauthenticate with a code: %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "POST", "/api/v1/me/recovery-codes", p.Token, nil); r.Status != 201 {
+		t.Fatalf("a guarded act after a code: %d %s", r.Status, r.Raw)
+	}
+	stale()
+	if r := req(t, srv, "POST", "/api/v1/auth/reauthenticate", p.Token, map[string]any{"code": next}); r.Status != 401 {
+		t.Fatalf("the same code again: %d %s", r.Status, r.Raw)
+	}
+	// The recovery codes were replaced above: an old one is refused.
+	if r := req(t, srv, "POST", "/api/v1/auth/reauthenticate", p.Token, map[string]any{"code": recovery[0]}); r.Status != 401 {
+		t.Fatalf("an old recovery code: %d %s", r.Status, r.Raw)
+	}
+	r := req(t, srv, "GET", "/api/v1/me/events?action=user.reauthenticated", p.Token, nil)
+	if !strings.Contains(r.Raw, `"method":"totp"`) {
+		t.Fatalf("the reauthentication's method: %s", r.Raw)
+	}
+}

@@ -39,7 +39,23 @@ func SetLifetime(ctx context.Context, db bun.IDB, in LifetimeChange) (Tenant, er
 		}
 		return tenantEvent(ctx, tx, t, in.Request, "", "tenant.lifetime_changed",
 			map[string]any{"before": map[string]any{"expires_at": before}, "after": map[string]any{"expires_at": in.ExpiresAt}},
-			true, t.WorkflowID+"/lifetime/"+in.UpdateID)
+			true, lifetimeEventKey(t.WorkflowID, in.UpdateID))
 	})
 	return t, err
+}
+
+// lifetimeEventKey is the dedup key of the event of the lifetime change a
+// tenant's workflow ran as its update updateID.
+func lifetimeEventKey(workflowID, updateID string) string {
+	return workflowID + "/lifetime/" + updateID
+}
+
+// LifetimeChanged reports whether the lifetime change of the update
+// updateID was written: a retry of it changes nothing new.
+func LifetimeChanged(ctx context.Context, db bun.IDB, workflowID, updateID string) (bool, error) {
+	ok, err := db.NewSelect().Model((*AuditEvent)(nil)).Where("dedup_key = ?", lifetimeEventKey(workflowID, updateID)).Exists(ctx)
+	if err != nil {
+		return false, fmt.Errorf("find lifetime change %s: %w", updateID, err)
+	}
+	return ok, nil
 }

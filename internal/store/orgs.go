@@ -132,6 +132,9 @@ type OrgChange struct {
 	Plan *string
 	// RequireMFA holds members without a second factor at the door.
 	RequireMFA *bool
+	// PlanCheck (nil: none) is asked, under the row's lock, before the
+	// plan is changed to another; its error refuses the whole change.
+	PlanCheck func() error
 }
 
 // UpdateOrganization renames the organisation and changes its plan, in one
@@ -160,6 +163,11 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 			o.Name = *ch.Name
 		}
 		if ch.Plan != nil && *ch.Plan != o.PlanID {
+			if ch.PlanCheck != nil {
+				if err := ch.PlanCheck(); err != nil {
+					return err
+				}
+			}
 			before["plan"], after["plan"] = o.PlanID, *ch.Plan
 			o.PlanID = *ch.Plan
 		}

@@ -3,6 +3,7 @@
 // generated from console/openapi.json, which a Go test keeps equal to it).
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema";
+import { confirmIdentity } from "./reauth.svelte";
 import { navigate } from "./router.svelte";
 import { ended, session, token } from "./session.svelte";
 
@@ -47,7 +48,7 @@ export class ApiError extends Error {
 
 export const sessionEndedNotice = "Your session has ended (it expired or was signed out). Sign in again to go on.";
 
-function toError(response: Response, body: unknown): ApiError {
+export function toError(response: Response, body: unknown): ApiError {
   const env = body as Partial<Schemas["Error"]> | undefined;
   const requestId = env?.meta?.request_id ?? response.headers.get("X-Request-ID") ?? "";
   if (env?.error) {
@@ -92,10 +93,14 @@ const attempts = 6;
 // mutate sends one user action with its own Idempotency-Key and, when the
 // answer is lost (a network failure: the server may or may not have
 // handled it) or the server asks to come back later (503, 429), sends it
-// again with the same key, so the action happens at most once.
+// again with the same key, so the action happens at most once. An action
+// that needs a recent authentication (403 REAUTHENTICATION_REQUIRED) asks
+// the person to confirm who they are and, once they have, is sent once
+// more with the same key; when they cancel, the refusal is the answer.
 export async function mutate<T>(send: (key: string) => Promise<Answer<T>>): Promise<T> {
   const key = newKey();
   let delay = 400;
+  let asked = false;
   for (let attempt = 1; ; attempt++) {
     let r: Answer<T>;
     try {
@@ -114,8 +119,20 @@ export async function mutate<T>(send: (key: string) => Promise<Answer<T>>): Prom
       delay *= 2;
       continue;
     }
+    if (!asked && reauthenticationRequired(r)) {
+      asked = true;
+      if (await confirmIdentity()) {
+        attempt = 0; // a new request as far as retries go
+        continue;
+      }
+    }
     return ok(Promise.resolve(r));
   }
+}
+
+function reauthenticationRequired(r: Answer<unknown>): boolean {
+  const env = r.error as Partial<Schemas["Error"]> | undefined;
+  return r.response.status === 403 && env?.error?.code === "REAUTHENTICATION_REQUIRED";
 }
 
 // idem is the header block of a mutation.

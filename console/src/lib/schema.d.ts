@@ -44,6 +44,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/reauthenticate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm who you are, for the acts that need a recent authentication
+         * @description With the caller's own password (a TOTP or recovery code and a passkey are not available yet: 400), checked under the sign-in throttle as a sign-in is (a wrong password is 401 and counted; past the policy's failures 429 with Retry-After). The session then counts as recently authenticated for CP_REAUTH_WINDOW (10 min by default): decommissioning, giving a lifetime, changing the plan, granting owner and minting service-account tokens answer 403 REAUTHENTICATION_REQUIRED outside it. Give exactly one of password, code or credential. Only people reauthenticate: a service account's token is 403. An Idempotency-Key is not kept for this route, since its body is a secret; a retry simply reauthenticates again. Written to each of the caller's organisations as user.reauthenticated.
+         */
+        post: operations["reauthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/sign-in": {
         parameters: {
             query?: never;
@@ -147,7 +167,7 @@ export interface paths {
         };
         /**
          * The caller's own account events
-         * @description Signing in and out, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.
+         * @description Signing in and out, a reauthentication, a password reset, a session ended: the events about the caller's user, as each of their organisations recorded them (one per organisation), newest first.
          */
         get: operations["listMyEvents"];
         put?: never;
@@ -318,8 +338,8 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Rename the organisation or change its plan
-         * @description Changing the plan is for owners only.
+         * Rename the organisation, change its plan or require a second factor of every member
+         * @description Changing the plan is for owners only, and to another plan needs a recent authentication (a rename does not). require_mfa is for owners (security.manage) who have a second factor themselves (409 otherwise) and needs a recent authentication.
          *
          *     Requires the role permission `organization.write`. Not open to service accounts.
          */
@@ -363,7 +383,7 @@ export interface paths {
         put?: never;
         /**
          * Invite someone by email
-         * @description The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota.
+         * @description The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota. Inviting an owner needs a recent authentication.
          *
          *     Requires the role permission `members.manage`. Not open to service accounts.
          */
@@ -455,7 +475,7 @@ export interface paths {
         head?: never;
         /**
          * Change a member's role
-         * @description Granting or taking away owner is for owners only; the last owner keeps the role.
+         * @description Granting or taking away owner is for owners only, and granting it needs a recent authentication; the last owner keeps the role.
          *
          *     Requires the role permission `members.manage`. Not open to service accounts.
          */
@@ -639,7 +659,7 @@ export interface paths {
         put?: never;
         /**
          * Decommission a tenant
-         * @description Suspends it at once and destroys it when the grace period ends, unless it is restored first.
+         * @description Suspends it at once and destroys it when the grace period ends, unless it is restored first. A person needs a recent authentication; a retry with the Idempotency-Key of a decommission already begun does not.
          *
          *     Requires the role permission `tenant.destroy`. A service account needs the scope `tenants:decommission`.
          */
@@ -661,7 +681,7 @@ export interface paths {
         put?: never;
         /**
          * Give a tenant a new lifetime, or none
-         * @description A tenant with a lifetime is decommissioned by its saga when it ends, with no grace period, so this takes the power to decommission (the role permission tenant.destroy; a service account needs tenants:decommission), as giving a lifetime at creation does. Refused (409) once the tenant's end has begun, or while it is being decommissioned (restore it first). A restore of a tenant whose lifetime ended during its grace period ends the lifetime too. Audited as tenant.lifetime_changed.
+         * @description A tenant with a lifetime is decommissioned by its saga when it ends, with no grace period, so this takes the power to decommission (the role permission tenant.destroy; a service account needs tenants:decommission), as giving a lifetime at creation does. Refused (409) once the tenant's end has begun, or while it is being decommissioned (restore it first). A restore of a tenant whose lifetime ended during its grace period ends the lifetime too. Audited as tenant.lifetime_changed. Giving a lifetime (not clearing one) needs a person's recent authentication; a retry with the Idempotency-Key of a change already made does not.
          *
          *     Requires the role permission `tenant.destroy`. A service account needs the scope `tenants:decommission`.
          */
@@ -1202,6 +1222,26 @@ export interface components {
             /** @description The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it. */
             requests_per_minute: number;
         };
+        ReauthenticateRequest: {
+            /** @description A TOTP code or a recovery code, for an account with a second factor. */
+            code?: string;
+            /** @description A passkey assertion (the PublicKeyCredential as JSON), for an account with a passkey. */
+            credential?: Record<string, never>;
+            /** @description The account's password. */
+            password?: string;
+        };
+        ReauthenticateResponse: {
+            /**
+             * Format: date-time
+             * @description When the session's person proved who they are: now.
+             */
+            authenticated_at: string;
+            /**
+             * Format: date-time
+             * @description Until when the session may do the acts that need a recent authentication (CP_REAUTH_WINDOW after authenticated_at).
+             */
+            reauthenticated_until: string;
+        };
         RecoveryCodesResponse: {
             /** @description ten codes, each good once; shown only in this answer (a replayed answer has none): store them where you would store a password */
             recovery_codes: string[];
@@ -1449,8 +1489,18 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member); MFA_REQUIRED: the organisation requires a second factor and the caller has none (enrol one at /me); REAUTHENTICATION_REQUIRED: the act needs a recent authentication (POST /auth/reauthenticate, then retry) */
+        /** @description FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member); MFA_REQUIRED: the organisation requires a second factor and the caller has none (enrol one at /me) */
         Forbidden: {
+            headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description FORBIDDEN: the caller may not do this (as for any 403); or REAUTHENTICATION_REQUIRED: a person must have signed in or reauthenticated within CP_REAUTH_WINDOW (10 min by default) to do this: POST /api/v1/auth/reauthenticate, then send the same request again with the same Idempotency-Key. Service accounts are not asked. */
+        ForbiddenOrReauthenticationRequired: {
             headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
                 [name: string]: unknown;
@@ -1653,6 +1703,55 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    reauthenticate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReauthenticateRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ReauthenticateResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1966,7 +2065,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
@@ -2180,7 +2279,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
@@ -2390,7 +2489,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -2552,7 +2651,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -2794,7 +2893,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -2894,7 +2993,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -3134,7 +3233,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -3373,7 +3472,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
@@ -3424,7 +3523,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
