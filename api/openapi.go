@@ -366,10 +366,10 @@ var (
 	errUnauth     = errorResponse{401, "Unauthenticated", "UNAUTHENTICATED: missing, invalid, expired or revoked bearer token"}
 	errForbidden  = errorResponse{403, "Forbidden", "FORBIDDEN: the caller's role does not allow this (for a service account: its scopes, its role or its accountable member's role, or it has no accountable member); " +
 		"MFA_REQUIRED: the organisation requires a second factor and the caller has none (enrol one at /me)"}
-	errNotFound   = errorResponse{404, "NotFound", "NOT_FOUND: no such resource, or an organisation the caller is not a member of"}
-	errConflict   = errorResponse{409, "Conflict", "CONFLICT: not allowed in the resource's state, or over a quota of the plan (the message names it)"}
-	errTooLarge   = errorResponse{413, "PayloadTooLarge", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"}
-	errMedia      = errorResponse{415, "UnsupportedMediaType", "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"}
+	errNotFound = errorResponse{404, "NotFound", "NOT_FOUND: no such resource, or an organisation the caller is not a member of"}
+	errConflict = errorResponse{409, "Conflict", "CONFLICT: not allowed in the resource's state, or over a quota of the plan (the message names it)"}
+	errTooLarge = errorResponse{413, "PayloadTooLarge", "PAYLOAD_TOO_LARGE: the body is over 64 KiB"}
+	errMedia    = errorResponse{415, "UnsupportedMediaType", "UNSUPPORTED_MEDIA_TYPE: the body is not application/json"}
 	// errReauth is the 403 of a route guarded by requireRecentAuth: one
 	// answer per status, so it says both reasons.
 	errReauth = errorResponse{403, "ForbiddenOrReauthenticationRequired", "FORBIDDEN: the caller may not do this (as for any 403); " +
