@@ -52,7 +52,9 @@ const (
 	devOwnerPassword = "intelliauth-dev-password"
 )
 
-func openConsole(t testing.TB, origin string) *consoleTab {
+// openConsole opens a tab on the console at origin; resolve are host
+// resolver rules for the browser (only 127.0.0.1 resolves otherwise).
+func openConsole(t testing.TB, origin string, resolve ...string) *consoleTab {
 	t.Helper()
 	bin, ok := chromiumBinary()
 	if !ok {
@@ -60,7 +62,7 @@ func openConsole(t testing.TB, origin string) *consoleTab {
 			"the console's browser tests need one; install it with apt-get install chromium (.ci/run does)")
 	}
 	events := &pageEvents{}
-	ctx := startChromium(t, bin, events.record)
+	ctx := startChromium(t, bin, events.record, resolve...)
 	tab := &consoleTab{t: t, ctx: ctx, origin: origin, events: events}
 	// Injected by the browser, not the page, so the CSP does not stop it.
 	recordViolations := `window.__cspViolations = [];

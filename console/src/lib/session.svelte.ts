@@ -30,6 +30,13 @@ export function signedIn(s: Session): void {
   session.notice = "";
 }
 
+// signedInWith keeps the session a sign-in answered (with a password or a
+// passkey). An answer that asks for a second step carries none.
+export function signedInWith(a: { token?: string; expires_at: string; user?: { email: string } | null }): void {
+  if (!a.token || !a.user) throw new Error("This account asks for a second step to sign in.");
+  signedIn({ token: a.token, expiresAt: a.expires_at, email: a.user.email });
+}
+
 // ended forgets the session; notice is shown on the sign-in page.
 export function ended(notice = ""): void {
   sessionStorage.removeItem(key);
