@@ -595,6 +595,16 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 		"name":     func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(100)) },
 		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 12, ptr(uint64(256)) },
 	},
+	reflect.TypeFor[registerPasskeyRequest](): {
+		"challenge": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
+		"name":      func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
+	},
+	reflect.TypeFor[passkeySignInRequest](): {
+		"challenge": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
+	},
+	reflect.TypeFor[passkeySignInOptionsRequest](): {
+		"challenge": func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(128)) },
+	},
 	reflect.TypeFor[updateOrgRequest](): {
 		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
 		"plan": func(s *openapi3.Schema) { s.MinLength = 1 },
