@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -417,5 +418,40 @@ func TestPasskeySignInsAreThrottledLikePasswordSignIns(t *testing.T) {
 	r := passkeySignIn(t, srv, secret, a.get(c.Options, cred))
 	if r.Status != 429 || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("past the limit: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestTwoSignInsWithOnePasskeyAssertionAtOnceStartOneSession(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	srv := passkeyAPI(t, roomySignInPolicy())
+	me := w.People[domain.RoleDeveloper]
+	a := newSoftAuthenticator(t, passkeyOrigin)
+	addPasskey(t, srv, me.Token, a, "phone")
+	c := ceremonyOf(t, req(t, srv, "POST", "/api/v1/auth/sign-in/webauthn/options", "", map[string]any{}), "options")
+	assertion := a.get(c.Options, nil)
+	statuses := make(chan int, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- passkeySignIn(t, srv, c.Challenge, assertion).Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	ok := 0
+	for s := range statuses {
+		switch s {
+		case 200:
+			ok++
+		case 401:
+		default:
+			t.Errorf("a sign-in at once answered %d", s)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of 4 sign-ins with one assertion at once started a session", ok)
 	}
 }
