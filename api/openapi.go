@@ -100,6 +100,33 @@ func routeDocs() map[string]doc {
 			desc: "Each ended session is written as session.revoked in each of the caller's organisations.", data: endSessionsResponse{}},
 		"DELETE " + v1 + "/me/sessions/:session_id": {id: "endSession", summary: "End one of the caller's sessions",
 			desc: "Ending the current session signs this client out. Another person's session, or one that ended, is 404.", data: endSessionsResponse{}, errs: []errorResponse{errNotFound}},
+		"POST " + v1 + "/me/webauthn/registration/options": {id: "beginPasskeyRegistration", summary: "Options to register a passkey",
+			desc: "Pass options to navigator.credentials.create (binary fields are base64url), then send the answer with the challenge to POST /me/webauthn/credentials within 5 minutes. " +
+				"The relying party is the console's host name (CP_CONSOLE_URL); the passkey is discoverable (it signs in without an email), user verification preferred; the caller's passkeys are excluded. " +
+				"503 when the console URL is an IP address, which cannot be a relying party.",
+			data: passkeyOptions{}},
+		"POST " + v1 + "/me/webauthn/credentials": {id: "registerPasskey", summary: "Register a passkey with the authenticator's answer",
+			desc: "Checks the answer to the caller's registration challenge (origin, relying party, challenge, signature) and stores the passkey; the challenge is used up with it. " +
+				"A challenge that is not the caller's, used or expired, or an answer refused, is 400 with the field at fault; an authenticator already registered is 409. " +
+				"Written to each of the caller's organisations as user.passkey_registered.",
+			body: registerPasskeyRequest{}, data: passkeyView{}, status: fiber.StatusCreated},
+		"GET " + v1 + "/me/webauthn/credentials": {id: "listPasskeys", summary: "The caller's passkeys",
+			desc: "Oldest first. Keys and credential ids are not shown.", data: passkeyView{}, list: true},
+		"DELETE " + v1 + "/me/webauthn/credentials/:passkey_id": {id: "removePasskey", summary: "Remove one of the caller's passkeys",
+			desc: "Needs a recent authentication (403 REAUTHENTICATION_REQUIRED: POST /auth/reauthenticate first). Another person's passkey, or an unknown one, is 404. " +
+				"When it was the caller's last second factor, their recovery codes are deleted too. Written as user.passkey_removed.",
+			data: passkeyView{}, errs: []errorResponse{errNotFound}},
+		"POST " + v1 + "/auth/sign-in/webauthn/options": {id: "passkeySignInOptions", summary: "Options to sign in with a passkey",
+			desc: "With the challenge of POST /auth/sign-in's answer (mfa_required), the second step: options for one of that account's passkeys, on the same challenge (409 when the account has none). " +
+				"With {}: a new challenge for a sign-in with any passkey of this console and no password (user verification required). " +
+				"Pass options to navigator.credentials.get, then send the answer with the challenge to POST /auth/sign-in/webauthn within 5 minutes. " +
+				"An unknown, used or expired challenge is 401.",
+			body: passkeySignInOptionsRequest{}, data: passkeyOptions{}, errs: []errorResponse{errUnauth}},
+		"POST " + v1 + "/auth/sign-in/webauthn": {id: "passkeySignIn", summary: "Sign in with a passkey's answer",
+			desc: "Answers as a sign-in with a password does: a bearer token. The challenge is used once; a forged, used, expired or other challenge, another person's passkey, " +
+				"a bad signature and a passkey whose signature counter went backwards (a cloned authenticator) are refused alike (401). " +
+				"Attempts are throttled like sign-in (per email when the challenge names the account, per client address; 429 with Retry-After). Written as user.signed_in with method passkey.",
+			body: passkeySignInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
 		"GET " + v1 + "/organizations": {id: "listOrganizations", summary: "Organisations the caller is a member of", data: orgView{}, list: true, query: listParams()},
 		"GET " + org:                   {id: "getOrganization", summary: "One organisation", data: orgView{}},
 		"PATCH " + org: {id: "updateOrganization", summary: "Rename the organisation, change its plan or require a second factor of every member",
@@ -617,6 +644,16 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 		"token":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
 		"name":     func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(100)) },
 		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 12, ptr(uint64(256)) },
+	},
+	reflect.TypeFor[registerPasskeyRequest](): {
+		"challenge": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
+		"name":      func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
+	},
+	reflect.TypeFor[passkeySignInRequest](): {
+		"challenge": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
+	},
+	reflect.TypeFor[passkeySignInOptionsRequest](): {
+		"challenge": func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(128)) },
 	},
 	reflect.TypeFor[updateOrgRequest](): {
 		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },

@@ -69,6 +69,23 @@ var fixtures = map[string]fixture{
 		// Nobody's session: a permitted call is 404 for its content.
 		return cellCall{"/api/v1/me/sessions/" + domain.NewID(domain.PrefixSession), nil, 404, "NOT_FOUND"}
 	},
+	"POST /api/v1/auth/sign-in/webauthn/options": nil,
+	"POST /api/v1/auth/sign-in/webauthn":         nil,
+	"POST /api/v1/me/webauthn/registration/options": func(*testing.T, *harness.Harness, world) cellCall {
+		return cellCall{"/api/v1/me/webauthn/registration/options", nil, 200, ""}
+	},
+	"POST /api/v1/me/webauthn/credentials": func(*testing.T, *harness.Harness, world) cellCall {
+		// Nobody's challenge: a permitted call is 400 for its content.
+		body := map[string]any{"challenge": store.ChallengePrefix + "unknown", "name": "laptop", "credential": map[string]any{"id": "x"}}
+		return cellCall{"/api/v1/me/webauthn/credentials", body, 400, "BAD_REQUEST"}
+	},
+	"GET /api/v1/me/webauthn/credentials": func(*testing.T, *harness.Harness, world) cellCall {
+		return cellCall{"/api/v1/me/webauthn/credentials", nil, 200, ""}
+	},
+	"DELETE /api/v1/me/webauthn/credentials/:passkey_id": func(*testing.T, *harness.Harness, world) cellCall {
+		// Nobody's passkey: a permitted call is 404 for its content.
+		return cellCall{"/api/v1/me/webauthn/credentials/" + domain.NewID(domain.PrefixPasskey), nil, 404, "NOT_FOUND"}
+	},
 	"POST /api/v1/auth/sign-out": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{"/api/v1/auth/sign-out", nil, 200, ""}
 	},

@@ -260,7 +260,7 @@ func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
 		t.Fatalf("/api/v1/openapi.json = %d %.200s", code, body)
 	}
 	if out := p.out.String(); !strings.Contains(out, "http://"+p.api+"/api/docs") || !strings.Contains(out, "http://"+p.ui) || !strings.Contains(out, lookup(env, "CP_TEMPORAL_ADDRESS")) ||
-		!strings.Contains(out, "Console      http://"+p.api+"/\n") {
+		!strings.Contains(out, "Console      "+p.console()+"/\n") {
 		t.Errorf("banner lacks the URLs:\n%s", out)
 	}
 

@@ -52,7 +52,9 @@ const (
 	devOwnerPassword = "intelliauth-dev-password"
 )
 
-func openConsole(t testing.TB, origin string) *consoleTab {
+// openConsole opens a tab on the console at origin; resolve are host
+// resolver rules for the browser (only 127.0.0.1 resolves otherwise).
+func openConsole(t testing.TB, origin string, resolve ...string) *consoleTab {
 	t.Helper()
 	bin, ok := chromiumBinary()
 	if !ok {
@@ -60,7 +62,7 @@ func openConsole(t testing.TB, origin string) *consoleTab {
 			"the console's browser tests need one; install it with apt-get install chromium (.ci/run does)")
 	}
 	events := &pageEvents{}
-	ctx := startChromium(t, bin, events.record)
+	ctx := startChromium(t, bin, events.record, resolve...)
 	tab := &consoleTab{t: t, ctx: ctx, origin: origin, events: events}
 	// Injected by the browser, not the page, so the CSP does not stop it.
 	recordViolations := `window.__cspViolations = [];
@@ -420,12 +422,12 @@ func TestTheConsoleRunsATenantsLifecycleInvitesAMemberAndShowsTheAuditTrail(t *t
 
 	// The developer follows the mail's link in their own browser session.
 	link := acceptLink(t, lookup(env, "CP_DATA_DIR"), "dev@acme.test")
-	if !strings.HasPrefix(link, origin+"/invitations/accept#token=") {
+	if !strings.HasPrefix(link, p.console()+"/invitations/accept#token=") {
 		t.Fatalf("the mail links to %s, not to this console's accept page", link)
 	}
 	c.press("header", "Sign out")
 	c.waitPath(`^/sign-in$`)
-	c.navigate(strings.TrimPrefix(link, origin))
+	c.navigate(strings.TrimPrefix(link, p.console()))
 	c.waitText("Accept your invitation")
 	if eval[string](c, `location.hash`) != "" {
 		t.Fatal("the invitation's secret stays in the address bar")
@@ -900,10 +902,10 @@ func TestAPersonResetsAForgottenPasswordFromTheMail(t *testing.T) {
 	c.screenshot("password-reset-request")
 
 	link := mailLink(t, lookup(env, "CP_DATA_DIR"), devOwnerEmail, "/password-reset")
-	if !strings.HasPrefix(link, origin+"/password-reset#token=") {
+	if !strings.HasPrefix(link, p.console()+"/password-reset#token=") {
 		t.Fatalf("the mail links to %s, not to this console's reset page", link)
 	}
-	c.navigate(strings.TrimPrefix(link, origin))
+	c.navigate(strings.TrimPrefix(link, p.console()))
 	c.waitText("Set a new password")
 	if eval[string](c, `location.hash`) != "" {
 		t.Fatal("the reset's secret stays in the address bar")

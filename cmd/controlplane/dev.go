@@ -204,7 +204,7 @@ func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalse
 	log.Info().Dur("startup", took).Msg("control plane ready")
 	fmt.Fprintf(os.Stderr, `
   IntelliAuth control plane (dev)
-    Console      http://%s/
+    Console      %s/
     API          http://%s/api/v1   (health: /healthz, /readyz)
     API explorer http://%s/api/docs   (spec: /api/v1/openapi.json)
     Metrics      http://%s/metrics
@@ -215,7 +215,7 @@ func banner(log zerolog.Logger, cfg config.Config, apiAddr string, t *temporalse
                  temporal --address %s --tls-ca-path %s \
                    --tls-cert-path %s --tls-key-path %s …)
     Data dir     %s
-`, apiAddr, apiAddr, apiAddr, cfg.MetricsAddr, t.UIAddr(), t.UIAddr(), codecToken,
+`, cfg.ConsoleURL, apiAddr, apiAddr, cfg.MetricsAddr, t.UIAddr(), t.UIAddr(), codecToken,
 		t.FrontendAddr(), cfg.TemporalNamespace, cfg.TaskQueue,
 		cfg.OperatorAddr, devOperator, cfg.OperatorAddr, op.CA, op.OperatorCert, op.OperatorKey, cfg.DataDir)
 	if cfg.Bootstrap.OwnerPassword == config.DevOwnerPassword {

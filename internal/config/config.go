@@ -338,7 +338,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	// API itself, the Temporal UI by dev or by the operators' deployment.
 	consoleDefault, temporalUIDefault := "https://manage."+c.DomainBase, ""
 	if mode == ModeDev {
-		consoleDefault, temporalUIDefault = "http://"+c.HTTPAddr, "http://"+c.TemporalUIAddr
+		consoleDefault, temporalUIDefault = devConsoleURL(c.HTTPAddr), "http://"+c.TemporalUIAddr
 	}
 	c.ConsoleURL = r.baseURL("CP_CONSOLE_URL", consoleDefault)
 	c.TemporalUIURL = r.baseURL("CP_TEMPORAL_UI_URL", temporalUIDefault)
@@ -355,6 +355,17 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		return c, errors.New(strings.Join(r.problems, "\n"))
 	}
 	return c, nil
+}
+
+// devConsoleURL is dev's console at its listen address, named localhost
+// when that is a loopback address: the console's host name is its
+// passkeys' relying party id, which an IP address cannot be, and browsers
+// treat http://localhost as a secure context, where passkeys work.
+func devConsoleURL(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil && loopback(addr) {
+		return "http://" + net.JoinHostPort("localhost", port)
+	}
+	return "http://" + addr
 }
 
 // loopback reports whether host:port listens on a loopback address only.
