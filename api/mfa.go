@@ -42,8 +42,14 @@ type recoveryCodesResponse struct {
 }
 
 // enrolTOTP makes a new pending TOTP secret for the caller (replacing a
-// pending one); a confirmed one must be removed first.
+// pending one; recent authentication); a confirmed one must be removed
+// first.
 func (s *Server) enrolTOTP(c *fiber.Ctx, who *caller) error {
+	// A new way in: a stolen session must not add its own (and hold the
+	// person out with a second factor only the thief has).
+	if err := s.requireRecentAuth(who); err != nil {
+		return err
+	}
 	secret, uri, err := totp.New(who.Email)
 	if err != nil {
 		return err

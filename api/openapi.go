@@ -61,8 +61,8 @@ func routeDocs() map[string]doc {
 			body: signInMFARequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
 		"POST " + v1 + "/me/totp": {id: "enrolTOTP", summary: "Begin enrolling an authenticator app (TOTP)",
 			desc: "Answers a new secret and its otpauth:// URI for a QR code; it stays pending (and sign-in is unchanged) until POST /me/totp/confirm gets a right code. " +
-				"A new enrolment replaces a pending one; while TOTP is on it is 409. The secret is stored sealed under the key-encryption keys.",
-			data: totpEnrolment{}, status: fiber.StatusCreated},
+				"A new enrolment replaces a pending one; while TOTP is on it is 409. Needs a recent authentication (403 REAUTHENTICATION_REQUIRED). The secret is stored sealed under the key-encryption keys.",
+			data: totpEnrolment{}, status: fiber.StatusCreated, errs: []errorResponse{errReauth}},
 		"POST " + v1 + "/me/totp/confirm": {id: "confirmTOTP", summary: "Turn TOTP on with a code from the app",
 			desc: "A right code turns the pending secret on (from then on sign-in has a second step) and answers ten recovery codes, shown only here. A wrong code is 400. " +
 				"Written as user.mfa_enrolled.",
@@ -103,8 +103,8 @@ func routeDocs() map[string]doc {
 		"POST " + v1 + "/me/webauthn/registration/options": {id: "beginPasskeyRegistration", summary: "Options to register a passkey",
 			desc: "Pass options to navigator.credentials.create (binary fields are base64url), then send the answer with the challenge to POST /me/webauthn/credentials within 5 minutes. " +
 				"The relying party is the console's host name (CP_CONSOLE_URL); the passkey is discoverable (it signs in without an email), user verification preferred; the caller's passkeys are excluded. " +
-				"503 when the console URL is an IP address, which cannot be a relying party.",
-			data: passkeyOptions{}},
+				"Needs a recent authentication (403 REAUTHENTICATION_REQUIRED): a stolen session must not add its own way in. 503 when the console URL is an IP address, which cannot be a relying party.",
+			data: passkeyOptions{}, errs: []errorResponse{errReauth}},
 		"POST " + v1 + "/me/webauthn/credentials": {id: "registerPasskey", summary: "Register a passkey with the authenticator's answer",
 			desc: "Checks the answer to the caller's registration challenge (origin, relying party, challenge, signature) and stores the passkey; the challenge is used up with it. " +
 				"A challenge that is not the caller's, used or expired, or an answer refused, is 400 with the field at fault; an authenticator already registered is 409. " +
@@ -115,7 +115,7 @@ func routeDocs() map[string]doc {
 		"DELETE " + v1 + "/me/webauthn/credentials/:passkey_id": {id: "removePasskey", summary: "Remove one of the caller's passkeys",
 			desc: "Needs a recent authentication (403 REAUTHENTICATION_REQUIRED: POST /auth/reauthenticate first). Another person's passkey, or an unknown one, is 404. " +
 				"When it was the caller's last second factor, their recovery codes are deleted too. Written as user.passkey_removed.",
-			data: passkeyView{}, errs: []errorResponse{errNotFound}},
+			data: passkeyView{}, errs: []errorResponse{errNotFound, errReauth}},
 		"POST " + v1 + "/auth/sign-in/webauthn/options": {id: "passkeySignInOptions", summary: "Options to sign in with a passkey",
 			desc: "With the challenge of POST /auth/sign-in's answer (mfa_required), the second step: options for one of that account's passkeys, on the same challenge (409 when the account has none). " +
 				"With {}: a new challenge for a sign-in with any passkey of this console and no password (user verification required). " +

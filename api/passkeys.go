@@ -77,6 +77,10 @@ func personOf(ctx context.Context, db bun.IDB, user store.User) (passkey.Person,
 // beginPasskeyRegistration makes the options of a new passkey for the
 // caller and keeps the ceremony on a new registration challenge.
 func (s *Server) beginPasskeyRegistration(c *fiber.Ctx, who *caller) error {
+	// A new way in: a stolen session must not add its own.
+	if err := s.requireRecentAuth(who); err != nil {
+		return err
+	}
 	rp, err := s.relyingParty(c)
 	if err != nil {
 		return err

@@ -324,7 +324,10 @@ func TestRemovingTOTPAndNewRecoveryCodesNeedARecentAuthentication(t *testing.T) 
 		}
 	}
 	stale()
-	for _, c := range []struct{ method, path string }{{"POST", "/api/v1/me/recovery-codes"}, {"DELETE", "/api/v1/me/totp"}} {
+	// Adding a way in needs it too: a stolen session must not enrol its own
+	// factor and hold the person out.
+	for _, c := range []struct{ method, path string }{{"POST", "/api/v1/me/recovery-codes"}, {"DELETE", "/api/v1/me/totp"},
+		{"POST", "/api/v1/me/totp"}, {"POST", "/api/v1/me/webauthn/registration/options"}} {
 		if r := req(t, srv, c.method, c.path, p.Token, nil); r.Status != 403 || r.code() != string(domain.CodeReauthenticationRequired) {
 			t.Fatalf("%s %s on a stale session: %d %s", c.method, c.path, r.Status, r.Raw)
 		}

@@ -293,7 +293,7 @@ export interface paths {
         put?: never;
         /**
          * Begin enrolling an authenticator app (TOTP)
-         * @description Answers a new secret and its otpauth:// URI for a QR code; it stays pending (and sign-in is unchanged) until POST /me/totp/confirm gets a right code. A new enrolment replaces a pending one; while TOTP is on it is 409. The secret is stored sealed under the key-encryption keys.
+         * @description Answers a new secret and its otpauth:// URI for a QR code; it stays pending (and sign-in is unchanged) until POST /me/totp/confirm gets a right code. A new enrolment replaces a pending one; while TOTP is on it is 409. Needs a recent authentication (403 REAUTHENTICATION_REQUIRED). The secret is stored sealed under the key-encryption keys.
          */
         post: operations["enrolTOTP"];
         /**
@@ -381,7 +381,7 @@ export interface paths {
         put?: never;
         /**
          * Options to register a passkey
-         * @description Pass options to navigator.credentials.create (binary fields are base64url), then send the answer with the challenge to POST /me/webauthn/credentials within 5 minutes. The relying party is the console's host name (CP_CONSOLE_URL); the passkey is discoverable (it signs in without an email), user verification preferred; the caller's passkeys are excluded. 503 when the console URL is an IP address, which cannot be a relying party.
+         * @description Pass options to navigator.credentials.create (binary fields are base64url), then send the answer with the challenge to POST /me/webauthn/credentials within 5 minutes. The relying party is the console's host name (CP_CONSOLE_URL); the passkey is discoverable (it signs in without an email), user verification preferred; the caller's passkeys are excluded. Needs a recent authentication (403 REAUTHENTICATION_REQUIRED): a stolen session must not add its own way in. 503 when the console URL is an IP address, which cannot be a relying party.
          */
         post: operations["beginPasskeyRegistration"];
         delete?: never;
@@ -2468,7 +2468,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
@@ -2694,7 +2694,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
@@ -2738,7 +2738,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
