@@ -102,8 +102,14 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 		if err := who.require(domain.ActionSecurityManage); err != nil {
 			return err
 		}
-		if *req.RequireMFA && !who.HasSecondFactor {
-			return domain.Errorf(domain.CodeConflict, "turn on a second factor for your own account (an authenticator app or a passkey) before requiring one of every member")
+		if *req.RequireMFA {
+			f, err := store.FactorsOf(c.UserContext(), s.db, who.UserID)
+			if err != nil {
+				return err
+			}
+			if !f.Any() {
+				return domain.Errorf(domain.CodeConflict, "turn on a second factor for your own account (an authenticator app or a passkey) before requiring one of every member")
+			}
 		}
 		if err := s.requireRecentAuth(who); err != nil {
 			return err

@@ -260,7 +260,7 @@ func (s *Server) guard(r route) fiber.Handler {
 			if err := s.rateLimit(c, "org:"+p.OrgID, limit); err != nil {
 				return err
 			}
-			if p.Org.RequireMFA && !p.HasSecondFactor {
+			if p.NeedsSecondFactor {
 				return errMFARequired
 			}
 			self := r.SelfAllowed && c.Params("member_id") == p.MemberID

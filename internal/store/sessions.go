@@ -49,11 +49,13 @@ type Principal struct {
 	// proved who they are (sign-in, or POST /auth/reauthenticate).
 	SessionID       string
 	AuthenticatedAt time.Time
-	// HasSecondFactor: the user has confirmed TOTP or a passkey.
-	HasSecondFactor bool
-	MemberID        string
-	Role            string
-	OrgID           string
+	// NeedsSecondFactor: the organisation requires a second factor and the
+	// user has none (asked only of an organisation that requires one, so
+	// the query costs nothing more elsewhere).
+	NeedsSecondFactor bool
+	MemberID          string
+	Role              string
+	OrgID             string
 	// Org is the organisation, read in the same query (nil: no membership).
 	Org *Organization
 	// ServiceAccount is set when the token is a service account's: UserID
@@ -84,14 +86,15 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 			UPDATE sessions SET last_used_at = now()
 			WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > now() AND last_used_at < now() - interval '1 minute'
 		)
-		SELECT s.user_id, u.email, s.id, s.authenticated_at, `+fmt.Sprintf(hasFactorSQL, "s.user_id")+`,
+		SELECT s.user_id, u.email, s.id, s.authenticated_at,
+			CASE WHEN o.require_mfa THEN NOT `+fmt.Sprintf(hasFactorSQL, "s.user_id")+` ELSE false END,
 			m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
 		LEFT JOIN organizations o ON o.id = m.org_id
 		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
-		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &p.SessionID, &p.AuthenticatedAt, &p.HasSecondFactor,
+		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &p.SessionID, &p.AuthenticatedAt, &p.NeedsSecondFactor,
 		&member, &role, &slug, &name, &plan, &created, &updated, &requireMFA)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
