@@ -105,6 +105,12 @@ func CreateChallenge(ctx context.Context, db bun.IDB, purpose, userID string, we
 	if _, err := db.NewInsert().Model(&ch).Exec(ctx); err != nil {
 		return "", AuthChallenge{}, fmt.Errorf("insert challenge: %w", err)
 	}
+	// Each new challenge clears a few that ended over an hour ago, so the
+	// table holds about the challenges of the last hour: no sweeper needed.
+	if _, err := db.NewRaw(`DELETE FROM auth_challenges WHERE secret_hash IN
+		(SELECT secret_hash FROM auth_challenges WHERE expires_at < now() - interval '1 hour' LIMIT 10)`).Exec(ctx); err != nil {
+		return "", AuthChallenge{}, fmt.Errorf("clear ended challenges: %w", err)
+	}
 	return secret, ch, nil
 }
 

@@ -86,3 +86,36 @@ func TestTOTPSecretsAreSealedAgainUnderTheRingsNewKey(t *testing.T) {
 		t.Fatalf("a second pass resealed %d (%v)", n, err)
 	}
 }
+
+// Challenges that ended over an hour ago are cleared by the next ones:
+// the table does not grow with every sign-in ever begun.
+func TestEndedChallengesAreClearedByNewOnes(t *testing.T) {
+	ctx := context.Background()
+	for range 25 {
+		if _, _, err := store.CreateChallenge(ctx, testDB, store.PurposePasskeySignIn, "", nil, store.EventBase{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := testDB.NewRaw("UPDATE auth_challenges SET expires_at = now() - interval '2 hours'").Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _, err := store.CreateChallenge(ctx, testDB, store.PurposePasskeySignIn, "", nil, store.EventBase{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, _, err := store.CreateChallenge(ctx, testDB, store.PurposePasskeySignIn, "", nil, store.EventBase{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ended int
+	if err := testDB.NewRaw("SELECT count(*) FROM auth_challenges WHERE expires_at < now()").Scan(ctx, &ended); err != nil {
+		t.Fatal(err)
+	}
+	if ended != 0 {
+		t.Fatalf("%d ended challenges left after four new ones", ended)
+	}
+	if _, err := store.LoadChallenge(ctx, testDB, fresh, store.PurposePasskeySignIn); err != nil {
+		t.Fatalf("a live challenge was cleared: %v", err)
+	}
+}
