@@ -47,7 +47,8 @@ type signUpResponse struct {
 // signUpAnswer is the one answer to a sign-up, whether or not the email
 // has an account: nobody learns from it who has one.
 var signUpAnswer = signUpResponse{Accepted: true,
-	Message: "Check your mail: we sent a link to finish signing up. It works once, for 24 hours; nothing is created until you follow it."}
+	Message: "A mail is on its way to this address: follow its link to finish signing up. The link works once, for 24 hours, and nothing is created until then. " +
+		"If the address already has an account, the mail says so instead."}
 
 // signUp stores a sign-up and mails the link that verifies its email, or,
 // when the email has an account, mails its owner that it has one; the
