@@ -87,14 +87,14 @@ func routeDocs() map[string]doc {
 			data: signUpSettings{}},
 		"POST " + v1 + "/auth/sign-up": {id: "signUp", summary: "Sign up: a person and their organization, once their email is verified",
 			desc: "Answers 202 alike whether or not the email has an account, and creates nothing. A new email gets a mail with a link to <CP_CONSOLE_URL>/verify-email#token=<secret> " +
-				"(cpv_…, works once, for 24 hours; a newer sign-up of the email ends the older one); an email with an account gets a mail saying so, with the ways to sign in, and no second account is made. " +
+				"(cpv_…, works once, for 24 hours); an email with an account gets a mail saying so, with the ways to sign in, and no second account is made. " +
 				"The password is kept only as its hash until then. A slug another organization has is 409 (whatever the email); the slug is not held for the sign-up: the first to verify gets it. " +
 				"Requests are throttled per email and per client address like sign-in (429 with Retry-After). 403 when sign-up is closed on the installation (CP_SIGNUP).",
 			body: signUpRequest{}, data: signUpResponse{}, status: fiber.StatusAccepted, errs: []errorResponse{errSignUpClosedResponse}},
 		"POST " + v1 + "/auth/verify-email": {id: "verifyEmail", summary: "Verify a sign-up's email: the user, the organization and its owner, signed in",
 			desc: "In one transaction: the user, the organization (plan free) and the owner membership are created, the secret is used up, " +
 				"organization.created, member.added and user.signed_in (method email_verification) are written, and the session is answered. " +
-				"An unknown, used or expired secret is 401 alike; a slug taken, or an account made with the email, since the sign-up is 409 and creates nothing. " +
+				"An unknown, used or expired secret is 401 alike; a slug taken, or an account made with the email (by another sign-up of it, or an invitation), since the sign-up is 409, creates nothing and uses the secret up. " +
 				"Attempts are throttled per client address (429 with Retry-After). 403 when sign-up is closed on the installation.",
 			body: verifyEmailRequest{}, data: verifyEmailResponse{}, status: fiber.StatusCreated, errs: []errorResponse{errUnauth, errSignUpClosedResponse}},
 		"GET " + v1 + "/organization-slugs/:slug": {id: "getOrganizationSlug", summary: "Whether a slug can name a new organization",
@@ -143,7 +143,8 @@ func routeDocs() map[string]doc {
 			desc: "Granting or taking away owner is for owners only, and granting it needs a recent authentication; the last owner keeps the role.",
 			body: changeRoleRequest{}, data: store.MemberView{}, errs: []errorResponse{errReauth}},
 		"DELETE " + org + "/members/:member_id": {id: "removeMember", summary: "Remove a member, or leave",
-			desc: "A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave.", data: store.MemberView{}},
+			desc: "A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave " +
+				"(409: make another member an owner first, or delete the organization).", data: store.MemberView{}},
 		"POST " + org + "/invitations": {id: "createInvitation", summary: "Invite someone by email",
 			desc: "The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota. " +
 				"Inviting an owner needs a recent authentication.",

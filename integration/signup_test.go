@@ -226,7 +226,7 @@ func TestASignUpWithAKnownEmailMailsItsOwnerAndMakesNoSecondAccount(t *testing.T
 	}
 }
 
-func TestAVerificationSecretWorksOnceOnlyWhileFreshAndOnlyTheNewest(t *testing.T) {
+func TestAVerificationSecretWorksOnceAndOnlyWhileFresh(t *testing.T) {
 	h := harness.Get(t)
 	srv := openAPI(t)
 	email := "again-" + uniq() + "@example.test"
@@ -237,9 +237,12 @@ func TestAVerificationSecretWorksOnceOnlyWhileFreshAndOnlyTheNewest(t *testing.T
 		return c.post(t, "/api/v1/auth/verify-email", map[string]any{"token": token}, nil)
 	}
 
-	req(t, srv, "POST", "/api/v1/auth/sign-up", "", signUpBody(email, "v-"+uniq()))
+	// Two sign-ups of one email (a stranger's with someone's address, say)
+	// do not turn each other off: each link is its own.
+	firstSlug, secondSlug := "v-"+uniq(), "v-"+uniq()
+	req(t, srv, "POST", "/api/v1/auth/sign-up", "", signUpBody(email, firstSlug))
 	first := verifySecret(t, h, email)
-	req(t, srv, "POST", "/api/v1/auth/sign-up", "", signUpBody(email, "v-"+uniq()))
+	req(t, srv, "POST", "/api/v1/auth/sign-up", "", signUpBody(email, secondSlug))
 	second := verifySecret(t, h, email)
 	if first == "" || second == "" || first == second {
 		t.Fatalf("secrets %q and %q", first, second)
@@ -248,7 +251,7 @@ func TestAVerificationSecretWorksOnceOnlyWhileFreshAndOnlyTheNewest(t *testing.T
 	if strings.HasSuffix(second, "A") {
 		flip = "B"
 	}
-	for name, token := range map[string]string{"an older sign-up's secret": first, "a tampered secret": second[:len(second)-1] + flip,
+	for name, token := range map[string]string{"a tampered secret": second[:len(second)-1] + flip,
 		"an unknown secret": store.SignUpPrefix + strings.Repeat("x", 43)} {
 		if r := verify(token); r.Status != 401 || r.code() != "UNAUTHENTICATED" {
 			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
@@ -265,12 +268,37 @@ func TestAVerificationSecretWorksOnceOnlyWhileFreshAndOnlyTheNewest(t *testing.T
 		t.Fatal("a refused verification made a user")
 	}
 	// An expired sign-up is forgotten: nothing of a person who never
-	// verified is kept.
+	// verified is kept; the other is left to its own day.
 	if err := store.ForgetSignUps(context.Background(), h.DB); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, h, "SELECT count(*) FROM signups WHERE email = ?", email); n != 0 {
-		t.Errorf("%d expired sign-ups kept", n)
+	if n := count(t, h, "SELECT count(*) FROM signups WHERE email = ?", email); n != 1 {
+		t.Errorf("%d sign-ups kept, want the one that did not expire", n)
+	}
+	if r := verify(first); r.Status != 201 {
+		t.Fatalf("the first sign-up's secret after a later one: %d %s", r.Status, r.Raw)
+	}
+
+	// Of two sign-ups of one email, the first verified makes the account;
+	// the other creates nothing and is used up.
+	email = "both-" + uniq() + "@example.test"
+	loserSlug := "l-" + uniq()
+	req(t, srv, "POST", "/api/v1/auth/sign-up", "", signUpBody(email, "w-"+uniq()))
+	winner := verifySecret(t, h, email)
+	req(t, srv, "POST", "/api/v1/auth/sign-up", "", signUpBody(email, loserSlug))
+	loser := verifySecret(t, h, email)
+	if r := req(t, srv, "POST", "/api/v1/auth/verify-email", "", map[string]any{"token": winner}); r.Status != 201 {
+		t.Fatalf("the winner: %d %s", r.Status, r.Raw)
+	}
+	r := req(t, srv, "POST", "/api/v1/auth/verify-email", "", map[string]any{"token": loser})
+	if r.Status != 409 || !strings.Contains(r.Env.Error.Message, "an account with this email was made since you signed up") {
+		t.Fatalf("the other sign-up: %d %s", r.Status, r.Raw)
+	}
+	if n := count(t, h, "SELECT count(*) FROM organizations WHERE slug = ?", loserSlug) + count(t, h, "SELECT count(*) FROM signups WHERE email = ?", email); n != 0 {
+		t.Fatalf("the refused sign-up left %d rows", n)
+	}
+	if r := verify(loser); r.Status != 401 {
+		t.Fatalf("the refused secret again: %d %s", r.Status, r.Raw)
 	}
 
 	// Of two verifications of one secret at once, one signs in.
@@ -353,6 +381,9 @@ func TestASlugTakenBeforeVerificationCreatesNothing(t *testing.T) {
 	}
 	if n := count(t, h, "SELECT count(*) FROM organizations WHERE slug = ?", slug); n != 1 {
 		t.Fatalf("%d organizations with the slug", n)
+	}
+	if n := count(t, h, "SELECT count(*) FROM signups WHERE email = ?", email); n != 0 {
+		t.Fatalf("the refused sign-up is kept")
 	}
 	// A sign-up with a slug in use is refused at once, whatever the email.
 	for _, e := range []string{"other-" + uniq() + "@example.test", w.People[domain.RoleAdmin].Email} {

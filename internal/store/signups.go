@@ -48,10 +48,13 @@ type SignUpMails struct {
 }
 
 // RequestSignUp stores the sign-up (its password already hashed) and
-// queues the mail that verifies its email, replacing earlier sign-ups of
-// the email, in one transaction; b gives the request's address and user
-// agent. When the email has an account, nothing is stored and the account's
-// owner is mailed instead: the caller answers alike either way.
+// queues the mail that verifies its email, in one transaction; b gives the
+// request's address and user agent. When the email has an account, nothing
+// is stored and the account's owner is mailed instead: the caller answers
+// alike either way. An earlier sign-up of the email is left as it is: a
+// stranger signing up with someone's email must not turn that person's
+// own link off, so that the only link left to follow is the stranger's
+// (whose password the stranger chose); the first verified wins.
 func RequestSignUp(ctx context.Context, db *bun.DB, in SignUp, mails SignUpMails, b EventBase) error {
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		_, err := UserByEmail(ctx, tx, in.Email)
@@ -71,9 +74,6 @@ func RequestSignUp(ctx context.Context, db *bun.DB, in SignUp, mails SignUpMails
 		secret, hash, err := NewSecret(SignUpPrefix)
 		if err != nil {
 			return err
-		}
-		if _, err := tx.NewDelete().Model((*SignUp)(nil)).Where("email = ?", in.Email).Exec(ctx); err != nil {
-			return fmt.Errorf("end earlier sign-ups: %w", err)
 		}
 		in.SecretHash, in.ExpiresAt = hash, time.Now().Add(SignUpTTL).UTC()
 		in.ClientAddr, in.UserAgent = clip(b.ClientAddr, 64), clip(b.UserAgent, 512)
@@ -119,12 +119,17 @@ type Verified struct {
 // VerifySignUp turns a sign-up into its user, organisation (on the free
 // plan) and owner membership, uses the secret up (the row is deleted) and
 // signs the person in (user.signed_in, method email_verification), in one
-// transaction: of two verifications at once one wins, and a slug taken or
-// an account made with the email since the sign-up creates nothing (409).
+// transaction: of two verifications at once one wins. A slug taken, or an
+// account made with the email, since the sign-up creates nothing (409) and
+// uses the secret up too, since it can never succeed.
 func VerifySignUp(ctx context.Context, db *bun.DB, secret string, ttl time.Duration, b EventBase) (Verified, error) {
 	var v Verified
 	var slug string
+	// refused is a refusal that keeps the secret's deletion: the
+	// transaction commits it, and the refusal is answered after.
+	var refused error
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		refused = nil
 		var su SignUp
 		err := tx.NewSelect().Model(&su).Where("secret_hash = ?", HashSecret(secret)).For("UPDATE").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && !time.Now().Before(su.ExpiresAt)) {
@@ -138,9 +143,16 @@ func VerifySignUp(ctx context.Context, db *bun.DB, secret string, ttl time.Durat
 			return fmt.Errorf("use sign-up: %w", err)
 		}
 		if _, err := UserByEmail(ctx, tx, su.Email); err == nil {
-			return domain.Errorf(domain.CodeConflict, "an account with this email was made since you signed up: sign in, and create the organization from the console")
+			refused = errAccountMadeSinceSignUp
+			return nil
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return err
+		}
+		if taken, err := SlugTaken(ctx, tx, su.OrgSlug); err != nil {
+			return err
+		} else if taken {
+			refused = errSlugTakenSinceSignUp(su.OrgSlug)
+			return nil
 		}
 		now := time.Now().UTC()
 		v.User = User{ID: domain.NewID(domain.PrefixUser), Email: su.Email, Name: su.Name, PasswordHash: su.PasswordHash, CreatedAt: now, UpdatedAt: now}
@@ -155,14 +167,22 @@ func VerifySignUp(ctx context.Context, db *bun.DB, secret string, ttl time.Durat
 		}
 		return insertUserEvents(ctx, tx, v.User, "user.signed_in", b, map[string]any{"method": "email_verification"})
 	})
+	// A race the checks above lost (the unique indexes settle it) rolls
+	// everything back, the secret's deletion too.
 	if IsUniqueViolation(err, "organizations_slug_key") {
 		return Verified{}, errSlugTakenSinceSignUp(slug)
 	}
 	if IsUniqueViolation(err, "users_email_key") {
-		return Verified{}, domain.Errorf(domain.CodeConflict, "an account with this email was made since you signed up: sign in, and create the organization from the console")
+		return Verified{}, errAccountMadeSinceSignUp
+	}
+	if err == nil && refused != nil {
+		return Verified{}, refused
 	}
 	return v, err
 }
+
+var errAccountMadeSinceSignUp = &domain.Error{Code: domain.CodeConflict,
+	Message: "an account with this email was made since you signed up: nothing was created; sign in, and create the organization from the console"}
 
 func errSlugTakenSinceSignUp(slug string) error {
 	return domain.Errorf(domain.CodeConflict, "the slug %q was taken by another organization since you signed up: nothing was created; sign up again with another slug", slug)

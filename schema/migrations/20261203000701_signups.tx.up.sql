@@ -1,9 +1,9 @@
 -- A sign-up waiting for its email to be verified: nothing else exists
 -- until then. The secret is stored as its SHA-256 and expires; the
 -- password is kept only as its argon2id hash. A row is deleted when it is
--- verified (single use), when a newer sign-up of the same email replaces
--- it, and once it has expired. The slug is not reserved: the first
--- verification to create it wins.
+-- verified or refused (single use) and once it has expired. Sign-ups of
+-- one email do not replace each other, and the slug is not reserved: the
+-- first verification to create the account, or the slug, wins.
 CREATE TABLE signups (
     secret_hash   bytea PRIMARY KEY CHECK (length(secret_hash) = 32),
     email         text NOT NULL CHECK (email = lower(email) AND length(email) BETWEEN 3 AND 254),
@@ -16,5 +16,4 @@ CREATE TABLE signups (
     client_addr   text NOT NULL DEFAULT '',
     user_agent    text NOT NULL DEFAULT ''
 );
-CREATE INDEX signups_email_idx ON signups (email);
 CREATE INDEX signups_expires_idx ON signups (expires_at);

@@ -136,7 +136,7 @@ export interface paths {
         put?: never;
         /**
          * Sign up: a person and their organization, once their email is verified
-         * @description Answers 202 alike whether or not the email has an account, and creates nothing. A new email gets a mail with a link to <CP_CONSOLE_URL>/verify-email#token=<secret> (cpv_…, works once, for 24 hours; a newer sign-up of the email ends the older one); an email with an account gets a mail saying so, with the ways to sign in, and no second account is made. The password is kept only as its hash until then. A slug another organization has is 409 (whatever the email); the slug is not held for the sign-up: the first to verify gets it. Requests are throttled per email and per client address like sign-in (429 with Retry-After). 403 when sign-up is closed on the installation (CP_SIGNUP).
+         * @description Answers 202 alike whether or not the email has an account, and creates nothing. A new email gets a mail with a link to <CP_CONSOLE_URL>/verify-email#token=<secret> (cpv_…, works once, for 24 hours); an email with an account gets a mail saying so, with the ways to sign in, and no second account is made. The password is kept only as its hash until then. A slug another organization has is 409 (whatever the email); the slug is not held for the sign-up: the first to verify gets it. Requests are throttled per email and per client address like sign-in (429 with Retry-After). 403 when sign-up is closed on the installation (CP_SIGNUP).
          */
         post: operations["signUp"];
         delete?: never;
@@ -156,7 +156,7 @@ export interface paths {
         put?: never;
         /**
          * Verify a sign-up's email: the user, the organization and its owner, signed in
-         * @description In one transaction: the user, the organization (plan free) and the owner membership are created, the secret is used up, organization.created, member.added and user.signed_in (method email_verification) are written, and the session is answered. An unknown, used or expired secret is 401 alike; a slug taken, or an account made with the email, since the sign-up is 409 and creates nothing. Attempts are throttled per client address (429 with Retry-After). 403 when sign-up is closed on the installation.
+         * @description In one transaction: the user, the organization (plan free) and the owner membership are created, the secret is used up, organization.created, member.added and user.signed_in (method email_verification) are written, and the session is answered. An unknown, used or expired secret is 401 alike; a slug taken, or an account made with the email (by another sign-up of it, or an invitation), since the sign-up is 409, creates nothing and uses the secret up. Attempts are throttled per client address (429 with Retry-After). 403 when sign-up is closed on the installation.
          */
         post: operations["verifyEmail"];
         delete?: never;
@@ -534,7 +534,7 @@ export interface paths {
         post?: never;
         /**
          * Remove a member, or leave
-         * @description A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave.
+         * @description A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave (409: make another member an owner first, or delete the organization).
          *
          *     Requires the role permission `members.manage`. Not open to service accounts.
          */
