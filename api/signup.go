@@ -78,7 +78,7 @@ func (s *Server) signUp(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	if taken {
-		return domain.Errorf(domain.CodeConflict, "the slug %q is taken by another organization: choose another", req.Organization.Slug)
+		return store.SlugTakenError(req.Organization.Slug)
 	}
 	// A known email is hashed for too, so it costs what a new one does.
 	hash, err := s.hashPassword(ctx, c, req.Password)

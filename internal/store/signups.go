@@ -101,8 +101,8 @@ func SlugTaken(ctx context.Context, db bun.IDB, slug string) (bool, error) {
 	return ok, nil
 }
 
-// errSlugTaken is the refusal of a slug another organisation has.
-func errSlugTaken(slug string) error {
+// SlugTakenError is the refusal of a slug another organisation has.
+func SlugTakenError(slug string) error {
 	return domain.Errorf(domain.CodeConflict, "the slug %q is taken by another organization: choose another", slug)
 }
 
@@ -218,7 +218,7 @@ func CreateOrganization(ctx context.Context, db *bun.DB, userID, name, slug stri
 		return err
 	})
 	if IsUniqueViolation(err, "organizations_slug_key") {
-		return org, m, errSlugTaken(slug)
+		return org, m, SlugTakenError(slug)
 	}
 	return org, m, err
 }
@@ -233,10 +233,7 @@ func createOrganization(ctx context.Context, tx bun.Tx, user User, name, slug, s
 		return Organization{}, Member{}, err
 	}
 	if taken {
-		if source == "sign_up" {
-			return Organization{}, Member{}, errSlugTakenSinceSignUp(slug)
-		}
-		return Organization{}, Member{}, errSlugTaken(slug)
+		return Organization{}, Member{}, SlugTakenError(slug)
 	}
 	now := time.Now().UTC()
 	org := Organization{ID: domain.NewID(domain.PrefixOrganization), Slug: slug, Name: name, PlanID: FreePlan, CreatedAt: now, UpdatedAt: now}
