@@ -26,7 +26,7 @@ const consoleCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img
 // consolePages are the paths at which the console's page is served: the
 // console routes them in the browser. Any other path is not the console's
 // and is answered as an unknown route.
-var consolePages = []string{"/", "/sign-in", "/invitations/accept", "/password-reset", "/account", "/orgs", "/orgs/*"}
+var consolePages = []string{"/", "/sign-in", "/invitations/accept", "/password-reset", "/sign-up", "/verify-email", "/account", "/orgs", "/orgs/*"}
 
 // consoleTypes are the Content-Types of the built files, by extension.
 var consoleTypes = map[string]string{

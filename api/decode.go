@@ -106,32 +106,43 @@ func duplicateKeys(body []byte) []domain.FieldError {
 	}
 }
 
-// inexactKeys lists the top-level keys of body that are not, exactly, the
-// JSON name of a field of v (a pointer to a struct).
+// inexactKeys lists the keys of body that are not, exactly, the JSON name
+// of a field of v (a pointer to a struct), at the top level and in the
+// objects of fields that are structs themselves (named parent.child).
 func inexactKeys(body []byte, v any) []domain.FieldError {
-	t := reflect.TypeOf(v)
+	return inexactKeysOf(body, reflect.TypeOf(v), "")
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func inexactKeysOf(body []byte, t reflect.Type, prefix string) []domain.FieldError {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct {
 		return nil
 	}
-	names := map[string]bool{}
+	names := map[string]reflect.Type{}
 	for _, f := range reflect.VisibleFields(t) {
 		if f.Anonymous && f.Tag.Get("json") == "" {
 			continue // its fields are the body's, listed on their own
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		names[name] = true
+		names[name] = f.Type
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil
 	}
 	var fe fields
-	for k := range top {
-		if !names[k] {
-			fe.add(k, "unknown field (field names are case-sensitive)")
+	for k, raw := range top {
+		ft, ok := names[k]
+		if !ok {
+			fe.add(prefix+k, "unknown field (field names are case-sensitive)")
+			continue
+		}
+		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) {
+			fe = append(fe, inexactKeysOf(raw, ft, prefix+k+".")...)
 		}
 	}
 	slices.SortFunc(fe, func(a, b domain.FieldError) int { return strings.Compare(a.Field, b.Field) })

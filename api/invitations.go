@@ -19,17 +19,23 @@ type inviteRequest struct {
 func (r *inviteRequest) validate() []domain.FieldError {
 	var fe fields
 	r.Email = normalizeEmail(r.Email)
-	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > maxEmailBytes {
-		fe.add("email", "a valid email address")
-	} else if !isASCII(r.Email) {
-		// Look-alike letters from other scripts and direction overrides
-		// make one address read as another in a mail client.
-		fe.add("email", "ASCII only: write an internationalised domain in its xn-- form")
-	}
+	fe.mailbox("email", r.Email)
 	if !r.Role.Valid() {
 		fe.add("role", "one of owner, admin, developer, viewer")
 	}
 	return fe
+}
+
+// mailbox checks an address the server will send mail to: one address,
+// as net/mail reads it and nothing else, of ASCII only.
+func (fe *fields) mailbox(field, email string) {
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || len(email) > maxEmailBytes {
+		fe.add(field, "a valid email address")
+	} else if !isASCII(email) {
+		// Look-alike letters from other scripts and direction overrides
+		// make one address read as another in a mail client.
+		fe.add(field, "ASCII only: write an internationalised domain in its xn-- form")
+	}
 }
 
 func isASCII(s string) bool {

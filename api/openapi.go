@@ -82,6 +82,25 @@ func routeDocs() map[string]doc {
 			desc: "Sets the password, uses the secret up and ends every session of the user; the user signs in again. An unknown, used or expired secret is refused alike (401). " +
 				"Attempts are throttled per client address (429 with Retry-After). Written to each of the user's organisations as user.password_reset.",
 			body: passwordResetConfirmRequest{}, data: passwordResetConfirmResponse{}, errs: []errorResponse{errUnauth}},
+		"GET " + v1 + "/auth/sign-up": {id: "getSignUpSettings", summary: "Whether anyone may sign up here",
+			desc: "For a client to offer sign-up or not before anyone signs in (CP_SIGNUP), with the domain tenants are served under.",
+			data: signUpSettings{}},
+		"POST " + v1 + "/auth/sign-up": {id: "signUp", summary: "Sign up: a person and their organization, once their email is verified",
+			desc: "Answers 202 alike whether or not the email has an account, and creates nothing. A new email gets a mail with a link to <CP_CONSOLE_URL>/verify-email#token=<secret> " +
+				"(cpv_…, works once, for 24 hours); an email with an account gets a mail saying so, with the ways to sign in, and no second account is made. " +
+				"The password is kept only as its hash until then. A slug another organization has is 409 (whatever the email); the slug is not held for the sign-up: the first to verify gets it. " +
+				"Requests are throttled per email and per client address like sign-in (429 with Retry-After). 403 when sign-up is closed on the installation (CP_SIGNUP).",
+			body: signUpRequest{}, data: signUpResponse{}, status: fiber.StatusAccepted, errs: []errorResponse{errSignUpClosedResponse}},
+		"POST " + v1 + "/auth/verify-email": {id: "verifyEmail", summary: "Verify a sign-up's email: the user, the organization and its owner, signed in",
+			desc: "In one transaction: the user, the organization (plan free) and the owner membership are created, the secret is used up, " +
+				"organization.created, member.added and user.signed_in (method email_verification) are written, and the session is answered. " +
+				"An unknown, used or expired secret is 401 alike; a slug taken, or an account made with the email (by another sign-up of it, or an invitation), since the sign-up is 409, creates nothing and uses the secret up. " +
+				"Attempts are throttled per client address (429 with Retry-After). 403 when sign-up is closed on the installation.",
+			body: verifyEmailRequest{}, data: verifyEmailResponse{}, status: fiber.StatusCreated, errs: []errorResponse{errUnauth, errSignUpClosedResponse}},
+		"GET " + v1 + "/organization-slugs/:slug": {id: "getOrganizationSlug", summary: "Whether a slug can name a new organization",
+			desc: "For a sign-up or new-organization form to say so as the person types, with the hostname its tenants would get. A slug that is not 3 to 30 of a-z, 0-9 and '-' is 400. " +
+				"An answer is not a reservation. At most 120 checks a minute from one client address (429 with Retry-After). Slugs are public anyway: they are in every tenant's hostname.",
+			data: slugView{}, errs: []errorResponse{errBadRequest}},
 		"POST " + reauthenticatePath: {id: "reauthenticate", summary: "Confirm who you are, for the acts that need a recent authentication",
 			desc: "With the caller's own password (a TOTP or recovery code and a passkey are not available yet: 400), checked under the sign-in throttle as a sign-in is " +
 				"(a wrong password is 401 and counted; past the policy's failures 429 with Retry-After). The session then counts as recently authenticated for CP_REAUTH_WINDOW " +
@@ -127,6 +146,11 @@ func routeDocs() map[string]doc {
 				"a bad signature and a passkey whose signature counter went backwards (a cloned authenticator) are refused alike (401). " +
 				"Attempts are throttled like sign-in (per email when the challenge names the account, per client address; 429 with Retry-After). Written as user.signed_in with method passkey.",
 			body: passkeySignInRequest{}, data: signInResponse{}, errs: []errorResponse{errUnauth}},
+		"POST " + v1 + "/organizations": {id: "createOrganization", summary: "Create another organization, owned by the caller",
+			desc: "On the free plan, the caller its owner (organization.created and member.added are written in it). Refused (409) when the caller already belongs to " +
+				"CP_MAX_ORGS_PER_USER organizations (5 by default; the message says how many), or when another organization has the slug. " +
+				"A retry with the same Idempotency-Key is answered the first answer, and makes one organization.",
+			body: createOrgRequest{}, data: orgView{}, status: fiber.StatusCreated},
 		"GET " + v1 + "/organizations": {id: "listOrganizations", summary: "Organisations the caller is a member of", data: orgView{}, list: true, query: listParams()},
 		"GET " + org:                   {id: "getOrganization", summary: "One organisation", data: orgView{}},
 		"PATCH " + org: {id: "updateOrganization", summary: "Rename the organisation, change its plan or require a second factor of every member",
@@ -146,7 +170,8 @@ func routeDocs() map[string]doc {
 			desc: "Granting or taking away owner is for owners only, and granting it needs a recent authentication; the last owner keeps the role.",
 			body: changeRoleRequest{}, data: store.MemberView{}, errs: []errorResponse{errReauth}},
 		"DELETE " + org + "/members/:member_id": {id: "removeMember", summary: "Remove a member, or leave",
-			desc: "A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave.", data: store.MemberView{}},
+			desc: "A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave " +
+				"(409: make another member an owner first, or delete the organization).", data: store.MemberView{}},
 		"POST " + org + "/invitations": {id: "createInvitation", summary: "Invite someone by email",
 			desc: "The accept link's one-time secret is delivered by mail only. Pending invitations count against the plan's member quota. " +
 				"Inviting an owner needs a recent authentication.",
@@ -373,7 +398,7 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 func tagOf(path string) string {
 	for _, t := range []struct{ part, tag string }{
 		{"/service-accounts", "Service accounts"}, {"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"},
-		{"/organizations", "Organizations"}, {"/plans", "Plans"}, {"/auth/", "Session"}, {"/me", "Session"},
+		{"/organizations", "Organizations"}, {"/organization-slugs", "Organizations"}, {"/plans", "Plans"}, {"/auth/", "Session"}, {"/me", "Session"},
 	} {
 		if strings.Contains(path, t.part) {
 			return t.tag
@@ -402,11 +427,14 @@ var (
 	errReauth = errorResponse{403, "ForbiddenOrReauthenticationRequired", "FORBIDDEN: the caller may not do this (as for any 403); " +
 		"or REAUTHENTICATION_REQUIRED: a person must have signed in or reauthenticated within CP_REAUTH_WINDOW (10 min by default) to do this: " +
 		"POST /api/v1/auth/reauthenticate, then send the same request again with the same Idempotency-Key. Service accounts are not asked."}
-	errKeyReused    = errorResponse{422, "IdempotencyKeyReused", "IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with another request"}
-	errRateLimited  = errorResponse{429, "RateLimited", "RATE_LIMITED: the budget is spent; retry after Retry-After seconds"}
-	errInternal     = errorResponse{500, "InternalError", "INTERNAL_ERROR: nothing internal is shown; quote the request_id"}
-	errUnavailable  = errorResponse{503, "Unavailable", "UNAVAILABLE: the database is briefly unreachable, or no worker answered within the bound; nothing was done twice: retry after Retry-After seconds (a mutation with the same Idempotency-Key)"}
-	errorResponsesV = []errorResponse{errBadRequest, errUnauth, errForbidden, errReauth, errNotFound, errConflict, errTooLarge, errMedia, errKeyReused, errRateLimited, errInternal, errUnavailable}
+	// errSignUpClosedResponse is the 403 of sign-up and verification, the
+	// only 403 of a public route.
+	errSignUpClosedResponse = errorResponse{403, "SignUpClosed", "FORBIDDEN: sign-up is closed on this installation (CP_SIGNUP=closed): its operators create organizations"}
+	errKeyReused            = errorResponse{422, "IdempotencyKeyReused", "IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with another request"}
+	errRateLimited          = errorResponse{429, "RateLimited", "RATE_LIMITED: the budget is spent; retry after Retry-After seconds"}
+	errInternal             = errorResponse{500, "InternalError", "INTERNAL_ERROR: nothing internal is shown; quote the request_id"}
+	errUnavailable          = errorResponse{503, "Unavailable", "UNAVAILABLE: the database is briefly unreachable, or no worker answered within the bound; nothing was done twice: retry after Retry-After seconds (a mutation with the same Idempotency-Key)"}
+	errorResponsesV         = []errorResponse{errBadRequest, errUnauth, errForbidden, errReauth, errSignUpClosedResponse, errNotFound, errConflict, errTooLarge, errMedia, errKeyReused, errRateLimited, errInternal, errUnavailable}
 )
 
 // errorsOf is every error a route can answer, from its access rule and
@@ -654,6 +682,19 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 	},
 	reflect.TypeFor[passkeySignInOptionsRequest](): {
 		"challenge": func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(128)) },
+	},
+	reflect.TypeFor[createOrgRequest](): {
+		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
+		"slug": func(s *openapi3.Schema) { s.Pattern = domain.OrgSlugPattern.String() },
+	},
+	reflect.TypeFor[signUpRequest](): {
+		"email":    func(s *openapi3.Schema) { s.Format, s.MaxLength = "email", ptr(uint64(254)) },
+		"name":     func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
+		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 12, ptr(uint64(256)) },
+		"organization": func(s *openapi3.Schema) {
+			s.Properties["name"].Value.MinLength, s.Properties["name"].Value.MaxLength = 1, ptr(uint64(100))
+			s.Properties["slug"].Value.Pattern = domain.OrgSlugPattern.String()
+		},
 	},
 	reflect.TypeFor[updateOrgRequest](): {
 		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },

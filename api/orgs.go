@@ -122,3 +122,70 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 	}
 	return writeData(c, fiber.StatusOK, s.newOrgView(o, who.Role))
 }
+
+// createOrgRequest is an organisation a customer asks for.
+type createOrgRequest struct {
+	Name string `json:"name"`
+	Slug string `json:"slug" doc:"Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed."`
+}
+
+func (r *createOrgRequest) check(fe *fields, prefix string) {
+	var p string
+	if r.Name, p = domain.DisplayName(r.Name, 100); p != "" {
+		fe.add(prefix+"name", p)
+	}
+	if p := domain.OrgSlugProblem(r.Slug); p != "" {
+		fe.add(prefix+"slug", p)
+	}
+}
+
+func (r *createOrgRequest) validate() []domain.FieldError {
+	var fe fields
+	r.check(&fe, "")
+	return fe
+}
+
+// createOrganization makes another organisation, owned by the caller, on
+// the free plan, unless the caller already belongs to as many as one
+// person may.
+func (s *Server) createOrganization(c *fiber.Ctx, who *caller) error {
+	var req createOrgRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	org, m, err := store.CreateOrganization(c.UserContext(), s.db, who.UserID, req.Name, req.Slug, s.maxOrgsPerUser, s.eventBase(c, nil))
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusCreated, s.newOrgView(org, m.Role))
+}
+
+// slugChecksPerMinute bounds the slug checks of one client address: a
+// person typing needs a few, a crawler of slugs gets few.
+const slugChecksPerMinute = 120
+
+// slugView says whether a slug can name a new organisation.
+type slugView struct {
+	Slug      string `json:"slug"`
+	Available bool   `json:"available" doc:"No organization has the slug now; the first to create one with it gets it (a sign-up holds nothing until its email is verified)."`
+	// TenantDomain lets a client show the hostnames tenants will get.
+	TenantDomain string `json:"tenant_domain" doc:"A tenant of an organization with this slug is at <tenant>-<slug>.<tenant_domain>."`
+}
+
+// getSlug says whether an organisation could be made with the slug, for a
+// form to say so as the person types; each address may ask a few times a
+// minute.
+func (s *Server) getSlug(c *fiber.Ctx, _ *caller) error {
+	slug := c.Params("slug")
+	if p := domain.OrgSlugProblem(slug); p != "" {
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid slug", FieldErrors: []domain.FieldError{{Field: "slug", Message: p}}}
+	}
+	if err := s.rateLimit(c, "slugs:"+c.IP(), slugChecksPerMinute); err != nil {
+		return err
+	}
+	taken, err := store.SlugTaken(c.UserContext(), s.db, slug)
+	if err != nil {
+		return err
+	}
+	return writeData(c, fiber.StatusOK, slugView{Slug: slug, Available: !taken, TenantDomain: s.domainBase})
+}

@@ -157,9 +157,9 @@ func (l *limiter) planLimit(ctx context.Context, planID string) int {
 	return l.plans[planID]
 }
 
-// forget deletes ended windows from the shared table, and sign-in
-// throttle keys that are long over; every replica does it once a minute,
-// which is idempotent and cheap.
+// forget deletes ended windows from the shared table, sign-in throttle
+// keys that are long over and sign-ups that expired unverified; every
+// replica does it once a minute, which is idempotent and cheap.
 func (l *limiter) forget() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -168,6 +168,9 @@ func (l *limiter) forget() {
 	}
 	if err := store.ForgetSignInAttempts(ctx, l.db); err != nil {
 		l.log.Warn().Err(err).Msg("old sign-in throttle keys not deleted")
+	}
+	if err := store.ForgetSignUps(ctx, l.db); err != nil {
+		l.log.Warn().Err(err).Msg("expired sign-ups not deleted")
 	}
 }
 

@@ -86,6 +86,13 @@ type Deps struct {
 	// TemporalUIURL is the Temporal UI's base URL: tenants and operations
 	// link to their saga there. Empty: no links.
 	TemporalUIURL string
+
+	// SignUpOpen lets anyone sign up and create an organisation (closed:
+	// sign-up and verification answer 403).
+	SignUpOpen bool
+	// MaxOrgsPerUser is the most organisations a person may belong to and
+	// still create another (default 5).
+	MaxOrgsPerUser int
 }
 
 // Server is the HTTP API.
@@ -124,6 +131,9 @@ type Server struct {
 	// dummyHash is verified against for an unknown email, so it costs what
 	// a known one does.
 	dummyHash string
+
+	signUpOpen     bool
+	maxOrgsPerUser int
 }
 
 // bodyLimit bounds every request body; the API's bodies are small JSON.
@@ -143,6 +153,8 @@ func New(d Deps) *Server {
 		transitionsPM:  cmp.Or(d.TenantTransitionsPerMinute, 12),
 		signInPolicy:   cmp.Or(d.SignInPolicy, store.DefaultSignInPolicy),
 		trustedProxies: d.TrustedProxies,
+		signUpOpen:     d.SignUpOpen,
+		maxOrgsPerUser: cmp.Or(d.MaxOrgsPerUser, 5),
 	}
 	if d.DB != nil { // without one (unit tests of the HTTP layer) nothing is limited
 		s.cursors.db = d.DB

@@ -39,6 +39,13 @@ var fixtures = map[string]fixture{
 	"POST /api/v1/auth/password-reset":         nil,
 	"POST /api/v1/auth/password-reset/confirm": nil,
 	"POST /api/v1/auth/sign-in/mfa":            nil,
+	"GET /api/v1/auth/sign-up":                 nil,
+	"POST /api/v1/auth/sign-up":                nil,
+	"POST /api/v1/auth/verify-email":           nil,
+	"GET /api/v1/organization-slugs/:slug":     nil,
+	"POST /api/v1/organizations": func(*testing.T, *harness.Harness, world) cellCall {
+		return cellCall{"/api/v1/organizations", map[string]any{"name": "Own " + uniq(), "slug": "o-" + uniq()}, 201, ""}
+	},
 	"POST /api/v1/me/totp": func(*testing.T, *harness.Harness, world) cellCall {
 		return cellCall{"/api/v1/me/totp", nil, 201, ""}
 	},

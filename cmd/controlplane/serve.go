@@ -281,7 +281,8 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, ReauthWindow: cfg.ReauthWindow, Keys: keys, ServiceTokenMaxTTL: cfg.ServiceTokenMaxTTL, TenantMaxLifetime: cfg.TenantMaxLifetime, DomainBase: cfg.DomainBase,
 		Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit, TenantTransitionsPerMinute: cfg.TenantTransitionsPerMinute,
-		TrustedProxies: cfg.TrustedProxies, ConsoleURL: cfg.ConsoleURL, TemporalUIURL: cfg.TemporalUIURL})
+		TrustedProxies: cfg.TrustedProxies, ConsoleURL: cfg.ConsoleURL, TemporalUIURL: cfg.TemporalUIURL,
+		SignUpOpen: cfg.SignUpOpen, MaxOrgsPerUser: cfg.MaxOrgsPerUser})
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		ln.Close()

@@ -145,6 +145,14 @@ type Config struct {
 	// X-Forwarded-For names the client (CP_TRUSTED_PROXIES); empty: no
 	// proxy is trusted and the client is the connection's peer.
 	TrustedProxies []netip.Prefix
+
+	// SignUpOpen lets anyone sign up, creating an organisation of their
+	// own once their email is verified (CP_SIGNUP=open; default closed,
+	// dev open).
+	SignUpOpen bool
+	// MaxOrgsPerUser is the most organisations a person may belong to
+	// and still create another (CP_MAX_ORGS_PER_USER, default 5).
+	MaxOrgsPerUser int
 }
 
 // TemporalTLS is a client certificate and the CA of the Temporal frontend,
@@ -260,6 +268,12 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		r.fail("CP_CODEC_TOKEN", "must be 32 to 256 of A-Z, a-z, 0-9, '-', '_', '.', '~', '+', '/', '=' (openssl rand -base64 32)")
 	}
 	c.TrustedProxies = r.networks("CP_TRUSTED_PROXIES")
+	signUp := "closed"
+	if mode == ModeDev {
+		signUp = "open"
+	}
+	c.SignUpOpen = r.oneOf("CP_SIGNUP", signUp, "open", "closed") == "open"
+	c.MaxOrgsPerUser = r.intIn("CP_MAX_ORGS_PER_USER", 5, 1, 1000)
 
 	c.TemporalTLS = TemporalTLS{CA: r.str("CP_TEMPORAL_TLS_CA", ""), Cert: r.str("CP_TEMPORAL_TLS_CERT", ""),
 		Key: r.str("CP_TEMPORAL_TLS_KEY", ""), ServerName: r.str("CP_TEMPORAL_TLS_SERVER_NAME", "")}
@@ -548,9 +562,6 @@ func (r *reader) networks(key string) []netip.Prefix {
 	return out
 }
 
-// SlugPattern is the form of an organisation slug: a DNS label.
-var SlugPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // checkBootstrap checks the first organisation and its owner, and keeps
 // the organisation's name as the API would (domain.DisplayName).
 func (r *reader) checkBootstrap(b *Bootstrap) {
@@ -558,7 +569,7 @@ func (r *reader) checkBootstrap(b *Bootstrap) {
 	if b.OrgName, p = domain.DisplayName(b.OrgName, 100); p != "" {
 		r.fail("CP_BOOTSTRAP_ORG_NAME", "is required: "+p)
 	}
-	if !SlugPattern.MatchString(b.OrgSlug) {
+	if !domain.SlugPattern.MatchString(b.OrgSlug) {
 		r.fail("CP_BOOTSTRAP_ORG_SLUG", fmt.Sprintf("%q must be a DNS label (a-z, 0-9, '-', at most 63)", b.OrgSlug))
 	}
 	if at := strings.IndexByte(b.OwnerEmail, '@'); at < 1 || at == len(b.OwnerEmail)-1 || len(b.OwnerEmail) > 254 {

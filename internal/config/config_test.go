@@ -426,3 +426,22 @@ func TestTheOperatorGatewayNeedsItsCertificatesAndTemporalTLSAKeyWithItsCertific
 		}
 	}
 }
+
+func TestSignUpIsClosedButInDevAndTakesOpenOrClosedOnly(t *testing.T) {
+	api := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	if c, err := Load(ModeAPI, env(api)); err != nil || c.SignUpOpen || c.MaxOrgsPerUser != 5 {
+		t.Fatalf("api by default: open %v, max %d, %v", c.SignUpOpen, c.MaxOrgsPerUser, err)
+	}
+	if c, err := Load(ModeDev, env(nil)); err != nil || !c.SignUpOpen {
+		t.Fatalf("dev by default: open %v, %v", c.SignUpOpen, err)
+	}
+	if c, err := Load(ModeDev, env(map[string]string{"CP_SIGNUP": "closed"})); err != nil || c.SignUpOpen {
+		t.Fatalf("dev closed: open %v, %v", c.SignUpOpen, err)
+	}
+	bad := maps.Clone(api)
+	bad["CP_SIGNUP"], bad["CP_MAX_ORGS_PER_USER"] = "yes", "0"
+	_, err := Load(ModeAPI, env(bad))
+	if err == nil || !strings.Contains(err.Error(), "CP_SIGNUP") || !strings.Contains(err.Error(), "CP_MAX_ORGS_PER_USER") {
+		t.Fatalf("bad values: %v", err)
+	}
+}

@@ -122,6 +122,11 @@ func ChangeRole(ctx context.Context, db *bun.DB, orgID, memberID string, role do
 	return before, after, err
 }
 
+// errLastOwnerLeaving tells the last owner how they can go: an
+// organisation always has an owner.
+var errLastOwnerLeaving = &domain.Error{Code: domain.CodeConflict,
+	Message: "you are the last owner of the organization, which always has one: make another member an owner first (hand it over), or delete the organization"}
+
 // RemoveMember deletes a member (a member removing itself is leaving).
 // check decides under lock whether the caller may; the last owner is never
 // removed. Removing the membership ends the user's access to the
@@ -142,6 +147,9 @@ func RemoveMember(ctx context.Context, db *bun.DB, orgID, memberID string, check
 			return err
 		}
 		if target.Role == string(domain.RoleOwner) && owners <= 1 {
+			if leaving {
+				return errLastOwnerLeaving
+			}
 			return domain.Errorf(domain.CodeConflict, "member %s is the last owner of the organization and cannot be removed or leave", memberID)
 		}
 		if _, err := tx.NewDelete().Model((*Member)(nil)).Where("id = ?", memberID).Exec(ctx); err != nil {

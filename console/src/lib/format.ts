@@ -26,3 +26,17 @@ export function countdown(iso: string, now: number): string {
 export function plural(n: number, one: string, many = one + "s"): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+// slugFrom suggests a slug for an organisation's name: a–z, 0–9 and "-",
+// at most 30 (the server decides whether it is one, and whether it is
+// free).
+export function slugFrom(name: string): string {
+  return name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+/, "")
+    .slice(0, 30)
+    .replace(/-+$/, "");
+}

@@ -161,6 +161,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/sign-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether anyone may sign up here
+         * @description For a client to offer sign-up or not before anyone signs in (CP_SIGNUP), with the domain tenants are served under.
+         */
+        get: operations["getSignUpSettings"];
+        put?: never;
+        /**
+         * Sign up: a person and their organization, once their email is verified
+         * @description Answers 202 alike whether or not the email has an account, and creates nothing. A new email gets a mail with a link to <CP_CONSOLE_URL>/verify-email#token=<secret> (cpv_…, works once, for 24 hours); an email with an account gets a mail saying so, with the ways to sign in, and no second account is made. The password is kept only as its hash until then. A slug another organization has is 409 (whatever the email); the slug is not held for the sign-up: the first to verify gets it. Requests are throttled per email and per client address like sign-in (429 with Retry-After). 403 when sign-up is closed on the installation (CP_SIGNUP).
+         */
+        post: operations["signUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify a sign-up's email: the user, the organization and its owner, signed in
+         * @description In one transaction: the user, the organization (plan free) and the owner membership are created, the secret is used up, organization.created, member.added and user.signed_in (method email_verification) are written, and the session is answered. An unknown, used or expired secret is 401 alike; a slug taken, or an account made with the email (by another sign-up of it, or an invitation), since the sign-up is 409, creates nothing and uses the secret up. Attempts are throttled per client address (429 with Retry-After). 403 when sign-up is closed on the installation.
+         */
+        post: operations["verifyEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -407,6 +451,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/organization-slugs/{slug}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether a slug can name a new organization
+         * @description For a sign-up or new-organization form to say so as the person types, with the hostname its tenants would get. A slug that is not 3 to 30 of a-z, 0-9 and '-' is 400. An answer is not a reservation. At most 120 checks a minute from one client address (429 with Retry-After). Slugs are public anyway: they are in every tenant's hostname.
+         */
+        get: operations["getOrganizationSlug"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/organizations": {
         parameters: {
             query?: never;
@@ -417,7 +481,11 @@ export interface paths {
         /** Organisations the caller is a member of */
         get: operations["listOrganizations"];
         put?: never;
-        post?: never;
+        /**
+         * Create another organization, owned by the caller
+         * @description On the free plan, the caller its owner (organization.created and member.added are written in it). Refused (409) when the caller already belongs to CP_MAX_ORGS_PER_USER organizations (5 by default; the message says how many), or when another organization has the slug. A retry with the same Idempotency-Key is answered the first answer, and makes one organization.
+         */
+        post: operations["createOrganization"];
         delete?: never;
         options?: never;
         head?: never;
@@ -570,7 +638,7 @@ export interface paths {
         post?: never;
         /**
          * Remove a member, or leave
-         * @description A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave.
+         * @description A member may remove itself (leave) whatever its role. Only owners remove owners; the last owner can neither be removed nor leave (409: make another member an owner first, or delete the organization).
          *
          *     Requires the role permission `members.manage`. Not open to service accounts.
          */
@@ -952,6 +1020,11 @@ export interface components {
         ChangeRoleRequest: {
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "viewer";
+        };
+        CreateOrgRequest: {
+            name: string;
+            /** @description Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed. */
+            slug: string;
         };
         CreateServiceAccountRequest: {
             /** @description Environments of the tenants the account may see and act on; empty: every environment. */
@@ -1512,6 +1585,34 @@ export interface components {
         SignOutResponse: {
             signed_out: boolean;
         };
+        SignUpRequest: {
+            /** Format: email */
+            email: string;
+            name: string;
+            organization: {
+                name: string;
+                /** @description Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed. */
+                slug: string;
+            };
+            password: string;
+        };
+        SignUpResponse: {
+            accepted: boolean;
+            message: string;
+        };
+        SignUpSettings: {
+            /** @description Whether anyone may sign up here (CP_SIGNUP); when false, POST /auth/sign-up and /auth/verify-email answer 403. */
+            open: boolean;
+            /** @description The domain tenants are served under: a tenant is at <tenant>-<slug>.<tenant_domain>. */
+            tenant_domain: string;
+        };
+        Slug: {
+            /** @description No organization has the slug now; the first to create one with it gets it (a sign-up holds nothing until its email is verified). */
+            available: boolean;
+            slug: string;
+            /** @description A tenant of an organization with this slug is at <tenant>-<slug>.<tenant_domain>. */
+            tenant_domain: string;
+        };
         Tenant: {
             /** @description The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race. */
             actions: ("suspend" | "resume" | "decommission" | "restore")[];
@@ -1603,6 +1704,44 @@ export interface components {
                 used: number;
             };
         };
+        VerifyEmailRequest: {
+            token: string;
+        };
+        VerifyEmailResponse: {
+            /** Format: date-time */
+            expires_at: string;
+            organization: {
+                /** Format: date-time */
+                created_at: string;
+                /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
+                grantable_roles: string[];
+                id: string;
+                name: string;
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage")[];
+                plan: string;
+                /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
+                require_mfa: boolean;
+                /** @enum {string} */
+                role?: "owner" | "admin" | "developer" | "viewer";
+                /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
+                service_account_roles: string[];
+                /** @description Every scope a service account may hold. */
+                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
+                slug: string;
+                tenant_domain: string;
+                /** Format: date-time */
+                updated_at: string;
+            };
+            /** @description the bearer token (cpt_…) */
+            token: string;
+            user: {
+                /** Format: date-time */
+                created_at: string;
+                email: string;
+                id: string;
+                name: string;
+            };
+        };
     };
     responses: {
         /** @description BAD_REQUEST: invalid input; field_errors lists every invalid field at once */
@@ -1689,6 +1828,16 @@ export interface components {
         RateLimited: {
             headers: {
                 "Retry-After": components["headers"]["Retry-After"];
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description FORBIDDEN: sign-up is closed on this installation (CP_SIGNUP=closed): its operators create organizations */
+        SignUpClosed: {
+            headers: {
                 "X-Request-ID": components["headers"]["X-Request-ID"];
                 [name: string]: unknown;
             };
@@ -2126,6 +2275,137 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getSignUpSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["SignUpSettings"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    signUp: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignUpRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["SignUpResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["SignUpClosed"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    verifyEmail: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyEmailRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["VerifyEmailResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["SignUpClosed"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
@@ -2773,6 +3053,44 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    getOrganizationSlug: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Slug"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     listOrganizations: {
         parameters: {
             query?: {
@@ -2813,6 +3131,55 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createOrganization: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateOrgRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Organization"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
