@@ -336,13 +336,16 @@ func (s *Server) passkeySignIn(c *fiber.Ctx, _ *caller) error {
 	if chErr != nil && !errors.Is(chErr, store.ErrChallengeInvalid) {
 		return chErr
 	}
+	// The throttle's key: the account's email when the challenge names
+	// one, else the client's address (a key of the whole installation
+	// would let strangers' failures delay everyone's passwordless sign-in).
 	var user store.User
-	key := "passkey"
+	key := "passkey@" + c.IP()
 	if chErr == nil && ch.UserID != "" {
 		if user, err = store.UserByID(ctx, s.db, ch.UserID); err != nil {
 			return err
 		}
-		key += ":" + user.Email
+		key = "passkey:" + user.Email
 	}
 	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, key, c.IP())
 	if err != nil {

@@ -105,7 +105,7 @@ func (s *Server) confirmPasswordReset(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	ctx := c.UserContext()
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, "reset-confirm", c.IP())
+	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, "reset-confirm:"+c.IP(), c.IP())
 	if err != nil {
 		return err
 	}

@@ -455,3 +455,32 @@ func TestTwoSignInsWithOnePasskeyAssertionAtOnceStartOneSession(t *testing.T) {
 		t.Fatalf("%d of 4 sign-ins with one assertion at once started a session", ok)
 	}
 }
+
+// Bad passwordless attempts sent from many addresses hold up only those
+// addresses: another person's passkey sign-in from elsewhere is not made
+// to wait (they were once counted under one key for the installation,
+// whose per-email rule then delayed every passwordless sign-in).
+func TestBadPasswordlessAttemptsFromElsewhereDoNotDelayAnotherPersonsPasskey(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	me := w.People[domain.RoleDeveloper]
+	a := newSoftAuthenticator(t, passkeyOrigin)
+	addPasskey(t, passkeyAPI(t, roomySignInPolicy()), me.Token, a, "phone")
+	small := store.DefaultSignInPolicy
+	small.Email = store.ThrottleRule{Window: time.Hour, Limit: 100, Free: 2, Delay: time.Minute, MaxDelay: time.Hour}
+	base := servedAPI(t, api.Deps{SignInPolicy: small})
+	for range 4 {
+		c := newCaller(base)
+		cer := ceremonyOf(t, c.post(t, "/api/v1/auth/sign-in/webauthn/options", map[string]any{}, nil), "options")
+		forged, _, _ := store.NewSecret(store.ChallengePrefix)
+		if r := c.post(t, "/api/v1/auth/sign-in/webauthn", map[string]any{"challenge": forged, "credential": a.get(cer.Options, nil)}, nil); r.Status != 401 && r.Status != 429 {
+			t.Fatalf("a forged challenge: %d %s", r.Status, r.Raw)
+		}
+	}
+	c := newCaller(base)
+	cer := ceremonyOf(t, c.post(t, "/api/v1/auth/sign-in/webauthn/options", map[string]any{}, nil), "options")
+	r := c.post(t, "/api/v1/auth/sign-in/webauthn", map[string]any{"challenge": cer.Challenge, "credential": a.get(cer.Options, nil)}, nil)
+	if r.Status != 200 {
+		t.Fatalf("a passkey sign-in after strangers' attempts elsewhere: %d %s", r.Status, r.Raw)
+	}
+}

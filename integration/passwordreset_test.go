@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -167,5 +169,33 @@ func TestResetRequestsAreThrottledPerEmailAndAddress(t *testing.T) {
 	// Signing in is not what was throttled.
 	if r := c.signIn(t, email, testPassword); r.Status != 200 {
 		t.Fatalf("sign-in after the reset requests: %d %s", r.Status, r.Raw)
+	}
+}
+
+// Wrong reset secrets sent from many addresses hold up only those
+// addresses: a person confirming their own reset from elsewhere is not
+// made to wait (the confirmations were once counted under one key for
+// the whole installation, so its per-email rule delayed everyone's).
+func TestWrongResetSecretsFromElsewhereDoNotDelayAnotherPersonsReset(t *testing.T) {
+	h := harness.Get(t)
+	w := newWorld(t, h, "team")
+	small := store.DefaultSignInPolicy
+	small.Email = store.ThrottleRule{Window: time.Hour, Limit: 100, Free: 2, Delay: time.Minute, MaxDelay: time.Hour}
+	base := servedAPI(t, api.Deps{SignInPolicy: small})
+	for i := range 4 {
+		forged, _, _ := store.NewSecret(store.PasswordResetPrefix)
+		r := newCaller(base).post(t, "/api/v1/auth/password-reset/confirm", map[string]any{"token": forged, "password": "a guess of a password " + strconv.Itoa(i)}, nil)
+		if r.Status != 401 && r.Status != 429 {
+			t.Fatalf("a forged secret: %d %s", r.Status, r.Raw)
+		}
+	}
+	email := w.People[domain.RoleViewer].Email
+	if r := newCaller(base).post(t, "/api/v1/auth/password-reset", map[string]any{"email": email}, nil); r.Status != 202 {
+		t.Fatalf("ask for a reset: %d %s", r.Status, r.Raw)
+	}
+	secret := resetSecret(t, h, email)
+	r := newCaller(base).post(t, "/api/v1/auth/password-reset/confirm", map[string]any{"token": secret, "password": "the person's own new password"}, nil)
+	if r.Status != 200 {
+		t.Fatalf("the person's own reset, after strangers' guesses elsewhere: %d %s", r.Status, r.Raw)
 	}
 }

@@ -46,10 +46,10 @@ func TestAVisitorSignsUpVerifiesFromTheMailAndRunsTwoOrganizations(t *testing.T)
 	c.accessible("sign-up-check-mail")
 
 	link := mailLink(t, lookup(env, "CP_DATA_DIR"), email, "/verify-email")
-	if !strings.HasPrefix(link, origin+"/verify-email#token=cpv_") {
+	if !strings.HasPrefix(link, p.console()+"/verify-email#token=cpv_") {
 		t.Fatalf("the mail links to %s, not to this console's verification page", link)
 	}
-	c.navigate(strings.TrimPrefix(link, origin))
+	c.navigate(strings.TrimPrefix(link, p.console()))
 	c.waitPath(`^/orgs/org_[^/]+/tenants$`)
 	if eval[string](c, `location.hash`) != "" {
 		t.Fatal("the verification's secret stays in the address bar")
