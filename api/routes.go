@@ -144,6 +144,9 @@ func (s *Server) table() []route {
 		{Route{"GET", v1 + "/organizations", User, "", false, ""}, s.listOrganizations},
 		{Route{"GET", org, Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.getOrganization},
 		{Route{"PATCH", org, Org, domain.ActionOrganizationWrite, false, ""}, s.updateOrganization},
+		{Route{"DELETE", org, Org, domain.ActionOrganizationDelete, false, ""}, s.deleteOrganization},
+		{Route{"POST", org + "/restore", Org, domain.ActionOrganizationDelete, false, ""}, s.restoreOrganization},
+		{Route{"GET", org + "/operations", Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.listOrgOperations},
 		{Route{"GET", org + "/usage", Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.getUsage},
 		{Route{"GET", v1 + "/plans", User, "", false, ""}, s.listPlans},
 		{Route{"GET", org + "/members", Org, domain.ActionRead, false, domain.ScopeMembersRead}, s.listMembers},
@@ -269,6 +272,10 @@ func (s *Server) guard(r route) fiber.Handler {
 					return err
 				}
 			}
+			// An organisation being deleted is read, and restored, only.
+			if p.Org.State != string(domain.OrgActive) && c.Method() != fiber.MethodGet && !orgLifecycleRoute(r.Route) {
+				return domain.ErrOrgDeleting()
+			}
 		}
 		return s.handle(c, r, who)
 	}
@@ -376,7 +383,7 @@ func idempotencyScope(access Access, who *caller) string {
 // workflowBacked reports whether the route's Idempotency-Key maps to a
 // Temporal workflow or update id rather than to a stored answer.
 func workflowBacked(r Route) bool {
-	return r.Method == fiber.MethodPost && strings.Contains(r.Path, "/tenants")
+	return (r.Method == fiber.MethodPost && strings.Contains(r.Path, "/tenants")) || orgLifecycleRoute(r)
 }
 
 func bearer(c *fiber.Ctx) (string, bool) {

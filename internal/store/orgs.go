@@ -157,6 +157,9 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 		if err := tx.NewSelect().Model(&o).Where("id = ?", orgID).For("UPDATE").Scan(ctx); err != nil {
 			return fmt.Errorf("lock organisation %s: %w", orgID, err)
 		}
+		if o.State != string(domain.OrgActive) {
+			return domain.ErrOrgDeleting()
+		}
 		before, after := map[string]any{}, map[string]any{}
 		if ch.Name != nil && *ch.Name != o.Name {
 			before["name"], after["name"] = o.Name, *ch.Name
