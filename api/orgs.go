@@ -32,6 +32,9 @@ type orgView struct {
 	// RequireMFA: members without a second factor are held at the door.
 	RequireMFA bool            `json:"require_mfa" doc:"Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected."`
 	State      domain.OrgState `json:"state" doc:"deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409."`
+	// DeletionGraceSeconds is how long a deletion asked for now could be
+	// restored, so a client shows its due date before it is asked for.
+	DeletionGraceSeconds int64 `json:"deletion_grace_seconds" doc:"How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE)."`
 	// DeletionDueAt is when a deletion's grace period ends.
 	DeletionDueAt *time.Time `json:"deletion_due_at,omitempty" doc:"While deleting: when its tenants are decommissioned and its personal data erased, for good."`
 	CreatedAt     time.Time  `json:"created_at"`
@@ -43,7 +46,7 @@ func (s *Server) newOrgView(o store.Organization, role string) orgView {
 	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: domain.Permissions(r),
 		GrantableRoles: r.Grantable(), ServiceAccountRoles: r.ServiceAccountRoles(), ServiceAccountScopes: domain.Scopes,
 		TenantDomain: s.domainBase, RequireMFA: o.RequireMFA, State: domain.OrgState(cmp.Or(o.State, string(domain.OrgActive))), DeletionDueAt: o.DeletionDueAt,
-		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+		DeletionGraceSeconds: int64(s.orgDeletionGrace / time.Second), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 
 func (s *Server) listOrganizations(c *fiber.Ctx, who *caller) error {

@@ -26,3 +26,12 @@ export function countdown(iso: string, now: number): string {
 export function plural(n: number, one: string, many = one + "s"): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+// duration writes a span of seconds in its largest whole unit, e.g.
+// "30 days", "2 hours", "90 seconds".
+export function duration(seconds: number): string {
+  for (const [unit, n] of [["day", 86400], ["hour", 3600], ["minute", 60]] as const) {
+    if (seconds >= n && seconds % n === 0) return plural(seconds / n, unit);
+  }
+  return plural(seconds, "second");
+}

@@ -1359,6 +1359,11 @@ export interface components {
                  * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
                  */
                 deletion_due_at?: string | null;
+                /**
+                 * Format: int64
+                 * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
+                 */
+                deletion_grace_seconds: number;
                 /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
                 grantable_roles: string[];
                 id: string;
@@ -1413,6 +1418,11 @@ export interface components {
              * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
              */
             deletion_due_at?: string | null;
+            /**
+             * Format: int64
+             * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
+             */
+            deletion_grace_seconds: number;
             /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
             grantable_roles: string[];
             id: string;
