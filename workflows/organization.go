@@ -304,16 +304,22 @@ func (o *organization) erase(ctx workflow.Context) {
 	o.seq++
 	var a *activities.Activities
 	var res activities.ErasureResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: StepTimeout,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-	}), a.EraseOrganization, activities.EraseInput{OrgID: o.p.OrgID, OperationID: o.deletion.Operation.ID,
-		EventKey: o.eventKey(ctx, "organization.deleted")}).Get(ctx, &res)
-	if err != nil {
-		// Refused for good (the organisation is not being deleted): an
-		// operator's matter; the log says why.
+	for {
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: StepTimeout,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+		}), a.EraseOrganization, activities.EraseInput{OrgID: o.p.OrgID, OperationID: o.deletion.Operation.ID,
+			EventKey: o.eventKey(ctx, "organization.deleted")}).Get(ctx, &res)
+		if err == nil {
+			break
+		}
+		// Refused for good (the organisation is no longer being deleted:
+		// a row changed by hand): stuck, visibly, and tried again now and
+		// then, never given up.
+		o.saga = SagaStuck
+		o.searchAttributes(ctx)
 		o.log.Error("the organisation's erasure was refused", "error", rootCause(err))
-		return
+		_ = workflow.Sleep(ctx, orgWatchFor)
 	}
 	o.log.Info("organisation deleted", "accounts_erased", res.Erased, "members_kept", res.Kept, "events_pseudonymised", res.Events)
 }
