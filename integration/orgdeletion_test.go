@@ -194,6 +194,13 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 		t.Fatalf("suspend: %d %s", r.Status, r.Raw)
 	}
 	l.waitState(t, w, suspended.ID, domain.StateSuspended)
+	// A fourth waits out its own decommission's grace period (an hour):
+	// the organisation's end does not wait for it.
+	graced := l.createRepaired(t, h, w, "delta")
+	if r := l.transition(t, w, domain.RoleAdmin, graced.ID, "decommission", ""); r.Status != 202 {
+		t.Fatalf("decommission: %d %s", r.Status, r.Raw)
+	}
+	l.waitState(t, w, graced.ID, domain.StateDecommissioning)
 	stuck := l.accepted(t, w, "charlie", "").Tenant
 	stuckAt := waitStuck(t, h, stuck.WorkflowID, domain.StepKeys)
 
@@ -257,7 +264,7 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 	if r := req(t, l.srv, "PATCH", orgPath(w, ""), owner.Token, map[string]any{"name": "Renamed"}); r.Status != 409 || !strings.Contains(r.Raw, "the organization is being deleted") {
 		t.Fatalf("rename while deleting: %d %s", r.Status, r.Raw)
 	}
-	if r := l.create(t, w, "delta", ""); r.Status != 409 {
+	if r := l.create(t, w, "echo", ""); r.Status != 409 {
 		t.Fatalf("create a tenant while deleting: %d %s", r.Status, r.Raw)
 	}
 	if r := req(t, l.srv, "GET", orgPath(w, "/tenants"), sa.Token, nil); r.Status != 401 {
@@ -285,7 +292,7 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for _, id := range []string{active.ID, suspended.ID} {
+	for _, id := range []string{active.ID, suspended.ID, graced.ID} {
 		waitTenantRow(t, h, id, domain.StateDecommissioned)
 	}
 	if r := req(t, l.srv, "POST", orgPath(w, "/restore"), owner.Token, nil); r.Status != 409 {
@@ -301,7 +308,7 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 	}
 	recordHistoryAs(t, h, workflows.OrganizationWorkflowID(w.Org.ID), "", workflows.OrgHistoryPrefix()+"-deletion")
 
-	for _, id := range []string{active.ID, suspended.ID, stuck.ID} {
+	for _, id := range []string{active.ID, suspended.ID, stuck.ID, graced.ID} {
 		tn := tenantRow(t, h, id)
 		if tn.State != string(domain.StateDecommissioned) {
 			t.Errorf("tenant %s is %s", id, tn.State)
