@@ -113,6 +113,7 @@ func (a *Activities) RestoreOrg(ctx context.Context, in OrgInput) (OrgResult, er
 
 // OrgRecordInput is a change of a deletion's status with its event.
 type OrgRecordInput struct {
+	For         domain.Actor
 	OrgID       string
 	OperationID string
 	WorkflowID  string
@@ -124,7 +125,7 @@ type OrgRecordInput struct {
 
 // RecordOrg writes a deletion's status and its event (store.RecordOrgOperation).
 func (a *Activities) RecordOrg(ctx context.Context, in OrgRecordInput) error {
-	return asApplicationError(store.RecordOrgOperation(ctx, a.DB, store.OrgRecord{OrgID: in.OrgID, OperationID: in.OperationID,
+	return asApplicationError(store.RecordOrgOperation(ctx, a.DB, store.OrgRecord{For: in.For, OrgID: in.OrgID, OperationID: in.OperationID,
 		WorkflowID: in.WorkflowID, Status: in.Status, Action: in.Action, Data: in.Data, EventKey: in.EventKey}))
 }
 
@@ -253,6 +254,8 @@ func (a *Activities) WatchOrgTenants(ctx context.Context, in WatchInput) (Tenant
 
 // EraseInput is the erasure of a deleted organisation.
 type EraseInput struct {
+	For         domain.Actor
+	WorkflowID  string
 	OrgID       string
 	OperationID string
 	EventKey    string
@@ -269,7 +272,8 @@ type ErasureResult struct {
 // transaction (store.EraseOrganization). A tenant still live makes it fail
 // and be retried.
 func (a *Activities) EraseOrganization(ctx context.Context, in EraseInput) (ErasureResult, error) {
-	res, err := store.EraseOrganization(ctx, a.DB, in.OrgID, in.OperationID, in.EventKey)
+	res, err := store.EraseOrganization(ctx, a.DB, store.EraseRequest{OrgID: in.OrgID, OperationID: in.OperationID,
+		WorkflowID: in.WorkflowID, EventKey: in.EventKey, For: in.For})
 	if err != nil {
 		return ErasureResult{}, asApplicationError(err)
 	}

@@ -338,6 +338,10 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 		"running deletions": count(t, h, "SELECT count(*) FROM organization_operations WHERE org_id = ? AND status IN ('running', 'stuck')", w.Org.ID),
 		"deletions":         count(t, h, "SELECT count(*) FROM organization_operations WHERE org_id = ? AND kind = 'deletion'", w.Org.ID) - 1,
 		"deleted events":    count(t, h, "SELECT count(*) FROM audit_events WHERE org_id = ? AND action = 'organization.deleted'", w.Org.ID) - 1,
+		// The saga's own events name the person it acts for (by id).
+		"saga events not for the owner": count(t, h, `SELECT count(*) FROM audit_events WHERE org_id = ? AND action IN ('organization.deleted', 'organization.saga_stuck', 'organization.saga_resolved')
+			AND (actor_type <> 'system' OR on_behalf_of->>'id' IS DISTINCT FROM ?)`, w.Org.ID, owner.MemberID),
+		"saga stuck events": count(t, h, "SELECT count(*) FROM audit_events WHERE org_id = ? AND action = 'organization.saga_stuck'", w.Org.ID) - 1,
 	} {
 		if n != 0 {
 			t.Errorf("%s: %d left (or too many)", what, n)

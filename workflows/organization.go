@@ -308,7 +308,7 @@ func (o *organization) erase(ctx workflow.Context) {
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: StepTimeout,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-		}), a.EraseOrganization, activities.EraseInput{OrgID: o.p.OrgID, OperationID: o.deletion.Operation.ID,
+		}), a.EraseOrganization, activities.EraseInput{For: o.forWhom(), WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, OrgID: o.p.OrgID, OperationID: o.deletion.Operation.ID,
 			EventKey: o.eventKey(ctx, "organization.deleted")}).Get(ctx, &res)
 		if err == nil {
 			break
@@ -333,7 +333,7 @@ func (o *organization) record(ctx workflow.Context, status, action string, data 
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: WriteTimeout,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	}), a.RecordOrg, activities.OrgRecordInput{OrgID: o.p.OrgID, OperationID: o.deletion.Operation.ID, WorkflowID: info.WorkflowExecution.ID,
+	}), a.RecordOrg, activities.OrgRecordInput{For: o.forWhom(), OrgID: o.p.OrgID, OperationID: o.deletion.Operation.ID, WorkflowID: info.WorkflowExecution.ID,
 		Status: status, Action: action, Data: data, EventKey: o.eventKey(ctx, action)}).Get(ctx, nil)
 	if err != nil {
 		o.log.Error("a record of the deletion was refused", "action", action, "error", rootCause(err))
@@ -379,4 +379,10 @@ func (o *organization) searchAttributes(ctx workflow.Context) {
 	}
 	o.indexed = o.saga
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrOrgID.ValueSet(o.p.OrgID), SearchAttrSagaStatus.ValueSet(o.saga))
+}
+
+// forWhom names the person the saga acts for in its own events: type and
+// id, never their email (the events outlive it).
+func (o *organization) forWhom() domain.Actor {
+	return domain.Actor{Type: o.person.Actor.Type, ID: o.person.Actor.ID}
 }

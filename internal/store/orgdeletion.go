@@ -180,6 +180,9 @@ func RestoreOrg(ctx context.Context, db *bun.DB, in OrgRequest) (OrgAnswer, erro
 // OrgRecord is a change of a deletion's status (stuck, running again)
 // with its audit event, written once under EventKey.
 type OrgRecord struct {
+	// For is the person the saga acts for (type and id only: the event
+	// outlives their name).
+	For         domain.Actor
 	OrgID       string
 	OperationID string
 	WorkflowID  string
@@ -201,12 +204,13 @@ func RecordOrgOperation(ctx context.Context, db *bun.DB, in OrgRecord) error {
 		if err := tx.NewSelect().Model(&o).Where("id = ?", in.OrgID).Scan(ctx); err != nil {
 			return fmt.Errorf("load organisation %s: %w", in.OrgID, err)
 		}
-		return orgEvent(ctx, tx, o, TenantRequest{}, in.Action, in.WorkflowID, in.Data, in.EventKey)
+		return orgEvent(ctx, tx, o, TenantRequest{Actor: domain.Actor{OnBehalfOf: &in.For}}, in.Action, in.WorkflowID, in.Data, in.EventKey)
 	})
 }
 
 // orgEvent writes an event about the organisation: the person's request
-// (r.Actor set), or the deletion's saga acting for them.
+// (r.Actor set), or the deletion's saga acting for the person
+// r.Actor.OnBehalfOf names (type and id).
 func orgEvent(ctx context.Context, tx bun.IDB, o Organization, r TenantRequest, action, workflowID string, data map[string]any, key string) error {
 	ev := &AuditEvent{OrgID: o.ID, Action: action, TargetType: "organization", TargetID: o.ID,
 		RequestID: r.RequestID, WorkflowID: workflowID, DedupKey: &key}
@@ -215,6 +219,13 @@ func orgEvent(ctx context.Context, tx bun.IDB, o Organization, r TenantRequest, 
 		ev.ClientAddr, ev.UserAgent = r.ClientAddr, r.UserAgent
 	} else {
 		ev.ActorType, ev.ActorID = "system", "organization-deletion"
+		if b := r.Actor.OnBehalfOf; b != nil && b.ID != "" {
+			raw, err := json.Marshal(domain.Actor{Type: b.Type, ID: b.ID})
+			if err != nil {
+				return fmt.Errorf("encode on_behalf_of: %w", err)
+			}
+			ev.OnBehalfOf = raw
+		}
 	}
 	if data != nil {
 		b, err := json.Marshal(data)
@@ -270,6 +281,14 @@ func ListOrgOperations(ctx context.Context, db bun.IDB, orgID string, after Keys
 	return out, nil
 }
 
+// EraseRequest is the erasure a deletion's saga asks for: the
+// organisation, its deletion's operation and workflow, the key of the
+// organization.deleted event, and the person the saga acts for.
+type EraseRequest struct {
+	OrgID, OperationID, WorkflowID, EventKey string
+	For                                      domain.Actor
+}
+
 // Erasure is what EraseOrganization did.
 type Erasure struct {
 	// Erased are the people whose account went with the organisation;
@@ -291,7 +310,8 @@ type Erasure struct {
 // then forgotten, so a pseudonym is the same in every event and cannot be
 // turned back. The events themselves stay. The organisation ends deleted,
 // its slug freed. An organisation already deleted is left as it is.
-func EraseOrganization(ctx context.Context, db *bun.DB, orgID, operationID, eventKey string) (Erasure, error) {
+func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasure, error) {
+	orgID, operationID := in.OrgID, in.OperationID
 	var res Erasure
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var o Organization
@@ -376,8 +396,8 @@ func EraseOrganization(ctx context.Context, db *bun.DB, orgID, operationID, even
 			Where("id = ? AND ended_at IS NULL", operationID).Exec(ctx); err != nil {
 			return fmt.Errorf("end operation %s: %w", operationID, err)
 		}
-		return orgEvent(ctx, tx, o, TenantRequest{}, "organization.deleted", "",
-			map[string]any{"operation_id": operationID, "accounts_erased": res.Erased, "members_kept_elsewhere": res.Kept, "events_pseudonymised": n}, eventKey)
+		return orgEvent(ctx, tx, o, TenantRequest{Actor: domain.Actor{OnBehalfOf: &in.For}}, "organization.deleted", in.WorkflowID,
+			map[string]any{"operation_id": operationID, "accounts_erased": res.Erased, "members_kept_elsewhere": res.Kept, "events_pseudonymised": n}, in.EventKey)
 	})
 	return res, err
 }
