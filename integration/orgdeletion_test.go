@@ -295,6 +295,10 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 	for _, id := range []string{active.ID, suspended.ID, graced.ID} {
 		waitTenantRow(t, h, id, domain.StateDecommissioned)
 	}
+	// Members see the deletion stuck among the organisation's operations.
+	if ops := req(t, l.srv, "GET", orgPath(w, "/operations"), w.People[domain.RoleViewer].Token, nil); ops.Status != 200 || !strings.Contains(ops.Raw, `"status":"stuck"`) {
+		t.Fatalf("operations while stuck: %d %s", ops.Status, ops.Raw)
+	}
 	if r := req(t, l.srv, "POST", orgPath(w, "/restore"), owner.Token, nil); r.Status != 409 {
 		t.Fatalf("restore once due: %d %s", r.Status, r.Raw)
 	}
