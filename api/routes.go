@@ -56,6 +56,12 @@ type caller struct {
 
 func (c *caller) role() domain.Role { return domain.Role(c.Role) }
 
+// orgActive reports whether the caller's organisation takes changes: one
+// being deleted is read and restored only.
+func (c *caller) orgActive() bool {
+	return c.Org == nil || c.Org.State == "" || c.Org.State == string(domain.OrgActive)
+}
+
 // sees reports whether the caller may see tenants of the environment: a
 // member sees every one, a service account those of its environments.
 func (c *caller) sees(environment string) bool {

@@ -261,6 +261,16 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 	if r := req(t, l.srv, "GET", orgPath(w, ""), w.People[domain.RoleViewer].Token, nil); r.Status != 200 || !strings.Contains(r.Raw, `"state":"deleting"`) {
 		t.Fatalf("read while deleting: %d %s", r.Status, r.Raw)
 	}
+	var seen struct {
+		Permissions []domain.Action `json:"permissions"`
+	}
+	req(t, l.srv, "GET", orgPath(w, ""), owner.Token, nil).data(t, &seen)
+	if !slices.Equal(seen.Permissions, []domain.Action{domain.ActionRead, domain.ActionAuditRead, domain.ActionOrganizationDelete}) {
+		t.Fatalf("an owner's permissions while deleting: %v", seen.Permissions)
+	}
+	if r := req(t, l.srv, "GET", orgPath(w, "/tenants/"+suspended.ID), owner.Token, nil); r.Status != 200 || !strings.Contains(r.Raw, `"actions":[]`) {
+		t.Fatalf("a tenant's actions while deleting: %d %s", r.Status, r.Raw)
+	}
 	if r := req(t, l.srv, "PATCH", orgPath(w, ""), owner.Token, map[string]any{"name": "Renamed"}); r.Status != 409 || !strings.Contains(r.Raw, "the organization is being deleted") {
 		t.Fatalf("rename while deleting: %d %s", r.Status, r.Raw)
 	}

@@ -1380,7 +1380,7 @@ export interface components {
                 service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
                 slug: string;
                 /**
-                 * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409.
+                 * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
                  * @enum {string}
                  */
                 state: "active" | "deleting" | "deleted";
@@ -1439,7 +1439,7 @@ export interface components {
             service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
             slug: string;
             /**
-             * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409.
+             * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
              * @enum {string}
              */
             state: "active" | "deleting" | "deleted";
