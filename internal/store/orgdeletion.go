@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -336,7 +337,7 @@ func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasur
 		if _, err := rand.Read(key); err != nil {
 			return fmt.Errorf("pseudonym key: %w", err)
 		}
-		p := pseudonyms{key: key, byText: map[string]string{}}
+		p := pseudonyms{key: key, byEmail: map[string]string{}, byName: map[string]string{}}
 		if err := p.learn(ctx, tx, orgID); err != nil {
 			return err
 		}
@@ -418,11 +419,12 @@ func eraseUser(ctx context.Context, tx bun.Tx, userID, email string) error {
 	return nil
 }
 
-// pseudonyms maps the names and emails of an organisation's people to
+// pseudonyms maps the emails and names of an organisation's people to
 // their pseudonyms.
 type pseudonyms struct {
-	key    []byte
-	byText map[string]string
+	key     []byte
+	byEmail map[string]string
+	byName  map[string]string
 }
 
 func (p *pseudonyms) tag(of string) string {
@@ -456,9 +458,9 @@ func (p *pseudonyms) learn(ctx context.Context, tx bun.Tx, orgID string) error {
 		return fmt.Errorf("list the people of %s: %w", orgID, err)
 	}
 	for _, u := range people {
-		p.byText[u.Email] = p.email(u.ID)
+		p.byEmail[u.Email] = p.email(u.ID)
 		if u.Name != "" {
-			p.byText[u.Name] = p.name(u.ID)
+			p.byName[u.Name] = p.name(u.ID)
 		}
 	}
 	var invitees []string
@@ -466,25 +468,31 @@ func (p *pseudonyms) learn(ctx context.Context, tx bun.Tx, orgID string) error {
 		return fmt.Errorf("list invitees of %s: %w", orgID, err)
 	}
 	for _, e := range invitees {
-		if _, ok := p.byText[e]; !ok {
-			p.byText[e] = p.email(e)
+		if _, ok := p.byEmail[e]; !ok {
+			p.byEmail[e] = p.email(e)
 		}
 	}
 	return nil
 }
 
-// text is a string's pseudonym: a known name or email's, any other text
-// that reads as an email's own, or the text as it is.
-func (p *pseudonyms) text(s string) string {
-	if v, ok := p.byText[s]; ok {
-		return v
+// anEmail is the pseudonym of a text that is an email (a known person's,
+// or any other: its own), and ok false for any other text.
+func (p *pseudonyms) anEmail(s string) (string, bool) {
+	if v, ok := p.byEmail[s]; ok {
+		return v, true
 	}
-	if looksLikeEmail(s) {
-		v := p.email(strings.ToLower(s))
-		p.byText[s] = v
-		return v
+	if !looksLikeEmail(s) {
+		return s, false
 	}
-	return s
+	v := p.email(strings.ToLower(s))
+	p.byEmail[s] = v
+	return v, true
+}
+
+// aName is the pseudonym of a known person's name.
+func (p *pseudonyms) aName(s string) (string, bool) {
+	v, ok := p.byName[s]
+	return v, ok
 }
 
 func looksLikeEmail(s string) bool {
@@ -492,7 +500,14 @@ func looksLikeEmail(s string) bool {
 	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t\n") && !strings.HasSuffix(s, "@erased.invalid")
 }
 
-// json rewrites every string (value or key) of a JSON document.
+// personKeys are the keys of a JSON object that name a person: an object
+// with one of them is a person's, and its "name" their name.
+var personKeys = []string{"email", "user_id", "member_id"}
+
+// json rewrites a JSON document: every string that is an email, and the
+// "name" of an object that is a person's (it has an email, a user id or a
+// member id) when it is a known person's name. Other names (a tenant's, a
+// service account's, a role) stay as they are.
 func (p *pseudonyms) json(raw json.RawMessage) (json.RawMessage, bool, error) {
 	if len(raw) == 0 {
 		return raw, false, nil
@@ -506,7 +521,7 @@ func (p *pseudonyms) json(raw json.RawMessage) (json.RawMessage, bool, error) {
 	walk = func(v any) any {
 		switch t := v.(type) {
 		case string:
-			if r := p.text(t); r != t {
+			if r, ok := p.anEmail(t); ok && r != t {
 				changed = true
 				return r
 			}
@@ -515,7 +530,14 @@ func (p *pseudonyms) json(raw json.RawMessage) (json.RawMessage, bool, error) {
 				t[i] = walk(t[i])
 			}
 		case map[string]any:
+			person := slices.ContainsFunc(personKeys, func(k string) bool { _, ok := t[k]; return ok })
 			for k, e := range t {
+				if n, isText := e.(string); isText && k == "name" && person {
+					if r, ok := p.aName(n); ok {
+						t[k], changed = r, true
+						continue
+					}
+				}
 				t[k] = walk(e)
 			}
 		}
@@ -537,7 +559,7 @@ func (p *pseudonyms) rewriteTrail(ctx context.Context, tx bun.Tx, orgID string) 
 		return 0, fmt.Errorf("allow pseudonyms: %w", err)
 	}
 	var events []AuditEvent
-	if err := tx.NewSelect().Model(&events).Column("id", "actor_email", "actor_name", "on_behalf_of", "data").
+	if err := tx.NewSelect().Model(&events).Column("id", "actor_type", "actor_email", "actor_name", "on_behalf_of", "data").
 		Where("org_id = ?", orgID).Scan(ctx); err != nil {
 		return 0, fmt.Errorf("read the trail of %s: %w", orgID, err)
 	}
@@ -545,10 +567,11 @@ func (p *pseudonyms) rewriteTrail(ctx context.Context, tx bun.Tx, orgID string) 
 	for _, ev := range events {
 		email, name := ev.ActorEmail, ev.ActorName
 		if email != "" {
-			email = p.text(email)
+			email, _ = p.anEmail(email)
 		}
-		if name != "" {
-			name = p.text(name)
+		// A service account's name is not a person's.
+		if r, ok := p.aName(name); ok && ev.ActorType == "member" {
+			name = r
 		}
 		behalf, c1, err := p.json(ev.OnBehalfOf)
 		if err != nil {
