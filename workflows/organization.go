@@ -296,6 +296,9 @@ func (o *organization) endTenants(ctx workflow.Context) {
 	}
 }
 
+// eraseTimeout bounds one attempt of the erasure.
+const eraseTimeout = 30 * time.Minute
+
 // erase erases the organisation's personal data, in one transaction, and
 // ends the deletion.
 func (o *organization) erase(ctx workflow.Context) {
@@ -305,8 +308,10 @@ func (o *organization) erase(ctx workflow.Context) {
 	var a *activities.Activities
 	var res activities.ErasureResult
 	for {
+		// One transaction over the whole trail: given time to rewrite a
+		// large one.
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: StepTimeout,
+			StartToCloseTimeout: eraseTimeout,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
 		}), a.EraseOrganization, activities.EraseInput{For: o.forWhom(), WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, OrgID: o.p.OrgID, OperationID: o.deletion.Operation.ID,
 			EventKey: o.eventKey(ctx, "organization.deleted")}).Get(ctx, &res)
