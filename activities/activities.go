@@ -15,4 +15,7 @@ import (
 type Activities struct {
 	DB        *bun.DB
 	DataPlane dataplane.Plane
+	// Tenants reaches tenants' sagas, for an organisation's deletion (nil
+	// in a worker that runs no organisation workflow).
+	Tenants TenantSagas
 }

@@ -18,7 +18,7 @@ func transitionPath(org string, t domain.Transition) string {
 // A client draws its buttons from this list and re-encodes no rule.
 func actions(who *caller, n domain.TenantNow, now time.Time) []domain.OpKind {
 	out := []domain.OpKind{}
-	if who == nil {
+	if who == nil || !who.orgActive() {
 		return out
 	}
 	for _, t := range n.Offered(now) {
@@ -46,7 +46,7 @@ func tenantNow(state, currentOperationID string, running map[string]store.Runnin
 // not being decommissioned (its lifetime's end included; an operation of
 // a kind not read counts as one).
 func lifetimeEditable(who *caller, n domain.TenantNow) bool {
-	if who == nil || n.State.Ended() || (n.Busy && (n.Running == "" || n.Running == domain.OpDecommission)) {
+	if who == nil || !who.orgActive() || n.State.Ended() || (n.Busy && (n.Running == "" || n.Running == domain.OpDecommission)) {
 		return false
 	}
 	return mayEnd(who) == nil

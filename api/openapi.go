@@ -157,6 +157,19 @@ func routeDocs() map[string]doc {
 			desc: "Changing the plan is for owners only, and to another plan needs a recent authentication (a rename does not). " +
 				"require_mfa is for owners (security.manage) who have a second factor themselves (409 otherwise) and needs a recent authentication.", body: updateOrgRequest{}, data: orgView{},
 			errs: []errorResponse{errReauth}},
+		"DELETE " + org: {id: "deleteOrganization", summary: "Delete the organisation (owners), after a grace period",
+			desc: "The body's confirm must be the organisation's slug, exactly (400 otherwise); needs a recent authentication. Answers 202 at once: the organisation is deleting, " +
+				"due at deletion_due_at (CP_ORG_DELETION_GRACE after the request, 30 days by default). Its tenants are suspended through their own sagas, its service-account tokens " +
+				"and pending invitations stop working, and every change but a restore answers 409. When it is due, every tenant is decommissioned through its own saga with no grace period, " +
+				"then memberships, invitations, service accounts, and the accounts of members who belong to no other organisation are erased, and names and emails in its audit trail " +
+				"are replaced by pseudonyms. One saga per organisation: a retry with the same Idempotency-Key, or the same request sent twice, is one deletion. Audited as organization.deletion_requested.",
+			body: deleteOrgRequest{}, data: orgLifecycleResponse{}, status: fiber.StatusAccepted, errs: []errorResponse{errReauth}},
+		"POST " + org + "/restore": {id: "restoreOrganization", summary: "Restore the organisation during its deletion's grace period (owners)",
+			desc: "Calls the deletion off: the organisation is active again, its tenants as the deletion left them (suspended; resume each). Refused (409) once the deletion is due. " +
+				"Audited as organization.restored.",
+			data: orgLifecycleResponse{}, status: fiber.StatusAccepted},
+		"GET " + org + "/operations": {id: "listOrganizationOperations", summary: "The organisation's own operations (deletions, restores)",
+			data: orgOperationView{}, list: true, query: listParams()},
 		"GET " + org + "/usage": {id: "getOrganizationUsage", summary: "The organisation's plan and its use of the plan's quotas",
 			desc: "Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations " +
 				"(an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). " +
@@ -725,6 +738,13 @@ func customizeSchema(name string, t reflect.Type, tag reflect.StructTag, s *open
 	}
 	if t == reflect.TypeFor[domain.Action]() {
 		s.Enum = anys(domain.Actions())
+	}
+	// An organisation's state and operations are not a tenant's.
+	if t == reflect.TypeFor[domain.OrgState]() {
+		s.Enum = anys([]domain.OrgState{domain.OrgActive, domain.OrgDeleting, domain.OrgDeleted})
+	}
+	if t == reflect.TypeFor[domain.OrgOpKind]() {
+		s.Enum = anys([]domain.OrgOpKind{domain.OrgOpDeletion, domain.OrgOpRestore})
 	}
 	if t == reflect.TypeFor[domain.OpKind]() {
 		// A tenant's actions: the transitions a caller requests.

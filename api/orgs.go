@@ -1,6 +1,8 @@
 package api
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -29,16 +31,32 @@ type orgView struct {
 	// hostname a tenant will get before creating it.
 	TenantDomain string `json:"tenant_domain"`
 	// RequireMFA: members without a second factor are held at the door.
-	RequireMFA bool      `json:"require_mfa" doc:"Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected."`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	RequireMFA bool            `json:"require_mfa" doc:"Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected."`
+	State      domain.OrgState `json:"state" doc:"deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions."`
+	// DeletionGraceSeconds is how long a deletion asked for now could be
+	// restored, so a client shows its due date before it is asked for.
+	DeletionGraceSeconds int64 `json:"deletion_grace_seconds" doc:"How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE)."`
+	// DeletionDueAt is when a deletion's grace period ends.
+	DeletionDueAt *time.Time `json:"deletion_due_at,omitempty" doc:"While deleting: when its tenants are decommissioned and its personal data erased, for good."`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
 }
 
 func (s *Server) newOrgView(o store.Organization, role string) orgView {
 	r := domain.Role(role)
-	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: domain.Permissions(r),
-		GrantableRoles: r.Grantable(), ServiceAccountRoles: r.ServiceAccountRoles(), ServiceAccountScopes: domain.Scopes,
-		TenantDomain: s.domainBase, RequireMFA: o.RequireMFA, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+	perms, grantable, saRoles := domain.Permissions(r), r.Grantable(), r.ServiceAccountRoles()
+	if o.State != "" && o.State != string(domain.OrgActive) {
+		// Being deleted: read, and (owners) restore, only; the guard
+		// refuses the rest.
+		perms = slices.DeleteFunc(perms, func(a domain.Action) bool {
+			return a != domain.ActionRead && a != domain.ActionAuditRead && a != domain.ActionOrganizationDelete
+		})
+		grantable, saRoles = []domain.Role{}, []domain.Role{}
+	}
+	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: perms,
+		GrantableRoles: grantable, ServiceAccountRoles: saRoles, ServiceAccountScopes: domain.Scopes,
+		TenantDomain: s.domainBase, RequireMFA: o.RequireMFA, State: domain.OrgState(cmp.Or(o.State, string(domain.OrgActive))), DeletionDueAt: o.DeletionDueAt,
+		DeletionGraceSeconds: int64(s.orgDeletionGrace / time.Second), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 
 func (s *Server) listOrganizations(c *fiber.Ctx, who *caller) error {

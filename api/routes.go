@@ -56,6 +56,12 @@ type caller struct {
 
 func (c *caller) role() domain.Role { return domain.Role(c.Role) }
 
+// orgActive reports whether the caller's organisation takes changes: one
+// being deleted is read and restored only.
+func (c *caller) orgActive() bool {
+	return c.Org == nil || c.Org.State == "" || c.Org.State == string(domain.OrgActive)
+}
+
 // sees reports whether the caller may see tenants of the environment: a
 // member sees every one, a service account those of its environments.
 func (c *caller) sees(environment string) bool {
@@ -149,6 +155,9 @@ func (s *Server) table() []route {
 		{Route{"POST", v1 + "/organizations", User, "", false, ""}, s.createOrganization},
 		{Route{"GET", org, Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.getOrganization},
 		{Route{"PATCH", org, Org, domain.ActionOrganizationWrite, false, ""}, s.updateOrganization},
+		{Route{"DELETE", org, Org, domain.ActionOrganizationDelete, false, ""}, s.deleteOrganization},
+		{Route{"POST", org + "/restore", Org, domain.ActionOrganizationDelete, false, ""}, s.restoreOrganization},
+		{Route{"GET", org + "/operations", Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.listOrgOperations},
 		{Route{"GET", org + "/usage", Org, domain.ActionRead, false, domain.ScopeOrganizationRead}, s.getUsage},
 		{Route{"GET", v1 + "/plans", User, "", false, ""}, s.listPlans},
 		{Route{"GET", org + "/members", Org, domain.ActionRead, false, domain.ScopeMembersRead}, s.listMembers},
@@ -274,6 +283,10 @@ func (s *Server) guard(r route) fiber.Handler {
 					return err
 				}
 			}
+			// An organisation being deleted is read, and restored, only.
+			if p.Org.State != string(domain.OrgActive) && c.Method() != fiber.MethodGet && !orgLifecycleRoute(r.Route) {
+				return domain.ErrOrgDeleting()
+			}
 		}
 		return s.handle(c, r, who)
 	}
@@ -381,7 +394,7 @@ func idempotencyScope(access Access, who *caller) string {
 // workflowBacked reports whether the route's Idempotency-Key maps to a
 // Temporal workflow or update id rather than to a stored answer.
 func workflowBacked(r Route) bool {
-	return r.Method == fiber.MethodPost && strings.Contains(r.Path, "/tenants")
+	return (r.Method == fiber.MethodPost && strings.Contains(r.Path, "/tenants")) || orgLifecycleRoute(r)
 }
 
 func bearer(c *fiber.Ctx) (string, bool) {

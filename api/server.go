@@ -117,8 +117,10 @@ type Server struct {
 	namespace     string
 
 	tenants *workflows.Client
-	ready   readiness
-	cursors cursorKey
+	// orgDeletionGrace is how long a deleted organisation can be restored.
+	orgDeletionGrace time.Duration
+	ready            readiness
+	cursors          cursorKey
 
 	limiter        *limiter
 	publicRPM      int
@@ -163,6 +165,7 @@ func New(d Deps) *Server {
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}
+	s.orgDeletionGrace = cmp.Or(d.Saga, config.DefaultSaga()).OrgDeletionGrace
 	if d.WorkerBound > 0 {
 		s.tenants.Bound = d.WorkerBound
 	}

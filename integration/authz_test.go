@@ -109,6 +109,17 @@ var fixtures = map[string]fixture{
 	"PATCH /api/v1/organizations/:org_id": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, ""), map[string]any{"name": "Renamed " + uniq()}, 200, ""}
 	},
+	"DELETE /api/v1/organizations/:org_id": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		// Not the slug: a permitted call is 400 for its content.
+		return cellCall{orgPath(w, ""), map[string]any{"confirm": "not-" + w.Org.Slug}, 400, "BAD_REQUEST"}
+	},
+	"POST /api/v1/organizations/:org_id/restore": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		// Not being deleted: a permitted call is 409.
+		return cellCall{orgPath(w, "/restore"), nil, 409, "CONFLICT"}
+	},
+	"GET /api/v1/organizations/:org_id/operations": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/operations"), nil, 200, ""}
+	},
 	"GET /api/v1/organizations/:org_id/usage": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/usage"), nil, 200, ""}
 	},

@@ -25,10 +25,17 @@ import (
 // versioned change, never to silence a failing replay.
 func recordHistory(t *testing.T, h *harness.Harness, workflowID, runID, name string) {
 	t.Helper()
+	recordHistoryAs(t, h, workflowID, runID, workflows.HistoryPrefix()+"-"+strings.ToLower(name))
+}
+
+// recordHistoryAs is recordHistory to workflows/testdata/<file>.json (an
+// organisation's: OrgHistoryPrefix()-<name>).
+func recordHistoryAs(t *testing.T, h *harness.Harness, workflowID, runID, file string) {
+	t.Helper()
 	if os.Getenv("CP_RECORD_HISTORIES") == "" {
 		return
 	}
-	path := filepath.Join("..", "workflows", "testdata", workflows.HistoryPrefix()+"-"+strings.ToLower(name)+".json")
+	path := filepath.Join("..", "workflows", "testdata", file+".json")
 	if _, err := os.Stat(path); err == nil {
 		t.Logf("kept %s (histories are never overwritten)", path)
 		return

@@ -507,3 +507,52 @@ func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestTheRunbookFindsADeletionHeldByAStuckTenantWithTheRealCLI: an
+// organisation whose tenant is stuck in provisioning is deleted; once due,
+// the runbook's commands (real temporal binary, through the operator
+// gateway) find the organisation's saga stuck, name the tenant that holds
+// it, and the tenant's repair lets the deletion finish on its own.
+func TestTheRunbookFindsADeletionHeldByAStuckTenantWithTheRealCLI(t *testing.T) {
+	cli := temporalCLI(t)
+	env := append(devEnv(t), "CP_FAULTS=keys=fail:3", "CP_STEP_MAX_ATTEMPTS=2", "CP_ORG_DELETION_GRACE=3s")
+	p := startDev(t, env)
+	op := newOperator(t, cli, env)
+	for _, want := range []string{"org-find", "org-status"} {
+		if op.commands[want] == "" {
+			t.Fatalf("docs/runbook.md has no runbook:%s block", want)
+		}
+	}
+	d := signInDev(t, p.api)
+	tenantID, wf := d.createTenant("alpha")
+	stuck := op.stuckAt(wf, "keys")
+
+	_, org := d.do("GET", "/organizations/"+d.org, nil)
+	slug := org["data"].(map[string]any)["slug"].(string)
+	if code, out := d.do("DELETE", "/organizations/"+d.org, map[string]any{"confirm": slug}); code != 202 {
+		t.Fatalf("delete: %d %v", code, out)
+	}
+	orgWF := "organization/" + d.org
+	op.eventually("org-find", target{}, func(out string) bool { return strings.Contains(out, orgWF) })
+	out := compact(op.eventually("org-status", target{orgID: d.org}, func(out string) bool {
+		return strings.Contains(compact(out), `"stuck_tenants":["`+tenantID+`"]`)
+	}))
+	if !strings.Contains(out, `"saga":"stuck"`) || !strings.Contains(out, `"phase":"ending_tenants"`) {
+		t.Fatalf("org-status of a deletion held by a stuck tenant:\n%s", out)
+	}
+	op.eventually("find-org", target{orgID: d.org}, func(out string) bool { return strings.Contains(out, wf) })
+	// The tenant's repair (keys fails a third time, then passes): it is
+	// provisioned, its lifetime is over, it is decommissioned, and the
+	// deletion finishes.
+	op.run("retry", stuck)
+	op.eventually("org-status", target{orgID: d.org}, func(out string) bool {
+		return strings.Contains(compact(out), `"saga":"done"`) && strings.Contains(compact(out), `"phase":"done"`)
+	})
+	if out := op.run("org-find", target{}); strings.Contains(out, orgWF) {
+		t.Fatalf("a finished deletion is still listed stuck:\n%s", out)
+	}
+	// The owner belonged nowhere else: their account, and its sessions, are gone.
+	if code, _ := d.do("GET", "/organizations/"+d.org, nil); code != 401 {
+		t.Fatalf("the erased owner's session answers %d", code)
+	}
+}

@@ -1,12 +1,16 @@
 package workflows
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/internal/domain"
 )
@@ -15,6 +19,7 @@ import (
 func replay(file string) error {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflow(TenantWorkflow)
+	r.RegisterWorkflowWithOptions(OrganizationWorkflow, workflow.RegisterOptions{Name: OrganizationWorkflowType})
 	return r.ReplayWorkflowHistoryFromJSONFile(nil, file)
 }
 
@@ -70,4 +75,48 @@ func TestAnUnversionedChangeFailsTheReplay(t *testing.T) {
 			t.Errorf("%s replays through a workflow that provisions another step", f)
 		}
 	}
+}
+
+// TestAnOrganizationRunOfAnUnknownRevisionIsLeftAlone replays every
+// recorded organisation history with its start input's revision changed
+// to one this worker does not know: the replay fails (the worker refuses
+// the task, so a worker that knows the revision takes it) instead of
+// running the wrong code.
+func TestAnOrganizationRunOfAnUnknownRevisionIsLeftAlone(t *testing.T) {
+	for _, f := range histories(t, "org-v*.json") {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			hist, err := client.HistoryFromJSON(mustOpen(t, f), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := hist.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
+			var p OrganizationParams
+			if err := json.Unmarshal(in.Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Revision != OrgRevisionCurrent && !slices.Contains(knownOrgRevisions, p.Revision) {
+				t.Fatalf("recorded at revision %d, which this worker does not know", p.Revision)
+			}
+			p.Revision = 99
+			if in.Data, err = json.Marshal(p); err != nil {
+				t.Fatal(err)
+			}
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(OrganizationWorkflow, workflow.RegisterOptions{Name: OrganizationWorkflowType})
+			err = r.ReplayWorkflowHistory(nil, hist)
+			if err == nil || !strings.Contains(err.Error(), "revision 99 is unknown") {
+				t.Fatalf("a run of revision 99 replays: %v", err)
+			}
+		})
+	}
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

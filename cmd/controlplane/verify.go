@@ -89,12 +89,13 @@ func report(w io.Writer, snap drift.Snapshot, findings []drift.Finding, asJSON b
 	if asJSON {
 		return json.NewEncoder(w).Encode(map[string]any{
 			"compared": map[string]int{"tenants": len(snap.Tenants), "open_operations": len(snap.Operations),
-				"running_workflows": len(snap.Workflows), "tenants_with_resources": len(snap.Resources)},
+				"running_workflows": len(snap.Workflows), "tenants_with_resources": len(snap.Resources),
+				"organizations_deleting_or_deleted": len(snap.Organizations)},
 			"findings": append([]drift.Finding{}, findings...),
 		})
 	}
-	fmt.Fprintf(w, "compared %d tenants, %d open operations, %d running workflows, resources of %d tenants\n",
-		len(snap.Tenants), len(snap.Operations), len(snap.Workflows), len(snap.Resources))
+	fmt.Fprintf(w, "compared %d tenants, %d open operations, %d running workflows, resources of %d tenants, %d organisations deleting or deleted\n",
+		len(snap.Tenants), len(snap.Operations), len(snap.Workflows), len(snap.Resources), len(snap.Organizations))
 	if len(findings) == 0 {
 		fmt.Fprintln(w, "no drift")
 		return nil

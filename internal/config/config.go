@@ -206,11 +206,15 @@ type Saga struct {
 	// MaxOperationsPerRun is how many operations one workflow run carries
 	// before it continues as new.
 	MaxOperationsPerRun int
+	// OrgDeletionGrace is how long a deleted organisation can be restored
+	// before its tenants end and its personal data is erased
+	// (CP_ORG_DELETION_GRACE).
+	OrgDeletionGrace time.Duration
 }
 
 // DefaultSaga is the saga settings when nothing is configured.
 func DefaultSaga() Saga {
-	return Saga{StepMaxAttempts: 5, DecommissionGrace: 72 * time.Hour, ReservationTimeout: 10 * time.Minute, MaxOperationsPerRun: 100}
+	return Saga{StepMaxAttempts: 5, DecommissionGrace: 72 * time.Hour, ReservationTimeout: 10 * time.Minute, MaxOperationsPerRun: 100, OrgDeletionGrace: 30 * 24 * time.Hour}
 }
 
 // Fault is one fault drill of CP_FAULTS: a data-plane step and what happens
@@ -250,6 +254,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.ServiceTokenMaxTTL = r.duration("CP_SERVICE_TOKEN_MAX_TTL", 90*24*time.Hour, time.Minute, 366*24*time.Hour)
 	c.Saga = DefaultSaga()
 	c.Saga.DecommissionGrace = r.duration("CP_DECOMMISSION_GRACE", c.Saga.DecommissionGrace, time.Second, 365*24*time.Hour)
+	c.Saga.OrgDeletionGrace = r.duration("CP_ORG_DELETION_GRACE", c.Saga.OrgDeletionGrace, time.Second, 365*24*time.Hour)
 	c.Saga.StepMaxAttempts = r.intIn("CP_STEP_MAX_ATTEMPTS", c.Saga.StepMaxAttempts, 1, 100)
 	c.PublicRateLimit = r.intIn("CP_PUBLIC_RATE_LIMIT", 600, 1, 1_000_000)
 	c.UserRateLimit = r.intIn("CP_USER_RATE_LIMIT", 1200, 1, 1_000_000)

@@ -29,7 +29,7 @@ func TestDevStartsWithNoConfigurationAtAll(t *testing.T) {
 	if c.LogFormat != "console" || c.Bootstrap.OrgSlug != DevOrgSlug || c.DatabaseURL != "" {
 		t.Errorf("dev defaults not applied: %+v", c)
 	}
-	if c.SessionTTL != 12*time.Hour || c.Saga.DecommissionGrace != 72*time.Hour || c.Saga.StepMaxAttempts != 5 {
+	if c.SessionTTL != 12*time.Hour || c.Saga.DecommissionGrace != 72*time.Hour || c.Saga.StepMaxAttempts != 5 || c.Saga.OrgDeletionGrace != 30*24*time.Hour {
 		t.Errorf("lifecycle defaults = %v %v %d", c.SessionTTL, c.Saga.DecommissionGrace, c.Saga.StepMaxAttempts)
 	}
 }

@@ -40,6 +40,9 @@ const (
 	// ActionServiceAccountsManage: create, change, take over and delete
 	// service accounts, mint and revoke their tokens.
 	ActionServiceAccountsManage Action = "service_accounts.manage"
+	// ActionOrganizationDelete: delete the organisation, or restore it
+	// during its grace period.
+	ActionOrganizationDelete Action = "organization.delete"
 )
 
 // policy is the roles table, and the only place it is written.
@@ -54,6 +57,7 @@ var policy = map[Action][]Role{
 	ActionSecurityManage:        {RoleOwner},
 	ActionAuditRead:             {RoleOwner, RoleAdmin},
 	ActionServiceAccountsManage: {RoleOwner, RoleAdmin},
+	ActionOrganizationDelete:    {RoleOwner},
 }
 
 // Allowed reports whether a member with the role may take the action.
@@ -69,7 +73,7 @@ func Allowed(r Role, a Action) bool {
 
 // actionOrder is the actions in the order the roles table lists them.
 var actionOrder = []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage,
-	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage}
+	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage, ActionOrganizationDelete}
 
 // Permissions lists the actions a member with the role may take, in the
 // roles table's order: what a client (the console) may offer the member.

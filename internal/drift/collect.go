@@ -76,6 +76,14 @@ func Collect(ctx context.Context, src Sources) (Snapshot, error) {
 		}
 		s.Tenants = append(s.Tenants, t)
 	}
+	var orgs []store.Organization
+	if err := src.DB.NewSelect().Model(&orgs).Column("id", "state", "updated_at").Where("state <> ?", domain.OrgActive).
+		Order("id").Scan(ctx); err != nil {
+		return s, fmt.Errorf("postgres: organisations: %w", err)
+	}
+	for _, o := range orgs {
+		s.Organizations = append(s.Organizations, Organization{ID: o.ID, State: o.State, UpdatedAt: o.UpdatedAt})
+	}
 	var ops []store.Operation
 	if err := src.DB.NewSelect().Model(&ops).Column("id", "tenant_id", "kind", "status", "started_at").
 		Where("status IN (?)", bun.In([]domain.OpStatus{domain.OpRunning, domain.OpStuck})).Order("id").Scan(ctx); err != nil {

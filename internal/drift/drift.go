@@ -60,6 +60,16 @@ const (
 	CodeWorkflowHistoryLong = "workflow_history_long"
 )
 
+// Codes of an organisation's disagreements (SPEC §8: nothing of a
+// deleted organisation survives).
+const (
+	// A tenant of a deleted organisation is not decommissioned (or
+	// failed): the deletion ended, or the row was written, without it.
+	CodeTenantOfDeletedOrg = "tenant_of_deleted_organization"
+	// The data plane has resources of a tenant of a deleted organisation.
+	CodeResourceOfDeletedOrg = "resource_of_deleted_organization"
+)
+
 // FailingTaskAttempt is the attempt of a pending workflow task from which
 // it is drift. Attempt 2 follows a single failure or timeout, which a
 // worker killed mid-task or a deploy gives and the next attempt mends. A
@@ -91,6 +101,13 @@ type Tenant struct {
 	CreatedAt, UpdatedAt         time.Time
 	// ExpiresAt is an ephemeral tenant's end of life (zero: none).
 	ExpiresAt time.Time
+}
+
+// Organization is what the check needs of an organisation that is not
+// active (deleting or deleted).
+type Organization struct {
+	ID, State string
+	UpdatedAt time.Time
 }
 
 // Operation is an operation Postgres says is running or stuck.
@@ -128,12 +145,14 @@ type Workflow struct {
 // as new, or one running that the list did not show, is a workflow between
 // two runs: it is alive.
 type Snapshot struct {
-	At         time.Time
-	Tenants    []Tenant
-	Operations []Operation
-	Workflows  []Workflow
-	Closed     map[string]enumspb.WorkflowExecutionStatus
-	Resources  map[string]dataplane.Resources
+	At      time.Time
+	Tenants []Tenant
+	// Organizations are those being deleted or deleted.
+	Organizations []Organization
+	Operations    []Operation
+	Workflows     []Workflow
+	Closed        map[string]enumspb.WorkflowExecutionStatus
+	Resources     map[string]dataplane.Resources
 }
 
 // betweenRuns reports whether a workflow the list does not show running
@@ -283,6 +302,7 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 		}
 	}
 	out = append(out, pastLifetime(s, settled)...)
+	out = append(out, deletedOrgs(s, settled)...)
 	slices.SortStableFunc(out, func(a, b Finding) int {
 		return strings.Compare(a.Code+"\x00"+a.TenantID+"\x00"+a.OperationID, b.Code+"\x00"+b.TenantID+"\x00"+b.OperationID)
 	})
@@ -322,6 +342,32 @@ func pastLifetime(s Snapshot, settled func(time.Time) bool) []Finding {
 			detail += fmt.Sprintf(" (its %s operation %s is %s)", op.Kind, op.ID, op.Status)
 		}
 		out = append(out, Finding{Code: CodeTenantPastLifetime, TenantID: t.ID, OrgID: t.OrgID, WorkflowID: t.WorkflowID, Detail: detail})
+	}
+	return out
+}
+
+// deletedOrgs lists what survives a deleted organisation (settled ago):
+// a tenant that is not ended, and any data-plane resource of its tenants.
+func deletedOrgs(s Snapshot, settled func(time.Time) bool) []Finding {
+	deleted := map[string]bool{}
+	for _, o := range s.Organizations {
+		if o.State == string(domain.OrgDeleted) && settled(o.UpdatedAt) {
+			deleted[o.ID] = true
+		}
+	}
+	var out []Finding
+	for _, t := range s.Tenants {
+		if !deleted[t.OrgID] {
+			continue
+		}
+		if !ended(t.State) {
+			out = append(out, Finding{Code: CodeTenantOfDeletedOrg, TenantID: t.ID, OrgID: t.OrgID, WorkflowID: t.WorkflowID,
+				Detail: fmt.Sprintf("the organisation is deleted; its tenant is %s", t.State)})
+		}
+		if r := s.Resources[t.ID]; r.Any() {
+			out = append(out, Finding{Code: CodeResourceOfDeletedOrg, TenantID: t.ID, OrgID: t.OrgID, WorkflowID: t.WorkflowID,
+				Detail: "the organisation is deleted; the data plane still has " + has(r)})
+		}
 	}
 	return out
 }

@@ -39,6 +39,8 @@ func consistent() Snapshot {
 			{ID: "tnt_F", OrgID: "org_1", State: "failed", WorkflowID: "wf-F", CreatedAt: old, UpdatedAt: old},
 		},
 		Operations: []Operation{{ID: "op_P", TenantID: "tnt_P", Kind: "provision", Status: "stuck", StartedAt: old}},
+		// A deleted organisation, with nothing left.
+		Organizations: []Organization{{ID: "org_9", State: "deleted", UpdatedAt: old}},
 		Workflows: []Workflow{
 			{ID: "wf-A", TenantID: "tnt_A", SagaStatus: "idle", TenantState: "active", StartedAt: old},
 			{ID: "wf-S", TenantID: "tnt_S", SagaStatus: "idle", TenantState: "suspended", StartedAt: old},
@@ -104,6 +106,13 @@ func TestEachDisagreementIsFoundWithItsCode(t *testing.T) {
 		{"an idle saga disagrees with the row", func(s *Snapshot) {
 			s.Workflows[0].TenantState = "suspended"
 		}, []string{"state_mismatch tnt_A"}},
+		{"a deleted organisation's tenant lives on", func(s *Snapshot) {
+			s.Tenants[0].OrgID = "org_9"
+		}, []string{"resource_of_deleted_organization tnt_A", "tenant_of_deleted_organization tnt_A"}},
+		{"a deleted organisation's decommissioned tenant left resources behind", func(s *Snapshot) {
+			s.Tenants[3].OrgID = "org_9"
+			s.Resources["tnt_D"] = dataplane.Resources{Keys: true}
+		}, []string{"resource_of_deleted_organization tnt_D", "resource_without_tenant tnt_D"}},
 		{"a suspended tenant outlived its lifetime", func(s *Snapshot) {
 			s.Tenants[1].ExpiresAt = old
 		}, []string{"tenant_past_lifetime tnt_S"}},

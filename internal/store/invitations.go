@@ -246,6 +246,9 @@ func PendingInvitation(ctx context.Context, db bun.IDB, secret string) (Invitati
 	if err := checkPending(inv, time.Now()); err != nil {
 		return inv, nil, err
 	}
+	if err := orgTakesMembers(ctx, db, inv.OrgID); err != nil {
+		return inv, nil, err
+	}
 	var user User
 	err = db.NewSelect().Model(&user).Where("email = ?", inv.Email).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -316,6 +319,9 @@ func Accept(ctx context.Context, db *bun.DB, in AcceptInput) (AcceptResult, erro
 		if err := checkPending(inv, now); err != nil {
 			return err
 		}
+		if err := orgTakesMembers(ctx, tx, inv.OrgID); err != nil {
+			return err
+		}
 
 		var user User
 		err := tx.NewSelect().Model(&user).Where("email = ?", inv.Email).For("UPDATE").Scan(ctx)
@@ -354,4 +360,18 @@ func Accept(ctx context.Context, db *bun.DB, in AcceptInput) (AcceptResult, erro
 		return nil
 	})
 	return res, err
+}
+
+// orgTakesMembers refuses an invitation of an organisation that is being
+// deleted: its pending invitations stop working with it (and come back
+// with a restore, if they have not expired meanwhile).
+func orgTakesMembers(ctx context.Context, db bun.IDB, orgID string) error {
+	var state string
+	if err := db.NewSelect().Model((*Organization)(nil)).Column("state").Where("id = ?", orgID).Scan(ctx, &state); err != nil {
+		return fmt.Errorf("load organisation %s: %w", orgID, err)
+	}
+	if state != string(domain.OrgActive) {
+		return domain.Errorf(domain.CodeConflict, "the organization is being deleted: its invitations no longer work")
+	}
+	return nil
 }

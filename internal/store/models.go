@@ -20,6 +20,11 @@ type Organization struct {
 	// RequireMFA holds members without a second factor at the door
 	// (403 MFA_REQUIRED).
 	RequireMFA bool `bun:"require_mfa"`
+	// State is active, deleting (until DeletionDueAt, then its tenants
+	// end and its personal data is erased) or deleted.
+	State         string     `bun:"state,nullzero"`
+	DeletionDueAt *time.Time `bun:"deletion_due_at"`
+	DeletedAt     *time.Time `bun:"deleted_at"`
 }
 
 // User is a row of users.

@@ -76,13 +76,21 @@ func Plans(ctx context.Context, db bun.IDB) ([]Plan, error) {
 }
 
 // LockPlan locks the organisation's row, so quota checks of concurrent
-// requests run one after the other, and returns its plan.
+// requests run one after the other, and returns its plan. What it guards
+// creates something (a tenant, an invitation, a service account): an
+// organisation that is not active refuses it, in the same lock its
+// deletion takes, so nothing is created behind a deletion's back.
 func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {
 	var plan Plan
-	err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts
-		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR UPDATE OF o`, orgID).Scan(ctx, &plan)
+	var state string
+	err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts, o.state
+		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR UPDATE OF o`, orgID).
+		Scan(ctx, &plan.ID, &plan.Name, &plan.MaxTenants, &plan.MaxMembers, &plan.RequestsPerMinute, &plan.MaxServiceAccounts, &state)
 	if err != nil {
 		return plan, fmt.Errorf("lock organisation %s: %w", orgID, err)
+	}
+	if state != string(domain.OrgActive) {
+		return plan, domain.ErrOrgDeleting()
 	}
 	return plan, nil
 }
@@ -156,6 +164,9 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if err := tx.NewSelect().Model(&o).Where("id = ?", orgID).For("UPDATE").Scan(ctx); err != nil {
 			return fmt.Errorf("lock organisation %s: %w", orgID, err)
+		}
+		if o.State != string(domain.OrgActive) {
+			return domain.ErrOrgDeleting()
 		}
 		before, after := map[string]any{}, map[string]any{}
 		if ch.Name != nil && *ch.Name != o.Name {

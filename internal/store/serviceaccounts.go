@@ -224,7 +224,7 @@ func AuthenticateServiceAccount(ctx context.Context, db bun.IDB, token, orgID st
 		       m.id, m.role, mm.role, u.id, u.email, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
 		FROM service_account_tokens t
 		JOIN service_accounts a ON a.id = t.service_account_id AND a.deleted_at IS NULL
-		JOIN organizations o ON o.id = a.org_id
+		JOIN organizations o ON o.id = a.org_id AND o.state = 'active'
 		LEFT JOIN members m ON m.id = a.accountable_member_id
 		LEFT JOIN members mm ON mm.id = t.minted_by AND mm.org_id = a.org_id
 		LEFT JOIN users u ON u.id = m.user_id
@@ -241,7 +241,7 @@ func AuthenticateServiceAccount(ctx context.Context, db bun.IDB, token, orgID st
 	sa.HumanMemberID, sa.HumanRole, sa.MinterRole = member.String, humanRole.String, minterRole.String
 	p.UserID, p.Email, p.OrgID = userID.String, email.String, orgID
 	if orgID == accountOrg {
-		o.ID = accountOrg
+		o.ID, o.State = accountOrg, string(domain.OrgActive)
 		p.Org, p.Role = &o, sa.Role
 	}
 	return p, nil

@@ -79,6 +79,8 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	var member, role, slug, name, plan sql.NullString
 	var created, updated sql.NullTime
 	var requireMFA sql.NullBool
+	var state sql.NullString
+	var due sql.NullTime
 	// The same round trip notes when the session was last used, at most
 	// once a minute (a write a minute per session, not per request).
 	err := db.NewRaw(`
@@ -88,14 +90,14 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 		)
 		SELECT s.user_id, u.email, s.id, s.authenticated_at,
 			CASE WHEN o.require_mfa THEN NOT `+fmt.Sprintf(hasFactorSQL, "s.user_id")+` ELSE false END,
-			m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa
+			m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa, o.state, o.deletion_due_at
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
 		LEFT JOIN organizations o ON o.id = m.org_id
 		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
 		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &p.SessionID, &p.AuthenticatedAt, &p.NeedsSecondFactor,
-		&member, &role, &slug, &name, &plan, &created, &updated, &requireMFA)
+		&member, &role, &slug, &name, &plan, &created, &updated, &requireMFA, &state, &due)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
@@ -105,7 +107,11 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	p.MemberID, p.Role = member.String, role.String
 	if p.MemberID != "" {
 		p.Org = &Organization{ID: orgID, Slug: slug.String, Name: name.String, PlanID: plan.String, CreatedAt: created.Time, UpdatedAt: updated.Time,
-			RequireMFA: requireMFA.Bool}
+			RequireMFA: requireMFA.Bool, State: state.String}
+		if due.Valid {
+			at := due.Time
+			p.Org.DeletionDueAt = &at
+		}
 	}
 	return p, nil
 }

@@ -40,3 +40,12 @@ export function slugFrom(name: string): string {
     .slice(0, 30)
     .replace(/-+$/, "");
 }
+
+// duration writes a span of seconds in its largest whole unit, e.g.
+// "30 days", "2 hours", "90 seconds".
+export function duration(seconds: number): string {
+  for (const [unit, n] of [["day", 86400], ["hour", 3600], ["minute", 60]] as const) {
+    if (seconds >= n && seconds % n === 0) return plural(seconds / n, unit);
+  }
+  return plural(seconds, "second");
+}

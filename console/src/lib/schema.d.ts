@@ -506,7 +506,13 @@ export interface paths {
         get: operations["getOrganization"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete the organisation (owners), after a grace period
+         * @description The body's confirm must be the organisation's slug, exactly (400 otherwise); needs a recent authentication. Answers 202 at once: the organisation is deleting, due at deletion_due_at (CP_ORG_DELETION_GRACE after the request, 30 days by default). Its tenants are suspended through their own sagas, its service-account tokens and pending invitations stop working, and every change but a restore answers 409. When it is due, every tenant is decommissioned through its own saga with no grace period, then memberships, invitations, service accounts, and the accounts of members who belong to no other organisation are erased, and names and emails in its audit trail are replaced by pseudonyms. One saga per organisation: a retry with the same Idempotency-Key, or the same request sent twice, is one deletion. Audited as organization.deletion_requested.
+         *
+         *     Requires the role permission `organization.delete`. Not open to service accounts.
+         */
+        delete: operations["deleteOrganization"];
         options?: never;
         head?: never;
         /**
@@ -652,6 +658,48 @@ export interface paths {
          *     Requires the role permission `members.manage`. Not open to service accounts.
          */
         patch: operations["changeMemberRole"];
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/operations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's own operations (deletions, restores)
+         * @description Requires the role permission `read`. A service account needs the scope `organization:read`.
+         */
+        get: operations["listOrganizationOperations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore the organisation during its deletion's grace period (owners)
+         * @description Calls the deletion off: the organisation is active again, its tenants as the deletion left them (suspended; resume each). Refused (409) once the deletion is due. Audited as organization.restored.
+         *
+         *     Requires the role permission `organization.delete`. Not open to service accounts.
+         */
+        post: operations["restoreOrganization"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/organizations/{org_id}/service-accounts": {
@@ -1105,6 +1153,10 @@ export interface components {
             /** @description The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another. */
             token: string;
         };
+        DeleteOrgRequest: {
+            /** @description The organisation's slug, typed exactly: the deletion is refused (400, field confirm) otherwise. */
+            confirm: string;
+        };
         EndSessionsResponse: {
             /** @description How many sessions this request ended. */
             ended: number;
@@ -1246,7 +1298,7 @@ export interface components {
                 org_id: string;
                 org_name: string;
                 org_slug: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
                 /** @enum {string} */
                 role: "owner" | "admin" | "developer" | "viewer";
             }[];
@@ -1350,14 +1402,105 @@ export interface components {
             /** @description The saga that runs the operation, in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
             workflow_url?: string;
         };
+        OrgLifecycleResponse: {
+            operation: {
+                /**
+                 * Format: date-time
+                 * @description For a deletion: when its grace period ends, and its tenants are ended and the organisation's personal data erased.
+                 */
+                due_at?: string | null;
+                /** Format: date-time */
+                ended_at?: string | null;
+                id: string;
+                /** @enum {string} */
+                kind: "deletion" | "restore";
+                /** @description The id of the person who asked for it. */
+                requested_by: string;
+                /** Format: date-time */
+                started_at: string;
+                /** @description running (or stuck, while a tenant's saga is stuck), succeeded, or cancelled (a deletion a restore called off). */
+                status: string;
+                workflow_id: string;
+                /** @description The organisation's saga in the Temporal UI, when the server knows its address. */
+                workflow_url?: string;
+            };
+            organization: {
+                /** Format: date-time */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
+                 */
+                deletion_due_at?: string | null;
+                /**
+                 * Format: int64
+                 * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
+                 */
+                deletion_grace_seconds: number;
+                /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
+                grantable_roles: string[];
+                id: string;
+                name: string;
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
+                plan: string;
+                /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
+                require_mfa: boolean;
+                /** @enum {string} */
+                role?: "owner" | "admin" | "developer" | "viewer";
+                /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
+                service_account_roles: string[];
+                /** @description Every scope a service account may hold. */
+                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
+                slug: string;
+                /**
+                 * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
+                 * @enum {string}
+                 */
+                state: "active" | "deleting" | "deleted";
+                tenant_domain: string;
+                /** Format: date-time */
+                updated_at: string;
+            };
+        };
+        OrgOperation: {
+            /**
+             * Format: date-time
+             * @description For a deletion: when its grace period ends, and its tenants are ended and the organisation's personal data erased.
+             */
+            due_at?: string | null;
+            /** Format: date-time */
+            ended_at?: string | null;
+            id: string;
+            /** @enum {string} */
+            kind: "deletion" | "restore";
+            /** @description The id of the person who asked for it. */
+            requested_by: string;
+            /** Format: date-time */
+            started_at: string;
+            /** @description running (or stuck, while a tenant's saga is stuck), succeeded, or cancelled (a deletion a restore called off). */
+            status: string;
+            workflow_id: string;
+            /** @description The organisation's saga in the Temporal UI, when the server knows its address. */
+            workflow_url?: string;
+        };
         Organization: {
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
+             */
+            deletion_due_at?: string | null;
+            /**
+             * Format: int64
+             * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
+             */
+            deletion_grace_seconds: number;
             /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
             grantable_roles: string[];
             id: string;
             name: string;
-            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage")[];
+            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
             plan: string;
             /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
             require_mfa: boolean;
@@ -1368,6 +1511,11 @@ export interface components {
             /** @description Every scope a service account may hold. */
             service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
             slug: string;
+            /**
+             * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
+             * @enum {string}
+             */
+            state: "active" | "deleting" | "deleted";
             tenant_domain: string;
             /** Format: date-time */
             updated_at: string;
@@ -1713,11 +1861,21 @@ export interface components {
             organization: {
                 /** Format: date-time */
                 created_at: string;
+                /**
+                 * Format: date-time
+                 * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
+                 */
+                deletion_due_at?: string | null;
+                /**
+                 * Format: int64
+                 * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
+                 */
+                deletion_grace_seconds: number;
                 /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
                 grantable_roles: string[];
                 id: string;
                 name: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
                 plan: string;
                 /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
                 require_mfa: boolean;
@@ -1728,6 +1886,11 @@ export interface components {
                 /** @description Every scope a service account may hold. */
                 service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
                 slug: string;
+                /**
+                 * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
+                 * @enum {string}
+                 */
+                state: "active" | "deleting" | "deleted";
                 tenant_domain: string;
                 /** Format: date-time */
                 updated_at: string;
@@ -3224,6 +3387,58 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    deleteOrganization: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteOrgRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["OrgLifecycleResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     updateOrganization: {
         parameters: {
             query?: never;
@@ -3674,6 +3889,100 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listOrganizationOperations: {
+        parameters: {
+            query?: {
+                /** @description meta.cursor of the previous page */
+                cursor?: string;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["OrgOperation"][];
+                        meta: {
+                            /** @description the next page's cursor; empty on the last page */
+                            cursor: string;
+                            has_more: boolean;
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    restoreOrganization: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["OrgLifecycleResponse"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
