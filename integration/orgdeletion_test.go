@@ -155,14 +155,6 @@ func (l orgLifecycle) createRepaired(t *testing.T, h *harness.Harness, w world, 
 	return l.waitState(t, w, tn.ID, domain.StateActive)
 }
 
-func count(t *testing.T, h *harness.Harness, query string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := h.DB.NewRaw(query, args...).Scan(context.Background(), &n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
 
 // TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs: an
 // organisation with an active tenant, a suspended one and one whose saga
