@@ -155,7 +155,6 @@ func (l orgLifecycle) createRepaired(t *testing.T, h *harness.Harness, w world, 
 	return l.waitState(t, w, tn.ID, domain.StateActive)
 }
 
-
 // TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs: an
 // organisation with an active tenant, a suspended one and one whose saga
 // is stuck is deleted: at once it is deleting, its tenants suspended
