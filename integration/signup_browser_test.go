@@ -76,6 +76,7 @@ func TestAVisitorSignsUpVerifiesFromTheMailAndRunsTwoOrganizations(t *testing.T)
 	c.waitFor("the second organisation", fmt.Sprintf(`/^\/orgs\/org_[^/]+\/tenants$/.test(location.pathname) && location.pathname !== %q`, first))
 	c.waitFor("its empty tenants page", `document.querySelector("[data-testid=tenants-empty]")?.innerText.includes("Compilers Labs has no tenants yet")`)
 	c.waitFor("both in the switcher", `document.querySelectorAll("[data-testid=org-switcher] option").length === 2`)
+	second := eval[string](c, `location.pathname`)
 
 	// Switches back to the first.
 	firstID := strings.Split(first, "/")[2]
@@ -84,4 +85,12 @@ func TestAVisitorSignsUpVerifiesFromTheMailAndRunsTwoOrganizations(t *testing.T)
 	}
 	c.waitPath("^" + first + "$")
 	c.waitFor("its tenant", `[...document.querySelectorAll("[data-testid=tenants] td")].some(td => td.innerText === "prod")`)
+
+	// The second organisation is deleted by typing its slug.
+	c.navigate(strings.TrimSuffix(second, "/tenants") + "/settings")
+	c.press("[data-testid=delete-organization]", "Delete this organisation")
+	c.waitFor("the dialog", `document.querySelector("dialog[open] input[name=typed]") !== null`)
+	c.fill(`dialog[open] input[name=typed]`, "compilers-labs")
+	c.press("dialog[open]", "Delete organisation")
+	c.waitFor("the deletion banner", `document.querySelector("[data-testid=deletion-banner]")?.innerText.includes("deleted for good on")`)
 }
