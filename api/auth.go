@@ -123,12 +123,9 @@ func (s *Server) startSession(c *fiber.Ctx, user store.User, method string, admi
 // back. A throttled attempt is RATE_LIMITED with Retry-After.
 func (s *Server) checkThrottled(c *fiber.Ctx, email, pw, hash string) (bool, error) {
 	ctx := c.UserContext()
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, email, c.IP())
+	slot, err := s.reserveAttempt(c, email, "failed sign-ins")
 	if err != nil {
 		return false, err
-	}
-	if wait > 0 {
-		return false, rateLimited(c, wait, "too many failed sign-ins; try again later")
 	}
 	ok, err := s.verifyPassword(ctx, c, pw, hash)
 	if err != nil {
@@ -145,6 +142,20 @@ func (s *Server) checkThrottled(c *fiber.Ctx, email, pw, hash string) (bool, err
 		}
 	}
 	return ok, nil
+}
+
+// reserveAttempt takes an attempt of key from the client's address under
+// the sign-in throttle, before the secret it carries is checked; one the
+// throttle refuses is RATE_LIMITED with Retry-After ("too many <what>").
+func (s *Server) reserveAttempt(c *fiber.Ctx, key, what string) (store.SignInSlot, error) {
+	slot, wait, err := s.signInPolicy.Reserve(c.UserContext(), s.db, key, c.IP())
+	if err != nil {
+		return slot, err
+	}
+	if wait > 0 {
+		return slot, rateLimited(c, wait, "too many "+what+"; try again later")
+	}
+	return slot, nil
 }
 
 // verifyPassword runs argon2id within a bound on how many run at once, so

@@ -240,12 +240,9 @@ func (s *Server) signInMFA(c *fiber.Ctx, _ *caller) error {
 	if err != nil {
 		return err
 	}
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, "mfa:"+user.Email, c.IP())
+	slot, err := s.reserveAttempt(c, "mfa:"+user.Email, "failed sign-ins")
 	if err != nil {
 		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many failed sign-ins; try again later")
 	}
 	err = s.startSession(c, user, codeMethod(req.Code), func(ctx context.Context, tx bun.Tx) error {
 		if _, err := store.UseChallenge(ctx, tx, req.Challenge, store.PurposeSignIn); err != nil {

@@ -347,12 +347,9 @@ func (s *Server) passkeySignIn(c *fiber.Ctx, _ *caller) error {
 		}
 		key = "passkey:" + user.Email
 	}
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, key, c.IP())
+	slot, err := s.reserveAttempt(c, key, "failed sign-ins")
 	if err != nil {
 		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many failed sign-ins; try again later")
 	}
 	refuse := func(reason string, l *zerolog.Event) error {
 		l.Str("reason", reason).Msg("passkey sign-in refused")

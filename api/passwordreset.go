@@ -44,12 +44,9 @@ func (s *Server) requestPasswordReset(c *fiber.Ctx, _ *caller) error {
 	}
 	ctx := c.UserContext()
 	// Every request is counted: there is no right answer to give back.
-	_, wait, err := s.signInPolicy.Reserve(ctx, s.db, "reset:"+req.Email, c.IP())
+	_, err := s.reserveAttempt(c, "reset:"+req.Email, "password resets asked for")
 	if err != nil {
 		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many password resets asked for; try again later")
 	}
 	if err := store.RequestPasswordReset(ctx, s.db, req.Email, s.resetMail, s.eventBase(c, nil)); err != nil {
 		return err
@@ -105,12 +102,9 @@ func (s *Server) confirmPasswordReset(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	ctx := c.UserContext()
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, "reset-confirm:"+c.IP(), c.IP())
+	slot, err := s.reserveAttempt(c, "reset-confirm:"+c.IP(), "password reset attempts")
 	if err != nil {
 		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many password reset attempts; try again later")
 	}
 	// An unknown, used or expired secret costs no hashing.
 	err = store.CheckPasswordReset(ctx, s.db, req.Token)

@@ -133,12 +133,9 @@ func (s *Server) reauthenticateWithCode(c *fiber.Ctx, who *caller, user store.Us
 	if !f.TOTP && f.RecoveryCodes == 0 {
 		return unavailableProof("code", "a TOTP or recovery code is not available to this account: give your password")
 	}
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, "mfa:"+user.Email, c.IP())
+	slot, err := s.reserveAttempt(c, "mfa:"+user.Email, "failed sign-ins")
 	if err != nil {
 		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many failed sign-ins; try again later")
 	}
 	at, err := store.Reauthenticate(ctx, s.db, user, who.TokenHash, codeMethod(code), s.eventBase(c, nil), func(ctx context.Context, tx bun.Tx) error {
 		_, err := s.checkCode(ctx, tx, user.ID, code)

@@ -64,12 +64,9 @@ func (s *Server) signUp(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	ctx := c.UserContext()
-	_, wait, err := s.signInPolicy.Reserve(ctx, s.db, "signup:"+req.Email, c.IP())
+	_, err := s.reserveAttempt(c, "signup:"+req.Email, "sign-ups asked for")
 	if err != nil {
 		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many sign-ups asked for; try again later")
 	}
 	// Whoever asks learns whether a slug is taken (GET
 	// /organization-slugs/{slug} says it too), never whether an email is.
@@ -159,12 +156,9 @@ func (s *Server) verifyEmail(c *fiber.Ctx, _ *caller) error {
 		return err
 	}
 	ctx := c.UserContext()
-	slot, wait, err := s.signInPolicy.Reserve(ctx, s.db, "verify-email:"+c.IP(), c.IP())
+	slot, err := s.reserveAttempt(c, "verify-email:"+c.IP(), "verification attempts")
 	if err != nil {
 		return err
-	}
-	if wait > 0 {
-		return rateLimited(c, wait, "too many verification attempts; try again later")
 	}
 	v, err := store.VerifySignUp(ctx, s.db, req.Token, s.sessionTTL, s.eventBase(c, nil))
 	if errors.Is(err, store.ErrSignUpInvalid) {
