@@ -89,9 +89,9 @@ func answeredOrgOperation(ctx context.Context, db bun.IDB, in OrgRequest) (OrgAn
 func BeginOrgDeletion(ctx context.Context, db *bun.DB, in OrgRequest) (OrgAnswer, error) {
 	var res OrgAnswer
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var o Organization
-		if err := tx.NewSelect().Model(&o).Where("id = ?", in.OrgID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("lock organisation %s: %w", in.OrgID, err)
+		o, err := lockOrganization(ctx, tx, in.OrgID)
+		if err != nil {
+			return err
 		}
 		if a, ok, err := answeredOrgOperation(ctx, tx, in); err != nil || ok {
 			res = a
@@ -140,9 +140,9 @@ func ConfirmSlugError() error {
 func RestoreOrg(ctx context.Context, db *bun.DB, in OrgRequest) (OrgAnswer, error) {
 	var res OrgAnswer
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var o Organization
-		if err := tx.NewSelect().Model(&o).Where("id = ?", in.OrgID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("lock organisation %s: %w", in.OrgID, err)
+		o, err := lockOrganization(ctx, tx, in.OrgID)
+		if err != nil {
+			return err
 		}
 		if a, ok, err := answeredOrgOperation(ctx, tx, in); err != nil || ok {
 			res = a
@@ -153,7 +153,7 @@ func RestoreOrg(ctx context.Context, db *bun.DB, in OrgRequest) (OrgAnswer, erro
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		var deletion OrgOperation
-		err := tx.NewUpdate().Model(&deletion).Set("status = 'cancelled', ended_at = ?", now).
+		err = tx.NewUpdate().Model(&deletion).Set("status = 'cancelled', ended_at = ?", now).
 			Where("org_id = ? AND kind = 'deletion' AND status IN ('running', 'stuck')", in.OrgID).Returning("*").Scan(ctx)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("cancel the deletion of %s: %w", in.OrgID, err)
@@ -315,9 +315,9 @@ func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasur
 	orgID, operationID := in.OrgID, in.OperationID
 	var res Erasure
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var o Organization
-		if err := tx.NewSelect().Model(&o).Where("id = ?", orgID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("lock organisation %s: %w", orgID, err)
+		o, err := lockOrganization(ctx, tx, orgID)
+		if err != nil {
+			return err
 		}
 		if o.State == string(domain.OrgDeleted) {
 			return nil

@@ -162,8 +162,9 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 	}
 	var o Organization
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&o).Where("id = ?", orgID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("lock organisation %s: %w", orgID, err)
+		var err error
+		if o, err = lockOrganization(ctx, tx, orgID); err != nil {
+			return err
 		}
 		if o.State != string(domain.OrgActive) {
 			return domain.ErrOrgDeleting()
@@ -193,8 +194,18 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "require_mfa", "updated_at").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update organisation %s: %w", orgID, err)
 		}
-		_, err := InsertEvent(ctx, tx, ev.Event("organization.updated", "organization", o.ID, map[string]any{"before": before, "after": after}))
+		_, err = InsertEvent(ctx, tx, ev.Event("organization.updated", "organization", o.ID, map[string]any{"before": before, "after": after}))
 		return err
 	})
 	return o, err
+}
+
+// lockOrganization reads the organisation with its row locked for the rest
+// of tx: the one order of the writes that change it.
+func lockOrganization(ctx context.Context, tx bun.Tx, id string) (Organization, error) {
+	var o Organization
+	if err := tx.NewSelect().Model(&o).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
+		return o, fmt.Errorf("lock organisation %s: %w", id, err)
+	}
+	return o, nil
 }
