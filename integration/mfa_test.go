@@ -311,19 +311,13 @@ func TestRemovingTOTPAndNewRecoveryCodesNeedARecentAuthentication(t *testing.T) 
 	}
 	_, first := enrolTOTP(t, srv, p.Token)
 
-	stale := func() {
-		t.Helper()
-		if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() - interval '1 hour' WHERE token_hash = ?", store.HashSecret(p.Token)).Exec(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
 	fresh := func() {
 		t.Helper()
 		if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() WHERE token_hash = ?", store.HashSecret(p.Token)).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	stale()
+	stale(t, h, p.Token)
 	// Adding a way in needs it too: a stolen session must not enrol its own
 	// factor and hold the person out.
 	for _, c := range []struct{ method, path string }{{"POST", "/api/v1/me/recovery-codes"}, {"DELETE", "/api/v1/me/totp"},
@@ -437,9 +431,7 @@ func TestAnOrganisationRequiringMFAHoldsAMemberWithoutOneUntilTheyEnrol(t *testi
 		}
 	}
 	// Requiring MFA needs a recent authentication.
-	if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() - interval '1 hour' WHERE token_hash = ?", store.HashSecret(owner.Token)).Exec(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	stale(t, h, owner.Token)
 	if r := req(t, srv, "PATCH", org, owner.Token, on); r.Status != 403 || r.code() != string(domain.CodeReauthenticationRequired) {
 		t.Fatalf("requiring MFA on a stale session: %d %s", r.Status, r.Raw)
 	}
@@ -523,13 +515,7 @@ func TestAPersonReauthenticatesWithACodeEachOnce(t *testing.T) {
 		t.Fatalf("a code without a second factor: %d %s", r.Status, r.Raw)
 	}
 	secret, recovery := enrolTOTP(t, srv, p.Token)
-	stale := func() {
-		t.Helper()
-		if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() - interval '1 hour' WHERE token_hash = ?", store.HashSecret(p.Token)).Exec(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stale()
+	stale(t, h, p.Token)
 	next, _ := totp.Code(secret, time.Now().Add(totp.Period))
 	if r := req(t, srv, "POST", "/api/v1/auth/reauthenticate", p.Token, map[string]any{"code": next}); r.Status != 200 {
 		t.Fatalf("reauthenticate with a code: %d %s", r.Status, r.Raw)
@@ -537,7 +523,7 @@ func TestAPersonReauthenticatesWithACodeEachOnce(t *testing.T) {
 	if r := req(t, srv, "POST", "/api/v1/me/recovery-codes", p.Token, nil); r.Status != 201 {
 		t.Fatalf("a guarded act after a code: %d %s", r.Status, r.Raw)
 	}
-	stale()
+	stale(t, h, p.Token)
 	if r := req(t, srv, "POST", "/api/v1/auth/reauthenticate", p.Token, map[string]any{"code": next}); r.Status != 401 {
 		t.Fatalf("the same code again: %d %s", r.Status, r.Raw)
 	}

@@ -219,11 +219,9 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 	if r := l.deleteOrg(t, w, domain.RoleAdmin, w.Org.Slug, ""); r.Status != 403 {
 		t.Fatalf("an admin: %d %s", r.Status, r.Raw)
 	}
-	stale := session(t, h, owner.UserID, time.Hour)
-	if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() - interval '1 hour' WHERE token_hash = ?", store.HashSecret(stale)).Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if r := httpReq(t, l.srv, "DELETE", orgPath(w, ""), stale, map[string]any{"confirm": w.Org.Slug}, ""); r.Status != 403 || r.code() != "REAUTHENTICATION_REQUIRED" {
+	old := session(t, h, owner.UserID, time.Hour)
+	stale(t, h, old)
+	if r := httpReq(t, l.srv, "DELETE", orgPath(w, ""), old, map[string]any{"confirm": w.Org.Slug}, ""); r.Status != 403 || r.code() != "REAUTHENTICATION_REQUIRED" {
 		t.Fatalf("without a recent authentication: %d %s", r.Status, r.Raw)
 	}
 

@@ -345,11 +345,9 @@ func TestRemovingAPasskeyNeedsRecentAuthenticationAndTheLastFactorTakesTheRecove
 	}
 
 	// A session that proved who its person is an hour ago may not.
-	stale := session(t, h, me.UserID, time.Hour)
-	if _, err := h.DB.NewRaw("UPDATE sessions SET authenticated_at = now() - interval '1 hour' WHERE token_hash = ?", store.HashSecret(stale)).Exec(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if r := req(t, srv, "DELETE", "/api/v1/me/webauthn/credentials/"+first.ID, stale, nil); r.Status != 403 || r.code() != "REAUTHENTICATION_REQUIRED" {
+	old := session(t, h, me.UserID, time.Hour)
+	stale(t, h, old)
+	if r := req(t, srv, "DELETE", "/api/v1/me/webauthn/credentials/"+first.ID, old, nil); r.Status != 403 || r.code() != "REAUTHENTICATION_REQUIRED" {
 		t.Fatalf("removal by a stale session: %d %s", r.Status, r.Raw)
 	}
 	// Another person's passkey, or none, is not found.
