@@ -86,25 +86,23 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		if err != nil {
 			return err
 		}
-		taken, err := tx.NewSelect().Model((*Tenant)(nil)).
-			Where("org_id = ? AND name = ?", in.OrgID, in.Name).Where(notEnded("state")).Exists(ctx)
+		// The three checks in one statement, after the lock (a statement
+		// of its own, so its snapshot sees every creation the lock waited
+		// for).
+		var nameHeld, hostHeld bool
+		var live int
+		err = tx.NewRaw(`SELECT
+			EXISTS (SELECT 1 FROM tenants WHERE org_id = ? AND name = ? AND `+notEnded("state")+`),
+			EXISTS (SELECT 1 FROM tenants WHERE hostname = ? AND `+notEnded("state")+`),
+			(`+liveTenants+`)`, in.OrgID, in.Name, in.Hostname, in.OrgID).Scan(ctx, &nameHeld, &hostHeld, &live)
 		if err != nil {
-			return fmt.Errorf("check tenant name: %w", err)
+			return fmt.Errorf("check tenant name, hostname and quota: %w", err)
 		}
-		if taken {
+		if nameHeld {
 			return nameTaken(in.Name)
 		}
-		var holder string
-		err = tx.NewSelect().Model((*Tenant)(nil)).Column("id").
-			Where("hostname = ?", in.Hostname).Where(notEnded("state")).Scan(ctx, &holder)
-		if err == nil {
+		if hostHeld {
 			return hostnameTaken(in.Hostname)
-		} else if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("check tenant hostname: %w", err)
-		}
-		live, err := CountLiveTenants(ctx, tx, in.OrgID)
-		if err != nil {
-			return err
 		}
 		if live >= plan.MaxTenants {
 			return domain.Errorf(domain.CodeConflict, "tenant quota reached: plan %s allows %d tenants", plan.ID, plan.MaxTenants)
@@ -249,15 +247,14 @@ func BeginOperation(ctx context.Context, db bun.IDB, in Transition) (OperationAn
 		op = Operation{ID: in.OperationID, OrgID: in.OrgID, TenantID: in.TenantID, Kind: string(in.Kind), Status: string(domain.OpRunning),
 			Steps: StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID,
 			UpdateID: in.UpdateID, StartedAt: now}
-		if _, err := tx.NewInsert().Model(&op).Exec(ctx); err != nil {
+		t.CurrentOperationID, t.UpdatedAt = &in.OperationID, now
+		// The operation and the tenant's pointer to it, in one statement.
+		if _, err := tx.NewUpdate().With("op", tx.NewInsert().Model(&op)).
+			Model(&t).Column("current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
 			if IsUniqueViolation(err, "operations_one_running_key") {
 				return domain.Errorf(domain.CodeConflict, "another operation is running on tenant %s", in.TenantID)
 			}
-			return fmt.Errorf("insert operation: %w", err)
-		}
-		t.CurrentOperationID, t.UpdatedAt = &in.OperationID, now
-		if _, err := tx.NewUpdate().Model(&t).Column("current_operation_id", "updated_at").WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("update tenant: %w", err)
+			return fmt.Errorf("insert operation and update tenant: %w", err)
 		}
 		res = OperationAnswer{Tenant: t, Operation: op, RequestID: op.RequestID}
 		return tenantEvent(ctx, tx, t, in.Request, "", tr.Events.Requested,
@@ -310,41 +307,43 @@ type OperationChange struct {
 func RecordOperation(ctx context.Context, db bun.IDB, in OperationChange) (Tenant, error) {
 	var t Tenant
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
-		}
 		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
-		before := t.State
-		if in.State != "" {
-			t.State = string(in.State)
+		// One statement: the operation's change (when there is one) and
+		// the tenant's, whose row the subquery's FOR UPDATE locks first,
+		// reading the state this change replaces.
+		var grace *time.Time
+		if in.GraceEndsAt != nil {
+			g := in.GraceEndsAt.UTC()
+			grace = &g
 		}
-		if in.Status != "" && in.Status.Ended() {
-			if t.CurrentOperationID != nil && *t.CurrentOperationID == in.OperationID {
-				t.CurrentOperationID = nil
-			}
+		ends := in.Status != "" && in.Status.Ended()
+		var row struct {
+			Tenant
+			Before string `bun:"before_state"`
 		}
-		t.UpdatedAt = now
-		if in.EndLifetime {
-			t.ExpiresAt = nil
+		err := tx.NewRaw(`WITH op AS (
+				UPDATE operations SET
+					status = coalesce(nullif(?, ''), status),
+					ended_at = CASE WHEN ? THEN coalesce(ended_at, ?) ELSE ended_at END,
+					grace_ends_at = coalesce(?, grace_ends_at)
+				WHERE id = ? AND (? <> '' OR ?::timestamptz IS NOT NULL)
+			)
+			UPDATE tenants AS t SET
+				state = coalesce(nullif(?, ''), t.state),
+				current_operation_id = CASE WHEN ? AND t.current_operation_id = ? THEN NULL ELSE t.current_operation_id END,
+				updated_at = ?,
+				expires_at = CASE WHEN ? THEN NULL ELSE t.expires_at END
+			FROM (SELECT id, state FROM tenants WHERE id = ? FOR UPDATE) AS old
+			WHERE t.id = old.id
+			RETURNING t.*, old.state AS before_state`,
+			string(in.Status), ends, now, grace, in.OperationID, string(in.Status), grace,
+			string(in.State), ends, in.OperationID, now, in.EndLifetime, in.TenantID).
+			Scan(ctx, &row)
+		if err != nil {
+			return fmt.Errorf("update tenant %s and operation %s: %w", in.TenantID, in.OperationID, err)
 		}
-		if _, err := tx.NewUpdate().Model(&t).Column("state", "current_operation_id", "updated_at", "expires_at").WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("update tenant %s: %w", in.TenantID, err)
-		}
-		if in.Status != "" || in.GraceEndsAt != nil {
-			q := tx.NewUpdate().Model((*Operation)(nil)).Where("id = ?", in.OperationID)
-			if in.Status != "" {
-				q = q.Set("status = ?", in.Status)
-				if in.Status.Ended() {
-					q = q.Set("ended_at = coalesce(ended_at, ?)", now)
-				}
-			}
-			if in.GraceEndsAt != nil {
-				q = q.Set("grace_ends_at = ?", in.GraceEndsAt.UTC())
-			}
-			if _, err := q.Exec(ctx); err != nil {
-				return fmt.Errorf("update operation %s: %w", in.OperationID, err)
-			}
-		}
+		t = row.Tenant
+		before := row.Before
 		if in.Action == "" {
 			return nil
 		}

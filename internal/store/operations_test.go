@@ -158,6 +158,16 @@ func TestATransitionBeginsFromTheStatesItAllowsAndARetryOfItsUpdateFindsIt(t *te
 	if begun.Replayed || begun.Operation.ID != suspend.OperationID || *begun.Tenant.CurrentOperationID != suspend.OperationID {
 		t.Fatalf("begun %+v", begun)
 	}
+	// A second operation while one runs is refused by the one-running
+	// index, and leaves the tenant pointing at the first.
+	decommission := suspend
+	decommission.OperationID, decommission.Kind, decommission.UpdateID = domain.NewID(domain.PrefixOperation), domain.OpDecommission, "decommission/k1"
+	if _, err := store.BeginOperation(ctx, testDB, decommission); domain.ErrorCode(err) != domain.CodeConflict {
+		t.Fatalf("a second operation while one runs: %v, want CONFLICT", err)
+	}
+	if cur, _, err := store.TenantOperation(ctx, testDB, tenant.ID, suspend.OperationID); err != nil || *cur.CurrentOperationID != suspend.OperationID {
+		t.Fatalf("after the refused operation: %+v %v", cur, err)
+	}
 	// A retry whose update Temporal lost runs the row its first attempt
 	// wrote: found by the update id, still running, not a replay.
 	retry := suspend
@@ -282,5 +292,47 @@ func TestAStepIsRecordedInPlaceAndANewOneAfterTheOthers(t *testing.T) {
 	}
 	if err := store.UpdateStep(ctx, testDB, domain.NewID(domain.PrefixOperation), "keys", "done", 1, ""); err == nil {
 		t.Fatal("a step of no operation was recorded")
+	}
+}
+
+// A record changes only what it names: a status that does not end the
+// operation keeps it current, a grace end is written alone, the end of a
+// lifetime clears expires_at, and a tenant that is not there is an error,
+// not a silent success.
+func TestARecordChangesOnlyWhatItNames(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	nt := newTenant(org, "zeta")
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	lifetime := int64(3600)
+	nt.ExpiresAt, nt.LifetimeSeconds = &expires, &lifetime
+	res, err := store.ReserveTenant(ctx, testDB, nt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, err := store.RecordOperation(ctx, testDB, store.OperationChange{TenantID: res.Tenant.ID, OperationID: res.Operation.ID, Status: domain.OpStuck})
+	if err != nil || stuck.State != string(domain.StateProvisioning) || stuck.CurrentOperationID == nil || *stuck.CurrentOperationID != res.Operation.ID ||
+		stuck.ExpiresAt == nil || !stuck.ExpiresAt.Equal(expires) {
+		t.Fatalf("a stuck record: %+v %v", stuck, err)
+	}
+	_, op, _ := store.TenantOperation(ctx, testDB, res.Tenant.ID, res.Operation.ID)
+	if op.Status != string(domain.OpStuck) || op.EndedAt != nil || op.GraceEndsAt != nil {
+		t.Fatalf("the stuck operation: %+v", op)
+	}
+	grace := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Microsecond)
+	got, err := store.RecordOperation(ctx, testDB, store.OperationChange{TenantID: res.Tenant.ID, OperationID: res.Operation.ID, GraceEndsAt: &grace, EndLifetime: true})
+	if err != nil || got.ExpiresAt != nil || got.State != string(domain.StateProvisioning) || got.CurrentOperationID == nil {
+		t.Fatalf("a grace record: %+v %v", got, err)
+	}
+	_, op, _ = store.TenantOperation(ctx, testDB, res.Tenant.ID, res.Operation.ID)
+	if op.Status != string(domain.OpStuck) || op.GraceEndsAt == nil || !op.GraceEndsAt.Equal(grace) {
+		t.Fatalf("the operation after a grace record: %+v", op)
+	}
+	if _, err := store.RecordOperation(ctx, testDB, store.OperationChange{TenantID: "ten_missing", OperationID: res.Operation.ID, Status: domain.OpFailed}); err == nil {
+		t.Fatal("a record of a missing tenant succeeded")
+	}
+	_, op, _ = store.TenantOperation(ctx, testDB, res.Tenant.ID, res.Operation.ID)
+	if op.Status != string(domain.OpStuck) {
+		t.Fatalf("a failed record of another tenant changed the operation: %+v", op)
 	}
 }
