@@ -183,7 +183,9 @@ func transportError(ctx context.Context, err error) (string, bool) {
 		return "endpoint's TLS certificate does not name its host", false
 	case errors.As(err, &certErr), errors.As(err, &unknown), errors.As(err, &invalid):
 		return "endpoint's TLS certificate is not trusted", false
-	case errors.As(err, &record):
+	case errors.As(err, &record),
+		// net/http says so in an error of no type of its own.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return "endpoint does not speak TLS", false
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timed out waiting for the receiver", true

@@ -3,6 +3,7 @@ package auditstream
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -179,6 +180,12 @@ func TestTransportFailuresSayBrieflyWhatHappened(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	t.Cleanup(slow.Close)
+	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
 	fastClient := outbound.NewClient(outbound.Options{AllowPrivate: true, Timeout: 100 * time.Millisecond})
 	toLoopback := outbound.NewClient(outbound.Options{Resolver: loopbackDNS{}})
 
@@ -193,6 +200,8 @@ func TestTransportFailuresSayBrieflyWhatHappened(t *testing.T) {
 		{"slow receiver", fastClient, slow.URL, "timed out waiting for the receiver", true},
 		{"name to loopback", toLoopback, "https://siem.example.com/in", "endpoint address is not allowed: loopback address", false},
 		{"plain http", outbound.NewClient(outbound.Options{}), "http://siem.example.com/in", "endpoint must use https", false},
+		{"untrusted certificate", devClient, tlsSrv.URL, "endpoint's TLS certificate is not trusted", false},
+		{"no TLS", devClient, strings.Replace(plain.URL, "http:", "https:", 1), "endpoint does not speak TLS", false},
 		{"metadata", devClient, "http://169.254.169.254/latest", "endpoint address is not allowed: cloud metadata address", false},
 	}
 	for _, c := range cases {
