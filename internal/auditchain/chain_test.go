@@ -193,3 +193,17 @@ func TestTheVerifierNamesTheFirstBadEventAndWhatIsWrong(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCanonical is the canonical form of a typical event, which each
+// write computes once.
+func BenchmarkCanonical(b *testing.B) {
+	ev := []byte(`{"id":"evt_01KBMZ6Y1Q8Q5Q8Q5Q8Q5Q8Q5Q","org_id":"org_01KBMZ6Y1Q8Q5Q8Q5Q8Q5Q8Q5Q","action":"organization.updated",` +
+		`"actor":{"type":"member","id":"mem_01KBMZ6Y1Q8Q5Q8Q5Q8Q5Q8Q5Q","email":"ada@example.test"},"target":{"type":"organization","id":"org_01KBMZ6Y1Q8Q5Q8Q5Q8Q5Q8Q5Q"},` +
+		`"request_id":"req_01KBMZ6Y1Q8Q5Q8Q5Q8Q5Q8Q5Q","client_addr":"203.0.113.7","user_agent":"Mozilla/5.0 (X11; Linux x86_64)",` +
+		`"data":{"before":{"name":"Acme"},"after":{"name":"Acme Corp"}},"occurred_at":"2026-12-03T10:00:00.123456Z","seq":17}`)
+	for b.Loop() {
+		if _, err := Canonical(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
