@@ -224,6 +224,17 @@ func routeDocs() map[string]doc {
 				stringParam("target_id", "only events about this target"),
 				timeParam("since", "only events at or after this time (RFC 3339)"),
 				timeParam("until", "only events before this time (RFC 3339)"))},
+		"GET " + org + "/audit-chain": {id: "getAuditChain", summary: "The head of the organisation's audit chain, signed",
+			desc: "Each event's hash is SHA-256 of the previous event's hash (32 zero bytes before the first) followed by the event's canonical form " +
+				"(the event as GET /events shows it, without hash, in RFC 8785 JSON canonicalization), so an edited, deleted or reordered event breaks the chain. " +
+				"length is how many events the chain has (the last has seq length), head the last event's hash. signature is the Ed25519 signature (base64), " +
+				"by the key key_id of GET /api/v1/audit-chain/keys, of the five lines \"intelliauth-audit-chain/v1\", org_id, length, head and signed_at (RFC 3339, UTC, whole seconds) joined by \"\\n\". " +
+				"Keep the heads you fetch: a later chain must extend each of them (the event of seq length has hash head). " +
+				"A service account needs events:read and every environment (one limited to environments is refused).",
+			data: auditChainHead{}},
+		"GET " + v1 + "/audit-chain/keys": {id: "getAuditChainKeys", summary: "The public keys that sign audit chains' heads",
+			desc: "Ed25519 public keys (base64), the one that signs now first; a key stays listed as long as it is in the control plane's key ring, so heads signed before a rotation still verify.",
+			data: auditChainKeys{}},
 		"GET " + org + "/service-accounts": {id: "listServiceAccounts", summary: "Service accounts of the organisation, with their tokens (never the secrets)",
 			data: store.ServiceAccountView{}, list: true, query: listParams()},
 		"POST " + org + "/service-accounts": {id: "createServiceAccount", summary: "Create a service account and its first token",
@@ -410,7 +421,7 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 
 func tagOf(path string) string {
 	for _, t := range []struct{ part, tag string }{
-		{"/service-accounts", "Service accounts"}, {"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"},
+		{"/service-accounts", "Service accounts"}, {"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"}, {"/audit-chain", "Audit events"},
 		{"/organizations", "Organizations"}, {"/organization-slugs", "Organizations"}, {"/plans", "Plans"}, {"/auth/", "Session"}, {"/me", "Session"},
 	} {
 		if strings.Contains(path, t.part) {

@@ -173,6 +173,8 @@ func (s *Server) table() []route {
 		{Route{"GET", org + "/tenants/:tenant_id", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.getTenant},
 		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listOperations},
 		{Route{"GET", org + "/events", Org, domain.ActionAuditRead, false, domain.ScopeEventsRead}, s.listEvents},
+		{Route{"GET", org + "/audit-chain", Org, domain.ActionAuditRead, false, domain.ScopeEventsRead}, s.getAuditChain},
+		{Route{"GET", auditChainKeysPath, Public, "", false, ""}, s.getAuditChainKeys},
 		{Route{"GET", org + "/service-accounts", Org, domain.ActionRead, false, ""}, s.listServiceAccounts},
 		{Route{"POST", org + "/service-accounts", Org, domain.ActionServiceAccountsManage, false, ""}, s.createServiceAccount},
 		{Route{"GET", org + "/service-accounts/:service_account_id", Org, domain.ActionRead, false, ""}, s.getServiceAccount},

@@ -43,6 +43,7 @@ var fixtures = map[string]fixture{
 	"POST /api/v1/auth/sign-up":                nil,
 	"POST /api/v1/auth/verify-email":           nil,
 	"GET /api/v1/organization-slugs/:slug":     nil,
+	"GET /api/v1/audit-chain/keys":             nil,
 	"POST /api/v1/organizations": func(*testing.T, *harness.Harness, world) cellCall {
 		return cellCall{"/api/v1/organizations", map[string]any{"name": "Own " + uniq(), "slug": "o-" + uniq()}, 201, ""}
 	},
@@ -163,6 +164,9 @@ var fixtures = map[string]fixture{
 	},
 	"GET /api/v1/organizations/:org_id/events": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/events"), nil, 200, ""}
+	},
+	"GET /api/v1/organizations/:org_id/audit-chain": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/audit-chain"), nil, 200, ""}
 	},
 	"GET /api/v1/organizations/:org_id/service-accounts": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/service-accounts"), nil, 200, ""}

@@ -350,6 +350,11 @@ func TestAnOrganizationIsDeletedThroughItsSagaAndItsTenantsThroughTheirs(t *test
 			t.Errorf("%s: %d left (or too many)", what, n)
 		}
 	}
+	// The pseudonyms changed the events: their chain was computed again
+	// in the erasure's transaction, and verifies.
+	if rep, err := store.VerifyChain(ctx, h.DB, w.Org.ID); err != nil || rep.Problem != nil || rep.Checked < 10 || rep.Unchained != 0 {
+		t.Fatalf("the erased trail's chain: %+v, %v", rep, err)
+	}
 	// No name or email of the organisation's people is left in its trail;
 	// its events stay, and a person's pseudonym is the same in each.
 	var trail []store.AuditEvent

@@ -169,7 +169,8 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 	stops = append(stops, stopGateway)
 	mailCtx, stopMail := context.WithCancel(context.WithoutCancel(ctx))
 	mailerDone := startMailer(mailCtx, cfg, db, log)
-	stops = append(stops, func() { stopMail(); mailerDone() })
+	chainerDone := startChainer(mailCtx, db, log)
+	stops = append(stops, func() { stopMail(); mailerDone(); chainerDone() })
 	if err := waitForPollers(ctx, tc, cfg.TaskQueue); err != nil {
 		return err
 	}

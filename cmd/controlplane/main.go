@@ -30,6 +30,8 @@ commands:
   healthcheck         exit 0 when the api or worker on CP_METRICS_ADDR is up (for container healthchecks)
   verify [-settle 1m] [-json]
                       list disagreements between Postgres, Temporal and the data plane (exit 1 when any)
+  audit verify -org <org_id> [-export <file.ndjson> [-head <head.json> -keys <keys.json>]]
+                      recompute an organisation's audit chain; name its first bad event (exit 1 when any)
   users remove-second-factors -email <email> -reason <why>
                       for a person who lost every second factor: remove them, end their sessions (audited)
 
@@ -71,6 +73,7 @@ func run(args []string) int {
 		"healthcheck": {config.ModeHealthcheck, runHealthcheck},
 		"verify":      {config.ModeVerify, runVerify},
 		"users":       {config.ModeUsers, runUsers},
+		"audit":       {config.ModeAudit, runAudit},
 	}
 	c, ok := commands[cmd]
 	if !ok {

@@ -29,6 +29,15 @@ func runMigrate(ctx context.Context, cfg config.Config, args []string) error {
 			return err
 		}
 		log.Info().Strs("applied", names).Msg("migrations applied")
+		// Events written before the audit chain (or by the previous
+		// release until now) are chained before the new release writes.
+		n, err := store.ChainBacklogs(ctx, db)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Info().Int("events", n).Msg("audit events chained")
+		}
 	case "down":
 		names, err := schema.Down(ctx, db)
 		if err != nil {

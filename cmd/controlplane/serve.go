@@ -102,10 +102,12 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	}
 	defer stopMetrics()
 	mailerDone := startMailer(ctx, cfg, db, log)
+	chainerDone := startChainer(ctx, db, log)
 	<-ctx.Done()
 	log.Info().Msg("stopping worker")
 	w.Stop()
 	mailerDone()
+	chainerDone()
 	return nil
 }
 
@@ -240,6 +242,36 @@ func startMailer(ctx context.Context, cfg config.Config, db *bun.DB, log zerolog
 		SMTP: mail.SMTP{Addr: cfg.SMTP.Addr, From: cfg.SMTP.From, Username: cfg.SMTP.Username, Password: cfg.SMTP.Password}}
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
+	return func() { <-done }
+}
+
+// chainSweep is how often a worker chains the audit events an older
+// release wrote during an upgrade, in organisations no new event came to
+// since.
+const chainSweep = time.Minute
+
+// startChainer chains audit events not chained yet (store.ChainBacklogs)
+// at once and every chainSweep until ctx ends: a probe of an empty index
+// once the backlog is gone. The returned function waits for it to stop.
+func startChainer(ctx context.Context, db *bun.DB, log zerolog.Logger) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(chainSweep)
+		defer t.Stop()
+		for {
+			if n, err := store.ChainBacklogs(ctx, db); err != nil && ctx.Err() == nil {
+				log.Warn().Err(err).Msg("audit events not chained; the next sweep tries again")
+			} else if n > 0 {
+				log.Info().Int("events", n).Msg("audit events chained")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	return func() { <-done }
 }
 

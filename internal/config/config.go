@@ -37,6 +37,9 @@ const (
 	ModeHealthcheck Mode = "healthcheck"
 	ModeVerify      Mode = "verify"
 	ModeUsers       Mode = "users"
+	// ModeAudit verifies audit chains: from the database, or from an
+	// export without one.
+	ModeAudit Mode = "audit"
 )
 
 // Dev defaults for the bootstrap organisation and owner, printed once when
@@ -323,7 +326,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail("CP_DATABASE_URL", "must be a postgres:// URL")
 		}
-	} else if mode != ModeDev && mode != ModeSetup && mode != ModeHealthcheck {
+	} else if mode != ModeDev && mode != ModeSetup && mode != ModeHealthcheck && mode != ModeAudit {
 		r.fail("CP_DATABASE_URL", "is required (postgres://user:password@host:5432/db?sslmode=disable)")
 	}
 

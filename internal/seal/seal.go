@@ -1,13 +1,18 @@
 // Package seal encrypts secrets at rest (tenants' private signing keys)
 // with AES-256-GCM under a key ring from the configuration: the first key
-// seals, every key opens, so keys rotate without downtime.
+// seals, every key opens, so keys rotate without downtime. Each key of the
+// ring also gives signing keys (Ed25519, derived per purpose), the first
+// signing.
 package seal
 
 import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,6 +24,9 @@ import (
 type Ring struct {
 	ids  []string
 	aead map[string]cipher.AEAD
+	// secrets are the keys themselves, which signing keys are derived
+	// from.
+	secrets map[string][]byte
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
@@ -28,7 +36,7 @@ const prefix = "sealed:"
 
 // ParseRing reads "<id>=<base64 of 32 bytes>[,<id>=<key>…]".
 func ParseRing(spec string) (*Ring, error) {
-	r := &Ring{aead: map[string]cipher.AEAD{}}
+	r := &Ring{aead: map[string]cipher.AEAD{}, secrets: map[string][]byte{}}
 	for _, item := range strings.Split(spec, ",") {
 		id, b64, ok := strings.Cut(strings.TrimSpace(item), "=")
 		if !ok || !idPattern.MatchString(id) {
@@ -49,7 +57,7 @@ func ParseRing(spec string) (*Ring, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.ids, r.aead[id] = append(r.ids, id), gcm
+		r.ids, r.aead[id], r.secrets[id] = append(r.ids, id), gcm, key
 	}
 	return r, nil
 }
@@ -72,6 +80,25 @@ func clip(s string) string {
 
 // Current is the id of the key that seals.
 func (r *Ring) Current() string { return r.ids[0] }
+
+// IDs are the ids of the ring's keys, the current one first.
+func (r *Ring) IDs() []string { return append([]string(nil), r.ids...) }
+
+// SigningKey is the Ed25519 key derived from the ring's key id for
+// purpose: its seed is HKDF-SHA256 of the key, without salt, with the
+// purpose as info. A key of the ring thus signs for each purpose with a
+// key of its own, and its AES key is used for nothing else.
+func (r *Ring) SigningKey(id, purpose string) (ed25519.PrivateKey, error) {
+	secret, ok := r.secrets[id]
+	if !ok {
+		return nil, fmt.Errorf("key %s: %w", id, ErrUnknownKey)
+	}
+	seed, err := hkdf.Key(sha256.New, secret, nil, purpose, ed25519.SeedSize)
+	if err != nil {
+		return nil, fmt.Errorf("derive the %s of key %s: %w", purpose, id, err)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
 
 // Seal encrypts plaintext under the current key; context binds the
 // ciphertext to what it belongs to (a tenant id), so it cannot be moved.

@@ -84,3 +84,29 @@ func TestBadRingsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestEachKeyOfTheRingSignsWithAKeyOfItsOwnPerPurposeThatARotationKeeps(t *testing.T) {
+	oldKey, _ := NewKey("2026-01")
+	newKey, _ := NewKey("2026-06")
+	old, _ := ParseRing(oldKey)
+	rotated, _ := ParseRing(newKey + "," + oldKey)
+	if ids := rotated.IDs(); len(ids) != 2 || ids[0] != "2026-06" || ids[1] != "2026-01" {
+		t.Fatalf("IDs = %v, want the current first", ids)
+	}
+	before, err := old.SigningKey("2026-01", "chain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := rotated.SigningKey("2026-01", "chain")
+	if err != nil || !bytes.Equal(before, after) {
+		t.Fatalf("the old key's signing key changed with the rotation: %v", err)
+	}
+	current, _ := rotated.SigningKey("2026-06", "chain")
+	other, _ := rotated.SigningKey("2026-01", "another purpose")
+	if bytes.Equal(current, before) || bytes.Equal(other, before) {
+		t.Fatal("two keys or two purposes gave one signing key")
+	}
+	if _, err := old.SigningKey("2026-06", "chain"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("a key the ring lacks: %v", err)
+	}
+}

@@ -8,14 +8,30 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/intelliauth/controlplane/internal/auditchain"
 	"github.com/intelliauth/controlplane/internal/domain"
 )
 
 // InsertEvent writes an audit event in db (a transaction, usually the one of
-// the change it records). An event whose DedupKey was written before is not
-// written again; inserted says which happened. Every text of the event is
-// made storable first (see storable), whoever built it.
+// the change it records; given the database itself, it makes one), as
+// the next link of its organisation's chain: it locks the chain's head
+// until the transaction ends, chains first any events of the organisation
+// left unchained, then writes the event with its seq and hash and moves
+// the head, two statements. A transaction that writes events of several
+// organisations writes them in org_id order (insertUserEvents), and
+// writes its events after its other writes, so that no transaction waits
+// for a head while holding a row another waits for before a head. An
+// event whose DedupKey was written before is not written again; inserted
+// says which happened. Every text of the event is made storable first
+// (see storable), whoever built it.
 func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool, err error) {
+	if d, ok := db.(*bun.DB); ok {
+		err := d.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			inserted, err = InsertEvent(ctx, tx, ev)
+			return err
+		})
+		return inserted, err
+	}
 	if err := ev.storable(); err != nil {
 		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)
 	}
@@ -23,9 +39,33 @@ func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool
 		ev.ID = domain.NewID(domain.PrefixEvent)
 	}
 	if ev.OccurredAt.IsZero() {
-		ev.OccurredAt = time.Now().UTC()
+		ev.OccurredAt = time.Now()
 	}
-	res, err := db.NewInsert().Model(ev).On("CONFLICT (dedup_key) DO NOTHING").Exec(ctx)
+	// As Postgres stores it, so the hash covers what is read back.
+	ev.OccurredAt = ev.OccurredAt.UTC().Truncate(time.Microsecond)
+	if ev.OnBehalfOf, err = storedJSON(ev.OnBehalfOf); err != nil {
+		return false, fmt.Errorf("insert audit event %s: on_behalf_of: %w", ev.Action, err)
+	}
+	if ev.Data, err = storedJSON(ev.Data); err != nil {
+		return false, fmt.Errorf("insert audit event %s: data: %w", ev.Action, err)
+	}
+	head, err := lockHead(ctx, db, ev.OrgID)
+	if err != nil {
+		return false, err
+	}
+	if head.Backlog {
+		if head, _, err = chainBacklog(ctx, db, ev.OrgID, head, 0); err != nil {
+			return false, err
+		}
+	}
+	ev.Seq = head.Length + 1
+	c, err := ev.canonical()
+	if err != nil {
+		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)
+	}
+	ev.Hash = auditchain.Link(head.Head, c)
+	res, err := db.NewRaw("WITH e AS (?) UPDATE audit_chains AS c SET length = e.seq, head = e.hash FROM e WHERE c.org_id = e.org_id",
+		db.NewInsert().Model(ev).On("CONFLICT (dedup_key) DO NOTHING").Returning("org_id, seq, hash")).Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)
 	}
@@ -33,7 +73,20 @@ func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool
 	if err != nil {
 		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)
 	}
+	if n == 0 {
+		ev.Seq, ev.Hash = 0, nil // the event written before holds its own
+	}
 	return n == 1, nil
+}
+
+// insertEvents writes events in tx, in order (InsertEvent).
+func insertEvents(ctx context.Context, tx bun.IDB, evs []*AuditEvent) error {
+	for _, ev := range evs {
+		if _, err := InsertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // storable makes every text column of the event, and every string and key

@@ -12,7 +12,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/store"
 )
 
-func newOrg(t *testing.T) store.Organization {
+func newOrg(t testing.TB) store.Organization {
 	t.Helper()
 	now := time.Now().UTC()
 	id := domain.NewID(domain.PrefixOrganization)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -41,6 +42,9 @@ type EventView struct {
 	UserAgent  string          `json:"user_agent,omitempty"`
 	Data       json.RawMessage `json:"data,omitempty"`
 	OccurredAt time.Time       `json:"occurred_at"`
+	// Seq and Hash are the event's place in its organisation's chain.
+	Seq  int64  `json:"seq,omitempty" doc:"The event's place in its organisation's hash chain: 1, 2, 3, … without gaps, in the order events were committed. Absent only for an event written by an older release during an upgrade, until it is chained."`
+	Hash string `json:"hash,omitempty" doc:"SHA-256 (hex) of the previous event's hash (32 zero bytes before the first) followed by this event's canonical form: this object without hash, in RFC 8785 JSON canonicalization (docs/architecture.md, Audit trail)."`
 }
 
 // EventActor is who did it: the domain.Actor an event's actor columns
@@ -64,13 +68,18 @@ type EventTarget struct {
 	ID   string `json:"id"`
 }
 
-// View returns the API's view of the event.
+// View returns the API's view of the event: what its hash covers (with
+// Seq, without Hash), so the view is what a reader verifies.
 func (e AuditEvent) View() EventView {
-	return EventView{ID: e.ID, OrgID: e.OrgID, Action: e.Action,
+	v := EventView{ID: e.ID, OrgID: e.OrgID, Action: e.Action,
 		Actor:      EventActor{Type: e.ActorType, ID: e.ActorID, Email: e.ActorEmail, Name: e.ActorName, TokenID: e.ActorTokenID},
 		OnBehalfOf: e.OnBehalfOf, Target: EventTarget{Type: e.TargetType, ID: e.TargetID},
 		RequestID: e.RequestID, WorkflowID: e.WorkflowID, ClientAddr: e.ClientAddr, UserAgent: e.UserAgent,
-		Data: e.Data, OccurredAt: e.OccurredAt}
+		Data: e.Data, OccurredAt: e.OccurredAt.UTC(), Seq: e.Seq}
+	if e.Hash != nil {
+		v.Hash = hex.EncodeToString(e.Hash)
+	}
+	return v
 }
 
 // ListEvents returns up to limit+1 events matching f, newest first, before

@@ -200,23 +200,23 @@ func Revoke(ctx context.Context, db *bun.DB, orgID, id string, check func(Invita
 
 // revokeOwnerInvitations ends the pending owner invitations a user sent,
 // when that user stops being an owner: an invitation grants no more than
-// its sender may.
-func revokeOwnerInvitations(ctx context.Context, tx bun.Tx, orgID, userID string, ev EventBase) error {
+// its sender may. It returns their events, to write after the
+// transaction's other writes (InsertEvent).
+func revokeOwnerInvitations(ctx context.Context, tx bun.Tx, orgID, userID string, ev EventBase) ([]*AuditEvent, error) {
 	now := time.Now().UTC()
 	var ended []Invitation
 	if err := tx.NewUpdate().Model(&ended).Set("status = 'revoked', revoked_at = ?, updated_at = ?", now, now).
 		Where("org_id = ? AND invited_by = ? AND role = 'owner' AND status = 'pending'", orgID, userID).
 		Returning("id, email").Scan(ctx); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("revoke owner invitations of %s: %w", userID, err)
+		return nil, fmt.Errorf("revoke owner invitations of %s: %w", userID, err)
 	}
+	var evs []*AuditEvent
 	for _, inv := range ended {
-		if _, err := InsertEvent(ctx, tx, ev.Event("invitation.revoked", "invitation", inv.ID,
+		evs = append(evs, ev.Event("invitation.revoked", "invitation", inv.ID,
 			map[string]any{"before": map[string]any{"status": "pending"}, "after": map[string]any{"status": "revoked"}, "email": inv.Email,
-				"reason": "its sender is no longer an owner"})); err != nil {
-			return err
-		}
+				"reason": "its sender is no longer an owner"}))
 	}
-	return nil
+	return evs, nil
 }
 
 // ListInvitations returns up to limit+1 invitations of the organisation

@@ -107,17 +107,18 @@ func ChangeRole(ctx context.Context, db *bun.DB, orgID, memberID string, role do
 			return fmt.Errorf("update role of %s: %w", memberID, err)
 		}
 		after.Role, after.UpdatedAt = string(role), now
+		var evs []*AuditEvent
 		if before.Role == string(domain.RoleOwner) {
-			if err := revokeOwnerInvitations(ctx, tx, orgID, before.UserID, ev); err != nil {
+			if evs, err = revokeOwnerInvitations(ctx, tx, orgID, before.UserID, ev); err != nil {
 				return err
 			}
 		}
-		if err := revokeTokensMintedBy(ctx, tx, orgID, memberID, RevokedMinterDemoted, ev); err != nil {
+		revoked, err := revokeTokensMintedBy(ctx, tx, orgID, memberID, RevokedMinterDemoted, ev)
+		if err != nil {
 			return err
 		}
-		_, err = InsertEvent(ctx, tx, ev.Event("member.role_changed", "member", memberID,
-			map[string]any{"before": map[string]any{"role": before.Role}, "after": map[string]any{"role": after.Role}, "user_id": before.UserID, "email": before.Email}))
-		return err
+		return insertEvents(ctx, tx, append(append(evs, revoked...), ev.Event("member.role_changed", "member", memberID,
+			map[string]any{"before": map[string]any{"role": before.Role}, "after": map[string]any{"role": after.Role}, "user_id": before.UserID, "email": before.Email})))
 	})
 	return before, after, err
 }
@@ -155,8 +156,9 @@ func RemoveMember(ctx context.Context, db *bun.DB, orgID, memberID string, check
 		if _, err := tx.NewDelete().Model((*Member)(nil)).Where("id = ?", memberID).Exec(ctx); err != nil {
 			return fmt.Errorf("delete member %s: %w", memberID, err)
 		}
+		var evs []*AuditEvent
 		if target.Role == string(domain.RoleOwner) {
-			if err := revokeOwnerInvitations(ctx, tx, orgID, target.UserID, ev); err != nil {
+			if evs, err = revokeOwnerInvitations(ctx, tx, orgID, target.UserID, ev); err != nil {
 				return err
 			}
 		}
@@ -164,12 +166,12 @@ func RemoveMember(ctx context.Context, db *bun.DB, orgID, memberID string, check
 		if leaving {
 			action, reason = "member.left", RevokedMinterLeft
 		}
-		if err := revokeTokensMintedBy(ctx, tx, orgID, memberID, reason, ev); err != nil {
+		revoked, err := revokeTokensMintedBy(ctx, tx, orgID, memberID, reason, ev)
+		if err != nil {
 			return err
 		}
-		_, err = InsertEvent(ctx, tx, ev.Event(action, "member", memberID,
-			map[string]any{"before": map[string]any{"role": target.Role, "user_id": target.UserID, "email": target.Email}}))
-		return err
+		return insertEvents(ctx, tx, append(append(evs, revoked...), ev.Event(action, "member", memberID,
+			map[string]any{"before": map[string]any{"role": target.Role, "user_id": target.UserID, "email": target.Email}})))
 	})
 	return target, err
 }

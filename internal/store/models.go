@@ -76,6 +76,12 @@ type AuditEvent struct {
 
 	// ActorTokenID is the token a service account's request came with.
 	ActorTokenID string `bun:"actor_token_id"`
+
+	// Seq is the event's place in its organisation's chain (1, 2, …; 0:
+	// not chained yet), Hash SHA-256(the previous event's hash ‖ its
+	// canonical form) (internal/auditchain).
+	Seq  int64  `bun:"seq,nullzero"`
+	Hash []byte `bun:"hash"`
 }
 
 // Session is a row of sessions: a bearer token, stored as its SHA-256.

@@ -309,7 +309,9 @@ type Erasure struct {
 // every name and email replaced by a pseudonym: an HMAC of the person's id
 // (or of an email no account has) under a key made for this erasure and
 // then forgotten, so a pseudonym is the same in every event and cannot be
-// turned back. The events themselves stay. The organisation ends deleted,
+// turned back. The events themselves stay, their chain computed again
+// over what they now say (the one rewrite a chain has: a head signed
+// before the erasure no longer matches). The organisation ends deleted,
 // its slug freed. An organisation already deleted is left as it is.
 func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasure, error) {
 	orgID, operationID := in.OrgID, in.OperationID
@@ -396,6 +398,11 @@ func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasur
 		if _, err := tx.NewUpdate().Model((*OrgOperation)(nil)).Set("status = 'succeeded', ended_at = ?", now).
 			Where("id = ? AND ended_at IS NULL", operationID).Exec(ctx); err != nil {
 			return fmt.Errorf("end operation %s: %w", operationID, err)
+		}
+		// The pseudonyms changed the events' content: their chain is
+		// computed again, last, so the head is the last lock taken.
+		if err := rechain(ctx, tx, orgID); err != nil {
+			return err
 		}
 		return orgEvent(ctx, tx, o, TenantRequest{Actor: domain.Actor{OnBehalfOf: &in.For}}, "organization.deleted", in.WorkflowID,
 			map[string]any{"operation_id": operationID, "accounts_erased": res.Erased, "members_kept_elsewhere": res.Kept, "events_pseudonymised": n}, in.EventKey)

@@ -522,8 +522,11 @@ func ChangeServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, ch 
 			if ch.TakeOver != nil {
 				reason = RevokedTakenOver
 			}
-			kept, err := revokeUnbacked(ctx, tx, orgID, "t.service_account_id = ?", id, reason, ev)
+			kept, revoked, err := revokeUnbacked(ctx, tx, orgID, "t.service_account_id = ?", id, reason, ev)
 			if err != nil {
+				return err
+			}
+			if err := insertEvents(ctx, tx, revoked); err != nil {
 				return err
 			}
 			if ch.TakeOver != nil {
@@ -656,8 +659,10 @@ type unbackedToken struct {
 // ?") and whose minter may no longer mint them (domain.Role.MayMint): no
 // longer a member, or with a role below the power to mint or below the
 // account's. Each gets a service_account.token_revoked event (ev's actor)
-// with the reason and the minter. It returns the tokens it keeps.
-func revokeUnbacked(ctx context.Context, tx bun.Tx, orgID, where, arg, reason string, ev EventBase) ([]unbackedToken, error) {
+// with the reason and the minter, which it returns, for the caller to
+// write after its other writes (InsertEvent). It returns the tokens it
+// keeps.
+func revokeUnbacked(ctx context.Context, tx bun.Tx, orgID, where, arg, reason string, ev EventBase) ([]unbackedToken, []*AuditEvent, error) {
 	var tokens []unbackedToken
 	err := tx.NewRaw(`SELECT t.id, t.service_account_id, t.minted_by, a.role AS account_role, coalesce(m.role, '') AS minter_role
 		FROM service_account_tokens t
@@ -666,7 +671,7 @@ func revokeUnbacked(ctx context.Context, tx bun.Tx, orgID, where, arg, reason st
 		WHERE t.revoked_at IS NULL AND t.expires_at > now() AND `+where+`
 		ORDER BY t.id FOR UPDATE OF t`, orgID, arg).Scan(ctx, &tokens)
 	if err != nil {
-		return nil, fmt.Errorf("load service tokens to check their minters: %w", err)
+		return nil, nil, fmt.Errorf("load service tokens to check their minters: %w", err)
 	}
 	var kept, stop []unbackedToken
 	for _, t := range tokens {
@@ -676,25 +681,25 @@ func revokeUnbacked(ctx context.Context, tx bun.Tx, orgID, where, arg, reason st
 			stop = append(stop, t)
 		}
 	}
+	var evs []*AuditEvent
 	for _, t := range stop {
 		if _, err := tx.NewUpdate().Model((*ServiceToken)(nil)).Set("revoked_at = now(), revoked_reason = ?", reason).Where("id = ?", t.ID).Exec(ctx); err != nil {
-			return nil, fmt.Errorf("revoke service token %s: %w", t.ID, err)
+			return nil, nil, fmt.Errorf("revoke service token %s: %w", t.ID, err)
 		}
-		if _, err := InsertEvent(ctx, tx, ev.Event("service_account.token_revoked", "service_account", t.AccountID,
-			map[string]any{"token_id": t.ID, "reason": reason, "minted_by": t.MintedBy.String})); err != nil {
-			return nil, err
-		}
+		evs = append(evs, ev.Event("service_account.token_revoked", "service_account", t.AccountID,
+			map[string]any{"token_id": t.ID, "reason": reason, "minted_by": t.MintedBy.String}))
 	}
-	return kept, nil
+	return kept, evs, nil
 }
 
 // revokeTokensMintedBy revokes, in tx, the tokens the member minted that
 // they may no longer mint (all of them once they are not a member), with
 // the reason: the removal, departure or role change of the member, in its
-// own transaction.
-func revokeTokensMintedBy(ctx context.Context, tx bun.Tx, orgID, memberID, reason string, ev EventBase) error {
-	_, err := revokeUnbacked(ctx, tx, orgID, "t.minted_by = ?", memberID, reason, ev)
-	return err
+// own transaction. It returns their events, to write after the
+// transaction's other writes.
+func revokeTokensMintedBy(ctx context.Context, tx bun.Tx, orgID, memberID, reason string, ev EventBase) ([]*AuditEvent, error) {
+	_, evs, err := revokeUnbacked(ctx, tx, orgID, "t.minted_by = ?", memberID, reason, ev)
+	return evs, err
 }
 
 // ServiceActor is how an audit event names a service account and the

@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/v1/audit-chain/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public keys that sign audit chains' heads
+         * @description Ed25519 public keys (base64), the one that signs now first; a key stays listed as long as it is in the control plane's key ring, so heads signed before a rotation still verify.
+         */
+        get: operations["getAuditChainKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/password-reset": {
         parameters: {
             query?: never;
@@ -522,6 +542,28 @@ export interface paths {
          *     Requires the role permission `organization.write`. Not open to service accounts.
          */
         patch: operations["updateOrganization"];
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/audit-chain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The head of the organisation's audit chain, signed
+         * @description Each event's hash is SHA-256 of the previous event's hash (32 zero bytes before the first) followed by the event's canonical form (the event as GET /events shows it, without hash, in RFC 8785 JSON canonicalization), so an edited, deleted or reordered event breaks the chain. length is how many events the chain has (the last has seq length), head the last event's hash. signature is the Ed25519 signature (base64), by the key key_id of GET /api/v1/audit-chain/keys, of the five lines "intelliauth-audit-chain/v1", org_id, length, head and signed_at (RFC 3339, UTC, whole seconds) joined by "\n". Keep the heads you fetch: a later chain must extend each of them (the event of seq length has hash head). A service account needs events:read and every environment (one limited to environments is refused).
+         *
+         *     Requires the role permission `audit.read`. A service account needs the scope `events:read`.
+         */
+        get: operations["getAuditChain"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/organizations/{org_id}/events": {
@@ -1065,6 +1107,24 @@ export interface components {
             };
             user_created: boolean;
         };
+        AuditChainHead: {
+            head?: string;
+            key_id: string;
+            /** Format: int64 */
+            length: number;
+            org_id: string;
+            signature: string;
+            /** Format: date-time */
+            signed_at: string;
+            unchained?: boolean;
+        };
+        AuditChainKeys: {
+            keys: {
+                algorithm: string;
+                key_id: string;
+                public_key: string;
+            }[];
+        };
         ChangeRoleRequest: {
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "viewer";
@@ -1187,12 +1247,19 @@ export interface components {
             };
             client_addr?: string;
             data?: unknown;
+            /** @description SHA-256 (hex) of the previous event's hash (32 zero bytes before the first) followed by this event's canonical form: this object without hash, in RFC 8785 JSON canonicalization (docs/architecture.md, Audit trail). */
+            hash?: string;
             id: string;
             /** Format: date-time */
             occurred_at: string;
             on_behalf_of?: unknown;
             org_id: string;
             request_id?: string;
+            /**
+             * Format: int64
+             * @description The event's place in its organisation's hash chain: 1, 2, 3, … without gaps, in the order events were committed. Absent only for an event written by an older release during an upgrade, until it is chained.
+             */
+            seq?: number;
             target: {
                 id: string;
                 type: string;
@@ -2065,6 +2132,40 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getAuditChainKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["AuditChainKeys"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     requestPasswordReset: {
         parameters: {
             query?: never;
@@ -3486,6 +3587,45 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getAuditChain: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["AuditChainHead"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
