@@ -19,7 +19,9 @@ import (
 // organisation, and its row lock orders the organisation's events: a
 // writer locks it (lockHead), takes the next seq, and holds it until its
 // transaction commits, so seq order is commit order and no seq is skipped
-// (a transaction that rolls back gives its seqs back with the head).
+// (a transaction that rolls back gives its seqs back with the head). Each
+// move of a head notes when it moved (updated_at, clock_timestamp()), for
+// the notifier that wakes audit streams (WakeableStreams).
 
 // chainBatch is how many events one statement chains or rewrites.
 const chainBatch = 1000
@@ -146,7 +148,7 @@ func setChained(ctx context.Context, tx bun.IDB, evs []AuditEvent, cond string) 
 }
 
 func moveHead(ctx context.Context, tx bun.IDB, orgID string, head ChainHead) error {
-	if _, err := tx.NewRaw("UPDATE audit_chains SET length = ?, head = ? WHERE org_id = ?", head.Length, head.Head, orgID).Exec(ctx); err != nil {
+	if _, err := tx.NewRaw("UPDATE audit_chains SET length = ?, head = ?, updated_at = clock_timestamp() WHERE org_id = ?", head.Length, head.Head, orgID).Exec(ctx); err != nil {
 		return fmt.Errorf("move the audit chain head of %s: %w", orgID, err)
 	}
 	return nil

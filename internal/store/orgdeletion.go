@@ -378,6 +378,9 @@ func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasur
 			{"service-account tokens", `DELETE FROM service_account_tokens WHERE service_account_id IN (SELECT id FROM service_accounts WHERE org_id = ?)`},
 			{"service accounts", `DELETE FROM service_accounts WHERE org_id = ?`},
 			{"memberships", `DELETE FROM members WHERE org_id = ?`},
+			// Their endpoints and credentials are the customer's; their
+			// workflows end when they find them gone.
+			{"audit streams", `DELETE FROM audit_streams WHERE org_id = ?`},
 		} {
 			if _, err := tx.NewRaw(q.sql, orgID).Exec(ctx); err != nil {
 				return fmt.Errorf("delete %s of %s: %w", q.what, orgID, err)
