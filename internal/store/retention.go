@@ -89,6 +89,12 @@ func lockRetention(ctx context.Context, tx bun.IDB, orgID string) error {
 	return nil
 }
 
+// ChainCheckpoint is the organisation's checkpoint: where its chain
+// starts after (Seq 0 and the genesis while nothing was purged).
+func ChainCheckpoint(ctx context.Context, db bun.IDB, orgID string) (Checkpoint, error) {
+	return readCheckpoint(ctx, db, orgID)
+}
+
 // readCheckpoint is the organisation's checkpoint (Seq 0 and the genesis
 // before its first purge).
 func readCheckpoint(ctx context.Context, db bun.IDB, orgID string) (Checkpoint, error) {
