@@ -13,9 +13,9 @@ import (
 // retentionSchedule is the Schedule as this release writes it: daily,
 // skipping a run while the last still runs, starting
 // AuditRetentionWorkflow on taskQueue at the current revision.
-func retentionSchedule(taskQueue string) client.ScheduleOptions {
+func retentionSchedule(id, taskQueue string) client.ScheduleOptions {
 	return client.ScheduleOptions{
-		ID:            RetentionScheduleID,
+		ID:            id,
 		Spec:          client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: retentionEvery, Offset: retentionOffset}}},
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: retentionCatchupWindow,
@@ -29,12 +29,13 @@ func retentionSchedule(taskQueue string) client.ScheduleOptions {
 	}
 }
 
-// EnsureRetentionSchedule creates the retention Schedule, or updates it
-// to this release's (its timing, policy and action) when it exists: every
-// worker calls it at start, so the Schedule follows the workers' release.
+// EnsureRetentionSchedule creates the retention Schedule (id:
+// RetentionScheduleID; a test gives its own), or updates it to this
+// release's (its timing, policy and action) when it exists: every worker
+// calls it at start, so the Schedule follows the workers' release.
 // Whether it is paused is the operators' and stays as it is.
-func EnsureRetentionSchedule(ctx context.Context, c client.Client, taskQueue string) error {
-	want := retentionSchedule(taskQueue)
+func EnsureRetentionSchedule(ctx context.Context, c client.Client, id, taskQueue string) error {
+	want := retentionSchedule(id, taskQueue)
 	var err error
 	// Workers starting together race: one creates, the others update,
 	// and an update that lost to another is tried again.
@@ -42,7 +43,7 @@ func EnsureRetentionSchedule(ctx context.Context, c client.Client, taskQueue str
 		if _, err = c.ScheduleClient().Create(ctx, want); !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 			break
 		}
-		err = c.ScheduleClient().GetHandle(ctx, RetentionScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+		err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
 			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 				s := in.Description.Schedule
 				s.Spec, s.Action = &want.Spec, want.Action
@@ -55,7 +56,7 @@ func EnsureRetentionSchedule(ctx context.Context, c client.Client, taskQueue str
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("create or update the schedule %s: %w", RetentionScheduleID, err)
+		return fmt.Errorf("create or update the schedule %s: %w", id, err)
 	}
 	return nil
 }

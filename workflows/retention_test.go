@@ -53,8 +53,8 @@ func TestARetentionRunOfAnUnknownRevisionIsRefused(t *testing.T) {
 }
 
 func TestTheRetentionScheduleRunsDailyOneAtATimeAtTheCurrentRevision(t *testing.T) {
-	s := retentionSchedule("cp")
-	if len(s.Spec.Intervals) != 1 || s.Spec.Intervals[0].Every != 24*time.Hour || s.Overlap.String() != "Skip" {
+	s := retentionSchedule(RetentionScheduleID, "cp")
+	if s.ID != RetentionScheduleID || len(s.Spec.Intervals) != 1 || s.Spec.Intervals[0].Every != 24*time.Hour || s.Overlap.String() != "Skip" {
 		t.Fatalf("schedule %+v", s)
 	}
 	a, ok := s.Action.(*client.ScheduleWorkflowAction)

@@ -236,7 +236,7 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	// workers' release.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := workflows.EnsureRetentionSchedule(ctx, tc, cfg.TaskQueue); err != nil {
+	if err := workflows.EnsureRetentionSchedule(ctx, tc, workflows.RetentionScheduleID, cfg.TaskQueue); err != nil {
 		w.Stop()
 		return nil, err
 	}
