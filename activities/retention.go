@@ -20,9 +20,20 @@ type RetentionInput struct {
 	// StreamWait bounds how long past its window an event waits for the
 	// audit streams (store.StreamWait when 0).
 	StreamWait time.Duration
-	// Pause is a rest between two batches of an organisation, so a long
-	// purge leaves the database to the requests between its transactions.
-	Pause time.Duration
+	// Pause and RestFactor pace a long purge, so it leaves the database
+	// (and the machine) to customers' requests: after each batch of an
+	// organisation with more to purge, the pass rests RestFactor times as
+	// long as the batch took, and at least Pause. A batch that takes
+	// longer under load makes the rest longer too, so the purge keeps to
+	// about 1/(1+RestFactor) of the time whatever the load.
+	Pause      time.Duration
+	RestFactor int
+}
+
+// PurgeRest is how long a pass of in rests after a batch that took
+// batch.
+func PurgeRest(in RetentionInput, batch time.Duration) time.Duration {
+	return max(in.Pause, time.Duration(in.RestFactor)*batch)
 }
 
 // RetentionProgress is how far a pass got: the activity's heartbeat, from
@@ -66,6 +77,7 @@ func (a *Activities) PurgeAuditTrails(ctx context.Context, in RetentionInput) (R
 		}
 		for _, org := range orgs {
 			for {
+				began := time.Now()
 				res, err := store.PurgeAuditTrail(ctx, a.DB, store.PurgeInput{OrgID: org, At: in.At, Limit: in.BatchSize, StreamWait: in.StreamWait})
 				if err != nil {
 					return p, err
@@ -86,7 +98,7 @@ func (a *Activities) PurgeAuditTrails(ctx context.Context, in RetentionInput) (R
 				select {
 				case <-ctx.Done():
 					return p, ctx.Err()
-				case <-time.After(in.Pause):
+				case <-time.After(PurgeRest(in, time.Since(began))):
 				}
 			}
 			p.After = org

@@ -8,20 +8,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/workflows"
 )
 
 // BenchmarkRetentionPurge purges an organisation of a million events (a
 // year of them, events_bench_test.go's trail, in a database of its own so
 // the other benchmarks' trail is left whole) down to a plan's window of
-// 30 days, in batches of store.PurgeBatch as the retention activity does,
-// and measures beside it what customers do: the events page (the first,
-// and one 60,000 events back, inside the window), whole exports (20 of
-// 50,000 while the trail is that long, in the test process), and event
-// writes of the organisation. The purge runs and rests in turns of 2 s;
+// 30 days, in batches of store.PurgeBatch paced as the retention
+// activity paces them (workflows.DefaultRestFactor), and measures beside
+// it what customers do: the events page (the first, and one 60,000
+// events back, inside the window), whole exports (20 of 50,000 while the
+// trail is that long, in the test process), and event writes of the
+// organisation. The purge runs and rests in turns of 2 s;
 // every request is counted on the side it ran beside, so with and without
 // the purge are measured on the same machine at the same moments; the
 // target is the purge costing pages and exports at most 1.2×. The chain
@@ -78,7 +81,10 @@ func BenchmarkRetentionPurge(b *testing.B) {
 				}
 				batches = append(batches, time.Since(t))
 				purged += int64(res.Deleted)
-				more = res.More
+				if more = res.More; more {
+					// Paced as the Schedule's runs are.
+					time.Sleep(activities.PurgeRest(activities.RetentionInput{RestFactor: workflows.DefaultRestFactor}, time.Since(t)))
+				}
 			}
 			purgeTime += time.Since(on)
 			state.set(false)

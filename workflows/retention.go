@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"cmp"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -27,7 +29,7 @@ func AuditRetentionWorkflow(ctx workflow.Context, p RetentionParams) (activities
 	})
 	var done activities.RetentionProgress
 	err := workflow.ExecuteActivity(ctx, a.PurgeAuditTrails, activities.RetentionInput{
-		At: workflow.Now(ctx), BatchSize: p.BatchSize, StreamWait: p.StreamWait, Pause: p.Pause,
+		At: workflow.Now(ctx), BatchSize: p.BatchSize, StreamWait: p.StreamWait, Pause: p.Pause, RestFactor: cmp.Or(p.RestFactor, DefaultRestFactor),
 	}).Get(ctx, &done)
 	if err != nil {
 		return done, err

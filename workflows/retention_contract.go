@@ -53,14 +53,22 @@ type RetentionParams struct {
 	// StreamWait bounds how long events past their window wait for the
 	// audit streams (store.StreamWait when 0).
 	StreamWait time.Duration
-	// Pause rests between two batches of an organisation.
-	Pause time.Duration
+	// Pause and RestFactor pace the purge (activities.RetentionInput):
+	// after a batch it rests RestFactor times as long as the batch took
+	// (DefaultRestFactor when 0), and at least Pause.
+	Pause      time.Duration
+	RestFactor int
 }
+
+// DefaultRestFactor keeps a purge to about a fifth of the time: pages
+// and exports beside a purge at full speed took 1.4× as long on two
+// cores (docs/performance.md, Audit retention).
+const DefaultRestFactor = 4
 
 func (p RetentionParams) validate() error {
 	var bad []string
-	if p.BatchSize < 0 || p.StreamWait < 0 || p.Pause < 0 {
-		bad = append(bad, "BatchSize, StreamWait and Pause must not be negative")
+	if p.BatchSize < 0 || p.StreamWait < 0 || p.Pause < 0 || p.RestFactor < 0 {
+		bad = append(bad, "BatchSize, StreamWait, Pause and RestFactor must not be negative")
 	}
 	if bad != nil {
 		return temporal.NewNonRetryableApplicationError("invalid retention parameters: "+strings.Join(bad, "; "), "INVALID_PARAMS", nil)

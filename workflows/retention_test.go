@@ -34,7 +34,7 @@ func TestARetentionRunPurgesAtItsStartTimeWithTheScheduledSettings(t *testing.T)
 	if err := env.GetWorkflowResult(&done); err != nil || done.Events != 4000 || done.Orgs != 2 {
 		t.Fatalf("result %+v %v", done, err)
 	}
-	if !got.At.Equal(start) || got.BatchSize != 500 || got.Pause != time.Second || got.StreamWait != 0 {
+	if !got.At.Equal(start) || got.BatchSize != 500 || got.Pause != time.Second || got.StreamWait != 0 || got.RestFactor != DefaultRestFactor {
 		t.Fatalf("the activity was given %+v", got)
 	}
 }
