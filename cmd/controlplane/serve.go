@@ -224,6 +224,7 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	w := worker.New(tc, cfg.TaskQueue, workflows.WorkerOptions(cfg.DatabaseMaxConns))
 	w.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.OrganizationWorkflow, workflow.RegisterOptions{Name: workflows.OrganizationWorkflowType})
+	w.RegisterWorkflowWithOptions(workflows.AuditRetentionWorkflow, workflow.RegisterOptions{Name: workflows.RetentionWorkflowType})
 	// An organisation's deletion acts on its tenants through their own
 	// sagas, with the client the API uses.
 	tenants := workflows.NewClient(tc, cfg.TemporalNamespace, cfg.TaskQueue, cfg.Saga)
@@ -231,7 +232,15 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
 	}
-	log.Info().Str("task_queue", cfg.TaskQueue).Msg("worker started")
+	// Audit retention runs daily from a Schedule, which follows the
+	// workers' release.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := workflows.EnsureRetentionSchedule(ctx, tc, workflows.RetentionScheduleID, cfg.TaskQueue); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	log.Info().Str("task_queue", cfg.TaskQueue).Str("schedule_id", workflows.RetentionScheduleID).Msg("worker started")
 	return w, nil
 }
 

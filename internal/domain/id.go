@@ -26,6 +26,8 @@ const (
 	PrefixExport       = "exp_" // an export of the audit trail running now
 	PrefixSession      = "ses_"
 	PrefixPasskey      = "pk_"
+	PrefixAuditStream  = "ast_"
+	PrefixDelivery     = "asd_" // an audit stream's delivery attempt
 )
 
 // NewID returns a new identifier with the prefix, from the current time and

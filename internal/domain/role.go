@@ -43,6 +43,10 @@ const (
 	// ActionOrganizationDelete: delete the organisation, or restore it
 	// during its grace period.
 	ActionOrganizationDelete Action = "organization.delete"
+	// ActionAuditStreamsManage: create, read, change, replay, test and
+	// delete the organisation's audit streams (they carry every event of
+	// the trail out of the building).
+	ActionAuditStreamsManage Action = "audit_streams.manage"
 )
 
 // policy is the roles table, and the only place it is written.
@@ -58,6 +62,7 @@ var policy = map[Action][]Role{
 	ActionAuditRead:             {RoleOwner, RoleAdmin},
 	ActionServiceAccountsManage: {RoleOwner, RoleAdmin},
 	ActionOrganizationDelete:    {RoleOwner},
+	ActionAuditStreamsManage:    {RoleOwner, RoleAdmin},
 }
 
 // Allowed reports whether a member with the role may take the action.
@@ -73,7 +78,8 @@ func Allowed(r Role, a Action) bool {
 
 // actionOrder is the actions in the order the roles table lists them.
 var actionOrder = []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage,
-	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage, ActionOrganizationDelete}
+	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage, ActionOrganizationDelete,
+	ActionAuditStreamsManage}
 
 // Permissions lists the actions a member with the role may take, in the
 // roles table's order: what a client (the console) may offer the member.

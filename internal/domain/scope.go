@@ -19,11 +19,14 @@ const (
 	ScopeTenantsDecommission Scope = "tenants:decommission" // decommission a tenant
 	ScopeTenantsRestore      Scope = "tenants:restore"      // restore a tenant in its grace period
 	ScopeEventsRead          Scope = "events:read"          // the audit trail
+	// ScopeAuditStreamsManage: the organisation's audit streams, which
+	// deliver every event of its trail.
+	ScopeAuditStreamsManage Scope = "audit-streams:manage"
 )
 
 // Scopes lists every scope.
 var Scopes = []Scope{ScopeOrganizationRead, ScopeMembersRead, ScopeTenantsRead, ScopeTenantsCreate, ScopeTenantsSuspend,
-	ScopeTenantsResume, ScopeTenantsDecommission, ScopeTenantsRestore, ScopeEventsRead}
+	ScopeTenantsResume, ScopeTenantsDecommission, ScopeTenantsRestore, ScopeEventsRead, ScopeAuditStreamsManage}
 
 // Valid reports whether s is a known scope.
 func (s Scope) Valid() bool {

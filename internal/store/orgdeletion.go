@@ -327,6 +327,11 @@ func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasur
 		if o.State != string(domain.OrgDeleting) {
 			return domain.Errorf(domain.CodeConflict, "organisation %s is %s, not being deleted: nothing is erased", orgID, o.State)
 		}
+		// Before its events are read: the chain is computed again from
+		// its checkpoint, which no purge may move meanwhile.
+		if err := lockRetention(ctx, tx, orgID); err != nil {
+			return err
+		}
 		var live int
 		if err := tx.NewSelect().Model((*Tenant)(nil)).ColumnExpr("count(*)").
 			Where("org_id = ? AND state NOT IN ('decommissioned', 'failed')", orgID).Scan(ctx, &live); err != nil {
@@ -378,6 +383,9 @@ func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasur
 			{"service-account tokens", `DELETE FROM service_account_tokens WHERE service_account_id IN (SELECT id FROM service_accounts WHERE org_id = ?)`},
 			{"service accounts", `DELETE FROM service_accounts WHERE org_id = ?`},
 			{"memberships", `DELETE FROM members WHERE org_id = ?`},
+			// Their endpoints and credentials are the customer's; their
+			// workflows end when they find them gone.
+			{"audit streams", `DELETE FROM audit_streams WHERE org_id = ?`},
 		} {
 			if _, err := tx.NewRaw(q.sql, orgID).Exec(ctx); err != nil {
 				return fmt.Errorf("delete %s of %s: %w", q.what, orgID, err)

@@ -119,7 +119,7 @@ func OrgUsage(ctx context.Context, db bun.IDB, orgID string) (Usage, error) {
 		PendingInvitations int `bun:"pending_invitations"`
 		ServiceAccounts    int `bun:"service_accounts"`
 	}
-	err := db.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts,
+	err := db.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts, p.audit_retention_days,
 		(`+liveTenants+`) AS tenants, (`+memberSeats+`) AS members, (`+invitationSeats+`) AS pending_invitations,
 		(`+liveServiceAccounts+`) AS service_accounts
 		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?`, orgID, orgID, orgID, orgID, orgID).Scan(ctx, &row)
