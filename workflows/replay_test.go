@@ -20,6 +20,7 @@ func replay(file string) error {
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflow(TenantWorkflow)
 	r.RegisterWorkflowWithOptions(OrganizationWorkflow, workflow.RegisterOptions{Name: OrganizationWorkflowType})
+	r.RegisterWorkflowWithOptions(StreamWorkflow, workflow.RegisterOptions{Name: StreamWorkflowType})
 	return r.ReplayWorkflowHistoryFromJSONFile(nil, file)
 }
 
