@@ -75,9 +75,10 @@ type DeliverResult struct {
 // transaction that logs the delivery (a replay that moved it meanwhile
 // wins: the run reads the stream again). It returns when the stream is
 // caught up, paused, suspended or deleted, after a failed delivery, or
-// once it has delivered for in.For. A batch the receiver got but whose
-// cursor did not move (the worker died between the two) is sent again by
-// the next run with the same Idempotency-Key.
+// once it has delivered for in.For. Each batch is marked in flight before
+// it is sent (store.MarkInflight): a batch whose attempt ended without an
+// answer (refused, timed out, its worker killed) is sent again, the same
+// events with the same Idempotency-Key, by the next attempt.
 func (a *Streams) DeliverStream(ctx context.Context, in DeliverInput) (DeliverResult, error) {
 	stop := keepAlive(ctx)
 	defer stop()
@@ -127,6 +128,11 @@ func (a *Streams) deliverOnce(ctx context.Context, s store.AuditStream, attempt 
 		return false, nil
 	}
 	upTo := min(head, s.CursorSeq+scanWindow)
+	if s.InflightSeq != nil && *s.InflightSeq <= head {
+		// An attempt at a batch ended without its answer: this one sends
+		// that batch again, cut the same way, with the same key.
+		upTo = *s.InflightSeq
+	}
 	evs, err := store.StreamEvents(ctx, a.DB, s.OrgID, s.CursorSeq, upTo, s.Actions, auditstream.MaxBatchEvents)
 	if err != nil {
 		return false, err
@@ -153,11 +159,14 @@ func (a *Streams) deliverOnce(ctx context.Context, s store.AuditStream, attempt 
 	}
 	cursor := s.CursorSeq
 	for i, b := range batches {
+		if ok, err := store.MarkInflight(ctx, a.DB, s.ID, cursor, b.LastSeq); err != nil || !ok {
+			return res.Batches > 0, err // !ok: a replay moved the cursor; read it again
+		}
 		r := auditstream.Deliver(ctx, a.Client, target, b)
 		if ctx.Err() != nil {
 			// The worker is stopping or the run timed out: Temporal runs
 			// the activity again, which sends this batch again.
-			return res.Batches > 0, ctx.Err()
+			return res.Batches > 0, fmt.Errorf("delivery of audit stream %s interrupted: %w", s.ID, ctx.Err())
 		}
 		if r.Err != nil {
 			return res.Batches > 0, a.fail(ctx, s, b, attempt, r, res)

@@ -137,7 +137,7 @@ func MoveCursor(ctx context.Context, db *bun.DB, streamID string, from, to int64
 				return err
 			}
 		}
-		q := tx.NewUpdate().Model((*AuditStream)(nil)).Set("cursor_seq = ?", to).
+		q := tx.NewUpdate().Model((*AuditStream)(nil)).Set("cursor_seq = ?, inflight_seq = CASE WHEN inflight_seq > ? THEN inflight_seq END", to, to).
 			Where("id = ? AND cursor_seq = ? AND deleted_at IS NULL", streamID, from).Returning("status, version")
 		if d != nil {
 			q = q.Set("cursor_event_id = ?, last_delivery_at = ?", d.LastEventID, d.AttemptedAt).
@@ -155,6 +155,20 @@ func MoveCursor(ctx context.Context, db *bun.DB, streamID string, from, to int64
 		return nil
 	})
 	return m, err
+}
+
+// MarkInflight notes, before a batch is sent, the last seq it carries,
+// unless the cursor moved from where the delivery read it (then it
+// reports false and nothing is sent): a later attempt, after whatever
+// ended this one, sends the same batch.
+func MarkInflight(ctx context.Context, db bun.IDB, streamID string, cursor, last int64) (bool, error) {
+	res, err := db.NewUpdate().Model((*AuditStream)(nil)).Set("inflight_seq = ?", last).
+		Where("id = ? AND cursor_seq = ? AND deleted_at IS NULL", streamID, cursor).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("mark the batch in flight of audit stream %s: %w", streamID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // StreamFailure is a stream after a failed delivery.

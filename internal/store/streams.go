@@ -40,8 +40,11 @@ type AuditStream struct {
 	// CursorSeq is the stream's place in its organisation's chain: every
 	// event up to it was delivered or passed over by the filter;
 	// CursorEventID is that event (nil before the first).
-	CursorSeq      int64      `bun:"cursor_seq"`
-	CursorEventID  *string    `bun:"cursor_event_id"`
+	CursorSeq     int64   `bun:"cursor_seq"`
+	CursorEventID *string `bun:"cursor_event_id"`
+	// InflightSeq is the last seq of the batch being sent (MarkInflight):
+	// until the cursor passes it, every attempt sends that batch again.
+	InflightSeq    *int64     `bun:"inflight_seq"`
 	FailingSince   *time.Time `bun:"failing_since"`
 	LastError      string     `bun:"last_error"`
 	LastErrorAt    *time.Time `bun:"last_error_at"`
@@ -220,7 +223,9 @@ func ChangeStream(ctx context.Context, db *bun.DB, orgID, id string, ch StreamCh
 			s.Endpoint, set["endpoint"] = *ch.Endpoint, *ch.Endpoint
 		}
 		if ch.Actions != nil && !slices.Equal(*ch.Actions, s.Actions) {
-			s.Actions, set["actions"] = nonNil(*ch.Actions), nonNil(*ch.Actions)
+			// The batch in flight was cut by the old filter: the next is
+			// cut by the new one.
+			s.Actions, set["actions"], s.InflightSeq = nonNil(*ch.Actions), nonNil(*ch.Actions), nil
 		}
 		credential := ch.CredentialSealed != nil
 		if credential {
@@ -248,7 +253,7 @@ func ChangeStream(ctx context.Context, db *bun.DB, orgID, id string, ch StreamCh
 			return nil
 		}
 		s.Version++
-		if _, err := tx.NewUpdate().Model(&s).Column("name", "endpoint", "actions", "credential_sealed", "status", "failing_since", "version").
+		if _, err := tx.NewUpdate().Model(&s).Column("name", "endpoint", "actions", "inflight_seq", "credential_sealed", "status", "failing_since", "version").
 			Set("updated_at = now()").WherePK().Returning("updated_at").Exec(ctx); err != nil {
 			return fmt.Errorf("change audit stream %s: %w", id, err)
 		}
@@ -342,8 +347,8 @@ func ReplayStream(ctx context.Context, db *bun.DB, orgID, id string, r Replay, e
 			s.CursorSeq = start.Int64 - 1
 		}
 		data["cursor_seq_after"] = s.CursorSeq
-		s.Version++
-		if _, err := tx.NewUpdate().Model(&s).Column("cursor_seq", "version").
+		s.Version, s.InflightSeq = s.Version+1, nil
+		if _, err := tx.NewUpdate().Model(&s).Column("cursor_seq", "inflight_seq", "version").
 			Set("cursor_event_id = (SELECT id FROM audit_events WHERE org_id = ? AND seq = ?)", orgID, s.CursorSeq).
 			Set("updated_at = now()").WherePK().Returning("cursor_event_id, updated_at").Exec(ctx); err != nil {
 			return fmt.Errorf("replay audit stream %s: %w", id, err)

@@ -149,6 +149,12 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	org := newOrg(t)
 	s := newStream(t, org, ring(t, mustKey(t, "k1")))
 	evs := writeEvents(t, org.ID, "member.added", "member.added", "member.added")
+	if ok, err := store.MarkInflight(ctx, testDB, s.ID, s.CursorSeq, evs[1].Seq); err != nil || !ok {
+		t.Fatalf("MarkInflight = %v, %v", ok, err)
+	}
+	if got := reread(t, s.ID); got.InflightSeq == nil || *got.InflightSeq != evs[1].Seq {
+		t.Fatalf("in flight: %v", got.InflightSeq)
+	}
 	d := &store.Delivery{StreamID: s.ID, Outcome: store.DeliveryDelivered, FirstEventID: evs[0].ID, LastEventID: evs[1].ID,
 		FirstSeq: evs[0].Seq, LastSeq: evs[1].Seq, EventCount: 2, IdempotencyKey: "k", Status: 200, Attempt: 1}
 	m, err := store.MoveCursor(ctx, testDB, s.ID, s.CursorSeq, evs[1].Seq, d)
@@ -156,12 +162,16 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 		t.Fatalf("MoveCursor = %+v, %v", m, err)
 	}
 	got := reread(t, s.ID)
-	if got.CursorSeq != evs[1].Seq || got.CursorEventID == nil || *got.CursorEventID != evs[1].ID || got.LastDeliveryAt == nil {
+	if got.CursorSeq != evs[1].Seq || got.CursorEventID == nil || *got.CursorEventID != evs[1].ID || got.LastDeliveryAt == nil || got.InflightSeq != nil {
 		t.Fatalf("after a delivery: %+v", got)
 	}
 
 	// A replay from the first event, then the delivery that had read the
-	// cursor before it: the replay's cursor stays.
+	// cursor before it: the replay's cursor stays, and a batch it had in
+	// flight is forgotten.
+	if ok, err := store.MarkInflight(ctx, testDB, s.ID, got.CursorSeq, evs[2].Seq); err != nil || !ok {
+		t.Fatalf("MarkInflight = %v, %v", ok, err)
+	}
 	b := streamBase
 	b.OrgID = org.ID
 	r, err := store.ReplayStream(ctx, testDB, org.ID, s.ID, store.Replay{FromEventID: evs[0].ID}, b)
@@ -172,8 +182,11 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	if err != nil || m.Moved {
 		t.Fatalf("a move from a cursor a replay moved: %+v, %v", m, err)
 	}
-	if got := reread(t, s.ID); got.CursorSeq != evs[0].Seq-1 {
-		t.Fatalf("the replay lost: cursor %d", got.CursorSeq)
+	if got := reread(t, s.ID); got.CursorSeq != evs[0].Seq-1 || got.InflightSeq != nil {
+		t.Fatalf("the replay lost: cursor %d, in flight %v", got.CursorSeq, got.InflightSeq)
+	}
+	if ok, _ := store.MarkInflight(ctx, testDB, s.ID, got.CursorSeq, evs[2].Seq); ok {
+		t.Fatal("a batch was marked in flight from a cursor a replay moved")
 	}
 	// A replay never moves the cursor forward, and a replay by time finds
 	// the first event at or after it.
