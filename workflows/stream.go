@@ -48,10 +48,15 @@ func StreamWorkflow(ctx workflow.Context, p StreamParams) error {
 		}
 		s.phase = StreamPhaseDelivering
 		res, err := s.deliver(ctx)
-		if err != nil {
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
 			// The workflow was cancelled: it ends, and the next wake of
 			// its stream starts it again (SignalWithStart).
 			return err
+		}
+		if err != nil {
+			// Not a receiver's refusal (those are results): what Temporal
+			// gave up retrying. Backed off as a failure, never a spin.
+			res = activities.DeliverResult{Status: domain.StreamActive, Failed: true, Error: "the delivery could not run; it is retried"}
 		}
 		woken := s.drain()
 		switch {
@@ -92,8 +97,7 @@ type stream struct {
 
 // deliver runs one delivery. An error of the activity (the database
 // unreachable, a worker gone) is Temporal's to retry, for as long as it
-// lasts, so only a cancellation of the workflow ends it in an error; a
-// receiver's refusal is the result's.
+// lasts; a receiver's refusal is the result's.
 func (s *stream) deliver(ctx workflow.Context) (activities.DeliverResult, error) {
 	var a *activities.Streams
 	opts := workflow.ActivityOptions{
