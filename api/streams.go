@@ -168,16 +168,18 @@ func forStreams(who *caller) error {
 // streams may not reach. A host that does not resolve yet is let through:
 // every delivery checks the addresses it dials.
 func (s *Server) checkHost(ctx context.Context, endpoint string) error {
+	refused := func(msg string) error {
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: []domain.FieldError{{Field: "endpoint", Message: msg}}}
+	}
 	u, err := outbound.ValidateEndpoint(endpoint, s.streams.AllowPrivate)
 	if err != nil {
-		return err
+		return refused(err.Error())
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var addrErr *outbound.AddressError
 	if err := outbound.CheckHost(ctx, u.Hostname(), outbound.Options{AllowPrivate: s.streams.AllowPrivate, Resolver: s.streamResolver}); errors.As(err, &addrErr) {
-		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
-			FieldErrors: []domain.FieldError{{Field: "endpoint", Message: "endpoint host resolves to an address that is not allowed: " + addrErr.Class.String() + " address"}}}
+		return refused("endpoint host resolves to an address that is not allowed: " + addrErr.Class.String() + " address")
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/intelliauth/controlplane/internal/domain"
-	"github.com/intelliauth/controlplane/internal/seal"
 )
 
 // An organisation's audit streams, as people manage them: each is
@@ -61,19 +60,6 @@ type AuditStream struct {
 	DeletedAt *time.Time `bun:"deleted_at"`
 }
 
-// What a stream's sealed values are, in their seal context.
-const (
-	SealedSecret     = "secret"
-	SealedCredential = "credential"
-)
-
-// StreamSealContext binds a stream's sealed secret or credential to its
-// stream and column: moved to another row, or to the other column, it
-// does not open.
-func StreamSealContext(streamID, what string) []byte {
-	return []byte("audit-stream:" + what + ":" + streamID)
-}
-
 // NewStream is a stream to create: its id (which its sealed values are
 // bound to) and what the person asked for.
 type NewStream struct {
@@ -94,8 +80,16 @@ func CreateStream(ctx context.Context, db *bun.DB, in NewStream, ev EventBase) (
 		Actions: nonNil(in.Actions), Status: string(domain.StreamActive), SecretSealed: in.SecretSealed, CredentialSealed: in.CredentialSealed,
 		Version: 1, CreatedBy: in.CreatedBy}
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := LockPlan(ctx, tx, in.OrgID); err != nil {
-			return err
+		// NO KEY UPDATE: creations of the organisation's streams wait for
+		// each other, while an event of the organisation (whose foreign
+		// key takes KEY SHARE) written under its chain's head lock does
+		// not wait for this transaction, which takes that head next.
+		var state string
+		if err := tx.NewRaw("SELECT state FROM organizations WHERE id = ? FOR NO KEY UPDATE", in.OrgID).Scan(ctx, &state); err != nil {
+			return fmt.Errorf("lock organisation %s: %w", in.OrgID, err)
+		}
+		if state != string(domain.OrgActive) {
+			return domain.ErrOrgDeleting()
 		}
 		var n int
 		if err := tx.NewSelect().Model((*AuditStream)(nil)).ColumnExpr("count(*)").
@@ -357,48 +351,4 @@ func ReplayStream(ctx context.Context, db *bun.DB, orgID, id string, r Replay, e
 		return err
 	})
 	return s, err
-}
-
-// ResealStreams seals again, under the ring's current key, every stream's
-// secret and credential sealed under another (as ResealTOTP does for TOTP
-// secrets, at a worker's start). It returns how many values it resealed,
-// and how many are sealed under a key the ring lacks (left as they are).
-func ResealStreams(ctx context.Context, db bun.IDB, ring *seal.Ring) (resealed, unreadable int, err error) {
-	var rows []AuditStream
-	current := []byte("sealed:" + ring.Current() + ":")
-	n := len(current)
-	if err := db.NewSelect().Model(&rows).Column("id", "secret_sealed", "credential_sealed").
-		Where("deleted_at IS NULL AND (substring(secret_sealed from 1 for ?) <> ? OR substring(credential_sealed from 1 for ?) <> ?)", n, current, n, current).
-		Scan(ctx); err != nil {
-		return 0, 0, fmt.Errorf("find audit stream secrets to reseal: %w", err)
-	}
-	for _, r := range rows {
-		for _, v := range []struct {
-			column, what string
-			sealed       []byte
-		}{{"secret_sealed", SealedSecret, r.SecretSealed}, {"credential_sealed", SealedCredential, r.CredentialSealed}} {
-			if v.sealed == nil || seal.KeyID(v.sealed) == ring.Current() {
-				continue
-			}
-			plain, err := ring.Open(v.sealed, StreamSealContext(r.ID, v.what))
-			if errors.Is(err, seal.ErrUnknownKey) {
-				unreadable++
-				continue
-			}
-			if err != nil {
-				return resealed, unreadable, fmt.Errorf("open the %s of audit stream %s: %w", v.what, r.ID, err)
-			}
-			sealed, err := ring.Seal(plain, StreamSealContext(r.ID, v.what))
-			if err != nil {
-				return resealed, unreadable, err
-			}
-			// Only if unchanged: a change since the read keeps its own.
-			if _, err := db.NewRaw("UPDATE audit_streams SET "+v.column+" = ? WHERE id = ? AND "+v.column+" = ?", sealed, r.ID, v.sealed).
-				Exec(ctx); err != nil {
-				return resealed, unreadable, fmt.Errorf("reseal the %s of audit stream %s: %w", v.what, r.ID, err)
-			}
-			resealed++
-		}
-	}
-	return resealed, unreadable, nil
 }

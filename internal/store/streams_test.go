@@ -398,3 +398,35 @@ func jsonHas(raw []byte, fragment string) bool {
 	}
 	return strings.Contains(string(compact), fragment)
 }
+
+// A stream's creation and the organisation's events written at the same
+// time never deadlock: the creation's lock on the organisation does not
+// hold up an event's foreign key while the event holds the chain's head.
+func TestStreamsCreatedWhileTheOrganisationWritesEventsNeverDeadlock(t *testing.T) {
+	org := newOrg(t)
+	keys := ring(t, mustKey(t, "k1"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*store.MaxStreams)
+	for range store.MaxStreams {
+		wg.Go(func() {
+			id := domain.NewID(domain.PrefixAuditStream)
+			sealed, _ := keys.Seal([]byte("x"), store.StreamSealContext(id, store.SealedCredential))
+			b := streamBase
+			b.OrgID = org.ID
+			_, err := store.CreateStream(context.Background(), testDB, store.NewStream{ID: id, OrgID: org.ID, Name: "dd", Kind: "datadog",
+				Endpoint: "https://http-intake.logs.datadoghq.com/api/v2/logs", CredentialSealed: sealed, CreatedBy: "usr_test"}, b)
+			errs <- err
+		})
+		wg.Go(func() {
+			_, err := store.InsertEvent(context.Background(), testDB, event(org.ID, "member.added", ""))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
