@@ -16,6 +16,7 @@ import (
 	"github.com/intelliauth/controlplane/internal/domain"
 	"github.com/intelliauth/controlplane/internal/harness"
 	"github.com/intelliauth/controlplane/internal/store"
+	"github.com/intelliauth/controlplane/internal/streamwake"
 )
 
 // fakeDNS answers lookups from its table, and "not found" otherwise.
@@ -255,5 +256,58 @@ func TestTheTestButtonAnswersTheReceiversStatusAndLogsIt(t *testing.T) {
 	httpReq(t, srv, "GET", orgPath(w, "/audit-streams/"+id+"/deliveries"), w.People[domain.RoleOwner].Token, nil, "").data(t, &rows)
 	if len(rows) != 2 || rows[0]["outcome"] != "test" || rows[0]["status"] != float64(200) || rows[1]["status"] != float64(418) {
 		t.Fatalf("the delivery log: %v", rows)
+	}
+}
+
+// TestTheNotifierWakesAStreamBehindItsChainOncePerLength: a look wakes
+// the active stream behind a chain that moved, not again while the chain
+// stays where it was, again once it grows; a paused stream, and a stream
+// whose chain did not move lately, are not woken.
+func TestTheNotifierWakesAStreamBehindItsChainOncePerLength(t *testing.T) {
+	h := harness.Get(t)
+	srv, w := streamsAPI(t, harness.Streams(), nil)
+	st := &streamStack{h: h, w: w}
+	create := func(name string) streamData {
+		r := httpReq(t, srv, "POST", orgPath(w, "/audit-streams"), w.People[domain.RoleOwner].Token,
+			map[string]any{"name": name, "kind": "https", "endpoint": "https://x.example/" + name}, "")
+		var c struct{ Stream streamData }
+		r.data(t, &c)
+		return c.Stream
+	}
+	active, paused := create("active"), create("paused")
+	if r := httpReq(t, srv, "PATCH", orgPath(w, "/audit-streams/"+paused.ID), w.People[domain.RoleOwner].Token, map[string]any{"paused": true}, ""); r.Status != 200 {
+		t.Fatalf("pause: %d %s", r.Status, r.Raw)
+	}
+	var woken []string
+	n := &streamwake.Notifier{DB: h.DB, Log: h.Log, Within: 5 * time.Second, Wake: func(_ context.Context, id, orgID string) error {
+		if orgID == w.Org.ID {
+			woken = append(woken, id)
+		}
+		return nil
+	}}
+	look := func() {
+		t.Helper()
+		if _, err := n.Look(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.writeEvents(t, 3)
+	look()
+	look()
+	if !slices.Equal(woken, []string{active.ID}) {
+		t.Fatalf("woken %v, want the active stream once", woken)
+	}
+	st.writeEvents(t, 1)
+	look()
+	if !slices.Equal(woken, []string{active.ID, active.ID}) {
+		t.Fatalf("woken %v, want the active stream once more after the chain grew", woken)
+	}
+	// A notifier that never woke it (another replica's, say) does not
+	// either once the chain stood still longer than it looks back.
+	time.Sleep(1500 * time.Millisecond)
+	n = &streamwake.Notifier{DB: h.DB, Log: h.Log, Within: time.Second, Wake: n.Wake}
+	look()
+	if len(woken) != 2 {
+		t.Fatalf("woken %v after the chain stood still", woken)
 	}
 }
