@@ -21,16 +21,18 @@ func streamRouteDocs(org string) map[string]doc {
 				"The endpoint must be https and must not be, or resolve to, a loopback, private, link-local or metadata address (400; CP_STREAM_ALLOW_PRIVATE lifts loopback and private, and allows http there); " +
 				"the address is checked again at each connection, redirects are not followed. " +
 				fmt.Sprintf("At most %d streams per organisation (409). ", store.MaxStreams) +
-				"A service account limited to environments is refused (a stream carries every event). Audited as audit_stream.created.",
-			body: createStreamRequest{}, data: createdStream{}, status: fiber.StatusCreated},
+				"A person needs a recent authentication (a stream sends the trail wherever it points); a service account limited to environments is refused (a stream carries every event). " +
+				"Audited as audit_stream.created.",
+			body: createStreamRequest{}, data: createdStream{}, status: fiber.StatusCreated, errs: []errorResponse{errReauth}},
 		"GET " + streams: {id: "listAuditStreams", summary: "The organisation's audit streams, with their status, cursor and lag",
 			data: streamView{}, list: true, query: listParams()},
 		"GET " + stream: {id: "getAuditStream", summary: "One audit stream", data: streamView{}},
 		"PATCH " + stream: {id: "updateAuditStream", summary: "Rename an audit stream, change its endpoint, actions or credential, pause or resume it",
 			desc: "paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), " +
 				"with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. " +
+				"A new endpoint or credential needs a person's recent authentication, as a creation does. " +
 				"Audited as audit_stream.updated (before and after; a credential only as replaced).",
-			body: updateStreamRequest{}, data: streamView{}},
+			body: updateStreamRequest{}, data: streamView{}, errs: []errorResponse{errReauth}},
 		"DELETE " + stream: {id: "deleteAuditStream", summary: "Delete an audit stream; its workflow ends",
 			desc: "Its secret and credential are erased with it. Audited as audit_stream.deleted.", data: streamView{}},
 		"POST " + stream + "/replay": {id: "replayAuditStream", summary: "Deliver again from an event, or from a time",

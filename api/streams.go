@@ -197,6 +197,11 @@ func (s *Server) createStream(c *fiber.Ctx, who *caller) error {
 	if err := forStreams(who); err != nil {
 		return err
 	}
+	// A stream sends the whole trail, from now on, wherever it points: a
+	// stolen session must not set one up.
+	if err := s.requireRecentAuth(who); err != nil {
+		return err
+	}
 	if err := s.checkHost(c.UserContext(), *req.Endpoint); err != nil {
 		return err
 	}
@@ -298,6 +303,12 @@ func (s *Server) updateStream(c *fiber.Ctx, who *caller) error {
 		return err
 	}
 	ch := store.StreamChange{Name: req.Name, Endpoint: req.Endpoint, Actions: req.Actions, Paused: req.Paused}
+	if req.Endpoint != nil || req.Credential != nil {
+		// Where the trail goes, as at creation.
+		if err := s.requireRecentAuth(who); err != nil {
+			return err
+		}
+	}
 	if req.Endpoint != nil {
 		if err := s.checkHost(c.UserContext(), *req.Endpoint); err != nil {
 			return err

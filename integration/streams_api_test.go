@@ -311,3 +311,38 @@ func TestTheNotifierWakesAStreamBehindItsChainOncePerLength(t *testing.T) {
 		t.Fatalf("woken %v after the chain stood still", woken)
 	}
 }
+
+// TestWhereAStreamSendsTheTrailNeedsARecentAuthentication: a stolen
+// session cannot set up a stream, nor point one elsewhere; renaming or
+// pausing it needs nothing more, and a reauthentication lets the same
+// request through.
+func TestWhereAStreamSendsTheTrailNeedsARecentAuthentication(t *testing.T) {
+	h := harness.Get(t)
+	srv, w := streamsAPI(t, harness.Streams(), nil)
+	owner := w.People[domain.RoleOwner]
+	body := map[string]any{"name": "SIEM", "kind": "https", "endpoint": "https://siem.example.net/in"}
+	created := httpReq(t, srv, "POST", orgPath(w, "/audit-streams"), owner.Token, body, "")
+	var c struct{ Stream streamData }
+	created.data(t, &c)
+	stale(t, h, owner.Token)
+	for _, tc := range []struct {
+		method, path string
+		body         map[string]any
+		status       int
+	}{
+		{"POST", "/audit-streams", body, 403},
+		{"PATCH", "/audit-streams/" + c.Stream.ID, map[string]any{"endpoint": "https://elsewhere.example.net/in"}, 403},
+		{"PATCH", "/audit-streams/" + c.Stream.ID, map[string]any{"name": "Renamed", "paused": true}, 200},
+	} {
+		r := httpReq(t, srv, tc.method, orgPath(w, tc.path), owner.Token, tc.body, "stale-"+uniq())
+		if r.Status != tc.status || (tc.status == 403 && r.code() != "REAUTHENTICATION_REQUIRED") {
+			t.Fatalf("%s %s with a stale session: %d %s, want %d", tc.method, tc.path, r.Status, r.Raw, tc.status)
+		}
+	}
+	if r := reauthenticate(t, srv, owner.Token); r.Status != 200 {
+		t.Fatalf("reauthenticate: %d %s", r.Status, r.Raw)
+	}
+	if r := httpReq(t, srv, "POST", orgPath(w, "/audit-streams"), owner.Token, body, ""); r.Status != 201 {
+		t.Fatalf("after reauthenticating: %d %s", r.Status, r.Raw)
+	}
+}

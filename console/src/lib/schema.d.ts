@@ -581,7 +581,7 @@ export interface paths {
         put?: never;
         /**
          * Stream the organisation's audit events to a webhook, Splunk or Datadog
-         * @description One workflow per stream delivers the events after its cursor (from the stream's creation on, its own audit_stream.created first; POST …/replay delivers what came before), in order, at least once, in batches of at most 500 events and 1 MB. Each request carries Idempotency-Key: <stream id>/<first event id>/<last event id>, the same on every attempt at a batch, so a receiver drops a batch it has (a batch is sent again only when a delivery's worker died before it moved the cursor). An https stream posts NDJSON or a CloudEvents 1.0 batch signed with its secret (IntelliAuth-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>); splunk_hec posts HEC events with Authorization: Splunk <token>; datadog posts Logs API v2 entries with DD-API-KEY. The endpoint must be https and must not be, or resolve to, a loopback, private, link-local or metadata address (400; CP_STREAM_ALLOW_PRIVATE lifts loopback and private, and allows http there); the address is checked again at each connection, redirects are not followed. At most 20 streams per organisation (409). A service account limited to environments is refused (a stream carries every event). Audited as audit_stream.created.
+         * @description One workflow per stream delivers the events after its cursor (from the stream's creation on, its own audit_stream.created first; POST …/replay delivers what came before), in order, at least once, in batches of at most 500 events and 1 MB. Each request carries Idempotency-Key: <stream id>/<first event id>/<last event id>, the same on every attempt at a batch, so a receiver drops a batch it has (a batch is sent again only when a delivery's worker died before it moved the cursor). An https stream posts NDJSON or a CloudEvents 1.0 batch signed with its secret (IntelliAuth-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>); splunk_hec posts HEC events with Authorization: Splunk <token>; datadog posts Logs API v2 entries with DD-API-KEY. The endpoint must be https and must not be, or resolve to, a loopback, private, link-local or metadata address (400; CP_STREAM_ALLOW_PRIVATE lifts loopback and private, and allows http there); the address is checked again at each connection, redirects are not followed. At most 20 streams per organisation (409). A person needs a recent authentication (a stream sends the trail wherever it points); a service account limited to environments is refused (a stream carries every event). Audited as audit_stream.created.
          *
          *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
          */
@@ -617,7 +617,7 @@ export interface paths {
         head?: never;
         /**
          * Rename an audit stream, change its endpoint, actions or credential, pause or resume it
-         * @description paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. Audited as audit_stream.updated (before and after; a credential only as replaced).
+         * @description paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
          *
          *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
          */
@@ -4042,7 +4042,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -4182,7 +4182,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
