@@ -1267,7 +1267,7 @@ export interface components {
              * @enum {string|null}
              */
             role?: "owner" | "admin" | "developer" | "viewer" | null;
-            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read. */
+            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage. */
             scopes?: string[] | null;
             /**
              * Format: int64
@@ -2193,7 +2193,7 @@ export interface components {
              * @enum {string|null}
              */
             role?: "owner" | "admin" | "developer" | "viewer" | null;
-            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read. */
+            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage. */
             scopes?: string[] | null;
         };
         UpdateStreamRequest: {
