@@ -236,7 +236,10 @@ func (s *Server) createStream(c *fiber.Ctx, who *caller) error {
 	s.wakeStream(c, st)
 	v, err := s.streamView(c.UserContext(), st)
 	if err != nil {
-		return err
+		// The stream is written: an error now would have the client create
+		// another. Its lag is for a later read.
+		zerolog.Ctx(c.UserContext()).Warn().Err(err).Str("stream_id", st.ID).Msg("a new audit stream's lag not read")
+		v = streamViewOf(st, store.StreamLag{}, time.Now())
 	}
 	if err := keepForRetries(c, createdStream{Stream: v}); err != nil {
 		return err

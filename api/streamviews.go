@@ -61,30 +61,35 @@ func (s *Server) streamViews(ctx context.Context, sts []store.AuditStream) ([]st
 	now := time.Now()
 	out := make([]streamView, len(sts))
 	for i, st := range sts {
-		v := streamView{ID: st.ID, OrgID: st.OrgID, Name: st.Name, Kind: auditstream.Kind(st.Kind), Endpoint: st.Endpoint,
-			Actions: st.Actions, Status: domain.StreamStatus(st.Status), Cursor: st.CursorEventID, CursorSeq: st.CursorSeq,
-			LastErrorAt: st.LastErrorAt, FailingSince: st.FailingSince, LastDeliveryAt: st.LastDeliveryAt,
-			HasCredential: st.CredentialSealed != nil, CreatedBy: st.CreatedBy, CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt}
-		if st.Format != nil {
-			f := auditstream.Format(*st.Format)
-			v.Format = &f
-		}
-		if v.Actions == nil {
-			v.Actions = []string{}
-		}
-		if st.LastError != "" {
-			v.LastError = &st.LastError
-		}
-		if st.DeletedAt == nil {
-			lag := lags[st.ID]
-			v.Lag.Events = lag.Events
-			if lag.Oldest != nil {
-				v.Lag.Seconds = max(0, int64(now.Sub(*lag.Oldest)/time.Second))
-			}
-		}
-		out[i] = v
+		out[i] = streamViewOf(st, lags[st.ID], now)
 	}
 	return out, nil
+}
+
+// streamViewOf is the stream's view with its lag at now (none for a
+// deleted stream).
+func streamViewOf(st store.AuditStream, lag store.StreamLag, now time.Time) streamView {
+	v := streamView{ID: st.ID, OrgID: st.OrgID, Name: st.Name, Kind: auditstream.Kind(st.Kind), Endpoint: st.Endpoint,
+		Actions: st.Actions, Status: domain.StreamStatus(st.Status), Cursor: st.CursorEventID, CursorSeq: st.CursorSeq,
+		LastErrorAt: st.LastErrorAt, FailingSince: st.FailingSince, LastDeliveryAt: st.LastDeliveryAt,
+		HasCredential: st.CredentialSealed != nil, CreatedBy: st.CreatedBy, CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt}
+	if st.Format != nil {
+		f := auditstream.Format(*st.Format)
+		v.Format = &f
+	}
+	if v.Actions == nil {
+		v.Actions = []string{}
+	}
+	if st.LastError != "" {
+		v.LastError = &st.LastError
+	}
+	if st.DeletedAt == nil {
+		v.Lag.Events = lag.Events
+		if lag.Oldest != nil {
+			v.Lag.Seconds = max(0, int64(now.Sub(*lag.Oldest)/time.Second))
+		}
+	}
+	return v
 }
 
 // streamDeliveryView is a row of a stream's delivery log.
