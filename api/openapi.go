@@ -16,7 +16,9 @@ import (
 	"github.com/getkin/kin-openapi/openapi3gen"
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/intelliauth/controlplane/internal/auditstream"
 	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/outbound"
 	"github.com/intelliauth/controlplane/internal/store"
 )
 
@@ -260,6 +262,7 @@ func routeDocs() map[string]doc {
 		"DELETE " + org + "/service-accounts/:service_account_id/tokens/:token_id": {id: "revokeServiceToken", summary: "Revoke a token at once", data: store.ServiceTokenView{}},
 		"GET " + v1 + "/openapi.json": {id: "getOpenAPI", summary: "This document", raw: true},
 	}
+	maps.Copy(docs, streamRouteDocs(org))
 	for _, t := range domain.Requested() {
 		d := doc{id: string(t.Kind) + "Tenant", summary: t.Summary, desc: t.Description, data: lifecycleResponse{}, status: fiber.StatusAccepted}
 		if t.Kind == domain.OpDecommission {
@@ -297,7 +300,7 @@ func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
 		},
 		Security: openapi3.SecurityRequirements{{"bearerAuth": []string{}}},
 	}
-	for _, tag := range []string{"Session", "Organizations", "Plans", "Members", "Invitations", "Tenants", "Service accounts", "Audit events", "Meta"} {
+	for _, tag := range []string{"Session", "Organizations", "Plans", "Members", "Invitations", "Tenants", "Service accounts", "Audit events", "Audit streams", "Meta"} {
 		t.Tags = append(t.Tags, &openapi3.Tag{Name: tag})
 	}
 	t.Components.Schemas["Error"] = errorSchema()
@@ -429,7 +432,7 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 
 func tagOf(path string) string {
 	for _, t := range []struct{ part, tag string }{
-		{"/service-accounts", "Service accounts"}, {"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"}, {"/audit-chain", "Audit events"},
+		{"/audit-streams", "Audit streams"}, {"/service-accounts", "Service accounts"}, {"/tenants", "Tenants"}, {"/members", "Members"}, {"/invitations", "Invitations"}, {"/events", "Audit events"}, {"/audit-chain", "Audit events"},
 		{"/organizations", "Organizations"}, {"/organization-slugs", "Organizations"}, {"/plans", "Plans"}, {"/auth/", "Session"}, {"/me", "Session"},
 	} {
 		if strings.Contains(path, t.part) {
@@ -732,6 +735,18 @@ var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
 			s.Properties["slug"].Value.Pattern = domain.OrgSlugPattern.String()
 		},
 	},
+	reflect.TypeFor[createStreamRequest](): {
+		"name":       func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
+		"endpoint":   func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(outbound.MaxEndpointLength)) },
+		"actions":    func(s *openapi3.Schema) { s.MaxItems = ptr(uint64(domain.MaxStreamActions)) },
+		"credential": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(512)) },
+	},
+	reflect.TypeFor[updateStreamRequest](): {
+		"name":       func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
+		"endpoint":   func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(outbound.MaxEndpointLength)) },
+		"actions":    func(s *openapi3.Schema) { s.MaxItems = ptr(uint64(domain.MaxStreamActions)) },
+		"credential": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(512)) },
+	},
 	reflect.TypeFor[updateOrgRequest](): {
 		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
 		"plan": func(s *openapi3.Schema) { s.MinLength = 1 },
@@ -777,6 +792,15 @@ func customizeSchema(name string, t reflect.Type, tag reflect.StructTag, s *open
 	}
 	if t == reflect.TypeFor[domain.Scope]() {
 		s.Enum = anys(domain.Scopes)
+	}
+	if t == reflect.TypeFor[domain.StreamStatus]() {
+		s.Enum = anys(domain.StreamStatuses)
+	}
+	if t == reflect.TypeFor[auditstream.Kind]() {
+		s.Enum = anys([]auditstream.Kind{auditstream.KindHTTPS, auditstream.KindSplunkHEC, auditstream.KindDatadog})
+	}
+	if t == reflect.TypeFor[auditstream.Format]() {
+		s.Enum = anys([]auditstream.Format{auditstream.FormatNDJSON, auditstream.FormatCloudEvents})
 	}
 	if t.Kind() == reflect.Struct && s.Properties != nil {
 		s.Required = nil

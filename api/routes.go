@@ -185,6 +185,18 @@ func (s *Server) table() []route {
 		{Route{"DELETE", org + "/service-accounts/:service_account_id/tokens/:token_id", Org, domain.ActionServiceAccountsManage, false, ""}, s.revokeServiceToken},
 		{Route{"GET", v1 + "/openapi.json", Public, "", false, ""}, s.openAPIJSON},
 	}
+	// An organisation's audit streams carry its whole trail out.
+	const streams, stream = org + "/audit-streams", org + "/audit-streams/:stream_id"
+	for _, r := range []struct {
+		method, path string
+		handle       func(*fiber.Ctx, *caller) error
+	}{
+		{"POST", streams, s.createStream}, {"GET", streams, s.listStreams}, {"GET", stream, s.getStream},
+		{"PATCH", stream, s.updateStream}, {"DELETE", stream, s.deleteStream}, {"POST", stream + "/replay", s.replayStream},
+		{"POST", stream + "/test", s.testStream}, {"GET", stream + "/deliveries", s.listStreamDeliveries},
+	} {
+		routes = append(routes, route{Route{r.method, r.path, Org, domain.ActionAuditStreamsManage, false, domain.ScopeAuditStreamsManage}, r.handle})
+	}
 	// A tenant's lifetime is decided by whoever may decommission it.
 	d := domain.MustTransition(domain.OpDecommission)
 	routes = append(routes, route{Route{"POST", org + "/tenants/:tenant_id/lifetime", Org, d.Action, false, d.Scope}, s.setLifetime})

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/intelliauth/controlplane/internal/config"
+	"github.com/intelliauth/controlplane/internal/outbound"
 	"github.com/intelliauth/controlplane/internal/password"
 	"github.com/intelliauth/controlplane/internal/seal"
 	"github.com/intelliauth/controlplane/internal/store"
@@ -93,6 +94,13 @@ type Deps struct {
 	// MaxOrgsPerUser is the most organisations a person may belong to and
 	// still create another (default 5).
 	MaxOrgsPerUser int
+
+	// Streams are the audit streams' settings: where an endpoint may point
+	// (AllowPrivate), and what the workflows the API starts are given.
+	Streams config.Streams
+	// StreamResolver resolves a stream endpoint's host when it is saved
+	// (nil: the system's); tests play DNS with it.
+	StreamResolver outbound.Resolver
 }
 
 // Server is the HTTP API.
@@ -136,6 +144,11 @@ type Server struct {
 
 	signUpOpen     bool
 	maxOrgsPerUser int
+
+	streams        config.Streams
+	streamResolver outbound.Resolver
+	// streamClient is the test button's: outbound's rules, as deliveries.
+	streamClient *http.Client
 }
 
 // bodyLimit bounds every request body; the API's bodies are small JSON.
@@ -166,6 +179,10 @@ func New(d Deps) *Server {
 		s.metrics = NewMetrics()
 	}
 	s.orgDeletionGrace = cmp.Or(d.Saga, config.DefaultSaga()).OrgDeletionGrace
+	s.streams = cmp.Or(d.Streams, config.DefaultStreams())
+	s.tenants.Streams, s.streamResolver = s.streams, d.StreamResolver
+	s.streamClient = outbound.NewClient(outbound.Options{AllowPrivate: s.streams.AllowPrivate, Resolver: d.StreamResolver,
+		Timeout: min(s.streams.Timeout, streamTestTimeout)})
 	if d.WorkerBound > 0 {
 		s.tenants.Bound = d.WorkerBound
 	}

@@ -27,7 +27,7 @@ type serviceAccountFields struct {
 	Name         *string      `json:"name,omitempty"`
 	Role         *domain.Role `json:"role,omitempty" doc:"No higher than the role of the member who sets it."`
 	Environments *[]string    `json:"environments,omitempty" doc:"Environments of the tenants the account may see and act on; empty: every environment."`
-	Scopes       *[]string    `json:"scopes,omitempty" doc:"What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read."`
+	Scopes       *[]string    `json:"scopes,omitempty" doc:"What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage."`
 }
 
 func (r *serviceAccountFields) check(fe *fields) {
@@ -56,7 +56,7 @@ func (r *serviceAccountFields) check(fe *fields) {
 			bad = bad || !domain.Scope(s).Valid() || slices.Contains((*r.Scopes)[:i], s)
 		}
 		if bad {
-			fe.add("scopes", "one or more distinct scopes of: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read")
+			fe.add("scopes", "one or more distinct scopes of: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage")
 		}
 	}
 }

@@ -193,6 +193,32 @@ var fixtures = map[string]fixture{
 		sa := addServiceAccount(t, h, w, domain.RoleViewer)
 		return cellCall{orgPath(w, "/service-accounts/"+sa.ID+"/tokens/"+sa.Tokens[0].ID), nil, 200, ""}
 	},
+	"POST /api/v1/organizations/:org_id/audit-streams": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		clearStreams(t, h, w) // under the quota, whatever other cells made
+		return cellCall{orgPath(w, "/audit-streams"), map[string]any{"name": "SIEM " + uniq(), "kind": "https", "endpoint": "https://siem.example.com/in"}, 201, ""}
+	},
+	"GET /api/v1/organizations/:org_id/audit-streams": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/audit-streams"), nil, 200, ""}
+	},
+	"GET /api/v1/organizations/:org_id/audit-streams/:stream_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/audit-streams/"+addStreamRow(t, h, w)), nil, 200, ""}
+	},
+	"PATCH /api/v1/organizations/:org_id/audit-streams/:stream_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/audit-streams/"+addStreamRow(t, h, w)), map[string]any{"name": "Renamed " + uniq()}, 200, ""}
+	},
+	"DELETE /api/v1/organizations/:org_id/audit-streams/:stream_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/audit-streams/"+addStreamRow(t, h, w)), nil, 200, ""}
+	},
+	"POST /api/v1/organizations/:org_id/audit-streams/:stream_id/replay": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/audit-streams/"+addStreamRow(t, h, w)+"/replay"), map[string]any{"since": time.Now().Add(-time.Hour)}, 200, ""}
+	},
+	"POST /api/v1/organizations/:org_id/audit-streams/:stream_id/test": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		// Nobody listens there: the receiver's failure is the answer's.
+		return cellCall{orgPath(w, "/audit-streams/"+addStreamRow(t, h, w)+"/test"), nil, 200, ""}
+	},
+	"GET /api/v1/organizations/:org_id/audit-streams/:stream_id/deliveries": func(t *testing.T, h *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/audit-streams/"+addStreamRow(t, h, w)+"/deliveries"), nil, 200, ""}
+	},
 	// A permitted transition on a failed tenant is refused for the
 	// tenant's state, after authorisation: 409 tells it from 401/403/404.
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/suspend":      transitionCell("suspend"),
@@ -203,6 +229,32 @@ var fixtures = map[string]fixture{
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/lifetime": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateFailed)+"/lifetime"), map[string]any{"expires_in": nil}, 409, "CONFLICT"}
 	},
+}
+
+// addStreamRow writes a splunk_hec stream row of the world directly, with
+// no workflow and no quota (cells make many).
+func addStreamRow(t *testing.T, h *harness.Harness, w world) string {
+	t.Helper()
+	id := domain.NewID(domain.PrefixAuditStream)
+	sealed, err := h.Keys.Seal([]byte("hec-token"), store.StreamSealContext(id, store.SealedCredential))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.AuditStream{ID: id, OrgID: w.Org.ID, Name: "HEC " + uniq(), Kind: "splunk_hec", Endpoint: "https://127.0.0.1:1/services/collector/event",
+		Actions: []string{}, Status: "active", CredentialSealed: sealed, Version: 1, CreatedBy: w.People[domain.RoleOwner].UserID}
+	if _, err := h.DB.NewInsert().Model(&s).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// clearStreams deletes the world's streams.
+func clearStreams(t *testing.T, h *harness.Harness, w world) {
+	t.Helper()
+	if _, err := h.DB.NewRaw(`UPDATE audit_streams SET deleted_at = now(), secret_sealed = NULL, credential_sealed = NULL
+		WHERE org_id = ? AND deleted_at IS NULL`, w.Org.ID).Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func transitionCell(action string) fixture {

@@ -133,6 +133,9 @@ func TestEveryRouteTimesEveryServiceAccountCredential(t *testing.T) {
 				case cred == saOutOfEnv && strings.HasSuffix(r.Path, "/audit-chain"):
 					// The head covers events outside its environments.
 					wantStatus, wantCode = 403, "FORBIDDEN"
+				case cred == saOutOfEnv && strings.Contains(r.Path, "/audit-streams"):
+					// A stream carries every event of the organisation.
+					wantStatus, wantCode = 403, "FORBIDDEN"
 				}
 				resp := req(t, srv, r.Method, c.path, sa.Token, c.body)
 				if resp.Status != wantStatus || resp.code() != wantCode {

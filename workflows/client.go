@@ -32,6 +32,9 @@ type Client struct {
 	// is UNAVAILABLE, and a retry with the same key finds the same
 	// workflow and update.
 	Bound time.Duration
+	// Streams are the settings the audit streams' workflows it starts are
+	// given (config.DefaultStreams unless set).
+	Streams config.Streams
 }
 
 // DefaultBound is how long the synchronous part of a lifecycle request
@@ -41,7 +44,7 @@ const DefaultBound = 5 * time.Second
 // NewClient returns a Client that starts tenant workflows of the namespace
 // on the task queue with the saga settings.
 func NewClient(tc client.Client, namespace, taskQueue string, saga config.Saga) *Client {
-	return &Client{temporal: tc, namespace: namespace, taskQueue: taskQueue, saga: saga, Bound: DefaultBound}
+	return &Client{temporal: tc, namespace: namespace, taskQueue: taskQueue, saga: saga, Bound: DefaultBound, Streams: config.DefaultStreams()}
 }
 
 // ErrNotSetUp says that the namespace lacks the search attributes tenant

@@ -224,6 +224,7 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	w := worker.New(tc, cfg.TaskQueue, workflows.WorkerOptions(cfg.DatabaseMaxConns))
 	w.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.OrganizationWorkflow, workflow.RegisterOptions{Name: workflows.OrganizationWorkflowType})
+	w.RegisterWorkflowWithOptions(workflows.StreamWorkflow, workflow.RegisterOptions{Name: workflows.StreamWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.AuditRetentionWorkflow, workflow.RegisterOptions{Name: workflows.RetentionWorkflowType})
 	// An organisation's deletion acts on its tenants through their own
 	// sagas, with the client the API uses.
@@ -240,8 +241,25 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		w.Stop()
 		return nil, err
 	}
+	stopStreams, err := startStreams(context.Background(), cfg, db, tc, ring, log)
+	if err != nil {
+		w.Stop()
+		return nil, err
+	}
 	log.Info().Str("task_queue", cfg.TaskQueue).Str("schedule_id", workflows.RetentionScheduleID).Msg("worker started")
-	return w, nil
+	return &workers{Worker: w, stopStreams: stopStreams}, nil
+}
+
+// workers is the worker of the task queue and what delivers audit
+// streams beside it; Stop stops both, the streams first.
+type workers struct {
+	worker.Worker
+	stopStreams func()
+}
+
+func (w *workers) Stop() {
+	w.stopStreams()
+	w.Worker.Stop()
 }
 
 // startMailer delivers the outbox until ctx ends; the returned function
@@ -327,7 +345,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 		Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit, TenantTransitionsPerMinute: cfg.TenantTransitionsPerMinute,
 		TrustedProxies: cfg.TrustedProxies, ConsoleURL: cfg.ConsoleURL, TemporalUIURL: cfg.TemporalUIURL,
-		SignUpOpen: cfg.SignUpOpen, MaxOrgsPerUser: cfg.MaxOrgsPerUser})
+		SignUpOpen: cfg.SignUpOpen, MaxOrgsPerUser: cfg.MaxOrgsPerUser, Streams: cfg.Streams})
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		ln.Close()

@@ -156,6 +156,33 @@ type Config struct {
 	// MaxOrgsPerUser is the most organisations a person may belong to
 	// and still create another (CP_MAX_ORGS_PER_USER, default 5).
 	MaxOrgsPerUser int
+
+	// Streams is the settings of audit streams.
+	Streams Streams
+}
+
+// Streams is the settings of audit streams, read by the API (where an
+// endpoint may point, the test button) and the worker (deliveries).
+type Streams struct {
+	// AllowPrivate lets streams reach loopback and private addresses, and
+	// plain http there (CP_STREAM_ALLOW_PRIVATE; dev sets it, production
+	// defaults to false). Link-local and metadata addresses stay refused.
+	AllowPrivate bool
+	// SuspendAfter is how long a stream may fail before it is suspended
+	// (CP_STREAM_SUSPEND_AFTER, default 24 h).
+	SuspendAfter time.Duration
+	// Timeout bounds one delivery request, the receiver's answer included
+	// (CP_STREAM_TIMEOUT, default 30 s).
+	Timeout time.Duration
+	// Deliveries is how many streams one worker delivers at once, on a
+	// task queue of their own so no stream takes a tenant saga's slot
+	// (CP_STREAM_DELIVERIES, default 32).
+	Deliveries int
+}
+
+// DefaultStreams is the stream settings when nothing is configured.
+func DefaultStreams() Streams {
+	return Streams{SuspendAfter: 24 * time.Hour, Timeout: 30 * time.Second, Deliveries: 32}
 }
 
 // TemporalTLS is a client certificate and the CA of the Temporal frontend,
@@ -282,6 +309,15 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	}
 	c.SignUpOpen = r.oneOf("CP_SIGNUP", signUp, "open", "closed") == "open"
 	c.MaxOrgsPerUser = r.intIn("CP_MAX_ORGS_PER_USER", 5, 1, 1000)
+	c.Streams = DefaultStreams()
+	allowPrivate := "false"
+	if mode == ModeDev {
+		allowPrivate = "true" // a receiver on the laptop
+	}
+	c.Streams.AllowPrivate = r.oneOf("CP_STREAM_ALLOW_PRIVATE", allowPrivate, "true", "false") == "true"
+	c.Streams.SuspendAfter = r.duration("CP_STREAM_SUSPEND_AFTER", c.Streams.SuspendAfter, time.Second, 30*24*time.Hour)
+	c.Streams.Timeout = r.duration("CP_STREAM_TIMEOUT", c.Streams.Timeout, 100*time.Millisecond, 2*time.Minute)
+	c.Streams.Deliveries = r.intIn("CP_STREAM_DELIVERIES", c.Streams.Deliveries, 1, 1000)
 
 	c.TemporalTLS = TemporalTLS{CA: r.str("CP_TEMPORAL_TLS_CA", ""), Cert: r.str("CP_TEMPORAL_TLS_CERT", ""),
 		Key: r.str("CP_TEMPORAL_TLS_KEY", ""), ServerName: r.str("CP_TEMPORAL_TLS_SERVER_NAME", "")}

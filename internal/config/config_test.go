@@ -445,3 +445,26 @@ func TestSignUpIsClosedButInDevAndTakesOpenOrClosedOnly(t *testing.T) {
 		t.Fatalf("bad values: %v", err)
 	}
 }
+
+func TestStreamsReachPrivateAddressesOnlyUnderDevOrWhenAskedAndTheirDurationsHaveBounds(t *testing.T) {
+	api := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	if c, err := Load(ModeAPI, env(api)); err != nil || c.Streams != DefaultStreams() || c.Streams.AllowPrivate {
+		t.Fatalf("api by default: %+v, %v", c.Streams, err)
+	}
+	if c, err := Load(ModeDev, env(nil)); err != nil || !c.Streams.AllowPrivate {
+		t.Fatalf("dev by default: %+v, %v", c.Streams, err)
+	}
+	set := maps.Clone(api)
+	set["CP_STREAM_ALLOW_PRIVATE"], set["CP_STREAM_SUSPEND_AFTER"], set["CP_STREAM_TIMEOUT"] = "true", "5s", "2s"
+	if c, err := Load(ModeAPI, env(set)); err != nil || !c.Streams.AllowPrivate || c.Streams.SuspendAfter != 5*time.Second || c.Streams.Timeout != 2*time.Second {
+		t.Fatalf("set: %+v, %v", c.Streams, err)
+	}
+	bad := maps.Clone(api)
+	bad["CP_STREAM_ALLOW_PRIVATE"], bad["CP_STREAM_SUSPEND_AFTER"], bad["CP_STREAM_TIMEOUT"], bad["CP_STREAM_DELIVERIES"] = "yes", "0s", "1h", "0"
+	_, err := Load(ModeAPI, env(bad))
+	for _, key := range []string{"CP_STREAM_ALLOW_PRIVATE", "CP_STREAM_SUSPEND_AFTER", "CP_STREAM_TIMEOUT", "CP_STREAM_DELIVERIES"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("bad %s not reported: %v", key, err)
+		}
+	}
+}

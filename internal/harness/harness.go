@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/intelliauth/controlplane/internal/codec"
+	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/logging"
 	"github.com/intelliauth/controlplane/internal/operator"
 	"github.com/intelliauth/controlplane/internal/pgcluster"
@@ -239,6 +241,37 @@ func (h *Harness) StartWorker(t testing.TB, taskQueue string, register func(work
 		t.Fatalf("start worker: %v", err)
 	}
 	t.Cleanup(w.Stop)
+}
+
+// StopWorker is a running worker's stop: it waits for the worker's
+// activities at most the stop timeout it was started with, then cancels
+// them, as a worker process killed mid-activity leaves its tasks to
+// another. Calling it again does nothing.
+type StopWorker func()
+
+// StartStoppableWorker is StartWorker with the worker's options, for a
+// test that stops the worker itself (and starts another) before the test
+// ends; whatever is still running is stopped at the end of the test.
+func (h *Harness) StartStoppableWorker(t testing.TB, taskQueue string, opts worker.Options, register func(worker.Registry)) StopWorker {
+	t.Helper()
+	w := worker.New(h.Temporal, taskQueue, opts)
+	register(w)
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(w.Stop) }
+	t.Cleanup(stop)
+	return stop
+}
+
+// Streams are the audit streams' settings of the tests: receivers on
+// loopback (CP_STREAM_ALLOW_PRIVATE), a short delivery timeout, the
+// production suspension (a test that waits for one sets its own).
+func Streams() config.Streams {
+	s := config.DefaultStreams()
+	s.AllowPrivate, s.Timeout, s.Deliveries = true, 2*time.Second, 8
+	return s
 }
 
 func withDatabase(rawURL, db string) (string, error) {

@@ -64,7 +64,7 @@ func InsertEvent(ctx context.Context, db bun.IDB, ev *AuditEvent) (inserted bool
 		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)
 	}
 	ev.Hash = auditchain.Link(head.Head, c)
-	res, err := db.NewRaw("WITH e AS (?) UPDATE audit_chains AS c SET length = e.seq, head = e.hash, updated_at = clock_timestamp() FROM e WHERE c.org_id = e.org_id",
+	res, err := db.NewRaw("WITH e AS (?) UPDATE audit_chains AS c SET length = e.seq, head = e.hash, updated_at = "+headMoved+" FROM e WHERE c.org_id = e.org_id",
 		db.NewInsert().Model(ev).On("CONFLICT (dedup_key) DO NOTHING").Returning("org_id, seq, hash")).Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("insert audit event %s: %w", ev.Action, err)

@@ -125,10 +125,10 @@ type CursorMove struct {
 }
 
 // MoveCursor moves the stream's cursor from (where the delivery read it)
-// to `to`, the event eventID (nil: none delivered, the events passed over
-// were not the filter's), and logs the delivery d when there is one, in
-// one transaction. A delivered batch ends a failure: a failing stream is
-// active again.
+// to `to`, and logs the delivery d, in one transaction; d is nil when the
+// events passed over were none of the filter's. A delivered batch names
+// the stream's last delivered event, and ends a failure: a failing stream
+// is active again.
 func MoveCursor(ctx context.Context, db *bun.DB, streamID string, from, to int64, d *Delivery) (CursorMove, error) {
 	var m CursorMove
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -137,14 +137,12 @@ func MoveCursor(ctx context.Context, db *bun.DB, streamID string, from, to int64
 				return err
 			}
 		}
-		q := tx.NewUpdate().Model((*AuditStream)(nil)).Set("cursor_seq = ?", to).
+		q := tx.NewUpdate().Model((*AuditStream)(nil)).Set("cursor_seq = ?, inflight_seq = CASE WHEN inflight_seq > ? THEN inflight_seq END", to, to).
 			Where("id = ? AND cursor_seq = ? AND deleted_at IS NULL", streamID, from).Returning("status, version")
 		if d != nil {
 			q = q.Set("cursor_event_id = ?, last_delivery_at = ?", d.LastEventID, d.AttemptedAt).
 				Set("status = CASE WHEN status = 'failing' THEN 'active' ELSE status END").
 				Set("failing_since = CASE WHEN status = 'failing' THEN NULL ELSE failing_since END")
-		} else {
-			q = q.Set("cursor_event_id = coalesce((SELECT id FROM audit_events e WHERE e.org_id = ?TableAlias.org_id AND e.seq = ?), cursor_event_id)", to)
 		}
 		err := q.Scan(ctx, &m.Status, &m.Version)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -157,6 +155,20 @@ func MoveCursor(ctx context.Context, db *bun.DB, streamID string, from, to int64
 		return nil
 	})
 	return m, err
+}
+
+// MarkInflight notes, before a batch is sent, the last seq it carries,
+// unless the cursor moved from where the delivery read it (then it
+// reports false and nothing is sent): a later attempt, after whatever
+// ended this one, sends the same batch.
+func MarkInflight(ctx context.Context, db bun.IDB, streamID string, cursor, last int64) (bool, error) {
+	res, err := db.NewUpdate().Model((*AuditStream)(nil)).Set("inflight_seq = ?", last).
+		Where("id = ? AND cursor_seq = ? AND deleted_at IS NULL", streamID, cursor).Exec(ctx)
+	if err != nil {
+		return false, fmt.Errorf("mark the batch in flight of audit stream %s: %w", streamID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // StreamFailure is a stream after a failed delivery.
@@ -272,13 +284,14 @@ type WakeableStream struct {
 }
 
 // WakeableStreams lists the active streams behind a chain whose head
-// moved at or after since: a range of audit_chains_updated_idx, then each
-// such organisation's streams.
-func WakeableStreams(ctx context.Context, db bun.IDB, since time.Time) ([]WakeableStream, error) {
+// moved within the last `within` by the database's clock (so no worker's
+// clock matters): a range of audit_chains_updated_idx, then each such
+// organisation's streams.
+func WakeableStreams(ctx context.Context, db bun.IDB, within time.Duration) ([]WakeableStream, error) {
 	var out []WakeableStream
 	err := db.NewRaw(`SELECT s.id, s.org_id, c.length FROM audit_chains c
 		JOIN audit_streams s ON s.org_id = c.org_id AND s.deleted_at IS NULL AND s.status = 'active' AND s.cursor_seq < c.length
-		WHERE c.updated_at >= ?`, since).Scan(ctx, &out)
+		WHERE c.updated_at >= clock_timestamp() - ?::interval ORDER BY s.id`, fmt.Sprintf("%d microseconds", within.Microseconds())).Scan(ctx, &out)
 	if err != nil {
 		return nil, fmt.Errorf("list audit streams to wake: %w", err)
 	}

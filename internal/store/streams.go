@@ -11,7 +11,6 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/intelliauth/controlplane/internal/domain"
-	"github.com/intelliauth/controlplane/internal/seal"
 )
 
 // An organisation's audit streams, as people manage them: each is
@@ -40,8 +39,11 @@ type AuditStream struct {
 	// CursorSeq is the stream's place in its organisation's chain: every
 	// event up to it was delivered or passed over by the filter;
 	// CursorEventID is that event (nil before the first).
-	CursorSeq      int64      `bun:"cursor_seq"`
-	CursorEventID  *string    `bun:"cursor_event_id"`
+	CursorSeq     int64   `bun:"cursor_seq"`
+	CursorEventID *string `bun:"cursor_event_id"`
+	// InflightSeq is the last seq of the batch being sent (MarkInflight):
+	// until the cursor passes it, every attempt sends that batch again.
+	InflightSeq    *int64     `bun:"inflight_seq"`
 	FailingSince   *time.Time `bun:"failing_since"`
 	LastError      string     `bun:"last_error"`
 	LastErrorAt    *time.Time `bun:"last_error_at"`
@@ -56,19 +58,6 @@ type AuditStream struct {
 	CreatedAt time.Time  `bun:"created_at"`
 	UpdatedAt time.Time  `bun:"updated_at"`
 	DeletedAt *time.Time `bun:"deleted_at"`
-}
-
-// What a stream's sealed values are, in their seal context.
-const (
-	SealedSecret     = "secret"
-	SealedCredential = "credential"
-)
-
-// StreamSealContext binds a stream's sealed secret or credential to its
-// stream and column: moved to another row, or to the other column, it
-// does not open.
-func StreamSealContext(streamID, what string) []byte {
-	return []byte("audit-stream:" + what + ":" + streamID)
 }
 
 // NewStream is a stream to create: its id (which its sealed values are
@@ -91,8 +80,16 @@ func CreateStream(ctx context.Context, db *bun.DB, in NewStream, ev EventBase) (
 		Actions: nonNil(in.Actions), Status: string(domain.StreamActive), SecretSealed: in.SecretSealed, CredentialSealed: in.CredentialSealed,
 		Version: 1, CreatedBy: in.CreatedBy}
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := LockPlan(ctx, tx, in.OrgID); err != nil {
-			return err
+		// NO KEY UPDATE: creations of the organisation's streams wait for
+		// each other, while an event of the organisation (whose foreign
+		// key takes KEY SHARE) written under its chain's head lock does
+		// not wait for this transaction, which takes that head next.
+		var state string
+		if err := tx.NewRaw("SELECT state FROM organizations WHERE id = ? FOR NO KEY UPDATE", in.OrgID).Scan(ctx, &state); err != nil {
+			return fmt.Errorf("lock organisation %s: %w", in.OrgID, err)
+		}
+		if state != string(domain.OrgActive) {
+			return domain.ErrOrgDeleting()
 		}
 		var n int
 		if err := tx.NewSelect().Model((*AuditStream)(nil)).ColumnExpr("count(*)").
@@ -220,7 +217,9 @@ func ChangeStream(ctx context.Context, db *bun.DB, orgID, id string, ch StreamCh
 			s.Endpoint, set["endpoint"] = *ch.Endpoint, *ch.Endpoint
 		}
 		if ch.Actions != nil && !slices.Equal(*ch.Actions, s.Actions) {
-			s.Actions, set["actions"] = nonNil(*ch.Actions), nonNil(*ch.Actions)
+			// The batch in flight was cut by the old filter: the next is
+			// cut by the new one.
+			s.Actions, set["actions"], s.InflightSeq = nonNil(*ch.Actions), nonNil(*ch.Actions), nil
 		}
 		credential := ch.CredentialSealed != nil
 		if credential {
@@ -248,7 +247,7 @@ func ChangeStream(ctx context.Context, db *bun.DB, orgID, id string, ch StreamCh
 			return nil
 		}
 		s.Version++
-		if _, err := tx.NewUpdate().Model(&s).Column("name", "endpoint", "actions", "credential_sealed", "status", "failing_since", "version").
+		if _, err := tx.NewUpdate().Model(&s).Column("name", "endpoint", "actions", "inflight_seq", "credential_sealed", "status", "failing_since", "version").
 			Set("updated_at = now()").WherePK().Returning("updated_at").Exec(ctx); err != nil {
 			return fmt.Errorf("change audit stream %s: %w", id, err)
 		}
@@ -342,8 +341,8 @@ func ReplayStream(ctx context.Context, db *bun.DB, orgID, id string, r Replay, e
 			s.CursorSeq = start.Int64 - 1
 		}
 		data["cursor_seq_after"] = s.CursorSeq
-		s.Version++
-		if _, err := tx.NewUpdate().Model(&s).Column("cursor_seq", "version").
+		s.Version, s.InflightSeq = s.Version+1, nil
+		if _, err := tx.NewUpdate().Model(&s).Column("cursor_seq", "inflight_seq", "version").
 			Set("cursor_event_id = (SELECT id FROM audit_events WHERE org_id = ? AND seq = ?)", orgID, s.CursorSeq).
 			Set("updated_at = now()").WherePK().Returning("cursor_event_id, updated_at").Exec(ctx); err != nil {
 			return fmt.Errorf("replay audit stream %s: %w", id, err)
@@ -352,48 +351,4 @@ func ReplayStream(ctx context.Context, db *bun.DB, orgID, id string, r Replay, e
 		return err
 	})
 	return s, err
-}
-
-// ResealStreams seals again, under the ring's current key, every stream's
-// secret and credential sealed under another (as ResealTOTP does for TOTP
-// secrets, at a worker's start). It returns how many values it resealed,
-// and how many are sealed under a key the ring lacks (left as they are).
-func ResealStreams(ctx context.Context, db bun.IDB, ring *seal.Ring) (resealed, unreadable int, err error) {
-	var rows []AuditStream
-	current := []byte("sealed:" + ring.Current() + ":")
-	n := len(current)
-	if err := db.NewSelect().Model(&rows).Column("id", "secret_sealed", "credential_sealed").
-		Where("deleted_at IS NULL AND (substring(secret_sealed from 1 for ?) <> ? OR substring(credential_sealed from 1 for ?) <> ?)", n, current, n, current).
-		Scan(ctx); err != nil {
-		return 0, 0, fmt.Errorf("find audit stream secrets to reseal: %w", err)
-	}
-	for _, r := range rows {
-		for _, v := range []struct {
-			column, what string
-			sealed       []byte
-		}{{"secret_sealed", SealedSecret, r.SecretSealed}, {"credential_sealed", SealedCredential, r.CredentialSealed}} {
-			if v.sealed == nil || seal.KeyID(v.sealed) == ring.Current() {
-				continue
-			}
-			plain, err := ring.Open(v.sealed, StreamSealContext(r.ID, v.what))
-			if errors.Is(err, seal.ErrUnknownKey) {
-				unreadable++
-				continue
-			}
-			if err != nil {
-				return resealed, unreadable, fmt.Errorf("open the %s of audit stream %s: %w", v.what, r.ID, err)
-			}
-			sealed, err := ring.Seal(plain, StreamSealContext(r.ID, v.what))
-			if err != nil {
-				return resealed, unreadable, err
-			}
-			// Only if unchanged: a change since the read keeps its own.
-			if _, err := db.NewRaw("UPDATE audit_streams SET "+v.column+" = ? WHERE id = ? AND "+v.column+" = ?", sealed, r.ID, v.sealed).
-				Exec(ctx); err != nil {
-				return resealed, unreadable, fmt.Errorf("reseal the %s of audit stream %s: %w", v.what, r.ID, err)
-			}
-			resealed++
-		}
-	}
-	return resealed, unreadable, nil
 }

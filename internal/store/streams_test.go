@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -148,6 +149,12 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	org := newOrg(t)
 	s := newStream(t, org, ring(t, mustKey(t, "k1")))
 	evs := writeEvents(t, org.ID, "member.added", "member.added", "member.added")
+	if ok, err := store.MarkInflight(ctx, testDB, s.ID, s.CursorSeq, evs[1].Seq); err != nil || !ok {
+		t.Fatalf("MarkInflight = %v, %v", ok, err)
+	}
+	if got := reread(t, s.ID); got.InflightSeq == nil || *got.InflightSeq != evs[1].Seq {
+		t.Fatalf("in flight: %v", got.InflightSeq)
+	}
 	d := &store.Delivery{StreamID: s.ID, Outcome: store.DeliveryDelivered, FirstEventID: evs[0].ID, LastEventID: evs[1].ID,
 		FirstSeq: evs[0].Seq, LastSeq: evs[1].Seq, EventCount: 2, IdempotencyKey: "k", Status: 200, Attempt: 1}
 	m, err := store.MoveCursor(ctx, testDB, s.ID, s.CursorSeq, evs[1].Seq, d)
@@ -155,12 +162,16 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 		t.Fatalf("MoveCursor = %+v, %v", m, err)
 	}
 	got := reread(t, s.ID)
-	if got.CursorSeq != evs[1].Seq || got.CursorEventID == nil || *got.CursorEventID != evs[1].ID || got.LastDeliveryAt == nil {
+	if got.CursorSeq != evs[1].Seq || got.CursorEventID == nil || *got.CursorEventID != evs[1].ID || got.LastDeliveryAt == nil || got.InflightSeq != nil {
 		t.Fatalf("after a delivery: %+v", got)
 	}
 
 	// A replay from the first event, then the delivery that had read the
-	// cursor before it: the replay's cursor stays.
+	// cursor before it: the replay's cursor stays, and a batch it had in
+	// flight is forgotten.
+	if ok, err := store.MarkInflight(ctx, testDB, s.ID, got.CursorSeq, evs[2].Seq); err != nil || !ok {
+		t.Fatalf("MarkInflight = %v, %v", ok, err)
+	}
 	b := streamBase
 	b.OrgID = org.ID
 	r, err := store.ReplayStream(ctx, testDB, org.ID, s.ID, store.Replay{FromEventID: evs[0].ID}, b)
@@ -171,8 +182,11 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	if err != nil || m.Moved {
 		t.Fatalf("a move from a cursor a replay moved: %+v, %v", m, err)
 	}
-	if got := reread(t, s.ID); got.CursorSeq != evs[0].Seq-1 {
-		t.Fatalf("the replay lost: cursor %d", got.CursorSeq)
+	if got := reread(t, s.ID); got.CursorSeq != evs[0].Seq-1 || got.InflightSeq != nil {
+		t.Fatalf("the replay lost: cursor %d, in flight %v", got.CursorSeq, got.InflightSeq)
+	}
+	if ok, _ := store.MarkInflight(ctx, testDB, s.ID, got.CursorSeq, evs[2].Seq); ok {
+		t.Fatal("a batch was marked in flight from a cursor a replay moved")
 	}
 	// A replay never moves the cursor forward, and a replay by time finds
 	// the first event at or after it.
@@ -284,7 +298,6 @@ func TestTheNotifierSeesTheActiveStreamsBehindAHeadThatMovedAndRetentionTheirFlo
 	if _, err := store.ChangeStream(ctx, testDB, org.ID, paused.ID, store.StreamChange{Paused: new(true)}, b); err != nil {
 		t.Fatal(err)
 	}
-	since := time.Now().Add(-time.Second)
 	writeEvents(t, org.ID, "member.added")
 	length, err := store.ChainLength(ctx, testDB, org.ID)
 	if err != nil {
@@ -293,7 +306,7 @@ func TestTheNotifierSeesTheActiveStreamsBehindAHeadThatMovedAndRetentionTheirFlo
 	if m, err := store.MoveCursor(ctx, testDB, caughtUp.ID, reread(t, caughtUp.ID).CursorSeq, length, nil); err != nil || !m.Moved {
 		t.Fatalf("move: %+v %v", m, err)
 	}
-	ws, err := store.WakeableStreams(ctx, testDB, since)
+	ws, err := store.WakeableStreams(ctx, testDB, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,8 +322,9 @@ func TestTheNotifierSeesTheActiveStreamsBehindAHeadThatMovedAndRetentionTheirFlo
 	if fmt.Sprint(mine) != fmt.Sprint([]string{behind.ID}) {
 		t.Fatalf("wakeable %v, want only %s", mine, behind.ID)
 	}
-	if ws, _ := store.WakeableStreams(ctx, testDB, time.Now().Add(time.Minute)); len(ws) != 0 {
-		t.Fatalf("wakeable since a head moved: %v", ws)
+	time.Sleep(20 * time.Millisecond)
+	if ws, _ := store.WakeableStreams(ctx, testDB, 10*time.Millisecond); slices.ContainsFunc(ws, func(w store.WakeableStream) bool { return w.OrgID == org.ID }) {
+		t.Fatalf("wakeable though its head has not moved lately: %v", ws)
 	}
 	floor, ok, err := store.StreamFloor(ctx, testDB, org.ID)
 	if err != nil || !ok || floor != behind.CursorSeq {
@@ -383,4 +397,36 @@ func jsonHas(raw []byte, fragment string) bool {
 		compact = append(compact, c)
 	}
 	return strings.Contains(string(compact), fragment)
+}
+
+// A stream's creation and the organisation's events written at the same
+// time never deadlock: the creation's lock on the organisation does not
+// hold up an event's foreign key while the event holds the chain's head.
+func TestStreamsCreatedWhileTheOrganisationWritesEventsNeverDeadlock(t *testing.T) {
+	org := newOrg(t)
+	keys := ring(t, mustKey(t, "k1"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*store.MaxStreams)
+	for range store.MaxStreams {
+		wg.Go(func() {
+			id := domain.NewID(domain.PrefixAuditStream)
+			sealed, _ := keys.Seal([]byte("x"), store.StreamSealContext(id, store.SealedCredential))
+			b := streamBase
+			b.OrgID = org.ID
+			_, err := store.CreateStream(context.Background(), testDB, store.NewStream{ID: id, OrgID: org.ID, Name: "dd", Kind: "datadog",
+				Endpoint: "https://http-intake.logs.datadoghq.com/api/v2/logs", CredentialSealed: sealed, CreatedBy: "usr_test"}, b)
+			errs <- err
+		})
+		wg.Go(func() {
+			_, err := store.InsertEvent(context.Background(), testDB, event(org.ID, "member.added", ""))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,0 +1,1 @@
+ALTER TABLE audit_streams DROP COLUMN inflight_seq;
