@@ -79,6 +79,10 @@ func CreateStream(ctx context.Context, db *bun.DB, in NewStream, ev EventBase) (
 	s := AuditStream{ID: in.ID, OrgID: in.OrgID, Name: in.Name, Kind: in.Kind, Endpoint: in.Endpoint, Format: in.Format,
 		Actions: nonNil(in.Actions), Status: string(domain.StreamActive), SecretSealed: in.SecretSealed, CredentialSealed: in.CredentialSealed,
 		Version: 1, CreatedBy: in.CreatedBy}
+	// As Postgres stores it: bun writes a zero time as it is, not the
+	// column's default.
+	s.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	s.UpdatedAt = s.CreatedAt
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		// NO KEY UPDATE: creations of the organisation's streams wait for
 		// each other, while an event of the organisation (whose foreign

@@ -67,6 +67,17 @@ func TestAStreamStartsAtItsChainsHeadWithItsOwnCreationNextAndTheQuotaHoldsAgain
 	if s.CursorSeq != 2 || s.Status != "active" || s.Version != 1 {
 		t.Fatalf("a new stream: cursor %d, status %s, version %d; want 2, active, 1", s.CursorSeq, s.Status, s.Version)
 	}
+	// Its times are its creation's, as written and as read back (the list
+	// pages by created_at).
+	read, err := store.StreamByID(ctx, testDB, org.ID, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{s.CreatedAt, s.UpdatedAt, read.CreatedAt, read.UpdatedAt} {
+		if time.Since(at) > time.Minute || time.Since(at) < 0 {
+			t.Fatalf("a new stream's times: created %s, updated %s; read back %s, %s", s.CreatedAt, s.UpdatedAt, read.CreatedAt, read.UpdatedAt)
+		}
+	}
 	evs, err := store.StreamEvents(ctx, testDB, org.ID, s.CursorSeq, 100, nil, 10)
 	if err != nil || len(evs) != 1 || evs[0].Action != domain.ActionStreamCreated || evs[0].TargetID != s.ID {
 		t.Fatalf("what the new stream delivers first: %+v, %v", evs, err)
