@@ -566,6 +566,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/organizations/{org_id}/audit-streams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organisation's audit streams, with their status, cursor and lag
+         * @description Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        get: operations["listAuditStreams"];
+        put?: never;
+        /**
+         * Stream the organisation's audit events to a webhook, Splunk or Datadog
+         * @description One workflow per stream delivers the events after its cursor (from the stream's creation on, its own audit_stream.created first; POST …/replay delivers what came before), in order, at least once, in batches of at most 500 events and 1 MB. Each request carries Idempotency-Key: <stream id>/<first event id>/<last event id>, the same on every attempt at a batch, so a receiver drops a batch it has (a batch is sent again only when a delivery's worker died before it moved the cursor). An https stream posts NDJSON or a CloudEvents 1.0 batch signed with its secret (IntelliAuth-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>); splunk_hec posts HEC events with Authorization: Splunk <token>; datadog posts Logs API v2 entries with DD-API-KEY. The endpoint must be https and must not be, or resolve to, a loopback, private, link-local or metadata address (400; CP_STREAM_ALLOW_PRIVATE lifts loopback and private, and allows http there); the address is checked again at each connection, redirects are not followed. At most 20 streams per organisation (409). A service account limited to environments is refused (a stream carries every event). Audited as audit_stream.created.
+         *
+         *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        post: operations["createAuditStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/audit-streams/{stream_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One audit stream
+         * @description Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        get: operations["getAuditStream"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an audit stream; its workflow ends
+         * @description Its secret and credential are erased with it. Audited as audit_stream.deleted.
+         *
+         *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        delete: operations["deleteAuditStream"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename an audit stream, change its endpoint, actions or credential, pause or resume it
+         * @description paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. Audited as audit_stream.updated (before and after; a credential only as replaced).
+         *
+         *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        patch: operations["updateAuditStream"];
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/audit-streams/{stream_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An audit stream's delivery log, newest first
+         * @description Each attempt at a batch: its events, status, latency, attempt and error. The last 1000 attempts of the last 7 days are kept.
+         *
+         *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        get: operations["listAuditStreamDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/audit-streams/{stream_id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver again from an event, or from a time
+         * @description Moves the cursor back to just before the event (from_event_id) or the first event at or after since; a cursor already before it stays (a replay never skips an event). A delivery in flight leaves the cursor to the replay. The receiver gets the events again with the same ids, in batches whose Idempotency-Key may differ from the first time's. from_event_id of another organisation is 400. Audited as audit_stream.replayed.
+         *
+         *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        post: operations["replayAuditStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/audit-streams/{stream_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send one test event and answer with the receiver's status
+         * @description A synthetic event (action audit_stream.test, not written to the trail) is sent as a delivery would send it (signed, with an Idempotency-Key, through the same address rules), within 10 s. The answer is 200 whatever the receiver said: delivered, its status, the latency and the error. Logged in the delivery log (outcome test) and audited as audit_stream.tested.
+         *
+         *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
+         */
+        post: operations["testAuditStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/organizations/{org_id}/events": {
         parameters: {
             query?: never;
@@ -1151,6 +1275,26 @@ export interface components {
              */
             token_expires_in: number;
         };
+        CreateStreamRequest: {
+            /** @description Only these events: exact actions (tenant.provisioned) and families (tenant.*), at most 50; empty or absent: every event. */
+            actions?: string[] | null;
+            /** @description splunk_hec: the HEC token; datadog: the API key. Required for those kinds, refused for https; sealed, never shown again. */
+            credential?: string | null;
+            /** @description Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs). */
+            endpoint?: string | null;
+            /**
+             * @description https only: ndjson (one event per line, the default) or cloudevents (a CloudEvents 1.0 JSON batch).
+             * @enum {string|null}
+             */
+            format?: "ndjson" | "cloudevents" | null;
+            /**
+             * @description https: a webhook of yours, signed; splunk_hec: a Splunk HTTP Event Collector; datadog: Datadog's Logs API.
+             * @enum {string}
+             */
+            kind: "https" | "splunk_hec" | "datadog";
+            /** @description 1 to 100 characters. */
+            name?: string | null;
+        };
         CreateTenantRequest: {
             environment: string;
             /**
@@ -1212,6 +1356,67 @@ export interface components {
             };
             /** @description The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another. */
             token: string;
+        };
+        CreatedStream: {
+            /** @description https: the secret (cpw_…) that signs each request (IntelliAuth-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; the HMAC key is this text), shown this once. Absent for other kinds, and in a retry's answer (Idempotent-Replayed: true): delete the stream and create another. */
+            signing_secret?: string;
+            stream: {
+                /** @description Exact actions and families (tenant.*) it delivers; empty: every event. */
+                actions: string[];
+                /** Format: date-time */
+                created_at: string;
+                created_by: string;
+                /** @description The last event delivered (after a replay, the event before the replay's start); null before the first. */
+                cursor: string | null;
+                /**
+                 * Format: int64
+                 * @description The stream's place in the organisation's audit chain (an event's seq): every event up to it was delivered, or passed over by the actions filter.
+                 */
+                cursor_seq: number;
+                endpoint: string;
+                /**
+                 * Format: date-time
+                 * @description When its current run of failures began; null unless failing or suspended.
+                 */
+                failing_since: string | null;
+                /**
+                 * @description https: ndjson or cloudevents; null for splunk_hec and datadog, which have their own.
+                 * @enum {string|null}
+                 */
+                format: "ndjson" | "cloudevents" | null;
+                /** @description Whether a credential (HEC token, Datadog key) is set; it is never shown. */
+                has_credential: boolean;
+                id: string;
+                /** @enum {string} */
+                kind: "https" | "splunk_hec" | "datadog";
+                lag: {
+                    /**
+                     * Format: int64
+                     * @description Events after the cursor, whether or not the filter takes them (a stream with nothing to deliver moves its cursor past the others).
+                     */
+                    events: number;
+                    /**
+                     * Format: int64
+                     * @description How long ago the first event after the cursor happened; 0 when there is none.
+                     */
+                    seconds: number;
+                };
+                /** Format: date-time */
+                last_delivery_at: string | null;
+                /** @description What the last failed delivery met, in a sentence (the receiver's status and the start of its answer, or what failed on the way); null when none failed. */
+                last_error: string | null;
+                /** Format: date-time */
+                last_error_at: string | null;
+                name: string;
+                org_id: string;
+                /**
+                 * @description active: delivering; paused: held by a person; failing: its receiver refuses or cannot be reached, and it retries with backoff; suspended: it failed for CP_STREAM_SUSPEND_AFTER (24 h by default) and waits for a person to resume it (PATCH paused: false).
+                 * @enum {string}
+                 */
+                status: "active" | "paused" | "failing" | "suspended";
+                /** Format: date-time */
+                updated_at: string;
+            };
         };
         DeleteOrgRequest: {
             /** @description The organisation's slug, typed exactly: the deletion is refused (400, field confirm) otherwise. */
@@ -1365,7 +1570,7 @@ export interface components {
                 org_id: string;
                 org_name: string;
                 org_slug: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
                 /** @enum {string} */
                 role: "owner" | "admin" | "developer" | "viewer";
             }[];
@@ -1508,7 +1713,7 @@ export interface components {
                 grantable_roles: string[];
                 id: string;
                 name: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
                 plan: string;
                 /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
                 require_mfa: boolean;
@@ -1517,7 +1722,7 @@ export interface components {
                 /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
                 service_account_roles: string[];
                 /** @description Every scope a service account may hold. */
-                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
+                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read" | "audit-streams:manage")[];
                 slug: string;
                 /**
                  * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
@@ -1567,7 +1772,7 @@ export interface components {
             grantable_roles: string[];
             id: string;
             name: string;
-            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
+            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
             plan: string;
             /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
             require_mfa: boolean;
@@ -1576,7 +1781,7 @@ export interface components {
             /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
             service_account_roles: string[];
             /** @description Every scope a service account may hold. */
-            service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
+            service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read" | "audit-streams:manage")[];
             slug: string;
             /**
              * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
@@ -1669,6 +1874,15 @@ export interface components {
             /** @description the PublicKeyCredential navigator.credentials.create gave, in its JSON form (binary fields base64url) */
             credential: unknown;
             name: string;
+        };
+        ReplayStreamRequest: {
+            /** @description Deliver again from this event of the organisation on. */
+            from_event_id?: string | null;
+            /**
+             * Format: date-time
+             * @description Deliver again from the first event at or after this time (RFC 3339) on.
+             */
+            since?: string | null;
         };
         ServiceAccount: {
             /** @description The member who answers for the account; null when that member left or was removed, and then its tokens do not work until an owner or admin takes it over. */
@@ -1828,6 +2042,102 @@ export interface components {
             /** @description A tenant of an organization with this slug is at <tenant>-<slug>.<tenant_domain>. */
             tenant_domain: string;
         };
+        Stream: {
+            /** @description Exact actions and families (tenant.*) it delivers; empty: every event. */
+            actions: string[];
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /** @description The last event delivered (after a replay, the event before the replay's start); null before the first. */
+            cursor: string | null;
+            /**
+             * Format: int64
+             * @description The stream's place in the organisation's audit chain (an event's seq): every event up to it was delivered, or passed over by the actions filter.
+             */
+            cursor_seq: number;
+            endpoint: string;
+            /**
+             * Format: date-time
+             * @description When its current run of failures began; null unless failing or suspended.
+             */
+            failing_since: string | null;
+            /**
+             * @description https: ndjson or cloudevents; null for splunk_hec and datadog, which have their own.
+             * @enum {string|null}
+             */
+            format: "ndjson" | "cloudevents" | null;
+            /** @description Whether a credential (HEC token, Datadog key) is set; it is never shown. */
+            has_credential: boolean;
+            id: string;
+            /** @enum {string} */
+            kind: "https" | "splunk_hec" | "datadog";
+            lag: {
+                /**
+                 * Format: int64
+                 * @description Events after the cursor, whether or not the filter takes them (a stream with nothing to deliver moves its cursor past the others).
+                 */
+                events: number;
+                /**
+                 * Format: int64
+                 * @description How long ago the first event after the cursor happened; 0 when there is none.
+                 */
+                seconds: number;
+            };
+            /** Format: date-time */
+            last_delivery_at: string | null;
+            /** @description What the last failed delivery met, in a sentence (the receiver's status and the start of its answer, or what failed on the way); null when none failed. */
+            last_error: string | null;
+            /** Format: date-time */
+            last_error_at: string | null;
+            name: string;
+            org_id: string;
+            /**
+             * @description active: delivering; paused: held by a person; failing: its receiver refuses or cannot be reached, and it retries with backoff; suspended: it failed for CP_STREAM_SUSPEND_AFTER (24 h by default) and waits for a person to resume it (PATCH paused: false).
+             * @enum {string}
+             */
+            status: "active" | "paused" | "failing" | "suspended";
+            /** Format: date-time */
+            updated_at: string;
+        };
+        StreamDelivery: {
+            /** @description Which attempt at this batch: 1, then one more for each failure before it. */
+            attempt: number;
+            /** Format: date-time */
+            attempted_at: string;
+            bytes: number;
+            /** @description Why it failed; empty when it did not. */
+            error: string;
+            events: number;
+            first_event_id: string;
+            /**
+             * Format: int64
+             * @description 0 for a test event.
+             */
+            first_seq: number;
+            id: string;
+            /** @description The batch's Idempotency-Key header, <stream id>/<first event id>/<last event id>: the same on every attempt at the batch. */
+            idempotency_key: string;
+            last_event_id: string;
+            /** Format: int64 */
+            last_seq: number;
+            latency_ms: number;
+            /** @description delivered, failed, or test (the test button's event). */
+            outcome: string;
+            /** @description The receiver's HTTP status; 0 when none came. */
+            status: number;
+        };
+        StreamTestResult: {
+            /** @description Whether the receiver took it (a 2xx). */
+            delivered: boolean;
+            /** @description Why it was not delivered; null when it was. */
+            error: string | null;
+            /** @description The test event's id (action audit_stream.test; it is not written to the trail). */
+            event_id: string;
+            /** Format: int64 */
+            latency_ms: number;
+            /** @description The receiver's HTTP status; 0 when none came. */
+            status: number;
+        };
         Tenant: {
             /** @description The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race. */
             actions: ("suspend" | "resume" | "decommission" | "restore")[];
@@ -1886,6 +2196,18 @@ export interface components {
             /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read. */
             scopes?: string[] | null;
         };
+        UpdateStreamRequest: {
+            /** @description Only these events: exact actions (tenant.provisioned) and families (tenant.*), at most 50; empty or absent: every event. */
+            actions?: string[] | null;
+            /** @description splunk_hec: the HEC token; datadog: the API key. Required for those kinds, refused for https; sealed, never shown again. */
+            credential?: string | null;
+            /** @description Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs). */
+            endpoint?: string | null;
+            /** @description 1 to 100 characters. */
+            name?: string | null;
+            /** @description true holds the stream; false lets a paused or suspended stream deliver again from its cursor. */
+            paused?: boolean | null;
+        };
         Usage: {
             members: {
                 limit: number;
@@ -1942,7 +2264,7 @@ export interface components {
                 grantable_roles: string[];
                 id: string;
                 name: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
                 plan: string;
                 /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
                 require_mfa: boolean;
@@ -1951,7 +2273,7 @@ export interface components {
                 /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
                 service_account_roles: string[];
                 /** @description Every scope a service account may hold. */
-                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read")[];
+                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read" | "audit-streams:manage")[];
                 slug: string;
                 /**
                  * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
@@ -3626,6 +3948,395 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listAuditStreams: {
+        parameters: {
+            query?: {
+                /** @description meta.cursor of the previous page */
+                cursor?: string;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Stream"][];
+                        meta: {
+                            /** @description the next page's cursor; empty on the last page */
+                            cursor: string;
+                            has_more: boolean;
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createAuditStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateStreamRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["CreatedStream"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getAuditStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Stream"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAuditStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Stream"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateAuditStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateStreamRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Stream"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listAuditStreamDeliveries: {
+        parameters: {
+            query?: {
+                /** @description meta.cursor of the previous page */
+                cursor?: string;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org_id: string;
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["StreamDelivery"][];
+                        meta: {
+                            /** @description the next page's cursor; empty on the last page */
+                            cursor: string;
+                            has_more: boolean;
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    replayAuditStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayStreamRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Stream"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    testAuditStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["StreamTestResult"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
