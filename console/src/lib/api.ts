@@ -16,6 +16,9 @@ export type AuditEvent = Schemas["Event"];
 export type Organization = Schemas["Organization"];
 export type ServiceAccount = Schemas["ServiceAccount"];
 export type ServiceToken = Schemas["ServiceToken"];
+export type Stream = Schemas["Stream"];
+export type StreamDelivery = Schemas["StreamDelivery"];
+export type StreamTestResult = Schemas["StreamTestResult"];
 export type Role = Member["role"];
 export type Permission = Organization["permissions"][number];
 // A page of audit events: the route also answers NDJSON, which the
