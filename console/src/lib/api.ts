@@ -19,6 +19,7 @@ export type ServiceToken = Schemas["ServiceToken"];
 export type Stream = Schemas["Stream"];
 export type StreamDelivery = Schemas["StreamDelivery"];
 export type StreamTestResult = Schemas["StreamTestResult"];
+export type AuditChainHead = Schemas["AuditChainHead"];
 export type Role = Member["role"];
 export type Permission = Organization["permissions"][number];
 // A page of audit events: the route also answers NDJSON, which the
