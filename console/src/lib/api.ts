@@ -17,6 +17,10 @@ export type AuditRetention = paths["/api/v1/organizations/{org_id}/audit-chain"]
 export type Organization = Schemas["Organization"];
 export type ServiceAccount = Schemas["ServiceAccount"];
 export type ServiceToken = Schemas["ServiceToken"];
+export type Stream = Schemas["Stream"];
+export type StreamDelivery = Schemas["StreamDelivery"];
+export type StreamTestResult = Schemas["StreamTestResult"];
+export type AuditChainHead = Schemas["AuditChainHead"];
 export type Role = Member["role"];
 export type Permission = Organization["permissions"][number];
 // A page of audit events: the route also answers NDJSON, which the

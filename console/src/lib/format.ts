@@ -49,3 +49,31 @@ export function duration(seconds: number): string {
   }
   return plural(seconds, "second");
 }
+
+// span writes a length of time in seconds in its two largest units, e.g.
+// "45 s", "3 min 5 s", "2 h 10 min", "3 days 4 h".
+export function span(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const units = [
+    [86400, "day"],
+    [3600, "h"],
+    [60, "min"],
+    [1, "s"],
+  ] as const;
+  const parts: string[] = [];
+  let rest = s;
+  for (const [n, unit] of units) {
+    const q = Math.floor(rest / n);
+    rest -= q * n;
+    if (q > 0 || (parts.length === 0 && n === 1)) parts.push(unit === "day" ? plural(q, "day") : `${q} ${unit}`);
+    if (parts.length === 2 || (parts.length === 1 && rest === 0)) break;
+  }
+  return parts.join(" ");
+}
+
+// bytes writes a size in bytes, e.g. "812 B", "2.4 kB", "1.0 MB".
+export function bytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  if (n < 1000 * 1000) return `${(n / 1000).toFixed(1)} kB`;
+  return `${(n / 1000 / 1000).toFixed(1)} MB`;
+}
