@@ -119,7 +119,13 @@ func (c *consoleTab) waitFor(what, expr string) {
 	c.t.Helper()
 	ctx, cancel := c.step(within)
 	defer cancel()
-	if err := chromedp.Do(ctx, waitFor(expr)); err != nil {
+	err := chromedp.Do(ctx, waitFor(expr))
+	// A document that replaced the one the poll ran in (a navigation
+	// still landing) takes its context with it: poll the new one.
+	for err != nil && ctx.Err() == nil && strings.Contains(err.Error(), "Cannot find context with specified id") {
+		err = chromedp.Do(ctx, waitFor(expr))
+	}
+	if err != nil {
 		body, _ := chromedp.Run(c.ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
 		c.t.Fatalf("waiting for %s: %v\nthe page shows:\n%s", what, err, body)
 	}
