@@ -39,8 +39,7 @@ func orgRevisionOf(_ workflow.Context, p OrganizationParams) orgRevision {
 	case OrgRevisionDeletion:
 		return orgRevision{n: p.Revision}
 	}
-	panic(fmt.Sprintf("organisation workflow revision %d is unknown to this worker, which runs revisions %v: "+
-		"the task is left to a worker that knows it (docs/runbook.md, Rolling back workers)", p.Revision, knownOrgRevisions))
+	panic(unknownRevision("organisation workflow", p.Revision, knownOrgRevisions))
 }
 
 // OrgHistoryPrefix names the recorded histories of the current revision:

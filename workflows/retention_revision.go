@@ -38,8 +38,7 @@ func retentionRevisionOf(_ workflow.Context, p RetentionParams) retentionRevisio
 	case RetentionRevisionPass:
 		return retentionRevision{n: p.Revision}
 	}
-	panic(fmt.Sprintf("retention workflow revision %d is unknown to this worker, which runs revisions %v: "+
-		"the task is left to a worker that knows it (docs/runbook.md, Rolling back workers)", p.Revision, knownRetentionRevisions))
+	panic(unknownRevision("retention workflow", p.Revision, knownRetentionRevisions))
 }
 
 // RetentionHistoryPrefix names the recorded histories of the current

@@ -80,8 +80,16 @@ func revisionOf(ctx workflow.Context, p TenantParams) revision {
 	case RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps:
 		return revision{n: p.Revision, localWrites: true}
 	}
-	panic(fmt.Sprintf("tenant workflow revision %d is unknown to this worker, which runs revisions %v: "+
-		"the task is left to a worker that knows it (docs/runbook.md, Rolling back workers)", p.Revision, knownRevisions))
+	panic(unknownRevision("tenant workflow", p.Revision, knownRevisions))
+}
+
+// unknownRevision is what a worker panics with, failing the workflow task,
+// when a run of what carries a revision it does not know: the task is
+// retried until a worker that knows the revision takes it. Every
+// workflow's revision gate ends with it.
+func unknownRevision(what string, rev int, known []int) string {
+	return fmt.Sprintf("%s revision %d is unknown to this worker, which runs revisions %v: "+
+		"the task is left to a worker that knows it (docs/runbook.md, Rolling back workers)", what, rev, known)
 }
 
 // inInput: the run's changes come from its revision, not from markers.

@@ -36,8 +36,7 @@ func streamRevisionOf(_ workflow.Context, p StreamParams) int {
 	case StreamRevisionDelivery:
 		return p.Revision
 	}
-	panic(fmt.Sprintf("stream workflow revision %d is unknown to this worker, which runs revisions %v: "+
-		"the task is left to a worker that knows it (docs/runbook.md, Rolling back workers)", p.Revision, knownStreamRevisions))
+	panic(unknownRevision("stream workflow", p.Revision, knownStreamRevisions))
 }
 
 // StreamHistoryPrefix names the recorded histories of the current
