@@ -21,14 +21,25 @@ type auditChainKeys struct {
 	Keys []auditchain.PublicKey `json:"keys"`
 }
 
-// auditChainHead is the organisation's chain head, signed, and whether
-// events of it are not chained yet.
+// auditChainHead is the organisation's chain head, signed, whether
+// events of it are not chained yet, and how far back its trail goes.
 type auditChainHead struct {
 	auditchain.Head
 	// Unchained: events written by an older release during an upgrade
 	// are not in the chain yet (the next event, or the workers' sweep
 	// within a minute, chains them).
 	Unchained bool `json:"unchained,omitempty"`
+	// Retention is how long the trail is kept and where it starts; not
+	// signed (the checkpoint is).
+	Retention auditRetention `json:"retention"`
+}
+
+// auditRetention says how far back an organisation's trail goes.
+type auditRetention struct {
+	Plan string `json:"plan"`
+	Days int    `json:"audit_retention_days" doc:"How long the organisation's plan keeps its audit events; older ones are purged daily, oldest first, once the audit streams that are active or failing have delivered them (they wait at most 7 days for a stream)."`
+	// StartsAt is when the oldest event kept occurred.
+	StartsAt *time.Time `json:"trail_starts_at" doc:"When the oldest event kept occurred (null while there is none): the trail goes back to here. Events before it, up to checkpoint.seq, were purged by retention."`
 }
 
 // getAuditChain signs the head of the organisation's chain now, with the
@@ -48,9 +59,11 @@ func (s *Server) getAuditChain(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
+	cp := auditchain.NewCheckpoint(h.Checkpoint.Seq, h.Checkpoint.Hash, h.Checkpoint.OccurredAt)
 	return writeData(c, fiber.StatusOK, auditChainHead{
-		Head:      auditchain.Sign(key, id, who.OrgID, h.Length, h.Head, time.Now()),
+		Head:      auditchain.Sign(key, id, who.OrgID, h.Length, h.Head, cp, time.Now()),
 		Unchained: h.Backlog,
+		Retention: auditRetention{Plan: who.Org.PlanID, Days: h.RetentionDays, StartsAt: h.StartsAt},
 	})
 }
 

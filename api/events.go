@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -164,6 +165,14 @@ func (s *Server) streamEvents(c *fiber.Ctx, who *caller, f store.EventFilter) er
 	// refused (429) until RateLimit-Reset.
 	c.Response().Header.Del(fiber.HeaderRetryAfter)
 
+	// Where the trail starts: what retention purged, to which the first
+	// event kept links.
+	cp, err := store.ChainCheckpoint(ctx, s.db, f.OrgID)
+	if err != nil {
+		return err
+	}
+	c.Set("Audit-Trail-Starts-After", strconv.FormatInt(cp.Seq, 10))
+	c.Set("Audit-Trail-Checkpoint", hex.EncodeToString(cp.Hash))
 	// The first page is read before the status is sent, so a failing
 	// database is an error envelope rather than an empty stream.
 	first, err := store.ListEvents(ctx, s.db, f, after, pageFor(want, 0))

@@ -218,7 +218,9 @@ func routeDocs() map[string]doc {
 				"at most 50,000 events per request; one request of the caller's rate budgets per 200 events sent (a page's worth), the export stopping early when a budget is spent; " +
 				"at most 2 exports at once in an organisation and 1 per caller (another is 429 with Retry-After). " +
 				"When an export stops before the last matching event, its Next-Cursor header, sent before the first line, is the cursor of its last line: " +
-				"pass it as ?cursor= to the next export. limit sizes pages only.",
+				"pass it as ?cursor= to the next export. limit sizes pages only. " +
+				"An export says where the trail starts: Audit-Trail-Starts-After is the seq of the last event retention purged (0: none) and Audit-Trail-Checkpoint its hash, " +
+				"to which the first event kept links (verify against the signed head of GET /audit-chain fetched after the export, whose checkpoint is signed).",
 			data: store.EventView{}, list: true, ndjson: true, query: append(listParams(),
 				stringParam("action", "an exact action (tenant.suspended) or a prefix (tenant.*)"),
 				stringParam("actor_id", "only events by this actor"),
@@ -229,9 +231,13 @@ func routeDocs() map[string]doc {
 		"GET " + org + "/audit-chain": {id: "getAuditChain", summary: "The head of the organisation's audit chain, signed",
 			desc: "Each event's hash is SHA-256 of the previous event's hash (32 zero bytes before the first) followed by the event's canonical form " +
 				"(the event as GET /events shows it, without hash, in RFC 8785 JSON canonicalization), so an edited, deleted or reordered event breaks the chain. " +
-				"length is how many events the chain has (the last has seq length), head the last event's hash. signature is the Ed25519 signature (base64), " +
-				"by the key key_id of GET /api/v1/audit-chain/keys, of the five lines \"intelliauth-audit-chain/v1\", org_id, length, head and signed_at (RFC 3339, UTC, whole seconds) joined by \"\\n\". " +
-				"Keep the heads you fetch: a later chain must extend each of them (the event of seq length has hash head). " +
+				"length is how many events the chain has (the last has seq length), head the last event's hash. " +
+				"Retention purges the oldest events (retention says how long the plan keeps them and when the oldest kept occurred); checkpoint is the last purged event (seq, hash, occurred_at; seq 0 and the genesis while none was), " +
+				"and the first event kept links to checkpoint.hash as the first event links to the genesis. signature is the Ed25519 signature (base64), " +
+				"by the key key_id of GET /api/v1/audit-chain/keys, of the eight lines \"intelliauth-audit-chain/v2\", org_id, length, head, checkpoint.seq, checkpoint.hash, " +
+				"checkpoint.occurred_at (RFC 3339, UTC, microseconds: 2026-12-03T10:00:00.000000Z; an empty line when seq is 0) and signed_at (RFC 3339, UTC, whole seconds) joined by \"\\n\" " +
+				"(a head without a checkpoint, signed before retention, signs the five lines \"intelliauth-audit-chain/v1\", org_id, length, head and signed_at). " +
+				"Keep the heads you fetch: a later chain must extend each of them (the event of seq length has hash head) unless retention purged it (seq at or before the later checkpoint). " +
 				"A service account needs events:read and every environment (one limited to environments is refused).",
 			data: auditChainHead{}},
 		"GET " + v1 + "/audit-chain/keys": {id: "getAuditChainKeys", summary: "The public keys that sign audit chains' heads",
@@ -399,7 +405,9 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 	}
 	success := &openapi3.Response{Description: ptr(http.StatusText(status)), Headers: successHeaders(r, mutation), Content: openapi3.Content{}}
 	if d.ndjson {
-		success.Headers["Next-Cursor"] = &openapi3.HeaderRef{Ref: "#/components/headers/Next-Cursor"}
+		for _, h := range []string{"Next-Cursor", "Audit-Trail-Starts-After", "Audit-Trail-Checkpoint"} {
+			success.Headers[h] = &openapi3.HeaderRef{Ref: "#/components/headers/" + h}
+		}
 	}
 	switch {
 	case d.raw:
@@ -545,6 +553,10 @@ func commonHeaders() openapi3.Headers {
 		"Idempotent-Replayed": header("true when this is the stored answer of an earlier request with the same Idempotency-Key.", false, openapi3.NewStringSchema().WithEnum("true")),
 		"Next-Cursor": header("Of an NDJSON export that stops before the last matching event (at its cap, or where the caller's budget ran out): "+
 			"the cursor of its last line, to pass as ?cursor= to the next export. Absent when the export reaches the end.", false, openapi3.NewStringSchema()),
+		"Audit-Trail-Starts-After": header("Of an NDJSON export: the seq of the last event retention purged from the organisation's chain (0 while none was); "+
+			"the trail starts at the next.", false, count),
+		"Audit-Trail-Checkpoint": header("Of an NDJSON export: the hash (hex) of the last event retention purged (the genesis, 64 zeros, while none was), "+
+			"to which the first event kept links.", false, openapi3.NewStringSchema()),
 	}
 }
 

@@ -14,11 +14,12 @@ type planView struct {
 	MaxMembers         int    `json:"max_members" doc:"Members an organisation may have, its pending invitations included."`
 	RequestsPerMinute  int    `json:"requests_per_minute" doc:"The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it."`
 	MaxServiceAccounts int    `json:"max_service_accounts" doc:"Service accounts an organisation may have (deleted ones do not count)."`
+	AuditRetentionDays int    `json:"audit_retention_days" doc:"How long an organisation's audit events are kept; older ones are purged."`
 }
 
 func newPlanView(p store.Plan) planView {
 	return planView{ID: p.ID, Name: p.Name, MaxTenants: p.MaxTenants, MaxMembers: p.MaxMembers, RequestsPerMinute: p.RequestsPerMinute,
-		MaxServiceAccounts: p.MaxServiceAccounts}
+		MaxServiceAccounts: p.MaxServiceAccounts, AuditRetentionDays: p.AuditRetentionDays}
 }
 
 // listPlans answers every plan in one page: there are a handful, and a

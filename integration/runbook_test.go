@@ -556,3 +556,23 @@ func TestTheRunbookFindsADeletionHeldByAStuckTenantWithTheRealCLI(t *testing.T) 
 		t.Fatalf("the erased owner's session answers %d", code)
 	}
 }
+
+// TestTheRunbookDescribesAndTriggersTheRetentionScheduleWithTheRealCLI:
+// dev's worker made the Schedule; an operator describes it through the
+// gateway, triggers it, and sees the run complete.
+func TestTheRunbookDescribesAndTriggersTheRetentionScheduleWithTheRealCLI(t *testing.T) {
+	cli := temporalCLI(t)
+	env := devEnv(t)
+	startDev(t, env)
+	op := newOperator(t, cli, env)
+	for _, want := range []string{"retention-describe", "retention-trigger", "retention-runs"} {
+		if op.commands[want] == "" {
+			t.Fatalf("docs/runbook.md has no runbook:%s block", want)
+		}
+	}
+	if out := op.run("retention-describe", target{}); !strings.Contains(out, "AuditRetentionWorkflow") {
+		t.Fatalf("retention-describe does not show the workflow it starts:\n%s", out)
+	}
+	op.run("retention-trigger", target{})
+	op.eventually("retention-runs", target{}, func(out string) bool { return strings.Contains(out, "Completed") })
+}

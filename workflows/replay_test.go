@@ -21,6 +21,7 @@ func replay(file string) error {
 	r.RegisterWorkflow(TenantWorkflow)
 	r.RegisterWorkflowWithOptions(OrganizationWorkflow, workflow.RegisterOptions{Name: OrganizationWorkflowType})
 	r.RegisterWorkflowWithOptions(StreamWorkflow, workflow.RegisterOptions{Name: StreamWorkflowType})
+	r.RegisterWorkflowWithOptions(AuditRetentionWorkflow, workflow.RegisterOptions{Name: RetentionWorkflowType})
 	return r.ReplayWorkflowHistoryFromJSONFile(nil, file)
 }
 
@@ -104,6 +105,38 @@ func TestAnOrganizationRunOfAnUnknownRevisionIsLeftAlone(t *testing.T) {
 			}
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(OrganizationWorkflow, workflow.RegisterOptions{Name: OrganizationWorkflowType})
+			err = r.ReplayWorkflowHistory(nil, hist)
+			if err == nil || !strings.Contains(err.Error(), "revision 99 is unknown") {
+				t.Fatalf("a run of revision 99 replays: %v", err)
+			}
+		})
+	}
+}
+
+// TestARetentionRunOfAnUnknownRevisionIsLeftAlone replays every recorded
+// retention history with its input's revision changed to one this worker
+// does not know, and expects the refusal, as for organisations.
+func TestARetentionRunOfAnUnknownRevisionIsLeftAlone(t *testing.T) {
+	for _, f := range histories(t, "retention-v*.json") {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			hist, err := client.HistoryFromJSON(mustOpen(t, f), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := hist.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
+			var p RetentionParams
+			if err := json.Unmarshal(in.Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(knownRetentionRevisions, p.Revision) {
+				t.Fatalf("recorded at revision %d, which this worker does not know", p.Revision)
+			}
+			p.Revision = 99
+			if in.Data, err = json.Marshal(p); err != nil {
+				t.Fatal(err)
+			}
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(AuditRetentionWorkflow, workflow.RegisterOptions{Name: RetentionWorkflowType})
 			err = r.ReplayWorkflowHistory(nil, hist)
 			if err == nil || !strings.Contains(err.Error(), "revision 99 is unknown") {
 				t.Fatalf("a run of revision 99 replays: %v", err)

@@ -27,10 +27,12 @@ const auditUsage = `usage: controlplane audit verify -org <org_id> [-export <fil
 
 Recomputes an organisation's audit chain and names its first bad event: edited (its hash
 does not match its content), deleted (seqs missing), reordered, or a head that is not the
-last event. From the database (CP_DATABASE_URL), in seq order, against the stored head; or
+last event. From the database (CP_DATABASE_URL), in seq order from the chain's checkpoint
+(where retention's purge left it), against the stored head; or
 from an NDJSON export (GET /organizations/{org_id}/events, Accept: application/x-ndjson),
 against a signed head kept from GET /organizations/{org_id}/audit-chain (-head, the answer
-as saved) whose signature is checked with the keys of GET /api/v1/audit-chain/keys (-keys).
+as saved, fetched after the export: its signed checkpoint says where a purged trail starts)
+whose signature is checked with the keys of GET /api/v1/audit-chain/keys (-keys).
 Exit status: 0 whole, 1 a bad event found, 2 usage, 3 a source could not be read.
 `
 
@@ -81,7 +83,11 @@ func runAudit(ctx context.Context, cfg config.Config, args []string) error {
 		fmt.Printf("audit chain of %s: %s (%d events before it are good)\n", *org, rep.Problem.Message, rep.Checked)
 		return exitTampered
 	}
-	fmt.Printf("audit chain of %s: %d events verified, up to the head %s\n", *org, rep.Checked, hex.EncodeToString(rep.Head))
+	from := "from its first event"
+	if rep.Checkpoint.Seq > 0 {
+		from = fmt.Sprintf("after its checkpoint (seq %d, hash %s: retention purged the events up to it)", rep.Checkpoint.Seq, hex.EncodeToString(rep.Checkpoint.Hash))
+	}
+	fmt.Printf("audit chain of %s: %d events verified %s, up to the head %s\n", *org, rep.Checked, from, hex.EncodeToString(rep.Head))
 	return nil
 }
 
@@ -126,7 +132,10 @@ func verifyExportFile(w io.Writer, org, path, headPath, keysPath string) error {
 	if rep.Unchained > 0 {
 		fmt.Fprintf(w, "note: %d events of the export are not chained yet\n", rep.Unchained)
 	}
-	if rep.First > 1 {
+	switch cp := head.GetCheckpoint(); {
+	case rep.First > 1 && cp.Seq > 0 && rep.First == cp.Seq+1:
+		fmt.Fprintf(w, "note: the trail starts after the signed head's checkpoint (seq %d): retention purged the events before it\n", cp.Seq)
+	case rep.First > 1:
 		fmt.Fprintf(w, "note: the export starts at seq %d: that event is taken as given\n", rep.First)
 	}
 	if rep.Problem != nil {

@@ -225,6 +225,7 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	w.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.OrganizationWorkflow, workflow.RegisterOptions{Name: workflows.OrganizationWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.StreamWorkflow, workflow.RegisterOptions{Name: workflows.StreamWorkflowType})
+	w.RegisterWorkflowWithOptions(workflows.AuditRetentionWorkflow, workflow.RegisterOptions{Name: workflows.RetentionWorkflowType})
 	// An organisation's deletion acts on its tenants through their own
 	// sagas, with the client the API uses.
 	tenants := workflows.NewClient(tc, cfg.TemporalNamespace, cfg.TaskQueue, cfg.Saga)
@@ -232,12 +233,20 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
 	}
+	// Audit retention runs daily from a Schedule, which follows the
+	// workers' release.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := workflows.EnsureRetentionSchedule(ctx, tc, workflows.RetentionScheduleID, cfg.TaskQueue); err != nil {
+		w.Stop()
+		return nil, err
+	}
 	stopStreams, err := startStreams(context.Background(), cfg, db, tc, ring, log)
 	if err != nil {
 		w.Stop()
 		return nil, err
 	}
-	log.Info().Str("task_queue", cfg.TaskQueue).Msg("worker started")
+	log.Info().Str("task_queue", cfg.TaskQueue).Str("schedule_id", workflows.RetentionScheduleID).Msg("worker started")
 	return &workers{Worker: w, stopStreams: stopStreams}, nil
 }
 

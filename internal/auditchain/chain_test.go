@@ -3,6 +3,7 @@ package auditchain
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -62,20 +63,35 @@ func TestASignedHeadVerifiesWithItsKeyOnlyAndSaysWhatItSigned(t *testing.T) {
 	_, other, _ := ed25519.GenerateKey(nil)
 	head := Link(Genesis, []byte("x"))
 	at := time.Date(2026, 12, 3, 10, 0, 0, 999, time.FixedZone("CET", 3600))
-	h := Sign(key, "k2", "org_1", 7, head, at)
-	want := "intelliauth-audit-chain/v1\norg_1\n7\n" + hex.EncodeToString(head) + "\n2026-12-03T09:00:00Z"
-	if got := string(Message(h.OrgID, h.Length, head, h.SignedAt)); got != want {
+	purgedAt := time.Date(2025, 12, 1, 8, 30, 0, 123456789, time.UTC)
+	cp := NewCheckpoint(3, Link(Genesis, []byte("c")), &purgedAt)
+	h := Sign(key, "k2", "org_1", 7, head, cp, at)
+	want := "intelliauth-audit-chain/v2\norg_1\n7\n" + hex.EncodeToString(head) + "\n3\n" + cp.Hash + "\n2025-12-01T08:30:00.123456Z\n2026-12-03T09:00:00Z"
+	if got := string(MessageV2(h.OrgID, h.Length, head, *h.Checkpoint, h.SignedAt)); got != want {
 		t.Fatalf("message = %q, want %q", got, want)
+	}
+	none := NewCheckpoint(0, nil, nil)
+	if got, want := string(MessageV2("org_1", 0, Genesis, none, at)), "intelliauth-audit-chain/v2\norg_1\n0\n"+hex.EncodeToString(Genesis)+"\n0\n"+hex.EncodeToString(Genesis)+"\n\n2026-12-03T09:00:00Z"; got != want {
+		t.Fatalf("message of a chain never purged = %q, want %q", got, want)
 	}
 	keys := []PublicKey{PublicKeyOf("k1", other), PublicKeyOf("k2", key)}
 	if err := h.Verify(keys); err != nil {
 		t.Fatalf("a head verifies with its key: %v", err)
 	}
+	// A v1 head, signed before retention, still verifies.
+	v1 := Head{OrgID: "org_1", Length: 7, Head: h.Head, SignedAt: h.SignedAt, KeyID: "k2"}
+	v1.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(key, Message(v1.OrgID, v1.Length, head, v1.SignedAt)))
+	if err := v1.Verify(keys); err != nil {
+		t.Fatalf("a v1 head: %v", err)
+	}
+	later := NewCheckpoint(4, Link(Genesis, []byte("d")), &purgedAt)
 	for name, bad := range map[string]Head{
-		"another length": {OrgID: h.OrgID, Length: 8, Head: h.Head, SignedAt: h.SignedAt, KeyID: "k2", Signature: h.Signature},
-		"another org":    {OrgID: "org_2", Length: 7, Head: h.Head, SignedAt: h.SignedAt, KeyID: "k2", Signature: h.Signature},
-		"another key":    {OrgID: h.OrgID, Length: 7, Head: h.Head, SignedAt: h.SignedAt, KeyID: "k1", Signature: h.Signature},
-		"an unknown key": {OrgID: h.OrgID, Length: 7, Head: h.Head, SignedAt: h.SignedAt, KeyID: "k3", Signature: h.Signature},
+		"another length":     {OrgID: h.OrgID, Length: 8, Head: h.Head, Checkpoint: &cp, SignedAt: h.SignedAt, KeyID: "k2", Signature: h.Signature},
+		"another org":        {OrgID: "org_2", Length: 7, Head: h.Head, Checkpoint: &cp, SignedAt: h.SignedAt, KeyID: "k2", Signature: h.Signature},
+		"another key":        {OrgID: h.OrgID, Length: 7, Head: h.Head, Checkpoint: &cp, SignedAt: h.SignedAt, KeyID: "k1", Signature: h.Signature},
+		"an unknown key":     {OrgID: h.OrgID, Length: 7, Head: h.Head, Checkpoint: &cp, SignedAt: h.SignedAt, KeyID: "k3", Signature: h.Signature},
+		"another checkpoint": {OrgID: h.OrgID, Length: 7, Head: h.Head, Checkpoint: &later, SignedAt: h.SignedAt, KeyID: "k2", Signature: h.Signature},
+		"its checkpoint cut": {OrgID: h.OrgID, Length: 7, Head: h.Head, SignedAt: h.SignedAt, KeyID: "k2", Signature: h.Signature},
 	} {
 		if err := bad.Verify(keys); err == nil {
 			t.Errorf("%s: verified", name)

@@ -31,8 +31,13 @@ const maxLine = 16 << 20
 // 1 (genesis before it), or, for an export that starts later, from its
 // first event, taken as given. With a head (a signed head kept from GET
 // /audit-chain, its signature checked by the caller), the chain must
-// reach it: the event of seq head.Length has hash head.Head. An export
-// of a filtered query has gaps, which are reported as deleted events.
+// reach it: the event of seq head.Length has hash head.Head. A v2 head
+// also says where the chain starts after retention's purge (its
+// checkpoint): an export that starts right after the checkpoint is
+// checked from the checkpoint's hash, one that starts later is missing
+// events, and one that starts before it (taken before the purge) must
+// pass through it. An export of a filtered query has gaps, which are
+// reported as deleted events.
 func VerifyExport(r io.Reader, orgID string, head *Head) (ExportReport, error) {
 	var rep ExportReport
 	type line struct {
@@ -67,6 +72,13 @@ func VerifyExport(r io.Reader, orgID string, head *Head) (ExportReport, error) {
 		return rep, fmt.Errorf("read the export: %w", err)
 	}
 	if len(lines) == 0 {
+		if head != nil && head.Checkpoint != nil && head.Checkpoint.Seq > 0 && head.Checkpoint.Seq == head.Length {
+			// Retention purged every event: the head is the checkpoint.
+			if head.Checkpoint.Hash != head.Head {
+				rep.Problem = &Problem{Kind: HeadMismatch, Message: "the signed head of a chain purged whole is not its checkpoint"}
+			}
+			return rep, nil
+		}
 		if head != nil && head.Length > 0 {
 			rep.Problem = &Problem{Kind: Deleted, Seq: 1, Message: missing(1, head.Length) + ": the export has no chained event"}
 		}
@@ -75,13 +87,38 @@ func VerifyExport(r io.Reader, orgID string, head *Head) (ExportReport, error) {
 	slices.SortStableFunc(lines, func(a, b line) int { return int(a.seq - b.seq) })
 	rep.First, rep.Last = lines[0].seq, lines[len(lines)-1].seq
 	v := NewVerifier()
+	var cp *Checkpoint
+	var cpHash []byte
+	if head != nil && head.Checkpoint != nil && head.Checkpoint.Seq > 0 {
+		var err error
+		if cp = head.Checkpoint; cp.Seq > head.Length {
+			return rep, fmt.Errorf("the signed head's checkpoint (seq %d) is past its length (%d)", cp.Seq, head.Length)
+		}
+		if cpHash, err = cp.HashBytes(); err != nil {
+			return rep, err
+		}
+		if rep.First > cp.Seq+1 {
+			rep.Problem = &Problem{Kind: Deleted, Seq: cp.Seq + 1, Message: missing(cp.Seq+1, rep.First-1) +
+				fmt.Sprintf(": the trail starts after seq %d (the signed head's checkpoint), the export at seq %d", cp.Seq, rep.First)}
+			return rep, nil
+		}
+		if rep.First == cp.Seq+1 {
+			v = NewVerifierAfter(cp.Seq, cpHash)
+		}
+	}
 	var headHash []byte
 	for i, l := range lines {
 		rec, _ := RecordOf(l.text)
 		if head != nil && rec.Seq == head.Length && headHash == nil {
 			headHash = rec.Hash
 		}
-		if i == 0 && rec.Seq > 1 {
+		if cp != nil && rec.Seq == cp.Seq && !bytes.Equal(rec.Hash, cpHash) {
+			rep.Checked = v.Checked()
+			rep.Problem = &Problem{Kind: HeadMismatch, ID: rec.ID, Seq: rec.Seq,
+				Message: fmt.Sprintf("event %s (seq %d): its hash is not the signed head's checkpoint: the chain was rewritten", rec.ID, rec.Seq)}
+			return rep, nil
+		}
+		if i == 0 && rec.Seq > 1 && (cp == nil || rec.Seq <= cp.Seq) {
 			v = NewVerifierAfter(rec.Seq, rec.Hash)
 			v.lastID = rec.ID
 			continue

@@ -38,6 +38,7 @@ import (
 
 	"github.com/intelliauth/controlplane/internal/operator"
 	"github.com/intelliauth/controlplane/internal/seal"
+	"github.com/intelliauth/controlplane/workflows"
 )
 
 // Gateway forwards operators' requests to Upstream, the control plane's
@@ -143,6 +144,11 @@ var forwarded = map[string]bool{
 	"RequestCancelWorkflowExecution":     true,
 	"TerminateWorkflowExecution":         true,
 	"ResetWorkflowExecution":             true,
+	// The audit retention Schedule: described, and triggered, paused or
+	// unpaused (docs/runbook.md, Audit retention).
+	"DescribeSchedule": false,
+	"ListSchedules":    false,
+	"PatchSchedule":    true,
 }
 
 // intercept is every call: who (the certificate), whether it is forwarded
@@ -285,6 +291,12 @@ func (g *Gateway) Stamp(req any, name string) (string, error) {
 		r.Identity = a.Identity()
 		r.Reason = strings.TrimSpace(r.Reason + " " + a.Identity())
 		return workflowID, nil
+	case *workflowservice.PatchScheduleRequest:
+		if r.GetScheduleId() != workflows.RetentionScheduleID {
+			return "", status.Errorf(codes.PermissionDenied, "the operator gateway patches the %s schedule only", workflows.RetentionScheduleID)
+		}
+		r.Identity = operator.IdentityPrefix + name
+		return r.GetScheduleId(), nil
 	}
 	return "", status.Error(codes.PermissionDenied, "the operator gateway does not forward this write")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -32,6 +33,14 @@ type ChainHead struct {
 	Head   []byte `bun:"head"`
 	// Backlog: events of the organisation are not chained yet.
 	Backlog bool `bun:"backlog"`
+	// Checkpoint is where the chain starts after: what retention purged
+	// (ReadChainHead only).
+	Checkpoint Checkpoint `bun:"embed:checkpoint_"`
+	// RetentionDays is the organisation's plan's audit_retention_days,
+	// and StartsAt when the first event kept occurred (nil: none is
+	// kept) (ReadChainHead only).
+	RetentionDays int        `bun:"retention_days"`
+	StartsAt      *time.Time `bun:"starts_at"`
 }
 
 // lockHead locks the organisation's head, made on first use, until tx
@@ -49,12 +58,19 @@ func lockHead(ctx context.Context, tx bun.IDB, orgID string) (ChainHead, error) 
 }
 
 // ReadChainHead is the organisation's head (length 0 and the genesis
-// before its first event) and whether events of it wait to be chained.
+// before its first event), whether events of it wait to be chained, its
+// checkpoint, and how far back its trail goes: one statement, so they
+// agree.
 func ReadChainHead(ctx context.Context, db bun.IDB, orgID string) (ChainHead, error) {
 	h := ChainHead{Head: auditchain.Genesis}
-	err := db.NewRaw(`SELECT coalesce(c.length, 0) AS length, coalesce(c.head, ?) AS head,
-			EXISTS (SELECT 1 FROM audit_events e WHERE e.org_id = o.id AND e.seq IS NULL) AS backlog
-		FROM organizations o LEFT JOIN audit_chains c ON c.org_id = o.id WHERE o.id = ?`, auditchain.Genesis, orgID).Scan(ctx, &h)
+	err := db.NewRaw(`SELECT coalesce(c.length, 0) AS length, coalesce(c.head, ?0) AS head,
+			EXISTS (SELECT 1 FROM audit_events e WHERE e.org_id = o.id AND e.seq IS NULL) AS backlog,
+			coalesce(k.seq, 0) AS checkpoint_seq, coalesce(k.hash, ?0) AS checkpoint_hash, k.occurred_at AS checkpoint_occurred_at,
+			p.audit_retention_days AS retention_days,
+			(SELECT e.occurred_at FROM audit_events e WHERE e.org_id = o.id AND e.seq = coalesce(k.seq, 0) + 1) AS starts_at
+		FROM organizations o JOIN plans p ON p.id = o.plan_id
+		LEFT JOIN audit_chains c ON c.org_id = o.id LEFT JOIN audit_chain_checkpoints k ON k.org_id = o.id
+		WHERE o.id = ?1`, auditchain.Genesis, orgID).Scan(ctx, &h)
 	if err != nil {
 		return h, fmt.Errorf("read the audit chain of %s: %w", orgID, err)
 	}
@@ -191,9 +207,11 @@ func ChainBacklogs(ctx context.Context, db *bun.DB) (int, error) {
 }
 
 // rechain computes the organisation's chain again from its first event
-// and writes the hashes that change, and the head: after the erasure's
-// pseudonyms replaced names and emails in the events, the one rewrite the
-// chain has (the trigger allows it in the erasure's transaction only).
+// (after its checkpoint, if retention purged some) and writes the hashes
+// that change, and the head: after the erasure's pseudonyms replaced
+// names and emails in the events, the one rewrite the chain has (the
+// trigger allows it in the erasure's transaction only, which holds the
+// retention lock, so no purge moves the checkpoint meanwhile).
 func rechain(ctx context.Context, tx bun.Tx, orgID string) error {
 	head, err := lockHead(ctx, tx, orgID)
 	if err != nil {
@@ -204,7 +222,11 @@ func rechain(ctx context.Context, tx bun.Tx, orgID string) error {
 			return err
 		}
 	}
-	prev, after := auditchain.Genesis, int64(0)
+	from, err := readCheckpoint(ctx, tx, orgID)
+	if err != nil {
+		return err
+	}
+	prev, after := from.Hash, from.Seq
 	for {
 		evs, err := ChainEvents(ctx, tx, orgID, after, chainBatch)
 		if err != nil {

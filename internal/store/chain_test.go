@@ -257,3 +257,50 @@ func TestAnEventCanBeChainedOnceAndOtherwiseStaysImmutable(t *testing.T) {
 		}
 	}
 }
+
+// A writer that locks the organisation's row (a reservation checking the
+// plan's quota) and then writes its event does not deadlock with a writer
+// that holds the organisation's chain head while its event's foreign key
+// is checked against that row: organisation rows are locked FOR NO KEY
+// UPDATE, which a foreign key's check does not wait for.
+func TestAnOrganisationLockAndAnEventWriterDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	tx1, err := testDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx1.Rollback()
+	if _, err := store.LockPlan(ctx, tx1, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The second writer takes the head, then checks its event's
+	// organisation; it must not wait for tx1's lock on that row.
+	second := make(chan error, 1)
+	go func() {
+		second <- testDB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			_, err := store.InsertEvent(ctx, tx, event(org.ID, "test.second", ""))
+			return err
+		})
+	}()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatalf("the event writer: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		// Blocked behind tx1: writing tx1's own event now makes the cycle
+		// Postgres reports as a deadlock.
+		_, err := store.InsertEvent(ctx, tx1, event(org.ID, "test.first", ""))
+		t.Fatalf("the event writer waits for the organisation's row lock (tx1's event: %v; the writer: %v)", err, <-second)
+	}
+	if _, err := store.InsertEvent(ctx, tx1, event(org.ID, "test.first", "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := verifyChain(t, testDB, org.ID); n != 2 {
+		t.Fatalf("chain length %d, want 2", n)
+	}
+}

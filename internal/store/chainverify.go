@@ -19,7 +19,11 @@ type ChainReport struct {
 	// events up to it are checked, those written since are not.
 	Length int64
 	Head   []byte
-	// Checked is how many events were found good, from seq 1.
+	// Checkpoint is where the check began: after what retention purged
+	// (seq 0, the genesis, when nothing was).
+	Checkpoint Checkpoint
+	// Checked is how many events were found good, from the one after the
+	// checkpoint.
 	Checked int64
 	// Unchained is how many events wait to be chained (an older
 	// release's, during an upgrade): not part of the check.
@@ -29,12 +33,21 @@ type ChainReport struct {
 }
 
 // VerifyChain recomputes the organisation's chain from the database:
-// every event up to the head, in seq order, a page at a time, each hash
-// from its content and the one before, then the last against the head.
-// It names the first bad event: edited, deleted, reordered, or a head
-// that is not the last event.
-func VerifyChain(ctx context.Context, db bun.IDB, orgID string) (ChainReport, error) {
-	var rep ChainReport
+// every event after its checkpoint up to the head, in seq order, a page at
+// a time, each hash from its content and the one before (the first's from
+// the checkpoint's), then the last against the head. It names the first
+// bad event: edited, deleted, reordered, or a head that is not the last
+// event. Given the pool, it reads in one snapshot (a read-only repeatable
+// read transaction), so a purge that commits meanwhile does not look like
+// events deleted.
+func VerifyChain(ctx context.Context, db bun.IDB, orgID string) (rep ChainReport, err error) {
+	if pool, ok := db.(*bun.DB); ok {
+		err = pool.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, func(ctx context.Context, tx bun.Tx) error {
+			rep, err = VerifyChain(ctx, tx, orgID)
+			return err
+		})
+		return rep, err
+	}
 	head, err := ReadChainHead(ctx, db, orgID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rep, domain.Errorf(domain.CodeNotFound, "organization not found: %s", orgID)
@@ -42,13 +55,13 @@ func VerifyChain(ctx context.Context, db bun.IDB, orgID string) (ChainReport, er
 	if err != nil {
 		return rep, err
 	}
-	rep.Length, rep.Head = head.Length, head.Head
+	rep.Length, rep.Head, rep.Checkpoint = head.Length, head.Head, head.Checkpoint
 	if err := db.NewSelect().Model((*AuditEvent)(nil)).ColumnExpr("count(*)").
 		Where("org_id = ? AND seq IS NULL", orgID).Scan(ctx, &rep.Unchained); err != nil {
 		return rep, fmt.Errorf("count the unchained events of %s: %w", orgID, err)
 	}
-	v := auditchain.NewVerifier()
-	for after := int64(0); after < head.Length; {
+	v := auditchain.NewVerifierAfter(head.Checkpoint.Seq, head.Checkpoint.Hash)
+	for after := head.Checkpoint.Seq; after < head.Length; {
 		evs, err := ChainEvents(ctx, db, orgID, after, chainBatch)
 		if err != nil {
 			return rep, err

@@ -26,7 +26,7 @@ type LifetimeChange struct {
 func SetLifetime(ctx context.Context, db bun.IDB, in LifetimeChange) (Tenant, error) {
 	var t Tenant
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
+		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("NO KEY UPDATE").Scan(ctx); err != nil {
 			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
 		}
 		if domain.State(t.State).Ended() {

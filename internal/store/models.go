@@ -136,6 +136,9 @@ type Plan struct {
 	// MaxServiceAccounts is how many service accounts (not deleted) an
 	// organisation of the plan may have.
 	MaxServiceAccounts int `bun:"max_service_accounts"`
+	// AuditRetentionDays is how long an organisation of the plan keeps
+	// its audit events (PurgeAuditTrail).
+	AuditRetentionDays int `bun:"audit_retention_days"`
 }
 
 // OutboxMessage is a row of outbox: mail to deliver.

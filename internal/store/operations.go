@@ -203,7 +203,7 @@ func BeginOperation(ctx context.Context, db bun.IDB, in Transition) (OperationAn
 	}
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var t Tenant
-		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("UPDATE").Scan(ctx); err != nil {
+		if err := tx.NewSelect().Model(&t).Where("id = ?", in.TenantID).For("NO KEY UPDATE").Scan(ctx); err != nil {
 			return fmt.Errorf("load tenant %s: %w", in.TenantID, err)
 		}
 		var op Operation
@@ -309,7 +309,7 @@ func RecordOperation(ctx context.Context, db bun.IDB, in OperationChange) (Tenan
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
 		// One statement: the operation's change (when there is one) and
-		// the tenant's, whose row the subquery's FOR UPDATE locks first,
+		// the tenant's, whose row the subquery locks first,
 		// reading the state this change replaces.
 		var grace *time.Time
 		if in.GraceEndsAt != nil {
@@ -333,7 +333,7 @@ func RecordOperation(ctx context.Context, db bun.IDB, in OperationChange) (Tenan
 				current_operation_id = CASE WHEN ? AND t.current_operation_id = ? THEN NULL ELSE t.current_operation_id END,
 				updated_at = ?,
 				expires_at = CASE WHEN ? THEN NULL ELSE t.expires_at END
-			FROM (SELECT id, state FROM tenants WHERE id = ? FOR UPDATE) AS old
+			FROM (SELECT id, state FROM tenants WHERE id = ? FOR NO KEY UPDATE) AS old
 			WHERE t.id = old.id
 			RETURNING t.*, old.state AS before_state`,
 			string(in.Status), ends, now, grace, in.OperationID, string(in.Status), grace,

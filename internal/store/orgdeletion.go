@@ -327,6 +327,11 @@ func EraseOrganization(ctx context.Context, db *bun.DB, in EraseRequest) (Erasur
 		if o.State != string(domain.OrgDeleting) {
 			return domain.Errorf(domain.CodeConflict, "organisation %s is %s, not being deleted: nothing is erased", orgID, o.State)
 		}
+		// Before its events are read: the chain is computed again from
+		// its checkpoint, which no purge may move meanwhile.
+		if err := lockRetention(ctx, tx, orgID); err != nil {
+			return err
+		}
 		var live int
 		if err := tx.NewSelect().Model((*Tenant)(nil)).ColumnExpr("count(*)").
 			Where("org_id = ? AND state NOT IN ('decommissioned', 'failed')", orgID).Scan(ctx, &live); err != nil {

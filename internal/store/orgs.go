@@ -84,7 +84,7 @@ func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {
 	var plan Plan
 	var state string
 	err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts, o.state
-		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR UPDATE OF o`, orgID).
+		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR NO KEY UPDATE OF o`, orgID).
 		Scan(ctx, &plan.ID, &plan.Name, &plan.MaxTenants, &plan.MaxMembers, &plan.RequestsPerMinute, &plan.MaxServiceAccounts, &state)
 	if err != nil {
 		return plan, fmt.Errorf("lock organisation %s: %w", orgID, err)
@@ -119,7 +119,7 @@ func OrgUsage(ctx context.Context, db bun.IDB, orgID string) (Usage, error) {
 		PendingInvitations int `bun:"pending_invitations"`
 		ServiceAccounts    int `bun:"service_accounts"`
 	}
-	err := db.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts,
+	err := db.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts, p.audit_retention_days,
 		(`+liveTenants+`) AS tenants, (`+memberSeats+`) AS members, (`+invitationSeats+`) AS pending_invitations,
 		(`+liveServiceAccounts+`) AS service_accounts
 		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ?`, orgID, orgID, orgID, orgID, orgID).Scan(ctx, &row)
@@ -201,10 +201,14 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 }
 
 // lockOrganization reads the organisation with its row locked for the rest
-// of tx: the one order of the writes that change it.
+// of tx: the one order of the writes that change it. Like LockPlan it
+// locks FOR NO KEY UPDATE, which serialises those writers but not the
+// foreign-key checks of rows that name the organisation (an audit event
+// written by a transaction that holds the organisation's chain head),
+// which would otherwise wait for it while it waits for the head.
 func lockOrganization(ctx context.Context, tx bun.Tx, id string) (Organization, error) {
 	var o Organization
-	if err := tx.NewSelect().Model(&o).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(&o).Where("id = ?", id).For("NO KEY UPDATE").Scan(ctx); err != nil {
 		return o, fmt.Errorf("lock organisation %s: %w", id, err)
 	}
 	return o, nil

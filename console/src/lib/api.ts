@@ -13,6 +13,7 @@ export type Operation = Schemas["Operation"];
 export type Member = Schemas["Member"];
 export type Invitation = Schemas["Invitation"];
 export type AuditEvent = Schemas["Event"];
+export type AuditRetention = paths["/api/v1/organizations/{org_id}/audit-chain"]["get"]["responses"][200]["content"]["application/json"]["data"]["retention"];
 export type Organization = Schemas["Organization"];
 export type ServiceAccount = Schemas["ServiceAccount"];
 export type ServiceToken = Schemas["ServiceToken"];

@@ -553,7 +553,7 @@ export interface paths {
         };
         /**
          * The head of the organisation's audit chain, signed
-         * @description Each event's hash is SHA-256 of the previous event's hash (32 zero bytes before the first) followed by the event's canonical form (the event as GET /events shows it, without hash, in RFC 8785 JSON canonicalization), so an edited, deleted or reordered event breaks the chain. length is how many events the chain has (the last has seq length), head the last event's hash. signature is the Ed25519 signature (base64), by the key key_id of GET /api/v1/audit-chain/keys, of the five lines "intelliauth-audit-chain/v1", org_id, length, head and signed_at (RFC 3339, UTC, whole seconds) joined by "\n". Keep the heads you fetch: a later chain must extend each of them (the event of seq length has hash head). A service account needs events:read and every environment (one limited to environments is refused).
+         * @description Each event's hash is SHA-256 of the previous event's hash (32 zero bytes before the first) followed by the event's canonical form (the event as GET /events shows it, without hash, in RFC 8785 JSON canonicalization), so an edited, deleted or reordered event breaks the chain. length is how many events the chain has (the last has seq length), head the last event's hash. Retention purges the oldest events (retention says how long the plan keeps them and when the oldest kept occurred); checkpoint is the last purged event (seq, hash, occurred_at; seq 0 and the genesis while none was), and the first event kept links to checkpoint.hash as the first event links to the genesis. signature is the Ed25519 signature (base64), by the key key_id of GET /api/v1/audit-chain/keys, of the eight lines "intelliauth-audit-chain/v2", org_id, length, head, checkpoint.seq, checkpoint.hash, checkpoint.occurred_at (RFC 3339, UTC, microseconds: 2026-12-03T10:00:00.000000Z; an empty line when seq is 0) and signed_at (RFC 3339, UTC, whole seconds) joined by "\n" (a head without a checkpoint, signed before retention, signs the five lines "intelliauth-audit-chain/v1", org_id, length, head and signed_at). Keep the heads you fetch: a later chain must extend each of them (the event of seq length has hash head) unless retention purged it (seq at or before the later checkpoint). A service account needs events:read and every environment (one limited to environments is refused).
          *
          *     Requires the role permission `audit.read`. A service account needs the scope `events:read`.
          */
@@ -699,7 +699,7 @@ export interface paths {
         };
         /**
          * The organisation's audit trail, newest first
-         * @description With Accept: application/x-ndjson the matching events after ?cursor= (none: from the newest) are streamed, one JSON object per line, without paging, within bounds: at most 50,000 events per request; one request of the caller's rate budgets per 200 events sent (a page's worth), the export stopping early when a budget is spent; at most 2 exports at once in an organisation and 1 per caller (another is 429 with Retry-After). When an export stops before the last matching event, its Next-Cursor header, sent before the first line, is the cursor of its last line: pass it as ?cursor= to the next export. limit sizes pages only.
+         * @description With Accept: application/x-ndjson the matching events after ?cursor= (none: from the newest) are streamed, one JSON object per line, without paging, within bounds: at most 50,000 events per request; one request of the caller's rate budgets per 200 events sent (a page's worth), the export stopping early when a budget is spent; at most 2 exports at once in an organisation and 1 per caller (another is 429 with Retry-After). When an export stops before the last matching event, its Next-Cursor header, sent before the first line, is the cursor of its last line: pass it as ?cursor= to the next export. limit sizes pages only. An export says where the trail starts: Audit-Trail-Starts-After is the seq of the last event retention purged (0: none) and Audit-Trail-Checkpoint its hash, to which the first event kept links (verify against the signed head of GET /audit-chain fetched after the export, whose checkpoint is signed).
          *
          *     Requires the role permission `audit.read`. A service account needs the scope `events:read`.
          */
@@ -1232,11 +1232,28 @@ export interface components {
             user_created: boolean;
         };
         AuditChainHead: {
+            checkpoint?: {
+                hash: string;
+                /** Format: date-time */
+                occurred_at: string | null;
+                /** Format: int64 */
+                seq: number;
+            } | null;
             head?: string;
             key_id: string;
             /** Format: int64 */
             length: number;
             org_id: string;
+            retention: {
+                /** @description How long the organisation's plan keeps its audit events; older ones are purged daily, oldest first, once the audit streams that are active or failing have delivered them (they wait at most 7 days for a stream). */
+                audit_retention_days: number;
+                plan: string;
+                /**
+                 * Format: date-time
+                 * @description When the oldest event kept occurred (null while there is none): the trail goes back to here. Events before it, up to checkpoint.seq, were purged by retention.
+                 */
+                trail_starts_at: string | null;
+            };
             signature: string;
             /** Format: date-time */
             signed_at: string;
@@ -1834,6 +1851,8 @@ export interface components {
             message: string;
         };
         Plan: {
+            /** @description How long an organisation's audit events are kept; older ones are purged. */
+            audit_retention_days: number;
             id: string;
             /** @description Members an organisation may have, its pending invitations included. */
             max_members: number;
@@ -2217,6 +2236,8 @@ export interface components {
                 used: number;
             };
             plan: {
+                /** @description How long an organisation's audit events are kept; older ones are purged. */
+                audit_retention_days: number;
                 id: string;
                 /** @description Members an organisation may have, its pending invitations included. */
                 max_members: number;
@@ -2435,6 +2456,10 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description Of an NDJSON export: the hash (hex) of the last event retention purged (the genesis, 64 zeros, while none was), to which the first event kept links. */
+        "Audit-Trail-Checkpoint": string;
+        /** @description Of an NDJSON export: the seq of the last event retention purged from the organisation's chain (0 while none was); the trail starts at the next. */
+        "Audit-Trail-Starts-After": number;
         /** @description true when this is the stored answer of an earlier request with the same Idempotency-Key. */
         "Idempotent-Replayed": "true";
         /** @description Of an NDJSON export that stops before the last matching event (at its cap, or where the caller's budget ran out): the cursor of its last line, to pass as ?cursor= to the next export. Absent when the export reaches the end. */
@@ -4373,6 +4398,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    "Audit-Trail-Checkpoint": components["headers"]["Audit-Trail-Checkpoint"];
+                    "Audit-Trail-Starts-After": components["headers"]["Audit-Trail-Starts-After"];
                     "Next-Cursor": components["headers"]["Next-Cursor"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
