@@ -158,7 +158,7 @@ func req(t *testing.T, srv *api.Server, method, path, token string, body any) re
 }
 
 // httpReq is req with an Idempotency-Key (empty: none).
-func httpReq(t *testing.T, srv *api.Server, method, path, token string, body any, key string) response {
+func httpReq(t testing.TB, srv *api.Server, method, path, token string, body any, key string) response {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -198,7 +198,7 @@ func (r response) code() string {
 }
 
 // data decodes the envelope's data into v.
-func (r response) data(t *testing.T, v any) {
+func (r response) data(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Env.Data, v); err != nil {
 		t.Fatalf("data: %v in %s", err, r.Raw)

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,15 +42,38 @@ type streamStack struct {
 	srv    *api.Server
 	tq     string
 	cfg    config.Streams
+	tls    *tls.Config
 	client *workflows.Client
 	// stopDeliveries stops the worker of the deliveries, as a kill.
 	stopDeliveries harness.StopWorker
+	// The notifier's looks so far, their time (ns) in all, and the wakes
+	// it sent.
+	looks, lookTime, wakes atomic.Int64
 }
 
 func newStreamStack(t *testing.T, cfg config.Streams) *streamStack {
 	t.Helper()
 	h := harness.Get(t)
-	st := &streamStack{h: h, w: newWorld(t, h, roomyPlan(t, h)), tq: harness.TaskQueue(t), cfg: cfg}
+	return newStreamStackOf(t, cfg, stackOptions{Every: 200 * time.Millisecond}, newWorld(t, h, roomyPlan(t, h)))
+}
+
+// stackOptions are how a stream stack differs from the tests' own.
+type stackOptions struct {
+	// Every is how often the notifier looks.
+	Every time.Duration
+	// TLS is the deliveries' client's (one that trusts an https
+	// receiver's certificate); nil: the system's roots.
+	TLS *tls.Config
+}
+
+// newStreamStackOf is newStreamStack over the organisations given (the
+// first is the stack's own), its notifier waking the streams of those
+// organisations only.
+func newStreamStackOf(t testing.TB, cfg config.Streams, opts stackOptions, worlds ...world) *streamStack {
+	t.Helper()
+	h := harness.Get(t)
+	st := &streamStack{h: h, w: worlds[0], tq: harness.TaskQueue(t), cfg: cfg, tls: opts.TLS}
+	every := opts.Every
 	h.StartWorker(t, st.tq, func(r worker.Registry) {
 		r.RegisterWorkflowWithOptions(workflows.StreamWorkflow, workflow.RegisterOptions{Name: workflows.StreamWorkflowType})
 	})
@@ -56,29 +81,53 @@ func newStreamStack(t *testing.T, cfg config.Streams) *streamStack {
 	st.srv = api.New(api.Deps{DB: h.DB, Temporal: h.Temporal, Log: h.Log, TaskQueue: st.tq, Keys: h.Keys, Streams: cfg, WorkerBound: 5 * time.Second})
 	st.client = workflows.NewClient(h.Temporal, harness.Namespace, st.tq, config.DefaultSaga())
 	st.client.Streams = cfg
+	orgs := make(map[string]bool, len(worlds))
+	for _, w := range worlds {
+		orgs[w.Org.ID] = true
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	n := &streamwake.Notifier{DB: h.DB, Log: h.Log, Every: 200 * time.Millisecond,
+	n := &streamwake.Notifier{DB: h.DB, Log: h.Log, Every: every,
 		// Only this test's streams: the others are other tests' to wake.
 		Wake: func(ctx context.Context, id, orgID string) error {
-			if orgID != st.w.Org.ID {
+			if !orgs[orgID] {
 				return nil
 			}
+			st.wakes.Add(1)
 			return st.client.WakeStream(ctx, id, orgID)
 		}}
-	go func() { n.Run(ctx); close(done) }()
+	go func() {
+		// Notifier.Run's loop, each look counted and timed.
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			t0 := time.Now()
+			_, err := n.Look(ctx)
+			st.looks.Add(1)
+			st.lookTime.Add(int64(time.Since(t0)))
+			if err != nil && ctx.Err() == nil {
+				h.Log.Warn().Err(err).Msg("audit streams not woken; the next look tries again")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return st
 }
 
 // startDeliveries starts a worker of the stack's deliveries; stopping it
 // cancels a delivery in flight at once, as a killed worker's.
-func (st *streamStack) startDeliveries(t *testing.T) harness.StopWorker {
+func (st *streamStack) startDeliveries(t testing.TB) harness.StopWorker {
 	t.Helper()
 	return st.h.StartStoppableWorker(t, workflows.StreamTaskQueue(st.tq), worker.Options{MaxConcurrentActivityExecutionSize: st.cfg.Deliveries},
 		func(r worker.Registry) {
 			r.RegisterActivity(&activities.Streams{DB: st.h.DB, Keys: st.h.Keys,
-				Client: outbound.NewClient(outbound.Options{AllowPrivate: st.cfg.AllowPrivate, Timeout: st.cfg.Timeout})})
+				Client: outbound.NewClient(outbound.Options{AllowPrivate: st.cfg.AllowPrivate, Timeout: st.cfg.Timeout, TLSConfig: st.tls})})
 		})
 }
 
@@ -99,7 +148,7 @@ type streamData struct {
 
 // create creates a stream as the owner and returns it with its signing
 // secret (https).
-func (st *streamStack) create(t *testing.T, body map[string]any) (streamData, string) {
+func (st *streamStack) create(t testing.TB, body map[string]any) (streamData, string) {
 	t.Helper()
 	r := httpReq(t, st.srv, "POST", orgPath(st.w, "/audit-streams"), st.w.People[domain.RoleOwner].Token, body, "create-"+uniq())
 	if r.Status != 201 {
@@ -114,7 +163,7 @@ func (st *streamStack) create(t *testing.T, body map[string]any) (streamData, st
 }
 
 // call calls the API as the role, with a fresh Idempotency-Key.
-func (st *streamStack) call(t *testing.T, role domain.Role, method, rest string, body any) response {
+func (st *streamStack) call(t testing.TB, role domain.Role, method, rest string, body any) response {
 	t.Helper()
 	key := ""
 	if method != "GET" {
@@ -123,7 +172,7 @@ func (st *streamStack) call(t *testing.T, role domain.Role, method, rest string,
 	return httpReq(t, st.srv, method, orgPath(st.w, rest), st.w.People[role].Token, body, key)
 }
 
-func (st *streamStack) get(t *testing.T, id string) streamData {
+func (st *streamStack) get(t testing.TB, id string) streamData {
 	t.Helper()
 	r := st.call(t, domain.RoleOwner, "GET", "/audit-streams/"+id, nil)
 	if r.Status != 200 {
