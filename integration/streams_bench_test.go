@@ -70,7 +70,7 @@ func benchOneStream(b *testing.B) {
 	tr := auditTrail(b, h)
 	b.Logf("%d events in organisation %s, %s", tr.Count, tr.Org.ID, tr.Seeded)
 	owner := addPerson(b, h, tr.Org.ID, domain.RoleOwner)
-	rcv := newStreamReceiver(b, 50)
+	rcv := newBenchReceiver(b, 50)
 	st := newStreamStackOf(b, benchStreams(), stackOptions{Every: streamwake.DefaultEvery, TLS: rcv.tls},
 		world{Org: tr.Org, People: map[domain.Role]person{domain.RoleOwner: owner}})
 	c := newStreamsClient(b, st)
@@ -177,7 +177,7 @@ func benchThousandStreams(b *testing.B) {
 	}
 	b.Logf("%d organisations with %d chained events each in %v", len(worlds), benchStreamEvents, time.Since(t0).Round(100*time.Millisecond))
 
-	rcv := newStreamReceiver(b, 1)
+	rcv := newBenchReceiver(b, 1)
 	st := newStreamStackOf(b, benchStreams(), stackOptions{Every: streamwake.DefaultEvery, TLS: rcv.tls}, worlds...)
 	c := newStreamsClient(b, st)
 	before := measureIdle(b, st, rcv, nil)
@@ -334,7 +334,7 @@ func (c streamsClient) post(b *testing.B, token, path string, body, out any, wan
 // createAndReplay creates an https NDJSON stream of the organisation to
 // the receiver's path, tells the receiver its secret, and replays it from
 // the event given; it returns the stream's id.
-func (c streamsClient) createAndReplay(b *testing.B, rcv *streamReceiver, orgID, token, path, from string) string {
+func (c streamsClient) createAndReplay(b *testing.B, rcv *benchReceiver, orgID, token, path, from string) string {
 	var created struct {
 		Stream        streamData `json:"stream"`
 		SigningSecret string     `json:"signing_secret"`
@@ -390,7 +390,7 @@ func (c idleCost) String() string {
 
 // measureIdle waits benchIdle and says what it cost: the workflow
 // histories of the streams are read before and after, outside it.
-func measureIdle(b *testing.B, st *streamStack, rcv *streamReceiver, streams []string) idleCost {
+func measureIdle(b *testing.B, st *streamStack, rcv *benchReceiver, streams []string) idleCost {
 	b.Helper()
 	h0 := historyLength(b, st, streams)
 	cpu0, pg0 := cpuTime(os.Getpid()), pgCPU(b, st.h.DB)
@@ -474,11 +474,11 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// streamReceiver is the benchmarks' https receiver: it keeps no body,
+// benchReceiver is the benchmarks' https receiver: it keeps no body,
 // only what each stream's batches say of their order, and verifies the
 // signature of every verifyEvery-th batch of a stream whose secret it
 // knows.
-type streamReceiver struct {
+type benchReceiver struct {
 	srv         *httptest.Server
 	tls         *tls.Config
 	verifyEvery int
@@ -506,8 +506,8 @@ type receivedStream struct {
 	gaps []time.Duration
 }
 
-func newStreamReceiver(b *testing.B, verifyEvery int) *streamReceiver {
-	r := &streamReceiver{verifyEvery: verifyEvery, streams: map[string]*receivedStream{}, secrets: map[string][]byte{}}
+func newBenchReceiver(b *testing.B, verifyEvery int) *benchReceiver {
+	r := &benchReceiver{verifyEvery: verifyEvery, streams: map[string]*receivedStream{}, secrets: map[string][]byte{}}
 	r.srv = httptest.NewUnstartedServer(r)
 	r.srv.StartTLS()
 	b.Cleanup(r.srv.Close)
@@ -515,13 +515,13 @@ func newStreamReceiver(b *testing.B, verifyEvery int) *streamReceiver {
 	return r
 }
 
-func (r *streamReceiver) setSecret(streamID, secret string) {
+func (r *benchReceiver) setSecret(streamID, secret string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.secrets[streamID] = []byte(secret)
 }
 
-func (r *streamReceiver) problem(format string, args ...any) {
+func (r *benchReceiver) problem(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.problems) < 10 {
@@ -531,7 +531,7 @@ func (r *streamReceiver) problem(format string, args ...any) {
 
 var seqField = []byte(`"seq":`)
 
-func (r *streamReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+func (r *benchReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.requests.Add(1)
 	now := time.Now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, 2<<20))
@@ -618,7 +618,7 @@ func (r *streamReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // check fails b unless the stream's batches came with no problem and
 // carried every seq from 1 to head; it returns what they said.
-func (r *streamReceiver) check(b *testing.B, streamID string, head int64) receivedStream {
+func (r *benchReceiver) check(b *testing.B, streamID string, head int64) receivedStream {
 	b.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
