@@ -138,34 +138,10 @@ func auditTrail(b *testing.B, h *harness.Harness) benchTrail {
 func seedTrail(b *testing.B, h *harness.Harness, orgID string, n int, start, end time.Time) {
 	b.Helper()
 	ctx := context.Background()
-	// A connection of its own: the store's 5 s read timeout is for requests,
-	// not for a statement that writes a million rows.
-	db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(h.DatabaseURL),
-		pgdriver.WithTimeout(30*time.Minute), pgdriver.WithApplicationName("events-bench-seed"))), pgdialect.New())
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	pr, pw := io.Pipe()
 	var tenants []trailTenant
-	go func() {
-		w := bufio.NewWriterSize(pw, 1<<20)
-		err := writeTrail(w, orgID, n, start, end, &tenants)
-		if err == nil {
-			err = w.Flush()
-		}
-		pw.CloseWithError(err)
-	}()
-	res, err := pgdriver.CopyFrom(ctx, conn, pr, "COPY audit_events ("+strings.Join(trailColumns, ", ")+") FROM STDIN")
-	if err != nil {
-		pr.CloseWithError(err)
-		b.Fatalf("copy audit events: %v", err)
-	}
-	if got, _ := res.RowsAffected(); got != int64(n) {
-		b.Fatalf("copied %d audit events, want %d", got, n)
-	}
+	db := copyTrail(b, h, "events-bench-seed", n, func(w *bufio.Writer) error {
+		return writeTrail(w, orgID, n, start, end, &tenants)
+	})
 	// The tenants the events are about, so what a service account limited
 	// to an environment reads is what it would read in production.
 	creator := store.User{ID: newIDAt(domain.PrefixUser, start, cryptoEntropy), Email: "creator@bench-events.test", PasswordHash: "x", CreatedAt: start, UpdatedAt: start}
@@ -191,6 +167,41 @@ func seedTrail(b *testing.B, h *harness.Harness, orgID string, n int, start, end
 			b.Fatal(err)
 		}
 	}
+}
+
+// copyTrail copies the events write writes into audit_events over a
+// connection of its own (the store's 5 s read timeout is for requests, not
+// for a statement that writes a million rows), fails b unless want were
+// copied, and answers that connection's pool, closed when b ends.
+func copyTrail(b *testing.B, h *harness.Harness, name string, want int, write func(*bufio.Writer) error) *bun.DB {
+	b.Helper()
+	ctx := context.Background()
+	db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(h.DatabaseURL),
+		pgdriver.WithTimeout(30*time.Minute), pgdriver.WithApplicationName(name))), pgdialect.New())
+	b.Cleanup(func() { db.Close() })
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		w := bufio.NewWriterSize(pw, 1<<20)
+		err := write(w)
+		if err == nil {
+			err = w.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	res, err := pgdriver.CopyFrom(ctx, conn, pr, "COPY audit_events ("+strings.Join(trailColumns, ", ")+") FROM STDIN")
+	if err != nil {
+		pr.CloseWithError(err)
+		b.Fatalf("copy audit events: %v", err)
+	}
+	if got, _ := res.RowsAffected(); got != int64(want) {
+		b.Fatalf("copied %d audit events, want %d", got, want)
+	}
+	return db
 }
 
 var trailColumns = []string{"id", "org_id", "action", "actor_type", "actor_id", "actor_email", "on_behalf_of",

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,8 +18,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
-	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/intelliauth/controlplane/internal/auditstream"
 	"github.com/intelliauth/controlplane/internal/config"
@@ -257,39 +254,17 @@ func parallel(b *testing.B, n, inflight int, f func(i int)) {
 func seedStreamOrgs(b *testing.B, h *harness.Harness, orgIDs []string, per int) {
 	b.Helper()
 	ctx := context.Background()
-	db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(h.DatabaseURL),
-		pgdriver.WithTimeout(30*time.Minute), pgdriver.WithApplicationName("streams-bench-seed"))), pgdialect.New())
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		w := bufio.NewWriterSize(pw, 1<<20)
-		end := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
-		var err error
+	end := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	db := copyTrail(b, h, "streams-bench-seed", per*len(orgIDs), func(w *bufio.Writer) error {
 		for k, org := range orgIDs {
 			var tenants []trailTenant
 			to := end.Add(-time.Duration(k) * time.Hour)
-			if err = writeTrail(w, org, per, to.Add(-time.Hour), to, &tenants); err != nil {
-				break
+			if err := writeTrail(w, org, per, to.Add(-time.Hour), to, &tenants); err != nil {
+				return err
 			}
 		}
-		if err == nil {
-			err = w.Flush()
-		}
-		pw.CloseWithError(err)
-	}()
-	res, err := pgdriver.CopyFrom(ctx, conn, pr, "COPY audit_events ("+strings.Join(trailColumns, ", ")+") FROM STDIN")
-	if err != nil {
-		pr.CloseWithError(err)
-		b.Fatalf("copy audit events: %v", err)
-	}
-	if got, _ := res.RowsAffected(); got != int64(per*len(orgIDs)) {
-		b.Fatalf("copied %d audit events, want %d", got, per*len(orgIDs))
-	}
+		return nil
+	})
 	if _, err := store.ChainBacklogs(ctx, db); err != nil {
 		b.Fatal(err)
 	}
