@@ -316,17 +316,26 @@ type CloseUsageInput struct {
 	Limit int
 }
 
+// CloseUsagePageResult is what one page of a close did.
+type CloseUsagePageResult struct {
+	// Last is the page's last organisation; Orgs how many it closed (or
+	// found closed); More whether there may be more after it.
+	Last string
+	Orgs int
+	More bool
+}
+
 // CloseUsagePage closes the day for the next page of organisations (those
 // that existed that day, in id order after in.After) in one transaction:
 // their figures are computed and written, and a row already written (a
-// retried page) is left as it is. It answers the last organisation of
-// the page, and whether there may be more.
-func CloseUsagePage(ctx context.Context, db *bun.DB, in CloseUsageInput) (last string, more bool, err error) {
+// retried page) is left as it is.
+func CloseUsagePage(ctx context.Context, db *bun.DB, in CloseUsageInput) (CloseUsagePageResult, error) {
+	var res CloseUsagePageResult
 	day := UTCDay(in.Day)
 	if !day.Add(24 * time.Hour).Before(time.Now()) {
-		return "", false, fmt.Errorf("close usage of %s: the day is not over", day.Format(DayLayout))
+		return res, fmt.Errorf("close usage of %s: the day is not over", day.Format(DayLayout))
 	}
-	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var orgs []string
 		if err := tx.NewRaw(`SELECT id FROM organizations
 			WHERE id > ? AND created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?)
@@ -336,7 +345,7 @@ func CloseUsagePage(ctx context.Context, db *bun.DB, in CloseUsageInput) (last s
 		if len(orgs) == 0 {
 			return nil
 		}
-		last, more = orgs[len(orgs)-1], len(orgs) == in.Limit
+		res = CloseUsagePageResult{Last: orgs[len(orgs)-1], Orgs: len(orgs), More: len(orgs) == in.Limit}
 		figures, err := computeUsage(ctx, tx, orgs, day, day)
 		if err != nil {
 			return err
@@ -363,7 +372,10 @@ func CloseUsagePage(ctx context.Context, db *bun.DB, in CloseUsageInput) (last s
 		}
 		return nil
 	})
-	return last, more, err
+	if err != nil {
+		return CloseUsagePageResult{}, err
+	}
+	return res, nil
 }
 
 // MarkUsageDayClosed records that the day is closed for every

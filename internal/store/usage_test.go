@@ -135,14 +135,14 @@ func TestADaysTenantSecondsPeakMembersRequestsAndOperationsAreExact(t *testing.T
 	closeDay := func() {
 		after := ""
 		for {
-			last, more, err := store.CloseUsagePage(ctx, testDB, store.CloseUsageInput{Day: usageDay, After: after, Limit: 50})
+			page, err := store.CloseUsagePage(ctx, testDB, store.CloseUsageInput{Day: usageDay, After: after, Limit: 50})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !more {
+			if !page.More {
 				return
 			}
-			after = last
+			after = page.Last
 		}
 	}
 	closeDay()
