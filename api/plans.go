@@ -94,7 +94,7 @@ const (
 // usageRange reads ?from= and ?to= (UTC dates) against today.
 func usageRange(c *fiber.Ctx, today time.Time) (from, to time.Time, err error) {
 	var fe fields
-	to, from = today, today.AddDate(0, 0, -(defaultUsageDays - 1))
+	to, from = today, today.AddDate(0, 0, -(defaultUsageDays-1))
 	parse := func(name string, dst *time.Time) {
 		raw := c.Query(name)
 		if raw == "" {
