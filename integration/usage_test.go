@@ -88,15 +88,15 @@ func TestUsageDaysMeterARealTenantSagaAndRequestsAndRefuseBadRanges(t *testing.T
 	var history []struct {
 		State string    `bun:"state"`
 		Since time.Time `bun:"since"`
-		Until time.Time `bun:"until"`
+		Until *time.Time `bun:"until"`
 	}
-	if err := h.DB.NewRaw(`SELECT state, since, until FROM tenant_state_intervals WHERE tenant_id = ? ORDER BY since, until`, tn.ID).Scan(ctx, &history); err != nil {
+	if err := h.DB.NewRaw(`SELECT state, since, nullif(until, 'infinity') AS until FROM tenant_state_intervals WHERE tenant_id = ? ORDER BY since, until`, tn.ID).Scan(ctx, &history); err != nil {
 		t.Fatal(err)
 	}
 	var states []string
 	for i, iv := range history {
 		states = append(states, iv.State)
-		if i > 0 && !iv.Since.Equal(history[i-1].Until) {
+		if i > 0 && (history[i-1].Until == nil || !iv.Since.Equal(*history[i-1].Until)) {
 			t.Errorf("interval %d starts at %v, the one before ends at %v", i, iv.Since, history[i-1].Until)
 		}
 	}
