@@ -152,12 +152,12 @@ func TestUsageConsoleDrawsTheDaysAndTheirTables(t *testing.T) {
 	}
 
 	// The tables, hidden from sight, are shown on request.
-	if eval[bool](c, `document.querySelector("[data-testid=hours-table]").offsetHeight > 2`) {
+	if eval[bool](c, `document.querySelector("[data-testid=hours-table]").parentElement.offsetHeight > 2`) {
 		t.Error("the hours table is shown before it is asked for")
 	}
 	c.accessible("usage")
 	c.press("[data-testid=usage-range]", "Show the numbers as tables")
-	c.waitFor("the tables shown", `document.querySelector("[data-testid=hours-table]").offsetHeight > 50`)
+	c.waitFor("the tables shown", `document.querySelector("[data-testid=hours-table]").parentElement.offsetHeight > 50`)
 	c.accessible("usage-tables")
 
 	// A range picked in the form is the page's address.
