@@ -86,8 +86,8 @@ func TestUsageDaysMeterARealTenantSagaAndRequestsAndRefuseBadRanges(t *testing.T
 		l.waitState(t, w, tn.ID, step.state)
 	}
 	var history []struct {
-		State string    `bun:"state"`
-		Since time.Time `bun:"since"`
+		State string     `bun:"state"`
+		Since time.Time  `bun:"since"`
 		Until *time.Time `bun:"until"`
 	}
 	if err := h.DB.NewRaw(`SELECT state, since, nullif(until, 'infinity') AS until FROM tenant_state_intervals WHERE tenant_id = ? ORDER BY since, until`, tn.ID).Scan(ctx, &history); err != nil {
