@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -352,5 +354,74 @@ func TestUsageCloseClosesEveryDayMissedOnceAndResumesAnInterruptedClose(t *testi
 	}
 	if len(u.Days) != 5 || strings.Join(partial, ",") != utcDay(-4)+","+utcDay(0) {
 		t.Fatalf("partial days %v of %+v", partial, u.Days)
+	}
+}
+
+// TestUsageCloseResumesFromItsHeartbeatAndARerunRewritesNothing: three
+// organisations to close on a day; an attempt closed the first and
+// heartbeated it before its worker died. The retried attempt, given that
+// heartbeat, closes the other two (a page each) and counts the three; the
+// activity run again from the start finds every row written and leaves
+// each as it was.
+func TestUsageCloseResumesFromItsHeartbeatAndARerunRewritesNothing(t *testing.T) {
+	h := harness.Get(t)
+	ctx := context.Background()
+	var ids []string
+	for range 3 {
+		w := newWorld(t, h, "free")
+		if _, err := h.DB.ExecContext(ctx, `UPDATE organizations SET created_at = now() - interval '12 days' WHERE id = ?`, w.Org.ID); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, w.Org.ID)
+	}
+	slices.Sort(ids)
+	day, err := time.Parse(time.DateOnly, utcDay(-10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowsOf := func() []closedRow {
+		var rows []closedRow
+		if err := h.DB.NewRaw(`SELECT org_id, to_char(day, 'YYYY-MM-DD') AS day, closed_at, operations FROM usage_days
+			WHERE day = ?::date AND org_id IN (?) ORDER BY org_id`, utcDay(-10), bun.In(ids)).Scan(ctx, &rows); err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	// The lost attempt's first page, up to the first of the three.
+	var before []string
+	if err := h.DB.NewRaw(`SELECT id FROM organizations WHERE id <= ? AND created_at < ?::date + 1 ORDER BY id`, ids[0], utcDay(-10)).Scan(ctx, &before); err != nil {
+		t.Fatal(err)
+	}
+	first, err := store.CloseUsagePage(ctx, h.DB, store.CloseUsageInput{Day: day, Limit: len(before)})
+	if err != nil || first.Last != ids[0] {
+		t.Fatalf("the lost attempt's page: %+v %v", first, err)
+	}
+	written := rowsOf()
+
+	var suite testsuite.WorkflowTestSuite
+	a := &activities.Activities{DB: h.DB}
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	env.SetHeartbeatDetails(activities.UsageCloseProgress{After: first.Last, Orgs: first.Orgs})
+	v, err := env.ExecuteActivity(a.CloseUsageDay, activities.UsageDayInput{Day: day, PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resumed activities.UsageCloseProgress
+	if err := v.Get(&resumed); err != nil {
+		t.Fatal(err)
+	}
+	rows := rowsOf()
+	if len(rows) != 3 || resumed.After < ids[2] || resumed.Orgs < 3 || !rows[0].ClosedAt.Equal(written[0].ClosedAt) {
+		t.Fatalf("resumed %+v: rows %+v (the lost attempt wrote %+v)", resumed, rows, written)
+	}
+
+	env = suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	if _, err := env.ExecuteActivity(a.CloseUsageDay, activities.UsageDayInput{Day: day}); err != nil {
+		t.Fatal(err)
+	}
+	if again := rowsOf(); !slices.EqualFunc(again, rows, func(a, b closedRow) bool { return a.OrgID == b.OrgID && a.ClosedAt.Equal(b.ClosedAt) }) {
+		t.Fatalf("a rerun rewrote %+v, was %+v", again, rows)
 	}
 }
