@@ -165,6 +165,7 @@ func TestUsageDaysMeterARealTenantSagaAndRequestsAndRefuseBadRanges(t *testing.T
 		t.Fatalf("requests today %d, want %d", after, before+7)
 	}
 	r = get(viewer.Token, "?from="+utcDay(-1)+"&to="+utcDay(0))
+	u = usageDaysData{}
 	r.data(t, &u)
 	if len(u.Days) != 2 || u.Days[1].APIRequests != before+7 {
 		t.Fatalf("two days: %+v", u.Days)
@@ -186,6 +187,19 @@ func TestUsageDaysMeterARealTenantSagaAndRequestsAndRefuseBadRanges(t *testing.T
 	if r := get(viewer.Token, "?from="+utcDay(-365)); r.Status != 200 {
 		t.Fatalf("366 days: %d %s", r.Status, r.Raw)
 	}
+	// A service account limited to another environment reads the days
+	// without the prod tenant's hours.
+	ci := addScopedAccount(t, h, w, w.People[domain.RoleOwner], domain.RoleViewer, []string{string(domain.ScopeOrganizationRead)}, []string{"ci"})
+	r = get(ci.Token, "")
+	if r.Status != 200 {
+		t.Fatalf("usage by a ci service account: %d %s", r.Status, r.Raw)
+	}
+	var forCI usageDaysData
+	r.data(t, &forCI)
+	if d := forCI.Days[len(forCI.Days)-1]; d.TenantSecondsTotal != 0 || len(d.TenantHours) != 0 || len(d.TenantSeconds) != 0 || d.Operations != 3 {
+		t.Fatalf("today for a ci service account: %+v", d)
+	}
+
 	stranger := newWorld(t, h, "team").People[domain.RoleOwner]
 	if r := get(stranger.Token, ""); r.Status != 404 || r.code() != "NOT_FOUND" {
 		t.Fatalf("another organisation's usage: %d %s", r.Status, r.Raw)
