@@ -57,7 +57,9 @@ INSERT INTO tenant_state_intervals (tenant_id, org_id, environment, state, since
 -- insert and delete goes through (sign-up, invitation, bootstrap,
 -- removal, an organisation's deletion). Changes of one organisation
 -- take a transaction lock in turn, so each count sees the ones before it
--- (read committed) and the rows are in order.
+-- (read committed) and the rows are in order. Every path changes
+-- members before it writes its audit events, so this lock is taken
+-- before the chain head's (store.lockHead), never after: no deadlock.
 CREATE TABLE member_counts (
     org_id  text NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
     at      timestamptz NOT NULL,
