@@ -18,4 +18,7 @@ type Activities struct {
 	// Tenants reaches tenants' sagas, for an organisation's deletion (nil
 	// in a worker that runs no organisation workflow).
 	Tenants TenantSagas
+	// UsageReporter is given each closed usage day (nil: billing is off,
+	// and ReportUsageDay does nothing).
+	UsageReporter UsageReporter
 }

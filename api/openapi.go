@@ -175,8 +175,14 @@ func routeDocs() map[string]doc {
 		"GET " + org + "/usage": {id: "getOrganizationUsage", summary: "The organisation's plan and its use of the plan's quotas",
 			desc: "Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations " +
 				"(an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). " +
-				"A creation or invitation is refused with 409 once used reaches limit.",
-			data: usageView{}},
+				"A creation or invitation is refused with 409 once used reaches limit. " +
+				"days are the metered figures of each UTC day from from to to (default: the last 30 days, today included; at most 366 days; " +
+				"neither after today; 400 naming the parameter otherwise): tenant hours per environment, peak members, API requests and operations. " +
+				"A day the daily close has closed is answered as it was closed; today, and any day not closed yet, is computed now and marked partial.",
+			data: usageView{}, query: []*openapi3.Parameter{
+				dateParam("from", "the first day, YYYY-MM-DD (UTC); default: 29 days before to"),
+				dateParam("to", "the last day, YYYY-MM-DD (UTC); default: today"),
+			}},
 		"GET " + v1 + "/plans": {id: "listPlans", summary: "Every plan with its quotas",
 			desc: "Smallest first (by max_tenants, then id), in one page. Changing an organisation's plan is PATCH /organizations/{org_id} (owners).",
 			data: planView{}, list: true},
@@ -576,6 +582,12 @@ func listParams() []*openapi3.Parameter {
 
 func stringParam(name, desc string) *openapi3.Parameter {
 	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithMaxLength(100))
+	p.Description = desc
+	return p
+}
+
+func dateParam(name, desc string) *openapi3.Parameter {
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithFormat("date"))
 	p.Description = desc
 	return p
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +41,26 @@ type limiter struct {
 	plansMu     sync.Mutex
 	plans       map[string]int
 	plansLoaded time.Time
+
+	// usage counts the requests admitted to organisations' budgets, per
+	// organisation and UTC day, that this process has not added to the
+	// store yet (store.AddRequestCounts): it adds them every
+	// usageFlushEvery, and at shutdown, so counting a request costs no
+	// round trip of its own.
+	usageMu    sync.Mutex
+	usage      map[string]map[string]int64
+	usageStart sync.Once
+	usageStop  chan struct{}
 }
+
+// usageFlushEvery is how often a process adds the requests it counted;
+// the daily close waits store.UsageCloseDelay after midnight, well past
+// it.
+const usageFlushEvery = 30 * time.Second
+
+// orgScopePrefix starts the scope of an organisation's budget, which every
+// request of its members and service accounts is charged to.
+const orgScopePrefix = "org:"
 
 const planTTL = time.Minute
 
@@ -68,7 +88,7 @@ type verdict struct {
 }
 
 func newLimiter(db bun.IDB, log zerolog.Logger) *limiter {
-	return &limiter{db: db, log: log, budgets: map[string]*budget{}}
+	return &limiter{db: db, log: log, budgets: map[string]*budget{}, usage: map[string]map[string]int64{}, usageStop: make(chan struct{})}
 }
 
 func batchFor(limit int) int { return min(max(limit/200, 1), 100) }
@@ -103,11 +123,84 @@ func (l *limiter) take(ctx context.Context, scope string, limit int) verdict {
 	if b.tokens > 0 {
 		b.tokens--
 		v.allowed = true
+		if org, ok := strings.CutPrefix(scope, orgScopePrefix); ok {
+			l.countRequest(org, now)
+		}
 	}
 	// What is left of the shared budget: the limit less the shared count,
 	// which includes the tokens this process holds and has not spent.
 	v.remaining = min(max(limit-int(b.used)+b.tokens, 0), limit)
 	return v
+}
+
+// countRequest counts one request admitted to the organisation's budget
+// on its UTC day, and starts the flusher with the first one.
+func (l *limiter) countRequest(orgID string, now time.Time) {
+	l.usageStart.Do(func() { go l.flushEvery(usageFlushEvery) })
+	day := now.UTC().Format(store.DayLayout)
+	l.usageMu.Lock()
+	defer l.usageMu.Unlock()
+	days := l.usage[orgID]
+	if days == nil {
+		days = map[string]int64{}
+		l.usage[orgID] = days
+	}
+	days[day]++
+}
+
+// flushEvery adds the counted requests every period until the limiter
+// stops.
+func (l *limiter) flushEvery(period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.usageStop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := l.flushUsage(ctx); err != nil {
+				l.log.Warn().Err(err).Msg("request counts not added yet; kept for the next flush")
+			}
+			cancel()
+		}
+	}
+}
+
+// flushUsage adds the requests counted so far to the store in one
+// statement; counts it could not add are kept for the next flush.
+func (l *limiter) flushUsage(ctx context.Context) error {
+	l.usageMu.Lock()
+	counts := l.usage
+	l.usage = map[string]map[string]int64{}
+	l.usageMu.Unlock()
+	if len(counts) == 0 {
+		return nil
+	}
+	err := store.AddRequestCounts(ctx, l.db, counts)
+	if err != nil {
+		l.usageMu.Lock()
+		for org, days := range counts {
+			for day, n := range days {
+				if l.usage[org] == nil {
+					l.usage[org] = map[string]int64{}
+				}
+				l.usage[org][day] += n
+			}
+		}
+		l.usageMu.Unlock()
+	}
+	return err
+}
+
+// stop ends the flusher and adds what is left.
+func (l *limiter) stop(ctx context.Context) error {
+	select {
+	case <-l.usageStop:
+	default:
+		close(l.usageStop)
+	}
+	return l.flushUsage(ctx)
 }
 
 // budget returns the scope's budget, dropping ended windows once a minute so

@@ -285,7 +285,7 @@ func (s *Server) guard(r route) fiber.Handler {
 			if err := s.rateLimit(c, "member:"+p.MemberID, memberShare(limit)); err != nil {
 				return err
 			}
-			if err := s.rateLimit(c, "org:"+p.OrgID, limit); err != nil {
+			if err := s.rateLimit(c, orgScopePrefix+p.OrgID, limit); err != nil {
 				return err
 			}
 			if p.NeedsSecondFactor {
@@ -350,7 +350,7 @@ func (s *Server) admitServiceAccount(c *fiber.Ctx, r Route, who *caller) error {
 	for _, b := range []struct {
 		scope string
 		limit int
-	}{{"sa:" + sa.ID, memberShare(pool)}, {"service-accounts:" + who.OrgID, pool}, {"org:" + who.OrgID, limit}} {
+	}{{"sa:" + sa.ID, memberShare(pool)}, {"service-accounts:" + who.OrgID, pool}, {orgScopePrefix + who.OrgID, limit}} {
 		if err := s.rateLimit(c, b.scope, b.limit); err != nil {
 			return err
 		}

@@ -273,7 +273,25 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits for requests in flight, up
 // to the context's deadline.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// The requests counted and not added yet are added after the last one.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	if s.limiter != nil {
+		if ferr := s.limiter.stop(ctx); ferr != nil {
+			s.log.Warn().Err(ferr).Msg("request counts not added at shutdown")
+		}
+	}
+	return err
+}
+
+// FlushUsage adds the API requests this process counted to the store now
+// (it does every 30 s and at shutdown by itself).
+func (s *Server) FlushUsage(ctx context.Context) error {
+	if s.limiter == nil {
+		return nil
+	}
+	return s.limiter.flushUsage(ctx)
+}
 
 // ephemeralRing is a key ring of one random key, for a server that was
 // given none (tests of one process).

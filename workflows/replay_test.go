@@ -22,6 +22,7 @@ func replay(file string) error {
 	r.RegisterWorkflowWithOptions(OrganizationWorkflow, workflow.RegisterOptions{Name: OrganizationWorkflowType})
 	r.RegisterWorkflowWithOptions(StreamWorkflow, workflow.RegisterOptions{Name: StreamWorkflowType})
 	r.RegisterWorkflowWithOptions(AuditRetentionWorkflow, workflow.RegisterOptions{Name: RetentionWorkflowType})
+	r.RegisterWorkflowWithOptions(UsageCloseWorkflow, workflow.RegisterOptions{Name: UsageCloseWorkflowType})
 	return r.ReplayWorkflowHistoryFromJSONFile(nil, file)
 }
 
@@ -137,6 +138,38 @@ func TestARetentionRunOfAnUnknownRevisionIsLeftAlone(t *testing.T) {
 			}
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(AuditRetentionWorkflow, workflow.RegisterOptions{Name: RetentionWorkflowType})
+			err = r.ReplayWorkflowHistory(nil, hist)
+			if err == nil || !strings.Contains(err.Error(), "revision 99 is unknown") {
+				t.Fatalf("a run of revision 99 replays: %v", err)
+			}
+		})
+	}
+}
+
+// TestAUsageCloseRunOfAnUnknownRevisionIsLeftAlone replays every
+// recorded usage close history with its input's revision changed to one
+// this worker does not know, and expects the refusal, as for retention.
+func TestAUsageCloseRunOfAnUnknownRevisionIsLeftAlone(t *testing.T) {
+	for _, f := range histories(t, "usage-v*.json") {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			hist, err := client.HistoryFromJSON(mustOpen(t, f), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := hist.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
+			var p UsageParams
+			if err := json.Unmarshal(in.Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(knownUsageRevisions, p.Revision) {
+				t.Fatalf("recorded at revision %d, which this worker does not know", p.Revision)
+			}
+			p.Revision = 99
+			if in.Data, err = json.Marshal(p); err != nil {
+				t.Fatal(err)
+			}
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(UsageCloseWorkflow, workflow.RegisterOptions{Name: UsageCloseWorkflowType})
 			err = r.ReplayWorkflowHistory(nil, hist)
 			if err == nil || !strings.Contains(err.Error(), "revision 99 is unknown") {
 				t.Fatalf("a run of revision 99 replays: %v", err)

@@ -226,6 +226,7 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	w.RegisterWorkflowWithOptions(workflows.OrganizationWorkflow, workflow.RegisterOptions{Name: workflows.OrganizationWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.StreamWorkflow, workflow.RegisterOptions{Name: workflows.StreamWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.AuditRetentionWorkflow, workflow.RegisterOptions{Name: workflows.RetentionWorkflowType})
+	w.RegisterWorkflowWithOptions(workflows.UsageCloseWorkflow, workflow.RegisterOptions{Name: workflows.UsageCloseWorkflowType})
 	// An organisation's deletion acts on its tenants through their own
 	// sagas, with the client the API uses.
 	tenants := workflows.NewClient(tc, cfg.TemporalNamespace, cfg.TaskQueue, cfg.Saga)
@@ -241,12 +242,17 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		w.Stop()
 		return nil, err
 	}
+	// So does the daily close of metered usage.
+	if err := workflows.EnsureUsageSchedule(ctx, tc, workflows.UsageScheduleID, cfg.TaskQueue); err != nil {
+		w.Stop()
+		return nil, err
+	}
 	stopStreams, err := startStreams(context.Background(), cfg, db, tc, ring, log)
 	if err != nil {
 		w.Stop()
 		return nil, err
 	}
-	log.Info().Str("task_queue", cfg.TaskQueue).Str("schedule_id", workflows.RetentionScheduleID).Msg("worker started")
+	log.Info().Str("task_queue", cfg.TaskQueue).Strs("schedule_ids", []string{workflows.RetentionScheduleID, workflows.UsageScheduleID}).Msg("worker started")
 	return &workers{Worker: w, stopStreams: stopStreams}, nil
 }
 

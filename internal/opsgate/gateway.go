@@ -292,8 +292,8 @@ func (g *Gateway) Stamp(req any, name string) (string, error) {
 		r.Reason = strings.TrimSpace(r.Reason + " " + a.Identity())
 		return workflowID, nil
 	case *workflowservice.PatchScheduleRequest:
-		if r.GetScheduleId() != workflows.RetentionScheduleID {
-			return "", status.Errorf(codes.PermissionDenied, "the operator gateway patches the %s schedule only", workflows.RetentionScheduleID)
+		if id := r.GetScheduleId(); id != workflows.RetentionScheduleID && id != workflows.UsageScheduleID {
+			return "", status.Errorf(codes.PermissionDenied, "the operator gateway patches the %s and %s schedules only", workflows.RetentionScheduleID, workflows.UsageScheduleID)
 		}
 		r.Identity = operator.IdentityPrefix + name
 		return r.GetScheduleId(), nil

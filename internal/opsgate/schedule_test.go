@@ -20,6 +20,10 @@ func TestAnOperatorPatchesTheRetentionScheduleOnlyAndAsTheirCertificateSays(t *t
 	if id, err := g.Stamp(ok, "ops@example.test"); err != nil || id != workflows.RetentionScheduleID || ok.Identity != operator.IdentityPrefix+"ops@example.test" {
 		t.Fatalf("stamp %q %v, identity %q", id, err, ok.Identity)
 	}
+	usage := &workflowservice.PatchScheduleRequest{ScheduleId: workflows.UsageScheduleID}
+	if id, err := g.Stamp(usage, "ops@example.test"); err != nil || id != workflows.UsageScheduleID {
+		t.Fatalf("the usage close schedule: %q %v", id, err)
+	}
 	other := &workflowservice.PatchScheduleRequest{ScheduleId: "another"}
 	if _, err := g.Stamp(other, "ops@example.test"); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("another schedule: %v", err)

@@ -15,6 +15,7 @@ export type Invitation = Schemas["Invitation"];
 export type AuditEvent = Schemas["Event"];
 export type AuditRetention = paths["/api/v1/organizations/{org_id}/audit-chain"]["get"]["responses"][200]["content"]["application/json"]["data"]["retention"];
 export type Organization = Schemas["Organization"];
+export type Usage = paths["/api/v1/organizations/{org_id}/usage"]["get"]["responses"][200]["content"]["application/json"]["data"];
 export type ServiceAccount = Schemas["ServiceAccount"];
 export type ServiceToken = Schemas["ServiceToken"];
 export type Stream = Schemas["Stream"];

@@ -1171,7 +1171,7 @@ export interface paths {
         };
         /**
          * The organisation's plan and its use of the plan's quotas
-         * @description Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations (an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). A creation or invitation is refused with 409 once used reaches limit.
+         * @description Counts what the quota checks count, in one read: tenants that are not failed or decommissioned, and members with pending invitations (an invitation holds a seat until it is accepted, revoked or expires; members.pending_invitations says how many of members.used are invitations). A creation or invitation is refused with 409 once used reaches limit. days are the metered figures of each UTC day from from to to (default: the last 30 days, today included; at most 366 days; neither after today; 400 naming the parameter otherwise): tenant hours per environment, peak members, API requests and operations. A day the daily close has closed is answered as it was closed; today, and any day not closed yet, is computed now and marked partial.
          *
          *     Requires the role permission `read`. A service account needs the scope `organization:read`.
          */
@@ -2228,6 +2228,42 @@ export interface components {
             paused?: boolean | null;
         };
         Usage: {
+            /** @description The metered figures of each UTC day from from to to, in order (docs/billing.md, What is metered, and how). */
+            days: {
+                /**
+                 * Format: int64
+                 * @description Requests of the organisation's members and service accounts admitted by its rate limit that day; a partial day's lag up to 30 s behind.
+                 */
+                api_requests: number;
+                /** @description The UTC day, YYYY-MM-DD. */
+                day: string;
+                /** @description Tenant operations (provision, suspend, resume, decommission, restore) started that day. */
+                operations: number;
+                /** @description The day is not closed yet (today, or a day the daily close has not reached): its figures are computed now and may still grow. */
+                partial: boolean;
+                /** @description The most members the organisation had at any moment of the day (pending invitations not counted). */
+                peak_members: number;
+                /** @description Hours the organisation's tenants were active that day, per environment: tenant_seconds / 3600, rounded to 2 decimals (halves up). */
+                tenant_hours: {
+                    [key: string]: number;
+                };
+                /**
+                 * Format: double
+                 * @description tenant_seconds_total / 3600, rounded to 2 decimals (halves up): what the day is billed.
+                 */
+                tenant_hours_total: number;
+                /** @description Seconds the organisation's tenants were active that day, per environment (the exact figure tenant_hours is rounded from). */
+                tenant_seconds: {
+                    [key: string]: number;
+                };
+                /**
+                 * Format: int64
+                 * @description The sum of tenant_seconds.
+                 */
+                tenant_seconds_total: number;
+            }[];
+            /** @description The first day of days (YYYY-MM-DD, UTC). */
+            from: string;
             members: {
                 limit: number;
                 /** @description How many of used are pending invitations. */
@@ -2261,6 +2297,8 @@ export interface components {
                 /** @description Tenants that are not failed or decommissioned, as the quota counts them. */
                 used: number;
             };
+            /** @description The last day of days (YYYY-MM-DD, UTC). */
+            to: string;
         };
         VerifyEmailRequest: {
             token: string;
@@ -5689,7 +5727,12 @@ export interface operations {
     };
     getOrganizationUsage: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the first day, YYYY-MM-DD (UTC); default: 29 days before to */
+                from?: string;
+                /** @description the last day, YYYY-MM-DD (UTC); default: today */
+                to?: string;
+            };
             header?: never;
             path: {
                 org_id: string;
@@ -5718,6 +5761,7 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];

@@ -1,0 +1,10 @@
+DROP TABLE usage_closes;
+DROP TABLE usage_days;
+DROP INDEX operations_org_started_idx;
+DROP TABLE usage_requests;
+DROP TRIGGER members_count ON members;
+DROP FUNCTION member_counts_record();
+DROP TABLE member_counts;
+DROP TRIGGER tenants_state_history ON tenants;
+DROP FUNCTION tenant_state_history();
+DROP TABLE tenant_state_intervals;
