@@ -439,3 +439,97 @@ func TestUsageCloseResumesFromItsHeartbeatAndARerunRewritesNothing(t *testing.T)
 		t.Fatalf("a rerun rewrote %+v, was %+v", again, rows)
 	}
 }
+
+// TestUsageCloseSurvivesItsWorkerStoppedMidClose: a close run's worker is
+// stopped while its activity waits on the database, as a worker killed in
+// the middle of a close; a worker started afterwards takes the run up, the
+// day is closed for every organisation once and reported once, and the
+// stopped worker reported nothing.
+func TestUsageCloseSurvivesItsWorkerStoppedMidClose(t *testing.T) {
+	h := harness.Get(t)
+	ctx := context.Background()
+	var ids []string
+	for range 2 {
+		w := newWorld(t, h, "free")
+		if _, err := h.DB.ExecContext(ctx, `UPDATE organizations SET created_at = now() - interval '3 days' WHERE id = ?`, w.Org.ID); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, w.Org.ID)
+	}
+	for _, q := range []string{`DELETE FROM usage_closes WHERE day >= ?::date`, `INSERT INTO usage_closes (day, orgs) VALUES (?::date, 0)`} {
+		if _, err := h.DB.ExecContext(ctx, q, utcDay(-2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Hold every write to usage_days until the first worker is gone.
+	hold, err := h.DB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	if _, err := hold.ExecContext(ctx, `LOCK TABLE usage_days IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	tq := harness.TaskQueue(t)
+	register := func(rep activities.UsageReporter) func(worker.Registry) {
+		return func(r worker.Registry) {
+			r.RegisterWorkflowWithOptions(workflows.UsageCloseWorkflow, workflow.RegisterOptions{Name: workflows.UsageCloseWorkflowType})
+			r.RegisterActivity(&activities.Activities{DB: h.DB, UsageReporter: rep})
+		}
+	}
+	first := &reports{failed: true}
+	stop := h.StartStoppableWorker(t, tq, worker.Options{WorkerStopTimeout: time.Second}, register(first))
+	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "usage-close-stopped-" + uniq(), TaskQueue: tq},
+		workflows.UsageCloseWorkflowType, workflows.UsageParams{Revision: workflows.UsageRevisionCurrent, PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var waiting int
+		if err := h.DB.NewRaw(`SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE c.relname = 'usage_days' AND NOT l.granted`).Scan(ctx, &waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the close never reached usage_days")
+		}
+	}
+	stop()
+	second := &reports{failed: true}
+	h.StartStoppableWorker(t, tq, worker.Options{}, register(second))
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var done workflows.UsageCloseResult
+	if err := run.Get(wctx, &done); err != nil {
+		t.Fatal(err)
+	}
+	if len(done.Days) != 1 || done.Days[0].Format(time.DateOnly) != utcDay(-1) {
+		t.Fatalf("closed %+v, want %s", done, utcDay(-1))
+	}
+	if len(first.days) != 0 || !slices.Equal(second.days, []string{utcDay(-1)}) {
+		t.Fatalf("reported %v by the stopped worker and %v by the next, want only %s by the next", first.days, second.days, utcDay(-1))
+	}
+	var closed struct {
+		Orgs   int `bun:"orgs"`
+		Rows   int `bun:"rows"`
+		Ours   int `bun:"ours"`
+		Marked int `bun:"marked"`
+	}
+	if err := h.DB.NewRaw(`SELECT
+			(SELECT count(*) FROM organizations WHERE created_at < ?::date + 1 AND (deleted_at IS NULL OR deleted_at >= ?::date)) AS orgs,
+			(SELECT count(*) FROM usage_days WHERE day = ?::date) AS rows,
+			(SELECT count(*) FROM usage_days WHERE day = ?::date AND org_id IN (?)) AS ours,
+			(SELECT count(*) FROM usage_closes WHERE day = ?::date) AS marked`,
+		utcDay(-1), utcDay(-1), utcDay(-1), utcDay(-1), bun.In(ids), utcDay(-1)).Scan(ctx, &closed); err != nil {
+		t.Fatal(err)
+	}
+	if closed.Rows != closed.Orgs || closed.Ours != len(ids) || closed.Marked != 1 {
+		t.Fatalf("after the restart: %+v", closed)
+	}
+}
