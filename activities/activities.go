@@ -7,6 +7,7 @@ package activities
 import (
 	"github.com/uptrace/bun"
 
+	"github.com/intelliauth/controlplane/internal/billing"
 	"github.com/intelliauth/controlplane/internal/dataplane"
 )
 
@@ -18,4 +19,7 @@ type Activities struct {
 	// Tenants reaches tenants' sagas, for an organisation's deletion (nil
 	// in a worker that runs no organisation workflow).
 	Tenants TenantSagas
+	// Stripe cancels a deleted organisation's subscription (nil: billing
+	// off).
+	Stripe *billing.Stripe
 }

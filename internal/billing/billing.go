@@ -329,7 +329,14 @@ func (s *Stripe) CancelOrganization(ctx context.Context, orgID string) error {
 	if err != nil {
 		return err
 	}
-	return s.CancelSubscription(ctx, acct.Subscription())
+	sub := acct.Subscription()
+	if sub == "" {
+		return nil
+	}
+	if err := s.CancelSubscription(ctx, sub); err != nil {
+		return err
+	}
+	return store.ForgetSubscription(ctx, s.db, orgID, sub)
 }
 
 // decimalRe is a non-negative decimal number, as a meter event's value.

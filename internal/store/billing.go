@@ -419,3 +419,16 @@ func mailOwners(ctx context.Context, tx bun.Tx, o Organization, graceEndsAt time
 	}
 	return nil
 }
+
+// ForgetSubscription records that the organisation's subscription was
+// cancelled by the control plane (its deletion): status canceled, no
+// subscription. Another subscription recorded meanwhile is left alone.
+func ForgetSubscription(ctx context.Context, db bun.IDB, orgID, subscriptionID string) error {
+	_, err := db.NewUpdate().Model((*BillingAccount)(nil)).
+		Set("subscription_id = NULL, status = 'canceled', past_due_since = NULL, grace_ends_at = NULL, updated_at = now()").
+		Where("org_id = ? AND subscription_id = ?", orgID, subscriptionID).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("forget the subscription of %s: %w", orgID, err)
+	}
+	return nil
+}
