@@ -34,7 +34,7 @@ func billingLink(r Route) bool {
 
 // billingView is an organisation's billing as the console shows it.
 type billingView struct {
-	Plan   string `json:"plan"`
+	Plan   string               `json:"plan"`
 	Status domain.BillingStatus `json:"status" doc:"none: never subscribed; active: paid; past_due: a payment failed and the grace runs until grace_ends_at; canceled: the subscription ended, the organization is on the free plan."`
 	// Plans are the plans checkout sells.
 	Plans           []string                 `json:"plans" doc:"The plans POST …/billing/checkout sells."`

@@ -20,8 +20,8 @@ import (
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
-	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/billing"
+	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/dataplane"
 	"github.com/intelliauth/controlplane/internal/domain"
