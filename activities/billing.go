@@ -52,7 +52,7 @@ func (a *Billing) ApplyBillingEvent(ctx context.Context, in ApplyBillingEventInp
 // paymentFailedMail is the message an owner is sent when a payment
 // failed.
 func (a *Billing) paymentFailedMail(o store.Organization, email string, graceEndsAt time.Time) store.OutboxMessage {
-	link := a.ConsoleURL + "/#/orgs/" + o.ID + "/billing"
+	link := a.ConsoleURL + "/orgs/" + o.ID + "/billing"
 	body := fmt.Sprintf("Hello,\n\nA payment for the IntelliAuth organization %s failed.\n\n"+
 		"Unless it is paid by %s, the organization moves to the free plan: nothing is deleted, but creations over the free plan's quotas are refused.\n\n"+
 		"Update the payment method or pay the invoice here:\n%s\n",

@@ -115,7 +115,7 @@ func (s *Stripe) Customer(ctx context.Context, o store.Organization) (string, er
 
 // billingPage is the console's billing page of the organisation.
 func (s *Stripe) billingPage(orgID string) string {
-	return s.consoleURL + "/#/orgs/" + orgID + "/billing"
+	return s.consoleURL + "/orgs/" + orgID + "/billing"
 }
 
 // Checkout starts a Stripe Checkout session (mode subscription) for the
