@@ -229,8 +229,8 @@ func TestAForgedOrStaleSignatureIsRefusedWithNothingStored(t *testing.T) {
 		secret string
 		at     time.Time
 	}{
-		"forged":  {"whsec_anothersecret", time.Now()},
-		"stale":   {testWebhookSecret, time.Now().Add(-10 * time.Minute)},
+		"forged": {"whsec_anothersecret", time.Now()},
+		"stale":  {testWebhookSecret, time.Now().Add(-10 * time.Minute)},
 	} {
 		id := "evt_bad_" + uniq()
 		got := deliver(t, st.srv, checkoutCompleted(id, time.Now(), st.w.Org.ID, cus, "sub_x", "team"), tc.secret, tc.at)
