@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
+	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
 	"github.com/intelliauth/controlplane/internal/billing"
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -287,4 +290,35 @@ func TestTheWebhookAnswers503WhenTemporalIsUnreachableAndTheRetryAppliesTheStore
 		t.Fatalf("the retry: %d %s", got.Status, got.Raw)
 	}
 	st.waitBilling(t, "active", "team", 20*time.Second)
+}
+
+// TestADeletedOrganizationsSubscriptionIsCancelled deletes an organisation
+// with a subscription: when its deletion becomes final, the saga's
+// EndOrgTenants cancels the subscription in Stripe (stripe-mock) and the
+// organisation's billing says so.
+func TestADeletedOrganizationsSubscriptionIsCancelled(t *testing.T) {
+	h := harness.Get(t)
+	l := newOrgLifecycle(t, nil, orgSaga(time.Second))
+	stripe := billing.New(testBilling(t, time.Hour), h.DB, "https://console.example.test")
+	h.StartWorker(t, l.deps.TaskQueue, func(r worker.Registry) {
+		r.RegisterWorkflow(workflows.TenantWorkflow)
+		r.RegisterWorkflowWithOptions(workflows.OrganizationWorkflow, workflow.RegisterOptions{Name: workflows.OrganizationWorkflowType})
+		r.RegisterActivity(&activities.Activities{DB: h.DB, DataPlane: l.dp, Stripe: stripe,
+			Tenants: workflows.NewClient(h.Temporal, harness.Namespace, l.deps.TaskQueue, l.deps.Saga)})
+	})
+	w := newWorld(t, h, "team")
+	ctx := context.Background()
+	if _, err := store.SetStripeCustomer(ctx, h.DB, w.Org.ID, "cus_"+strings.ReplaceAll(uniq(), "-", "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.DB.NewUpdate().Model((*store.BillingAccount)(nil)).Set("subscription_id = 'sub_deleted_org', status = 'active'").Where("org_id = ?", w.Org.ID).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := l.deleteOrg(t, w, domain.RoleOwner, w.Org.Slug, "del-"+uniq()); r.Status != 202 {
+		t.Fatalf("delete: %d %s", r.Status, r.Raw)
+	}
+	waitUntil(t, "the subscription cancelled", 60*time.Second, func() bool {
+		a, err := store.BillingAccountOf(ctx, h.DB, w.Org.ID)
+		return err == nil && a.Subscription() == "" && a.Status == "canceled"
+	})
 }
