@@ -102,6 +102,10 @@ func (s *Server) startCheckout(c *fiber.Ctx, who *caller) error {
 	if s.billing == nil {
 		return errNoRoute
 	}
+	key, err := requestKey(c)
+	if err != nil {
+		return err
+	}
 	var req checkoutRequest
 	if err := decode(c, &req); err != nil {
 		return err
@@ -116,11 +120,16 @@ func (s *Server) startCheckout(c *fiber.Ctx, who *caller) error {
 	if acct.Subscription() != "" && (acct.Status == string(domain.BillingActive) || acct.Status == string(domain.BillingPastDue)) {
 		return domain.Errorf(domain.CodeConflict, "the organization has a subscription (%s): manage or cancel it in the billing portal (POST …/billing/portal)", acct.Status)
 	}
-	url, err := s.billing.Checkout(c.UserContext(), *who.Org, req.Plan, c.Get("Idempotency-Key"))
+	url, err := s.billing.Checkout(c.UserContext(), *who.Org, req.Plan, key)
 	if err != nil {
 		return s.billingUnavailable(c, err)
 	}
 	ev := s.eventBase(c, who).Event(domain.ActionBillingCheckoutStarted, "organization", who.OrgID, map[string]any{"plan": req.Plan})
+	if key != "" {
+		// A retry is the same session: audited once.
+		dedup := "billing/checkout/" + who.OrgID + "/" + who.UserID + "/" + key
+		ev.DedupKey = &dedup
+	}
 	if _, err := store.InsertEvent(c.UserContext(), s.db, ev); err != nil {
 		return err
 	}

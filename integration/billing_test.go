@@ -79,7 +79,11 @@ func TestEveryStripeCallTheBillingMakesAnswersAgainstStripeMock(t *testing.T) {
 
 	// The first checkout makes the customer (stripe-mock's fixture id,
 	// shared by every creation: given back when the test ends).
-	co := httpReq(t, st.srv, "POST", orgPath(st.w, "/billing/checkout"), owner, map[string]any{"plan": "team"}, "co-"+uniq())
+	coKey := "co-" + uniq()
+	co := httpReq(t, st.srv, "POST", orgPath(st.w, "/billing/checkout"), owner, map[string]any{"plan": "team"}, coKey)
+	if again := httpReq(t, st.srv, "POST", orgPath(st.w, "/billing/checkout"), owner, map[string]any{"plan": "team"}, coKey); again.Status != 200 {
+		t.Fatalf("the checkout's retry: %d %s", again.Status, again.Raw)
+	}
 	acct, _ := st.account(t)
 	t.Cleanup(func() {
 		st.h.DB.NewDelete().Model((*store.BillingAccount)(nil)).Where("org_id = ?", st.w.Org.ID).Exec(ctx)
