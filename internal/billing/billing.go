@@ -81,7 +81,8 @@ func (u *unavailable) Unwrap() error { return u.err }
 // As makes a failed Stripe call read as the domain's UNAVAILABLE.
 func (u *unavailable) As(target any) bool {
 	if t, ok := target.(**domain.Error); ok {
-		*t = errUnavailable
+		e := *errUnavailable
+		*t = &e
 		return true
 	}
 	return false

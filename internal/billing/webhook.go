@@ -26,7 +26,7 @@ const WebhookTolerance = webhook.DefaultTolerance
 
 // ErrBadSignature is a delivery whose signature does not verify: forged,
 // signed with another secret, too old, or unreadable.
-var ErrBadSignature = &domain.Error{Code: domain.CodeBadRequest, Message: "the Stripe-Signature does not verify (forged, another endpoint's, or older than the tolerance)"}
+var ErrBadSignature = &domain.Error{Code: domain.CodeBadRequest, Message: "the Stripe-Signature does not verify (forged, another endpoint's, older than the tolerance, or an event of another API version)"}
 
 // Verify checks a webhook delivery's signature (Stripe-Signature, within
 // WebhookTolerance, for the API version this library speaks) and reads
