@@ -7,6 +7,7 @@ package activities
 import (
 	"github.com/uptrace/bun"
 
+	"github.com/intelliauth/controlplane/internal/billing"
 	"github.com/intelliauth/controlplane/internal/dataplane"
 )
 
@@ -21,4 +22,7 @@ type Activities struct {
 	// UsageReporter is given each closed usage day (nil: billing is off,
 	// and ReportUsageDay does nothing).
 	UsageReporter UsageReporter
+	// Stripe cancels a deleted organisation's subscription (nil: billing
+	// off).
+	Stripe *billing.Stripe
 }

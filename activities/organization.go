@@ -175,7 +175,18 @@ func (a *Activities) SuspendOrgTenants(ctx context.Context, in OrgTenantsInput) 
 // (its end has begun, it has ended) needs nothing more; one restored whose
 // end is refused until the restore finishes is asked again on the next
 // attempt.
+//
+// The deletion is final from here on, so the organisation's subscription
+// is cancelled in Stripe first (once more on each attempt, which Stripe
+// answers as done): it is charged nothing after its deletion's grace.
+// This is activity code, which a running deletion's history does not
+// record: its workflow, its inputs and its results are unchanged.
 func (a *Activities) EndOrgTenants(ctx context.Context, in OrgTenantsInput) error {
+	if a.Stripe != nil {
+		if err := a.Stripe.CancelOrganization(ctx, in.OrgID); err != nil {
+			return fmt.Errorf("cancel the subscription of %s: %s", in.OrgID, err.Error())
+		}
+	}
 	tenants, err := store.OrgTenants(ctx, a.DB, in.OrgID)
 	if err != nil {
 		return err

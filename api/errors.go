@@ -26,7 +26,7 @@ func statusOf(code domain.Code) int {
 		return http.StatusNotFound
 	case domain.CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case domain.CodeConflict:
+	case domain.CodeConflict, domain.CodePlanManagedByBilling:
 		return http.StatusConflict
 	case domain.CodePayloadTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -269,6 +269,7 @@ func routeDocs() map[string]doc {
 		"GET " + v1 + "/openapi.json": {id: "getOpenAPI", summary: "This document", raw: true},
 	}
 	maps.Copy(docs, streamRouteDocs(org))
+	maps.Copy(docs, billingRouteDocs(org))
 	for _, t := range domain.Requested() {
 		d := doc{id: string(t.Kind) + "Tenant", summary: t.Summary, desc: t.Description, data: lifecycleResponse{}, status: fiber.StatusAccepted}
 		if t.Kind == domain.OpDecommission {
@@ -804,6 +805,9 @@ func customizeSchema(name string, t reflect.Type, tag reflect.StructTag, s *open
 	}
 	if t == reflect.TypeFor[domain.Scope]() {
 		s.Enum = anys(domain.Scopes)
+	}
+	if t == reflect.TypeFor[domain.BillingStatus]() {
+		s.Enum = anys([]domain.BillingStatus{domain.BillingNone, domain.BillingActive, domain.BillingPastDue, domain.BillingCanceled})
 	}
 	if t == reflect.TypeFor[domain.StreamStatus]() {
 		s.Enum = anys(domain.StreamStatuses)

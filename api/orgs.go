@@ -115,6 +115,9 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 		if err := who.require(domain.ActionPlanChange); err != nil {
 			return err
 		}
+		if s.billing != nil && *req.Plan != who.Org.PlanID {
+			return errPlanManagedByBilling
+		}
 	}
 	if req.RequireMFA != nil && *req.RequireMFA != who.Org.RequireMFA {
 		if err := who.require(domain.ActionSecurityManage); err != nil {

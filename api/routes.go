@@ -184,6 +184,12 @@ func (s *Server) table() []route {
 		{Route{"POST", org + "/service-accounts/:service_account_id/tokens", Org, domain.ActionServiceAccountsManage, false, ""}, s.mintServiceToken},
 		{Route{"DELETE", org + "/service-accounts/:service_account_id/tokens/:token_id", Org, domain.ActionServiceAccountsManage, false, ""}, s.revokeServiceToken},
 		{Route{"GET", v1 + "/openapi.json", Public, "", false, ""}, s.openAPIJSON},
+		// Billing on Stripe (SPEC §10); every route answers 404 when it is off.
+		{Route{"GET", org + "/billing", Org, domain.ActionBillingRead, false, ""}, s.getBilling},
+		{Route{"POST", org + "/billing/checkout", Org, domain.ActionBillingManage, false, ""}, s.startCheckout},
+		{Route{"POST", org + "/billing/portal", Org, domain.ActionBillingManage, false, ""}, s.openPortal},
+		{Route{"GET", org + "/invoices", Org, domain.ActionBillingRead, false, ""}, s.listInvoices},
+		{Route{"POST", stripeWebhookPath, Public, "", false, ""}, s.stripeWebhook},
 	}
 	// An organisation's audit streams carry its whole trail out.
 	const streams, stream = org + "/audit-streams", org + "/audit-streams/:stream_id"
@@ -309,7 +315,7 @@ func (s *Server) guard(r route) fiber.Handler {
 // handle runs an admitted request: a mutation that no workflow keys is
 // answered once per Idempotency-Key, unless its body is a secret.
 func (s *Server) handle(c *fiber.Ctx, r route, who *caller) error {
-	if c.Method() == fiber.MethodGet || workflowBacked(r.Route) || carriesSecret(r.Route) {
+	if c.Method() == fiber.MethodGet || workflowBacked(r.Route) || carriesSecret(r.Route) || billingLink(r.Route) {
 		return r.handle(c, who)
 	}
 	return s.storedIdempotency(c, idempotencyScope(r.Access, who), func() error { return r.handle(c, who) })

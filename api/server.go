@@ -23,6 +23,7 @@ import (
 	"github.com/uptrace/bun"
 	"go.temporal.io/sdk/client"
 
+	"github.com/intelliauth/controlplane/internal/billing"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/outbound"
 	"github.com/intelliauth/controlplane/internal/password"
@@ -101,6 +102,10 @@ type Deps struct {
 	// StreamResolver resolves a stream endpoint's host when it is saved
 	// (nil: the system's); tests play DNS with it.
 	StreamResolver outbound.Resolver
+
+	// Billing is billing on Stripe (nil: off; the billing routes answer
+	// 404 and owners change plans directly).
+	Billing *billing.Stripe
 }
 
 // Server is the HTTP API.
@@ -125,6 +130,8 @@ type Server struct {
 	namespace     string
 
 	tenants *workflows.Client
+	// billing is nil when billing is off.
+	billing *billing.Stripe
 	// orgDeletionGrace is how long a deleted organisation can be restored.
 	orgDeletionGrace time.Duration
 	ready            readiness
@@ -181,6 +188,9 @@ func New(d Deps) *Server {
 	s.orgDeletionGrace = cmp.Or(d.Saga, config.DefaultSaga()).OrgDeletionGrace
 	s.streams = cmp.Or(d.Streams, config.DefaultStreams())
 	s.tenants.Streams, s.streamResolver = s.streams, d.StreamResolver
+	if s.billing = d.Billing; s.billing != nil {
+		s.tenants.Billing = s.billing.Config()
+	}
 	s.streamClient = outbound.NewClient(outbound.Options{AllowPrivate: s.streams.AllowPrivate, Resolver: d.StreamResolver,
 		Timeout: min(s.streams.Timeout, streamTestTimeout)})
 	if d.WorkerBound > 0 {

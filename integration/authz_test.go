@@ -225,6 +225,21 @@ var fixtures = map[string]fixture{
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/resume":       transitionCell("resume"),
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/decommission": transitionCell("decommission"),
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/restore":      transitionCell("restore"),
+	// The shared API runs with billing off: a caller the route's action
+	// allows gets its 404 (billing_test.go covers it on).
+	"GET /api/v1/organizations/:org_id/billing": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/billing"), nil, 404, "NOT_FOUND"}
+	},
+	"POST /api/v1/organizations/:org_id/billing/checkout": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/billing/checkout"), map[string]any{"plan": "team"}, 404, "NOT_FOUND"}
+	},
+	"POST /api/v1/organizations/:org_id/billing/portal": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/billing/portal"), nil, 404, "NOT_FOUND"}
+	},
+	"GET /api/v1/organizations/:org_id/invoices": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/invoices"), nil, 404, "NOT_FOUND"}
+	},
+	"POST /api/v1/billing/stripe/webhook": nil, // public: signature-verified
 	// Likewise a lifetime change of a failed tenant.
 	"POST /api/v1/organizations/:org_id/tenants/:tenant_id/lifetime": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateFailed)+"/lifetime"), map[string]any{"expires_in": nil}, 409, "CONFLICT"}

@@ -35,6 +35,9 @@ type Client struct {
 	// Streams are the settings the audit streams' workflows it starts are
 	// given (config.DefaultStreams unless set).
 	Streams config.Streams
+	// Billing is the settings the billing workflows it starts are given
+	// (the grace).
+	Billing config.Billing
 }
 
 // DefaultBound is how long the synchronous part of a lifecycle request
@@ -44,7 +47,8 @@ const DefaultBound = 5 * time.Second
 // NewClient returns a Client that starts tenant workflows of the namespace
 // on the task queue with the saga settings.
 func NewClient(tc client.Client, namespace, taskQueue string, saga config.Saga) *Client {
-	return &Client{temporal: tc, namespace: namespace, taskQueue: taskQueue, saga: saga, Bound: DefaultBound, Streams: config.DefaultStreams()}
+	return &Client{temporal: tc, namespace: namespace, taskQueue: taskQueue, saga: saga, Bound: DefaultBound, Streams: config.DefaultStreams(),
+		Billing: config.Billing{Grace: config.DefaultBillingGrace}}
 }
 
 // ErrNotSetUp says that the namespace lacks the search attributes tenant

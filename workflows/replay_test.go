@@ -23,6 +23,7 @@ func replay(file string) error {
 	r.RegisterWorkflowWithOptions(StreamWorkflow, workflow.RegisterOptions{Name: StreamWorkflowType})
 	r.RegisterWorkflowWithOptions(AuditRetentionWorkflow, workflow.RegisterOptions{Name: RetentionWorkflowType})
 	r.RegisterWorkflowWithOptions(UsageCloseWorkflow, workflow.RegisterOptions{Name: UsageCloseWorkflowType})
+	r.RegisterWorkflowWithOptions(BillingWorkflow, workflow.RegisterOptions{Name: BillingWorkflowType})
 	return r.ReplayWorkflowHistoryFromJSONFile(nil, file)
 }
 
@@ -212,6 +213,38 @@ func TestAStreamRunOfAnUnknownRevisionIsLeftAlone(t *testing.T) {
 			}
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(StreamWorkflow, workflow.RegisterOptions{Name: StreamWorkflowType})
+			err = r.ReplayWorkflowHistory(nil, hist)
+			if err == nil || !strings.Contains(err.Error(), "revision 99 is unknown") {
+				t.Fatalf("a run of revision 99 replays: %v", err)
+			}
+		})
+	}
+}
+
+// TestABillingRunOfAnUnknownRevisionIsLeftAlone is the organisation's test
+// for the recorded billing histories: at a revision the worker does not
+// know, their replay fails instead of running the wrong code.
+func TestABillingRunOfAnUnknownRevisionIsLeftAlone(t *testing.T) {
+	for _, f := range histories(t, "billing-v*.json") {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			hist, err := client.HistoryFromJSON(mustOpen(t, f), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := hist.Events[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]
+			var p BillingParams
+			if err := json.Unmarshal(in.Data, &p); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(knownBillingRevisions, p.Revision) {
+				t.Fatalf("recorded at revision %d, which this worker does not know", p.Revision)
+			}
+			p.Revision = 99
+			if in.Data, err = json.Marshal(p); err != nil {
+				t.Fatal(err)
+			}
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(BillingWorkflow, workflow.RegisterOptions{Name: BillingWorkflowType})
 			err = r.ReplayWorkflowHistory(nil, hist)
 			if err == nil || !strings.Contains(err.Error(), "revision 99 is unknown") {
 				t.Fatalf("a run of revision 99 replays: %v", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/intelliauth/controlplane/activities"
 	"github.com/intelliauth/controlplane/api"
+	"github.com/intelliauth/controlplane/internal/billing"
 	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/dataplane"
@@ -227,10 +228,15 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	w.RegisterWorkflowWithOptions(workflows.StreamWorkflow, workflow.RegisterOptions{Name: workflows.StreamWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.AuditRetentionWorkflow, workflow.RegisterOptions{Name: workflows.RetentionWorkflowType})
 	w.RegisterWorkflowWithOptions(workflows.UsageCloseWorkflow, workflow.RegisterOptions{Name: workflows.UsageCloseWorkflowType})
+	w.RegisterWorkflowWithOptions(workflows.BillingWorkflow, workflow.RegisterOptions{Name: workflows.BillingWorkflowType})
+	// Billing on Stripe (nil when off): the billing workflows' activities,
+	// and an organisation's deletion cancels its subscription.
+	stripe := billing.New(cfg.Billing, db, cfg.ConsoleURL)
+	w.RegisterActivity(&activities.Billing{DB: db, Stripe: stripe, ConsoleURL: cfg.ConsoleURL})
 	// An organisation's deletion acts on its tenants through their own
 	// sagas, with the client the API uses.
 	tenants := workflows.NewClient(tc, cfg.TemporalNamespace, cfg.TaskQueue, cfg.Saga)
-	w.RegisterActivity(&activities.Activities{DB: db, DataPlane: plane, Tenants: tenants})
+	w.RegisterActivity(&activities.Activities{DB: db, DataPlane: plane, Tenants: tenants, Stripe: stripe})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
 	}
@@ -351,7 +357,8 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 		Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit, TenantTransitionsPerMinute: cfg.TenantTransitionsPerMinute,
 		TrustedProxies: cfg.TrustedProxies, ConsoleURL: cfg.ConsoleURL, TemporalUIURL: cfg.TemporalUIURL,
-		SignUpOpen: cfg.SignUpOpen, MaxOrgsPerUser: cfg.MaxOrgsPerUser, Streams: cfg.Streams})
+		SignUpOpen: cfg.SignUpOpen, MaxOrgsPerUser: cfg.MaxOrgsPerUser, Streams: cfg.Streams,
+		Billing: billing.New(cfg.Billing, db, cfg.ConsoleURL)})
 	mln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		ln.Close()

@@ -12,7 +12,7 @@ import (
 )
 
 // auditFamilies are the families of the audit trail's actions.
-var auditFamilies = []string{"audit_stream", "invitation", "member", "organization", "service_account", "session", "tenant", "user"}
+var auditFamilies = []string{"audit_stream", "billing", "invitation", "member", "organization", "service_account", "session", "tenant", "user"}
 
 // auditActionLiteral is a quoted family.action of those families, as code
 // writes an event's action.

@@ -159,7 +159,44 @@ type Config struct {
 
 	// Streams is the settings of audit streams.
 	Streams Streams
+
+	// Billing is billing on Stripe; off unless CP_STRIPE_SECRET_KEY is set.
+	Billing Billing
 }
+
+// Billing is the settings of billing on Stripe (SPEC §10). Its secrets
+// are never logged.
+type Billing struct {
+	// SecretKey is the Stripe API key (CP_STRIPE_SECRET_KEY, sk_… or
+	// rk_…); empty: billing is off, its routes answer 404 and owners
+	// change plans directly.
+	SecretKey string
+	// WebhookSecret verifies the signature of Stripe's webhook deliveries
+	// (CP_STRIPE_WEBHOOK_SECRET, whsec_…), required with the key.
+	WebhookSecret string
+	// Prices is the Stripe price of each paid plan (CP_STRIPE_PRICES,
+	// team=price_…,enterprise=price_…).
+	Prices map[string]string
+	// APIURL is where the Stripe API is reached (CP_STRIPE_API_URL); for
+	// tests and development against stripe-mock only. Empty: Stripe.
+	APIURL string
+	// MeterEvent is the event name of the Stripe meter tenant hours are
+	// reported to (CP_STRIPE_METER_EVENT, default tenant_hours).
+	MeterEvent string
+	// Grace is how long a past_due organisation keeps its plan before it
+	// moves to the free plan (CP_BILLING_GRACE, default 14 days).
+	Grace time.Duration
+}
+
+// Enabled reports whether billing is on.
+func (b Billing) Enabled() bool { return b.SecretKey != "" }
+
+// DefaultBillingGrace is CP_BILLING_GRACE's default.
+const DefaultBillingGrace = 14 * 24 * time.Hour
+
+// PaidPlans are the plans a Stripe price may be given for: every plan but
+// the free one, as the schema defines them.
+var PaidPlans = []string{"team", "enterprise"}
 
 // Streams is the settings of audit streams, read by the API (where an
 // endpoint may point, the test button) and the worker (deliveries).
@@ -318,6 +355,8 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.Streams.SuspendAfter = r.duration("CP_STREAM_SUSPEND_AFTER", c.Streams.SuspendAfter, time.Second, 30*24*time.Hour)
 	c.Streams.Timeout = r.duration("CP_STREAM_TIMEOUT", c.Streams.Timeout, 100*time.Millisecond, 2*time.Minute)
 	c.Streams.Deliveries = r.intIn("CP_STREAM_DELIVERIES", c.Streams.Deliveries, 1, 1000)
+
+	c.Billing = r.billing()
 
 	c.TemporalTLS = TemporalTLS{CA: r.str("CP_TEMPORAL_TLS_CA", ""), Cert: r.str("CP_TEMPORAL_TLS_CERT", ""),
 		Key: r.str("CP_TEMPORAL_TLS_KEY", ""), ServerName: r.str("CP_TEMPORAL_TLS_SERVER_NAME", "")}
@@ -561,6 +600,61 @@ func (r *reader) baseURL(key, def string) string {
 		return v
 	}
 	return strings.TrimRight(v, "/")
+}
+
+var (
+	stripeKeyRe     = regexp.MustCompile(`^(sk|rk)_(test|live)_[A-Za-z0-9]{1,255}$`)
+	stripeWebhookRe = regexp.MustCompile(`^whsec_[A-Za-z0-9+/=]{1,255}$`)
+	stripePriceRe   = regexp.MustCompile(`^price_[A-Za-z0-9]{1,255}$`)
+	stripeEventRe   = regexp.MustCompile(`^[a-z0-9_]{1,100}$`)
+)
+
+// billing reads the CP_STRIPE_* and CP_BILLING_* settings. No message
+// quotes a secret.
+func (r *reader) billing() Billing {
+	b := Billing{SecretKey: r.str("CP_STRIPE_SECRET_KEY", ""), WebhookSecret: r.str("CP_STRIPE_WEBHOOK_SECRET", ""),
+		MeterEvent: r.str("CP_STRIPE_METER_EVENT", "tenant_hours"), Grace: r.duration("CP_BILLING_GRACE", DefaultBillingGrace, time.Second, 90*24*time.Hour)}
+	if b.SecretKey != "" && !stripeKeyRe.MatchString(b.SecretKey) {
+		r.fail("CP_STRIPE_SECRET_KEY", "is not a Stripe secret or restricted key (sk_live_…, sk_test_…, rk_…)")
+	}
+	if b.WebhookSecret != "" && !stripeWebhookRe.MatchString(b.WebhookSecret) {
+		r.fail("CP_STRIPE_WEBHOOK_SECRET", "is not a Stripe webhook signing secret (whsec_…)")
+	} else if b.SecretKey != "" && b.WebhookSecret == "" {
+		r.fail("CP_STRIPE_WEBHOOK_SECRET", "is required with CP_STRIPE_SECRET_KEY: the signing secret of the webhook endpoint (whsec_…)")
+	}
+	if !stripeEventRe.MatchString(b.MeterEvent) {
+		r.fail("CP_STRIPE_METER_EVENT", fmt.Sprintf("%q must be 1 to 100 of a-z, 0-9 and '_'", b.MeterEvent))
+	}
+	if v := r.str("CP_STRIPE_API_URL", ""); v != "" {
+		b.APIURL = strings.TrimRight(v, "/")
+		if u, err := url.Parse(b.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			r.fail("CP_STRIPE_API_URL", "must be an absolute http or https URL such as http://127.0.0.1:12111 (stripe-mock)")
+		}
+	}
+	raw := r.str("CP_STRIPE_PRICES", "")
+	if raw != "" {
+		b.Prices = map[string]string{}
+		for _, item := range strings.Split(raw, ",") {
+			plan, price, ok := strings.Cut(strings.TrimSpace(item), "=")
+			plan, price = strings.TrimSpace(plan), strings.TrimSpace(price)
+			switch {
+			case !ok || plan == "" || price == "":
+				r.fail("CP_STRIPE_PRICES", fmt.Sprintf("%q is not plan=price_…", item))
+			case !slices.Contains(PaidPlans, plan):
+				r.fail("CP_STRIPE_PRICES", fmt.Sprintf("%q is not a paid plan (one of %s)", plan, strings.Join(PaidPlans, ", ")))
+			case !stripePriceRe.MatchString(price):
+				r.fail("CP_STRIPE_PRICES", fmt.Sprintf("%q of plan %s is not a Stripe price id (price_…)", price, plan))
+			case b.Prices[plan] != "":
+				r.fail("CP_STRIPE_PRICES", fmt.Sprintf("plan %s is priced twice", plan))
+			default:
+				b.Prices[plan] = price
+			}
+		}
+	}
+	if b.SecretKey != "" && len(b.Prices) == 0 {
+		r.fail("CP_STRIPE_PRICES", "is required with CP_STRIPE_SECRET_KEY: the Stripe price of each paid plan sold (team=price_…,enterprise=price_…)")
+	}
+	return b
 }
 
 // networks reads a comma-separated list of CIDR networks, naming every

@@ -468,3 +468,33 @@ func TestStreamsReachPrivateAddressesOnlyUnderDevOrWhenAskedAndTheirDurationsHav
 		}
 	}
 }
+
+func TestBillingIsOffWithoutAKeyAndItsSettingsAreCheckedAllAtOnce(t *testing.T) {
+	base := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp", "CP_KEY_ENCRYPTION_KEYS": testRing}
+	c, err := Load(ModeAPI, env(base))
+	if err != nil || c.Billing.Enabled() || c.Billing.Grace != 14*24*time.Hour || c.Billing.MeterEvent != "tenant_hours" {
+		t.Fatalf("billing without a key: %+v %v", c.Billing, err)
+	}
+	on := maps.Clone(base)
+	maps.Copy(on, map[string]string{"CP_STRIPE_SECRET_KEY": "sk_test_abc123", "CP_STRIPE_WEBHOOK_SECRET": "whsec_abc",
+		"CP_STRIPE_PRICES": "team=price_1Team, enterprise=price_1Ent", "CP_STRIPE_API_URL": "http://127.0.0.1:12111/", "CP_BILLING_GRACE": "2s"})
+	c, err = Load(ModeAPI, env(on))
+	if err != nil || !c.Billing.Enabled() || c.Billing.Prices["enterprise"] != "price_1Ent" || c.Billing.APIURL != "http://127.0.0.1:12111" || c.Billing.Grace != 2*time.Second {
+		t.Fatalf("billing on: %+v %v", c.Billing, err)
+	}
+	bad := maps.Clone(base)
+	maps.Copy(bad, map[string]string{"CP_STRIPE_SECRET_KEY": "sk_test_supersecretvalue", "CP_STRIPE_PRICES": "free=price_x,gold=price_y,team=nope",
+		"CP_STRIPE_METER_EVENT": "Tenant Hours", "CP_STRIPE_API_URL": "ftp://x"})
+	_, err = Load(ModeAPI, env(bad))
+	if err == nil {
+		t.Fatal("bad billing settings accepted")
+	}
+	for _, want := range []string{"CP_STRIPE_WEBHOOK_SECRET: is required", `"free" is not a paid plan`, `"gold" is not a paid plan`, `"nope" of plan team`, "CP_STRIPE_METER_EVENT", "CP_STRIPE_API_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "supersecretvalue") {
+		t.Errorf("the error quotes the secret key:\n%v", err)
+	}
+}

@@ -24,16 +24,20 @@ const (
 	CodeNotFound                 Code = "NOT_FOUND"
 	CodeMethodNotAllowed         Code = "METHOD_NOT_ALLOWED"
 	CodeConflict                 Code = "CONFLICT"
-	CodeIdempotencyKeyReused     Code = "IDEMPOTENCY_KEY_REUSED"
-	CodePayloadTooLarge          Code = "PAYLOAD_TOO_LARGE"
-	CodeUnsupportedMedia         Code = "UNSUPPORTED_MEDIA_TYPE"
-	CodeRateLimited              Code = "RATE_LIMITED"
-	CodeUnavailable              Code = "UNAVAILABLE"
-	CodeInternal                 Code = "INTERNAL_ERROR"
+	// CodePlanManagedByBilling: with billing on, a plan is changed
+	// through Stripe's checkout (POST …/billing/checkout), not directly
+	// (409).
+	CodePlanManagedByBilling Code = "PLAN_MANAGED_BY_BILLING"
+	CodeIdempotencyKeyReused Code = "IDEMPOTENCY_KEY_REUSED"
+	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMedia     Code = "UNSUPPORTED_MEDIA_TYPE"
+	CodeRateLimited          Code = "RATE_LIMITED"
+	CodeUnavailable          Code = "UNAVAILABLE"
+	CodeInternal             Code = "INTERNAL_ERROR"
 )
 
 // Codes are the error codes of the API.
-var Codes = []Code{CodeBadRequest, CodeUnauthenticated, CodeForbidden, CodeMFARequired, CodeReauthenticationRequired, CodeNotFound, CodeMethodNotAllowed, CodeConflict,
+var Codes = []Code{CodeBadRequest, CodeUnauthenticated, CodeForbidden, CodeMFARequired, CodeReauthenticationRequired, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodePlanManagedByBilling,
 	CodeIdempotencyKeyReused, CodePayloadTooLarge, CodeUnsupportedMedia, CodeRateLimited, CodeUnavailable, CodeInternal}
 
 // FieldError names one invalid field of a request and what is wrong with it.

@@ -47,6 +47,12 @@ const (
 	// delete the organisation's audit streams (they carry every event of
 	// the trail out of the building).
 	ActionAuditStreamsManage Action = "audit_streams.manage"
+	// ActionBillingRead: read the organisation's billing state and
+	// invoices.
+	ActionBillingRead Action = "billing.read"
+	// ActionBillingManage: start a checkout, open Stripe's customer
+	// portal.
+	ActionBillingManage Action = "billing.manage"
 )
 
 // policy is the roles table, and the only place it is written.
@@ -63,6 +69,8 @@ var policy = map[Action][]Role{
 	ActionServiceAccountsManage: {RoleOwner, RoleAdmin},
 	ActionOrganizationDelete:    {RoleOwner},
 	ActionAuditStreamsManage:    {RoleOwner, RoleAdmin},
+	ActionBillingRead:           {RoleOwner, RoleAdmin},
+	ActionBillingManage:         {RoleOwner},
 }
 
 // Allowed reports whether a member with the role may take the action.
@@ -79,7 +87,7 @@ func Allowed(r Role, a Action) bool {
 // actionOrder is the actions in the order the roles table lists them.
 var actionOrder = []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage,
 	ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage, ActionOrganizationDelete,
-	ActionAuditStreamsManage}
+	ActionAuditStreamsManage, ActionBillingRead, ActionBillingManage}
 
 // Permissions lists the actions a member with the role may take, in the
 // roles table's order: what a client (the console) may offer the member.

@@ -66,6 +66,8 @@ var auditActions = []string{
 	"tenant.lifetime_changed", "tenant.saga_stuck", "tenant.saga_resolved", "tenant.saga_terminated", "tenant.saga_reset",
 	ActionStreamCreated, ActionStreamUpdated, ActionStreamPaused, ActionStreamResumed, ActionStreamDeleted,
 	ActionStreamReplayed, ActionStreamSuspended, ActionStreamTested,
+	ActionBillingCheckoutStarted, ActionBillingPortalOpened, ActionBillingSubscribed, ActionBillingPaymentFailed,
+	ActionBillingPaymentRecovered, ActionBillingGraceEnded, ActionBillingSubscriptionCanceled,
 }
 
 // AuditActions lists, sorted, every action the control plane writes to

@@ -63,7 +63,7 @@ func TestPermissionsAreTheRolesTableRowsOfTheRole(t *testing.T) {
 		role Role
 		want []Action
 	}{
-		{RoleOwner, []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage, ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage, ActionOrganizationDelete, ActionAuditStreamsManage}},
+		{RoleOwner, []Action{ActionRead, ActionTenantWrite, ActionTenantDestroy, ActionMembersManage, ActionOwnersManage, ActionPlanChange, ActionOrganizationWrite, ActionSecurityManage, ActionAuditRead, ActionServiceAccountsManage, ActionOrganizationDelete, ActionAuditStreamsManage, ActionBillingRead, ActionBillingManage}},
 		{RoleDeveloper, []Action{ActionRead, ActionTenantWrite}},
 		{RoleViewer, []Action{ActionRead}},
 		{Role("nobody"), []Action{}},

@@ -225,6 +225,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/billing/stripe/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe's events (the webhook endpoint)
+         * @description No session: the Stripe-Signature header is verified with CP_STRIPE_WEBHOOK_SECRET within Stripe's tolerance (5 minutes); a forged or stale signature is 400 and nothing is stored. The body is at most 64 KiB. An event is stored once (a duplicate delivery answers duplicate: true) and handed to its organization's billing workflow, which applies it once and in order; 503 when that workflow cannot be reached: Stripe retries, and the retry hands over the stored event again. Events of other types, or about no organization of this installation, are acknowledged and dropped. Answers 404 when billing is off (no CP_STRIPE_SECRET_KEY).
+         */
+        post: operations["stripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -690,6 +710,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/organizations/{org_id}/billing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's plan, billing status, card, current period and next invoice
+         * @description Owners and admins. The card, the current period and the next invoice's estimate (Stripe's invoice preview) are read from Stripe; when Stripe does not answer the route answers 503. Answers 404 when billing is off (no CP_STRIPE_SECRET_KEY).
+         *
+         *     Requires the role permission `billing.read`. Not open to service accounts.
+         */
+        get: operations["getBilling"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/billing/checkout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A Stripe Checkout session for a paid plan
+         * @description Owners, with a recent authentication. The organization's Stripe customer is made on first need. The answer's url is Stripe's hosted checkout: once paid, Stripe's checkout.session.completed event moves the organization to the plan (through its billing workflow, audited as billing.subscribed). A retry with the same Idempotency-Key is the same session. An organization with a running subscription manages it in the portal (409). Audited as billing.checkout_started. Answers 404 when billing is off (no CP_STRIPE_SECRET_KEY).
+         *
+         *     Requires the role permission `billing.manage`. Not open to service accounts.
+         */
+        post: operations["startCheckout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/billing/portal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A session of Stripe's customer portal: cards, invoices, cancellation
+         * @description Owners, with a recent authentication. Audited as billing.portal_opened. Answers 404 when billing is off (no CP_STRIPE_SECRET_KEY).
+         *
+         *     Requires the role permission `billing.manage`. Not open to service accounts.
+         */
+        post: operations["openBillingPortal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/organizations/{org_id}/events": {
         parameters: {
             query?: never;
@@ -772,6 +858,28 @@ export interface paths {
          * @description Requires the role permission `members.manage`. Not open to service accounts.
          */
         post: operations["resendInvitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{org_id}/invoices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's invoices, newest first, from Stripe
+         * @description Owners and admins. Each links to Stripe's hosted invoice page. Answers 404 when billing is off (no CP_STRIPE_SECRET_KEY).
+         *
+         *     Requires the role permission `billing.read`. Not open to service accounts.
+         */
+        get: operations["listInvoices"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1266,9 +1374,55 @@ export interface components {
                 public_key: string;
             }[];
         };
+        Billing: {
+            current_period: {
+                /** Format: date-time */
+                end: string;
+                /** Format: date-time */
+                start: string;
+            } | null;
+            /**
+             * Format: date-time
+             * @description When past_due: when the organization moves to the free plan unless the invoice is paid.
+             */
+            grace_ends_at: string | null;
+            payment_method: {
+                brand: string;
+                last4: string;
+            } | null;
+            plan: string;
+            /** @description The plans POST …/billing/checkout sells. */
+            plans: string[];
+            /**
+             * @description none: never subscribed; active: paid; past_due: a payment failed and the grace runs until grace_ends_at; canceled: the subscription ended, the organization is on the free plan.
+             * @enum {string}
+             */
+            status: "none" | "active" | "past_due" | "canceled";
+            upcoming_invoice: {
+                /**
+                 * Format: int64
+                 * @description In the currency's smallest unit (cents).
+                 */
+                amount_due: number;
+                currency: string;
+                /**
+                 * Format: date-time
+                 * @description When it is due to be charged: the end of the current period.
+                 */
+                date: string;
+            } | null;
+        };
+        BillingURL: {
+            /** @description Stripe's hosted page; valid for a short time. */
+            url: string;
+        };
         ChangeRoleRequest: {
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "viewer";
+        };
+        CheckoutRequest: {
+            /** @description A paid plan this installation sells (GET …/billing's plans). */
+            plan: string;
         };
         CreateOrgRequest: {
             name: string;
@@ -1446,7 +1600,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "BAD_REQUEST" | "UNAUTHENTICATED" | "FORBIDDEN" | "MFA_REQUIRED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "IDEMPOTENCY_KEY_REUSED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL_ERROR";
+                code: "BAD_REQUEST" | "UNAUTHENTICATED" | "FORBIDDEN" | "MFA_REQUIRED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "PLAN_MANAGED_BY_BILLING" | "IDEMPOTENCY_KEY_REUSED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL_ERROR";
                 field_errors: {
                     field: string;
                     message: string;
@@ -1512,6 +1666,21 @@ export interface components {
             email: string;
             /** @enum {string} */
             role: "owner" | "admin" | "developer" | "viewer";
+        };
+        Invoice: {
+            /**
+             * Format: int64
+             * @description In the currency's smallest unit (cents).
+             */
+            amount_due: number;
+            /** Format: date-time */
+            created: string;
+            currency: string;
+            id: string;
+            number: string;
+            status: string;
+            /** @description Stripe's hosted invoice page. */
+            url: string;
         };
         LifecycleResponse: {
             operation: {
@@ -1587,7 +1756,7 @@ export interface components {
                 org_id: string;
                 org_name: string;
                 org_slug: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
                 /** @enum {string} */
                 role: "owner" | "admin" | "developer" | "viewer";
             }[];
@@ -1730,7 +1899,7 @@ export interface components {
                 grantable_roles: string[];
                 id: string;
                 name: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
                 plan: string;
                 /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
                 require_mfa: boolean;
@@ -1789,7 +1958,7 @@ export interface components {
             grantable_roles: string[];
             id: string;
             name: string;
-            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
+            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
             plan: string;
             /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
             require_mfa: boolean;
@@ -2323,7 +2492,7 @@ export interface components {
                 grantable_roles: string[];
                 id: string;
                 name: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage")[];
+                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
                 plan: string;
                 /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
                 require_mfa: boolean;
@@ -2352,6 +2521,10 @@ export interface components {
                 id: string;
                 name: string;
             };
+        };
+        WebhookAnswer: {
+            duplicate: boolean;
+            received: boolean;
         };
     };
     responses: {
@@ -3055,6 +3228,48 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    stripeWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["WebhookAnswer"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
@@ -4405,6 +4620,143 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    getBilling: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Billing"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    startCheckout: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["BillingURL"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    openBillingPortal: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: scoped to the organisation (or the user outside one), kept 24 h. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["BillingURL"];
+                        meta: {
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["ForbiddenOrReauthenticationRequired"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     listEvents: {
         parameters: {
             query?: {
@@ -4658,6 +5010,54 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listInvoices: {
+        parameters: {
+            query?: {
+                /** @description meta.cursor of the previous page */
+                cursor?: string;
+                /** @description page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Invoice"][];
+                        meta: {
+                            /** @description the next page's cursor; empty on the last page */
+                            cursor: string;
+                            has_more: boolean;
+                            request_id: string;
+                            /** Format: date-time */
+                            timestamp: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];

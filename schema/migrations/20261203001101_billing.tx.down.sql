@@ -1,0 +1,5 @@
+DROP TABLE billing_events;
+
+--bun:split
+
+DROP TABLE billing_accounts;
