@@ -133,8 +133,7 @@ func usageRange(c *fiber.Ctx, today time.Time) (from, to time.Time, err error) {
 // hours is seconds in hours, rounded to 2 decimals, halves up, in
 // integers so no float rounding can differ from the invoice's.
 func hours(seconds int64) float64 {
-	hundredths := (seconds*100 + 1800) / 3600
-	return float64(hundredths) / 100
+	return float64(store.TenantHundredths(seconds)) / 100
 }
 
 func newUsageDayView(u store.UsageDay, sees func(string) bool) usageDayView {

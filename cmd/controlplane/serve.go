@@ -236,7 +236,12 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 	// An organisation's deletion acts on its tenants through their own
 	// sagas, with the client the API uses.
 	tenants := workflows.NewClient(tc, cfg.TemporalNamespace, cfg.TaskQueue, cfg.Saga)
-	w.RegisterActivity(&activities.Activities{DB: db, DataPlane: plane, Tenants: tenants, Stripe: stripe})
+	// The daily usage close reports closed days to Stripe (none when off).
+	var usageReporter activities.UsageReporter
+	if stripe != nil {
+		usageReporter = stripe
+	}
+	w.RegisterActivity(&activities.Activities{DB: db, DataPlane: plane, Tenants: tenants, Stripe: stripe, UsageReporter: usageReporter})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker on task queue %s: %w", cfg.TaskQueue, err)
 	}

@@ -387,3 +387,49 @@ func MarkUsageDayClosed(ctx context.Context, db bun.IDB, day time.Time, orgs int
 	}
 	return nil
 }
+
+// TenantHundredths is seconds of tenant time in hundredths of an hour,
+// rounded halves up: the tenant hours a day shows and is billed.
+func TenantHundredths(seconds int64) int64 {
+	return (seconds*100 + 1800) / 3600
+}
+
+// BilledHours is the day's tenant hours as the invoice charges them
+// (tenant_hours_total): a decimal number with two decimals.
+func (u UsageDay) BilledHours() string {
+	h := TenantHundredths(u.TenantSecondsTotal())
+	return fmt.Sprintf("%d.%02d", h/100, h%100)
+}
+
+// UsageToReport answers the next page (after the organisation id after)
+// of a closed day's figures not yet reported to the billing engine, of
+// organisations that have a Stripe customer: the others are billed
+// nothing on usage.
+func UsageToReport(ctx context.Context, db bun.IDB, day time.Time, after string, limit int) ([]UsageDay, error) {
+	var rows []closedDayRow
+	if err := db.NewRaw(`SELECT u.org_id, to_char(u.day, 'YYYY-MM-DD') AS day, u.tenant_seconds, u.peak_members, u.api_requests, u.operations, u.closed_at
+		FROM usage_days u JOIN billing_accounts b ON b.org_id = u.org_id AND b.stripe_customer_id IS NOT NULL
+		WHERE u.day = ?::date AND u.reported_at IS NULL AND u.org_id > ?
+		ORDER BY u.org_id LIMIT ?`, UTCDay(day).Format(DayLayout), after, limit).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("usage of %s to report: %w", UTCDay(day).Format(DayLayout), err)
+	}
+	days := make([]UsageDay, len(rows))
+	for i, r := range rows {
+		d, err := r.day()
+		if err != nil {
+			return nil, err
+		}
+		days[i] = d
+	}
+	return days, nil
+}
+
+// MarkUsageReported records that the billing engine took the
+// organisation-day.
+func MarkUsageReported(ctx context.Context, db bun.IDB, orgID string, day time.Time) error {
+	if _, err := db.NewRaw(`UPDATE usage_days SET reported_at = now() WHERE org_id = ? AND day = ?::date AND reported_at IS NULL`,
+		orgID, UTCDay(day).Format(DayLayout)).Exec(ctx); err != nil {
+		return fmt.Errorf("mark the usage of %s reported: %w", orgID, err)
+	}
+	return nil
+}
