@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -23,6 +24,13 @@ var errNoRoute = &domain.Error{Code: domain.CodeNotFound, Message: "no such rout
 // on.
 var errPlanManagedByBilling = &domain.Error{Code: domain.CodePlanManagedByBilling,
 	Message: "plans are bought through Stripe on this installation: POST /api/v1/organizations/{org_id}/billing/checkout with the plan, or cancel in the billing portal"}
+
+// routeOff reports whether the route belongs to billing while billing is
+// off: it answers 404 to every member, before their role is looked at.
+func (s *Server) routeOff(r Route) bool {
+	const org = "/api/v1/organizations/:org_id"
+	return s.billing == nil && (strings.HasPrefix(r.Path, org+"/billing") || r.Path == org+"/invoices")
+}
 
 // billingLink reports whether the route answers with a link into Stripe
 // (a checkout or portal session): never stored as an idempotent answer;

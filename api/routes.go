@@ -266,6 +266,9 @@ func (s *Server) guard(r route) fiber.Handler {
 		}
 		who := &caller{p}
 		if p.ServiceAccount != nil {
+			if s.routeOff(r.Route) && p.OrgID == orgID {
+				return errNoRoute
+			}
 			if err := s.admitServiceAccount(c, r.Route, who); err != nil {
 				return err
 			}
@@ -282,6 +285,11 @@ func (s *Server) guard(r route) fiber.Handler {
 		if r.Access == Org {
 			if p.MemberID == "" {
 				return domain.Errorf(domain.CodeNotFound, "organization not found: %s", orgID)
+			}
+			// A feature that is off is absent for every member, whatever
+			// their role.
+			if s.routeOff(r.Route) {
+				return errNoRoute
 			}
 			// The organisation's budget is charged only once the caller is
 			// known to be a member: nobody else can spend it. Each member

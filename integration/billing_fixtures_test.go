@@ -192,6 +192,11 @@ func subscriptionDeleted(id string, created time.Time, customer, sub string) []b
 	return stripeEvent(id, "customer.subscription.deleted", created, map[string]any{"id": sub, "object": "subscription", "customer": customer, "status": "canceled"})
 }
 
+func subscriptionUpdated(id string, created time.Time, customer, sub, price string) []byte {
+	return stripeEvent(id, "customer.subscription.updated", created, map[string]any{"id": sub, "object": "subscription", "customer": customer, "status": "active",
+		"items": map[string]any{"object": "list", "data": []map[string]any{{"id": "si_" + id, "object": "subscription_item", "price": map[string]any{"id": price, "object": "price"}}}}})
+}
+
 // deliver posts a webhook delivery signed with secret at the time.
 func deliver(t testing.TB, srv *api.Server, payload []byte, secret string, at time.Time) response {
 	t.Helper()

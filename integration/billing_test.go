@@ -31,8 +31,11 @@ func TestBillingOffAnswers404OnEveryBillingRouteAndOwnersChangePlansDirectly(t *
 		if r.path == orgPath(w, "/billing/checkout") {
 			body = map[string]any{"plan": "team"}
 		}
-		if got := httpReq(t, srv, r.method, r.path, owner, body, "off-"+uniq()); got.Status != 404 || got.code() != "NOT_FOUND" {
-			t.Errorf("%s %s with billing off: %d %s, want 404", r.method, r.path, got.Status, got.Raw)
+		// Absent for every member, whatever their role.
+		for role, p := range w.People {
+			if got := httpReq(t, srv, r.method, r.path, p.Token, body, "off-"+uniq()); got.Status != 404 || got.code() != "NOT_FOUND" {
+				t.Errorf("%s %s as %s with billing off: %d %s, want 404", r.method, r.path, role, got.Status, got.Raw)
+			}
 		}
 	}
 	if got := deliver(t, srv, checkoutCompleted("evt_off", time.Now(), w.Org.ID, "cus_x", "sub_x", "team"), testWebhookSecret, time.Now()); got.Status != 404 {
@@ -149,6 +152,61 @@ func TestAPaidCheckoutMovesThePlanAuditedAsStripes(t *testing.T) {
 	evs, err := store.ListEvents(context.Background(), st.h.DB, store.EventFilter{OrgID: st.w.Org.ID, Action: domain.ActionBillingSubscribed}, store.Keyset{}, 10)
 	if err != nil || len(evs) != 1 || evs[0].ActorType != "system" || evs[0].ActorID != "stripe" || !strings.Contains(string(evs[0].OnBehalfOf), st.w.Org.ID) {
 		t.Fatalf("billing.subscribed: %+v %v", evs, err)
+	}
+}
+
+// TestAPlanSwitchedInThePortalMovesThePlan: the subscription's price
+// changed to another plan's (a switch in Stripe's portal) moves the
+// organisation to that plan, audited as Stripe's; an update that switches
+// nothing, or to a price no plan has, changes nothing and supersedes
+// nothing.
+func TestAPlanSwitchedInThePortalMovesThePlan(t *testing.T) {
+	st := newBillingStack(t, time.Hour, true)
+	cus, sub := st.customer(t), "sub_"+uniq()
+	t0 := time.Now().Add(-time.Minute)
+	if got := deliver(t, st.srv, checkoutCompleted("evt_co_"+uniq(), t0, st.w.Org.ID, cus, sub, "team"), testWebhookSecret, time.Now()); got.Status != 200 {
+		t.Fatalf("checkout: %d %s", got.Status, got.Raw)
+	}
+	st.waitBilling(t, "active", "team", 20*time.Second)
+	same, other := "evt_same_"+uniq(), "evt_other_"+uniq()
+	for _, p := range [][]byte{subscriptionUpdated(same, t0.Add(10*time.Second), cus, sub, "price_team"),
+		subscriptionUpdated(other, t0.Add(20*time.Second), cus, sub, "price_nobodys")} {
+		if got := deliver(t, st.srv, p, testWebhookSecret, time.Now()); got.Status != 200 {
+			t.Fatalf("an update that switches nothing: %d %s", got.Status, got.Raw)
+		}
+	}
+	switched := "evt_switch_" + uniq()
+	if got := deliver(t, st.srv, subscriptionUpdated(switched, t0.Add(30*time.Second), cus, sub, "price_enterprise"), testWebhookSecret, time.Now()); got.Status != 200 {
+		t.Fatalf("the switch: %d %s", got.Status, got.Raw)
+	}
+	st.waitBilling(t, "active", "enterprise", 20*time.Second)
+	if got := st.outcome(t, same); got != domain.BillingEventIgnored {
+		t.Fatalf("an update to the same plan: %q, want ignored", got)
+	}
+	if _, err := store.BillingEventByID(context.Background(), st.h.DB, other); domain.ErrorCode(err) != domain.CodeNotFound {
+		t.Fatalf("an update to no plan's price was stored (%v): it is dropped", err)
+	}
+	// A failed payment created before the switch but delivered after it
+	// is superseded; one created after it applies.
+	late := "evt_late_" + uniq()
+	if got := deliver(t, st.srv, invoiceEvent(late, "invoice.payment_failed", t0.Add(25*time.Second), cus, sub), testWebhookSecret, time.Now()); got.Status != 200 {
+		t.Fatalf("a late failure: %d %s", got.Status, got.Raw)
+	}
+	for deadline := time.Now().Add(20 * time.Second); st.outcome(t, late) == ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the late failure was not applied within 20 s")
+		}
+	}
+	if got := st.outcome(t, late); got != domain.BillingEventSuperseded {
+		t.Fatalf("a failure created before the switch, delivered after it: %q, want superseded", got)
+	}
+	if a, plan := st.account(t); a.Status != "active" || plan != "enterprise" {
+		t.Fatalf("after the late failure: %s on %s", a.Status, plan)
+	}
+	evs, err := store.ListEvents(context.Background(), st.h.DB, store.EventFilter{OrgID: st.w.Org.ID, Action: domain.ActionBillingPlanChanged}, store.Keyset{}, 10)
+	if err != nil || len(evs) != 1 || evs[0].ActorType != "system" || evs[0].ActorID != "stripe" ||
+		!strings.Contains(string(evs[0].Data), `"after": {"plan": "enterprise"}`) && !strings.Contains(string(evs[0].Data), `"after":{"plan":"enterprise"}`) {
+		t.Fatalf("billing.plan_changed: %+v %v", evs, err)
 	}
 }
 

@@ -79,6 +79,18 @@ func (s *Stripe) Verify(ctx context.Context, payload []byte, header string) (ev 
 		if inv.Parent != nil && inv.Parent.SubscriptionDetails != nil && inv.Parent.SubscriptionDetails.Subscription != nil {
 			ev.SubscriptionID = inv.Parent.SubscriptionDetails.Subscription.ID
 		}
+	case domain.StripeSubscriptionUpdated:
+		var sub stripe.Subscription
+		if err := json.Unmarshal(e.Data.Raw, &sub); err != nil {
+			return ev, false, badObject(e.Type)
+		}
+		ev.SubscriptionID, ev.PlanID = sub.ID, s.planOf(&sub)
+		if sub.Customer != nil {
+			ev.CustomerID = sub.Customer.ID
+		}
+		if ev.PlanID == "" {
+			return ev, false, nil
+		}
 	case domain.StripeSubscriptionDeleted:
 		var sub stripe.Subscription
 		if err := json.Unmarshal(e.Data.Raw, &sub); err != nil {
@@ -103,6 +115,25 @@ func (s *Stripe) Verify(ctx context.Context, payload []byte, header string) (ev 
 	}
 	ev.OrgID = orgID
 	return ev, true, nil
+}
+
+// planOf is the paid plan whose price (CP_STRIPE_PRICES) the subscription
+// is for; "" when none of its items is a plan's price.
+func (s *Stripe) planOf(sub *stripe.Subscription) string {
+	if sub.Items == nil {
+		return ""
+	}
+	for _, it := range sub.Items.Data {
+		if it == nil || it.Price == nil {
+			continue
+		}
+		for _, plan := range config.PaidPlans {
+			if price, ok := s.cfg.Prices[plan]; ok && price == it.Price.ID {
+				return plan
+			}
+		}
+	}
+	return ""
 }
 
 func badObject(t stripe.EventType) error {

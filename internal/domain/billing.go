@@ -30,13 +30,18 @@ const (
 	StripeInvoicePaid            = "invoice.paid"
 	StripeInvoicePaymentFailed   = "invoice.payment_failed"
 	StripeSubscriptionDeleted    = "customer.subscription.deleted"
+	// StripeSubscriptionUpdated moves the plan when the subscription's
+	// price is another plan's (a switch in the portal); any other update
+	// is left to the invoice and deletion events.
+	StripeSubscriptionUpdated = "customer.subscription.updated"
 )
 
 // StripeEventApplied reports whether the billing workflow applies events
 // of the type.
 func StripeEventApplied(t string) bool {
 	switch t {
-	case StripeCheckoutCompleted, StripeCheckoutAsyncSucceeded, StripeInvoicePaid, StripeInvoicePaymentFailed, StripeSubscriptionDeleted:
+	case StripeCheckoutCompleted, StripeCheckoutAsyncSucceeded, StripeInvoicePaid, StripeInvoicePaymentFailed, StripeSubscriptionDeleted,
+		StripeSubscriptionUpdated:
 		return true
 	}
 	return false
@@ -61,6 +66,7 @@ const (
 	ActionBillingCheckoutStarted      = "billing.checkout_started"
 	ActionBillingPortalOpened         = "billing.portal_opened"
 	ActionBillingSubscribed           = "billing.subscribed"
+	ActionBillingPlanChanged          = "billing.plan_changed"
 	ActionBillingPaymentFailed        = "billing.payment_failed"
 	ActionBillingPaymentRecovered     = "billing.payment_recovered"
 	ActionBillingGraceEnded           = "billing.grace_ended"

@@ -66,7 +66,7 @@ var auditActions = []string{
 	"tenant.lifetime_changed", "tenant.saga_stuck", "tenant.saga_resolved", "tenant.saga_terminated", "tenant.saga_reset",
 	ActionStreamCreated, ActionStreamUpdated, ActionStreamPaused, ActionStreamResumed, ActionStreamDeleted,
 	ActionStreamReplayed, ActionStreamSuspended, ActionStreamTested,
-	ActionBillingCheckoutStarted, ActionBillingPortalOpened, ActionBillingSubscribed, ActionBillingPaymentFailed,
+	ActionBillingCheckoutStarted, ActionBillingPortalOpened, ActionBillingSubscribed, ActionBillingPlanChanged, ActionBillingPaymentFailed,
 	ActionBillingPaymentRecovered, ActionBillingGraceEnded, ActionBillingSubscriptionCanceled,
 }
 

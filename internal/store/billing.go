@@ -299,6 +299,24 @@ func applyBillingEvent(ctx context.Context, tx bun.Tx, o Organization, acct *Bil
 		}
 		acct.Status, acct.PastDueSince, acct.GraceEndsAt = string(domain.BillingActive), nil, nil
 		return domain.BillingEventApplied, stripeEvent(ctx, tx, o, domain.ActionBillingPaymentRecovered, ev, data)
+	case domain.StripeSubscriptionUpdated:
+		// Only a switch of plan is applied: any other update (a status
+		// the invoice events carry) is ignored, so it never supersedes
+		// an invoice event created just before it.
+		if !ours || ev.PlanID == "" || ev.PlanID == o.PlanID {
+			return domain.BillingEventIgnored, nil
+		}
+		if _, err := PlanByID(ctx, tx, ev.PlanID); err != nil {
+			if domain.ErrorCode(err) == domain.CodeNotFound {
+				return domain.BillingEventIgnored, nil
+			}
+			return "", err
+		}
+		data["before"], data["after"] = map[string]any{"plan": o.PlanID}, map[string]any{"plan": ev.PlanID}
+		if err := setPlan(ctx, tx, &o, ev.PlanID); err != nil {
+			return "", err
+		}
+		return domain.BillingEventApplied, stripeEvent(ctx, tx, o, domain.ActionBillingPlanChanged, ev, data)
 	case domain.StripeSubscriptionDeleted:
 		if !ours {
 			return domain.BillingEventIgnored, nil
