@@ -106,36 +106,7 @@ func TestTheRetentionScheduleLeavesATrailOfItsWindowThatStillVerifies(t *testing
 
 	tq := retentionWorker(t, h)
 	id := "audit-retention-" + uniq()
-	for range 2 { // created, then updated
-		if err := workflows.EnsureRetentionSchedule(ctx, h.Temporal, id, tq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sched := h.Temporal.ScheduleClient().GetHandle(ctx, id)
-	t.Cleanup(func() { _ = sched.Delete(context.Background()) })
-	desc, err := sched.Describe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction); !ok || a.Workflow != workflows.RetentionWorkflowType || a.TaskQueue != tq ||
-		desc.Schedule.Policy.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP || len(desc.Schedule.Spec.Intervals) != 1 || desc.Schedule.Spec.Intervals[0].Every != day {
-		t.Fatalf("schedule %+v %+v %+v", desc.Schedule.Action, desc.Schedule.Policy, desc.Schedule.Spec)
-	}
-	if err := sched.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var started *client.ScheduleWorkflowExecution
-	for deadline := time.Now().Add(time.Minute); started == nil; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the triggered schedule started no run within a minute")
-		}
-		if desc, err = sched.Describe(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if n := len(desc.Info.RecentActions); n > 0 {
-			started = desc.Info.RecentActions[n-1].StartWorkflowResult
-		}
-	}
+	started := ensureAndTriggerSchedule(t, h, id, tq, workflows.RetentionWorkflowType, workflows.EnsureRetentionSchedule)
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var done activities.RetentionProgress
@@ -288,5 +259,44 @@ func TestARetriedRetentionPassResumesAfterTheOrganisationItsHeartbeatNames(t *te
 	}
 	if got := seqsOf(t, h, b.Org.ID); len(got) != 0 {
 		t.Fatalf("the organisation after it kept %v", got)
+	}
+}
+
+// ensureAndTriggerSchedule ensures the Schedule twice (created, then
+// updated, as a second worker's start does), checks that it starts
+// workflowType on tq daily with overlaps skipped, triggers it and answers
+// the run it started.
+func ensureAndTriggerSchedule(t *testing.T, h *harness.Harness, id, tq, workflowType string,
+	ensure func(ctx context.Context, c client.Client, id, taskQueue string) error) *client.ScheduleWorkflowExecution {
+	t.Helper()
+	ctx := context.Background()
+	for range 2 {
+		if err := ensure(ctx, h.Temporal, id, tq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sched := h.Temporal.ScheduleClient().GetHandle(ctx, id)
+	t.Cleanup(func() { _ = sched.Delete(context.Background()) })
+	desc, err := sched.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction); !ok || a.Workflow != workflowType || a.TaskQueue != tq ||
+		desc.Schedule.Policy.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP || len(desc.Schedule.Spec.Intervals) != 1 || desc.Schedule.Spec.Intervals[0].Every != day {
+		t.Fatalf("schedule %+v %+v %+v", desc.Schedule.Action, desc.Schedule.Policy, desc.Schedule.Spec)
+	}
+	if err := sched.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the triggered schedule started no run within a minute")
+		}
+		if desc, err = sched.Describe(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(desc.Info.RecentActions); n > 0 {
+			return desc.Info.RecentActions[n-1].StartWorkflowResult
+		}
 	}
 }

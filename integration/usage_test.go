@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
@@ -279,36 +278,7 @@ func TestUsageCloseClosesEveryDayMissedOnceAndResumesAnInterruptedClose(t *testi
 		r.RegisterActivity(&activities.Activities{DB: h.DB, UsageReporter: rep})
 	})
 	id := "usage-close-" + uniq()
-	for range 2 {
-		if err := workflows.EnsureUsageSchedule(ctx, h.Temporal, id, tq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sched := h.Temporal.ScheduleClient().GetHandle(ctx, id)
-	t.Cleanup(func() { _ = sched.Delete(context.Background()) })
-	desc, err := sched.Describe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction); !ok || a.Workflow != workflows.UsageCloseWorkflowType || a.TaskQueue != tq ||
-		desc.Schedule.Policy.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP || len(desc.Schedule.Spec.Intervals) != 1 || desc.Schedule.Spec.Intervals[0].Every != day {
-		t.Fatalf("schedule %+v %+v %+v", desc.Schedule.Action, desc.Schedule.Policy, desc.Schedule.Spec)
-	}
-	if err := sched.Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var started *client.ScheduleWorkflowExecution
-	for deadline := time.Now().Add(time.Minute); started == nil; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the triggered schedule started no run within a minute")
-		}
-		if desc, err = sched.Describe(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if n := len(desc.Info.RecentActions); n > 0 {
-			started = desc.Info.RecentActions[n-1].StartWorkflowResult
-		}
-	}
+	started := ensureAndTriggerSchedule(t, h, id, tq, workflows.UsageCloseWorkflowType, workflows.EnsureUsageSchedule)
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var done workflows.UsageCloseResult

@@ -35,7 +35,13 @@ func retentionSchedule(id, taskQueue string) client.ScheduleOptions {
 // calls it at start, so the Schedule follows the workers' release.
 // Whether it is paused is the operators' and stays as it is.
 func EnsureRetentionSchedule(ctx context.Context, c client.Client, id, taskQueue string) error {
-	want := retentionSchedule(id, taskQueue)
+	return ensureSchedule(ctx, c, retentionSchedule(id, taskQueue))
+}
+
+// ensureSchedule creates the Schedule, or updates the one there to want's
+// timing, policy and action (its paused state is the operators' and stays
+// as it is).
+func ensureSchedule(ctx context.Context, c client.Client, want client.ScheduleOptions) error {
 	var err error
 	// Workers starting together race: one creates, the others update,
 	// and an update that lost to another is tried again.
@@ -43,7 +49,7 @@ func EnsureRetentionSchedule(ctx context.Context, c client.Client, id, taskQueue
 		if _, err = c.ScheduleClient().Create(ctx, want); !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 			break
 		}
-		err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
+		err = c.ScheduleClient().GetHandle(ctx, want.ID).Update(ctx, client.ScheduleUpdateOptions{
 			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 				s := in.Description.Schedule
 				s.Spec, s.Action = &want.Spec, want.Action
@@ -56,7 +62,7 @@ func EnsureRetentionSchedule(ctx context.Context, c client.Client, id, taskQueue
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("create or update the schedule %s: %w", id, err)
+		return fmt.Errorf("create or update the schedule %s: %w", want.ID, err)
 	}
 	return nil
 }

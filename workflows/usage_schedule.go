@@ -2,12 +2,9 @@ package workflows
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 )
 
 // usageSchedule is the Schedule as this release writes it: daily after
@@ -34,26 +31,5 @@ func usageSchedule(id, taskQueue string) client.ScheduleOptions {
 // when it exists, as EnsureRetentionSchedule does: every worker calls it
 // at start. Whether it is paused is the operators' and stays as it is.
 func EnsureUsageSchedule(ctx context.Context, c client.Client, id, taskQueue string) error {
-	want := usageSchedule(id, taskQueue)
-	var err error
-	for range 3 {
-		if _, err = c.ScheduleClient().Create(ctx, want); !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-			break
-		}
-		err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
-			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-				s := in.Description.Schedule
-				s.Spec, s.Action = &want.Spec, want.Action
-				s.Policy = &client.SchedulePolicies{Overlap: want.Overlap, CatchupWindow: want.CatchupWindow}
-				return &client.ScheduleUpdate{Schedule: &s}, nil
-			},
-		})
-		if err == nil {
-			return nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("create or update the schedule %s: %w", id, err)
-	}
-	return nil
+	return ensureSchedule(ctx, c, usageSchedule(id, taskQueue))
 }
