@@ -263,11 +263,8 @@ func applyBillingEvent(ctx context.Context, tx bun.Tx, o Organization, acct *Bil
 		if !ev.Paid || ev.PlanID == "" || ev.SubscriptionID == "" {
 			return domain.BillingEventIgnored, nil
 		}
-		if _, err := PlanByID(ctx, tx, ev.PlanID); err != nil {
-			if domain.ErrorCode(err) == domain.CodeNotFound {
-				return domain.BillingEventIgnored, nil
-			}
-			return "", err
+		if ok, err := planExists(ctx, tx, ev.PlanID); !ok {
+			return domain.BillingEventIgnored, err
 		}
 		sub := ev.SubscriptionID
 		acct.SubscriptionID, acct.Status, acct.PastDueSince, acct.GraceEndsAt = &sub, string(domain.BillingActive), nil, nil
@@ -306,11 +303,8 @@ func applyBillingEvent(ctx context.Context, tx bun.Tx, o Organization, acct *Bil
 		if !ours || ev.PlanID == "" || ev.PlanID == o.PlanID {
 			return domain.BillingEventIgnored, nil
 		}
-		if _, err := PlanByID(ctx, tx, ev.PlanID); err != nil {
-			if domain.ErrorCode(err) == domain.CodeNotFound {
-				return domain.BillingEventIgnored, nil
-			}
-			return "", err
+		if ok, err := planExists(ctx, tx, ev.PlanID); !ok {
+			return domain.BillingEventIgnored, err
 		}
 		data["before"], data["after"] = map[string]any{"plan": o.PlanID}, map[string]any{"plan": ev.PlanID}
 		if err := setPlan(ctx, tx, &o, ev.PlanID); err != nil {
@@ -329,6 +323,17 @@ func applyBillingEvent(ctx context.Context, tx bun.Tx, o Organization, acct *Bil
 		return domain.BillingEventApplied, stripeEvent(ctx, tx, o, domain.ActionBillingSubscriptionCanceled, ev, data)
 	}
 	return domain.BillingEventIgnored, nil
+}
+
+// planExists reports whether the plan an event names is one of ours.
+func planExists(ctx context.Context, tx bun.Tx, id string) (bool, error) {
+	if _, err := PlanByID(ctx, tx, id); err != nil {
+		if domain.ErrorCode(err) == domain.CodeNotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // GraceEnd is what the end of an organisation's grace did.
