@@ -80,7 +80,7 @@ func TestTheConsoleShowsBillingFromStripe(t *testing.T) {
 	c.signIn(devOwnerEmail, devOwnerPassword)
 	c.waitPath(`/billing$`)
 	c.waitFor("the Billing link", `[...document.querySelectorAll("header nav a")].some(a => a.innerText === "Billing")`)
-	c.waitFor("the plan team", `document.querySelector("[data-testid=billing-plan]")?.innerText === "team"`)
+	c.waitFor("the plan Team", `document.querySelector("[data-testid=billing-plan]")?.innerText === "Team"`)
 	c.waitFor("the failed payment with its grace", `document.querySelector("[data-testid=past-due]")?.innerText.includes("Unless it is paid by")`)
 	c.waitFor("the next invoice", `document.querySelector("[data-testid=upcoming-invoice]")?.innerText.includes(" on ")`)
 	c.waitFor("the invoices", `document.querySelector("[data-testid=invoices] tbody tr")`)

@@ -54,7 +54,10 @@ func stripeMock(t testing.TB) string {
 		if bin == "" {
 			return
 		}
-		cmd := exec.Command(bin, "-http-addr", "127.0.0.1:")
+		// Both listeners on ports the system picks: stripe-mock's HTTPS
+		// one defaults to :12112, which another test process may hold
+		// (stripe-mock then exits).
+		cmd := exec.Command(bin, "-http-addr", "127.0.0.1:", "-https-addr", "127.0.0.1:")
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			stripeMockErr = err
