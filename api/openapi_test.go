@@ -55,17 +55,17 @@ func TestOpenAPIDocumentIsValid31AndCoversEveryRoute(t *testing.T) {
 
 func TestOpenAPIGenerationRefusesARouteWithoutDocsAndDocsWithoutARoute(t *testing.T) {
 	routes := (&Server{}).Routes()
-	if _, err := buildOpenAPI(routes, routeDocs()); err != nil {
+	if _, _, err := buildOpenAPI(routes, routeDocs()); err != nil {
 		t.Fatalf("the real table: %v", err)
 	}
 	missing := routeDocs()
 	delete(missing, "GET /api/v1/me")
-	if _, err := buildOpenAPI(routes, missing); err == nil || !strings.Contains(err.Error(), "GET /api/v1/me has no entry") {
+	if _, _, err := buildOpenAPI(routes, missing); err == nil || !strings.Contains(err.Error(), "GET /api/v1/me has no entry") {
 		t.Errorf("a route without docs: %v", err)
 	}
 	extra := routeDocs()
 	extra["GET /api/v1/nowhere"] = doc{id: "nowhere", summary: "nothing", data: signOutResponse{}}
-	if _, err := buildOpenAPI(routes, extra); err == nil || !strings.Contains(err.Error(), "GET /api/v1/nowhere") {
+	if _, _, err := buildOpenAPI(routes, extra); err == nil || !strings.Contains(err.Error(), "GET /api/v1/nowhere") {
 		t.Errorf("docs without a route: %v", err)
 	}
 }
