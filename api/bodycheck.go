@@ -109,17 +109,8 @@ func fieldError(se *openapi3.SchemaError) (string, string) {
 	}
 	switch se.SchemaField {
 	case "required":
-		// The pointer ends at the object; the reason names the property.
-		if name, ok := strings.CutPrefix(se.Reason, `property "`); ok {
-			name, _, _ = strings.Cut(name, `"`)
-			path = append(path, name)
-		}
 		return strings.Join(path, "."), "required"
 	case "additionalProperties":
-		if name, ok := strings.CutPrefix(se.Reason, `property "`); ok {
-			name, _, _ = strings.Cut(name, `"`)
-			path = append(path, name)
-		}
 		return strings.Join(path, "."), "unknown field (field names are case-sensitive)"
 	case "minProperties", "maxProperties":
 		names := slices.Sorted(maps.Keys(s.Properties))

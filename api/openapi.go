@@ -291,11 +291,14 @@ func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, *schemas, e
 				"a retry with the same key and request gets the first answer with Idempotent-Replayed: true, the same key with another request gets 422. " +
 				"Requests are rate limited per organisation by its plan (per user, or per client address without a token), with RateLimit-* headers.",
 		},
-		Servers: openapi3.Servers{{URL: "/", Description: "the installation that serves this document (production, staging or a local controlplane dev)"}},
-		Paths:   openapi3.NewPaths(),
+		Servers: openapi3.Servers{{URL: "/", Description: "the installation that serves this document (production, staging or a local controlplane dev)",
+			Extensions: map[string]any{"x-internal": false}}},
+		Paths: openapi3.NewPaths(),
 		Components: &openapi3.Components{
 			Schemas: openapi3.Schemas{},
 			SecuritySchemes: openapi3.SecuritySchemes{
+				"stripeSignature": {Value: &openapi3.SecurityScheme{Type: "apiKey", In: "header", Name: "Stripe-Signature",
+					Description: "Stripe's signature of the event (HMAC-SHA256 under the webhook's signing secret, CP_STRIPE_WEBHOOK_SECRET, with a timestamp checked within 5 minutes)"}},
 				"bearerAuth": {Value: &openapi3.SecurityScheme{Type: "http", Scheme: "bearer", Description: "A member's token from POST /api/v1/auth/sign-in (cpt_…), or a service account's token (cps_…) on the routes of its organisation that its scopes allow"}},
 			},
 			Headers:    commonHeaders(),
@@ -378,7 +381,9 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 	if d.id == "" || d.summary == "" {
 		return nil, fmt.Errorf("doc needs an id and a summary")
 	}
-	if r.Access == Public {
+	if r.Path == stripeWebhookPath {
+		op.Security = &openapi3.SecurityRequirements{{"stripeSignature": []string{}}}
+	} else if r.Access == Public {
 		op.Security = &openapi3.SecurityRequirements{}
 	} else if r.Access == Org {
 		op.Description = strings.TrimSpace(op.Description + "\n\nRequires the role permission `" + string(r.Action) + "`.")
@@ -526,6 +531,11 @@ func errorResponses() openapi3.ResponseBodies {
 	out := openapi3.ResponseBodies{}
 	for _, e := range errorResponsesV {
 		h := openapi3.Headers{"X-Request-ID": {Ref: "#/components/headers/X-Request-ID"}}
+		// An answer to a request charged to a budget says where the
+		// budget stands, refused or not.
+		for _, name := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			h[name] = &openapi3.HeaderRef{Ref: "#/components/headers/" + name}
+		}
 		if e.status == 429 || e.status == 503 {
 			h["Retry-After"] = &openapi3.HeaderRef{Ref: "#/components/headers/Retry-After"}
 		}
@@ -577,7 +587,7 @@ func idempotencyKeyParam() *openapi3.Parameter {
 func listParams() []*openapi3.Parameter {
 	cursor := openapi3.NewQueryParameter("cursor").WithSchema(openapi3.NewStringSchema().WithMaxLength(512))
 	cursor.Description = "meta.cursor of the previous page"
-	limit := openapi3.NewQueryParameter("limit").WithSchema(openapi3.NewIntegerSchema().WithMin(1).WithMax(maxLimit).WithDefault(defaultLimit))
+	limit := openapi3.NewQueryParameter("limit").WithSchema(openapi3.NewInt32Schema().WithMin(1).WithMax(maxLimit).WithDefault(defaultLimit))
 	limit.Description = "page size"
 	return []*openapi3.Parameter{cursor, limit}
 }
@@ -591,13 +601,13 @@ func stringParam(name, desc string, maxLength int64, pattern string) *openapi3.P
 }
 
 func dateParam(name, desc string) *openapi3.Parameter {
-	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithFormat("date"))
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithFormat("date").WithMaxLength(10))
 	p.Description = desc
 	return p
 }
 
 func timeParam(name, desc string) *openapi3.Parameter {
-	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewDateTimeSchema())
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewDateTimeSchema().WithMaxLength(64))
 	p.Description = desc
 	return p
 }

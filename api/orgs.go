@@ -144,7 +144,7 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 // createOrgRequest is an organisation a customer asks for.
 type createOrgRequest struct {
 	Name string `json:"name" jsonschema:"minLength=1,maxLength=100"`
-	Slug string `json:"slug" jsonschema:"pattern=orgSlug" doc:"Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed."`
+	Slug string `json:"slug" jsonschema:"maxLength=30,pattern=orgSlug" doc:"Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed."`
 }
 
 func (r *createOrgRequest) check(fe *fields, prefix string) {

@@ -25,8 +25,8 @@ const minServiceTokenTTL = time.Minute
 type serviceAccountFields struct {
 	Name         *string      `json:"name,omitempty" jsonschema:"minLength=1,maxLength=100"`
 	Role         *domain.Role `json:"role,omitempty" doc:"No higher than the role of the member who sets it."`
-	Environments *[]string    `json:"environments,omitempty" jsonschema:"maxItems=20,uniqueItems,itemPattern=environment" doc:"Environments of the tenants the account may see and act on; empty: every environment."`
-	Scopes       *[]string    `json:"scopes,omitempty" jsonschema:"minItems=1,uniqueItems" doc:"What the account may do."`
+	Environments *[]string    `json:"environments,omitempty" jsonschema:"maxItems=20,uniqueItems,itemMaxLength=32,itemPattern=environment" doc:"Environments of the tenants the account may see and act on; empty: every environment."`
+	Scopes       *[]string    `json:"scopes,omitempty" jsonschema:"minItems=1,maxItems=10,uniqueItems" doc:"What the account may do."`
 }
 
 func (r *serviceAccountFields) check(fe *fields) {
@@ -40,7 +40,7 @@ func (r *serviceAccountFields) check(fe *fields) {
 
 type createServiceAccountRequest struct {
 	serviceAccountFields
-	TokenExpiresIn int64 `json:"token_expires_in" jsonschema:"minimum=60" doc:"Seconds until the first token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default)."`
+	TokenExpiresIn int64 `json:"token_expires_in" jsonschema:"minimum=60,maximum=31622400" doc:"Seconds until the first token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default)."`
 }
 
 // objectSchema: the fields an update may leave out, a creation needs.
@@ -67,7 +67,7 @@ func (r *updateServiceAccountRequest) validate() []domain.FieldError {
 }
 
 type mintTokenRequest struct {
-	ExpiresIn int64 `json:"expires_in" jsonschema:"minimum=60" doc:"Seconds until the token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default)."`
+	ExpiresIn int64 `json:"expires_in" jsonschema:"minimum=60,maximum=31622400" doc:"Seconds until the token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default)."`
 }
 
 func (r *mintTokenRequest) validate() []domain.FieldError {

@@ -107,7 +107,7 @@ func (r *updateStreamRequest) validate() []domain.FieldError {
 
 type replayStreamRequest struct {
 	FromEventID *string    `json:"from_event_id,omitempty" jsonschema:"minLength=1,maxLength=64" doc:"Deliver again from this event of the organisation on."`
-	Since       *time.Time `json:"since,omitempty" doc:"Deliver again from the first event at or after this time (RFC 3339) on."`
+	Since       *time.Time `json:"since,omitempty" jsonschema:"maxLength=64" doc:"Deliver again from the first event at or after this time (RFC 3339) on."`
 }
 
 // objectSchema: exactly one of from_event_id and since.

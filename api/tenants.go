@@ -23,9 +23,9 @@ var (
 )
 
 type createTenantRequest struct {
-	Name        string `json:"name" jsonschema:"pattern=tenantName"`
-	Environment string `json:"environment" jsonschema:"pattern=environment"`
-	ExpiresIn   *int64 `json:"expires_in,omitempty" jsonschema:"minimum=1" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it."`
+	Name        string `json:"name" jsonschema:"maxLength=32,pattern=tenantName"`
+	Environment string `json:"environment" jsonschema:"maxLength=32,pattern=environment"`
+	ExpiresIn   *int64 `json:"expires_in,omitempty" jsonschema:"minimum=1,maximum=31622400" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it."`
 }
 
 func (r *createTenantRequest) validate() []domain.FieldError {
@@ -267,7 +267,7 @@ func sameLifetime(in workflows.Create, t workflows.TenantRecord) bool {
 }
 
 type lifetimeRequest struct {
-	ExpiresIn *int64 `json:"expires_in" jsonschema:"minimum=1,nullable" doc:"Seconds from now until the tenant's saga decommissions it, with no grace period (at most CP_TENANT_MAX_LIFETIME); null: the tenant lives on with no lifetime."`
+	ExpiresIn *int64 `json:"expires_in" jsonschema:"minimum=1,maximum=31622400,nullable" doc:"Seconds from now until the tenant's saga decommissions it, with no grace period (at most CP_TENANT_MAX_LIFETIME); null: the tenant lives on with no lifetime."`
 }
 
 func (r *lifetimeRequest) validate() []domain.FieldError {
