@@ -112,6 +112,8 @@ func fieldError(se *openapi3.SchemaError) (string, string) {
 		return strings.Join(path, "."), "required"
 	case "additionalProperties":
 		return strings.Join(path, "."), "unknown field (field names are case-sensitive)"
+	case "type":
+		return strings.Join(path, "."), "must be " + orList(articled(s.Type.Slice()))
 	case "minProperties", "maxProperties":
 		names := slices.Sorted(maps.Keys(s.Properties))
 		first := openAPIOnce.schemas.first[s]
@@ -194,4 +196,17 @@ func orList(names []string) string {
 		return strings.Join(names, "")
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// articled is each JSON type with its article: a string, an object.
+func articled(types []string) []string {
+	out := make([]string, len(types))
+	for i, t := range types {
+		if t == "integer" || t == "object" || t == "array" {
+			out[i] = "an " + t
+		} else {
+			out[i] = "a " + t
+		}
+	}
+	return out
 }

@@ -32,6 +32,14 @@ func decode(c *fiber.Ctx, v validator) error {
 	dec := json.NewDecoder(bytes.NewReader(c.Body()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		// A value of the wrong type or form (a time that is not one)
+		// is reported by field, as the schema words it.
+		var syntax *json.SyntaxError
+		if s := bodySchema(v); s != nil && !errors.As(err, &syntax) && !errors.Is(err, io.EOF) {
+			if fe := schemaErrors(s, c.Body()); len(fe) > 0 {
+				return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
+			}
+		}
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
