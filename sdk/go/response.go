@@ -148,15 +148,19 @@ func decode(resp *http.Response, err error, v any) error {
 		return err
 	}
 	defer resp.Body.Close()
+	what := "the request"
+	if r := resp.Request; r != nil {
+		what = r.Method + " " + r.URL.Path
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return fmt.Errorf("intelliauth: reading the answer of %s %s: %w", resp.Request.Method, resp.Request.URL.Path, err)
+		return fmt.Errorf("intelliauth: reading the answer of %s: %w", what, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return newAPIError(resp, body)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("intelliauth: decoding the answer of %s %s: %w", resp.Request.Method, resp.Request.URL.Path, err)
+		return fmt.Errorf("intelliauth: decoding the answer of %s: %w", what, err)
 	}
 	return nil
 }
