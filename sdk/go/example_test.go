@@ -28,7 +28,7 @@ func Example_ephemeralCITenant() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	tenant, err := c.WaitForTenant(ctx, org, created.Tenant.Id, "active")
+	tenant, err := c.WaitForTenant(ctx, org, created.Tenant.Id, intelliauth.TenantStateActive)
 	if err != nil {
 		log.Fatal(err)
 	}

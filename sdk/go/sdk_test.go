@@ -84,7 +84,7 @@ func TestATenantIsCreatedOnceForOneIdempotencyKeyAndWaitedForUntilActive(t *test
 			t.Errorf("step %s of a succeeded provisioning is %s", s.Name, s.Status)
 		}
 	}
-	tn, err := c.WaitForTenant(ctx, dev.orgID, first.Tenant.Id, "active")
+	tn, err := c.WaitForTenant(ctx, dev.orgID, first.Tenant.Id, intelliauth.TenantStateActive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestWaitForOperationFollowsASuspendAndAStuckResumeIsAnOperationError(t *tes
 	// so at once rather than polling until ctx ends.
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	_, err = c.WaitForTenant(short, dev.orgID, id, "active")
+	_, err = c.WaitForTenant(short, dev.orgID, id, intelliauth.TenantStateActive)
 	var opErr *intelliauth.OperationError
 	if err == nil || errors.As(err, &opErr) || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting for a settled suspended tenant to be active: %v", err)
@@ -142,7 +142,7 @@ func TestWaitForOperationFollowsASuspendAndAStuckResumeIsAnOperationError(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.WaitForTenant(ctx, dev.orgID, id, "active")
+	_, err = c.WaitForTenant(ctx, dev.orgID, id, intelliauth.TenantStateActive)
 	if !errors.As(err, &opErr) {
 		t.Fatalf("waiting for a resume that cannot succeed: %v, want an *OperationError", err)
 	}
