@@ -110,8 +110,12 @@ func fieldError(se *openapi3.SchemaError) (string, string) {
 	switch se.SchemaField {
 	case "required":
 		return strings.Join(path, "."), "required"
-	case "additionalProperties":
-		return strings.Join(path, "."), "unknown field (field names are case-sensitive)"
+	case "properties":
+		// A property the object does not have: the reason names it.
+		if name, ok := strings.CutPrefix(se.Reason, `property "`); ok {
+			name, _, _ = strings.Cut(name, `"`)
+			return strings.Join(append(path, name), "."), "unknown field (field names are case-sensitive)"
+		}
 	case "type":
 		return strings.Join(path, "."), "must be " + orList(articled(s.Type.Slice()))
 	case "minLength", "maxLength":

@@ -201,3 +201,19 @@ func TestTheDocumentStatesTheBoundsTheServerHolds(t *testing.T) {
 		t.Errorf("servers %v, license %v", doc.Servers, doc.Info.License)
 	}
 }
+
+// TestAnUnknownFieldIsNamed: a key the type does not have, at the top or
+// inside a nested object, is refused by its name.
+func TestAnUnknownFieldIsNamed(t *testing.T) {
+	s := New(Deps{Log: zerolog.New(io.Discard)})
+	s.app.Post("/t/signUp", func(c *fiber.Ctx) error { return decode(c, &signUpRequest{}) })
+	for body, want := range map[string]string{
+		`{"extra":1}`:                   "extra",
+		`{"organization":{"extra":1}}`:  "organization.extra",
+		`{"organization":{"Name":"A"}}`: "organization.Name",
+	} {
+		if got := refusedFields(t, s, "signUp", []byte(body)); !slices.Contains(got, want) {
+			t.Errorf("%s: refused %v, want %s", body, got, want)
+		}
+	}
+}
