@@ -72,12 +72,17 @@ func Generate(tofu, providerDir, moduleDir, outDir string) error {
 		return err
 	}
 
+	// tfplugindocs takes the output directory relative to the provider's.
+	rel, err := filepath.Rel(moduleDir, outDir)
+	if err != nil {
+		return err
+	}
 	gen := exec.Command("go", "tool", "tfplugindocs", "generate",
 		"--provider-dir", moduleDir,
 		"--provider-name", ProviderName,
 		"--rendered-provider-name", "IntelliAuth",
 		"--providers-schema", schemaFile,
-		"--rendered-website-dir", outDir,
+		"--rendered-website-dir", rel,
 		"--website-temp-dir", filepath.Join(work, "website"))
 	gen.Dir = moduleDir
 	if out, err := gen.CombinedOutput(); err != nil {

@@ -239,6 +239,10 @@ func launchDev(bin string) (*devProcess, error) {
 		"CP_OPERATOR_ADDR="+addrs[4],
 		"CP_LOG_FORMAT=json",
 		"CP_DATABASE_URL=",
+		// Every provisioning's last step takes two seconds more: the
+		// window in which an apply is stopped after the server accepted
+		// its creation and before the tenant is active is then certain.
+		"CP_FAULTS=route=delay:2s",
 	)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

@@ -451,7 +451,7 @@ func (r *tenantResource) settled(ctx context.Context, id string) (intelliauth.Te
 
 // setLifetime gives the tenant the lifetime, or clears it.
 func (r *tenantResource) setLifetime(ctx context.Context, t intelliauth.Tenant, expiresIn types.Int64) (intelliauth.Tenant, error) {
-	body := intelliauth.SetTenantLifetimeRequest{}
+	body := intelliauth.LifetimeRequest{}
 	what := "none"
 	if !expiresIn.IsNull() {
 		v := expiresIn.ValueInt64()
