@@ -327,16 +327,12 @@ func signIn() error {
 	}
 	plan := "enterprise"
 	if _, err := intelliauth.Data[intelliauth.Organization](env.owner.UpdateOrganization(ctx, env.orgID, nil,
-		intelliauth.UpdateOrganizationRequest{Plan: &plan})); err != nil {
+		intelliauth.UpdateOrganizationJSONRequestBody{Plan: &plan})); err != nil {
 		return fmt.Errorf("move %s to the %s plan: %w", env.orgID, plan, err)
 	}
+	name, role, scopes := "terraform", intelliauth.CreateServiceAccountRequestRole("admin"), serviceAccountScopes()
 	created, err := intelliauth.Data[intelliauth.CreatedServiceAccount](env.owner.CreateServiceAccount(ctx, env.orgID, nil,
-		intelliauth.CreateServiceAccountRequest{
-			Name:           "terraform",
-			Role:           intelliauth.CreateServiceAccountRequestRole("admin"),
-			Scopes:         serviceAccountScopes(),
-			TokenExpiresIn: ptr(int64(86400)),
-		}))
+		intelliauth.CreateServiceAccountJSONRequestBody{Name: &name, Role: &role, Scopes: &scopes, TokenExpiresIn: 86400}))
 	if err != nil {
 		return fmt.Errorf("create the service account: %w", err)
 	}
@@ -353,8 +349,8 @@ func signIn() error {
 
 // serviceAccountScopes are what the provider's resources and data sources
 // need of a service account (the plans data source cannot be read by one).
-func serviceAccountScopes() []intelliauth.Scope {
-	return []intelliauth.Scope{"organization:read", "tenants:read", "tenants:create", "tenants:suspend",
+func serviceAccountScopes() []string {
+	return []string{"organization:read", "tenants:read", "tenants:create", "tenants:suspend",
 		"tenants:resume", "tenants:decommission", "tenants:restore"}
 }
 
