@@ -535,15 +535,46 @@ func (r *tenantResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	key := transitionKey(id, "decommission", t.UpdatedAt)
-	if _, err := intelliauth.Data[intelliauth.LifecycleResponse](r.data.client.DecommissionTenant(ctx, r.data.orgID, id, nil, intelliauth.WithIdempotencyKey(key))); err != nil {
+	answer, err := intelliauth.Data[intelliauth.LifecycleResponse](r.data.client.DecommissionTenant(ctx, r.data.orgID, id, nil, intelliauth.WithIdempotencyKey(key)))
+	if err != nil {
 		addError(&resp.Diagnostics, "Cannot decommission tenant "+id, err)
 		return
 	}
-	// The decommission suspends the tenant and then waits out its grace
-	// period: the destroy is done once it is in that period (or past it,
-	// with a grace of zero).
-	if _, err := r.data.client.WaitForTenant(ctx, r.data.orgID, id, intelliauth.TenantStateDecommissioning, intelliauth.TenantStateDecommissioned); err != nil {
+	if err := r.waitDecommissioning(ctx, id, answer.Operation.Id); err != nil {
 		addError(&resp.Diagnostics, "Tenant "+id+" was not decommissioned", err)
+	}
+}
+
+// waitDecommissioning waits until the decommission has suspended the
+// tenant and entered its grace period (state decommissioning), or ended it
+// (decommissioned, with no grace period). The operation runs on through
+// the grace period, which lasts days: the destroy does not wait for it.
+func (r *tenantResource) waitDecommissioning(ctx context.Context, id, operationID string) error {
+	for delay := 200 * time.Millisecond; ; delay = min(delay*2, 3*time.Second) {
+		t, err := r.read(ctx, id)
+		if err != nil {
+			return err
+		}
+		if t.State == intelliauth.TenantStateDecommissioning || t.State == intelliauth.TenantStateDecommissioned {
+			return nil
+		}
+		op, err := r.data.client.FindOperation(ctx, r.data.orgID, id, operationID)
+		if err != nil {
+			return err
+		}
+		if op.Status != intelliauth.OperationRunning {
+			// Ended without the tenant reaching its grace period: the
+			// wait names the step that failed.
+			if _, err := r.data.client.WaitForOperation(ctx, r.data.orgID, id, operationID); err != nil {
+				return err
+			}
+			return fmt.Errorf("the decommission %s ended %s with tenant %s %s", operationID, op.Status, id, t.State)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for tenant %s to enter its decommission's grace period, it is %s: %w", id, t.State, ctx.Err())
+		case <-time.After(delay):
+		}
 	}
 }
 
