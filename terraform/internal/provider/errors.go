@@ -31,7 +31,12 @@ func errorDetail(err error) string {
 	}
 	var op *intelliauth.OperationError
 	if errors.As(err, &op) {
-		return fmt.Sprintf("The tenant's %s operation %s did not succeed: step %q: %s", op.Operation.Kind, op.Operation.Id, op.Step, op.Reason)
+		if op.Operation.Status == intelliauth.OperationStuck {
+			return fmt.Sprintf("The tenant's %s operation %s is stuck at step %q: %s\n"+
+				"Its saga waits for an operator to repair the step (retry, skip or compensate it: the control plane's runbook).",
+				op.Operation.Kind, op.Operation.Id, op.Step, op.Reason)
+		}
+		return fmt.Sprintf("The tenant's %s operation %s ended %s at step %q: %s", op.Operation.Kind, op.Operation.Id, op.Operation.Status, op.Step, op.Reason)
 	}
 	return err.Error()
 }

@@ -48,6 +48,7 @@ var env struct {
 	owner        *intelliauth.Client
 	service      *intelliauth.Client
 	tofu         string // the OpenTofu CLI
+	controlplane string // the built controlplane binary
 	repoRoot     string
 	workDir      string // this run's temp dir
 }
@@ -90,9 +91,8 @@ func setUp(cleanups *[]func()) error {
 	// cold, and the first mostly waits on the module proxy.
 	var wg sync.WaitGroup
 	var tofuErr, cpErr error
-	var cpBin string
 	wg.Go(func() { env.tofu, tofuErr = tofuBinary() })
-	wg.Go(func() { cpBin, cpErr = buildControlplane() })
+	wg.Go(func() { env.controlplane, cpErr = buildControlplane() })
 	wg.Wait()
 	if err := errors.Join(tofuErr, cpErr); err != nil {
 		return err
@@ -102,7 +102,14 @@ func setUp(cleanups *[]func()) error {
 	// provider source without a host to registry.opentofu.org, so the
 	// reattached provider is named there; the tests' configurations name
 	// it intelliauth/intelliauth.
+	// An empty CLI configuration: the user's own (provider mirrors,
+	// credentials, dev_overrides) has no say in these tests.
+	cliConfig := filepath.Join(env.workDir, "empty.tofurc")
+	if err := os.WriteFile(cliConfig, nil, 0o600); err != nil {
+		return err
+	}
 	for k, v := range map[string]string{
+		"TF_CLI_CONFIG_FILE":        cliConfig,
 		"TF_ACC":                    "1",
 		"TF_ACC_TERRAFORM_PATH":     env.tofu,
 		"TF_ACC_PROVIDER_HOST":      "registry.opentofu.org",
@@ -112,13 +119,13 @@ func setUp(cleanups *[]func()) error {
 		os.Setenv(k, v)
 	}
 
-	dev, err := startDev(cpBin)
+	dev, err := startDev()
 	if err != nil {
 		return err
 	}
 	*cleanups = append(*cleanups, dev.stop)
 	env.endpoint = "http://" + dev.api
-	return signIn()
+	return prepare()
 }
 
 // repoRoot is the control plane's repository: the directory above this
@@ -205,9 +212,10 @@ func freeAddrs(n int) ([]string, error) {
 // startDev starts `controlplane dev` and waits until it is ready. A port
 // taken by another process between the pick and dev's bind makes dev exit
 // saying so: it is started again on other ports.
-func startDev(bin string) (*devProcess, error) {
+// extraEnv adds to (or overrides) the environment the tests' dev has.
+func startDev(extraEnv ...string) (*devProcess, error) {
 	for attempt := 1; ; attempt++ {
-		p, err := launchDev(bin)
+		p, err := launchDev(extraEnv)
 		if err == nil {
 			return p, nil
 		}
@@ -219,7 +227,7 @@ func startDev(bin string) (*devProcess, error) {
 	}
 }
 
-func launchDev(bin string) (*devProcess, error) {
+func launchDev(extraEnv []string) (*devProcess, error) {
 	dataDir, err := os.MkdirTemp(env.workDir, "dev-")
 	if err != nil {
 		return nil, err
@@ -229,7 +237,7 @@ func launchDev(bin string) (*devProcess, error) {
 		return nil, err
 	}
 	p := &devProcess{done: make(chan error, 1), out: &lockedBuffer{}, api: addrs[0], dataDir: dataDir}
-	p.cmd = exec.Command(bin, "dev")
+	p.cmd = exec.Command(env.controlplane, "dev")
 	p.cmd.Env = append(os.Environ(),
 		"CP_DATA_DIR="+dataDir,
 		"CP_HTTP_ADDR="+addrs[0],
@@ -244,6 +252,7 @@ func launchDev(bin string) (*devProcess, error) {
 		// its creation and before the tenant is active is then certain.
 		"CP_FAULTS=route=delay:2s",
 	)
+	p.cmd.Env = append(p.cmd.Env, extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		return p, err
@@ -290,41 +299,18 @@ func (p *devProcess) stop() {
 	_ = os.RemoveAll(p.dataDir)
 }
 
-// signIn signs in as the seeded owner, finds the organisation, moves it to
-// the enterprise plan (the free plan's two tenants are too few for the
+// prepare signs in as the seeded owner, finds the organisation, moves it
+// to the enterprise plan (the free plan's two tenants are too few for the
 // tests, and a decommissioned tenant counts until its grace period ends),
 // and makes the service account the provider uses by default.
-func signIn() error {
+func prepare() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	anon, err := intelliauth.New(env.endpoint)
+	owner, err := signIn(ctx, env.endpoint)
 	if err != nil {
 		return err
 	}
-	session, err := intelliauth.Data[intelliauth.SignInResponseResult](anon.SignIn(ctx, nil,
-		intelliauth.SignInRequest{Email: devOwnerEmail, Password: devOwnerPassword}))
-	if err != nil {
-		return fmt.Errorf("sign in as %s: %w", devOwnerEmail, err)
-	}
-	if session.Token == nil || *session.Token == "" {
-		return fmt.Errorf("sign in as %s: no token (a second step?)", devOwnerEmail)
-	}
-	env.ownerToken = *session.Token
-	if env.owner, err = intelliauth.New(env.endpoint, intelliauth.WithToken(env.ownerToken)); err != nil {
-		return err
-	}
-	orgs, err := intelliauth.List[intelliauth.Organization](env.owner.ListOrganizations(ctx, nil))
-	if err != nil {
-		return fmt.Errorf("list organizations: %w", err)
-	}
-	for _, o := range orgs.Items {
-		if o.Slug == devOrgSlug {
-			env.orgID = o.Id
-		}
-	}
-	if env.orgID == "" {
-		return fmt.Errorf("no organization %q among %d", devOrgSlug, len(orgs.Items))
-	}
+	env.ownerToken, env.orgID, env.owner = owner.token, owner.orgID, owner.client
 	plan := "enterprise"
 	if _, err := intelliauth.Data[intelliauth.Organization](env.owner.UpdateOrganization(ctx, env.orgID, nil,
 		intelliauth.UpdateOrganizationJSONRequestBody{Plan: &plan})); err != nil {
@@ -345,6 +331,47 @@ func signIn() error {
 	os.Setenv(EnvOrganizationID, env.orgID)
 	os.Setenv(EnvToken, env.serviceToken)
 	return nil
+}
+
+// ownerSession is the seeded owner signed in to a dev server.
+type ownerSession struct {
+	token  string
+	orgID  string
+	client *intelliauth.Client
+}
+
+// signIn signs in as the seeded owner and finds its organisation.
+func signIn(ctx context.Context, endpoint string) (ownerSession, error) {
+	var s ownerSession
+	anon, err := intelliauth.New(endpoint)
+	if err != nil {
+		return s, err
+	}
+	session, err := intelliauth.Data[intelliauth.SignInResponseResult](anon.SignIn(ctx, nil,
+		intelliauth.SignInRequest{Email: devOwnerEmail, Password: devOwnerPassword}))
+	if err != nil {
+		return s, fmt.Errorf("sign in as %s: %w", devOwnerEmail, err)
+	}
+	if session.Token == nil || *session.Token == "" {
+		return s, fmt.Errorf("sign in as %s: no token (a second step?)", devOwnerEmail)
+	}
+	s.token = *session.Token
+	if s.client, err = intelliauth.New(endpoint, intelliauth.WithToken(s.token)); err != nil {
+		return s, err
+	}
+	orgs, err := intelliauth.List[intelliauth.Organization](s.client.ListOrganizations(ctx, nil))
+	if err != nil {
+		return s, fmt.Errorf("list organizations: %w", err)
+	}
+	for _, o := range orgs.Items {
+		if o.Slug == devOrgSlug {
+			s.orgID = o.Id
+		}
+	}
+	if s.orgID == "" {
+		return s, fmt.Errorf("no organization %q among %d", devOrgSlug, len(orgs.Items))
+	}
+	return s, nil
 }
 
 // serviceAccountScopes are what the provider's resources and data sources
