@@ -254,6 +254,7 @@ func launchDev(extraEnv []string) (*devProcess, error) {
 	)
 	p.cmd.Env = append(p.cmd.Env, extraEnv...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	dieWithTests(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		return p, err
 	}
