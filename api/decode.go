@@ -32,6 +32,14 @@ func decode(c *fiber.Ctx, v validator) error {
 	dec := json.NewDecoder(bytes.NewReader(c.Body()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		// A value of the wrong type or form (a time that is not one)
+		// is reported by field, as the schema words it.
+		var syntax *json.SyntaxError
+		if s := bodySchema(v); s != nil && !errors.As(err, &syntax) && !errors.Is(err, io.EOF) {
+			if fe := schemaErrors(s, c.Body()); len(fe) > 0 {
+				return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
+			}
+		}
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -47,7 +55,18 @@ func decode(c *fiber.Ctx, v validator) error {
 		// does not, so "ROLE" is not "role".
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
 	}
-	if fe := v.validate(); len(fe) > 0 {
+	// The document's schema first (what a client can check before
+	// sending), then what only the type can say; one error a field.
+	var fe fields
+	if s := bodySchema(v); s != nil {
+		fe = schemaErrors(s, c.Body())
+	}
+	for _, e := range v.validate() {
+		if !slices.ContainsFunc(fe, func(f domain.FieldError) bool { return f.Field == e.Field }) {
+			fe = append(fe, e)
+		}
+	}
+	if len(fe) > 0 {
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 )
 
 type inviteRequest struct {
-	Email string      `json:"email"`
+	Email string      `json:"email" jsonschema:"maxLength=254,format=email"`
 	Role  domain.Role `json:"role"`
 }
 
@@ -20,16 +20,13 @@ func (r *inviteRequest) validate() []domain.FieldError {
 	var fe fields
 	r.Email = normalizeEmail(r.Email)
 	fe.mailbox("email", r.Email)
-	if !r.Role.Valid() {
-		fe.add("role", "one of owner, admin, developer, viewer")
-	}
 	return fe
 }
 
 // mailbox checks an address the server will send mail to: one address,
 // as net/mail reads it and nothing else, of ASCII only.
 func (fe *fields) mailbox(field, email string) {
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || len(email) > maxEmailBytes {
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
 		fe.add(field, "a valid email address")
 	} else if !isASCII(email) {
 		// Look-alike letters from other scripts and direction overrides
@@ -142,24 +139,18 @@ func (s *Server) resendInvitation(c *fiber.Ctx, who *caller) error {
 }
 
 type acceptRequest struct {
-	Token    string `json:"token"`
-	Name     string `json:"name,omitempty"`
-	Password string `json:"password"`
+	Token    string `json:"token" jsonschema:"minLength=1,maxLength=128"`
+	Name     string `json:"name,omitempty" jsonschema:"maxLength=100"`
+	Password string `json:"password" jsonschema:"minLength=12,maxLength=256"`
 }
 
 func (r *acceptRequest) validate() []domain.FieldError {
 	var fe fields
-	if r.Token == "" || len(r.Token) > 128 {
-		fe.add("token", "the secret from the invitation mail")
-	}
 	if r.Name != "" { // optional: an existing account keeps its name
 		var p string
 		if r.Name, p = domain.DisplayName(r.Name, 100); p != "" {
 			fe.add("name", p)
 		}
-	}
-	if n := len([]rune(r.Password)); n < 12 || n > 256 {
-		fe.add("password", "12 to 256 characters")
 	}
 	return fe
 }

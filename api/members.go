@@ -24,11 +24,7 @@ type changeRoleRequest struct {
 }
 
 func (r *changeRoleRequest) validate() []domain.FieldError {
-	var fe fields
-	if !r.Role.Valid() {
-		fe.add("role", "one of owner, admin, developer, viewer")
-	}
-	return fe
+	return nil // its schema says it all
 }
 
 // changeRole changes a member's role. Granting or taking away owner is for

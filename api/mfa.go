@@ -24,17 +24,11 @@ type totpEnrolment struct {
 }
 
 type totpConfirmRequest struct {
-	Code string `json:"code" doc:"the authenticator app's current 6-digit code"`
+	Code string `json:"code" jsonschema:"minLength=1,maxLength=16" doc:"the authenticator app's current 6-digit code"`
 }
 
 func (r *totpConfirmRequest) validate() []domain.FieldError {
-	var fe fields
-	if r.Code == "" {
-		fe.add("code", "required")
-	} else if len(r.Code) > 16 {
-		fe.add("code", "at most 16 bytes")
-	}
-	return fe
+	return nil // its schema says it all
 }
 
 type recoveryCodesResponse struct {
@@ -202,23 +196,12 @@ func codeMethod(code string) string {
 }
 
 type signInMFARequest struct {
-	Challenge string `json:"challenge" doc:"the challenge POST /auth/sign-in answered"`
-	Code      string `json:"code" doc:"a TOTP code, or one of the recovery codes"`
+	Challenge string `json:"challenge" jsonschema:"minLength=1,maxLength=128" doc:"the challenge POST /auth/sign-in answered"`
+	Code      string `json:"code" jsonschema:"minLength=1,maxLength=32" doc:"a TOTP code, or one of the recovery codes"`
 }
 
 func (r *signInMFARequest) validate() []domain.FieldError {
-	var fe fields
-	if r.Challenge == "" {
-		fe.add("challenge", "required")
-	} else if len(r.Challenge) > 128 {
-		fe.add("challenge", "at most 128 bytes")
-	}
-	if r.Code == "" {
-		fe.add("code", "required")
-	} else if len(r.Code) > 32 {
-		fe.add("code", "at most 32 bytes")
-	}
-	return fe
+	return nil // its schema says it all
 }
 
 // signInMFA is the second step of a sign-in: the challenge the password

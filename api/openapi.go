@@ -5,20 +5,15 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3gen"
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/intelliauth/controlplane/internal/auditstream"
 	"github.com/intelliauth/controlplane/internal/domain"
-	"github.com/intelliauth/controlplane/internal/outbound"
 	"github.com/intelliauth/controlplane/internal/store"
 )
 
@@ -228,10 +223,10 @@ func routeDocs() map[string]doc {
 				"An export says where the trail starts: Audit-Trail-Starts-After is the seq of the last event retention purged (0: none) and Audit-Trail-Checkpoint its hash, " +
 				"to which the first event kept links (verify against the signed head of GET /audit-chain fetched after the export, whose checkpoint is signed).",
 			data: store.EventView{}, list: true, ndjson: true, query: append(listParams(),
-				stringParam("action", "an exact action (tenant.suspended) or a prefix (tenant.*)"),
-				stringParam("actor_id", "only events by this actor"),
+				stringParam("action", "an exact action (tenant.suspended) or a prefix (tenant.*)", 100, "actionFilter"),
+				stringParam("actor_id", "only events by this actor", 64, "noControl"),
 				enumParam("actor_type", "only events by actors of this type", []string{"member", "operator", "system", "service_account"}),
-				stringParam("target_id", "only events about this target"),
+				stringParam("target_id", "only events about this target", 64, "noControl"),
 				timeParam("since", "only events at or after this time (RFC 3339)"),
 				timeParam("until", "only events before this time (RFC 3339)"))},
 		"GET " + org + "/audit-chain": {id: "getAuditChain", summary: "The head of the organisation's audit chain, signed",
@@ -283,22 +278,27 @@ func routeDocs() map[string]doc {
 
 // buildOpenAPI builds the document of routes from docs, which must hold an
 // entry for each route and no other.
-func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
+func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, *schemas, error) {
 	t := &openapi3.T{
 		OpenAPI: "3.1.0",
 		Info: &openapi3.Info{
 			Title:   "IntelliAuth control plane API",
 			Version: "1",
+			License: &openapi3.License{Name: "Proprietary"},
 			Description: "Provision, suspend, resume and decommission tenants; manage members, invitations, roles and plans; read the audit trail.\n\n" +
 				"Every answer carries X-Request-ID. Successes are {data, meta}; lists add meta.cursor and meta.has_more, and ?cursor= fetches the next page. " +
 				"Errors are {error: {code, message, field_errors}, meta: {request_id}}. Every mutation accepts Idempotency-Key (kept 24 h): " +
 				"a retry with the same key and request gets the first answer with Idempotent-Replayed: true, the same key with another request gets 422. " +
 				"Requests are rate limited per organisation by its plan (per user, or per client address without a token), with RateLimit-* headers.",
 		},
+		Servers: openapi3.Servers{{URL: "/", Description: "the installation that serves this document (production, staging or a local controlplane dev)",
+			Extensions: map[string]any{"x-internal": false}}},
 		Paths: openapi3.NewPaths(),
 		Components: &openapi3.Components{
 			Schemas: openapi3.Schemas{},
 			SecuritySchemes: openapi3.SecuritySchemes{
+				"stripeSignature": {Value: &openapi3.SecurityScheme{Type: "apiKey", In: "header", Name: "Stripe-Signature",
+					Description: "Stripe's signature of the event (HMAC-SHA256 under the webhook's signing secret, CP_STRIPE_WEBHOOK_SECRET, with a timestamp checked within 5 minutes)"}},
 				"bearerAuth": {Value: &openapi3.SecurityScheme{Type: "http", Scheme: "bearer", Description: "A member's token from POST /api/v1/auth/sign-in (cpt_…), or a service account's token (cps_…) on the routes of its organisation that its scopes allow"}},
 			},
 			Headers:    commonHeaders(),
@@ -310,20 +310,21 @@ func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
 	for _, tag := range []string{"Session", "Organizations", "Plans", "Members", "Invitations", "Tenants", "Service accounts", "Audit events", "Audit streams", "Meta"} {
 		t.Tags = append(t.Tags, &openapi3.Tag{Name: tag})
 	}
-	t.Components.Schemas["Error"] = errorSchema()
-	g := &schemas{gen: openapi3gen.NewGenerator(openapi3gen.SchemaCustomizer(customizeSchema)), into: t.Components.Schemas, names: map[string]reflect.Type{}}
+	g := newSchemas(t.Components.Schemas)
+	t.Components.Schemas["Error"] = errorSchema(g)
 
 	docs = maps.Clone(docs)
 	for _, r := range routes {
 		key := r.Method + " " + r.Path
 		d, ok := docs[key]
 		if !ok {
-			return nil, fmt.Errorf("route %s has no entry in routeDocs", key)
+			return nil, nil, fmt.Errorf("route %s has no entry in routeDocs", key)
 		}
 		delete(docs, key)
+		g.queries[key] = d.query
 		op, err := operation(r, d, g)
 		if err != nil {
-			return nil, fmt.Errorf("route %s: %w", key, err)
+			return nil, nil, fmt.Errorf("route %s: %w", key, err)
 		}
 		path := OpenAPIPath(r.Path)
 		item := t.Paths.Value(path)
@@ -334,9 +335,9 @@ func buildOpenAPI(routes []Route, docs map[string]doc) (*openapi3.T, error) {
 		item.SetOperation(r.Method, op)
 	}
 	if len(docs) > 0 {
-		return nil, fmt.Errorf("routeDocs has routes that do not exist: %v", slices.Sorted(maps.Keys(docs)))
+		return nil, nil, fmt.Errorf("routeDocs has routes that do not exist: %v", slices.Sorted(maps.Keys(docs)))
 	}
-	return t, nil
+	return t, g, nil
 }
 
 // openAPIJSON serves the document.
@@ -351,10 +352,11 @@ func (s *Server) openAPIJSON(c *fiber.Ctx, _ *caller) error {
 // table and routeDocs that disagree stop the first server being built.
 func openAPIDocument() []byte {
 	openAPIOnce.Do(func() {
-		t, err := buildOpenAPI((&Server{}).Routes(), routeDocs())
+		t, g, err := buildOpenAPI((&Server{}).Routes(), routeDocs())
 		if err != nil {
 			panic("openapi: " + err.Error()) // the route table and routeDocs disagree: a programming error every test shows
 		}
+		openAPIOnce.schemas = g
 		if openAPIOnce.json, err = json.Marshal(t); err != nil {
 			panic("openapi: " + err.Error())
 		}
@@ -365,6 +367,8 @@ func openAPIDocument() []byte {
 var openAPIOnce struct {
 	sync.Once
 	json []byte
+	// schemas holds the request types' schemas, which decode enforces.
+	schemas *schemas
 }
 
 var pathParam = regexp.MustCompile(`:([a-z_]+)`)
@@ -377,7 +381,9 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 	if d.id == "" || d.summary == "" {
 		return nil, fmt.Errorf("doc needs an id and a summary")
 	}
-	if r.Access == Public {
+	if r.Path == stripeWebhookPath {
+		op.Security = &openapi3.SecurityRequirements{{"stripeSignature": []string{}}}
+	} else if r.Access == Public {
 		op.Security = &openapi3.SecurityRequirements{}
 	} else if r.Access == Org {
 		op.Description = strings.TrimSpace(op.Description + "\n\nRequires the role permission `" + string(r.Action) + "`.")
@@ -399,7 +405,7 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Ref: "#/components/parameters/IdempotencyKey"})
 	}
 	if d.body != nil {
-		ref, err := g.named(d.body)
+		ref, err := g.body(d.body)
 		if err != nil {
 			return nil, err
 		}
@@ -424,7 +430,7 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 		if err != nil {
 			return nil, err
 		}
-		success.Content["application/json"] = &openapi3.MediaType{Schema: &openapi3.SchemaRef{Value: envelopeSchema(ref, d.list)}}
+		success.Content["application/json"] = &openapi3.MediaType{Schema: g.envelope(ref, d.list)}
 		if d.ndjson {
 			lines := &openapi3.Schema{Type: &openapi3.Types{"array"}, Items: ref, Description: "one item per line"}
 			success.Content["application/x-ndjson"] = &openapi3.MediaType{Schema: lines.NewRef()}
@@ -525,6 +531,11 @@ func errorResponses() openapi3.ResponseBodies {
 	out := openapi3.ResponseBodies{}
 	for _, e := range errorResponsesV {
 		h := openapi3.Headers{"X-Request-ID": {Ref: "#/components/headers/X-Request-ID"}}
+		// An answer to a request charged to a budget says where the
+		// budget stands, refused or not.
+		for _, name := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			h[name] = &openapi3.HeaderRef{Ref: "#/components/headers/" + name}
+		}
 		if e.status == 429 || e.status == 503 {
 			h["Retry-After"] = &openapi3.HeaderRef{Ref: "#/components/headers/Retry-After"}
 		}
@@ -576,25 +587,27 @@ func idempotencyKeyParam() *openapi3.Parameter {
 func listParams() []*openapi3.Parameter {
 	cursor := openapi3.NewQueryParameter("cursor").WithSchema(openapi3.NewStringSchema().WithMaxLength(512))
 	cursor.Description = "meta.cursor of the previous page"
-	limit := openapi3.NewQueryParameter("limit").WithSchema(openapi3.NewIntegerSchema().WithMin(1).WithMax(maxLimit).WithDefault(defaultLimit))
+	limit := openapi3.NewQueryParameter("limit").WithSchema(openapi3.NewInt32Schema().WithMin(1).WithMax(maxLimit).WithDefault(defaultLimit))
 	limit.Description = "page size"
 	return []*openapi3.Parameter{cursor, limit}
 }
 
-func stringParam(name, desc string) *openapi3.Parameter {
-	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithMaxLength(100))
+// stringParam is a query parameter of at most maxLength characters that
+// matches the named pattern (patterns).
+func stringParam(name, desc string, maxLength int64, pattern string) *openapi3.Parameter {
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithMaxLength(maxLength).WithPattern(patterns[pattern].re.String()))
 	p.Description = desc
 	return p
 }
 
 func dateParam(name, desc string) *openapi3.Parameter {
-	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithFormat("date"))
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewStringSchema().WithFormat("date").WithMaxLength(10))
 	p.Description = desc
 	return p
 }
 
 func timeParam(name, desc string) *openapi3.Parameter {
-	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewDateTimeSchema())
+	p := openapi3.NewQueryParameter(name).WithSchema(openapi3.NewDateTimeSchema().WithMaxLength(64))
 	p.Description = desc
 	return p
 }
@@ -605,237 +618,70 @@ func enumParam[T ~string](name, desc string, values []T) *openapi3.Parameter {
 	return p
 }
 
-func envelopeSchema(data *openapi3.SchemaRef, list bool) *openapi3.Schema {
-	metaProps := openapi3.Schemas{
-		"request_id": openapi3.NewStringSchema().NewRef(),
-		"timestamp":  openapi3.NewDateTimeSchema().NewRef(),
-	}
-	meta := openapi3.NewObjectSchema().WithoutAdditionalProperties()
-	meta.Properties, meta.Required = metaProps, []string{"request_id", "timestamp"}
+// envelope is the component of an answer around data: {data, meta}, and
+// for a list {data: [...], meta} with the cursor; TenantEnvelope and
+// TenantPage around Tenant.
+func (g *schemas) envelope(data *openapi3.SchemaRef, list bool) *openapi3.SchemaRef {
+	name, metaName := strings.TrimPrefix(data.Ref, "#/components/schemas/")+"Envelope", "Meta"
 	if list {
-		cursor := openapi3.NewStringSchema()
-		cursor.Description = "the next page's cursor; empty on the last page"
-		meta.Properties["cursor"] = cursor.NewRef()
-		meta.Properties["has_more"] = openapi3.NewBoolSchema().NewRef()
-		meta.Required = append(meta.Required, "cursor", "has_more")
+		name, metaName = strings.TrimSuffix(name, "Envelope")+"Page", "PageMeta"
+	}
+	if _, ok := g.into[name]; ok {
+		return &openapi3.SchemaRef{Ref: "#/components/schemas/" + name, Value: g.into[name].Value}
+	}
+	if _, ok := g.into[metaName]; !ok {
+		meta := openapi3.NewObjectSchema().WithoutAdditionalProperties()
+		meta.Properties = openapi3.Schemas{
+			"request_id": openapi3.NewStringSchema().NewRef(),
+			"timestamp":  openapi3.NewDateTimeSchema().NewRef(),
+		}
+		meta.Required = []string{"request_id", "timestamp"}
+		if list {
+			cursor := openapi3.NewStringSchema()
+			cursor.Description = "the next page's cursor; empty on the last page"
+			meta.Properties["cursor"] = cursor.NewRef()
+			meta.Properties["has_more"] = openapi3.NewBoolSchema().NewRef()
+			meta.Required = append(meta.Required, "cursor", "has_more")
+		}
+		g.into[metaName] = meta.NewRef()
+	}
+	if list {
 		data = (&openapi3.Schema{Type: &openapi3.Types{"array"}, Items: data}).NewRef()
 	}
 	env := openapi3.NewObjectSchema().WithoutAdditionalProperties()
-	env.Properties = openapi3.Schemas{"data": data, "meta": meta.NewRef()}
+	env.Properties = openapi3.Schemas{"data": data, "meta": {Ref: "#/components/schemas/" + metaName, Value: g.into[metaName].Value}}
 	env.Required = []string{"data", "meta"}
-	return env
+	g.into[name] = env.NewRef()
+	return &openapi3.SchemaRef{Ref: "#/components/schemas/" + name, Value: env}
 }
 
-func errorSchema() *openapi3.SchemaRef {
+// errorSchema is the body of every error answer.
+func errorSchema(g *schemas) *openapi3.SchemaRef {
 	fieldErr := openapi3.NewObjectSchema().WithoutAdditionalProperties()
 	fieldErr.Properties = openapi3.Schemas{"field": openapi3.NewStringSchema().NewRef(), "message": openapi3.NewStringSchema().NewRef()}
 	fieldErr.Required = []string{"field", "message"}
+	g.into["FieldError"] = fieldErr.NewRef()
+	g.into["ErrorCode"] = openapi3.NewStringSchema().WithEnum(anys(domain.Codes)...).NewRef()
 	inner := openapi3.NewObjectSchema().WithoutAdditionalProperties()
 	inner.Properties = openapi3.Schemas{
-		"code":         openapi3.NewStringSchema().WithEnum(anys(domain.Codes)...).NewRef(),
+		"code":         {Ref: "#/components/schemas/ErrorCode", Value: g.into["ErrorCode"].Value},
 		"message":      openapi3.NewStringSchema().NewRef(),
 		"field_errors": openapi3.NewArraySchema().WithItems(fieldErr).NewRef(),
 	}
+	inner.Properties["field_errors"].Value.Items = &openapi3.SchemaRef{Ref: "#/components/schemas/FieldError", Value: fieldErr}
 	inner.Required = []string{"code", "message", "field_errors"}
+	g.into["ErrorDetail"] = inner.NewRef()
 	meta := openapi3.NewObjectSchema().WithoutAdditionalProperties()
 	meta.Properties = openapi3.Schemas{"request_id": openapi3.NewStringSchema().NewRef()}
 	meta.Required = []string{"request_id"}
+	g.into["ErrorMeta"] = meta.NewRef()
 	out := openapi3.NewObjectSchema().WithoutAdditionalProperties()
-	out.Properties = openapi3.Schemas{"error": inner.NewRef(), "meta": meta.NewRef()}
+	out.Properties = openapi3.Schemas{
+		"error": {Ref: "#/components/schemas/ErrorDetail", Value: inner},
+		"meta":  {Ref: "#/components/schemas/ErrorMeta", Value: meta},
+	}
 	out.Required = []string{"error", "meta"}
 	return out.NewRef()
-}
-
-// schemas turns Go types into component schemas named after them.
-type schemas struct {
-	gen   *openapi3gen.Generator
-	into  openapi3.Schemas
-	names map[string]reflect.Type
-}
-
-// named returns a reference to the component schema of v's type, adding it
-// on first use; the reference carries the schema too, for inlining.
-func (g *schemas) named(v any) (*openapi3.SchemaRef, error) {
-	t := reflect.TypeOf(v)
-	name := componentName(t)
-	if seen, ok := g.names[name]; ok {
-		if seen != t {
-			return nil, fmt.Errorf("two types are named %s in the document: %v and %v", name, seen, t)
-		}
-		return &openapi3.SchemaRef{Ref: "#/components/schemas/" + name, Value: g.into[name].Value}, nil
-	}
-	ref, err := g.gen.NewSchemaRefForValue(v, nil)
-	if err != nil {
-		return nil, fmt.Errorf("schema of %v: %w", t, err)
-	}
-	ref.Ref = ""
-	for field, hint := range schemaHints[t] {
-		prop := ref.Value.Properties[field]
-		if prop == nil {
-			return nil, fmt.Errorf("schema hint for %v.%s, which has no such field", t, field)
-		}
-		hint(prop.Value)
-	}
-	g.names[name] = t
-	g.into[name] = ref
-	return &openapi3.SchemaRef{Ref: "#/components/schemas/" + name, Value: ref.Value}, nil
-}
-
-// componentName is the exported name of a type without its View suffix:
-// tenantView is Tenant, store.MemberView is Member.
-func componentName(t reflect.Type) string {
-	n := strings.TrimSuffix(t.Name(), "View")
-	if n == "org" {
-		n = "organization"
-	}
-	r := []rune(n)
-	r[0] = unicode.ToUpper(r[0])
-	return string(r)
-}
-
-// fieldEnums are the values of string fields by JSON name, whether their Go
-// type is a domain type (domain.Role) or plain string (the store's rows).
-var fieldEnums = map[string][]any{
-	"state": anys(domain.States),
-	"role":  anys(domain.Roles),
-	"kind":  anys(domain.OpKinds),
-}
-
-// schemaHints say in the document what the request types' validate
-// methods check, from the same patterns and bounds where there are some.
-var schemaHints = map[reflect.Type]map[string]func(*openapi3.Schema){
-	reflect.TypeFor[createTenantRequest](): {
-		"name":        func(s *openapi3.Schema) { s.Pattern = tenantNamePattern.String() },
-		"environment": func(s *openapi3.Schema) { s.Pattern = environmentPattern.String() },
-	},
-	reflect.TypeFor[inviteRequest](): {
-		"email": func(s *openapi3.Schema) { s.Format, s.MaxLength = "email", ptr(uint64(254)) },
-	},
-	reflect.TypeFor[signInRequest](): {
-		"email":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(254)) },
-		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(1024)) },
-	},
-	reflect.TypeFor[reauthenticateRequest](): {
-		"password":   func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(1024)) },
-		"code":       func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(maxCodeBytes)) },
-		"credential": func(s *openapi3.Schema) { s.Type = &openapi3.Types{"object"} },
-	},
-	reflect.TypeFor[acceptRequest](): {
-		"token":    func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
-		"name":     func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(100)) },
-		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 12, ptr(uint64(256)) },
-	},
-	reflect.TypeFor[registerPasskeyRequest](): {
-		"challenge": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
-		"name":      func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
-	},
-	reflect.TypeFor[passkeySignInRequest](): {
-		"challenge": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(128)) },
-	},
-	reflect.TypeFor[passkeySignInOptionsRequest](): {
-		"challenge": func(s *openapi3.Schema) { s.MaxLength = ptr(uint64(128)) },
-	},
-	reflect.TypeFor[createOrgRequest](): {
-		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
-		"slug": func(s *openapi3.Schema) { s.Pattern = domain.OrgSlugPattern.String() },
-	},
-	reflect.TypeFor[signUpRequest](): {
-		"email":    func(s *openapi3.Schema) { s.Format, s.MaxLength = "email", ptr(uint64(254)) },
-		"name":     func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
-		"password": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 12, ptr(uint64(256)) },
-		"organization": func(s *openapi3.Schema) {
-			s.Properties["name"].Value.MinLength, s.Properties["name"].Value.MaxLength = 1, ptr(uint64(100))
-			s.Properties["slug"].Value.Pattern = domain.OrgSlugPattern.String()
-		},
-	},
-	reflect.TypeFor[createStreamRequest](): {
-		"name":       func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
-		"endpoint":   func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(outbound.MaxEndpointLength)) },
-		"actions":    func(s *openapi3.Schema) { s.MaxItems = ptr(uint64(domain.MaxStreamActions)) },
-		"credential": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(512)) },
-	},
-	reflect.TypeFor[updateStreamRequest](): {
-		"name":       func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
-		"endpoint":   func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(outbound.MaxEndpointLength)) },
-		"actions":    func(s *openapi3.Schema) { s.MaxItems = ptr(uint64(domain.MaxStreamActions)) },
-		"credential": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(512)) },
-	},
-	reflect.TypeFor[updateOrgRequest](): {
-		"name": func(s *openapi3.Schema) { s.MinLength, s.MaxLength = 1, ptr(uint64(100)) },
-		"plan": func(s *openapi3.Schema) { s.MinLength = 1 },
-	},
-}
-
-// customizeSchema makes the generator's schemas say what the types mean in
-// JSON Schema 2020-12 (OpenAPI 3.1): a pointer is a type union with null,
-// a struct lists its required fields (those without omitempty) and allows
-// no others, a role, state or kind lists its values, and a field's doc tag
-// is its description (beside the field, so a view and its document are
-// changed together).
-func customizeSchema(name string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
-	if d := tag.Get("doc"); d != "" {
-		s.Description = d
-	}
-	if s.Nullable {
-		s.Nullable = false
-		if s.Type != nil {
-			types := append(openapi3.Types{}, *s.Type...)
-			types = append(types, "null")
-			s.Type = &types
-		}
-	}
-	if e, ok := fieldEnums[name]; ok && t.Kind() == reflect.String {
-		s.Enum = e
-	}
-	if t == reflect.TypeFor[domain.Action]() {
-		s.Enum = anys(domain.Actions())
-	}
-	// An organisation's state and operations are not a tenant's.
-	if t == reflect.TypeFor[domain.OrgState]() {
-		s.Enum = anys([]domain.OrgState{domain.OrgActive, domain.OrgDeleting, domain.OrgDeleted})
-	}
-	if t == reflect.TypeFor[domain.OrgOpKind]() {
-		s.Enum = anys([]domain.OrgOpKind{domain.OrgOpDeletion, domain.OrgOpRestore})
-	}
-	if t == reflect.TypeFor[domain.OpKind]() {
-		// A tenant's actions: the transitions a caller requests.
-		for _, tr := range domain.Requested() {
-			s.Enum = append(s.Enum, string(tr.Kind))
-		}
-	}
-	if t == reflect.TypeFor[domain.Scope]() {
-		s.Enum = anys(domain.Scopes)
-	}
-	if t == reflect.TypeFor[domain.BillingStatus]() {
-		s.Enum = anys([]domain.BillingStatus{domain.BillingNone, domain.BillingActive, domain.BillingPastDue, domain.BillingCanceled})
-	}
-	if t == reflect.TypeFor[domain.StreamStatus]() {
-		s.Enum = anys(domain.StreamStatuses)
-	}
-	if t == reflect.TypeFor[auditstream.Kind]() {
-		s.Enum = anys([]auditstream.Kind{auditstream.KindHTTPS, auditstream.KindSplunkHEC, auditstream.KindDatadog})
-	}
-	if t == reflect.TypeFor[auditstream.Format]() {
-		s.Enum = anys([]auditstream.Format{auditstream.FormatNDJSON, auditstream.FormatCloudEvents})
-	}
-	if t.Kind() == reflect.Struct && s.Properties != nil {
-		s.Required = nil
-		for _, f := range reflect.VisibleFields(t) {
-			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if !f.IsExported() || name == "-" || (f.Anonymous && name == "") {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			if _, ok := s.Properties[name]; ok && !slices.Contains(strings.Split(opts, ","), "omitempty") && !slices.Contains(s.Required, name) {
-				s.Required = append(s.Required, name)
-			}
-		}
-		slices.Sort(s.Required)
-		s.AdditionalProperties = openapi3.AdditionalProperties{Has: ptr(false)}
-	}
-	return nil
 }
 
 func anys[T any](vs []T) []any {

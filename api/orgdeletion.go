@@ -14,15 +14,11 @@ import (
 )
 
 type deleteOrgRequest struct {
-	Confirm string `json:"confirm" doc:"The organisation's slug, typed exactly: the deletion is refused (400, field confirm) otherwise."`
+	Confirm string `json:"confirm" jsonschema:"minLength=1,maxLength=64" doc:"The organisation's slug, typed exactly: the deletion is refused (400, field confirm) otherwise."`
 }
 
 func (r *deleteOrgRequest) validate() []domain.FieldError {
-	var fe fields
-	if r.Confirm == "" {
-		fe.add("confirm", "type the organization's slug to delete it")
-	}
-	return fe
+	return nil // its schema bounds it; the handler compares it with the slug
 }
 
 // orgOperationView is an organisation's own operation: a deletion or a

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -81,24 +82,20 @@ func (s *Server) getOrganization(c *fiber.Ctx, who *caller) error {
 }
 
 type updateOrgRequest struct {
-	Name       *string `json:"name,omitempty"`
-	Plan       *string `json:"plan,omitempty"`
+	Name       *string `json:"name,omitempty" jsonschema:"minLength=1,maxLength=100"`
+	Plan       *string `json:"plan,omitempty" jsonschema:"minLength=1,maxLength=64,pattern=noControl"`
 	RequireMFA *bool   `json:"require_mfa,omitempty" doc:"true: members without a second factor get 403 MFA_REQUIRED here until they enrol one (owners only; the owner must have one; needs a recent authentication)"`
 }
 
+func (updateOrgRequest) objectSchema(s *openapi3.Schema) { s.MinProps = 1 }
+
 func (r *updateOrgRequest) validate() []domain.FieldError {
 	var fe fields
-	if r.Name == nil && r.Plan == nil && r.RequireMFA == nil {
-		fe.add("name", "give name, plan or require_mfa")
-	}
 	if r.Name != nil {
 		var p string
 		if *r.Name, p = domain.DisplayName(*r.Name, 100); p != "" {
 			fe.add("name", p)
 		}
-	}
-	if r.Plan != nil && (*r.Plan == "" || domain.HasControl(*r.Plan)) {
-		fe.add("plan", "a plan id such as free, team or enterprise")
 	}
 	return fe
 }
@@ -146,17 +143,14 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 
 // createOrgRequest is an organisation a customer asks for.
 type createOrgRequest struct {
-	Name string `json:"name"`
-	Slug string `json:"slug" doc:"Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed."`
+	Name string `json:"name" jsonschema:"minLength=1,maxLength=100"`
+	Slug string `json:"slug" jsonschema:"maxLength=30,pattern=orgSlug" doc:"Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed."`
 }
 
 func (r *createOrgRequest) check(fe *fields, prefix string) {
 	var p string
 	if r.Name, p = domain.DisplayName(r.Name, 100); p != "" {
 		fe.add(prefix+"name", p)
-	}
-	if p := domain.OrgSlugProblem(r.Slug); p != "" {
-		fe.add(prefix+"slug", p)
 	}
 }
 

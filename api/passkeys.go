@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -106,39 +105,18 @@ func (s *Server) beginPasskeyRegistration(c *fiber.Ctx, who *caller) error {
 }
 
 type registerPasskeyRequest struct {
-	Challenge  string          `json:"challenge"`
-	Name       string          `json:"name"`
-	Credential json.RawMessage `json:"credential" doc:"the PublicKeyCredential navigator.credentials.create gave, in its JSON form (binary fields base64url)"`
+	Challenge  string          `json:"challenge" jsonschema:"minLength=1,maxLength=128,pattern=noControl"`
+	Name       string          `json:"name" jsonschema:"minLength=1,maxLength=100"`
+	Credential json.RawMessage `json:"credential" jsonschema:"type=object" doc:"the PublicKeyCredential navigator.credentials.create gave, in its JSON form (binary fields base64url)"`
 }
 
 func (r *registerPasskeyRequest) validate() []domain.FieldError {
 	var fe fields
-	fe.ceremonyChallenge(r.Challenge, true)
-	r.Name = strings.TrimSpace(r.Name)
-	if n := len([]rune(r.Name)); n < 1 || n > 100 || domain.HasControl(r.Name) {
-		fe.add("name", "1 to 100 characters, no control characters")
+	var p string
+	if r.Name, p = domain.DisplayName(r.Name, 100); p != "" {
+		fe.add("name", p)
 	}
-	fe.publicKeyCredential(r.Credential)
 	return fe
-}
-
-// ceremonyChallenge checks a challenge's secret a caller sends back.
-func (fe *fields) ceremonyChallenge(secret string, required bool) {
-	if secret == "" {
-		if required {
-			fe.add("challenge", "required")
-		}
-	} else if len(secret) > 128 || domain.HasControl(secret) {
-		fe.add("challenge", "at most 128 bytes, no control characters")
-	}
-}
-
-// publicKeyCredential checks that an authenticator's answer is a JSON
-// object; go-webauthn checks the rest.
-func (fe *fields) publicKeyCredential(raw json.RawMessage) {
-	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		fe.add("credential", "required: the PublicKeyCredential as a JSON object")
-	}
 }
 
 // errRegistrationChallenge is a registration whose challenge is not the
@@ -236,13 +214,11 @@ func (s *Server) removePasskey(c *fiber.Ctx, who *caller) error {
 }
 
 type passkeySignInOptionsRequest struct {
-	Challenge string `json:"challenge,omitempty" doc:"the challenge of POST /auth/sign-in's answer when mfa_required; absent: a sign-in with a passkey and no password"`
+	Challenge string `json:"challenge,omitempty" jsonschema:"maxLength=128,pattern=noControl" doc:"the challenge of POST /auth/sign-in's answer when mfa_required; absent: a sign-in with a passkey and no password"`
 }
 
 func (r *passkeySignInOptionsRequest) validate() []domain.FieldError {
-	var fe fields
-	fe.ceremonyChallenge(r.Challenge, false)
-	return fe
+	return nil // its schema says it all
 }
 
 // errPasskeySignIn is the one answer to a passkey sign-in that fails: a
@@ -306,15 +282,12 @@ func (s *Server) passkeySignInOptions(c *fiber.Ctx, _ *caller) error {
 }
 
 type passkeySignInRequest struct {
-	Challenge  string          `json:"challenge"`
-	Credential json.RawMessage `json:"credential" doc:"the PublicKeyCredential navigator.credentials.get gave, in its JSON form (binary fields base64url)"`
+	Challenge  string          `json:"challenge" jsonschema:"minLength=1,maxLength=128,pattern=noControl"`
+	Credential json.RawMessage `json:"credential" jsonschema:"type=object" doc:"the PublicKeyCredential navigator.credentials.get gave, in its JSON form (binary fields base64url)"`
 }
 
 func (r *passkeySignInRequest) validate() []domain.FieldError {
-	var fe fields
-	fe.ceremonyChallenge(r.Challenge, true)
-	fe.publicKeyCredential(r.Credential)
-	return fe
+	return nil // its schema says it all; go-webauthn reads the credential
 }
 
 // passkeySignIn signs a person in with a passkey's assertion on a

@@ -14,7 +14,7 @@ import (
 )
 
 type passwordResetRequest struct {
-	Email string `json:"email"`
+	Email string `json:"email" jsonschema:"minLength=1,maxLength=254,pattern=noControl"`
 }
 
 func (r *passwordResetRequest) validate() []domain.FieldError {
@@ -70,21 +70,12 @@ func (s *Server) resetMail(user store.User, secret string, expires time.Time) st
 }
 
 type passwordResetConfirmRequest struct {
-	Token    string `json:"token"`
-	Password string `json:"password"`
+	Token    string `json:"token" jsonschema:"minLength=1,maxLength=128,pattern=noControl"`
+	Password string `json:"password" jsonschema:"minLength=12,maxLength=256"`
 }
 
 func (r *passwordResetConfirmRequest) validate() []domain.FieldError {
-	var fe fields
-	if r.Token == "" {
-		fe.add("token", "required")
-	} else if len(r.Token) > 128 || domain.HasControl(r.Token) {
-		fe.add("token", "at most 128 bytes, no control characters")
-	}
-	if n := len([]rune(r.Password)); n < 12 || n > 256 {
-		fe.add("password", "12 to 256 characters")
-	}
-	return fe
+	return nil // its schema says it all
 }
 
 type passwordResetConfirmResponse struct {

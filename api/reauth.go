@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
 	"github.com/uptrace/bun"
@@ -24,15 +24,12 @@ import (
 // reauthenticatePath is the route that renews the proof.
 const reauthenticatePath = "/api/v1/auth/reauthenticate"
 
-// maxCodeBytes bounds a TOTP or recovery code.
-const maxCodeBytes = 64
-
 // reauthenticateRequest is one proof of who the caller is: exactly one of
 // a password, a code (TOTP or recovery) or a passkey assertion.
 type reauthenticateRequest struct {
-	Password   string          `json:"password,omitempty" doc:"The account's password."`
-	Code       string          `json:"code,omitempty" doc:"A TOTP code or a recovery code, for an account with a second factor."`
-	Credential json.RawMessage `json:"credential,omitempty" doc:"A passkey assertion (the PublicKeyCredential as JSON), for an account with a passkey."`
+	Password   string          `json:"password,omitempty" jsonschema:"minLength=1,maxLength=1024" doc:"The account's password."`
+	Code       string          `json:"code,omitempty" jsonschema:"minLength=1,maxLength=64,pattern=noControl" doc:"A TOTP code or a recovery code, for an account with a second factor."`
+	Credential json.RawMessage `json:"credential,omitempty" jsonschema:"type=object" doc:"A passkey assertion (the PublicKeyCredential as JSON), for an account with a passkey."`
 }
 
 // given lists the proofs the request carries ("credential": null is none).
@@ -61,16 +58,11 @@ func (r *reauthenticateRequest) validate() []domain.FieldError {
 			fe.add(f, "give only one of password, code or credential")
 		}
 	}
-	if len(r.Password) > 1024 {
-		fe.add("password", "at most 1024 bytes")
-	}
-	if len(r.Code) > maxCodeBytes || domain.HasControl(r.Code) {
-		fe.add("code", fmt.Sprintf("at most %d bytes, no control characters", maxCodeBytes))
-	}
-	if c := bytes.TrimSpace(r.Credential); len(c) > 0 && c[0] != '{' && !bytes.Equal(c, []byte("null")) {
-		fe.add("credential", "a passkey assertion: a JSON object")
-	}
 	return fe
+}
+
+func (reauthenticateRequest) objectSchema(s *openapi3.Schema) {
+	s.MinProps, s.MaxProps = 1, ptr(uint64(1))
 }
 
 type reauthenticateResponse struct {

@@ -323,6 +323,9 @@ func (s *Server) guard(r route) fiber.Handler {
 // handle runs an admitted request: a mutation that no workflow keys is
 // answered once per Idempotency-Key, unless its body is a secret.
 func (s *Server) handle(c *fiber.Ctx, r route, who *caller) error {
+	if err := queryErrors(c, r.Route); err != nil {
+		return err
+	}
 	if c.Method() == fiber.MethodGet || workflowBacked(r.Route) || carriesSecret(r.Route) || billingLink(r.Route) {
 		return r.handle(c, who)
 	}

@@ -2,9 +2,9 @@ package api
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/intelliauth/controlplane/internal/domain"
@@ -17,17 +17,16 @@ import (
 // answers for it; its tokens expire, two may be valid at once, and each is
 // revocable at once. docs/security.md says how the guard decides.
 
-const (
-	maxServiceAccountEnvironments = 20
-	minServiceTokenTTL            = time.Minute
-)
+// minServiceTokenTTL is token_expires_in's and expires_in's minimum in
+// the request schemas, checked again where a lifetime becomes a token.
+const minServiceTokenTTL = time.Minute
 
 // serviceAccountFields are the fields a creation sets and a change may.
 type serviceAccountFields struct {
-	Name         *string      `json:"name,omitempty"`
+	Name         *string      `json:"name,omitempty" jsonschema:"minLength=1,maxLength=100"`
 	Role         *domain.Role `json:"role,omitempty" doc:"No higher than the role of the member who sets it."`
-	Environments *[]string    `json:"environments,omitempty" doc:"Environments of the tenants the account may see and act on; empty: every environment."`
-	Scopes       *[]string    `json:"scopes,omitempty" doc:"What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage."`
+	Environments *[]string    `json:"environments,omitempty" jsonschema:"maxItems=20,uniqueItems,itemMaxLength=32,itemPattern=environment" doc:"Environments of the tenants the account may see and act on; empty: every environment."`
+	Scopes       *[]string    `json:"scopes,omitempty" jsonschema:"minItems=1,maxItems=10,uniqueItems" doc:"What the account may do."`
 }
 
 func (r *serviceAccountFields) check(fe *fields) {
@@ -37,46 +36,21 @@ func (r *serviceAccountFields) check(fe *fields) {
 			fe.add("name", p)
 		}
 	}
-	if r.Role != nil && !r.Role.Valid() {
-		fe.add("role", "one of owner, admin, developer, viewer")
-	}
-	if r.Environments != nil {
-		envs := *r.Environments
-		bad := len(envs) > maxServiceAccountEnvironments
-		for i, e := range envs {
-			bad = bad || !environmentPattern.MatchString(e) || slices.Contains(envs[:i], e)
-		}
-		if bad {
-			fe.add("environments", fmt.Sprintf("at most %d distinct environments such as ci or staging", maxServiceAccountEnvironments))
-		}
-	}
-	if r.Scopes != nil {
-		bad := len(*r.Scopes) == 0
-		for i, s := range *r.Scopes {
-			bad = bad || !domain.Scope(s).Valid() || slices.Contains((*r.Scopes)[:i], s)
-		}
-		if bad {
-			fe.add("scopes", "one or more distinct scopes of: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage")
-		}
-	}
 }
 
 type createServiceAccountRequest struct {
 	serviceAccountFields
-	TokenExpiresIn int64 `json:"token_expires_in" doc:"Seconds until the first token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default)."`
+	TokenExpiresIn int64 `json:"token_expires_in" jsonschema:"minimum=60,maximum=31622400" doc:"Seconds until the first token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default)."`
+}
+
+// objectSchema: the fields an update may leave out, a creation needs.
+func (createServiceAccountRequest) objectSchema(s *openapi3.Schema) {
+	s.Required = append(s.Required, "name", "role", "scopes")
 }
 
 func (r *createServiceAccountRequest) validate() []domain.FieldError {
 	var fe fields
-	for field, missing := range map[string]bool{"name": r.Name == nil, "role": r.Role == nil, "scopes": r.Scopes == nil} {
-		if missing {
-			fe.add(field, "required")
-		}
-	}
 	r.check(&fe)
-	if r.TokenExpiresIn <= 0 {
-		fe.add("token_expires_in", "required: seconds until the token expires")
-	}
 	return fe
 }
 
@@ -84,25 +58,20 @@ type updateServiceAccountRequest struct {
 	serviceAccountFields
 }
 
+func (updateServiceAccountRequest) objectSchema(s *openapi3.Schema) { s.MinProps = 1 }
+
 func (r *updateServiceAccountRequest) validate() []domain.FieldError {
 	var fe fields
-	if r.Name == nil && r.Role == nil && r.Environments == nil && r.Scopes == nil {
-		fe.add("name", "give name, role, environments or scopes")
-	}
 	r.check(&fe)
 	return fe
 }
 
 type mintTokenRequest struct {
-	ExpiresIn int64 `json:"expires_in" doc:"Seconds until the token expires: required, at least 60, at most the server's bound."`
+	ExpiresIn int64 `json:"expires_in" jsonschema:"minimum=60,maximum=31622400" doc:"Seconds until the token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default)."`
 }
 
 func (r *mintTokenRequest) validate() []domain.FieldError {
-	var fe fields
-	if r.ExpiresIn <= 0 {
-		fe.add("expires_in", "required: seconds until the token expires")
-	}
-	return fe
+	return nil // its schema bounds it; the server's maximum is tokenTTL's
 }
 
 // tokenTTL checks a requested expiry against the server's bounds.

@@ -18,9 +18,9 @@ import (
 var errSignUpClosed = &domain.Error{Code: domain.CodeForbidden, Message: "sign-up is closed on this installation"}
 
 type signUpRequest struct {
-	Email        string           `json:"email"`
-	Name         string           `json:"name"`
-	Password     string           `json:"password"`
+	Email        string           `json:"email" jsonschema:"maxLength=254,format=email"`
+	Name         string           `json:"name" jsonschema:"minLength=1,maxLength=100"`
+	Password     string           `json:"password" jsonschema:"minLength=12,maxLength=256"`
 	Organization createOrgRequest `json:"organization"`
 }
 
@@ -31,9 +31,6 @@ func (r *signUpRequest) validate() []domain.FieldError {
 	var p string
 	if r.Name, p = domain.DisplayName(r.Name, 100); p != "" {
 		fe.add("name", p)
-	}
-	if n := len([]rune(r.Password)); n < 12 || n > 256 {
-		fe.add("password", "12 to 256 characters")
 	}
 	r.Organization.check(&fe, "organization.")
 	return fe
@@ -120,17 +117,11 @@ func (s *Server) accountExistsMail(email string) store.OutboxMessage {
 }
 
 type verifyEmailRequest struct {
-	Token string `json:"token"`
+	Token string `json:"token" jsonschema:"minLength=1,maxLength=128,pattern=noControl"`
 }
 
 func (r *verifyEmailRequest) validate() []domain.FieldError {
-	var fe fields
-	if r.Token == "" {
-		fe.add("token", "required")
-	} else if len(r.Token) > 128 || domain.HasControl(r.Token) {
-		fe.add("token", "at most 128 bytes, no control characters")
-	}
-	return fe
+	return nil // its schema says it all
 }
 
 // verifyEmailResponse is the session of the person who just verified

@@ -6,9 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gofiber/fiber/v2"
 	"github.com/rs/zerolog"
 
@@ -29,11 +29,11 @@ const SigningSecretPrefix = "cpw_"
 
 // streamFields are what a creation sets and a change may.
 type streamFields struct {
-	Name     *string   `json:"name,omitempty" doc:"1 to 100 characters."`
-	Endpoint *string   `json:"endpoint,omitempty" doc:"Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs)."`
-	Actions  *[]string `json:"actions,omitempty" doc:"Only these events: exact actions (tenant.provisioned) and families (tenant.*), at most 50; empty or absent: every event."`
+	Name     *string   `json:"name,omitempty" jsonschema:"minLength=1,maxLength=100"`
+	Endpoint *string   `json:"endpoint,omitempty" jsonschema:"minLength=1,maxLength=2048,format=uri" doc:"Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs)."`
+	Actions  *[]string `json:"actions,omitempty" jsonschema:"maxItems=50,uniqueItems,itemMaxLength=100,itemPattern=actionFilter" doc:"Only these events: exact actions (tenant.provisioned) and families (tenant.*), at most 50; empty or absent: every event."`
 	// Credential is the receiver's: a Splunk HEC token, a Datadog API key.
-	Credential *string `json:"credential,omitempty" doc:"splunk_hec: the HEC token; datadog: the API key. Required for those kinds, refused for https; sealed, never shown again."`
+	Credential *string `json:"credential,omitempty" jsonschema:"minLength=1,maxLength=512,pattern=headerToken" doc:"splunk_hec: the HEC token; datadog: the API key. Required for those kinds, refused for https; sealed, never shown again."`
 
 	// allowPrivate is the server's CP_STREAM_ALLOW_PRIVATE, set before
 	// decoding.
@@ -53,34 +53,13 @@ func (r *streamFields) check(fe *fields) {
 		}
 	}
 	if r.Actions != nil {
-		acts := *r.Actions
-		if len(acts) > domain.MaxStreamActions {
-			fe.add("actions", fmt.Sprintf("at most %d actions and families", domain.MaxStreamActions))
-		}
-		for i, a := range acts {
-			if len(a) > domain.MaxStreamActionLength || !domain.ValidStreamAction(a) || slices.Contains(acts[:i], a) {
-				fe.add("actions", fmt.Sprintf("%q is not an audit action or family (tenant.*) of this control plane, or is given twice", clip(a, 64)))
+		for _, a := range *r.Actions {
+			if !domain.ValidStreamAction(a) {
+				fe.add("actions", fmt.Sprintf("%q is not an audit action or family (tenant.*) of this control plane", clip(a, 64)))
 				break
 			}
 		}
 	}
-	if r.Credential != nil && !credentialText(*r.Credential) {
-		fe.add("credential", "1 to 512 printable ASCII characters, no spaces")
-	}
-}
-
-// credentialText reports whether a credential can travel in a header as
-// it is.
-func credentialText(s string) bool {
-	if s == "" || len(s) > 512 {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 type createStreamRequest struct {
@@ -89,19 +68,16 @@ type createStreamRequest struct {
 	Format *auditstream.Format `json:"format,omitempty" doc:"https only: ndjson (one event per line, the default) or cloudevents (a CloudEvents 1.0 JSON batch)."`
 }
 
+// objectSchema: the fields an update may leave out, a creation needs.
+func (createStreamRequest) objectSchema(s *openapi3.Schema) {
+	s.Required = append(s.Required, "name", "endpoint")
+}
+
 func (r *createStreamRequest) validate() []domain.FieldError {
 	var fe fields
-	for field, missing := range map[string]bool{"name": r.Name == nil, "endpoint": r.Endpoint == nil} {
-		if missing {
-			fe.add(field, "required")
-		}
-	}
 	r.check(&fe)
 	switch r.Kind {
 	case auditstream.KindHTTPS:
-		if r.Format != nil && *r.Format != auditstream.FormatNDJSON && *r.Format != auditstream.FormatCloudEvents {
-			fe.add("format", "ndjson or cloudevents")
-		}
 		if r.Credential != nil {
 			fe.add("credential", "an https stream is signed with its own secret and takes no credential")
 		}
@@ -112,8 +88,6 @@ func (r *createStreamRequest) validate() []domain.FieldError {
 		if r.Credential == nil {
 			fe.add("credential", "required: the "+map[auditstream.Kind]string{auditstream.KindSplunkHEC: "HEC token", auditstream.KindDatadog: "Datadog API key"}[r.Kind])
 		}
-	default:
-		fe.add("kind", "one of https, splunk_hec, datadog")
 	}
 	return fe
 }
@@ -123,26 +97,27 @@ type updateStreamRequest struct {
 	Paused *bool `json:"paused,omitempty" doc:"true holds the stream; false lets a paused or suspended stream deliver again from its cursor."`
 }
 
+func (updateStreamRequest) objectSchema(s *openapi3.Schema) { s.MinProps = 1 }
+
 func (r *updateStreamRequest) validate() []domain.FieldError {
 	var fe fields
-	if r.Name == nil && r.Endpoint == nil && r.Actions == nil && r.Credential == nil && r.Paused == nil {
-		fe.add("name", "give name, endpoint, actions, credential or paused")
-	}
 	r.check(&fe)
 	return fe
 }
 
 type replayStreamRequest struct {
-	FromEventID *string    `json:"from_event_id,omitempty" doc:"Deliver again from this event of the organisation on."`
-	Since       *time.Time `json:"since,omitempty" doc:"Deliver again from the first event at or after this time (RFC 3339) on."`
+	FromEventID *string    `json:"from_event_id,omitempty" jsonschema:"minLength=1,maxLength=64" doc:"Deliver again from this event of the organisation on."`
+	Since       *time.Time `json:"since,omitempty" jsonschema:"maxLength=64" doc:"Deliver again from the first event at or after this time (RFC 3339) on."`
+}
+
+// objectSchema: exactly one of from_event_id and since.
+func (replayStreamRequest) objectSchema(s *openapi3.Schema) {
+	s.MinProps, s.MaxProps = 1, ptr(uint64(1))
 }
 
 func (r *replayStreamRequest) validate() []domain.FieldError {
 	var fe fields
-	switch {
-	case (r.FromEventID == nil) == (r.Since == nil):
-		fe.add("from_event_id", "give exactly one of from_event_id and since")
-	case r.FromEventID != nil && !domain.ValidID(domain.PrefixEvent, *r.FromEventID):
+	if r.FromEventID != nil && !domain.ValidID(domain.PrefixEvent, *r.FromEventID) {
 		fe.add("from_event_id", "an event id (evt_…)")
 	}
 	return fe

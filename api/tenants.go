@@ -23,23 +23,13 @@ var (
 )
 
 type createTenantRequest struct {
-	Name        string `json:"name"`
-	Environment string `json:"environment"`
-	ExpiresIn   *int64 `json:"expires_in,omitempty" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it."`
+	Name        string `json:"name" jsonschema:"maxLength=32,pattern=tenantName"`
+	Environment string `json:"environment" jsonschema:"maxLength=32,pattern=environment"`
+	ExpiresIn   *int64 `json:"expires_in,omitempty" jsonschema:"minimum=1,maximum=31622400" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it."`
 }
 
 func (r *createTenantRequest) validate() []domain.FieldError {
-	var fe fields
-	if !tenantNamePattern.MatchString(r.Name) {
-		fe.add("name", "a DNS label of 3 to 32 characters: a-z, 0-9 and '-', not at either end")
-	}
-	if !environmentPattern.MatchString(r.Environment) {
-		fe.add("environment", "1 to 32 characters: a-z, 0-9 and '-' (e.g. prod, staging, uat)")
-	}
-	if r.ExpiresIn != nil && *r.ExpiresIn < 1 {
-		fe.add("expires_in", "at least 1 second")
-	}
-	return fe
+	return nil // its schema says it all
 }
 
 // tenantView is a tenant as the API shows it: a type of its own, so a
@@ -277,15 +267,11 @@ func sameLifetime(in workflows.Create, t workflows.TenantRecord) bool {
 }
 
 type lifetimeRequest struct {
-	ExpiresIn *int64 `json:"expires_in" doc:"Seconds from now until the tenant's saga decommissions it, with no grace period (at most CP_TENANT_MAX_LIFETIME); null: the tenant lives on with no lifetime."`
+	ExpiresIn *int64 `json:"expires_in" jsonschema:"minimum=1,maximum=31622400,nullable" doc:"Seconds from now until the tenant's saga decommissions it, with no grace period (at most CP_TENANT_MAX_LIFETIME); null: the tenant lives on with no lifetime."`
 }
 
 func (r *lifetimeRequest) validate() []domain.FieldError {
-	var fe fields
-	if r.ExpiresIn != nil && *r.ExpiresIn < 1 {
-		fe.add("expires_in", "at least 1 second, or null for no lifetime")
-	}
-	return fe
+	return nil // its schema says it all
 }
 
 // setLifetime gives a tenant a new end, or none: its saga writes it and

@@ -85,9 +85,11 @@ func (c *contract) load(srv *api.Server) error {
 	return c.err
 }
 
-// check validates one answer: against its operation when the request is a
-// documented route, else against the error envelope.
-func (c *contract) check(t testing.TB, srv *api.Server, req *http.Request, status int, header http.Header, body []byte) {
+// check validates one exchange: the request against its operation, which
+// must accept what the server accepted and refuse what the server refused
+// as invalid (checkRequest), and the answer against the operation when the
+// request is a documented route, else against the error envelope.
+func (c *contract) check(t testing.TB, srv *api.Server, req *http.Request, reqBody []byte, status int, header http.Header, body []byte) {
 	t.Helper()
 	if err := c.load(srv); err != nil {
 		t.Fatalf("contract: %v", err)
@@ -104,6 +106,7 @@ func (c *contract) check(t testing.TB, srv *api.Server, req *http.Request, statu
 		c.checkError(t, req, header, body)
 		return
 	}
+	c.checkRequest(t, req, reqBody, params, route, status, body)
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
 		Status:                 status,
@@ -118,6 +121,81 @@ func (c *contract) check(t testing.TB, srv *api.Server, req *http.Request, statu
 	c.mu.Lock()
 	c.seen[route.Operation.OperationID]++
 	c.mu.Unlock()
+}
+
+// checkRequest validates a request the suite sent against its operation in
+// the document. A request the server took (2xx) must be one the document
+// takes, or a client generated from it could not send it; a request the
+// server refused as invalid (400, 415) must be one the document refuses,
+// unless every field it was refused for is a rule no schema can state
+// (beyondSchema).
+func (c *contract) checkRequest(t testing.TB, req *http.Request, reqBody []byte, params map[string]string, route *routers.Route, status int, body []byte) {
+	t.Helper()
+	r := req.Clone(context.Background())
+	r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	err := openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+		Request: r, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
+	})
+	op := route.Operation.OperationID
+	switch {
+	case status < 300 && err != nil:
+		t.Errorf("contract: the server took %s %s (%d) but the document refuses it: %v\nrequest body: %.300s", req.Method, req.URL.RequestURI(), status, err, reqBody)
+	case (status == 400 || status == 415) && err == nil:
+		var e struct {
+			Error struct {
+				Message     string                            `json:"message"`
+				FieldErrors []struct{ Field, Message string } `json:"field_errors"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e)
+		for _, f := range e.Error.FieldErrors {
+			if beyondSchema(op, f.Field, f.Message) {
+				continue
+			}
+			t.Errorf("contract: the server refused %s %s (%d, %s: %s) but the document takes it; say the bound in the request type's jsonschema tag\nrequest body: %.300s", req.Method, req.URL.RequestURI(), status, f.Field, f.Message, reqBody)
+			return
+		}
+		if len(e.Error.FieldErrors) == 0 && !beyondSchema(op, "", e.Error.Message) {
+			t.Errorf("contract: the server refused %s %s (%d: %s) but the document takes it\nrequest body: %.300s", req.Method, req.URL.RequestURI(), status, e.Error.Message, reqBody)
+		}
+	}
+}
+
+// beyondSchemaRules are the refusals of valid-looking requests that depend
+// on more than the request's shape, with why no schema says them: by
+// operation and field ("*": any), and a word of the message.
+var beyondSchemaRules = []struct{ op, field, says, why string }{
+	{"*", "*", "more than once", "a key repeated in one object: JSON Schema sees the parsed object, where the last one won"},
+	{"*", "*", "NUL", "a NUL character: what Postgres cannot store, in any field"},
+	{"*", "name", "", "a person's or a thing's display name: one script, no invisible or look-alike characters (domain.DisplayName)"},
+	{"*", "organization.name", "", "the same, for the organisation of a sign-up"},
+	{"*", "email", "", "a mailbox net/mail reads as exactly this address, in ASCII"},
+	{"*", "endpoint", "", "an https address that resolves outside private, loopback and metadata ranges, checked at each connection"},
+	{"*", "actions", "", "an audit action or family that exists in this release"},
+	{"*", "token_expires_in", "", "at most the installation's CP_SERVICE_TOKEN_MAX_TTL"},
+	{"*", "expires_in", "", "at most the installation's CP_SERVICE_TOKEN_MAX_TTL or CP_TENANT_MAX_LIFETIME"},
+	{"*", "credential", "", "whether a stream's kind takes a credential, and a passkey assertion's content"},
+	{"*", "format", "", "whether a stream's kind takes a format"},
+	{"*", "from_event_id", "", "an event id of the organisation"},
+	{"*", "cursor", "", "a cursor this server signed"},
+	{"*", "from", "", "a day range of at most 366 days, from before to, not after today"},
+	{"*", "to", "", "not after today"},
+	{"*", "since", "", "an RFC 3339 time Go reads"},
+	{"*", "until", "", "an RFC 3339 time Go reads"},
+	{"*", "code", "", "a TOTP or recovery code that is right now"},
+	{"*", "challenge", "", "a challenge that is the caller's, unused and unexpired"},
+	{"deleteOrganization", "confirm", "", "the organisation's own slug"},
+	{"*", "", "JSON", "the body's syntax and media type, which the document's parser reports as it reads"},
+}
+
+func beyondSchema(op, field, msg string) bool {
+	for _, r := range beyondSchemaRules {
+		if (r.op == "*" || r.op == op) && (r.field == "*" || r.field == field) && strings.Contains(msg, r.says) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *contract) checkError(t testing.TB, req *http.Request, header http.Header, body []byte) {
@@ -162,6 +240,14 @@ func testApp(t testing.TB, srv *api.Server, r *http.Request, timeoutMS int) *htt
 	t.Helper()
 	// The validator needs the request as sent; Fiber's Test consumes it.
 	check := r.Clone(context.Background())
+	var reqBody []byte
+	if r.Body != nil {
+		var err error
+		if reqBody, err = io.ReadAll(r.Body); err != nil {
+			t.Fatal(err)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
 	resp, err := srv.App().Test(r, timeoutMS)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +258,7 @@ func testApp(t testing.TB, srv *api.Server, r *http.Request, timeoutMS int) *htt
 		t.Fatal(err)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	apiContract.check(t, srv, check, resp.StatusCode, resp.Header, body)
+	apiContract.check(t, srv, check, reqBody, resp.StatusCode, resp.Header, body)
 	return resp
 }
 

@@ -23,7 +23,7 @@ func Example_ephemeralCITenant() {
 		log.Fatal(err)
 	}
 	org, lifetime := os.Getenv("INTELLIAUTH_ORG_ID"), int64(2*60*60) // seconds
-	created, err := intelliauth.Data[intelliauth.LifecycleResponse](c.CreateTenant(ctx, org, nil, intelliauth.CreateTenantJSONRequestBody{
+	created, err := intelliauth.Data[intelliauth.LifecycleResult](c.CreateTenant(ctx, org, nil, intelliauth.CreateTenantJSONRequestBody{
 		Name: "ci-" + os.Getenv("GITHUB_RUN_ID"), Environment: "ci", ExpiresIn: &lifetime}))
 	if err != nil {
 		log.Fatal(err)

@@ -181,29 +181,25 @@ func signInOwner() error {
 	if err != nil {
 		return err
 	}
-	session, err := intelliauth.Data[struct {
-		Token string `json:"token"`
-	}](c.SignIn(ctx, nil, intelliauth.SignInJSONRequestBody{Email: ownerEmail, Password: ownerPassword}))
+	session, err := intelliauth.Data[intelliauth.SignInResult](c.SignIn(ctx, nil, intelliauth.SignInJSONRequestBody{Email: ownerEmail, Password: ownerPassword}))
 	if err != nil {
 		return fmt.Errorf("sign in: %w", err)
 	}
-	dev.ownerToken = session.Token
-	owner, err := intelliauth.New(dev.server, intelliauth.WithToken(session.Token))
+	if session.Token == nil {
+		return fmt.Errorf("sign in answered no token: %+v", session)
+	}
+	dev.ownerToken = *session.Token
+	owner, err := intelliauth.New(dev.server, intelliauth.WithToken(dev.ownerToken))
 	if err != nil {
 		return err
 	}
-	me, err := intelliauth.Data[struct {
-		Memberships []struct {
-			OrgID   string `json:"org_id"`
-			OrgSlug string `json:"org_slug"`
-		} `json:"memberships"`
-	}](owner.GetMe(ctx))
+	me, err := intelliauth.Data[intelliauth.MeResult](owner.GetMe(ctx))
 	if err != nil {
 		return fmt.Errorf("me: %w", err)
 	}
 	for _, m := range me.Memberships {
 		if m.OrgSlug == devOrgSlug {
-			dev.orgID = m.OrgID
+			dev.orgID = m.OrgId
 		}
 	}
 	if dev.orgID == "" {

@@ -20,7 +20,8 @@ type APIError struct {
 	// not the API's error (a proxy's answer).
 	Code    string
 	Message string
-	// FieldErrors are the invalid fields of a BAD_REQUEST, all at once.
+	// FieldErrors are the invalid fields of a BAD_REQUEST, all at once
+	// (FieldError is the contract's: a field and why it is invalid).
 	FieldErrors []FieldError
 	// RequestID is the request's X-Request-ID, which the API's logs and
 	// audit events carry.
@@ -28,9 +29,6 @@ type APIError struct {
 	// RetryAfter is the answer's Retry-After (429, 503); 0 without one.
 	RetryAfter time.Duration
 }
-
-// FieldError is one invalid field of a request and why.
-type FieldError struct{ Field, Message string }
 
 func (e *APIError) Error() string {
 	var b strings.Builder

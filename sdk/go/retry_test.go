@@ -76,8 +76,8 @@ func hangUp(w http.ResponseWriter) {
 	}
 }
 
-func createIn(t *testing.T, c *intelliauth.Client, editors ...intelliauth.RequestEditorFn) (lifecycle, error) {
-	return intelliauth.Data[lifecycle](c.CreateTenant(context.Background(), "org_1", nil, intelliauth.CreateTenantJSONRequestBody{Name: "a", Environment: "ci"}, editors...))
+func createIn(t *testing.T, c *intelliauth.Client, editors ...intelliauth.RequestEditorFn) (intelliauth.LifecycleResult, error) {
+	return intelliauth.Data[intelliauth.LifecycleResult](c.CreateTenant(context.Background(), "org_1", nil, intelliauth.CreateTenantJSONRequestBody{Name: "a", Environment: "ci"}, editors...))
 }
 
 func TestAMutationIsRetriedWithItsBodyAndIdempotencyKeyAfterRetryAfter(t *testing.T) {
@@ -159,7 +159,7 @@ func TestRetriesStopAtTheirBoundsAndTheContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	_, err = intelliauth.Data[lifecycle](c.CreateTenant(ctx, "org_1", nil, intelliauth.CreateTenantJSONRequestBody{Name: "a", Environment: "ci"}))
+	_, err = intelliauth.Data[intelliauth.LifecycleResult](c.CreateTenant(ctx, "org_1", nil, intelliauth.CreateTenantJSONRequestBody{Name: "a", Environment: "ci"}))
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Fatalf("%v after %v", err, time.Since(start))
 	}

@@ -13,20 +13,13 @@ import (
 	intelliauth "github.com/intelliauth/controlplane/sdk/go"
 )
 
-// lifecycle is the data of a lifecycle request's 202: the tenant and the
-// operation its saga runs.
-type lifecycle struct {
-	Tenant    intelliauth.Tenant    `json:"tenant"`
-	Operation intelliauth.Operation `json:"operation"`
-}
-
-func createTenant(t *testing.T, ctx context.Context, c *intelliauth.Client, name string, editors ...intelliauth.RequestEditorFn) (lifecycle, *http.Response) {
+func createTenant(t *testing.T, ctx context.Context, c *intelliauth.Client, name string, editors ...intelliauth.RequestEditorFn) (intelliauth.LifecycleResult, *http.Response) {
 	t.Helper()
 	resp, err := c.CreateTenant(ctx, dev.orgID, nil, intelliauth.CreateTenantJSONRequestBody{Name: name, Environment: "test"}, editors...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	created, err := intelliauth.Data[lifecycle](resp, nil)
+	created, err := intelliauth.Data[intelliauth.LifecycleResult](resp, nil)
 	if err != nil {
 		t.Fatalf("create tenant %s: %v", name, err)
 	}
@@ -103,7 +96,7 @@ func TestWaitForOperationFollowsASuspendAndAStuckResumeIsAnOperationError(t *tes
 		t.Fatal(err)
 	}
 
-	suspend, err := intelliauth.Data[lifecycle](c.SuspendTenant(ctx, dev.orgID, id, nil))
+	suspend, err := intelliauth.Data[intelliauth.LifecycleResult](c.SuspendTenant(ctx, dev.orgID, id, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +131,7 @@ func TestWaitForOperationFollowsASuspendAndAStuckResumeIsAnOperationError(t *tes
 	// dev runs with a fault drill that fails every attempt of the resume's
 	// step (CP_FAULTS=resume_route=fail): the resume's saga retries it, then
 	// is stuck at it, waiting for an operator, which both waits report.
-	resume, err := intelliauth.Data[lifecycle](c.ResumeTenant(ctx, dev.orgID, id, nil))
+	resume, err := intelliauth.Data[intelliauth.LifecycleResult](c.ResumeTenant(ctx, dev.orgID, id, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +158,7 @@ func TestAllWalksEveryPageOfAList(t *testing.T) {
 		createTenant(t, ctx, c, tenantName(t, p))
 	}
 
-	one := 1
+	one := int32(1)
 	var pages int
 	var walked []string
 	for tn, err := range intelliauth.All[intelliauth.Tenant](ctx, func(ctx context.Context, cursor string) (*http.Response, error) {
@@ -177,7 +170,7 @@ func TestAllWalksEveryPageOfAList(t *testing.T) {
 		}
 		walked = append(walked, tn.Id)
 	}
-	hundred := 100
+	hundred := int32(100)
 	page, err := intelliauth.List[intelliauth.Tenant](c.ListTenants(ctx, dev.orgID, &intelliauth.ListTenantsParams{Limit: &hundred}))
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +211,7 @@ func TestABadRequestIsAnAPIErrorNamingEveryInvalidField(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	c := ownerClient(t)
-	_, err := intelliauth.Data[lifecycle](c.CreateTenant(ctx, dev.orgID, nil, intelliauth.CreateTenantJSONRequestBody{Name: "No_Such Name", Environment: "UPPER CASE"}))
+	_, err := intelliauth.Data[intelliauth.LifecycleResult](c.CreateTenant(ctx, dev.orgID, nil, intelliauth.CreateTenantJSONRequestBody{Name: "No_Such Name", Environment: "UPPER CASE"}))
 	var apiErr *intelliauth.APIError
 	if !errors.As(err, &apiErr) {
 		t.Fatalf("create with a bad name: %v, want an *APIError", err)
@@ -279,7 +272,7 @@ func TestARateLimitedCallIsRetriedAfterItsRetryAfter(t *testing.T) {
 		if i == 20 {
 			t.Fatal("20 suspends of one tenant in a minute were not rate limited")
 		}
-		_, err := intelliauth.Data[lifecycle](spend.SuspendTenant(ctx, dev.orgID, missing, nil))
+		_, err := intelliauth.Data[intelliauth.LifecycleResult](spend.SuspendTenant(ctx, dev.orgID, missing, nil))
 		var apiErr *intelliauth.APIError
 		if !errors.As(err, &apiErr) {
 			t.Fatalf("suspend of a tenant that does not exist: %v", err)
@@ -299,7 +292,7 @@ func TestARateLimitedCallIsRetriedAfterItsRetryAfter(t *testing.T) {
 	rec := &statusRecorder{}
 	c := ownerClient(t, intelliauth.WithHTTPClient(&http.Client{Transport: rec}), intelliauth.WithRetry(3, 90*time.Second))
 	start := time.Now()
-	_, err := intelliauth.Data[lifecycle](c.SuspendTenant(ctx, dev.orgID, missing, nil))
+	_, err := intelliauth.Data[intelliauth.LifecycleResult](c.SuspendTenant(ctx, dev.orgID, missing, nil))
 	var apiErr *intelliauth.APIError
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound {
 		t.Fatalf("the retried suspend: %v, want the 404 of the next window", err)

@@ -1,8 +1,6 @@
 package intelliauth_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,20 +22,17 @@ func TestAServiceAccountTokenMakesAnEphemeralCITenant(t *testing.T) {
 	// owner proves it with the password first, as a client whose session
 	// is older must.
 	password := ownerPassword
-	if _, err := intelliauth.Data[json.RawMessage](owner.Reauthenticate(ctx, nil, intelliauth.ReauthenticateJSONRequestBody{Password: &password})); err != nil {
+	reauth, err := intelliauth.Data[intelliauth.ReauthenticateResult](owner.Reauthenticate(ctx, nil, intelliauth.ReauthenticateJSONRequestBody{Password: &password}))
+	if err != nil {
 		t.Fatalf("reauthenticate: %v", err)
 	}
-	body, _ := json.Marshal(map[string]any{
-		"name": "ci", "role": "admin", "environments": []string{"ci"},
-		"scopes":           []string{"tenants:read", "tenants:create", "tenants:decommission"},
-		"token_expires_in": 3600,
-	})
-	sa, err := intelliauth.Data[struct {
-		Token          string `json:"token"`
-		ServiceAccount struct {
-			ID string `json:"id"`
-		} `json:"service_account"`
-	}](owner.CreateServiceAccountWithBody(ctx, dev.orgID, nil, "application/json", bytes.NewReader(body)))
+	if !reauth.ReauthenticatedUntil.After(time.Now()) {
+		t.Fatalf("reauthenticated until %v", reauth.ReauthenticatedUntil)
+	}
+	sa, err := intelliauth.Data[intelliauth.CreatedServiceAccount](owner.CreateServiceAccount(ctx, dev.orgID, nil, intelliauth.CreateServiceAccountJSONRequestBody{
+		Name: "ci", Role: intelliauth.Admin, Environments: &[]string{"ci"}, TokenExpiresIn: 3600,
+		Scopes: []intelliauth.Scope{intelliauth.ScopeTenantsRead, intelliauth.ScopeTenantsCreate, intelliauth.ScopeTenantsDecommission},
+	}))
 	if err != nil {
 		t.Fatalf("create service account: %v", err)
 	}
@@ -75,7 +70,7 @@ func TestAServiceAccountTokenMakesAnEphemeralCITenant(t *testing.T) {
 	}
 
 	// Its scopes hold: it may not suspend.
-	_, err = intelliauth.Data[lifecycle](c.SuspendTenant(ctx, dev.orgID, found.Id, nil))
+	_, err = intelliauth.Data[intelliauth.LifecycleResult](c.SuspendTenant(ctx, dev.orgID, found.Id, nil))
 	var apiErr *intelliauth.APIError
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusForbidden {
 		t.Fatalf("a suspend without tenants:suspend: %v", err)

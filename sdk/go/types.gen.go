@@ -6,378 +6,251 @@ import generated "github.com/intelliauth/controlplane/sdk/go/internal/intelliaut
 
 // The generated client's constants: the values of its enumerations.
 const (
-	AcceptResponseMemberRoleAdmin                                                = generated.AcceptResponseMemberRoleAdmin
-	AcceptResponseMemberRoleDeveloper                                            = generated.AcceptResponseMemberRoleDeveloper
-	AcceptResponseMemberRoleOwner                                                = generated.AcceptResponseMemberRoleOwner
-	AcceptResponseMemberRoleViewer                                               = generated.AcceptResponseMemberRoleViewer
-	BillingStatusActive                                                          = generated.BillingStatusActive
-	BillingStatusCanceled                                                        = generated.BillingStatusCanceled
-	BillingStatusNone                                                            = generated.BillingStatusNone
-	BillingStatusPastDue                                                         = generated.BillingStatusPastDue
-	ChangeRoleRequestRoleAdmin                                                   = generated.ChangeRoleRequestRoleAdmin
-	ChangeRoleRequestRoleDeveloper                                               = generated.ChangeRoleRequestRoleDeveloper
-	ChangeRoleRequestRoleOwner                                                   = generated.ChangeRoleRequestRoleOwner
-	ChangeRoleRequestRoleViewer                                                  = generated.ChangeRoleRequestRoleViewer
-	CreateServiceAccountRequestRoleAdmin                                         = generated.CreateServiceAccountRequestRoleAdmin
-	CreateServiceAccountRequestRoleDeveloper                                     = generated.CreateServiceAccountRequestRoleDeveloper
-	CreateServiceAccountRequestRoleOwner                                         = generated.CreateServiceAccountRequestRoleOwner
-	CreateServiceAccountRequestRoleViewer                                        = generated.CreateServiceAccountRequestRoleViewer
-	CreateStreamRequestFormatCloudevents                                         = generated.CreateStreamRequestFormatCloudevents
-	CreateStreamRequestFormatNdjson                                              = generated.CreateStreamRequestFormatNdjson
-	CreateStreamRequestKindDatadog                                               = generated.CreateStreamRequestKindDatadog
-	CreateStreamRequestKindHttps                                                 = generated.CreateStreamRequestKindHttps
-	CreateStreamRequestKindSplunkHec                                             = generated.CreateStreamRequestKindSplunkHec
-	CreatedServiceAccountServiceAccountAccountableRoleAdmin                      = generated.CreatedServiceAccountServiceAccountAccountableRoleAdmin
-	CreatedServiceAccountServiceAccountAccountableRoleDeveloper                  = generated.CreatedServiceAccountServiceAccountAccountableRoleDeveloper
-	CreatedServiceAccountServiceAccountAccountableRoleOwner                      = generated.CreatedServiceAccountServiceAccountAccountableRoleOwner
-	CreatedServiceAccountServiceAccountAccountableRoleViewer                     = generated.CreatedServiceAccountServiceAccountAccountableRoleViewer
-	CreatedServiceAccountServiceAccountRoleAdmin                                 = generated.CreatedServiceAccountServiceAccountRoleAdmin
-	CreatedServiceAccountServiceAccountRoleDeveloper                             = generated.CreatedServiceAccountServiceAccountRoleDeveloper
-	CreatedServiceAccountServiceAccountRoleOwner                                 = generated.CreatedServiceAccountServiceAccountRoleOwner
-	CreatedServiceAccountServiceAccountRoleViewer                                = generated.CreatedServiceAccountServiceAccountRoleViewer
-	CreatedStreamStreamFormatCloudevents                                         = generated.CreatedStreamStreamFormatCloudevents
-	CreatedStreamStreamFormatNdjson                                              = generated.CreatedStreamStreamFormatNdjson
-	CreatedStreamStreamKindDatadog                                               = generated.CreatedStreamStreamKindDatadog
-	CreatedStreamStreamKindHttps                                                 = generated.CreatedStreamStreamKindHttps
-	CreatedStreamStreamKindSplunkHec                                             = generated.CreatedStreamStreamKindSplunkHec
-	CreatedStreamStreamStatusActive                                              = generated.CreatedStreamStreamStatusActive
-	CreatedStreamStreamStatusFailing                                             = generated.CreatedStreamStreamStatusFailing
-	CreatedStreamStreamStatusPaused                                              = generated.CreatedStreamStreamStatusPaused
-	CreatedStreamStreamStatusSuspended                                           = generated.CreatedStreamStreamStatusSuspended
-	BADREQUEST                                                                   = generated.BADREQUEST
-	CONFLICT                                                                     = generated.CONFLICT
-	FORBIDDEN                                                                    = generated.FORBIDDEN
-	IDEMPOTENCYKEYREUSED                                                         = generated.IDEMPOTENCYKEYREUSED
-	INTERNALERROR                                                                = generated.INTERNALERROR
-	METHODNOTALLOWED                                                             = generated.METHODNOTALLOWED
-	MFAREQUIRED                                                                  = generated.MFAREQUIRED
-	NOTFOUND                                                                     = generated.NOTFOUND
-	PAYLOADTOOLARGE                                                              = generated.PAYLOADTOOLARGE
-	PLANMANAGEDBYBILLING                                                         = generated.PLANMANAGEDBYBILLING
-	RATELIMITED                                                                  = generated.RATELIMITED
-	REAUTHENTICATIONREQUIRED                                                     = generated.REAUTHENTICATIONREQUIRED
-	UNAUTHENTICATED                                                              = generated.UNAUTHENTICATED
-	UNAVAILABLE                                                                  = generated.UNAVAILABLE
-	UNSUPPORTEDMEDIATYPE                                                         = generated.UNSUPPORTEDMEDIATYPE
-	InvitationRoleAdmin                                                          = generated.InvitationRoleAdmin
-	InvitationRoleDeveloper                                                      = generated.InvitationRoleDeveloper
-	InvitationRoleOwner                                                          = generated.InvitationRoleOwner
-	InvitationRoleViewer                                                         = generated.InvitationRoleViewer
-	InviteRequestRoleAdmin                                                       = generated.InviteRequestRoleAdmin
-	InviteRequestRoleDeveloper                                                   = generated.InviteRequestRoleDeveloper
-	InviteRequestRoleOwner                                                       = generated.InviteRequestRoleOwner
-	InviteRequestRoleViewer                                                      = generated.InviteRequestRoleViewer
-	LifecycleResponseOperationKindDecommission                                   = generated.LifecycleResponseOperationKindDecommission
-	LifecycleResponseOperationKindProvision                                      = generated.LifecycleResponseOperationKindProvision
-	LifecycleResponseOperationKindRestore                                        = generated.LifecycleResponseOperationKindRestore
-	LifecycleResponseOperationKindResume                                         = generated.LifecycleResponseOperationKindResume
-	LifecycleResponseOperationKindSuspend                                        = generated.LifecycleResponseOperationKindSuspend
-	LifecycleResponseTenantActionsDecommission                                   = generated.LifecycleResponseTenantActionsDecommission
-	LifecycleResponseTenantActionsRestore                                        = generated.LifecycleResponseTenantActionsRestore
-	LifecycleResponseTenantActionsResume                                         = generated.LifecycleResponseTenantActionsResume
-	LifecycleResponseTenantActionsSuspend                                        = generated.LifecycleResponseTenantActionsSuspend
-	LifecycleResponseTenantStateActive                                           = generated.LifecycleResponseTenantStateActive
-	LifecycleResponseTenantStateDecommissioned                                   = generated.LifecycleResponseTenantStateDecommissioned
-	LifecycleResponseTenantStateDecommissioning                                  = generated.LifecycleResponseTenantStateDecommissioning
-	LifecycleResponseTenantStateFailed                                           = generated.LifecycleResponseTenantStateFailed
-	LifecycleResponseTenantStateProvisioning                                     = generated.LifecycleResponseTenantStateProvisioning
-	LifecycleResponseTenantStateSuspended                                        = generated.LifecycleResponseTenantStateSuspended
-	MeResponseMembershipsPermissionsAuditRead                                    = generated.MeResponseMembershipsPermissionsAuditRead
-	MeResponseMembershipsPermissionsAuditStreamsManage                           = generated.MeResponseMembershipsPermissionsAuditStreamsManage
-	MeResponseMembershipsPermissionsBillingManage                                = generated.MeResponseMembershipsPermissionsBillingManage
-	MeResponseMembershipsPermissionsBillingRead                                  = generated.MeResponseMembershipsPermissionsBillingRead
-	MeResponseMembershipsPermissionsMembersManage                                = generated.MeResponseMembershipsPermissionsMembersManage
-	MeResponseMembershipsPermissionsOrganizationDelete                           = generated.MeResponseMembershipsPermissionsOrganizationDelete
-	MeResponseMembershipsPermissionsOrganizationWrite                            = generated.MeResponseMembershipsPermissionsOrganizationWrite
-	MeResponseMembershipsPermissionsOwnersManage                                 = generated.MeResponseMembershipsPermissionsOwnersManage
-	MeResponseMembershipsPermissionsPlanChange                                   = generated.MeResponseMembershipsPermissionsPlanChange
-	MeResponseMembershipsPermissionsRead                                         = generated.MeResponseMembershipsPermissionsRead
-	MeResponseMembershipsPermissionsSecurityManage                               = generated.MeResponseMembershipsPermissionsSecurityManage
-	MeResponseMembershipsPermissionsServiceAccountsManage                        = generated.MeResponseMembershipsPermissionsServiceAccountsManage
-	MeResponseMembershipsPermissionsTenantDestroy                                = generated.MeResponseMembershipsPermissionsTenantDestroy
-	MeResponseMembershipsPermissionsTenantWrite                                  = generated.MeResponseMembershipsPermissionsTenantWrite
-	MeResponseMembershipsRoleAdmin                                               = generated.MeResponseMembershipsRoleAdmin
-	MeResponseMembershipsRoleDeveloper                                           = generated.MeResponseMembershipsRoleDeveloper
-	MeResponseMembershipsRoleOwner                                               = generated.MeResponseMembershipsRoleOwner
-	MeResponseMembershipsRoleViewer                                              = generated.MeResponseMembershipsRoleViewer
-	MemberRoleAdmin                                                              = generated.MemberRoleAdmin
-	MemberRoleDeveloper                                                          = generated.MemberRoleDeveloper
-	MemberRoleOwner                                                              = generated.MemberRoleOwner
-	MemberRoleViewer                                                             = generated.MemberRoleViewer
-	OperationKindDecommission                                                    = generated.OperationKindDecommission
-	OperationKindProvision                                                       = generated.OperationKindProvision
-	OperationKindRestore                                                         = generated.OperationKindRestore
-	OperationKindResume                                                          = generated.OperationKindResume
-	OperationKindSuspend                                                         = generated.OperationKindSuspend
-	OrgLifecycleResponseOperationKindDeletion                                    = generated.OrgLifecycleResponseOperationKindDeletion
-	OrgLifecycleResponseOperationKindRestore                                     = generated.OrgLifecycleResponseOperationKindRestore
-	OrgLifecycleResponseOrganizationPermissionsAuditRead                         = generated.OrgLifecycleResponseOrganizationPermissionsAuditRead
-	OrgLifecycleResponseOrganizationPermissionsAuditStreamsManage                = generated.OrgLifecycleResponseOrganizationPermissionsAuditStreamsManage
-	OrgLifecycleResponseOrganizationPermissionsBillingManage                     = generated.OrgLifecycleResponseOrganizationPermissionsBillingManage
-	OrgLifecycleResponseOrganizationPermissionsBillingRead                       = generated.OrgLifecycleResponseOrganizationPermissionsBillingRead
-	OrgLifecycleResponseOrganizationPermissionsMembersManage                     = generated.OrgLifecycleResponseOrganizationPermissionsMembersManage
-	OrgLifecycleResponseOrganizationPermissionsOrganizationDelete                = generated.OrgLifecycleResponseOrganizationPermissionsOrganizationDelete
-	OrgLifecycleResponseOrganizationPermissionsOrganizationWrite                 = generated.OrgLifecycleResponseOrganizationPermissionsOrganizationWrite
-	OrgLifecycleResponseOrganizationPermissionsOwnersManage                      = generated.OrgLifecycleResponseOrganizationPermissionsOwnersManage
-	OrgLifecycleResponseOrganizationPermissionsPlanChange                        = generated.OrgLifecycleResponseOrganizationPermissionsPlanChange
-	OrgLifecycleResponseOrganizationPermissionsRead                              = generated.OrgLifecycleResponseOrganizationPermissionsRead
-	OrgLifecycleResponseOrganizationPermissionsSecurityManage                    = generated.OrgLifecycleResponseOrganizationPermissionsSecurityManage
-	OrgLifecycleResponseOrganizationPermissionsServiceAccountsManage             = generated.OrgLifecycleResponseOrganizationPermissionsServiceAccountsManage
-	OrgLifecycleResponseOrganizationPermissionsTenantDestroy                     = generated.OrgLifecycleResponseOrganizationPermissionsTenantDestroy
-	OrgLifecycleResponseOrganizationPermissionsTenantWrite                       = generated.OrgLifecycleResponseOrganizationPermissionsTenantWrite
-	OrgLifecycleResponseOrganizationRoleAdmin                                    = generated.OrgLifecycleResponseOrganizationRoleAdmin
-	OrgLifecycleResponseOrganizationRoleDeveloper                                = generated.OrgLifecycleResponseOrganizationRoleDeveloper
-	OrgLifecycleResponseOrganizationRoleOwner                                    = generated.OrgLifecycleResponseOrganizationRoleOwner
-	OrgLifecycleResponseOrganizationRoleViewer                                   = generated.OrgLifecycleResponseOrganizationRoleViewer
-	OrgLifecycleResponseOrganizationServiceAccountScopesAuditStreamsManage       = generated.OrgLifecycleResponseOrganizationServiceAccountScopesAuditStreamsManage
-	OrgLifecycleResponseOrganizationServiceAccountScopesEventsRead               = generated.OrgLifecycleResponseOrganizationServiceAccountScopesEventsRead
-	OrgLifecycleResponseOrganizationServiceAccountScopesMembersRead              = generated.OrgLifecycleResponseOrganizationServiceAccountScopesMembersRead
-	OrgLifecycleResponseOrganizationServiceAccountScopesOrganizationRead         = generated.OrgLifecycleResponseOrganizationServiceAccountScopesOrganizationRead
-	OrgLifecycleResponseOrganizationServiceAccountScopesTenantsCreate            = generated.OrgLifecycleResponseOrganizationServiceAccountScopesTenantsCreate
-	OrgLifecycleResponseOrganizationServiceAccountScopesTenantsDecommission      = generated.OrgLifecycleResponseOrganizationServiceAccountScopesTenantsDecommission
-	OrgLifecycleResponseOrganizationServiceAccountScopesTenantsRead              = generated.OrgLifecycleResponseOrganizationServiceAccountScopesTenantsRead
-	OrgLifecycleResponseOrganizationServiceAccountScopesTenantsRestore           = generated.OrgLifecycleResponseOrganizationServiceAccountScopesTenantsRestore
-	OrgLifecycleResponseOrganizationServiceAccountScopesTenantsResume            = generated.OrgLifecycleResponseOrganizationServiceAccountScopesTenantsResume
-	OrgLifecycleResponseOrganizationServiceAccountScopesTenantsSuspend           = generated.OrgLifecycleResponseOrganizationServiceAccountScopesTenantsSuspend
-	OrgLifecycleResponseOrganizationStateActive                                  = generated.OrgLifecycleResponseOrganizationStateActive
-	OrgLifecycleResponseOrganizationStateDeleted                                 = generated.OrgLifecycleResponseOrganizationStateDeleted
-	OrgLifecycleResponseOrganizationStateDeleting                                = generated.OrgLifecycleResponseOrganizationStateDeleting
-	OrgOperationKindDeletion                                                     = generated.OrgOperationKindDeletion
-	OrgOperationKindRestore                                                      = generated.OrgOperationKindRestore
-	OrganizationPermissionsAuditRead                                             = generated.OrganizationPermissionsAuditRead
-	OrganizationPermissionsAuditStreamsManage                                    = generated.OrganizationPermissionsAuditStreamsManage
-	OrganizationPermissionsBillingManage                                         = generated.OrganizationPermissionsBillingManage
-	OrganizationPermissionsBillingRead                                           = generated.OrganizationPermissionsBillingRead
-	OrganizationPermissionsMembersManage                                         = generated.OrganizationPermissionsMembersManage
-	OrganizationPermissionsOrganizationDelete                                    = generated.OrganizationPermissionsOrganizationDelete
-	OrganizationPermissionsOrganizationWrite                                     = generated.OrganizationPermissionsOrganizationWrite
-	OrganizationPermissionsOwnersManage                                          = generated.OrganizationPermissionsOwnersManage
-	OrganizationPermissionsPlanChange                                            = generated.OrganizationPermissionsPlanChange
-	OrganizationPermissionsRead                                                  = generated.OrganizationPermissionsRead
-	OrganizationPermissionsSecurityManage                                        = generated.OrganizationPermissionsSecurityManage
-	OrganizationPermissionsServiceAccountsManage                                 = generated.OrganizationPermissionsServiceAccountsManage
-	OrganizationPermissionsTenantDestroy                                         = generated.OrganizationPermissionsTenantDestroy
-	OrganizationPermissionsTenantWrite                                           = generated.OrganizationPermissionsTenantWrite
-	OrganizationRoleAdmin                                                        = generated.OrganizationRoleAdmin
-	OrganizationRoleDeveloper                                                    = generated.OrganizationRoleDeveloper
-	OrganizationRoleOwner                                                        = generated.OrganizationRoleOwner
-	OrganizationRoleViewer                                                       = generated.OrganizationRoleViewer
-	OrganizationServiceAccountScopesAuditStreamsManage                           = generated.OrganizationServiceAccountScopesAuditStreamsManage
-	OrganizationServiceAccountScopesEventsRead                                   = generated.OrganizationServiceAccountScopesEventsRead
-	OrganizationServiceAccountScopesMembersRead                                  = generated.OrganizationServiceAccountScopesMembersRead
-	OrganizationServiceAccountScopesOrganizationRead                             = generated.OrganizationServiceAccountScopesOrganizationRead
-	OrganizationServiceAccountScopesTenantsCreate                                = generated.OrganizationServiceAccountScopesTenantsCreate
-	OrganizationServiceAccountScopesTenantsDecommission                          = generated.OrganizationServiceAccountScopesTenantsDecommission
-	OrganizationServiceAccountScopesTenantsRead                                  = generated.OrganizationServiceAccountScopesTenantsRead
-	OrganizationServiceAccountScopesTenantsRestore                               = generated.OrganizationServiceAccountScopesTenantsRestore
-	OrganizationServiceAccountScopesTenantsResume                                = generated.OrganizationServiceAccountScopesTenantsResume
-	OrganizationServiceAccountScopesTenantsSuspend                               = generated.OrganizationServiceAccountScopesTenantsSuspend
-	OrganizationStateActive                                                      = generated.OrganizationStateActive
-	OrganizationStateDeleted                                                     = generated.OrganizationStateDeleted
-	OrganizationStateDeleting                                                    = generated.OrganizationStateDeleting
-	ServiceAccountAccountableRoleAdmin                                           = generated.ServiceAccountAccountableRoleAdmin
-	ServiceAccountAccountableRoleDeveloper                                       = generated.ServiceAccountAccountableRoleDeveloper
-	ServiceAccountAccountableRoleOwner                                           = generated.ServiceAccountAccountableRoleOwner
-	ServiceAccountAccountableRoleViewer                                          = generated.ServiceAccountAccountableRoleViewer
-	ServiceAccountRoleAdmin                                                      = generated.ServiceAccountRoleAdmin
-	ServiceAccountRoleDeveloper                                                  = generated.ServiceAccountRoleDeveloper
-	ServiceAccountRoleOwner                                                      = generated.ServiceAccountRoleOwner
-	ServiceAccountRoleViewer                                                     = generated.ServiceAccountRoleViewer
-	StreamFormatCloudevents                                                      = generated.StreamFormatCloudevents
-	StreamFormatNdjson                                                           = generated.StreamFormatNdjson
-	StreamKindDatadog                                                            = generated.StreamKindDatadog
-	StreamKindHttps                                                              = generated.StreamKindHttps
-	StreamKindSplunkHec                                                          = generated.StreamKindSplunkHec
-	StreamStatusActive                                                           = generated.StreamStatusActive
-	StreamStatusFailing                                                          = generated.StreamStatusFailing
-	StreamStatusPaused                                                           = generated.StreamStatusPaused
-	StreamStatusSuspended                                                        = generated.StreamStatusSuspended
-	TenantActionsDecommission                                                    = generated.TenantActionsDecommission
-	TenantActionsRestore                                                         = generated.TenantActionsRestore
-	TenantActionsResume                                                          = generated.TenantActionsResume
-	TenantActionsSuspend                                                         = generated.TenantActionsSuspend
-	TenantStateActive                                                            = generated.TenantStateActive
-	TenantStateDecommissioned                                                    = generated.TenantStateDecommissioned
-	TenantStateDecommissioning                                                   = generated.TenantStateDecommissioning
-	TenantStateFailed                                                            = generated.TenantStateFailed
-	TenantStateProvisioning                                                      = generated.TenantStateProvisioning
-	TenantStateSuspended                                                         = generated.TenantStateSuspended
-	UpdateServiceAccountRequestRoleAdmin                                         = generated.UpdateServiceAccountRequestRoleAdmin
-	UpdateServiceAccountRequestRoleDeveloper                                     = generated.UpdateServiceAccountRequestRoleDeveloper
-	UpdateServiceAccountRequestRoleOwner                                         = generated.UpdateServiceAccountRequestRoleOwner
-	UpdateServiceAccountRequestRoleViewer                                        = generated.UpdateServiceAccountRequestRoleViewer
-	VerifyEmailResponseResultOrganizationPermissionsAuditRead                    = generated.VerifyEmailResponseResultOrganizationPermissionsAuditRead
-	VerifyEmailResponseResultOrganizationPermissionsAuditStreamsManage           = generated.VerifyEmailResponseResultOrganizationPermissionsAuditStreamsManage
-	VerifyEmailResponseResultOrganizationPermissionsBillingManage                = generated.VerifyEmailResponseResultOrganizationPermissionsBillingManage
-	VerifyEmailResponseResultOrganizationPermissionsBillingRead                  = generated.VerifyEmailResponseResultOrganizationPermissionsBillingRead
-	VerifyEmailResponseResultOrganizationPermissionsMembersManage                = generated.VerifyEmailResponseResultOrganizationPermissionsMembersManage
-	VerifyEmailResponseResultOrganizationPermissionsOrganizationDelete           = generated.VerifyEmailResponseResultOrganizationPermissionsOrganizationDelete
-	VerifyEmailResponseResultOrganizationPermissionsOrganizationWrite            = generated.VerifyEmailResponseResultOrganizationPermissionsOrganizationWrite
-	VerifyEmailResponseResultOrganizationPermissionsOwnersManage                 = generated.VerifyEmailResponseResultOrganizationPermissionsOwnersManage
-	VerifyEmailResponseResultOrganizationPermissionsPlanChange                   = generated.VerifyEmailResponseResultOrganizationPermissionsPlanChange
-	VerifyEmailResponseResultOrganizationPermissionsRead                         = generated.VerifyEmailResponseResultOrganizationPermissionsRead
-	VerifyEmailResponseResultOrganizationPermissionsSecurityManage               = generated.VerifyEmailResponseResultOrganizationPermissionsSecurityManage
-	VerifyEmailResponseResultOrganizationPermissionsServiceAccountsManage        = generated.VerifyEmailResponseResultOrganizationPermissionsServiceAccountsManage
-	VerifyEmailResponseResultOrganizationPermissionsTenantDestroy                = generated.VerifyEmailResponseResultOrganizationPermissionsTenantDestroy
-	VerifyEmailResponseResultOrganizationPermissionsTenantWrite                  = generated.VerifyEmailResponseResultOrganizationPermissionsTenantWrite
-	VerifyEmailResponseResultOrganizationRoleAdmin                               = generated.VerifyEmailResponseResultOrganizationRoleAdmin
-	VerifyEmailResponseResultOrganizationRoleDeveloper                           = generated.VerifyEmailResponseResultOrganizationRoleDeveloper
-	VerifyEmailResponseResultOrganizationRoleOwner                               = generated.VerifyEmailResponseResultOrganizationRoleOwner
-	VerifyEmailResponseResultOrganizationRoleViewer                              = generated.VerifyEmailResponseResultOrganizationRoleViewer
-	VerifyEmailResponseResultOrganizationServiceAccountScopesAuditStreamsManage  = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesAuditStreamsManage
-	VerifyEmailResponseResultOrganizationServiceAccountScopesEventsRead          = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesEventsRead
-	VerifyEmailResponseResultOrganizationServiceAccountScopesMembersRead         = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesMembersRead
-	VerifyEmailResponseResultOrganizationServiceAccountScopesOrganizationRead    = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesOrganizationRead
-	VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsCreate       = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsCreate
-	VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsDecommission = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsDecommission
-	VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsRead         = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsRead
-	VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsRestore      = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsRestore
-	VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsResume       = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsResume
-	VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsSuspend      = generated.VerifyEmailResponseResultOrganizationServiceAccountScopesTenantsSuspend
-	VerifyEmailResponseResultOrganizationStateActive                             = generated.VerifyEmailResponseResultOrganizationStateActive
-	VerifyEmailResponseResultOrganizationStateDeleted                            = generated.VerifyEmailResponseResultOrganizationStateDeleted
-	VerifyEmailResponseResultOrganizationStateDeleting                           = generated.VerifyEmailResponseResultOrganizationStateDeleting
-	ListEventsParamsActorTypeMember                                              = generated.ListEventsParamsActorTypeMember
-	ListEventsParamsActorTypeOperator                                            = generated.ListEventsParamsActorTypeOperator
-	ListEventsParamsActorTypeServiceAccount                                      = generated.ListEventsParamsActorTypeServiceAccount
-	ListEventsParamsActorTypeSystem                                              = generated.ListEventsParamsActorTypeSystem
-	ListTenantsParamsStateActive                                                 = generated.ListTenantsParamsStateActive
-	ListTenantsParamsStateDecommissioned                                         = generated.ListTenantsParamsStateDecommissioned
-	ListTenantsParamsStateDecommissioning                                        = generated.ListTenantsParamsStateDecommissioning
-	ListTenantsParamsStateFailed                                                 = generated.ListTenantsParamsStateFailed
-	ListTenantsParamsStateProvisioning                                           = generated.ListTenantsParamsStateProvisioning
-	ListTenantsParamsStateSuspended                                              = generated.ListTenantsParamsStateSuspended
+	BillingStatusActive                     = generated.BillingStatusActive
+	BillingStatusCanceled                   = generated.BillingStatusCanceled
+	BillingStatusNone                       = generated.BillingStatusNone
+	BillingStatusPastDue                    = generated.BillingStatusPastDue
+	BADREQUEST                              = generated.BADREQUEST
+	CONFLICT                                = generated.CONFLICT
+	FORBIDDEN                               = generated.FORBIDDEN
+	IDEMPOTENCYKEYREUSED                    = generated.IDEMPOTENCYKEYREUSED
+	INTERNALERROR                           = generated.INTERNALERROR
+	METHODNOTALLOWED                        = generated.METHODNOTALLOWED
+	MFAREQUIRED                             = generated.MFAREQUIRED
+	NOTFOUND                                = generated.NOTFOUND
+	PAYLOADTOOLARGE                         = generated.PAYLOADTOOLARGE
+	PLANMANAGEDBYBILLING                    = generated.PLANMANAGEDBYBILLING
+	RATELIMITED                             = generated.RATELIMITED
+	REAUTHENTICATIONREQUIRED                = generated.REAUTHENTICATIONREQUIRED
+	UNAUTHENTICATED                         = generated.UNAUTHENTICATED
+	UNAVAILABLE                             = generated.UNAVAILABLE
+	UNSUPPORTEDMEDIATYPE                    = generated.UNSUPPORTEDMEDIATYPE
+	OperationKindDecommission               = generated.OperationKindDecommission
+	OperationKindProvision                  = generated.OperationKindProvision
+	OperationKindRestore                    = generated.OperationKindRestore
+	OperationKindResume                     = generated.OperationKindResume
+	OperationKindSuspend                    = generated.OperationKindSuspend
+	OrganizationOperationKindDeletion       = generated.OrganizationOperationKindDeletion
+	OrganizationOperationKindRestore        = generated.OrganizationOperationKindRestore
+	OrganizationStateActive                 = generated.OrganizationStateActive
+	OrganizationStateDeleted                = generated.OrganizationStateDeleted
+	OrganizationStateDeleting               = generated.OrganizationStateDeleting
+	PermissionAuditRead                     = generated.PermissionAuditRead
+	PermissionAuditStreamsManage            = generated.PermissionAuditStreamsManage
+	PermissionBillingManage                 = generated.PermissionBillingManage
+	PermissionBillingRead                   = generated.PermissionBillingRead
+	PermissionMembersManage                 = generated.PermissionMembersManage
+	PermissionOrganizationDelete            = generated.PermissionOrganizationDelete
+	PermissionOrganizationWrite             = generated.PermissionOrganizationWrite
+	PermissionOwnersManage                  = generated.PermissionOwnersManage
+	PermissionPlanChange                    = generated.PermissionPlanChange
+	PermissionRead                          = generated.PermissionRead
+	PermissionSecurityManage                = generated.PermissionSecurityManage
+	PermissionServiceAccountsManage         = generated.PermissionServiceAccountsManage
+	PermissionTenantDestroy                 = generated.PermissionTenantDestroy
+	PermissionTenantWrite                   = generated.PermissionTenantWrite
+	Admin                                   = generated.Admin
+	Developer                               = generated.Developer
+	Owner                                   = generated.Owner
+	Viewer                                  = generated.Viewer
+	ScopeAuditStreamsManage                 = generated.ScopeAuditStreamsManage
+	ScopeEventsRead                         = generated.ScopeEventsRead
+	ScopeMembersRead                        = generated.ScopeMembersRead
+	ScopeOrganizationRead                   = generated.ScopeOrganizationRead
+	ScopeTenantsCreate                      = generated.ScopeTenantsCreate
+	ScopeTenantsDecommission                = generated.ScopeTenantsDecommission
+	ScopeTenantsRead                        = generated.ScopeTenantsRead
+	ScopeTenantsRestore                     = generated.ScopeTenantsRestore
+	ScopeTenantsResume                      = generated.ScopeTenantsResume
+	ScopeTenantsSuspend                     = generated.ScopeTenantsSuspend
+	Cloudevents                             = generated.Cloudevents
+	Ndjson                                  = generated.Ndjson
+	Datadog                                 = generated.Datadog
+	Https                                   = generated.Https
+	SplunkHec                               = generated.SplunkHec
+	StreamStatusActive                      = generated.StreamStatusActive
+	StreamStatusFailing                     = generated.StreamStatusFailing
+	StreamStatusPaused                      = generated.StreamStatusPaused
+	StreamStatusSuspended                   = generated.StreamStatusSuspended
+	TenantActionDecommission                = generated.TenantActionDecommission
+	TenantActionRestore                     = generated.TenantActionRestore
+	TenantActionResume                      = generated.TenantActionResume
+	TenantActionSuspend                     = generated.TenantActionSuspend
+	TenantStateActive                       = generated.TenantStateActive
+	TenantStateDecommissioned               = generated.TenantStateDecommissioned
+	TenantStateDecommissioning              = generated.TenantStateDecommissioning
+	TenantStateFailed                       = generated.TenantStateFailed
+	TenantStateProvisioning                 = generated.TenantStateProvisioning
+	TenantStateSuspended                    = generated.TenantStateSuspended
+	ListEventsParamsActorTypeMember         = generated.ListEventsParamsActorTypeMember
+	ListEventsParamsActorTypeOperator       = generated.ListEventsParamsActorTypeOperator
+	ListEventsParamsActorTypeServiceAccount = generated.ListEventsParamsActorTypeServiceAccount
+	ListEventsParamsActorTypeSystem         = generated.ListEventsParamsActorTypeSystem
+	ListTenantsParamsStateActive            = generated.ListTenantsParamsStateActive
+	ListTenantsParamsStateDecommissioned    = generated.ListTenantsParamsStateDecommissioned
+	ListTenantsParamsStateDecommissioning   = generated.ListTenantsParamsStateDecommissioning
+	ListTenantsParamsStateFailed            = generated.ListTenantsParamsStateFailed
+	ListTenantsParamsStateProvisioning      = generated.ListTenantsParamsStateProvisioning
+	ListTenantsParamsStateSuspended         = generated.ListTenantsParamsStateSuspended
 )
 
 type AcceptRequest = generated.AcceptRequest
 
-type AcceptResponse = generated.AcceptResponse
+type AcceptResult = generated.AcceptResult
 
-type AcceptResponseMemberRole = generated.AcceptResponseMemberRole
+type AcceptResultEnvelope = generated.AcceptResultEnvelope
+
+type Accountable = generated.Accountable
 
 type AuditChainHead = generated.AuditChainHead
 
+type AuditChainHeadEnvelope = generated.AuditChainHeadEnvelope
+
 type AuditChainKeys = generated.AuditChainKeys
 
+type AuditChainKeysEnvelope = generated.AuditChainKeysEnvelope
+
+type AuditRetention = generated.AuditRetention
+
 type Billing = generated.Billing
+
+type BillingEnvelope = generated.BillingEnvelope
 
 type BillingStatus = generated.BillingStatus
 
 type BillingURL = generated.BillingURL
 
+type BillingURLEnvelope = generated.BillingURLEnvelope
+
 type ChangeRoleRequest = generated.ChangeRoleRequest
 
-type ChangeRoleRequestRole = generated.ChangeRoleRequestRole
-
 type CheckoutRequest = generated.CheckoutRequest
+
+type Checkpoint = generated.Checkpoint
 
 type CreateOrgRequest = generated.CreateOrgRequest
 
 type CreateServiceAccountRequest = generated.CreateServiceAccountRequest
 
-type CreateServiceAccountRequestRole = generated.CreateServiceAccountRequestRole
-
 type CreateStreamRequest = generated.CreateStreamRequest
-
-type CreateStreamRequestFormat = generated.CreateStreamRequestFormat
-
-type CreateStreamRequestKind = generated.CreateStreamRequestKind
 
 type CreateTenantRequest = generated.CreateTenantRequest
 
 type CreatedServiceAccount = generated.CreatedServiceAccount
 
-type CreatedServiceAccountServiceAccountAccountableRole = generated.CreatedServiceAccountServiceAccountAccountableRole
-
-type CreatedServiceAccountServiceAccountRole = generated.CreatedServiceAccountServiceAccountRole
+type CreatedServiceAccountEnvelope = generated.CreatedServiceAccountEnvelope
 
 type CreatedStream = generated.CreatedStream
 
-type CreatedStreamStreamFormat = generated.CreatedStreamStreamFormat
-
-type CreatedStreamStreamKind = generated.CreatedStreamStreamKind
-
-type CreatedStreamStreamStatus = generated.CreatedStreamStreamStatus
+type CreatedStreamEnvelope = generated.CreatedStreamEnvelope
 
 type DeleteOrgRequest = generated.DeleteOrgRequest
 
-type EndSessionsResponse = generated.EndSessionsResponse
+type EndSessionsResult = generated.EndSessionsResult
+
+type EndSessionsResultEnvelope = generated.EndSessionsResultEnvelope
 
 type Error = generated.Error
 
-type ErrorErrorCode = generated.ErrorErrorCode
+type ErrorCode = generated.ErrorCode
+
+type ErrorDetail = generated.ErrorDetail
+
+type ErrorMeta = generated.ErrorMeta
 
 type Event = generated.Event
 
-type FactorRemovedResponse = generated.FactorRemovedResponse
+type EventActor = generated.EventActor
+
+type EventPage = generated.EventPage
+
+type EventTarget = generated.EventTarget
+
+type FactorRemovedResult = generated.FactorRemovedResult
+
+type FactorRemovedResultEnvelope = generated.FactorRemovedResultEnvelope
+
+type FieldError = generated.FieldError
 
 type Invitation = generated.Invitation
 
-type InvitationRole = generated.InvitationRole
+type InvitationEnvelope = generated.InvitationEnvelope
+
+type InvitationPage = generated.InvitationPage
 
 type InviteRequest = generated.InviteRequest
 
-type InviteRequestRole = generated.InviteRequestRole
-
 type Invoice = generated.Invoice
 
-type LifecycleResponse = generated.LifecycleResponse
+type InvoicePage = generated.InvoicePage
 
-type LifecycleResponseOperationKind = generated.LifecycleResponseOperationKind
+type LifecycleResult = generated.LifecycleResult
 
-type LifecycleResponseTenantActions = generated.LifecycleResponseTenantActions
-
-type LifecycleResponseTenantState = generated.LifecycleResponseTenantState
+type LifecycleResultEnvelope = generated.LifecycleResultEnvelope
 
 type LifetimeRequest = generated.LifetimeRequest
 
-type MeResponse = generated.MeResponse
+type MeResult = generated.MeResult
 
-type MeResponseMembershipsPermissions = generated.MeResponseMembershipsPermissions
-
-type MeResponseMembershipsRole = generated.MeResponseMembershipsRole
+type MeResultEnvelope = generated.MeResultEnvelope
 
 type Member = generated.Member
 
-type MemberRole = generated.MemberRole
+type MemberEnvelope = generated.MemberEnvelope
+
+type MemberPage = generated.MemberPage
+
+type MemberUsage = generated.MemberUsage
+
+type Membership = generated.Membership
+
+type Meta = generated.Meta
+
+type Mfa = generated.Mfa
 
 type MintTokenRequest = generated.MintTokenRequest
 
 type MintedToken = generated.MintedToken
 
+type MintedTokenEnvelope = generated.MintedTokenEnvelope
+
+type Minter = generated.Minter
+
 type Operation = generated.Operation
 
 type OperationKind = generated.OperationKind
 
-type OrgLifecycleResponse = generated.OrgLifecycleResponse
+type OperationPage = generated.OperationPage
 
-type OrgLifecycleResponseOperationKind = generated.OrgLifecycleResponseOperationKind
+type OrgLifecycleResult = generated.OrgLifecycleResult
 
-type OrgLifecycleResponseOrganizationPermissions = generated.OrgLifecycleResponseOrganizationPermissions
-
-type OrgLifecycleResponseOrganizationRole = generated.OrgLifecycleResponseOrganizationRole
-
-type OrgLifecycleResponseOrganizationServiceAccountScopes = generated.OrgLifecycleResponseOrganizationServiceAccountScopes
-
-type OrgLifecycleResponseOrganizationState = generated.OrgLifecycleResponseOrganizationState
+type OrgLifecycleResultEnvelope = generated.OrgLifecycleResultEnvelope
 
 type OrgOperation = generated.OrgOperation
 
-type OrgOperationKind = generated.OrgOperationKind
+type OrgOperationPage = generated.OrgOperationPage
 
 type Organization = generated.Organization
 
-type OrganizationPermissions = generated.OrganizationPermissions
+type OrganizationEnvelope = generated.OrganizationEnvelope
 
-type OrganizationRole = generated.OrganizationRole
+type OrganizationOperationKind = generated.OrganizationOperationKind
 
-type OrganizationServiceAccountScopes = generated.OrganizationServiceAccountScopes
+type OrganizationPage = generated.OrganizationPage
 
 type OrganizationState = generated.OrganizationState
 
+type PageMeta = generated.PageMeta
+
 type Passkey = generated.Passkey
 
+type PasskeyEnvelope = generated.PasskeyEnvelope
+
 type PasskeyOptions = generated.PasskeyOptions
+
+type PasskeyOptionsEnvelope = generated.PasskeyOptionsEnvelope
+
+type PasskeyPage = generated.PasskeyPage
 
 type PasskeySignInOptionsRequest = generated.PasskeySignInOptionsRequest
 
@@ -385,95 +258,155 @@ type PasskeySignInRequest = generated.PasskeySignInRequest
 
 type PasswordResetConfirmRequest = generated.PasswordResetConfirmRequest
 
-type PasswordResetConfirmResponse = generated.PasswordResetConfirmResponse
+type PasswordResetConfirmResult = generated.PasswordResetConfirmResult
+
+type PasswordResetConfirmResultEnvelope = generated.PasswordResetConfirmResultEnvelope
 
 type PasswordResetRequest = generated.PasswordResetRequest
 
-type PasswordResetResponse = generated.PasswordResetResponse
+type PasswordResetResult = generated.PasswordResetResult
+
+type PasswordResetResultEnvelope = generated.PasswordResetResultEnvelope
+
+type PaymentMethod = generated.PaymentMethod
+
+type Period = generated.Period
+
+type Permission = generated.Permission
 
 type Plan = generated.Plan
 
+type PlanPage = generated.PlanPage
+
+type PublicKey = generated.PublicKey
+
 type ReauthenticateRequest = generated.ReauthenticateRequest
 
-type ReauthenticateResponseResult = generated.ReauthenticateResponseResult
+type ReauthenticateResult = generated.ReauthenticateResult
 
-type RecoveryCodesResponse = generated.RecoveryCodesResponse
+type ReauthenticateResultEnvelope = generated.ReauthenticateResultEnvelope
+
+type RecoveryCodesResult = generated.RecoveryCodesResult
+
+type RecoveryCodesResultEnvelope = generated.RecoveryCodesResultEnvelope
 
 type RegisterPasskeyRequest = generated.RegisterPasskeyRequest
 
 type ReplayStreamRequest = generated.ReplayStreamRequest
 
+type Role = generated.Role
+
+type Scope = generated.Scope
+
 type ServiceAccount = generated.ServiceAccount
 
-type ServiceAccountAccountableRole = generated.ServiceAccountAccountableRole
+type ServiceAccountEnvelope = generated.ServiceAccountEnvelope
 
-type ServiceAccountRole = generated.ServiceAccountRole
+type ServiceAccountPage = generated.ServiceAccountPage
+
+type ServiceAccountUsage = generated.ServiceAccountUsage
 
 type ServiceToken = generated.ServiceToken
 
+type ServiceTokenEnvelope = generated.ServiceTokenEnvelope
+
 type Session = generated.Session
+
+type SessionPage = generated.SessionPage
 
 type SignInMFARequest = generated.SignInMFARequest
 
 type SignInRequest = generated.SignInRequest
 
-type SignInResponseResult = generated.SignInResponseResult
+type SignInResult = generated.SignInResult
 
-type SignOutResponseResult = generated.SignOutResponseResult
+type SignInResultEnvelope = generated.SignInResultEnvelope
+
+type SignOutResult = generated.SignOutResult
+
+type SignOutResultEnvelope = generated.SignOutResultEnvelope
 
 type SignUpRequest = generated.SignUpRequest
 
-type SignUpResponseResult = generated.SignUpResponseResult
+type SignUpResult = generated.SignUpResult
+
+type SignUpResultEnvelope = generated.SignUpResultEnvelope
 
 type SignUpSettings = generated.SignUpSettings
 
+type SignUpSettingsEnvelope = generated.SignUpSettingsEnvelope
+
 type Slug = generated.Slug
 
+type SlugEnvelope = generated.SlugEnvelope
+
+type Step = generated.Step
+
 type Stream = generated.Stream
+
+type StreamDelivery = generated.StreamDelivery
+
+type StreamDeliveryPage = generated.StreamDeliveryPage
+
+type StreamEnvelope = generated.StreamEnvelope
 
 type StreamFormat = generated.StreamFormat
 
 type StreamKind = generated.StreamKind
 
-type StreamStatus = generated.StreamStatus
+type StreamLag = generated.StreamLag
 
-type StreamDelivery = generated.StreamDelivery
+type StreamPage = generated.StreamPage
+
+type StreamStatus = generated.StreamStatus
 
 type StreamTestResult = generated.StreamTestResult
 
+type StreamTestResultEnvelope = generated.StreamTestResultEnvelope
+
 type Tenant = generated.Tenant
 
-type TenantActions = generated.TenantActions
+type TenantAction = generated.TenantAction
+
+type TenantEnvelope = generated.TenantEnvelope
+
+type TenantPage = generated.TenantPage
 
 type TenantState = generated.TenantState
+
+type TenantUsage = generated.TenantUsage
 
 type TotpConfirmRequest = generated.TotpConfirmRequest
 
 type TotpEnrolment = generated.TotpEnrolment
 
+type TotpEnrolmentEnvelope = generated.TotpEnrolmentEnvelope
+
+type UpcomingInvoice = generated.UpcomingInvoice
+
 type UpdateOrgRequest = generated.UpdateOrgRequest
 
 type UpdateServiceAccountRequest = generated.UpdateServiceAccountRequest
-
-type UpdateServiceAccountRequestRole = generated.UpdateServiceAccountRequestRole
 
 type UpdateStreamRequest = generated.UpdateStreamRequest
 
 type Usage = generated.Usage
 
+type UsageDay = generated.UsageDay
+
+type UsageEnvelope = generated.UsageEnvelope
+
+type User = generated.User
+
 type VerifyEmailRequest = generated.VerifyEmailRequest
 
-type VerifyEmailResponseResult = generated.VerifyEmailResponseResult
+type VerifyEmailResult = generated.VerifyEmailResult
 
-type VerifyEmailResponseResultOrganizationPermissions = generated.VerifyEmailResponseResultOrganizationPermissions
-
-type VerifyEmailResponseResultOrganizationRole = generated.VerifyEmailResponseResultOrganizationRole
-
-type VerifyEmailResponseResultOrganizationServiceAccountScopes = generated.VerifyEmailResponseResultOrganizationServiceAccountScopes
-
-type VerifyEmailResponseResultOrganizationState = generated.VerifyEmailResponseResultOrganizationState
+type VerifyEmailResultEnvelope = generated.VerifyEmailResultEnvelope
 
 type WebhookAnswer = generated.WebhookAnswer
+
+type WebhookAnswerEnvelope = generated.WebhookAnswerEnvelope
 
 type IdempotencyKey = generated.IdempotencyKey
 

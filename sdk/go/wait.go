@@ -143,7 +143,7 @@ func (c *Client) WaitForTenant(ctx context.Context, orgID, tenantID string, stat
 				return t, nil
 			}
 			// Settled elsewhere: the last operation says why.
-			page, err := List[Operation](c.ListTenantOperations(ctx, orgID, tenantID, &ListTenantOperationsParams{Limit: ptr(1)}))
+			page, err := List[Operation](c.ListTenantOperations(ctx, orgID, tenantID, &ListTenantOperationsParams{Limit: ptr(int32(1))}))
 			if err != nil {
 				return t, err
 			}

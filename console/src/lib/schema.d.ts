@@ -1321,108 +1321,95 @@ export interface components {
             password: string;
             token: string;
         };
-        AcceptResponse: {
-            member: {
-                /** Format: date-time */
-                created_at: string;
-                email: string;
-                id: string;
-                /** @description the member has a second factor (an authenticator app or a passkey) */
-                mfa_enabled: boolean;
-                name: string;
-                org_id: string;
-                /** @enum {string} */
-                role: "owner" | "admin" | "developer" | "viewer";
-                /** Format: date-time */
-                updated_at: string;
-                user_id: string;
-            };
+        AcceptResult: {
+            member: components["schemas"]["Member"];
             user_created: boolean;
         };
+        AcceptResultEnvelope: {
+            data: components["schemas"]["AcceptResult"];
+            meta: components["schemas"]["Meta"];
+        };
+        Accountable: {
+            email: string;
+            member_id: string;
+            role: components["schemas"]["Role"];
+        };
         AuditChainHead: {
-            checkpoint?: {
-                hash: string;
-                /** Format: date-time */
-                occurred_at: string | null;
-                /** Format: int64 */
-                seq: number;
-            } | null;
+            checkpoint?: components["schemas"]["Checkpoint"];
             head?: string;
             key_id: string;
             /** Format: int64 */
             length: number;
             org_id: string;
-            retention: {
-                /** @description How long the organisation's plan keeps its audit events; older ones are purged daily, oldest first, once the audit streams that are active or failing have delivered them (they wait at most 7 days for a stream). */
-                audit_retention_days: number;
-                plan: string;
-                /**
-                 * Format: date-time
-                 * @description When the oldest event kept occurred (null while there is none): the trail goes back to here. Events before it, up to checkpoint.seq, were purged by retention.
-                 */
-                trail_starts_at: string | null;
-            };
+            retention: components["schemas"]["AuditRetention"];
             signature: string;
             /** Format: date-time */
             signed_at: string;
             unchained?: boolean;
         };
+        AuditChainHeadEnvelope: {
+            data: components["schemas"]["AuditChainHead"];
+            meta: components["schemas"]["Meta"];
+        };
         AuditChainKeys: {
-            keys: {
-                algorithm: string;
-                key_id: string;
-                public_key: string;
-            }[];
+            keys: components["schemas"]["PublicKey"][];
+        };
+        AuditChainKeysEnvelope: {
+            data: components["schemas"]["AuditChainKeys"];
+            meta: components["schemas"]["Meta"];
+        };
+        AuditRetention: {
+            /** @description How long the organisation's plan keeps its audit events; older ones are purged daily, oldest first, once the audit streams that are active or failing have delivered them (they wait at most 7 days for a stream). */
+            audit_retention_days: number;
+            plan: string;
+            /**
+             * Format: date-time
+             * @description When the oldest event kept occurred (null while there is none): the trail goes back to here. Events before it, up to checkpoint.seq, were purged by retention.
+             */
+            trail_starts_at: string | null;
         };
         Billing: {
-            current_period: {
-                /** Format: date-time */
-                end: string;
-                /** Format: date-time */
-                start: string;
-            } | null;
+            current_period: components["schemas"]["Period"] | null;
             /**
              * Format: date-time
              * @description When past_due: when the organization moves to the free plan unless the invoice is paid.
              */
             grace_ends_at: string | null;
-            payment_method: {
-                brand: string;
-                last4: string;
-            } | null;
+            payment_method: components["schemas"]["PaymentMethod"] | null;
             plan: string;
             /** @description The plans POST …/billing/checkout sells. */
             plans: string[];
-            /**
-             * @description none: never subscribed; active: paid; past_due: a payment failed and the grace runs until grace_ends_at; canceled: the subscription ended, the organization is on the free plan.
-             * @enum {string}
-             */
-            status: "none" | "active" | "past_due" | "canceled";
-            upcoming_invoice: {
-                /**
-                 * Format: int64
-                 * @description In the currency's smallest unit (cents).
-                 */
-                amount_due: number;
-                currency: string;
-                /**
-                 * Format: date-time
-                 * @description When it is due to be charged: the end of the current period.
-                 */
-                date: string;
-            } | null;
+            /** @description none: never subscribed; active: paid; past_due: a payment failed and the grace runs until grace_ends_at; canceled: the subscription ended, the organization is on the free plan. */
+            status: components["schemas"]["BillingStatus"];
+            upcoming_invoice: components["schemas"]["UpcomingInvoice"] | null;
         };
+        BillingEnvelope: {
+            data: components["schemas"]["Billing"];
+            meta: components["schemas"]["Meta"];
+        };
+        /** @enum {string} */
+        BillingStatus: "none" | "active" | "past_due" | "canceled";
         BillingURL: {
             /** @description Stripe's hosted page; valid for a short time. */
             url: string;
         };
+        BillingURLEnvelope: {
+            data: components["schemas"]["BillingURL"];
+            meta: components["schemas"]["Meta"];
+        };
         ChangeRoleRequest: {
-            /** @enum {string} */
-            role: "owner" | "admin" | "developer" | "viewer";
+            role: components["schemas"]["Role"];
         };
         CheckoutRequest: {
             /** @description A paid plan this installation sells (GET …/billing's plans). */
             plan: string;
+        };
+        Checkpoint: {
+            hash: string;
+            /** Format: date-time */
+            occurred_at: string | null;
+            /** Format: int64 */
+            seq: number;
         };
         CreateOrgRequest: {
             name: string;
@@ -1431,15 +1418,12 @@ export interface components {
         };
         CreateServiceAccountRequest: {
             /** @description Environments of the tenants the account may see and act on; empty: every environment. */
-            environments?: string[] | null;
-            name?: string | null;
-            /**
-             * @description No higher than the role of the member who sets it.
-             * @enum {string|null}
-             */
-            role?: "owner" | "admin" | "developer" | "viewer" | null;
-            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage. */
-            scopes?: string[] | null;
+            environments?: string[];
+            name: string;
+            /** @description No higher than the role of the member who sets it. */
+            role: components["schemas"]["Role"];
+            /** @description What the account may do. */
+            scopes: components["schemas"]["Scope"][];
             /**
              * Format: int64
              * @description Seconds until the first token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default).
@@ -1448,23 +1432,19 @@ export interface components {
         };
         CreateStreamRequest: {
             /** @description Only these events: exact actions (tenant.provisioned) and families (tenant.*), at most 50; empty or absent: every event. */
-            actions?: string[] | null;
+            actions?: string[];
             /** @description splunk_hec: the HEC token; datadog: the API key. Required for those kinds, refused for https; sealed, never shown again. */
-            credential?: string | null;
-            /** @description Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs). */
-            endpoint?: string | null;
+            credential?: string;
             /**
-             * @description https only: ndjson (one event per line, the default) or cloudevents (a CloudEvents 1.0 JSON batch).
-             * @enum {string|null}
+             * Format: uri
+             * @description Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs).
              */
-            format?: "ndjson" | "cloudevents" | null;
-            /**
-             * @description https: a webhook of yours, signed; splunk_hec: a Splunk HTTP Event Collector; datadog: Datadog's Logs API.
-             * @enum {string}
-             */
-            kind: "https" | "splunk_hec" | "datadog";
-            /** @description 1 to 100 characters. */
-            name?: string | null;
+            endpoint: string;
+            /** @description https only: ndjson (one event per line, the default) or cloudevents (a CloudEvents 1.0 JSON batch). */
+            format?: components["schemas"]["StreamFormat"];
+            /** @description https: a webhook of yours, signed; splunk_hec: a Splunk HTTP Event Collector; datadog: Datadog's Logs API. */
+            kind: components["schemas"]["StreamKind"];
+            name: string;
         };
         CreateTenantRequest: {
             environment: string;
@@ -1472,155 +1452,56 @@ export interface components {
              * Format: int64
              * @description Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it.
              */
-            expires_in?: number | null;
+            expires_in?: number;
             name: string;
         };
         CreatedServiceAccount: {
-            service_account: {
-                /** @description The member who answers for the account; null when that member left or was removed, and then its tokens do not work until an owner or admin takes it over. */
-                accountable: {
-                    email: string;
-                    member_id: string;
-                    /** @enum {string} */
-                    role: "owner" | "admin" | "developer" | "viewer";
-                } | null;
-                /** Format: date-time */
-                created_at: string;
-                created_by: string;
-                /** @description Environments of the tenants it may see and act on; empty: every environment. */
-                environments: string[];
-                id: string;
-                name: string;
-                org_id: string;
-                /** @enum {string} */
-                role: "owner" | "admin" | "developer" | "viewer";
-                scopes: string[];
-                tokens: {
-                    /** Format: date-time */
-                    created_at: string;
-                    /** Format: date-time */
-                    expires_at: string;
-                    /** @description The token's last four characters, to tell tokens apart. */
-                    hint: string;
-                    id: string;
-                    /** @description The client address of that request. */
-                    last_used_addr?: string;
-                    /**
-                     * Format: date-time
-                     * @description When the token last authenticated a request (kept to the minute).
-                     */
-                    last_used_at: string | null;
-                    /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
-                    minted_by: {
-                        email: string;
-                        member_id: string;
-                    } | null;
-                    /** Format: date-time */
-                    revoked_at: string | null;
-                    /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
-                    revoked_reason?: string;
-                    /** @description active, expired or revoked */
-                    status: string;
-                }[];
-                /** Format: date-time */
-                updated_at: string;
-            };
+            service_account: components["schemas"]["ServiceAccount"];
             /** @description The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another. */
             token: string;
+        };
+        CreatedServiceAccountEnvelope: {
+            data: components["schemas"]["CreatedServiceAccount"];
+            meta: components["schemas"]["Meta"];
         };
         CreatedStream: {
             /** @description https: the secret (cpw_…) that signs each request (IntelliAuth-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; the HMAC key is this text), shown this once. Absent for other kinds, and in a retry's answer (Idempotent-Replayed: true): delete the stream and create another. */
             signing_secret?: string;
-            stream: {
-                /** @description Exact actions and families (tenant.*) it delivers; empty: every event. */
-                actions: string[];
-                /** Format: date-time */
-                created_at: string;
-                created_by: string;
-                /** @description The last event delivered (after a replay, the event before the replay's start); null before the first. */
-                cursor: string | null;
-                /**
-                 * Format: int64
-                 * @description The stream's place in the organisation's audit chain (an event's seq): every event up to it was delivered, or passed over by the actions filter.
-                 */
-                cursor_seq: number;
-                endpoint: string;
-                /**
-                 * Format: date-time
-                 * @description When its current run of failures began; null unless failing or suspended.
-                 */
-                failing_since: string | null;
-                /**
-                 * @description https: ndjson or cloudevents; null for splunk_hec and datadog, which have their own.
-                 * @enum {string|null}
-                 */
-                format: "ndjson" | "cloudevents" | null;
-                /** @description Whether a credential (HEC token, Datadog key) is set; it is never shown. */
-                has_credential: boolean;
-                id: string;
-                /** @enum {string} */
-                kind: "https" | "splunk_hec" | "datadog";
-                lag: {
-                    /**
-                     * Format: int64
-                     * @description Events after the cursor, whether or not the filter takes them (a stream with nothing to deliver moves its cursor past the others).
-                     */
-                    events: number;
-                    /**
-                     * Format: int64
-                     * @description How long ago the first event after the cursor happened; 0 when there is none.
-                     */
-                    seconds: number;
-                };
-                /** Format: date-time */
-                last_delivery_at: string | null;
-                /** @description What the last failed delivery met, in a sentence (the receiver's status and the start of its answer, or what failed on the way); null when none failed. */
-                last_error: string | null;
-                /** Format: date-time */
-                last_error_at: string | null;
-                name: string;
-                org_id: string;
-                /**
-                 * @description active: delivering; paused: held by a person; failing: its receiver refuses or cannot be reached, and it retries with backoff; suspended: it failed for CP_STREAM_SUSPEND_AFTER (24 h by default) and waits for a person to resume it (PATCH paused: false).
-                 * @enum {string}
-                 */
-                status: "active" | "paused" | "failing" | "suspended";
-                /** Format: date-time */
-                updated_at: string;
-            };
+            stream: components["schemas"]["Stream"];
+        };
+        CreatedStreamEnvelope: {
+            data: components["schemas"]["CreatedStream"];
+            meta: components["schemas"]["Meta"];
         };
         DeleteOrgRequest: {
             /** @description The organisation's slug, typed exactly: the deletion is refused (400, field confirm) otherwise. */
             confirm: string;
         };
-        EndSessionsResponse: {
+        EndSessionsResult: {
             /** @description How many sessions this request ended. */
             ended: number;
         };
+        EndSessionsResultEnvelope: {
+            data: components["schemas"]["EndSessionsResult"];
+            meta: components["schemas"]["Meta"];
+        };
         Error: {
-            error: {
-                /** @enum {string} */
-                code: "BAD_REQUEST" | "UNAUTHENTICATED" | "FORBIDDEN" | "MFA_REQUIRED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "PLAN_MANAGED_BY_BILLING" | "IDEMPOTENCY_KEY_REUSED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL_ERROR";
-                field_errors: {
-                    field: string;
-                    message: string;
-                }[];
-                message: string;
-            };
-            meta: {
-                request_id: string;
-            };
+            error: components["schemas"]["ErrorDetail"];
+            meta: components["schemas"]["ErrorMeta"];
+        };
+        /** @enum {string} */
+        ErrorCode: "BAD_REQUEST" | "UNAUTHENTICATED" | "FORBIDDEN" | "MFA_REQUIRED" | "REAUTHENTICATION_REQUIRED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "CONFLICT" | "PLAN_MANAGED_BY_BILLING" | "IDEMPOTENCY_KEY_REUSED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorDetail: {
+            code: components["schemas"]["ErrorCode"];
+            field_errors: components["schemas"]["FieldError"][];
+            message: string;
+        };
+        ErrorMeta: {
+            request_id: string;
         };
         Event: {
             action: string;
-            actor: {
-                email?: string;
-                id: string;
-                name?: string;
-                /** @description For a service account, the token its request came with. */
-                token_id?: string;
-                type: string;
-            };
+            actor: components["schemas"]["EventActor"];
             client_addr?: string;
             data?: unknown;
             /** @description SHA-256 (hex) of the previous event's hash (32 zero bytes before the first) followed by this event's canonical form: this object without hash, in RFC 8785 JSON canonicalization (docs/architecture.md, Audit trail). */
@@ -1636,15 +1517,36 @@ export interface components {
              * @description The event's place in its organisation's hash chain: 1, 2, 3, … without gaps, in the order events were committed. Absent only for an event written by an older release during an upgrade, until it is chained.
              */
             seq?: number;
-            target: {
-                id: string;
-                type: string;
-            };
+            target: components["schemas"]["EventTarget"];
             user_agent?: string;
             workflow_id?: string;
         };
-        FactorRemovedResponse: {
+        EventActor: {
+            email?: string;
+            id: string;
+            name?: string;
+            /** @description For a service account, the token its request came with. */
+            token_id?: string;
+            type: string;
+        };
+        EventPage: {
+            data: components["schemas"]["Event"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        EventTarget: {
+            id: string;
+            type: string;
+        };
+        FactorRemovedResult: {
             removed: boolean;
+        };
+        FactorRemovedResultEnvelope: {
+            data: components["schemas"]["FactorRemovedResult"];
+            meta: components["schemas"]["Meta"];
+        };
+        FieldError: {
+            field: string;
+            message: string;
         };
         Invitation: {
             /** Format: date-time */
@@ -1655,17 +1557,23 @@ export interface components {
             id: string;
             invited_by: string;
             org_id: string;
-            /** @enum {string} */
-            role: "owner" | "admin" | "developer" | "viewer";
+            role: components["schemas"]["Role"];
             status: string;
             /** Format: date-time */
             updated_at: string;
         };
+        InvitationEnvelope: {
+            data: components["schemas"]["Invitation"];
+            meta: components["schemas"]["Meta"];
+        };
+        InvitationPage: {
+            data: components["schemas"]["Invitation"][];
+            meta: components["schemas"]["PageMeta"];
+        };
         InviteRequest: {
             /** Format: email */
             email: string;
-            /** @enum {string} */
-            role: "owner" | "admin" | "developer" | "viewer";
+            role: components["schemas"]["Role"];
         };
         Invoice: {
             /**
@@ -1682,66 +1590,17 @@ export interface components {
             /** @description Stripe's hosted invoice page. */
             url: string;
         };
-        LifecycleResponse: {
-            operation: {
-                /** Format: date-time */
-                ended_at: string | null;
-                /**
-                 * Format: date-time
-                 * @description For a decommission that has entered its grace period: when the period ends. The tenant can be restored until then, and its resources are destroyed no earlier. Null for other operations and before the grace period.
-                 */
-                grace_ends_at: string | null;
-                id: string;
-                /** @enum {string} */
-                kind: "provision" | "suspend" | "resume" | "decommission" | "restore";
-                org_id: string;
-                request_id: string;
-                requested_by: string;
-                /** Format: date-time */
-                started_at: string;
-                status: string;
-                steps: {
-                    attempts: number;
-                    last_error?: string;
-                    name: string;
-                    status: string;
-                    /** Format: date-time */
-                    updated_at?: string | null;
-                }[];
-                tenant_id: string;
-                update_id?: string;
-                workflow_id: string;
-                /** @description The saga that runs the operation, in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
-                workflow_url?: string;
-            };
-            tenant: {
-                /** @description The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race. */
-                actions: ("suspend" | "resume" | "decommission" | "restore")[];
-                admin_url: string;
-                /** Format: date-time */
-                created_at: string;
-                created_by: string;
-                current_operation_id: string | null;
-                environment: string;
-                /**
-                 * Format: date-time
-                 * @description When an ephemeral tenant is decommissioned by its saga; null for a tenant without a lifetime.
-                 */
-                expires_at: string | null;
-                hostname: string;
-                id: string;
-                /** @description Whether the caller may give the tenant a new lifetime or clear it now (POST /tenants/{tenant_id}/lifetime): the power to decommission, and the tenant neither ended nor being decommissioned. */
-                lifetime_editable: boolean;
-                name: string;
-                org_id: string;
-                /** @enum {string} */
-                state: "provisioning" | "active" | "suspended" | "decommissioning" | "decommissioned" | "failed";
-                /** Format: date-time */
-                updated_at: string;
-                workflow_id: string;
-                /** @description The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
-                workflow_url?: string;
-            };
+        InvoicePage: {
+            data: components["schemas"]["Invoice"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        LifecycleResult: {
+            operation: components["schemas"]["Operation"];
+            tenant: components["schemas"]["Tenant"];
+        };
+        LifecycleResultEnvelope: {
+            data: components["schemas"]["LifecycleResult"];
+            meta: components["schemas"]["Meta"];
         };
         LifetimeRequest: {
             /**
@@ -1750,33 +1609,14 @@ export interface components {
              */
             expires_in: number | null;
         };
-        MeResponse: {
-            memberships: {
-                member_id: string;
-                org_id: string;
-                org_name: string;
-                org_slug: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
-                /** @enum {string} */
-                role: "owner" | "admin" | "developer" | "viewer";
-            }[];
-            mfa: {
-                /** @description the user has a second factor: sign-in has a second step */
-                enabled: boolean;
-                passkeys: number;
-                recovery_codes_left: number;
-                /** @description an authenticator app (TOTP) is on */
-                totp: boolean;
-                /** @description an enrolment waits for its first code */
-                totp_pending: boolean;
-            };
-            user: {
-                /** Format: date-time */
-                created_at: string;
-                email: string;
-                id: string;
-                name: string;
-            };
+        MeResult: {
+            memberships: components["schemas"]["Membership"][];
+            mfa: components["schemas"]["Mfa"];
+            user: components["schemas"]["User"];
+        };
+        MeResultEnvelope: {
+            data: components["schemas"]["MeResult"];
+            meta: components["schemas"]["Meta"];
         };
         Member: {
             /** Format: date-time */
@@ -1787,16 +1627,53 @@ export interface components {
             mfa_enabled: boolean;
             name: string;
             org_id: string;
-            /** @enum {string} */
-            role: "owner" | "admin" | "developer" | "viewer";
+            role: components["schemas"]["Role"];
             /** Format: date-time */
             updated_at: string;
             user_id: string;
         };
+        MemberEnvelope: {
+            data: components["schemas"]["Member"];
+            meta: components["schemas"]["Meta"];
+        };
+        MemberPage: {
+            data: components["schemas"]["Member"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        MemberUsage: {
+            limit: number;
+            /** @description How many of used are pending invitations. */
+            pending_invitations: number;
+            /** @description Members plus pending invitations that have not expired: the quota counts both, so an invitation holds a seat until it is accepted, revoked or expires. */
+            used: number;
+        };
+        Membership: {
+            member_id: string;
+            org_id: string;
+            org_name: string;
+            org_slug: string;
+            permissions: components["schemas"]["Permission"][];
+            role: components["schemas"]["Role"];
+        };
+        Meta: {
+            request_id: string;
+            /** Format: date-time */
+            timestamp: string;
+        };
+        Mfa: {
+            /** @description the user has a second factor: sign-in has a second step */
+            enabled: boolean;
+            passkeys: number;
+            recovery_codes_left: number;
+            /** @description an authenticator app (TOTP) is on */
+            totp: boolean;
+            /** @description an enrolment waits for its first code */
+            totp_pending: boolean;
+        };
         MintTokenRequest: {
             /**
              * Format: int64
-             * @description Seconds until the token expires: required, at least 60, at most the server's bound.
+             * @description Seconds until the token expires: required, at least 60, at most the server's bound (CP_SERVICE_TOKEN_MAX_TTL, 90 days by default).
              */
             expires_in: number;
         };
@@ -1816,10 +1693,7 @@ export interface components {
              */
             last_used_at: string | null;
             /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
-            minted_by: {
-                email: string;
-                member_id: string;
-            } | null;
+            minted_by: components["schemas"]["Minter"] | null;
             /** Format: date-time */
             revoked_at: string | null;
             /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
@@ -1828,6 +1702,14 @@ export interface components {
             status: string;
             /** @description The token (cps_…), shown this once; only its hash is kept. Empty in a retry's answer (Idempotent-Replayed: true): revoke the token by its id and mint another. */
             token: string;
+        };
+        MintedTokenEnvelope: {
+            data: components["schemas"]["MintedToken"];
+            meta: components["schemas"]["Meta"];
+        };
+        Minter: {
+            email: string;
+            member_id: string;
         };
         Operation: {
             /** Format: date-time */
@@ -1838,99 +1720,44 @@ export interface components {
              */
             grace_ends_at: string | null;
             id: string;
-            /** @enum {string} */
-            kind: "provision" | "suspend" | "resume" | "decommission" | "restore";
+            kind: components["schemas"]["OperationKind"];
             org_id: string;
             request_id: string;
             requested_by: string;
             /** Format: date-time */
             started_at: string;
             status: string;
-            steps: {
-                attempts: number;
-                last_error?: string;
-                name: string;
-                status: string;
-                /** Format: date-time */
-                updated_at?: string | null;
-            }[];
+            steps: components["schemas"]["Step"][];
             tenant_id: string;
             update_id?: string;
             workflow_id: string;
             /** @description The saga that runs the operation, in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
             workflow_url?: string;
         };
-        OrgLifecycleResponse: {
-            operation: {
-                /**
-                 * Format: date-time
-                 * @description For a deletion: when its grace period ends, and its tenants are ended and the organisation's personal data erased.
-                 */
-                due_at?: string | null;
-                /** Format: date-time */
-                ended_at?: string | null;
-                id: string;
-                /** @enum {string} */
-                kind: "deletion" | "restore";
-                /** @description The id of the person who asked for it. */
-                requested_by: string;
-                /** Format: date-time */
-                started_at: string;
-                /** @description running (or stuck, while a tenant's saga is stuck), succeeded, or cancelled (a deletion a restore called off). */
-                status: string;
-                workflow_id: string;
-                /** @description The organisation's saga in the Temporal UI, when the server knows its address. */
-                workflow_url?: string;
-            };
-            organization: {
-                /** Format: date-time */
-                created_at: string;
-                /**
-                 * Format: date-time
-                 * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
-                 */
-                deletion_due_at?: string | null;
-                /**
-                 * Format: int64
-                 * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
-                 */
-                deletion_grace_seconds: number;
-                /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
-                grantable_roles: string[];
-                id: string;
-                name: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
-                plan: string;
-                /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
-                require_mfa: boolean;
-                /** @enum {string} */
-                role?: "owner" | "admin" | "developer" | "viewer";
-                /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
-                service_account_roles: string[];
-                /** @description Every scope a service account may hold. */
-                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read" | "audit-streams:manage")[];
-                slug: string;
-                /**
-                 * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
-                 * @enum {string}
-                 */
-                state: "active" | "deleting" | "deleted";
-                tenant_domain: string;
-                /** Format: date-time */
-                updated_at: string;
-            };
+        /** @enum {string} */
+        OperationKind: "provision" | "suspend" | "resume" | "decommission" | "restore";
+        OperationPage: {
+            data: components["schemas"]["Operation"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        OrgLifecycleResult: {
+            operation: components["schemas"]["OrgOperation"];
+            organization: components["schemas"]["Organization"];
+        };
+        OrgLifecycleResultEnvelope: {
+            data: components["schemas"]["OrgLifecycleResult"];
+            meta: components["schemas"]["Meta"];
         };
         OrgOperation: {
             /**
              * Format: date-time
              * @description For a deletion: when its grace period ends, and its tenants are ended and the organisation's personal data erased.
              */
-            due_at?: string | null;
+            due_at?: string;
             /** Format: date-time */
-            ended_at?: string | null;
+            ended_at?: string;
             id: string;
-            /** @enum {string} */
-            kind: "deletion" | "restore";
+            kind: components["schemas"]["OrganizationOperationKind"];
             /** @description The id of the person who asked for it. */
             requested_by: string;
             /** Format: date-time */
@@ -1941,6 +1768,10 @@ export interface components {
             /** @description The organisation's saga in the Temporal UI, when the server knows its address. */
             workflow_url?: string;
         };
+        OrgOperationPage: {
+            data: components["schemas"]["OrgOperation"][];
+            meta: components["schemas"]["PageMeta"];
+        };
         Organization: {
             /** Format: date-time */
             created_at: string;
@@ -1948,35 +1779,51 @@ export interface components {
              * Format: date-time
              * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
              */
-            deletion_due_at?: string | null;
+            deletion_due_at?: string;
             /**
              * Format: int64
              * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
              */
             deletion_grace_seconds: number;
             /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
-            grantable_roles: string[];
+            grantable_roles: components["schemas"]["Role"][];
             id: string;
             name: string;
-            permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
+            permissions: components["schemas"]["Permission"][];
             plan: string;
             /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
             require_mfa: boolean;
-            /** @enum {string} */
-            role?: "owner" | "admin" | "developer" | "viewer";
+            role?: components["schemas"]["Role"];
             /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
-            service_account_roles: string[];
+            service_account_roles: components["schemas"]["Role"][];
             /** @description Every scope a service account may hold. */
-            service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read" | "audit-streams:manage")[];
+            service_account_scopes: components["schemas"]["Scope"][];
             slug: string;
-            /**
-             * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
-             * @enum {string}
-             */
-            state: "active" | "deleting" | "deleted";
+            /** @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions. */
+            state: components["schemas"]["OrganizationState"];
             tenant_domain: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        OrganizationEnvelope: {
+            data: components["schemas"]["Organization"];
+            meta: components["schemas"]["Meta"];
+        };
+        /** @enum {string} */
+        OrganizationOperationKind: "deletion" | "restore";
+        OrganizationPage: {
+            data: components["schemas"]["Organization"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @enum {string} */
+        OrganizationState: "active" | "deleting" | "deleted";
+        PageMeta: {
+            /** @description the next page's cursor; empty on the last page */
+            cursor: string;
+            has_more: boolean;
+            request_id: string;
+            /** Format: date-time */
+            timestamp: string;
         };
         Passkey: {
             /** Format: date-time */
@@ -1989,11 +1836,23 @@ export interface components {
             last_used_at: string | null;
             name: string;
         };
+        PasskeyEnvelope: {
+            data: components["schemas"]["Passkey"];
+            meta: components["schemas"]["Meta"];
+        };
         PasskeyOptions: {
             /** @description single-use, for 5 minutes (cpc_…): send it back with the authenticator's answer */
             challenge: string;
             /** @description PublicKeyCredentialCreationOptions (registration) or PublicKeyCredentialRequestOptions (sign-in) in their JSON form (binary fields base64url), for navigator.credentials.create or get */
             options: unknown;
+        };
+        PasskeyOptionsEnvelope: {
+            data: components["schemas"]["PasskeyOptions"];
+            meta: components["schemas"]["Meta"];
+        };
+        PasskeyPage: {
+            data: components["schemas"]["Passkey"][];
+            meta: components["schemas"]["PageMeta"];
         };
         PasskeySignInOptionsRequest: {
             /** @description the challenge of POST /auth/sign-in's answer when mfa_required; absent: a sign-in with a passkey and no password */
@@ -2002,23 +1861,45 @@ export interface components {
         PasskeySignInRequest: {
             challenge: string;
             /** @description the PublicKeyCredential navigator.credentials.get gave, in its JSON form (binary fields base64url) */
-            credential: unknown;
+            credential: {
+                [key: string]: unknown;
+            };
         };
         PasswordResetConfirmRequest: {
             password: string;
             token: string;
         };
-        PasswordResetConfirmResponse: {
+        PasswordResetConfirmResult: {
             password_reset: boolean;
             sessions_ended: boolean;
+        };
+        PasswordResetConfirmResultEnvelope: {
+            data: components["schemas"]["PasswordResetConfirmResult"];
+            meta: components["schemas"]["Meta"];
         };
         PasswordResetRequest: {
             email: string;
         };
-        PasswordResetResponse: {
+        PasswordResetResult: {
             accepted: boolean;
             message: string;
         };
+        PasswordResetResultEnvelope: {
+            data: components["schemas"]["PasswordResetResult"];
+            meta: components["schemas"]["Meta"];
+        };
+        PaymentMethod: {
+            brand: string;
+            last4: string;
+        };
+        Period: {
+            /** Format: date-time */
+            end: string;
+            /** Format: date-time */
+            start: string;
+        };
+        /** @enum {string} */
+        Permission: "read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage";
         Plan: {
             /** @description How long an organisation's audit events are kept; older ones are purged. */
             audit_retention_days: number;
@@ -2033,15 +1914,26 @@ export interface components {
             /** @description The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it. */
             requests_per_minute: number;
         };
+        PlanPage: {
+            data: components["schemas"]["Plan"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        PublicKey: {
+            algorithm: string;
+            key_id: string;
+            public_key: string;
+        };
         ReauthenticateRequest: {
             /** @description A TOTP code or a recovery code, for an account with a second factor. */
             code?: string;
             /** @description A passkey assertion (the PublicKeyCredential as JSON), for an account with a passkey. */
-            credential?: Record<string, never>;
+            credential?: {
+                [key: string]: unknown;
+            };
             /** @description The account's password. */
             password?: string;
         };
-        ReauthenticateResponse: {
+        ReauthenticateResult: {
             /**
              * Format: date-time
              * @description When the session's person proved who they are: now.
@@ -2053,33 +1945,42 @@ export interface components {
              */
             reauthenticated_until: string;
         };
-        RecoveryCodesResponse: {
+        ReauthenticateResultEnvelope: {
+            data: components["schemas"]["ReauthenticateResult"];
+            meta: components["schemas"]["Meta"];
+        };
+        RecoveryCodesResult: {
             /** @description ten codes, each good once; shown only in this answer (a replayed answer has none): store them where you would store a password */
             recovery_codes: string[];
+        };
+        RecoveryCodesResultEnvelope: {
+            data: components["schemas"]["RecoveryCodesResult"];
+            meta: components["schemas"]["Meta"];
         };
         RegisterPasskeyRequest: {
             challenge: string;
             /** @description the PublicKeyCredential navigator.credentials.create gave, in its JSON form (binary fields base64url) */
-            credential: unknown;
+            credential: {
+                [key: string]: unknown;
+            };
             name: string;
         };
         ReplayStreamRequest: {
             /** @description Deliver again from this event of the organisation on. */
-            from_event_id?: string | null;
+            from_event_id?: string;
             /**
              * Format: date-time
              * @description Deliver again from the first event at or after this time (RFC 3339) on.
              */
-            since?: string | null;
+            since?: string;
         };
+        /** @enum {string} */
+        Role: "owner" | "admin" | "developer" | "viewer";
+        /** @enum {string} */
+        Scope: "organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read" | "audit-streams:manage";
         ServiceAccount: {
             /** @description The member who answers for the account; null when that member left or was removed, and then its tokens do not work until an owner or admin takes it over. */
-            accountable: {
-                email: string;
-                member_id: string;
-                /** @enum {string} */
-                role: "owner" | "admin" | "developer" | "viewer";
-            } | null;
+            accountable: components["schemas"]["Accountable"] | null;
             /** Format: date-time */
             created_at: string;
             created_by: string;
@@ -2088,38 +1989,24 @@ export interface components {
             id: string;
             name: string;
             org_id: string;
-            /** @enum {string} */
-            role: "owner" | "admin" | "developer" | "viewer";
-            scopes: string[];
-            tokens: {
-                /** Format: date-time */
-                created_at: string;
-                /** Format: date-time */
-                expires_at: string;
-                /** @description The token's last four characters, to tell tokens apart. */
-                hint: string;
-                id: string;
-                /** @description The client address of that request. */
-                last_used_addr?: string;
-                /**
-                 * Format: date-time
-                 * @description When the token last authenticated a request (kept to the minute).
-                 */
-                last_used_at: string | null;
-                /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
-                minted_by: {
-                    email: string;
-                    member_id: string;
-                } | null;
-                /** Format: date-time */
-                revoked_at: string | null;
-                /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
-                revoked_reason?: string;
-                /** @description active, expired or revoked */
-                status: string;
-            }[];
+            role: components["schemas"]["Role"];
+            scopes: components["schemas"]["Scope"][];
+            tokens: components["schemas"]["ServiceToken"][];
             /** Format: date-time */
             updated_at: string;
+        };
+        ServiceAccountEnvelope: {
+            data: components["schemas"]["ServiceAccount"];
+            meta: components["schemas"]["Meta"];
+        };
+        ServiceAccountPage: {
+            data: components["schemas"]["ServiceAccount"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        ServiceAccountUsage: {
+            limit: number;
+            /** @description Service accounts that are not deleted, as the quota counts them. */
+            used: number;
         };
         ServiceToken: {
             /** Format: date-time */
@@ -2137,16 +2024,17 @@ export interface components {
              */
             last_used_at: string | null;
             /** @description The member who minted the token; it works only while that member may mint it (service_accounts.manage and a role at least the account's), and is revoked when they leave, are removed or lose that power. Null for a token minted before minters were recorded. */
-            minted_by: {
-                email: string;
-                member_id: string;
-            } | null;
+            minted_by: components["schemas"]["Minter"] | null;
             /** Format: date-time */
             revoked_at: string | null;
             /** @description Why it was revoked: revoked (by an owner or admin), account_deleted, minter_removed, minter_left, minter_demoted (its minter's new role may not mint it), account_role_raised (the account's new role is above its minter's), taken_over (the account was taken over and its minter may no longer mint it) or minter_gone (its minter had left before minters were checked). */
             revoked_reason?: string;
             /** @description active, expired or revoked */
             status: string;
+        };
+        ServiceTokenEnvelope: {
+            data: components["schemas"]["ServiceToken"];
+            meta: components["schemas"]["Meta"];
         };
         Session: {
             /** @description The address that signed in. */
@@ -2166,6 +2054,10 @@ export interface components {
             /** @description The browser or client that signed in, as it named itself. */
             user_agent: string;
         };
+        SessionPage: {
+            data: components["schemas"]["Session"][];
+            meta: components["schemas"]["PageMeta"];
+        };
         SignInMFARequest: {
             /** @description the challenge POST /auth/sign-in answered */
             challenge: string;
@@ -2176,7 +2068,7 @@ export interface components {
             email: string;
             password: string;
         };
-        SignInResponse: {
+        SignInResult: {
             /** @description single-use, for 5 minutes (cpc_…) */
             challenge?: string;
             /**
@@ -2191,31 +2083,33 @@ export interface components {
             /** @description the bearer token (cpt_…); absent when mfa_required */
             token?: string;
             /** @description absent when mfa_required */
-            user?: {
-                /** Format: date-time */
-                created_at: string;
-                email: string;
-                id: string;
-                name: string;
-            } | null;
+            user?: components["schemas"]["User"];
         };
-        SignOutResponse: {
+        SignInResultEnvelope: {
+            data: components["schemas"]["SignInResult"];
+            meta: components["schemas"]["Meta"];
+        };
+        SignOutResult: {
             signed_out: boolean;
+        };
+        SignOutResultEnvelope: {
+            data: components["schemas"]["SignOutResult"];
+            meta: components["schemas"]["Meta"];
         };
         SignUpRequest: {
             /** Format: email */
             email: string;
             name: string;
-            organization: {
-                name: string;
-                /** @description Names the organization in its tenants' hostnames (<tenant>-<slug>.<tenant_domain>): 3 to 30 of a-z, 0-9 and '-', not at either end; unique on the installation and never changed. */
-                slug: string;
-            };
+            organization: components["schemas"]["CreateOrgRequest"];
             password: string;
         };
-        SignUpResponse: {
+        SignUpResult: {
             accepted: boolean;
             message: string;
+        };
+        SignUpResultEnvelope: {
+            data: components["schemas"]["SignUpResult"];
+            meta: components["schemas"]["Meta"];
         };
         SignUpSettings: {
             /** @description Whether anyone may sign up here (CP_SIGNUP); when false, POST /auth/sign-up and /auth/verify-email answer 403. */
@@ -2223,12 +2117,28 @@ export interface components {
             /** @description The domain tenants are served under: a tenant is at <tenant>-<slug>.<tenant_domain>. */
             tenant_domain: string;
         };
+        SignUpSettingsEnvelope: {
+            data: components["schemas"]["SignUpSettings"];
+            meta: components["schemas"]["Meta"];
+        };
         Slug: {
             /** @description No organization has the slug now; the first to create one with it gets it (a sign-up holds nothing until its email is verified). */
             available: boolean;
             slug: string;
             /** @description A tenant of an organization with this slug is at <tenant>-<slug>.<tenant_domain>. */
             tenant_domain: string;
+        };
+        SlugEnvelope: {
+            data: components["schemas"]["Slug"];
+            meta: components["schemas"]["Meta"];
+        };
+        Step: {
+            attempts: number;
+            last_error?: string;
+            name: string;
+            status: string;
+            /** Format: date-time */
+            updated_at?: string;
         };
         Stream: {
             /** @description Exact actions and families (tenant.*) it delivers; empty: every event. */
@@ -2249,28 +2159,13 @@ export interface components {
              * @description When its current run of failures began; null unless failing or suspended.
              */
             failing_since: string | null;
-            /**
-             * @description https: ndjson or cloudevents; null for splunk_hec and datadog, which have their own.
-             * @enum {string|null}
-             */
-            format: "ndjson" | "cloudevents" | null;
+            /** @description https: ndjson or cloudevents; null for splunk_hec and datadog, which have their own. */
+            format: components["schemas"]["StreamFormat"] | null;
             /** @description Whether a credential (HEC token, Datadog key) is set; it is never shown. */
             has_credential: boolean;
             id: string;
-            /** @enum {string} */
-            kind: "https" | "splunk_hec" | "datadog";
-            lag: {
-                /**
-                 * Format: int64
-                 * @description Events after the cursor, whether or not the filter takes them (a stream with nothing to deliver moves its cursor past the others).
-                 */
-                events: number;
-                /**
-                 * Format: int64
-                 * @description How long ago the first event after the cursor happened; 0 when there is none.
-                 */
-                seconds: number;
-            };
+            kind: components["schemas"]["StreamKind"];
+            lag: components["schemas"]["StreamLag"];
             /** Format: date-time */
             last_delivery_at: string | null;
             /** @description What the last failed delivery met, in a sentence (the receiver's status and the start of its answer, or what failed on the way); null when none failed. */
@@ -2279,11 +2174,8 @@ export interface components {
             last_error_at: string | null;
             name: string;
             org_id: string;
-            /**
-             * @description active: delivering; paused: held by a person; failing: its receiver refuses or cannot be reached, and it retries with backoff; suspended: it failed for CP_STREAM_SUSPEND_AFTER (24 h by default) and waits for a person to resume it (PATCH paused: false).
-             * @enum {string}
-             */
-            status: "active" | "paused" | "failing" | "suspended";
+            /** @description active: delivering; paused: held by a person; failing: its receiver refuses or cannot be reached, and it retries with backoff; suspended: it failed for CP_STREAM_SUSPEND_AFTER (24 h by default) and waits for a person to resume it (PATCH paused: false). */
+            status: components["schemas"]["StreamStatus"];
             /** Format: date-time */
             updated_at: string;
         };
@@ -2314,6 +2206,36 @@ export interface components {
             /** @description The receiver's HTTP status; 0 when none came. */
             status: number;
         };
+        StreamDeliveryPage: {
+            data: components["schemas"]["StreamDelivery"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        StreamEnvelope: {
+            data: components["schemas"]["Stream"];
+            meta: components["schemas"]["Meta"];
+        };
+        /** @enum {string} */
+        StreamFormat: "ndjson" | "cloudevents";
+        /** @enum {string} */
+        StreamKind: "https" | "splunk_hec" | "datadog";
+        StreamLag: {
+            /**
+             * Format: int64
+             * @description Events after the cursor, whether or not the filter takes them (a stream with nothing to deliver moves its cursor past the others).
+             */
+            events: number;
+            /**
+             * Format: int64
+             * @description How long ago the first event after the cursor happened; 0 when there is none.
+             */
+            seconds: number;
+        };
+        StreamPage: {
+            data: components["schemas"]["Stream"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @enum {string} */
+        StreamStatus: "active" | "paused" | "failing" | "suspended";
         StreamTestResult: {
             /** @description Whether the receiver took it (a 2xx). */
             delivered: boolean;
@@ -2326,9 +2248,13 @@ export interface components {
             /** @description The receiver's HTTP status; 0 when none came. */
             status: number;
         };
+        StreamTestResultEnvelope: {
+            data: components["schemas"]["StreamTestResult"];
+            meta: components["schemas"]["Meta"];
+        };
         Tenant: {
             /** @description The transitions the caller may start on the tenant now: those its state and running operation allow (restore only during a decommission's grace period) that the caller's role, or a service account's scopes and roles, permit. Each is POST /tenants/{tenant_id}/{action}. The saga decides for good: a transition offered here can still be refused when another request wins the race. */
-            actions: ("suspend" | "resume" | "decommission" | "restore")[];
+            actions: components["schemas"]["TenantAction"][];
             admin_url: string;
             /** Format: date-time */
             created_at: string;
@@ -2346,13 +2272,29 @@ export interface components {
             lifetime_editable: boolean;
             name: string;
             org_id: string;
-            /** @enum {string} */
-            state: "provisioning" | "active" | "suspended" | "decommissioning" | "decommissioned" | "failed";
+            state: components["schemas"]["TenantState"];
             /** Format: date-time */
             updated_at: string;
             workflow_id: string;
             /** @description The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL). */
             workflow_url?: string;
+        };
+        /** @enum {string} */
+        TenantAction: "suspend" | "resume" | "decommission" | "restore";
+        TenantEnvelope: {
+            data: components["schemas"]["Tenant"];
+            meta: components["schemas"]["Meta"];
+        };
+        TenantPage: {
+            data: components["schemas"]["Tenant"][];
+            meta: components["schemas"]["PageMeta"];
+        };
+        /** @enum {string} */
+        TenantState: "provisioning" | "active" | "suspended" | "decommissioning" | "decommissioned" | "failed";
+        TenantUsage: {
+            limit: number;
+            /** @description Tenants that are not failed or decommissioned, as the quota counts them. */
+            used: number;
         };
         TotpConfirmRequest: {
             /** @description the authenticator app's current 6-digit code */
@@ -2366,165 +2308,132 @@ export interface components {
             /** @description base32; absent in an answer replayed for a retried Idempotency-Key (enrol again) */
             secret?: string;
         };
+        TotpEnrolmentEnvelope: {
+            data: components["schemas"]["TotpEnrolment"];
+            meta: components["schemas"]["Meta"];
+        };
+        UpcomingInvoice: {
+            /**
+             * Format: int64
+             * @description In the currency's smallest unit (cents).
+             */
+            amount_due: number;
+            currency: string;
+            /**
+             * Format: date-time
+             * @description When it is due to be charged: the end of the current period.
+             */
+            date: string;
+        };
         UpdateOrgRequest: {
-            name?: string | null;
-            plan?: string | null;
+            name?: string;
+            plan?: string;
             /** @description true: members without a second factor get 403 MFA_REQUIRED here until they enrol one (owners only; the owner must have one; needs a recent authentication) */
-            require_mfa?: boolean | null;
+            require_mfa?: boolean;
         };
         UpdateServiceAccountRequest: {
             /** @description Environments of the tenants the account may see and act on; empty: every environment. */
-            environments?: string[] | null;
-            name?: string | null;
-            /**
-             * @description No higher than the role of the member who sets it.
-             * @enum {string|null}
-             */
-            role?: "owner" | "admin" | "developer" | "viewer" | null;
-            /** @description What the account may do: organization:read, members:read, tenants:read, tenants:create, tenants:suspend, tenants:resume, tenants:decommission, tenants:restore, events:read, audit-streams:manage. */
-            scopes?: string[] | null;
+            environments?: string[];
+            name?: string;
+            /** @description No higher than the role of the member who sets it. */
+            role?: components["schemas"]["Role"];
+            /** @description What the account may do. */
+            scopes?: components["schemas"]["Scope"][];
         };
         UpdateStreamRequest: {
             /** @description Only these events: exact actions (tenant.provisioned) and families (tenant.*), at most 50; empty or absent: every event. */
-            actions?: string[] | null;
+            actions?: string[];
             /** @description splunk_hec: the HEC token; datadog: the API key. Required for those kinds, refused for https; sealed, never shown again. */
-            credential?: string | null;
-            /** @description Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs). */
-            endpoint?: string | null;
-            /** @description 1 to 100 characters. */
-            name?: string | null;
+            credential?: string;
+            /**
+             * Format: uri
+             * @description Where the batches are posted: https only, never a loopback, private, link-local or metadata address (checked again at each connection). For splunk_hec the collector's full URL (…/services/collector/event), for datadog the Logs API's (https://http-intake.logs.<site>/api/v2/logs).
+             */
+            endpoint?: string;
+            name?: string;
             /** @description true holds the stream; false lets a paused or suspended stream deliver again from its cursor. */
-            paused?: boolean | null;
+            paused?: boolean;
         };
         Usage: {
             /** @description The metered figures of each UTC day from from to to, in order (docs/billing.md, What is metered, and how). */
-            days: {
-                /**
-                 * Format: int64
-                 * @description Requests of the organisation's members and service accounts admitted by its rate limit that day; a partial day's lag up to 30 s behind.
-                 */
-                api_requests: number;
-                /** @description The UTC day, YYYY-MM-DD. */
-                day: string;
-                /** @description Tenant operations (provision, suspend, resume, decommission, restore) started that day. */
-                operations: number;
-                /** @description The day is not closed yet (today, or a day the daily close has not reached): its figures are computed now and may still grow. */
-                partial: boolean;
-                /** @description The most members the organisation had at any moment of the day (pending invitations not counted). */
-                peak_members: number;
-                /** @description Hours the organisation's tenants were active that day, per environment: tenant_seconds / 3600, rounded to 2 decimals (halves up). */
-                tenant_hours: {
-                    [key: string]: number;
-                };
-                /**
-                 * Format: double
-                 * @description tenant_seconds_total / 3600, rounded to 2 decimals (halves up): what the day is billed.
-                 */
-                tenant_hours_total: number;
-                /** @description Seconds the organisation's tenants were active that day, per environment (the exact figure tenant_hours is rounded from). */
-                tenant_seconds: {
-                    [key: string]: number;
-                };
-                /**
-                 * Format: int64
-                 * @description The sum of tenant_seconds.
-                 */
-                tenant_seconds_total: number;
-            }[];
+            days: components["schemas"]["UsageDay"][];
             /** @description The first day of days (YYYY-MM-DD, UTC). */
             from: string;
-            members: {
-                limit: number;
-                /** @description How many of used are pending invitations. */
-                pending_invitations: number;
-                /** @description Members plus pending invitations that have not expired: the quota counts both, so an invitation holds a seat until it is accepted, revoked or expires. */
-                used: number;
-            };
-            plan: {
-                /** @description How long an organisation's audit events are kept; older ones are purged. */
-                audit_retention_days: number;
-                id: string;
-                /** @description Members an organisation may have, its pending invitations included. */
-                max_members: number;
-                /** @description Service accounts an organisation may have (deleted ones do not count). */
-                max_service_accounts: number;
-                /** @description Tenants an organisation may have that are not failed or decommissioned. */
-                max_tenants: number;
-                name: string;
-                /** @description The organisation's API budget per minute, shared by its members and service accounts; service accounts together may spend at most half of it. */
-                requests_per_minute: number;
-            };
+            members: components["schemas"]["MemberUsage"];
+            plan: components["schemas"]["Plan"];
             /** @description The organisation's API budget per minute (its plan's). */
             requests_per_minute: number;
-            service_accounts: {
-                limit: number;
-                /** @description Service accounts that are not deleted, as the quota counts them. */
-                used: number;
-            };
-            tenants: {
-                limit: number;
-                /** @description Tenants that are not failed or decommissioned, as the quota counts them. */
-                used: number;
-            };
+            service_accounts: components["schemas"]["ServiceAccountUsage"];
+            tenants: components["schemas"]["TenantUsage"];
             /** @description The last day of days (YYYY-MM-DD, UTC). */
             to: string;
+        };
+        UsageDay: {
+            /**
+             * Format: int64
+             * @description Requests of the organisation's members and service accounts admitted by its rate limit that day; a partial day's lag up to 30 s behind.
+             */
+            api_requests: number;
+            /** @description The UTC day, YYYY-MM-DD. */
+            day: string;
+            /** @description Tenant operations (provision, suspend, resume, decommission, restore) started that day. */
+            operations: number;
+            /** @description The day is not closed yet (today, or a day the daily close has not reached): its figures are computed now and may still grow. */
+            partial: boolean;
+            /** @description The most members the organisation had at any moment of the day (pending invitations not counted). */
+            peak_members: number;
+            /** @description Hours the organisation's tenants were active that day, per environment: tenant_seconds / 3600, rounded to 2 decimals (halves up). */
+            tenant_hours: {
+                [key: string]: number;
+            };
+            /**
+             * Format: double
+             * @description tenant_seconds_total / 3600, rounded to 2 decimals (halves up): what the day is billed.
+             */
+            tenant_hours_total: number;
+            /** @description Seconds the organisation's tenants were active that day, per environment (the exact figure tenant_hours is rounded from). */
+            tenant_seconds: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description The sum of tenant_seconds.
+             */
+            tenant_seconds_total: number;
+        };
+        UsageEnvelope: {
+            data: components["schemas"]["Usage"];
+            meta: components["schemas"]["Meta"];
+        };
+        User: {
+            /** Format: date-time */
+            created_at: string;
+            email: string;
+            id: string;
+            name: string;
         };
         VerifyEmailRequest: {
             token: string;
         };
-        VerifyEmailResponse: {
+        VerifyEmailResult: {
             /** Format: date-time */
             expires_at: string;
-            organization: {
-                /** Format: date-time */
-                created_at: string;
-                /**
-                 * Format: date-time
-                 * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
-                 */
-                deletion_due_at?: string | null;
-                /**
-                 * Format: int64
-                 * @description How long after DELETE /organizations/{org_id} the organisation can still be restored (CP_ORG_DELETION_GRACE).
-                 */
-                deletion_grace_seconds: number;
-                /** @description The roles the caller may give a member or an invitation, and the roles of members it may change or remove (empty without members.manage; owner only with owners.manage). */
-                grantable_roles: string[];
-                id: string;
-                name: string;
-                permissions: ("read" | "tenant.write" | "tenant.destroy" | "members.manage" | "owners.manage" | "plan.change" | "organization.write" | "security.manage" | "audit.read" | "service_accounts.manage" | "organization.delete" | "audit_streams.manage" | "billing.read" | "billing.manage")[];
-                plan: string;
-                /** @description Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected. */
-                require_mfa: boolean;
-                /** @enum {string} */
-                role?: "owner" | "admin" | "developer" | "viewer";
-                /** @description The roles the caller may give a service account (at most its own; empty without service_accounts.manage); it may change only accounts whose role is listed. */
-                service_account_roles: string[];
-                /** @description Every scope a service account may hold. */
-                service_account_scopes: ("organization:read" | "members:read" | "tenants:read" | "tenants:create" | "tenants:suspend" | "tenants:resume" | "tenants:decommission" | "tenants:restore" | "events:read" | "audit-streams:manage")[];
-                slug: string;
-                /**
-                 * @description deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions.
-                 * @enum {string}
-                 */
-                state: "active" | "deleting" | "deleted";
-                tenant_domain: string;
-                /** Format: date-time */
-                updated_at: string;
-            };
+            organization: components["schemas"]["Organization"];
             /** @description the bearer token (cpt_…) */
             token: string;
-            user: {
-                /** Format: date-time */
-                created_at: string;
-                email: string;
-                id: string;
-                name: string;
-            };
+            user: components["schemas"]["User"];
+        };
+        VerifyEmailResultEnvelope: {
+            data: components["schemas"]["VerifyEmailResult"];
+            meta: components["schemas"]["Meta"];
         };
         WebhookAnswer: {
             duplicate: boolean;
             received: boolean;
+        };
+        WebhookAnswerEnvelope: {
+            data: components["schemas"]["WebhookAnswer"];
+            meta: components["schemas"]["Meta"];
         };
     };
     responses: {
@@ -2709,14 +2618,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["AuditChainKeys"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["AuditChainKeysEnvelope"];
                 };
             };
             429: components["responses"]["RateLimited"];
@@ -2751,14 +2653,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["PasswordResetResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PasswordResetResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2798,14 +2693,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["PasswordResetConfirmResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PasswordResetConfirmResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2846,14 +2734,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["ReauthenticateResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ReauthenticateResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2895,14 +2776,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["SignInResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SignInResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2943,14 +2817,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["SignInResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SignInResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2991,14 +2858,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["SignInResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SignInResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3039,14 +2899,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["PasskeyOptions"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PasskeyOptionsEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3083,14 +2936,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["SignOutResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SignOutResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3122,14 +2968,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["SignUpSettings"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SignUpSettingsEnvelope"];
                 };
             };
             429: components["responses"]["RateLimited"];
@@ -3164,14 +3003,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["SignUpResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SignUpResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3212,14 +3044,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["VerifyEmailResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["VerifyEmailResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3257,14 +3082,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["WebhookAnswer"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["WebhookAnswerEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3303,14 +3121,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["AcceptResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["AcceptResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3344,14 +3155,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["MeResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["MeResultEnvelope"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -3385,17 +3189,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Event"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["EventPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3429,14 +3223,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["RecoveryCodesResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["RecoveryCodesResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3468,17 +3255,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Session"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SessionPage"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -3511,14 +3288,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["EndSessionsResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["EndSessionsResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3556,14 +3326,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["EndSessionsResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["EndSessionsResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3600,14 +3363,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["TotpEnrolment"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["TotpEnrolmentEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3643,14 +3399,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["FactorRemovedResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["FactorRemovedResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3691,14 +3440,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["RecoveryCodesResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["RecoveryCodesResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3732,17 +3474,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Passkey"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PasskeyPage"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -3779,14 +3511,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Passkey"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PasskeyEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3826,14 +3551,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Passkey"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PasskeyEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3870,14 +3588,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["PasskeyOptions"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PasskeyOptionsEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3938,14 +3649,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Slug"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["SlugEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3979,17 +3683,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Organization"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OrganizationPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4027,14 +3721,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Organization"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OrganizationEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4070,14 +3757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Organization"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OrganizationEnvelope"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -4117,14 +3797,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["OrgLifecycleResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OrgLifecycleResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4169,14 +3842,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Organization"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OrganizationEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4213,14 +3879,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["AuditChainHead"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["AuditChainHeadEnvelope"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -4257,17 +3916,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Stream"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["StreamPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4308,14 +3957,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["CreatedStream"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["CreatedStreamEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4353,14 +3995,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Stream"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["StreamEnvelope"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -4397,14 +4032,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Stream"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["StreamEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4448,14 +4076,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Stream"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["StreamEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4498,17 +4119,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["StreamDelivery"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["StreamDeliveryPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4550,14 +4161,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Stream"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["StreamEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4599,14 +4203,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["StreamTestResult"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["StreamTestResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4641,14 +4238,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Billing"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["BillingEnvelope"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -4688,14 +4278,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["BillingURL"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["BillingURLEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4736,14 +4319,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["BillingURL"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["BillingURLEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4798,17 +4374,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Event"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["EventPage"];
                     "application/x-ndjson": components["schemas"]["Event"][];
                 };
             };
@@ -4847,17 +4413,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Invitation"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["InvitationPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4898,14 +4454,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Invitation"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["InvitationEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4947,14 +4496,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Invitation"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["InvitationEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -4994,14 +4536,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Invitation"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["InvitationEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5041,17 +4576,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Invoice"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["InvoicePage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5089,17 +4614,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Member"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["MemberPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5137,14 +4652,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Member"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["MemberEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5188,14 +4696,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Member"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["MemberEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5237,17 +4738,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["OrgOperation"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OrgOperationPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5284,14 +4775,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["OrgLifecycleResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OrgLifecycleResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5331,17 +4815,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["ServiceAccount"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ServiceAccountPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5382,14 +4856,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["CreatedServiceAccount"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["CreatedServiceAccountEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5427,14 +4894,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["ServiceAccount"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ServiceAccountEnvelope"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -5471,14 +4931,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["ServiceAccount"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ServiceAccountEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5522,14 +4975,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["ServiceAccount"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ServiceAccountEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5571,14 +5017,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["ServiceAccount"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ServiceAccountEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5622,14 +5061,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["MintedToken"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["MintedTokenEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5672,14 +5104,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["ServiceToken"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["ServiceTokenEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5721,17 +5146,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Tenant"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["TenantPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5772,14 +5187,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["LifecycleResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["LifecycleResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5817,14 +5225,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Tenant"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["TenantEnvelope"];
                 };
             };
             401: components["responses"]["Unauthenticated"];
@@ -5861,14 +5262,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["LifecycleResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["LifecycleResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5912,14 +5306,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Tenant"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["TenantEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5962,17 +5349,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Operation"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["OperationPage"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -6010,14 +5387,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["LifecycleResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["LifecycleResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -6057,14 +5427,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["LifecycleResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["LifecycleResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -6104,14 +5467,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["LifecycleResponse"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["LifecycleResultEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -6151,14 +5507,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Usage"];
-                        meta: {
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["UsageEnvelope"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -6189,17 +5538,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        data: components["schemas"]["Plan"][];
-                        meta: {
-                            /** @description the next page's cursor; empty on the last page */
-                            cursor: string;
-                            has_more: boolean;
-                            request_id: string;
-                            /** Format: date-time */
-                            timestamp: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PlanPage"];
                 };
             };
             401: components["responses"]["Unauthenticated"];

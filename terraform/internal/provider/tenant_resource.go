@@ -498,6 +498,15 @@ func (r *tenantResource) converge(ctx context.Context, t intelliauth.Tenant, wan
 		if err != nil {
 			return t, err
 		}
+		if kind == "restore" {
+			// A restore runs no operation of its own: it calls off the
+			// decommission (the operation its answer names, cancelled),
+			// and the tenant is left suspended.
+			if t, err = r.data.client.WaitForTenant(ctx, org, id, intelliauth.TenantStateSuspended); err != nil {
+				return t, err
+			}
+			continue
+		}
 		if _, err := r.data.client.WaitForOperation(ctx, org, id, answer.Operation.Id); err != nil {
 			return t, err
 		}

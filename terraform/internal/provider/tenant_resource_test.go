@@ -250,3 +250,39 @@ func transitionOutOfBand(t *testing.T, id, kind string) {
 		t.Fatalf("%s tenant %s: %v", kind, id, err)
 	}
 }
+
+// TestTenantDecommissionedOutOfBandIsRestored: a tenant someone else
+// decommissioned reads as decommissioning during the grace period; the plan
+// shows it, and the apply restores the tenant and resumes it.
+func TestTenantDecommissionedOutOfBandIsRestored(t *testing.T) {
+	name := uniqueName("tf-restore")
+	var id string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		CheckDestroy:             checkTenantDecommissioned(&id),
+		Steps: []resource.TestStep{
+			{
+				Config: tenantConfig(name, "ci", ""),
+				Check:  captureID(&id),
+			},
+			{
+				PreConfig: func() {
+					ctx := context.Background()
+					if _, err := intelliauth.Data[intelliauth.LifecycleResponse](env.service.DecommissionTenant(ctx, env.orgID, id, nil)); err != nil {
+						t.Fatal(err)
+					}
+					for deadline := time.Now().Add(time.Minute); tenantByID(t, id).State != intelliauth.TenantStateDecommissioning; time.Sleep(200 * time.Millisecond) {
+						if time.Now().After(deadline) {
+							t.Fatalf("tenant %s did not enter its grace period", id)
+						}
+					}
+				},
+				Config: tenantConfig(name, "ci", ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(tenantAddr, plancheck.ResourceActionUpdate)},
+				},
+				Check: checkServer(&id, wantState(intelliauth.TenantStateActive)),
+			},
+		},
+	})
+}
