@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -687,6 +688,10 @@ func errorSchema(g *schemas) *openapi3.SchemaRef {
 func anys[T any](vs []T) []any {
 	out := make([]any, len(vs))
 	for i, v := range vs {
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+			out[i] = rv.String()
+			continue
+		}
 		out[i] = v
 	}
 	return out

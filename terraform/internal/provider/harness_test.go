@@ -313,12 +313,11 @@ func prepare() error {
 	env.ownerToken, env.orgID, env.owner = owner.token, owner.orgID, owner.client
 	plan := "enterprise"
 	if _, err := intelliauth.Data[intelliauth.Organization](env.owner.UpdateOrganization(ctx, env.orgID, nil,
-		intelliauth.UpdateOrganizationJSONRequestBody{Plan: &plan})); err != nil {
+		intelliauth.UpdateOrgRequest{Plan: &plan})); err != nil {
 		return fmt.Errorf("move %s to the %s plan: %w", env.orgID, plan, err)
 	}
-	name, role, scopes := "terraform", intelliauth.CreateServiceAccountRequestRole("admin"), serviceAccountScopes()
 	created, err := intelliauth.Data[intelliauth.CreatedServiceAccount](env.owner.CreateServiceAccount(ctx, env.orgID, nil,
-		intelliauth.CreateServiceAccountJSONRequestBody{Name: &name, Role: &role, Scopes: &scopes, TokenExpiresIn: 86400}))
+		intelliauth.CreateServiceAccountRequest{Name: "terraform", Role: intelliauth.Role("admin"), Scopes: serviceAccountScopes(), TokenExpiresIn: 86400}))
 	if err != nil {
 		return fmt.Errorf("create the service account: %w", err)
 	}
@@ -347,7 +346,7 @@ func signIn(ctx context.Context, endpoint string) (ownerSession, error) {
 	if err != nil {
 		return s, err
 	}
-	session, err := intelliauth.Data[intelliauth.SignInResponseResult](anon.SignIn(ctx, nil,
+	session, err := intelliauth.Data[intelliauth.SignInResult](anon.SignIn(ctx, nil,
 		intelliauth.SignInRequest{Email: devOwnerEmail, Password: devOwnerPassword}))
 	if err != nil {
 		return s, fmt.Errorf("sign in as %s: %w", devOwnerEmail, err)
@@ -376,8 +375,8 @@ func signIn(ctx context.Context, endpoint string) (ownerSession, error) {
 
 // serviceAccountScopes are what the provider's resources and data sources
 // need of a service account (the plans data source cannot be read by one).
-func serviceAccountScopes() []string {
-	return []string{"organization:read", "tenants:read", "tenants:create", "tenants:suspend",
+func serviceAccountScopes() []intelliauth.Scope {
+	return []intelliauth.Scope{"organization:read", "tenants:read", "tenants:create", "tenants:suspend",
 		"tenants:resume", "tenants:decommission", "tenants:restore"}
 }
 

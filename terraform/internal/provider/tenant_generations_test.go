@@ -44,7 +44,7 @@ provider "intelliauth" {
 	withTenant := tenantConfig(name, "ci", "") + provider
 	withoutTenant := providerBlock + provider
 
-	other, err := intelliauth.Data[intelliauth.LifecycleResponse](owner.client.CreateTenant(ctx, owner.orgID, nil,
+	other, err := intelliauth.Data[intelliauth.LifecycleResult](owner.client.CreateTenant(ctx, owner.orgID, nil,
 		intelliauth.CreateTenantRequest{Name: name, Environment: "ci"}))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ provider "intelliauth" {
 				// The name is free now; generation 0's key still answers
 				// with its refusal, so generation 1 creates the tenant.
 				PreConfig: func() {
-					d, err := intelliauth.Data[intelliauth.LifecycleResponse](owner.client.DecommissionTenant(ctx, owner.orgID, other.Tenant.Id, nil))
+					d, err := intelliauth.Data[intelliauth.LifecycleResult](owner.client.DecommissionTenant(ctx, owner.orgID, other.Tenant.Id, nil))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -235,7 +235,7 @@ func (r *tenantResource) create(ctx context.Context, plan tenantModel) (intellia
 			}
 			continue
 		}
-		answer, err := intelliauth.Data[intelliauth.LifecycleResponse](r.data.client.CreateTenant(ctx, org, nil,
+		answer, err := intelliauth.Data[intelliauth.LifecycleResult](r.data.client.CreateTenant(ctx, org, nil,
 			intelliauth.CreateTenantRequest{Name: name, Environment: env, ExpiresIn: expiresIn}, intelliauth.WithIdempotencyKey(key)))
 		if err == nil {
 			if live(intelliauth.TenantState(answer.Tenant.State)) {
@@ -494,7 +494,7 @@ func (r *tenantResource) converge(ctx context.Context, t intelliauth.Tenant, wan
 		default:
 			return t, fmt.Errorf("tenant %s is %s: it cannot be made %s", id, t.State, want)
 		}
-		answer, err := intelliauth.Data[intelliauth.LifecycleResponse](call(transitionKey(id, kind, t.UpdatedAt)))
+		answer, err := intelliauth.Data[intelliauth.LifecycleResult](call(transitionKey(id, kind, t.UpdatedAt)))
 		if err != nil {
 			return t, err
 		}
@@ -544,7 +544,7 @@ func (r *tenantResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		return
 	}
 	key := transitionKey(id, "decommission", t.UpdatedAt)
-	answer, err := intelliauth.Data[intelliauth.LifecycleResponse](r.data.client.DecommissionTenant(ctx, r.data.orgID, id, nil, intelliauth.WithIdempotencyKey(key)))
+	answer, err := intelliauth.Data[intelliauth.LifecycleResult](r.data.client.DecommissionTenant(ctx, r.data.orgID, id, nil, intelliauth.WithIdempotencyKey(key)))
 	if err != nil {
 		addError(&resp.Diagnostics, "Cannot decommission tenant "+id, err)
 		return

@@ -163,7 +163,7 @@ func TestTenantCreatedSuspendedWithALifetime(t *testing.T) {
 // this configuration did not create is named in the error, not adopted.
 func TestTenantNameTakenByAnotherIsNotAdopted(t *testing.T) {
 	name := uniqueName("tf-taken")
-	other, err := intelliauth.Data[intelliauth.LifecycleResponse](env.owner.CreateTenant(context.Background(), env.orgID, nil,
+	other, err := intelliauth.Data[intelliauth.LifecycleResult](env.owner.CreateTenant(context.Background(), env.orgID, nil,
 		intelliauth.CreateTenantRequest{Name: name, Environment: "ci"}))
 	if err != nil {
 		t.Fatal(err)
@@ -235,13 +235,13 @@ func checkTenantDecommissioned(id *string) resource.TestCheckFunc {
 func transitionOutOfBand(t *testing.T, id, kind string) {
 	t.Helper()
 	ctx := context.Background()
-	var answer intelliauth.LifecycleResponse
+	var answer intelliauth.LifecycleResult
 	var err error
 	switch kind {
 	case "suspend":
-		answer, err = intelliauth.Data[intelliauth.LifecycleResponse](env.service.SuspendTenant(ctx, env.orgID, id, nil))
+		answer, err = intelliauth.Data[intelliauth.LifecycleResult](env.service.SuspendTenant(ctx, env.orgID, id, nil))
 	case "resume":
-		answer, err = intelliauth.Data[intelliauth.LifecycleResponse](env.service.ResumeTenant(ctx, env.orgID, id, nil))
+		answer, err = intelliauth.Data[intelliauth.LifecycleResult](env.service.ResumeTenant(ctx, env.orgID, id, nil))
 	}
 	if err != nil {
 		t.Fatalf("%s tenant %s: %v", kind, id, err)
@@ -268,7 +268,7 @@ func TestTenantDecommissionedOutOfBandIsRestored(t *testing.T) {
 			{
 				PreConfig: func() {
 					ctx := context.Background()
-					if _, err := intelliauth.Data[intelliauth.LifecycleResponse](env.service.DecommissionTenant(ctx, env.orgID, id, nil)); err != nil {
+					if _, err := intelliauth.Data[intelliauth.LifecycleResult](env.service.DecommissionTenant(ctx, env.orgID, id, nil)); err != nil {
 						t.Fatal(err)
 					}
 					for deadline := time.Now().Add(time.Minute); tenantByID(t, id).State != intelliauth.TenantStateDecommissioning; time.Sleep(200 * time.Millisecond) {
