@@ -213,10 +213,10 @@ func (r *auditStreamResource) Create(ctx context.Context, req resource.CreateReq
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	body := intelliauth.CreateAuditStreamJSONRequestBody{Name: &name, Kind: intelliauth.CreateStreamRequestKind(kind), Endpoint: &endpoint, Actions: &actions}
+	body := intelliauth.CreateAuditStreamJSONRequestBody{Name: name, Kind: intelliauth.StreamKind(kind), Endpoint: endpoint, Actions: &actions}
 	format := "default"
 	if !plan.Format.IsNull() && !plan.Format.IsUnknown() {
-		f := intelliauth.CreateStreamRequestFormat(plan.Format.ValueString())
+		f := intelliauth.StreamFormat(plan.Format.ValueString())
 		body.Format, format = &f, string(f)
 	}
 	if !plan.Credential.IsNull() {

@@ -144,7 +144,7 @@ func (r *invitationResource) Create(ctx context.Context, req resource.CreateRequ
 		return
 	}
 	org, email, role := r.data.orgID, plan.Email.ValueString(), plan.Role.ValueString()
-	body := intelliauth.CreateInvitationJSONRequestBody{Email: openapi_types.Email(email), Role: intelliauth.InviteRequestRole(role)}
+	body := intelliauth.CreateInvitationJSONRequestBody{Email: openapi_types.Email(email), Role: intelliauth.Role(role)}
 	for gen := range maxGenerations {
 		key := generationKey("inv-create", gen, org, email, role)
 		inv, replayed, err := dataReplayed[intelliauth.Invitation](r.data.client.CreateInvitation(ctx, org, nil, body, intelliauth.WithIdempotencyKey(key)))

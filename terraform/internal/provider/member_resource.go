@@ -186,7 +186,7 @@ func (r *memberResource) setRole(ctx context.Context, m intelliauth.Member, role
 	}
 	key := derivedKey("member-role", r.data.orgID, m.Id, role, m.UpdatedAt.UTC().String())
 	return intelliauth.Data[intelliauth.Member](r.data.client.ChangeMemberRole(ctx, r.data.orgID, m.Id, nil,
-		intelliauth.ChangeRoleRequest{Role: intelliauth.ChangeRoleRequestRole(role)}, intelliauth.WithIdempotencyKey(key)))
+		intelliauth.ChangeRoleRequest{Role: intelliauth.Role(role)}, intelliauth.WithIdempotencyKey(key)))
 }
 
 func (r *memberResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {

@@ -33,7 +33,7 @@ func freshOwner(t *testing.T) (string, *intelliauth.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := intelliauth.Data[intelliauth.SignInResponseResult](anon.SignIn(context.Background(), nil,
+	s, err := intelliauth.Data[intelliauth.SignInResult](anon.SignIn(context.Background(), nil,
 		intelliauth.SignInRequest{Email: devOwnerEmail, Password: devOwnerPassword}))
 	if err != nil || s.Token == nil {
 		t.Fatalf("sign in as %s: %v", devOwnerEmail, err)
@@ -104,14 +104,14 @@ func invitationSecret(t *testing.T, email string) string {
 
 // acceptInvitation accepts the newest invitation of the address as a
 // person without an account would, with the secret from the mail.
-func acceptInvitation(t *testing.T, email string) intelliauth.AcceptResponse {
+func acceptInvitation(t *testing.T, email string) intelliauth.AcceptResult {
 	t.Helper()
 	anon, err := intelliauth.New(env.endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := "Joined Person"
-	accepted, err := intelliauth.Data[intelliauth.AcceptResponse](anon.AcceptInvitation(context.Background(), nil,
+	accepted, err := intelliauth.Data[intelliauth.AcceptResult](anon.AcceptInvitation(context.Background(), nil,
 		intelliauth.AcceptRequest{Token: invitationSecret(t, email), Name: &name, Password: "a-long-enough-password"}))
 	if err != nil {
 		t.Fatalf("accept the invitation of %s: %v", email, err)
@@ -125,7 +125,7 @@ func joinedMember(t *testing.T, role string) intelliauth.Member {
 	t.Helper()
 	email := uniqueEmail("joined")
 	if _, err := intelliauth.Data[intelliauth.Invitation](env.owner.CreateInvitation(context.Background(), env.orgID, nil,
-		intelliauth.InviteRequest{Email: openapi_types.Email(email), Role: intelliauth.InviteRequestRole(role)})); err != nil {
+		intelliauth.InviteRequest{Email: openapi_types.Email(email), Role: intelliauth.Role(role)})); err != nil {
 		t.Fatalf("invite %s: %v", email, err)
 	}
 	a := acceptInvitation(t, email)

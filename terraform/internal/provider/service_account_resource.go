@@ -200,8 +200,8 @@ func (r *serviceAccountResource) Create(ctx context.Context, req resource.Create
 		return
 	}
 	org := r.data.orgID
-	role := intelliauth.CreateServiceAccountRequestRole(in.role)
-	body := intelliauth.CreateServiceAccountJSONRequestBody{Name: &in.name, Role: &role, Environments: &in.environments, Scopes: &in.scopes, TokenExpiresIn: in.tokenExpiresIn}
+	body := intelliauth.CreateServiceAccountJSONRequestBody{Name: in.name, Role: intelliauth.Role(in.role), Environments: &in.environments,
+		Scopes: scopesOf(in.scopes), TokenExpiresIn: in.tokenExpiresIn}
 	parts := []string{org, in.name, in.role, strings.Join(in.environments, ","), strings.Join(in.scopes, ","), strconv.FormatInt(in.tokenExpiresIn, 10)}
 	for gen := range maxGenerations {
 		key := generationKey("sa-create", gen, parts...)
@@ -317,7 +317,7 @@ func (r *serviceAccountResource) Update(ctx context.Context, req resource.Update
 		changed = append(changed, "name="+want.name)
 	}
 	if want.role != had.role {
-		role := intelliauth.UpdateServiceAccountRequestRole(want.role)
+		role := intelliauth.Role(want.role)
 		body.Role = &role
 		changed = append(changed, "role="+want.role)
 	}
@@ -326,7 +326,8 @@ func (r *serviceAccountResource) Update(ctx context.Context, req resource.Update
 		changed = append(changed, "environments="+strings.Join(want.environments, ","))
 	}
 	if strings.Join(want.scopes, ",") != strings.Join(had.scopes, ",") {
-		body.Scopes = &want.scopes
+		scopes := scopesOf(want.scopes)
+		body.Scopes = &scopes
 		changed = append(changed, "scopes="+strings.Join(want.scopes, ","))
 	}
 	if len(changed) == 0 {
@@ -374,7 +375,7 @@ func (r *serviceAccountResource) model(sa intelliauth.ServiceAccount, prior serv
 		Name:           types.StringValue(sa.Name),
 		Role:           types.StringValue(string(sa.Role)),
 		Environments:   stringSet(sa.Environments, diags),
-		Scopes:         stringSet(sa.Scopes, diags),
+		Scopes:         stringSet(scopeStrings(sa.Scopes), diags),
 		TokenExpiresIn: prior.TokenExpiresIn,
 		Token:          nullIfUnknown(prior.Token),
 		TokenID:        nullIfUnknown(prior.TokenID),
@@ -395,7 +396,7 @@ func (r *serviceAccountResource) modelOfCreated(c intelliauth.CreatedServiceAcco
 		Name:           types.StringValue(sa.Name),
 		Role:           types.StringValue(string(sa.Role)),
 		Environments:   stringSet(sa.Environments, diags),
-		Scopes:         stringSet(sa.Scopes, diags),
+		Scopes:         stringSet(scopeStrings(sa.Scopes), diags),
 		TokenExpiresIn: plan.TokenExpiresIn,
 		AccountableID:  types.StringNull(),
 		CreatedAt:      timeValue(sa.CreatedAt),
@@ -404,6 +405,24 @@ func (r *serviceAccountResource) modelOfCreated(c intelliauth.CreatedServiceAcco
 		m.AccountableID = types.StringValue(sa.Accountable.MemberId)
 	}
 	return m
+}
+
+// scopesOf and scopeStrings convert between the configuration's scopes and
+// the API's.
+func scopesOf(s []string) []intelliauth.Scope {
+	out := make([]intelliauth.Scope, len(s))
+	for i, v := range s {
+		out[i] = intelliauth.Scope(v)
+	}
+	return out
+}
+
+func scopeStrings(s []intelliauth.Scope) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = string(v)
+	}
+	return out
 }
 
 // nullIfUnknown is a computed value carried over from a plan, null when

@@ -80,7 +80,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 						}
 						return checkServiceAccount(id, func(sa intelliauth.ServiceAccount) error {
 							if sa.Name != name || sa.Role != "admin" || len(sa.Environments) != 0 ||
-								!slices.Equal(sorted(sa.Scopes), []string{"organization:read", "tenants:read"}) {
+								!slices.Equal(sorted(scopeStrings(sa.Scopes)), []string{"organization:read", "tenants:read"}) {
 								return fmt.Errorf("server has %s %s %v %v", sa.Name, sa.Role, sa.Environments, sa.Scopes)
 							}
 							if len(sa.Tokens) != 1 || sa.Tokens[0].Id != tokenID {
@@ -111,7 +111,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 					func(*terraform.State) error {
 						return checkServiceAccount(id, func(sa intelliauth.ServiceAccount) error {
 							if sa.Name != name+"-ci" || sa.Role != "developer" || !slices.Equal(sorted(sa.Environments), []string{"ci", "staging"}) ||
-								!slices.Equal(sorted(sa.Scopes), []string{"tenants:create", "tenants:read"}) {
+								!slices.Equal(sorted(scopeStrings(sa.Scopes)), []string{"tenants:create", "tenants:read"}) {
 								return fmt.Errorf("server has %s %s %v %v", sa.Name, sa.Role, sa.Environments, sa.Scopes)
 							}
 							if len(sa.Tokens) != 1 {
@@ -132,7 +132,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 				// Renamed and given a role behind OpenTofu's back: the plan
 				// shows it and the apply sets both back.
 				PreConfig: func() {
-					n, role := "renamed-elsewhere", intelliauth.UpdateServiceAccountRequestRole("viewer")
+					n, role := "renamed-elsewhere", intelliauth.Role("viewer")
 					if _, err := intelliauth.Data[intelliauth.ServiceAccount](ownerClient.UpdateServiceAccount(context.Background(), env.orgID, id, nil,
 						intelliauth.UpdateServiceAccountRequest{Name: &n, Role: &role})); err != nil {
 						t.Fatal(err)

@@ -45,10 +45,8 @@ type minted struct{ id, token string }
 func TestServiceAccountTokenRotation(t *testing.T) {
 	owner, ownerClient := freshOwner(t)
 	ctx := context.Background()
-	role := intelliauth.CreateServiceAccountRequestRole("viewer")
-	name, scopes := uniqueName("tf-rotate"), []string{"organization:read"}
 	created, err := intelliauth.Data[intelliauth.CreatedServiceAccount](ownerClient.CreateServiceAccount(ctx, env.orgID, nil,
-		intelliauth.CreateServiceAccountRequest{Name: &name, Role: &role, Scopes: &scopes, TokenExpiresIn: 600}))
+		intelliauth.CreateServiceAccountRequest{Name: uniqueName("tf-rotate"), Role: "viewer", Scopes: []intelliauth.Scope{"organization:read"}, TokenExpiresIn: 600}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +178,7 @@ func serverToken(account, id string) *intelliauth.ServiceToken {
 	}
 	for _, t := range sa.Tokens {
 		if t.Id == id {
-			st := intelliauth.ServiceToken(t)
-			return &st
+			return &t
 		}
 	}
 	return nil
