@@ -76,16 +76,23 @@ func mailDir(t *testing.T) string {
 // it follows the API's accept request.
 var invitationSecretPattern = regexp.MustCompile(`"token": "(cpi_[A-Za-z0-9_-]+)"`)
 
-// invitationSecret waits for the newest invitation mail to the address
-// (the outbox is sent each second) and returns its secret.
-func invitationSecret(t *testing.T, email string) string {
+// invitationSecret waits for the nth invitation mail to the address (the
+// outbox is sent each second) and returns the secret of the newest.
+func invitationSecret(t *testing.T, email string, nth int) string {
 	t.Helper()
-	name := strings.NewReplacer("@", "_", "+", "_").Replace(strings.ToLower(email))
+	// The file is named as the mailer names it: the outbox's sequence,
+	// zero-padded, and the address with what is not a-z 0-9 . - as _.
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(email))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		files, _ := filepath.Glob(filepath.Join(mailDir(t), "*-"+name+".eml"))
-		if len(files) > 0 {
-			newest := files[len(files)-1] // named by the outbox's sequence, zero-padded
+		if len(files) >= nth {
+			newest := files[len(files)-1]
 			b, err := os.ReadFile(newest)
 			if err != nil {
 				t.Fatal(err)
@@ -96,15 +103,15 @@ func invitationSecret(t *testing.T, email string) string {
 			t.Fatalf("no invitation secret in %s:\n%s", newest, b)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no mail to %s in %s within 30 seconds", email, mailDir(t))
+			t.Fatalf("%d mails to %s in %s after 30 seconds, want %d", len(files), email, mailDir(t), nth)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-// acceptInvitation accepts the newest invitation of the address as a
+// acceptInvitation accepts the address's nth invitation, its newest, as a
 // person without an account would, with the secret from the mail.
-func acceptInvitation(t *testing.T, email string) intelliauth.AcceptResult {
+func acceptInvitation(t *testing.T, email string, nth int) intelliauth.AcceptResult {
 	t.Helper()
 	anon, err := intelliauth.New(env.endpoint)
 	if err != nil {
@@ -112,7 +119,7 @@ func acceptInvitation(t *testing.T, email string) intelliauth.AcceptResult {
 	}
 	name := "Joined Person"
 	accepted, err := intelliauth.Data[intelliauth.AcceptResult](anon.AcceptInvitation(context.Background(), nil,
-		intelliauth.AcceptRequest{Token: invitationSecret(t, email), Name: &name, Password: "a-long-enough-password"}))
+		intelliauth.AcceptRequest{Token: invitationSecret(t, email, nth), Name: &name, Password: "a-long-enough-password"}))
 	if err != nil {
 		t.Fatalf("accept the invitation of %s: %v", email, err)
 	}
@@ -128,7 +135,7 @@ func joinedMember(t *testing.T, role string) intelliauth.Member {
 		intelliauth.InviteRequest{Email: openapi_types.Email(email), Role: intelliauth.Role(role)})); err != nil {
 		t.Fatalf("invite %s: %v", email, err)
 	}
-	a := acceptInvitation(t, email)
+	a := acceptInvitation(t, email, 1)
 	m, found := memberNamed(t, a.Member.Id)
 	if !found {
 		t.Fatalf("member %s (%s) not listed after accepting", a.Member.Id, email)
