@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -395,8 +394,13 @@ func operation(r Route, d doc, g *schemas) (*openapi3.Operation, error) {
 		}
 	}
 	for _, m := range pathParam.FindAllStringSubmatch(r.Path, -1) {
-		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: openapi3.NewPathParameter(m[1]).
-			WithSchema(openapi3.NewStringSchema().WithMaxLength(64))})
+		// An id that is not one is 404, as any unknown id; a slug that
+		// cannot be one is 400.
+		s := openapi3.NewStringSchema().WithMaxLength(64)
+		if m[1] == "slug" {
+			s = s.WithMaxLength(30).WithPattern(domain.OrgSlugPattern.String())
+		}
+		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: openapi3.NewPathParameter(m[1]).WithSchema(s)})
 	}
 	for _, q := range d.query {
 		op.Parameters = append(op.Parameters, &openapi3.ParameterRef{Value: q})
@@ -685,14 +689,12 @@ func errorSchema(g *schemas) *openapi3.SchemaRef {
 	return out.NewRef()
 }
 
-func anys[T any](vs []T) []any {
+// anys are an enumeration's values as plain strings, as JSON carries them:
+// validating a decoded body compares its strings with them.
+func anys[T ~string](vs []T) []any {
 	out := make([]any, len(vs))
 	for i, v := range vs {
-		if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
-			out[i] = rv.String()
-			continue
-		}
-		out[i] = v
+		out[i] = string(v)
 	}
 	return out
 }

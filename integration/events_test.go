@@ -122,7 +122,7 @@ func TestEventFiltersAndTheirValidation(t *testing.T) {
 		}
 	}
 	r := req(t, srv, "GET", orgPath(w, "/events?action=DROP%20TABLE&since=yesterday&limit=0"), tok, nil)
-	if r.Status != 400 || len(r.Env.Error.FieldErrors) != 2 {
+	if r.Status != 400 || len(r.Env.Error.FieldErrors) != 3 {
 		t.Fatalf("invalid filters: %d %s", r.Status, r.Raw)
 	}
 }

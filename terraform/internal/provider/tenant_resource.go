@@ -226,7 +226,11 @@ func (r *tenantResource) create(ctx context.Context, plan tenantModel) (intellia
 	for _, t := range sameName {
 		byWorkflow[t.WorkflowId] = t
 	}
-	const maxGenerations = 1000
+	// A refusal that looks stale but is not (the name is held by a tenant
+	// of an environment a service account cannot see) is refused again
+	// under the next key: passedOver bounds what one apply spends on that.
+	const maxGenerations, maxPassedOver = 1000, 25
+	passedOver := 0
 	for gen := 0; gen < maxGenerations; gen++ {
 		key := creationKey(org, name, env, expiresIn, gen)
 		if t, ok := byWorkflow[workflowID(org, key)]; ok {
@@ -251,7 +255,10 @@ func (r *tenantResource) create(ctx context.Context, plan tenantModel) (intellia
 		// passed over only when it no longer holds; otherwise it is the
 		// answer.
 		stale, why := r.refusalStale(ctx, name, err)
-		if !stale {
+		if stale {
+			passedOver++
+		}
+		if !stale || passedOver > maxPassedOver {
 			if why != "" {
 				return intelliauth.Tenant{}, fmt.Errorf("%s\n%s", errorDetail(err), why)
 			}
