@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	intelliauth "github.com/intelliauth/controlplane/sdk/go"
 )
@@ -134,6 +136,50 @@ func TestInvitationDestroyRevokes(t *testing.T) {
 		Steps: []resource.TestStep{{
 			Config: invitationConfig(env.ownerToken, email, "admin"),
 			Check:  resource.ComposeTestCheckFunc(stateAttr(invitationAddr, "id", &id), wantInvitation(t, &id, "pending", "admin")),
+		}},
+	})
+}
+
+// TestInvitationAdoptsWhatAStoppedApplySent sends the invitation an apply
+// of the configuration sends, as a run stopped after the server answered
+// would have left it, then applies: the apply adopts that invitation and
+// sends no second one.
+func TestInvitationAdoptsWhatAStoppedApplySent(t *testing.T) {
+	email := uniqueEmail("tf-inv-adopt")
+	stopped, err := intelliauth.Data[intelliauth.Invitation](env.owner.CreateInvitation(context.Background(), env.orgID, nil,
+		intelliauth.InviteRequest{Email: openapi_types.Email(email), Role: "viewer"},
+		intelliauth.WithIdempotencyKey(generationKey("inv-create", 0, env.orgID, email, "viewer"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		CheckDestroy: func(*terraform.State) error {
+			return wantInvitation(t, &stopped.Id, "revoked", "viewer")(nil)
+		},
+		Steps: []resource.TestStep{{
+			Config: invitationConfig(env.ownerToken, email, "viewer"),
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttr(invitationAddr, "id", stopped.Id),
+				func(*terraform.State) error {
+					fetch := func(ctx context.Context, cursor string) (*http.Response, error) {
+						return env.owner.ListInvitations(ctx, env.orgID, &intelliauth.ListInvitationsParams{Cursor: intelliauth.Cursor(cursor)})
+					}
+					n := 0
+					for inv, err := range intelliauth.All[intelliauth.Invitation](context.Background(), fetch) {
+						if err != nil {
+							return err
+						}
+						if inv.Email == email {
+							n++
+						}
+					}
+					if n != 1 {
+						return fmt.Errorf("%d invitations of %s, want the one adopted", n, email)
+					}
+					return nil
+				},
+			),
 		}},
 	})
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -200,4 +201,88 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// TestServiceAccountAdoptsWhatAStoppedApplyCreated sends the creation an
+// apply of the configuration sends, as a run stopped after the server
+// answered would have left it, then applies: the apply adopts that
+// account, replaces its first token (whose secret only the stopped run
+// saw) and makes no second account. Destroyed and applied again, the
+// configuration makes a new account: the earlier key's answer names a
+// deleted one.
+func TestServiceAccountAdoptsWhatAStoppedApplyCreated(t *testing.T) {
+	owner, ownerClient := freshOwner(t)
+	name := uniqueName("tf-sa-adopt")
+	key := generationKey("sa-create", 0, env.orgID, name, "viewer", "", "organization:read", "600")
+	stopped, err := intelliauth.Data[intelliauth.CreatedServiceAccount](ownerClient.CreateServiceAccount(context.Background(), env.orgID, nil,
+		intelliauth.CreateServiceAccountRequest{Name: name, Role: "viewer", Environments: &[]string{}, Scopes: []intelliauth.Scope{"organization:read"}, TokenExpiresIn: 600},
+		intelliauth.WithIdempotencyKey(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := serviceAccountConfig(owner, name, "viewer", []string{"organization:read"}, nil, 600)
+	var token, second string
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		CheckDestroy: func(*terraform.State) error {
+			_, err := intelliauth.Data[intelliauth.ServiceAccount](env.owner.GetServiceAccount(context.Background(), env.orgID, second))
+			if !isStatus(err, 404) {
+				return fmt.Errorf("after destroy, GET service account %s answered %v, want 404", second, err)
+			}
+			return nil
+		},
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr(serviceAccountAddr, "id", stopped.ServiceAccount.Id),
+					stateAttr(serviceAccountAddr, "token", &token),
+					func(*terraform.State) error {
+						if ok, err := tokenWorks(token); !ok {
+							return fmt.Errorf("the replacement token does not authenticate (%v)", err)
+						}
+						if ok, err := tokenWorks(stopped.Token); ok || err != nil {
+							return fmt.Errorf("the stopped run's token still authenticates (%v)", err)
+						}
+						if n := serviceAccountsNamed(t, name); n != 1 {
+							return fmt.Errorf("%d service accounts named %s, want the one adopted", n, name)
+						}
+						return nil
+					},
+				),
+			},
+			{Config: config, Destroy: true},
+			{
+				Config: config,
+				Check: resource.ComposeTestCheckFunc(
+					stateAttr(serviceAccountAddr, "id", &second),
+					func(*terraform.State) error {
+						if second == stopped.ServiceAccount.Id {
+							return fmt.Errorf("the deleted account %s came back", second)
+						}
+						return nil
+					},
+				),
+			},
+		},
+	})
+}
+
+// serviceAccountsNamed counts the organisation's live service accounts
+// with the name.
+func serviceAccountsNamed(t *testing.T, name string) int {
+	t.Helper()
+	fetch := func(ctx context.Context, cursor string) (*http.Response, error) {
+		return env.owner.ListServiceAccounts(ctx, env.orgID, &intelliauth.ListServiceAccountsParams{Cursor: intelliauth.Cursor(cursor)})
+	}
+	n := 0
+	for sa, err := range intelliauth.All[intelliauth.ServiceAccount](context.Background(), fetch) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sa.Name == name {
+			n++
+		}
+	}
+	return n
 }
