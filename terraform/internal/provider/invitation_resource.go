@@ -153,6 +153,16 @@ func (r *invitationResource) Create(ctx context.Context, req resource.CreateRequ
 		}
 		if err != nil {
 			addCallError(&resp.Diagnostics, "Cannot invite "+email, err, ownerInvitationNote)
+			switch detail := errorDetail(err); {
+			case !isStatus(err, http.StatusConflict):
+			case strings.Contains(detail, "pending invitation"):
+				resp.Diagnostics.AddError("The address has a pending invitation",
+					"Another request (not this configuration's) invited "+email+". Import that invitation (tofu import <address> inv_…, "+
+						"GET /api/v1/organizations/{org_id}/invitations lists it), or revoke it and apply again.")
+			case strings.Contains(detail, "already a member"):
+				resp.Diagnostics.AddError("The address is a member's",
+					email+" has joined the organisation already: manage their role with intelliauth_member instead of an invitation.")
+			}
 			return
 		}
 		if replayed {

@@ -183,3 +183,21 @@ func TestInvitationAdoptsWhatAStoppedApplySent(t *testing.T) {
 		}},
 	})
 }
+
+// TestInvitationOfAnAddressInvitedElsewhere: an address another request
+// invited is named, with how to take the invitation over.
+func TestInvitationOfAnAddressInvitedElsewhere(t *testing.T) {
+	email := uniqueEmail("tf-inv-other")
+	other, err := intelliauth.Data[intelliauth.Invitation](env.owner.CreateInvitation(context.Background(), env.orgID, nil,
+		intelliauth.InviteRequest{Email: openapi_types.Email(email), Role: "viewer"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config:      invitationConfig(env.ownerToken, email, "viewer"),
+			ExpectError: regexp.MustCompile(`(?s)` + other.Id + `.*Import that invitation`),
+		}},
+	})
+}

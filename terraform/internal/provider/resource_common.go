@@ -29,7 +29,10 @@ import (
 // A replayed answer is examined: the object it names is adopted when it
 // still stands as the configuration wants it, and passed over (the next
 // generation's key asks anew) when it has gone since, or when the replay
-// is a refusal that may no longer hold. A change's key is the object, the
+// is a refusal that may no longer hold. The server keeps answers per
+// caller (the member, or the service account), so a re-run adopts what the
+// stopped run made when it applies with the same member's or service
+// account's token. A change's key is the object, the
 // change and the object's last change as read before asking; a deletion's
 // is the object.
 
