@@ -75,7 +75,9 @@ func (r *auditStreamResource) Schema(_ context.Context, _ resource.SchemaRequest
 			"configuration is not seen. For an `https` stream the server makes a signing secret instead, shown once: `signing_secret`.\n\n" +
 			"**Drift**: a name, endpoint or actions changed outside this configuration show as changes and are set back; a stream paused or resumed " +
 			"outside it shows as a change of `paused`, and one the server suspended after failing for `CP_STREAM_SUSPEND_AFTER` reads as paused, so an " +
-			"apply with `paused = false` resumes it. A stream deleted outside this configuration is gone from the state and planned for creation.",
+			"apply with `paused = false` resumes it. A stream deleted outside this configuration is gone from the state and planned for creation.\n\n" +
+			"Every request carries an Idempotency-Key derived from the configuration: an apply stopped after the server created the stream and run again " +
+			"with the same token adopts that stream (its signing secret, shown to the stopped run only, is then null: replace the stream for a new one).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,

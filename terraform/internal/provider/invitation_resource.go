@@ -65,7 +65,9 @@ func (r *invitationResource) Schema(_ context.Context, _ resource.SchemaRequest,
 			"so the plan invites the address again (a new invitation, a new mail). One accepted outside this configuration stays in the state with " +
 			"`status = \"accepted\"` and plans nothing: it did what it was for. Changing `email` or `role` replaces the invitation " +
 			"(the pending one is revoked, a new one mailed); once it has been accepted, a new invitation of a member's address is refused, " +
-			"so change the member's role with `intelliauth_member` instead.",
+			"so change the member's role with `intelliauth_member` instead.\n\n" +
+			"Every request carries an Idempotency-Key derived from the configuration: an apply stopped after the server sent the invitation and run again " +
+			"with the same member's token adopts that invitation instead of failing on the address's pending invitation.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,

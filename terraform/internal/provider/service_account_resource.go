@@ -77,7 +77,7 @@ func (r *serviceAccountResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"After an import it is null. An account holds at most two valid tokens: mint more with `intelliauth_service_account_token`, " +
 			"and revoke this first one (`DELETE …/tokens/{token_id}`) when a rotation needs the room.\n\n" +
 			"Destroying the resource deletes the account and revokes all its tokens at once. An apply stopped after the server created the account and run again " +
-			"adopts that account (its requests carry Idempotency-Keys derived from the configuration); the first token's secret was then shown only to the " +
+			"with the same member's token adopts that account (its requests carry Idempotency-Keys derived from the configuration); the first token's secret was then shown only to the " +
 			"stopped run, so the provider revokes it and mints a replacement with the same lifetime.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
