@@ -114,6 +114,14 @@ func fieldError(se *openapi3.SchemaError) (string, string) {
 		return strings.Join(path, "."), "unknown field (field names are case-sensitive)"
 	case "type":
 		return strings.Join(path, "."), "must be " + orList(articled(s.Type.Slice()))
+	case "minLength", "maxLength":
+		return strings.Join(path, "."), strings.TrimSuffix(lengths(s), ", ")
+	case "pattern":
+		for _, p := range patterns {
+			if p.re.String() == s.Pattern {
+				return strings.Join(path, "."), p.says
+			}
+		}
 	case "minProperties", "maxProperties":
 		names := slices.Sorted(maps.Keys(s.Properties))
 		first := openAPIOnce.schemas.first[s]

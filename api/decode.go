@@ -67,6 +67,7 @@ func decode(c *fiber.Ctx, v validator) error {
 		}
 	}
 	if len(fe) > 0 {
+		slices.SortStableFunc(fe, func(a, b domain.FieldError) int { return strings.Compare(a.Field, b.Field) })
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body", FieldErrors: fe}
 	}
 	return nil

@@ -400,7 +400,7 @@ func TestASlugTakenBeforeVerificationCreatesNothing(t *testing.T) {
 			fields = append(fields, f.Field)
 		}
 	}
-	if bad.Status != 400 || strings.Join(fields, ",") != "email,name,password,organization.name,organization.slug" {
+	if bad.Status != 400 || strings.Join(fields, ",") != "email,name,organization.name,organization.slug,password" {
 		t.Fatalf("invalid sign-up: %d %s", bad.Status, bad.Raw)
 	}
 	if r := req(t, srv, "POST", "/api/v1/auth/sign-up", "", map[string]any{"email": email, "name": "A", "password": "a-long-enough-password",

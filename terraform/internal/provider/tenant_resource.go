@@ -282,11 +282,16 @@ func (r *tenantResource) refusalStale(ctx context.Context, name string, refusal 
 			return false, ""
 		}
 		for _, t := range tenants {
-			if live(t.State) {
-				return false, fmt.Sprintf("Tenant %s (%s, environment %s, state %s) holds the name; this configuration did not create it "+
-					"(its workflow_id is %s). Import it (tofu import <address> %s) or choose another name.",
-					t.Id, t.Name, t.Environment, t.State, t.WorkflowId, t.Id)
+			if !live(t.State) {
+				continue
 			}
+			by := "another client"
+			if key, ok := creationKeyOf(r.data.orgID, t.WorkflowId); ok && strings.HasPrefix(key, "tf-create-") {
+				by = "this provider for another configuration (or this one with another environment or expires_in)"
+			}
+			return false, fmt.Sprintf("Tenant %s (%s, environment %s, state %s) holds the name; this configuration did not create it: "+
+				"%s did (its workflow_id is %s). Import it (tofu import <address> %s) or choose another name.",
+				t.Id, t.Name, t.Environment, t.State, by, t.WorkflowId, t.Id)
 		}
 		// No tenant the caller can see holds it. A service account limited
 		// to some environments cannot see the others' tenants: then the
