@@ -48,6 +48,11 @@ type intelliauthProvider struct {
 func (p *intelliauthProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		newTenantResource,
+		newServiceAccountResource,
+		newServiceAccountTokenResource,
+		newInvitationResource,
+		newMemberResource,
+		newAuditStreamResource,
 	}
 }
 
