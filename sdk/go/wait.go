@@ -83,7 +83,7 @@ func (p *poller) wait(ctx context.Context) error {
 }
 
 // FindOperation returns one of a tenant's operations. The API lists them
-// newest first, so a recent operation is on the first page.
+// oldest first; a tenant has a handful.
 func (c *Client) FindOperation(ctx context.Context, orgID, tenantID, operationID string) (Operation, error) {
 	for op, err := range All[Operation](ctx, func(ctx context.Context, cursor string) (*http.Response, error) {
 		return c.ListTenantOperations(ctx, orgID, tenantID, &ListTenantOperationsParams{Cursor: Cursor(cursor)})
@@ -97,6 +97,21 @@ func (c *Client) FindOperation(ctx context.Context, orgID, tenantID, operationID
 	}
 	return Operation{}, &APIError{StatusCode: http.StatusNotFound, Code: "NOT_FOUND",
 		Message: fmt.Sprintf("tenant %s has no operation %s", tenantID, operationID)}
+}
+
+// lastOperation is the tenant's latest operation (the list's last: it is
+// oldest first); none for a tenant without one.
+func (c *Client) lastOperation(ctx context.Context, orgID, tenantID string) (Operation, error) {
+	var last Operation
+	for op, err := range All[Operation](ctx, func(ctx context.Context, cursor string) (*http.Response, error) {
+		return c.ListTenantOperations(ctx, orgID, tenantID, &ListTenantOperationsParams{Cursor: Cursor(cursor)})
+	}) {
+		if err != nil {
+			return Operation{}, err
+		}
+		last = op
+	}
+	return last, nil
 }
 
 // WaitForOperation polls a tenant's operation until it settles, and
@@ -143,14 +158,12 @@ func (c *Client) WaitForTenant(ctx context.Context, orgID, tenantID string, stat
 				return t, nil
 			}
 			// Settled elsewhere: the last operation says why.
-			page, err := List[Operation](c.ListTenantOperations(ctx, orgID, tenantID, &ListTenantOperationsParams{Limit: ptr(int32(1))}))
+			last, err := c.lastOperation(ctx, orgID, tenantID)
 			if err != nil {
 				return t, err
 			}
-			if len(page.Items) > 0 {
-				if e := operationError(page.Items[0]); e != nil {
-					return t, e
-				}
+			if e := operationError(last); last.Id != "" && e != nil {
+				return t, e
 			}
 			return t, fmt.Errorf("intelliauth: tenant %s is %s with no operation running, not %s", tenantID, t.State, joinStates(states))
 		}
@@ -174,5 +187,3 @@ func joinStates(states []TenantState) string {
 	}
 	return strings.Join(s, " or ")
 }
-
-func ptr[T any](v T) *T { return &v }
