@@ -77,14 +77,18 @@ func (p *intelliauthProvider) Metadata(_ context.Context, _ provider.MetadataReq
 
 func (p *intelliauthProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Manages an organisation's tenants on the IntelliAuth control plane through its public API (`/api/v1`).\n\n" +
+		MarkdownDescription: "Manages an organisation on the IntelliAuth control plane through its public API (`/api/v1`): " +
+			"its tenants, service accounts and their tokens, invitations, members' roles and audit streams.\n\n" +
 			"The token is a member's session token or, for automation, a service account's token (`cps_…`). " +
 			"A member's session may decommission a tenant or set its lifetime only within the server's reauthentication window " +
 			"(`CP_REAUTH_WINDOW`, 10 minutes after signing in by default); a service account is not asked, so it is the credential for pipelines. " +
 			"A service account needs the scopes of what the configuration does: `organization:read` for the organization data source, " +
 			"`tenants:read` and `tenants:create` for tenants, `tenants:suspend` and `tenants:resume` to change `state`, " +
 			"`tenants:decommission` to destroy a tenant or give it `expires_in`, `tenants:restore` to bring back one being decommissioned. " +
-			"The plans data source needs a member's token: service accounts cannot list plans.",
+			"The plans data source needs a member's token: service accounts cannot list plans. " +
+			"Service accounts, their tokens, invitations and members are managed with a member's token only, and creating a service account, " +
+			"minting a token and inviting or granting an owner need a recent authentication too; audit streams take a service account " +
+			"with `audit-streams:manage` (admin or owner, every environment) as well.",
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
 				Optional:            true,
