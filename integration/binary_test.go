@@ -146,6 +146,12 @@ func startDev(t testing.TB, env []string) *devProcess {
 		}
 		if attempt < 4 && strings.Contains(p.out.String(), "address already in use") {
 			t.Logf("controlplane dev: a port was taken before it bound it (%v); starting it on other ports", err)
+			// The next process takes the same data dir: the Postgres the
+			// first one started got the parent-death signal and may still
+			// be writing its shutdown checkpoint there.
+			if dir := lookup(env, "CP_DATA_DIR"); dir != "" {
+				pgcluster.WaitForExit(filepath.Join(dir, "postgres"))
+			}
 			for i, kv := range env {
 				if k, _, _ := strings.Cut(kv, "="); slices.Contains(devListeners, k) {
 					env[i] = k + "=" + freeAddr(t)
