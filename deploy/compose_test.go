@@ -527,3 +527,52 @@ func TestTemporalSchemaJobSwallowsNoError(t *testing.T) {
 		t.Errorf("temporal-schema does not single out the database existing (SQLSTATE 42P04):\n%s", script)
 	}
 }
+
+// TestTheImageIsStampedWithItsVersionAndChecksItsHealth: the Dockerfile
+// takes VERSION and REVISION, stamps them into the binary's variables (the
+// ones `controlplane version` and controlplane_build_info read), labels the
+// image with them under the OCI keys, and has a healthcheck by the binary.
+func TestTheImageIsStampedWithItsVersionAndChecksItsHealth(t *testing.T) {
+	df := read(t, "../Dockerfile")
+	// Continuation lines joined, so an instruction reads as one line.
+	joined := strings.ReplaceAll(df, "\\\n", " ")
+	for _, arg := range []string{"VERSION", "REVISION"} {
+		if !regexp.MustCompile(`(?m)^ARG ` + arg + `\b`).MatchString(df) {
+			t.Errorf("Dockerfile has no ARG %s", arg)
+		}
+	}
+	const pkg = "github.com/intelliauth/controlplane/internal/telemetry"
+	for _, v := range []string{"Version=${VERSION}", "Revision=${REVISION}"} {
+		if !strings.Contains(joined, "-X "+pkg+"."+v) {
+			t.Errorf("Dockerfile's go build does not set -X %s.%s", pkg, v)
+		}
+		name, _, _ := strings.Cut(v, "=")
+		if !regexp.MustCompile(`(?m)^\s*` + name + `\s+= `).MatchString(read(t, "../internal/telemetry/build.go")) {
+			t.Errorf("internal/telemetry has no variable %s for -X to set", name)
+		}
+	}
+	var labels []string
+	for _, line := range strings.Split(joined, "\n") {
+		if strings.HasPrefix(line, "LABEL ") {
+			labels = append(labels, line)
+		}
+	}
+	all := strings.Join(labels, " ")
+	for _, key := range []string{"title", "version", "revision", "source", "licenses"} {
+		if !strings.Contains(all, "org.opencontainers.image."+key+"=") {
+			t.Errorf("Dockerfile has no label org.opencontainers.image.%s", key)
+		}
+	}
+	for _, kv := range []string{`org.opencontainers.image.version="${VERSION}"`, `org.opencontainers.image.revision="${REVISION}"`} {
+		if !strings.Contains(all, kv) {
+			t.Errorf("Dockerfile does not label %s", kv)
+		}
+	}
+	hc := regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD \["/usr/local/bin/controlplane", "healthcheck"\]`)
+	if !hc.MatchString(joined) {
+		t.Error(`Dockerfile has no HEALTHCHECK running ["/usr/local/bin/controlplane", "healthcheck"]`)
+	}
+	if !strings.Contains(read(t, "../cmd/controlplane/main.go"), `"healthcheck":`) {
+		t.Error("the binary has no healthcheck command for the image's HEALTHCHECK")
+	}
+}
