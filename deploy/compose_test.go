@@ -74,7 +74,7 @@ func goModVersion(t *testing.T, module string) string {
 
 func TestEveryImageIsPinnedAndTemporalsMatchWhatTheTestsEmbed(t *testing.T) {
 	c := load(t)
-	exact := regexp.MustCompile(`^[a-z0-9./-]+:\d+\.\d+(\.\d+)*$`) // e.g. postgres:15.10, temporalio/server:1.32.0
+	exact := regexp.MustCompile(`^[a-z0-9./-]+:\d+\.\d+(\.\d+)*$`) // e.g. postgres:15.19, temporalio/server:1.32.0
 	want := map[string]string{
 		"temporalio/server":      goModVersion(t, "go.temporal.io/server"),
 		"temporalio/admin-tools": goModVersion(t, "go.temporal.io/server"),
@@ -433,8 +433,9 @@ func TestComposeSpecificationAcceptsTheFile(t *testing.T) {
 // dropping them all, each for a reason written beside it in the compose
 // file.
 var addedCapabilities = map[string][]string{
-	// The postgres image's entrypoint starts as root, hands the data and
-	// socket directories to the postgres user and drops to it with gosu.
+	// The postgres image's entrypoint starts as root, searches the data
+	// directory, hands it and the socket's to the postgres user and drops
+	// to it with gosu.
 	"postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
 }
 
