@@ -4,9 +4,11 @@
 package deploy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 
 	"github.com/intelliauth/controlplane/workflows"
@@ -70,7 +74,7 @@ func goModVersion(t *testing.T, module string) string {
 
 func TestEveryImageIsPinnedAndTemporalsMatchWhatTheTestsEmbed(t *testing.T) {
 	c := load(t)
-	exact := regexp.MustCompile(`^[a-z0-9./-]+:\d+\.\d+(\.\d+)*$`) // e.g. postgres:15.10, temporalio/server:1.32.0
+	exact := regexp.MustCompile(`^[a-z0-9./-]+:\d+\.\d+(\.\d+)*$`) // e.g. postgres:15.19, temporalio/server:1.32.0
 	want := map[string]string{
 		"temporalio/server":      goModVersion(t, "go.temporal.io/server"),
 		"temporalio/admin-tools": goModVersion(t, "go.temporal.io/server"),
@@ -387,5 +391,189 @@ func TestSecretsScriptMakesCertificatesThatVerify(t *testing.T) {
 		if read(t, filepath.Join(dir, name)) != b {
 			t.Errorf("a second run changed %s", name)
 		}
+	}
+}
+
+// loadSpec loads docker-compose.yml with Compose v2's own loader, which
+// validates it against the Compose Specification's schema and resolves
+// anchors, merges and interpolation exactly as `docker compose` does. Every
+// profile is on, so the one-shots behind a profile are checked as well.
+func loadSpec(t *testing.T) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"},
+		cli.WithName("intelliauth"),
+		cli.WithWorkingDirectory(".."),
+		cli.WithEnv([]string{}),
+		cli.WithProfiles([]string{"*"}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml is not a valid Compose file: %v", err)
+	}
+	return p
+}
+
+// TestComposeSpecificationAcceptsTheFile: the file loads with Compose v2's
+// loader and holds every service the YAML names (none is dropped by a merge
+// or a profile).
+func TestComposeSpecificationAcceptsTheFile(t *testing.T) {
+	p := loadSpec(t)
+	names := p.ServiceNames()
+	for name := range load(t).Services {
+		if !slices.Contains(names, name) {
+			t.Errorf("Compose's loader does not see service %s (it sees %v)", name, names)
+		}
+	}
+}
+
+// addedCapabilities are the only capabilities a service takes back after
+// dropping them all, each for a reason written beside it in the compose
+// file.
+var addedCapabilities = map[string][]string{
+	// The postgres image's entrypoint starts as root, searches the data
+	// directory, hands it and the socket's to the postgres user and drops
+	// to it with gosu.
+	"postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+}
+
+// writableRoot names the services that may keep a writable root file
+// system, and why. None does today: each writes only to its volumes and
+// to tmpfs mounts.
+var writableRoot = map[string]string{}
+
+// TestEveryServiceIsHardenedLimitedAndRotatesItsLogs: each service has CPU
+// and memory limits, rotated json-file logs, no capabilities beyond the
+// ones listed above, no-new-privileges, and a read-only root file system
+// (or a reason in writableRoot).
+func TestEveryServiceIsHardenedLimitedAndRotatesItsLogs(t *testing.T) {
+	p := loadSpec(t)
+	if len(p.Services) < 10 {
+		t.Fatalf("the loader sees %d services; want every one of docker-compose.yml", len(p.Services))
+	}
+	for name, s := range p.Services {
+		if s.Deploy == nil || s.Deploy.Resources.Limits == nil ||
+			s.Deploy.Resources.Limits.NanoCPUs <= 0 || s.Deploy.Resources.Limits.MemoryBytes <= 0 {
+			t.Errorf("%s: no deploy.resources.limits with both cpus and memory", name)
+		}
+		if s.Logging == nil || s.Logging.Driver != "json-file" ||
+			s.Logging.Options["max-size"] == "" || s.Logging.Options["max-file"] == "" {
+			t.Errorf("%s: logging %+v; want json-file with max-size and max-file", name, s.Logging)
+		}
+		if !slices.Equal(s.CapDrop, []string{"ALL"}) {
+			t.Errorf("%s: cap_drop %v; want [ALL]", name, s.CapDrop)
+		}
+		for _, c := range s.CapAdd {
+			if !slices.Contains(addedCapabilities[name], c) {
+				t.Errorf("%s: cap_add %s, which no written reason allows", name, c)
+			}
+		}
+		if !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
+			t.Errorf("%s: security_opt %v; want no-new-privileges:true", name, s.SecurityOpt)
+		}
+		if _, exempt := writableRoot[name]; !s.ReadOnly && !exempt {
+			t.Errorf("%s: the root file system is writable; set read_only (and tmpfs for what it writes) or give the reason in writableRoot", name)
+		}
+		if s.ReadOnly && !slices.Contains(s.Tmpfs, "/tmp") {
+			t.Errorf("%s: read-only without a tmpfs /tmp", name)
+		}
+	}
+	// The control plane's data directory is in its tmpfs.
+	for name, s := range p.Services {
+		if dir, ok := s.Environment["CP_DATA_DIR"]; ok && (dir == nil || !strings.HasPrefix(*dir, "/tmp/")) {
+			t.Errorf("%s: CP_DATA_DIR is not under the tmpfs /tmp", name)
+		}
+	}
+}
+
+// TestTemporalRunsWithItsFinalShardCountAndExportsMetrics: the number of
+// history shards can never change after the first start, so it is set to
+// what production grows into; Temporal's Prometheus listener is on.
+func TestTemporalRunsWithItsFinalShardCountAndExportsMetrics(t *testing.T) {
+	temporal := load(t).Services["temporal"].Environment
+	if got := env(temporal, "NUM_HISTORY_SHARDS"); got != "512" {
+		t.Errorf("temporal: NUM_HISTORY_SHARDS is %q, want 512", got)
+	}
+	if _, port, err := net.SplitHostPort(env(temporal, "PROMETHEUS_ENDPOINT")); err != nil || port == "" {
+		t.Errorf("temporal: PROMETHEUS_ENDPOINT is %q, want a listen address", env(temporal, "PROMETHEUS_ENDPOINT"))
+	}
+	if !strings.Contains(read(t, "../docs/deployment.md"), "NUM_HISTORY_SHARDS") {
+		t.Error("docs/deployment.md does not say that NUM_HISTORY_SHARDS can never change")
+	}
+}
+
+// TestTemporalSchemaJobSwallowsNoError: the schema job is idempotent
+// without hiding failures; only an existing database is passed over.
+func TestTemporalSchemaJobSwallowsNoError(t *testing.T) {
+	p := loadSpec(t)
+	job, ok := p.Services["temporal-schema"]
+	if !ok {
+		t.Fatal("no temporal-schema service")
+	}
+	script := strings.Join(append(slices.Clone(job.Entrypoint), job.Command...), " ")
+	if regexp.MustCompile(`\|\|\s*true`).MatchString(script) {
+		t.Errorf("temporal-schema swallows errors with || true:\n%s", script)
+	}
+	if !strings.Contains(script, "-e") {
+		t.Errorf("temporal-schema's shell does not stop at the first failure (sh -e):\n%s", script)
+	}
+	for _, step := range []string{" create", "setup-schema", "update-schema"} {
+		if !strings.Contains(script, step) {
+			t.Errorf("temporal-schema does not run %s", step)
+		}
+	}
+	if !strings.Contains(script, "42P04") {
+		t.Errorf("temporal-schema does not single out the database existing (SQLSTATE 42P04):\n%s", script)
+	}
+}
+
+// TestTheImageIsStampedWithItsVersionAndChecksItsHealth: the Dockerfile
+// takes VERSION and REVISION, stamps them into the binary's variables (the
+// ones `controlplane version` and controlplane_build_info read), labels the
+// image with them under the OCI keys, and has a healthcheck by the binary.
+func TestTheImageIsStampedWithItsVersionAndChecksItsHealth(t *testing.T) {
+	df := read(t, "../Dockerfile")
+	// Continuation lines joined, so an instruction reads as one line.
+	joined := strings.ReplaceAll(df, "\\\n", " ")
+	for _, arg := range []string{"VERSION", "REVISION"} {
+		if !regexp.MustCompile(`(?m)^ARG ` + arg + `\b`).MatchString(df) {
+			t.Errorf("Dockerfile has no ARG %s", arg)
+		}
+	}
+	const pkg = "github.com/intelliauth/controlplane/internal/telemetry"
+	for _, v := range []string{"Version=${VERSION}", "Revision=${REVISION}"} {
+		if !strings.Contains(joined, "-X "+pkg+"."+v) {
+			t.Errorf("Dockerfile's go build does not set -X %s.%s", pkg, v)
+		}
+		name, _, _ := strings.Cut(v, "=")
+		if !regexp.MustCompile(`(?m)^\s*` + name + `\s+= `).MatchString(read(t, "../internal/telemetry/build.go")) {
+			t.Errorf("internal/telemetry has no variable %s for -X to set", name)
+		}
+	}
+	var labels []string
+	for _, line := range strings.Split(joined, "\n") {
+		if strings.HasPrefix(line, "LABEL ") {
+			labels = append(labels, line)
+		}
+	}
+	all := strings.Join(labels, " ")
+	for _, key := range []string{"title", "version", "revision", "source", "licenses"} {
+		if !strings.Contains(all, "org.opencontainers.image."+key+"=") {
+			t.Errorf("Dockerfile has no label org.opencontainers.image.%s", key)
+		}
+	}
+	for _, kv := range []string{`org.opencontainers.image.version="${VERSION}"`, `org.opencontainers.image.revision="${REVISION}"`} {
+		if !strings.Contains(all, kv) {
+			t.Errorf("Dockerfile does not label %s", kv)
+		}
+	}
+	hc := regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD \["/usr/local/bin/controlplane", "healthcheck"\]`)
+	if !hc.MatchString(joined) {
+		t.Error(`Dockerfile has no HEALTHCHECK running ["/usr/local/bin/controlplane", "healthcheck"]`)
+	}
+	if !strings.Contains(read(t, "../cmd/controlplane/main.go"), `"healthcheck":`) {
+		t.Error("the binary has no healthcheck command for the image's HEALTHCHECK")
 	}
 }

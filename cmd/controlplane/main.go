@@ -15,6 +15,7 @@ import (
 
 	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/logging"
+	"github.com/intelliauth/controlplane/internal/telemetry"
 )
 
 const usage = `usage: controlplane <command> [args]
@@ -28,6 +29,7 @@ commands:
   bootstrap           create the organisation and owner of CP_BOOTSTRAP_* (no-op if it exists)
   setup               prepare the Temporal namespace: retention and search attributes (idempotent)
   healthcheck         exit 0 when the api or worker on CP_METRICS_ADDR is up (for container healthchecks)
+  version             print the version, the VCS revision and the Go it was built with
   verify [-settle 1m] [-json]
                       list disagreements between Postgres, Temporal and the data plane (exit 1 when any)
   audit verify -org <org_id> [-export <file.ndjson> [-head <head.json> -keys <keys.json>]]
@@ -60,6 +62,11 @@ func run(args []string) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "version" {
+		// Needs no configuration: it answers in an image with none set.
+		fmt.Println(telemetry.CurrentBuild())
+		return 0
+	}
 	commands := map[string]struct {
 		mode config.Mode
 		run  func(context.Context, config.Config, []string) error

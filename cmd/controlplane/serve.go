@@ -95,7 +95,7 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	defer stopWatch()
 	// The worker's own listener: Go runtime, SDK and saga metrics, and
 	// /healthz.
-	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, sagaRegistry(cfg, tc, log)}
+	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, sagaRegistry(cfg, tc, log), telemetry.BuildInfoRegistry(telemetry.CurrentBuild())}
 	stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	if err != nil {
 		w.Stop()
@@ -369,6 +369,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 		ln.Close()
 		return fmt.Errorf("metrics: %w", err)
 	}
+	gather = append(gather, telemetry.BuildInfoRegistry(telemetry.CurrentBuild()))
 	metrics := &http.Server{Handler: metricsMux(srv.MetricsHandler(gather...)), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
