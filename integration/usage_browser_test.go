@@ -22,6 +22,7 @@ import (
 // name and a table with the same numbers, shown on request; the page
 // passes axe.
 func TestUsageConsoleDrawsTheDaysAndTheirTables(t *testing.T) {
+	clearOfMidnight(t, 2*time.Minute)
 	t.Parallel()
 	ctx := context.Background()
 	url, db := harness.Get(t).NewDatabase(t, false)

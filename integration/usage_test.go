@@ -45,6 +45,19 @@ func utcDay(offset int) string {
 	return time.Now().UTC().AddDate(0, 0, offset).Format(time.DateOnly)
 }
 
+// clearOfMidnight waits out the last minutes of a UTC day, so that a test
+// that meters "today" runs in one day from its first request to its last.
+// The usage days are UTC days; a run that straddled midnight would split
+// its activity between two of them.
+func clearOfMidnight(t *testing.T, need time.Duration) {
+	t.Helper()
+	now := time.Now().UTC()
+	if left := now.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(now); left < need {
+		t.Logf("waiting %v for the UTC day to turn", left.Round(time.Second))
+		time.Sleep(left + time.Second)
+	}
+}
+
 func requestsToday(t *testing.T, h *harness.Harness, orgID string) int64 {
 	t.Helper()
 	var n []int64
@@ -64,6 +77,7 @@ func requestsToday(t *testing.T, h *harness.Harness, orgID string) int64 {
 // the process adds them; bad ranges are 400 naming the parameter; a
 // non-member gets 404.
 func TestUsageDaysMeterARealTenantSagaAndRequestsAndRefuseBadRanges(t *testing.T) {
+	clearOfMidnight(t, 3*time.Minute)
 	h := harness.Get(t)
 	ctx := context.Background()
 	l := newLifecycle(t, nil)
@@ -104,13 +118,17 @@ func TestUsageDaysMeterARealTenantSagaAndRequestsAndRefuseBadRanges(t *testing.T
 	if want := []string{"provisioning", "active", "suspended", "active"}; !slices.Equal(states, want) {
 		t.Fatalf("state history %v, want %v", states, want)
 	}
-	// An hour more of activity, as if it had been active since then.
-	if _, err := h.DB.ExecContext(ctx, `UPDATE tenant_state_intervals SET since = since - interval '1 hour', until = until - interval '1 hour'
-		WHERE tenant_id = ? AND until <> 'infinity'`, tn.ID); err != nil {
+	// Up to an hour more of activity, as if it had been active since then:
+	// no further back than the start of today, which the test meters (in
+	// the day's first hour, the hour before would be yesterday's).
+	midnight := history[0].Since.UTC().Truncate(24 * time.Hour)
+	shift := min(time.Hour, history[0].Since.Sub(midnight)-time.Second).Truncate(time.Second)
+	if _, err := h.DB.ExecContext(ctx, `UPDATE tenant_state_intervals SET since = since - ? * interval '1 second', until = until - ? * interval '1 second'
+		WHERE tenant_id = ? AND until <> 'infinity'`, shift.Seconds(), shift.Seconds(), tn.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.DB.ExecContext(ctx, `UPDATE tenant_state_intervals SET since = since - interval '1 hour'
-		WHERE tenant_id = ? AND state = 'active' AND until = 'infinity'`, tn.ID); err != nil {
+	if _, err := h.DB.ExecContext(ctx, `UPDATE tenant_state_intervals SET since = since - ? * interval '1 second'
+		WHERE tenant_id = ? AND state = 'active' AND until = 'infinity'`, shift.Seconds(), tn.ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -131,8 +149,9 @@ func TestUsageDaysMeterARealTenantSagaAndRequestsAndRefuseBadRanges(t *testing.T
 	if today.Day != utcDay(0) {
 		t.Fatalf("the last day %s", today.Day)
 	}
-	if !today.Partial || today.Operations != 3 || today.PeakMembers != 4 || today.TenantSeconds["prod"] < 3600 ||
-		today.TenantHours["prod"] < 1 || today.TenantSecondsTotal != today.TenantSeconds["prod"] {
+	if !today.Partial || today.Operations != 3 || today.PeakMembers != 4 || today.TenantSeconds["prod"] < int64(shift.Seconds()) ||
+		today.TenantHours["prod"] != float64((today.TenantSeconds["prod"]*100+1800)/3600)/100 ||
+		today.TenantSecondsTotal != today.TenantSeconds["prod"] {
 		t.Fatalf("today: %+v", today)
 	}
 	if want := float64((today.TenantSecondsTotal*100+1800)/3600) / 100; today.TenantHoursTotal != want {
@@ -249,6 +268,7 @@ func closedRows(t *testing.T, h *harness.Harness) []closedRow {
 // second run finds nothing to close and changes nothing; the days answer
 // as closed, today as partial.
 func TestUsageCloseClosesEveryDayMissedOnceAndResumesAnInterruptedClose(t *testing.T) {
+	clearOfMidnight(t, 2*time.Minute)
 	h := harness.Get(t)
 	ctx := context.Background()
 	srv := sharedAPI(t)
@@ -348,6 +368,7 @@ func TestUsageCloseClosesEveryDayMissedOnceAndResumesAnInterruptedClose(t *testi
 // activity run again from the start finds every row written and leaves
 // each as it was.
 func TestUsageCloseResumesFromItsHeartbeatAndARerunRewritesNothing(t *testing.T) {
+	clearOfMidnight(t, 2*time.Minute)
 	h := harness.Get(t)
 	ctx := context.Background()
 	var ids []string
@@ -416,6 +437,7 @@ func TestUsageCloseResumesFromItsHeartbeatAndARerunRewritesNothing(t *testing.T)
 // day is closed for every organisation once and reported once, and the
 // stopped worker reported nothing.
 func TestUsageCloseSurvivesItsWorkerStoppedMidClose(t *testing.T) {
+	clearOfMidnight(t, 2*time.Minute)
 	h := harness.Get(t)
 	ctx := context.Background()
 	var ids []string
