@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -23,6 +24,9 @@ type StepInput struct {
 	OperationID string
 	Tenant      TenantRef
 	Step        string
+	// Region is the tenant's region, for a step a region's worker runs
+	// (ApplyStep); empty for the installation's own data plane.
+	Region string `json:",omitempty"`
 }
 
 // RunStep runs one data-plane step and records the attempt on the
@@ -35,22 +39,8 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 	// Only outcomes are written (an attempt's start is in Temporal's
 	// history): one write per attempt keeps provisioning throughput up.
 	attempt := int(activity.GetInfo(ctx).Attempt)
-	// Heartbeats let Temporal see a dead worker within the heartbeat
-	// timeout, not the step's whole time limit.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
+	stop := heartbeat(ctx)
+	defer stop()
 	if err := untilAvailable(ctx, in, func() error { return fn(ctx, in.Tenant) }); err != nil {
 		public := dataplane.PublicError(err)
 		activity.GetLogger(ctx).Warn("step failed", "operation_id", in.OperationID, "step", in.Step, "attempt", attempt, "error", err)
@@ -62,6 +52,78 @@ func (a *Activities) RunStep(ctx context.Context, in StepInput) error {
 		return temporal.NewApplicationErrorWithCause(public, "STEP_FAILED", err)
 	}
 	return untilAvailable(ctx, in, func() error { return store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, "done", attempt, "") })
+}
+
+// heartbeat beats for the activity every second until stopped: Temporal
+// sees a dead worker within the heartbeat timeout, not the step's whole
+// time limit.
+func heartbeat(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// Region is the activities of a region's worker (`controlplane worker
+// --region`): the data-plane steps of the region's tenants, on the
+// region's data plane. It holds that data plane only: no control-plane
+// database, no other region's credentials.
+type Region struct {
+	Name      string
+	DataPlane dataplane.Plane
+}
+
+// ErrOtherRegion is the code of a step sent to a region's worker for a
+// tenant of another region: refused for good, never applied to this
+// region's data plane.
+const ErrOtherRegion = "OTHER_REGION"
+
+// ApplyStep runs one data-plane step of a tenant of the worker's region
+// and returns the attempt that succeeded; the saga records the outcome.
+// A failure's message is what members see; its cause stays in this
+// worker's log and the history.
+func (r *Region) ApplyStep(ctx context.Context, in StepInput) (int, error) {
+	if in.Region != r.Name {
+		return 0, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("a step of a tenant of region %q reached the worker of region %q", in.Region, r.Name), ErrOtherRegion, nil)
+	}
+	fn, ok := planeSteps(r.DataPlane)[domain.Step(in.Step)]
+	if !ok {
+		return 0, temporal.NewNonRetryableApplicationError("unknown step "+in.Step, "UNKNOWN_STEP", nil)
+	}
+	stop := heartbeat(ctx)
+	defer stop()
+	attempt := int(activity.GetInfo(ctx).Attempt)
+	if err := fn(ctx, in.Tenant); err != nil {
+		activity.GetLogger(ctx).Warn("step failed", "region", r.Name, "operation_id", in.OperationID, "step", in.Step, "attempt", attempt, "error", err)
+		return 0, temporal.NewApplicationErrorWithCause(dataplane.PublicError(err), "STEP_FAILED", err)
+	}
+	return attempt, nil
+}
+
+// StepOutcome is the outcome of a region's step, as the saga records it.
+type StepOutcome struct {
+	OperationID string
+	Step        string
+	Status      string // done or failed
+	Attempt     int
+	Error       string `json:",omitempty"`
+}
+
+// RecordStep records the outcome of a step a region's worker ran on the
+// operation, as RunStep records its own.
+func (a *Activities) RecordStep(ctx context.Context, in StepOutcome) error {
+	return store.UpdateStep(ctx, a.DB, in.OperationID, in.Step, in.Status, in.Attempt, in.Error)
 }
 
 // untilAvailable runs do, and runs it again while it fails because the
@@ -86,7 +148,11 @@ func untilAvailable(ctx context.Context, in StepInput, do func() error) error {
 }
 
 func (a *Activities) steps() map[domain.Step]func(context.Context, TenantRef) error {
-	dp := a.DataPlane
+	return planeSteps(a.DataPlane)
+}
+
+// planeSteps are a data plane's methods by the step they carry out.
+func planeSteps(dp dataplane.Plane) map[domain.Step]func(context.Context, TenantRef) error {
 	return map[domain.Step]func(context.Context, TenantRef) error{
 		domain.StepSchema: dp.CreateSchema, domain.StepKeys: dp.CreateKeys, domain.StepRoute: dp.CreateRoute,
 		domain.StepDropSchema: dp.DropSchema, domain.StepDeleteKeys: dp.DeleteKeys, domain.StepDeleteRoute: dp.DeleteRoute,

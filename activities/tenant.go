@@ -33,6 +33,8 @@ type NewTenant struct {
 	ExpiresAt *time.Time
 	// LifetimeSeconds is the lifetime its creation asked for.
 	LifetimeSeconds *int64 `json:",omitempty"`
+	// Region is where its data plane is (empty: the installation's own).
+	Region string `json:",omitempty"`
 }
 
 // ReserveInput is a tenant to create.
@@ -60,6 +62,7 @@ type TenantRecord struct {
 	UpdatedAt          time.Time
 	ExpiresAt          *time.Time
 	LifetimeSeconds    *int64 `json:",omitempty"`
+	Region             string `json:",omitempty"`
 }
 
 // StepRecord is one step of an operation: its status, attempts and last
@@ -108,7 +111,7 @@ type OperationResult struct {
 func TenantRecordOf(t store.Tenant) TenantRecord {
 	r := TenantRecord{ID: t.ID, OrgID: t.OrgID, Name: t.Name, Environment: t.Environment, State: t.State, Hostname: t.Hostname,
 		WorkflowID: t.WorkflowID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt,
-		LifetimeSeconds: t.LifetimeSeconds}
+		LifetimeSeconds: t.LifetimeSeconds, Region: t.Region}
 	if t.CurrentOperationID != nil {
 		r.CurrentOperationID = *t.CurrentOperationID
 	}
@@ -167,7 +170,7 @@ func asApplicationError(err error) error {
 func (a *Activities) ReserveTenant(ctx context.Context, in ReserveInput) (OperationResult, error) {
 	nt := in.Tenant
 	res, err := store.ReserveTenant(ctx, a.DB, store.NewTenant{ID: nt.ID, OrgID: nt.OrgID, Name: nt.Name, Environment: nt.Environment,
-		Hostname: nt.Hostname, WorkflowID: nt.WorkflowID, ExpiresAt: nt.ExpiresAt, LifetimeSeconds: nt.LifetimeSeconds,
+		Hostname: nt.Hostname, WorkflowID: nt.WorkflowID, ExpiresAt: nt.ExpiresAt, LifetimeSeconds: nt.LifetimeSeconds, Region: nt.Region,
 		OperationID: in.OperationID, Steps: in.Steps, Request: in.Request.stored()})
 	if err != nil {
 		return OperationResult{}, asApplicationError(err)

@@ -181,6 +181,10 @@ func routeDocs() map[string]doc {
 		"GET " + v1 + "/plans": {id: "listPlans", summary: "Every plan with its quotas",
 			desc: "Smallest first (by max_tenants, then id), in one page. Changing an organisation's plan is PATCH /organizations/{org_id} (owners).",
 			data: planView{}, list: true},
+		"GET " + org + "/regions": {id: "listRegions", summary: "The regions tenants can live in",
+			desc: "The installation's regions (empty when it has none: every tenant is on its own data plane), the organisation's default marked. " +
+				"A region whose workers are all down is served: false; its tenants' operations wait for them, and the other regions' go on.",
+			data: regionView{}, list: true},
 		"GET " + org + "/members": {id: "listMembers", summary: "Members of the organisation", data: store.MemberView{}, list: true, query: listParams()},
 		"PATCH " + org + "/members/:member_id": {id: "changeMemberRole", summary: "Change a member's role",
 			desc: "Granting or taking away owner is for owners only, and granting it needs a recent authentication; the last owner keeps the role.",

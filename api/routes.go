@@ -170,6 +170,7 @@ func (s *Server) table() []route {
 		{Route{"POST", v1 + "/invitations/accept", Public, "", false, ""}, s.acceptInvitation},
 		{Route{"POST", org + "/tenants", Org, domain.ActionTenantWrite, false, domain.ScopeTenantsCreate}, s.createTenant},
 		{Route{"GET", org + "/tenants", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listTenants},
+		{Route{"GET", org + "/regions", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listRegions},
 		{Route{"GET", org + "/tenants/:tenant_id", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.getTenant},
 		{Route{"GET", org + "/tenants/:tenant_id/operations", Org, domain.ActionRead, false, domain.ScopeTenantsRead}, s.listOperations},
 		{Route{"GET", org + "/events", Org, domain.ActionAuditRead, false, domain.ScopeEventsRead}, s.listEvents},

@@ -352,6 +352,7 @@ var patterns = map[string]struct {
 }{
 	"tenantName":  {tenantNamePattern, "a DNS label of 3 to 32 characters: a-z, 0-9 and '-', not at either end"},
 	"environment": {environmentPattern, "1 to 32 characters: a-z, 0-9 and '-', not at either end (e.g. prod, staging, uat)"},
+	"region":      {domain.RegionPattern, domain.RegionRule},
 	"orgSlug":     {domain.OrgSlugPattern, "3 to 30 characters: a-z, 0-9 and '-', not at either end"},
 	// No C0 or C1 control character (unicode.IsControl).
 	"noControl": {regexp.MustCompile(`^[^\x00-\x1F\x7F-\x9F]*$`), "no control characters"},

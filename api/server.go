@@ -55,6 +55,9 @@ type Deps struct {
 	// days).
 	TenantMaxLifetime time.Duration
 	DomainBase        string
+	// Regions are the installation's regions, the first the default
+	// (CP_REGIONS); none: tenants live on its own data plane.
+	Regions []string
 
 	// Namespace (default "default"), TaskQueue and Saga go to the tenant
 	// workflows the API starts.
@@ -124,6 +127,8 @@ type Server struct {
 	// tenantMaxLifetime bounds an ephemeral tenant's lifetime.
 	tenantMaxLifetime time.Duration
 	domainBase        string
+	regions           []string
+	serving           regionServing
 	consoleURL        string
 	// temporalUIURL and namespace make the links to sagas (workflowURL).
 	temporalUIURL string
@@ -166,7 +171,7 @@ func New(d Deps) *Server {
 	namespace := cmp.Or(d.Namespace, "default")
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, reauthWindow: cmp.Or(d.ReauthWindow, 10*time.Minute), keys: d.Keys, invitationTTL: d.InvitationTTL, tokenMaxTTL: cmp.Or(d.ServiceTokenMaxTTL, 90*24*time.Hour),
-		tenantMaxLifetime: cmp.Or(d.TenantMaxLifetime, 30*24*time.Hour), domainBase: d.DomainBase,
+		tenantMaxLifetime: cmp.Or(d.TenantMaxLifetime, 30*24*time.Hour), domainBase: d.DomainBase, regions: d.Regions,
 		consoleURL: strings.TrimRight(d.ConsoleURL, "/"), temporalUIURL: strings.TrimRight(d.TemporalUIURL, "/"), namespace: namespace,
 		tenants:        workflows.NewClient(d.Temporal, namespace, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
 		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),

@@ -26,6 +26,7 @@ type createTenantRequest struct {
 	Name        string `json:"name" jsonschema:"maxLength=32,pattern=tenantName"`
 	Environment string `json:"environment" jsonschema:"maxLength=32,pattern=environment"`
 	ExpiresIn   *int64 `json:"expires_in,omitempty" jsonschema:"minimum=1,maximum=31622400" doc:"Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it."`
+	Region      string `json:"region,omitempty" jsonschema:"maxLength=20,pattern=region" doc:"Where the tenant's data lives: one of the installation's regions (GET /regions). Absent: the organisation's default region, or the installation's first. Fixed for the tenant's life; it is a label of its hostname (<name>-<organisation>.<region>.<domain>). An installation without regions refuses it."`
 }
 
 func (r *createTenantRequest) validate() []domain.FieldError {
@@ -42,6 +43,7 @@ type tenantView struct {
 	Environment        string          `json:"environment"`
 	State              string          `json:"state"`
 	Hostname           string          `json:"hostname"`
+	Region             *string         `json:"region" doc:"Where the tenant's data lives, fixed for its life; null for a tenant on the installation's own data plane (an installation without regions, or a tenant created before it had them)."`
 	AdminURL           string          `json:"admin_url"`
 	WorkflowID         string          `json:"workflow_id"`
 	WorkflowURL        string          `json:"workflow_url,omitempty" doc:"The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL)."`
@@ -64,6 +66,10 @@ func (s *Server) tenantView(t workflows.TenantRecord, who *caller, running map[s
 		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, ExpiresAt: t.ExpiresAt,
 		Actions: actions(who, now, time.Now())}
 	v.LifetimeEditable = lifetimeEditable(who, now)
+	if t.Region != "" {
+		region := t.Region
+		v.Region = &region
+	}
 	if t.CurrentOperationID != "" {
 		id := t.CurrentOperationID
 		v.CurrentOperationID = &id
@@ -214,9 +220,12 @@ func (s *Server) lifetime(seconds int64) (time.Duration, *time.Time, error) {
 // creation is the tenant a request asks for: its lifetime within the
 // server's bound, its idempotency key and hostname, and who asks.
 func (s *Server) creation(c *fiber.Ctx, who *caller, req createTenantRequest) (workflows.Create, error) {
-	in := workflows.Create{OrgID: who.OrgID, Name: req.Name, Environment: req.Environment,
-		Hostname: req.Name + "-" + who.Org.Slug + "." + s.domainBase, Request: s.request(c, who)}
-	var err error
+	region, err := s.regionFor(who, req.Region)
+	if err != nil {
+		return workflows.Create{}, err
+	}
+	in := workflows.Create{OrgID: who.OrgID, Name: req.Name, Environment: req.Environment, Region: region, RegionChosen: req.Region != "",
+		Hostname: tenantHostname(req.Name, who.Org.Slug, region, s.domainBase), Request: s.request(c, who)}
 	if req.ExpiresIn != nil {
 		if in.Lifetime, in.ExpiresAt, err = s.lifetime(*req.ExpiresIn); err != nil {
 			return in, err
@@ -250,7 +259,7 @@ func (s *Server) create(ctx context.Context, in workflows.Create) (workflows.Ope
 			return workflows.OperationResult{}, err
 		}
 	}
-	if res.Tenant.Name != in.Name || res.Tenant.Environment != in.Environment || !sameLifetime(in, res.Tenant) {
+	if res.Tenant.Name != in.Name || res.Tenant.Environment != in.Environment || (in.RegionChosen && res.Tenant.Region != in.Region) || !sameLifetime(in, res.Tenant) {
 		return workflows.OperationResult{}, domain.Errorf(domain.CodeIdempotencyKeyReused, "Idempotency-Key %s was used for another request", in.Key)
 	}
 	return res, nil

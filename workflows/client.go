@@ -10,6 +10,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -127,6 +129,11 @@ type Create struct {
 	// Lifetime after the request.
 	ExpiresAt *time.Time
 	Lifetime  time.Duration
+	// Region is where the tenant's data plane is (empty: the
+	// installation's own); RegionChosen says the request named it, so a
+	// retry naming another is another request.
+	Region       string
+	RegionChosen bool
 }
 
 // CreateTenant starts the tenant's workflow and its provision update
@@ -138,7 +145,7 @@ func (c *Client) CreateTenant(ctx context.Context, in Create) (activities.Operat
 	}
 	workflowID := WorkflowID(in.OrgID, in.Key)
 	params := TenantParams{
-		TenantID: TenantID(workflowID), OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname,
+		TenantID: TenantID(workflowID), OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname, Region: in.Region,
 		StepMaxAttempts: c.saga.StepMaxAttempts, DecommissionGrace: c.saga.DecommissionGrace,
 		ReservationTimeout: c.saga.ReservationTimeout, MaxOperationsPerRun: c.saga.MaxOperationsPerRun,
 		Revision: RevisionCurrent,
@@ -294,4 +301,23 @@ func requestedBy(a domain.Actor) string {
 		return a.Name + " (" + a.ID + ")"
 	}
 	return a.Email
+}
+
+// RegionServed reports whether a worker of the region polled its task
+// queue within the last within.
+func (c *Client) RegionServed(ctx context.Context, region string, within time.Duration) (bool, error) {
+	resp, err := c.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+		Namespace:     c.namespace,
+		TaskQueue:     &taskqueuepb.TaskQueue{Name: RegionTaskQueue(c.taskQueue, region), Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+		TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY,
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range resp.GetPollers() {
+		if t := p.GetLastAccessTime(); t != nil && time.Since(t.AsTime()) < within {
+			return true, nil
+		}
+	}
+	return false, nil
 }

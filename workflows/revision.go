@@ -34,13 +34,18 @@ import (
 //	   (Lifetime changes, the "lifetime" update, are taken by runs of every
 //	   revision from 4: a new kind of message, which an older worker
 //	   refuses.)
+//	7  a tenant may live in a region (TenantParams.Region): its data-plane
+//	   steps run on the region's task queue, on workers that hold only
+//	   that region's data plane, and their outcome is recorded by the
+//	   control plane's worker. A run without a region behaves as 6.
 const (
 	RevisionInInput      = 4
 	RevisionSagaCore     = 5
 	RevisionRestoreKeeps = 6
+	RevisionRegions      = 7
 	// RevisionCurrent is the revision new runs start at and continued runs
 	// move to.
-	RevisionCurrent = RevisionRestoreKeeps
+	RevisionCurrent = RevisionRegions
 )
 
 // versionSagas is the change id of the workflow's second version: repairs
@@ -64,7 +69,7 @@ type revision struct {
 }
 
 // knownRevisions are the revisions this worker runs.
-var knownRevisions = []int{0, RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps}
+var knownRevisions = []int{0, RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps, RevisionRegions}
 
 // revisionOf reads the run's revision. A revision this worker does not know
 // panics, which fails the workflow task: the task is retried until a worker
@@ -77,7 +82,7 @@ func revisionOf(ctx workflow.Context, p TenantParams) revision {
 			return revision{legacy: true}
 		}
 		return revision{localWrites: workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1}
-	case RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps:
+	case RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps, RevisionRegions:
 		return revision{n: p.Revision, localWrites: true}
 	}
 	panic(unknownRevision("tenant workflow", p.Revision, knownRevisions))
@@ -125,6 +130,10 @@ func (r revision) eventKeysPerRun() bool { return r.n >= RevisionSagaCore }
 // restoreEndsAnEndedLifetime: a restore that wins the grace period of a
 // tenant whose lifetime ended meanwhile ends the lifetime with it.
 func (r revision) restoreEndsAnEndedLifetime() bool { return r.n >= RevisionRestoreKeeps }
+
+// inRegion: a run with a region runs its data-plane steps on the region's
+// task queue. A run of an earlier revision has no region.
+func (r revision) inRegion(p TenantParams) bool { return r.n >= RevisionRegions && p.Region != "" }
 
 // stepsSince are the steps added to a row of domain.Lifecycle after runs
 // were already carrying it out, with the revision that added them: a run of

@@ -94,6 +94,17 @@ type TenantParams struct {
 	// Expiry, for an ephemeral tenant, is when its saga decommissions it
 	// (nil: never).
 	Expiry *Expiry
+	// Region is where the tenant's data plane is (revision 7 on; empty:
+	// the installation's own, served by the control plane's workers). It
+	// never changes.
+	Region string `json:",omitempty"`
+}
+
+// RegionTaskQueue is the task queue of a region's data-plane steps, beside
+// the control plane's taskQueue: `controlplane worker --region <region>`
+// polls it.
+func RegionTaskQueue(taskQueue, region string) string {
+	return taskQueue + "-region-" + region
 }
 
 func (p TenantParams) expiresAt() *time.Time {

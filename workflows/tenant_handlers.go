@@ -79,7 +79,7 @@ func (w *tenant) handleProvision(ctx workflow.Context, r ProvisionRequest) (acti
 	err := w.write(ctx, a.ReserveTenant, activities.ReserveInput{
 		Tenant: activities.NewTenant{ID: w.p.TenantID, OrgID: w.p.OrgID, Name: w.p.Name, Environment: w.p.Environment,
 			Hostname: w.p.Hostname, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, ExpiresAt: w.p.expiresAt(),
-			LifetimeSeconds: w.p.lifetimeSeconds()},
+			LifetimeSeconds: w.p.lifetimeSeconds(), Region: w.p.Region},
 		OperationID: r.OperationID, Steps: domain.StepNames(w.rev.steps(domain.MustTransition(domain.OpProvision).StepsFrom(""))), Request: r.Request,
 	}, &res)
 	if err != nil {

@@ -25,8 +25,14 @@ func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *t
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2,
 			MaximumInterval: 10 * time.Second, MaximumAttempts: int32(w.p.StepMaxAttempts)},
 	})
+	in := activities.StepInput{OperationID: op.id, Tenant: w.ref, Step: string(s)}
 	for {
-		err := workflow.ExecuteActivity(actx, a.RunStep, activities.StepInput{OperationID: op.id, Tenant: w.ref, Step: string(s)}).Get(ctx, nil)
+		var err error
+		if w.rev.inRegion(w.p) {
+			err = w.regionStep(ctx, actx, in)
+		} else {
+			err = workflow.ExecuteActivity(actx, a.RunStep, in).Get(ctx, nil)
+		}
 		if err == nil {
 			return nil
 		}
@@ -43,6 +49,31 @@ func (w *tenant) step(ctx workflow.Context, s domain.Step, allowed ...Repair) *t
 			return taken
 		}
 	}
+}
+
+// regionStep runs a data-plane step in the tenant's region: on the
+// region's task queue, where only that region's workers (the only ones
+// holding its data plane's credentials) take it. A region whose workers
+// are all down holds the step queued, and the saga with it, until they
+// return. The control plane's worker records the step's outcome, as
+// RunStep does for the installation's own data plane; a failed attempt is
+// recorded when the attempts are spent.
+func (w *tenant) regionStep(ctx, actx workflow.Context, in activities.StepInput) error {
+	var r *activities.Region
+	var a *activities.Activities
+	in.Region = w.p.Region
+	rctx := workflow.WithTaskQueue(actx, RegionTaskQueue(workflow.GetInfo(ctx).TaskQueueName, w.p.Region))
+	var attempt int
+	err := workflow.ExecuteActivity(rctx, r.ApplyStep, in).Get(ctx, &attempt)
+	rec := activities.StepOutcome{OperationID: in.OperationID, Step: in.Step, Status: "done", Attempt: attempt}
+	if err != nil {
+		rec.Status, rec.Attempt, rec.Error = "failed", w.p.StepMaxAttempts, publicError(err)
+	}
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
+	if werr := w.shortWrite(ctx, true, retry, a.RecordStep, rec, nil); werr != nil && err == nil {
+		return werr
+	}
+	return err
 }
 
 // awaitRepair holds the operation stuck, accepting the repairs allowed,

@@ -82,3 +82,14 @@ func WorkerOptions(dbConns int) worker.Options {
 		WorkerStopTimeout:                       StepTimeout,
 	}
 }
+
+// RegionWorkerOptions are the options of a region's worker: activities
+// only (the data-plane steps), one database connection each, no workflow
+// or local activity of its own; it stops as the control plane's does.
+func RegionWorkerOptions(dbConns int) worker.Options {
+	return worker.Options{
+		MaxConcurrentActivityExecutionSize: max(1, dbConns),
+		DisableWorkflowWorker:              true,
+		WorkerStopTimeout:                  StepTimeout,
+	}
+}

@@ -23,7 +23,9 @@ const usage = `usage: controlplane <command> [args]
 commands:
   dev                 everything in one process: embedded Temporal + UI, Postgres, worker, API
   api                 the HTTP API (external Temporal and Postgres)
-  worker              the Temporal worker (external Temporal and Postgres)
+  worker [--region <name>]
+                      the Temporal worker (external Temporal and Postgres); with --region, the
+                      data-plane steps of that region's tenants, on CP_REGION_DATABASE_URL only
   migrate up|down|status
                       apply, roll back (last group) or list schema migrations
   bootstrap           create the organisation and owner of CP_BOOTSTRAP_* (no-op if it exists)
@@ -87,7 +89,24 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "controlplane: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	cfg, err := config.Load(c.mode, os.LookupEnv)
+	getenv := os.LookupEnv
+	if cmd == "worker" {
+		region, err := workerRegion(rest)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "controlplane %v\n", err)
+			return 2
+		}
+		if region != "" {
+			c.mode, c.run, rest = config.ModeRegionWorker, runRegionWorker, nil
+			getenv = func(key string) (string, bool) {
+				if key == "CP_REGION" {
+					return region, true
+				}
+				return os.LookupEnv(key)
+			}
+		}
+	}
+	cfg, err := config.Load(c.mode, getenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "controlplane %s: invalid configuration:\n", cmd)
 		for _, line := range strings.Split(err.Error(), "\n") {

@@ -188,20 +188,10 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		return nil, fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
 	}
 	dp := &dataplane.Postgres{DB: db, Keys: ring}
-	if err := dp.Init(context.Background()); err != nil {
+	if err := prepareDataPlane(context.Background(), dp, log); err != nil {
 		return nil, err
 	}
-	n, unreadable, err := dp.Reseal(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	if n > 0 {
-		log.Info().Int("keys", n).Str("key_id", ring.Current()).Msg("tenant signing keys sealed again under the current key")
-	}
-	if unreadable > 0 {
-		log.Error().Int("keys", unreadable).Msg("tenant signing keys sealed under a key CP_KEY_ENCRYPTION_KEYS lacks: put the old key back in the ring")
-	}
-	n, unreadable, err = store.ResealTOTP(context.Background(), db, ring)
+	n, unreadable, err := store.ResealTOTP(context.Background(), db, ring)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +348,7 @@ func serveAPI(ctx context.Context, cfg config.Config, db *bun.DB, tc client.Clie
 			return fmt.Errorf("CP_KEY_ENCRYPTION_KEYS: %w", err)
 		}
 	}
-	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, ReauthWindow: cfg.ReauthWindow, Keys: keys, ServiceTokenMaxTTL: cfg.ServiceTokenMaxTTL, TenantMaxLifetime: cfg.TenantMaxLifetime, DomainBase: cfg.DomainBase,
+	srv := api.New(api.Deps{DB: db, Temporal: tc, Log: log, SessionTTL: cfg.SessionTTL, ReauthWindow: cfg.ReauthWindow, Keys: keys, ServiceTokenMaxTTL: cfg.ServiceTokenMaxTTL, TenantMaxLifetime: cfg.TenantMaxLifetime, DomainBase: cfg.DomainBase, Regions: cfg.Regions,
 		Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue, Saga: cfg.Saga,
 		PublicRequestsPerMinute: cfg.PublicRateLimit, UserRequestsPerMinute: cfg.UserRateLimit, TenantTransitionsPerMinute: cfg.TenantTransitionsPerMinute,
 		TrustedProxies: cfg.TrustedProxies, ConsoleURL: cfg.ConsoleURL, TemporalUIURL: cfg.TemporalUIURL,

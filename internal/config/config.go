@@ -40,6 +40,10 @@ const (
 	// ModeAudit verifies audit chains: from the database, or from an
 	// export without one.
 	ModeAudit Mode = "audit"
+	// ModeRegionWorker is `controlplane worker --region <name>`: the
+	// data-plane steps of one region's tenants, with that region's data
+	// plane as its only database.
+	ModeRegionWorker Mode = "region-worker"
 )
 
 // Dev defaults for the bootstrap organisation and owner, printed once when
@@ -73,6 +77,14 @@ type Config struct {
 	TemporalUIAddr    string // dev only
 	TaskQueue         string
 	DataDir           string
+	// Regions are the regions tenants can live in (CP_REGIONS, the first
+	// the default); none: every tenant is on the installation's own data
+	// plane, as before regions.
+	Regions []string
+	// Region and RegionDatabaseURL are a region worker's region and its
+	// data plane (CP_REGION_DATABASE_URL): its only database.
+	Region            string
+	RegionDatabaseURL string
 	DomainBase        string
 	LogLevel          string
 	LogFormat         string // json or console
@@ -332,7 +344,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		if _, err := seal.ParseRing(c.KeyEncryptionKeys); err != nil {
 			r.fail("CP_KEY_ENCRYPTION_KEYS", err.Error())
 		}
-	} else if mode == ModeWorker || mode == ModeAPI {
+	} else if mode == ModeWorker || mode == ModeAPI || mode == ModeRegionWorker {
 		r.fail("CP_KEY_ENCRYPTION_KEYS", "is required: the keys that seal tenants' private keys and Temporal payloads, <id>=<base64 of 32 bytes>[,…] (openssl rand -base64 32)")
 	}
 	c.CodecAddr = r.addr("CP_CODEC_ADDR", "127.0.0.1:8234")
@@ -394,14 +406,18 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 		r.fail("CP_SMTP_ADDR", "the worker delivers invitations: set CP_SMTP_ADDR (host:port) and CP_SMTP_FROM")
 	}
 
+	c.Regions = r.regions("CP_REGIONS")
 	c.DatabaseURL = r.str("CP_DATABASE_URL", "")
+	if mode == ModeRegionWorker {
+		r.regionWorker(&c)
+	}
 	c.DatabaseMaxConns = r.intIn("CP_DATABASE_MAX_CONNS", 32, 2, 1000)
 	c.WorkflowCacheSize = r.intIn("CP_WORKFLOW_CACHE_SIZE", 2000, 10, 1_000_000)
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail("CP_DATABASE_URL", "must be a postgres:// URL")
 		}
-	} else if mode != ModeDev && mode != ModeSetup && mode != ModeHealthcheck && mode != ModeAudit {
+	} else if mode != ModeDev && mode != ModeSetup && mode != ModeHealthcheck && mode != ModeAudit && mode != ModeRegionWorker {
 		r.fail("CP_DATABASE_URL", "is required (postgres://user:password@host:5432/db?sslmode=disable)")
 	}
 
@@ -702,6 +718,50 @@ func (r *reader) networks(key string) []netip.Prefix {
 
 // checkBootstrap checks the first organisation and its owner, and keeps
 // the organisation's name as the API would (domain.DisplayName).
+// regions reads a comma-separated list of distinct region names.
+func (r *reader) regions(key string) []string {
+	raw := strings.TrimSpace(r.str(key, ""))
+	if raw == "" {
+		return nil
+	}
+	var names []string
+	for _, n := range strings.Split(raw, ",") {
+		n = strings.TrimSpace(n)
+		switch {
+		case !domain.ValidRegion(n):
+			r.fail(key, fmt.Sprintf("%q is not a region name: %s", n, domain.RegionRule))
+		case slices.Contains(names, n):
+			r.fail(key, fmt.Sprintf("%q is named twice", n))
+		default:
+			names = append(names, n)
+		}
+	}
+	if len(names) > 50 {
+		r.fail(key, "at most 50 regions")
+	}
+	return names
+}
+
+// regionWorker reads what a region's worker holds: its region and that
+// region's data plane, and nothing of the control plane's database, so a
+// region's worker cannot touch another region's data or the control
+// plane's.
+func (r *reader) regionWorker(c *Config) {
+	if c.Region = r.str("CP_REGION", ""); !domain.ValidRegion(c.Region) {
+		r.fail("CP_REGION", fmt.Sprintf("%q is not a region name (controlplane worker --region <name>): %s", c.Region, domain.RegionRule))
+	}
+	c.RegionDatabaseURL = r.str("CP_REGION_DATABASE_URL", "")
+	if u, err := url.Parse(c.RegionDatabaseURL); c.RegionDatabaseURL == "" || err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		r.fail("CP_REGION_DATABASE_URL", "is required: the region's data plane, a postgres:// URL")
+	}
+	if c.DatabaseURL != "" {
+		r.fail("CP_DATABASE_URL", "a region's worker holds its region's data plane only (CP_REGION_DATABASE_URL): unset CP_DATABASE_URL")
+	}
+	if len(c.Regions) > 0 {
+		r.fail("CP_REGIONS", "is the api's and the control plane's workers' setting: a region's worker serves CP_REGION only")
+	}
+}
+
 func (r *reader) checkBootstrap(b *Bootstrap) {
 	var p string
 	if b.OrgName, p = domain.DisplayName(b.OrgName, 100); p != "" {

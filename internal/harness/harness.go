@@ -51,7 +51,10 @@ type Harness struct {
 	// clients do.
 	Temporal client.Client
 	Keys     *seal.Ring
-	Log      zerolog.Logger
+	// KeyRing is Keys as CP_KEY_ENCRYPTION_KEYS writes it, for the
+	// processes a test starts.
+	KeyRing string
+	Log     zerolog.Logger
 
 	stops []func()
 }
@@ -157,6 +160,7 @@ func start(ctx context.Context) (_ *Harness, err error) {
 	if err != nil {
 		return nil, err
 	}
+	h.KeyRing = key
 	if h.Keys, err = seal.ParseRing(key); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,9 @@ type Organization struct {
 	State         string     `bun:"state,nullzero"`
 	DeletionDueAt *time.Time `bun:"deletion_due_at"`
 	DeletedAt     *time.Time `bun:"deleted_at"`
+	// DefaultRegion is where its new tenants live unless a creation
+	// chooses (nil: the installation's first region).
+	DefaultRegion *string `bun:"default_region"`
 }
 
 // User is a row of users.

@@ -54,9 +54,11 @@ type NewTenant struct {
 	// LifetimeSeconds is the lifetime its creation asked for.
 	ExpiresAt       *time.Time
 	LifetimeSeconds *int64
-	OperationID     string
-	Steps           []string
-	Request         TenantRequest
+	// Region is where its data plane is (empty: the installation's own).
+	Region      string
+	OperationID string
+	Steps       []string
+	Request     TenantRequest
 }
 
 // ReserveTenant writes a new tenant in state provisioning with its
@@ -110,7 +112,7 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		now := time.Now().UTC().Truncate(time.Microsecond) // as Postgres stores it, so a replay reads back the same answer
 		t := Tenant{ID: in.ID, OrgID: in.OrgID, Name: in.Name, Environment: in.Environment, Hostname: in.Hostname, WorkflowID: in.WorkflowID,
 			State: string(domain.StateProvisioning), CurrentOperationID: &in.OperationID, CreatedBy: in.Request.UserID, CreatedAt: now, UpdatedAt: now,
-			ExpiresAt: in.ExpiresAt, LifetimeSeconds: in.LifetimeSeconds}
+			ExpiresAt: in.ExpiresAt, LifetimeSeconds: in.LifetimeSeconds, Region: in.Region}
 		op := Operation{ID: in.OperationID, OrgID: t.OrgID, TenantID: t.ID, Kind: string(domain.OpProvision), Status: string(domain.OpRunning),
 			Steps: StepNames(in.Steps...), RequestedBy: in.Request.UserID, RequestID: in.Request.RequestID, WorkflowID: t.WorkflowID, StartedAt: now}
 		if _, err := tx.NewInsert().Model(&t).Exec(ctx); err != nil {
@@ -126,7 +128,7 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 			return fmt.Errorf("insert operation: %w", err)
 		}
 		if err := tenantEvent(ctx, tx, t, in.Request, "", domain.MustTransition(domain.OpProvision).Events.Requested,
-			map[string]any{"after": map[string]any{"name": t.Name, "environment": t.Environment, "hostname": t.Hostname}},
+			map[string]any{"after": tenantCreated(t)},
 			true, t.WorkflowID+"/requested/"+op.ID); err != nil {
 			return err
 		}
@@ -146,6 +148,17 @@ func nameTaken(name string) error {
 
 // hostnameTaken refuses a hostname another live tenant has, in this
 // organisation or another; it names no other organisation.
+// tenantCreated is what a creation's audit event says the tenant is: its
+// region only when it has one, so the events of tenants without keep
+// their form.
+func tenantCreated(t Tenant) map[string]any {
+	after := map[string]any{"name": t.Name, "environment": t.Environment, "hostname": t.Hostname}
+	if t.Region != "" {
+		after["region"] = t.Region
+	}
+	return after
+}
+
 func hostnameTaken(hostname string) error {
 	return domain.Errorf(domain.CodeConflict, "hostname %s is taken; choose another tenant name", hostname)
 }

@@ -34,6 +34,8 @@ type Tenant struct {
 	// LifetimeSeconds is the lifetime its creation asked for (nil: none,
 	// or a tenant created before it was kept).
 	LifetimeSeconds *int64 `bun:"lifetime_seconds" json:"lifetime_seconds"`
+	// Region is where its data plane is (empty: the installation's own).
+	Region string `bun:"region" json:"region"`
 }
 
 // Step is one step of an operation as the saga status view shows it.

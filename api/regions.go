@@ -1,0 +1,113 @@
+package api
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/intelliauth/controlplane/internal/domain"
+)
+
+// regionFor is the region of a new tenant: the one the request chose, or
+// the organisation's default, or the installation's first; "" in an
+// installation without regions, which refuses a choice.
+func (s *Server) regionFor(who *caller, chosen string) (string, error) {
+	if chosen != "" {
+		if !slices.Contains(s.regions, chosen) {
+			msg := "this installation has no regions"
+			if len(s.regions) > 0 {
+				msg = "one of the installation's regions: " + strings.Join(s.regions, ", ")
+			}
+			return "", &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
+				FieldErrors: []domain.FieldError{{Field: "region", Message: msg}}}
+		}
+		return chosen, nil
+	}
+	if len(s.regions) == 0 {
+		return "", nil
+	}
+	if d := who.Org.DefaultRegion; d != nil && slices.Contains(s.regions, *d) {
+		return *d, nil
+	}
+	return s.regions[0], nil
+}
+
+// tenantHostname is a tenant's hostname: <name>-<org>.<region>.<base>, or
+// <name>-<org>.<base> on the installation's own data plane.
+func tenantHostname(name, orgSlug, region, base string) string {
+	if region == "" {
+		return name + "-" + orgSlug + "." + base
+	}
+	return name + "-" + orgSlug + "." + region + "." + base
+}
+
+// regionView is a region as the API shows it.
+type regionView struct {
+	Name    string `json:"name"`
+	Default bool   `json:"default" doc:"Whether the organisation's new tenants go to this region when a creation names none."`
+	Serving bool   `json:"serving" doc:"Whether a worker of the region has asked for work within the last minutes. When false, the region's tenants' operations wait, and finish once its workers return; tenants of other regions are not held."`
+}
+
+// listRegions answers the installation's regions, the organisation's
+// default among them, and whether each has workers serving it.
+func (s *Server) listRegions(c *fiber.Ctx, who *caller) error {
+	def, _ := s.regionFor(who, "")
+	views := make([]regionView, len(s.regions))
+	for i, name := range s.regions {
+		views[i] = regionView{Name: name, Default: name == def, Serving: s.serving.of(c.UserContext(), s, name)}
+	}
+	return writeList(c, views, "", false)
+}
+
+// regionServing remembers, for a few seconds, whether each region has
+// workers polling its task queue: one DescribeTaskQueue per region at
+// most every regionServingTTL, whatever the number of requests.
+type regionServing struct {
+	mu   sync.Mutex
+	seen map[string]servingSeen
+}
+
+type servingSeen struct {
+	at      time.Time
+	serving bool
+}
+
+const regionServingTTL = 5 * time.Second
+
+// servingWithin is how recently a poller must have asked for work for the
+// region to count as served; Temporal keeps pollers for about five
+// minutes after their last poll.
+const servingWithin = 2 * time.Minute
+
+func (r *regionServing) of(ctx context.Context, s *Server, region string) bool {
+	r.mu.Lock()
+	if r.seen == nil {
+		r.seen = map[string]servingSeen{}
+	}
+	if v, ok := r.seen[region]; ok && time.Since(v.at) < regionServingTTL {
+		r.mu.Unlock()
+		return v.serving
+	}
+	r.mu.Unlock()
+	serving := s.regionPolled(ctx, region)
+	r.mu.Lock()
+	r.seen[region] = servingSeen{at: time.Now(), serving: serving}
+	r.mu.Unlock()
+	return serving
+}
+
+// regionPolled asks Temporal whether a worker polled the region's task
+// queue lately. Temporal unreachable counts as not serving.
+func (s *Server) regionPolled(ctx context.Context, region string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	serving, err := s.tenants.RegionServed(ctx, region, servingWithin)
+	if err != nil {
+		s.log.Warn().Err(err).Str("region", region).Msg("describe a region's task queue")
+	}
+	return serving
+}

@@ -1,0 +1,5 @@
+ALTER TABLE organizations DROP COLUMN default_region;
+
+--bun:split
+
+ALTER TABLE tenants DROP COLUMN region;
