@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -31,6 +32,9 @@ type orgView struct {
 	// is at <name>-<slug>.<tenant_domain>, so a client can show the
 	// hostname a tenant will get before creating it.
 	TenantDomain string `json:"tenant_domain"`
+	// DefaultRegion is where its new tenants live unless a creation
+	// chooses.
+	DefaultRegion *string `json:"default_region" doc:"The region new tenants live in when a creation names none; null in an installation without regions."`
 	// RequireMFA: members without a second factor are held at the door.
 	RequireMFA bool            `json:"require_mfa" doc:"Members without a second factor get 403 MFA_REQUIRED on this organisation's routes until they enrol one; service accounts are not affected."`
 	State      domain.OrgState `json:"state" doc:"deleting: its deletion was asked for; until deletion_due_at it can be restored (POST /organizations/{org_id}/restore, owners), its tenants are suspended, its service-account tokens and invitations do not work, and every change but a restore answers 409: permissions then lists only read, audit.read and (owners) organization.delete, and its tenants offer no actions."`
@@ -56,7 +60,7 @@ func (s *Server) newOrgView(o store.Organization, role string) orgView {
 	}
 	return orgView{ID: o.ID, Slug: o.Slug, Name: o.Name, Plan: o.PlanID, Role: role, Permissions: perms,
 		GrantableRoles: grantable, ServiceAccountRoles: saRoles, ServiceAccountScopes: domain.Scopes,
-		TenantDomain: s.domainBase, RequireMFA: o.RequireMFA, State: domain.OrgState(cmp.Or(o.State, string(domain.OrgActive))), DeletionDueAt: o.DeletionDueAt,
+		TenantDomain: s.domainBase, DefaultRegion: s.defaultRegion(o), RequireMFA: o.RequireMFA, State: domain.OrgState(cmp.Or(o.State, string(domain.OrgActive))), DeletionDueAt: o.DeletionDueAt,
 		DeletionGraceSeconds: int64(s.orgDeletionGrace / time.Second), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 
@@ -82,9 +86,10 @@ func (s *Server) getOrganization(c *fiber.Ctx, who *caller) error {
 }
 
 type updateOrgRequest struct {
-	Name       *string `json:"name,omitempty" jsonschema:"minLength=1,maxLength=100"`
-	Plan       *string `json:"plan,omitempty" jsonschema:"minLength=1,maxLength=64,pattern=noControl"`
-	RequireMFA *bool   `json:"require_mfa,omitempty" doc:"true: members without a second factor get 403 MFA_REQUIRED here until they enrol one (owners only; the owner must have one; needs a recent authentication)"`
+	Name          *string `json:"name,omitempty" jsonschema:"minLength=1,maxLength=100"`
+	Plan          *string `json:"plan,omitempty" jsonschema:"minLength=1,maxLength=64,pattern=noControl"`
+	RequireMFA    *bool   `json:"require_mfa,omitempty" doc:"true: members without a second factor get 403 MFA_REQUIRED here until they enrol one (owners only; the owner must have one; needs a recent authentication)"`
+	DefaultRegion *string `json:"default_region,omitempty" jsonschema:"maxLength=20,pattern=region" doc:"Where new tenants live when a creation names no region: one of the installation's regions (GET /organizations/{org_id}/regions). Tenants already created stay where they are."`
 }
 
 func (updateOrgRequest) objectSchema(s *openapi3.Schema) { s.MinProps = 1 }
@@ -133,7 +138,15 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 			return err
 		}
 	}
-	ch := store.OrgChange{Name: req.Name, Plan: req.Plan, RequireMFA: req.RequireMFA, PlanCheck: func() error { return s.requireRecentAuth(who) }}
+	if req.DefaultRegion != nil && !slices.Contains(s.regions, *req.DefaultRegion) {
+		msg := "this installation has no regions"
+		if len(s.regions) > 0 {
+			msg = "one of the installation's regions: " + strings.Join(s.regions, ", ")
+		}
+		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
+			FieldErrors: []domain.FieldError{{Field: "default_region", Message: msg}}}
+	}
+	ch := store.OrgChange{Name: req.Name, Plan: req.Plan, RequireMFA: req.RequireMFA, DefaultRegion: req.DefaultRegion, PlanCheck: func() error { return s.requireRecentAuth(who) }}
 	o, err := store.UpdateOrganization(c.UserContext(), s.db, who.OrgID, ch, s.eventBase(c, who))
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/intelliauth/controlplane/internal/domain"
+	"github.com/intelliauth/controlplane/internal/store"
 )
 
 // regionFor is the region of a new tenant: the one the request chose, or
@@ -27,13 +28,23 @@ func (s *Server) regionFor(who *caller, chosen string) (string, error) {
 		}
 		return chosen, nil
 	}
-	if len(s.regions) == 0 {
-		return "", nil
-	}
-	if d := who.Org.DefaultRegion; d != nil && slices.Contains(s.regions, *d) {
+	if d := s.defaultRegion(*who.Org); d != nil {
 		return *d, nil
 	}
-	return s.regions[0], nil
+	return "", nil
+}
+
+// defaultRegion is where the organisation's new tenants live when a
+// creation names no region: its own choice while the installation still
+// has that region, or the installation's first; nil without regions.
+func (s *Server) defaultRegion(o store.Organization) *string {
+	if len(s.regions) == 0 {
+		return nil
+	}
+	if d := o.DefaultRegion; d != nil && slices.Contains(s.regions, *d) {
+		return d
+	}
+	return &s.regions[0]
 }
 
 // tenantHostname is a tenant's hostname: <name>-<org>.<region>.<base>, or

@@ -140,6 +140,9 @@ type OrgChange struct {
 	Plan *string
 	// RequireMFA holds members without a second factor at the door.
 	RequireMFA *bool
+	// DefaultRegion is where its new tenants go when a creation names no
+	// region.
+	DefaultRegion *string
 	// PlanCheck (nil: none) is asked, under the row's lock, before the
 	// plan is changed to another; its error refuses the whole change.
 	PlanCheck func() error
@@ -187,11 +190,16 @@ func UpdateOrganization(ctx context.Context, db bun.IDB, orgID string, ch OrgCha
 			before["require_mfa"], after["require_mfa"] = o.RequireMFA, *ch.RequireMFA
 			o.RequireMFA = *ch.RequireMFA
 		}
+		if ch.DefaultRegion != nil && (o.DefaultRegion == nil || *ch.DefaultRegion != *o.DefaultRegion) {
+			before["default_region"], after["default_region"] = o.DefaultRegion, *ch.DefaultRegion
+			region := *ch.DefaultRegion
+			o.DefaultRegion = &region
+		}
 		if len(after) == 0 {
 			return nil
 		}
 		o.UpdatedAt = time.Now().UTC()
-		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "require_mfa", "updated_at").WherePK().Exec(ctx); err != nil {
+		if _, err := tx.NewUpdate().Model(&o).Column("name", "plan_id", "require_mfa", "default_region", "updated_at").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update organisation %s: %w", orgID, err)
 		}
 		_, err = InsertEvent(ctx, tx, ev.Event("organization.updated", "organization", o.ID, map[string]any{"before": before, "after": after}))
