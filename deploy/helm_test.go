@@ -871,14 +871,14 @@ func checkNetworkPolicies(t *testing.T, m manifests, v values) {
 			}
 			found := false
 			for _, e := range np.Spec.Egress {
-				if len(r.Postgres.To) > 0 && reflect.DeepEqual(e.To, r.Postgres.To) {
+				if reflect.DeepEqual(e.To, r.Postgres.To) {
 					found = true
 				}
 				if len(v.NetworkPolicy.Postgres.To) > 0 && reflect.DeepEqual(e.To, v.NetworkPolicy.Postgres.To) {
 					t.Errorf("%s: may reach the control plane's Postgres", p.name)
 				}
 			}
-			if len(r.Postgres.To) > 0 && !found {
+			if len(r.Postgres.To) == 0 || !found {
 				t.Errorf("%s: no egress to its region's database %+v", p.name, r.Postgres.To)
 			}
 		}
@@ -893,13 +893,14 @@ func TestTheHelmChartRefusesWhatCannotRun(t *testing.T) {
 		set  []string
 		want string
 	}{
-		"no mail relay":                {[]string{"smtp.addr="}, "smtp.addr is required"},
-		"a region without its Secret":  {[]string{"regions[0].name=eu"}, `regions: "eu" needs existingSecret`},
-		"a region twice":               {[]string{"regions[0].name=eu", "regions[0].existingSecret=a", "regions[1].name=eu", "regions[1].existingSecret=b"}, `"eu" is listed twice`},
-		"a region that is no label":    {[]string{"regions[0].name=EU_West", "regions[0].existingSecret=a"}, "is not a DNS label"},
-		"a certificate without TLS":    {[]string{"temporal.tls.existingSecret=t"}, "temporal.tls.enabled is false"},
-		"a secret as a plain setting":  {[]string{"config.extraEnv.CP_DATABASE_URL=postgres://u:p@h/db"}, "CP_DATABASE_URL is a secret"},
-		"a gateway without its Secret": {[]string{"operatorGateway.enabled=true"}, "operatorGateway.existingSecret is required"},
+		"no mail relay":                  {[]string{"smtp.addr="}, "smtp.addr is required"},
+		"a region without its Secret":    {[]string{"regions[0].name=eu"}, `regions: "eu" needs existingSecret`},
+		"a region twice":                 {[]string{"regions[0].name=eu", "regions[0].existingSecret=a", "regions[1].name=eu", "regions[1].existingSecret=b"}, `"eu" is listed twice`},
+		"a region that is no label":      {[]string{"regions[0].name=EU_West", "regions[0].existingSecret=a"}, "is not a DNS label"},
+		"a certificate without TLS":      {[]string{"temporal.tls.existingSecret=t"}, "temporal.tls.enabled is false"},
+		"a secret as a plain setting":    {[]string{"config.extraEnv.CP_DATABASE_URL=postgres://u:p@h/db"}, "CP_DATABASE_URL is a secret"},
+		"a region reaching any database": {[]string{"regions[0].name=eu", "regions[0].existingSecret=a", "networkPolicy.enabled=true"}, `"eu" needs postgres.to`},
+		"a gateway without its Secret":   {[]string{"operatorGateway.enabled=true"}, "operatorGateway.existingSecret is required"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := slices.Clone(base)
