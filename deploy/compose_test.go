@@ -1,6 +1,7 @@
 // Package deploy holds what production runs besides the binary (the
-// compose file's scripts) and the test that keeps docker-compose.yml true
-// to the code: the compose CLI cannot run where the tests run.
+// compose file's scripts, the Helm chart in helm/) and the tests that keep
+// docker-compose.yml and the chart true to the code: the compose CLI
+// cannot run where the tests run, and no cluster is needed for the chart.
 package deploy
 
 import (

@@ -136,6 +136,10 @@ func temporalOptions(cfg config.Config, log zerolog.Logger, sdk *telemetry.SDK) 
 		return opts, err
 	}
 	opts.ConnectionOptions.TLS = tlsCfg
+	if cfg.TemporalAPIKey != "" {
+		// Config refuses a key without TLS: it is a bearer secret.
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
+	}
 	if sdk != nil {
 		opts.MetricsHandler = sdk.Handler()
 	}

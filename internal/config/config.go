@@ -128,8 +128,13 @@ type Config struct {
 	// TemporalTLS is the control plane's mutual TLS to the Temporal
 	// frontend (CP_TEMPORAL_TLS_CA, _CERT, _KEY as PEM, or their _FILE
 	// forms; CP_TEMPORAL_TLS_SERVER_NAME); empty: plaintext, as dev's
-	// embedded server on loopback.
+	// embedded server on loopback. CP_TEMPORAL_TLS=true turns TLS on
+	// with the system's roots alone; an API key turns it on too.
 	TemporalTLS TemporalTLS
+	// TemporalAPIKey is sent to Temporal with every call
+	// (CP_TEMPORAL_API_KEY or its _FILE form), as Temporal Cloud's API
+	// keys are; only ever over TLS. Never logged.
+	TemporalAPIKey string
 	// OperatorAddr is where the api serves the operator gateway
 	// (CP_OPERATOR_ADDR; empty: not served), with OperatorTLS: its
 	// certificate and the operators' CA (CP_OPERATOR_TLS_CERT, _KEY,
@@ -235,13 +240,15 @@ func DefaultStreams() Streams {
 }
 
 // TemporalTLS is a client certificate and the CA of the Temporal frontend,
-// in PEM.
+// in PEM. On is TLS without either (the system's roots, no client
+// certificate), as Temporal Cloud's API keys take.
 type TemporalTLS struct {
 	CA, Cert, Key, ServerName string
+	On                        bool
 }
 
 // Enabled reports whether the frontend is dialled with TLS.
-func (t TemporalTLS) Enabled() bool { return t.CA != "" || t.Cert != "" }
+func (t TemporalTLS) Enabled() bool { return t.On || t.CA != "" || t.Cert != "" }
 
 // OperatorTLS is the operator gateway's certificate and key and the CA of
 // the operators' client certificates, in PEM.
@@ -375,6 +382,8 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	if (c.TemporalTLS.Cert == "") != (c.TemporalTLS.Key == "") {
 		r.fail("CP_TEMPORAL_TLS_CERT", "a client certificate goes with its key: set both CP_TEMPORAL_TLS_CERT and CP_TEMPORAL_TLS_KEY (or their _FILE forms)")
 	}
+	c.TemporalAPIKey = r.str("CP_TEMPORAL_API_KEY", "")
+	r.temporalTLSSwitch(&c.TemporalTLS, c.TemporalAPIKey != "")
 	if v := r.str("CP_OPERATOR_ADDR", ""); v != "" {
 		c.OperatorAddr = r.addr("CP_OPERATOR_ADDR", v)
 	} else if mode == ModeDev {
@@ -714,6 +723,29 @@ func (r *reader) networks(key string) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// temporalTLSSwitch reads CP_TEMPORAL_TLS, which decides TLS to Temporal
+// as the temporal CLI's --tls does: unset, TLS is on when a CA, a client
+// certificate or an API key is given; true, on with the system's roots
+// when none is; false, off, which neither a CA, a certificate nor an API
+// key (a bearer secret, sent only encrypted) may be given with.
+func (r *reader) temporalTLSSwitch(t *TemporalTLS, apiKey bool) {
+	switch v := strings.ToLower(r.str("CP_TEMPORAL_TLS", "")); v {
+	case "":
+		t.On = apiKey
+	case "true":
+		t.On = true
+	case "false":
+		if t.CA != "" || t.Cert != "" {
+			r.fail("CP_TEMPORAL_TLS", "is false while CP_TEMPORAL_TLS_CA or CP_TEMPORAL_TLS_CERT is set: unset one or the other")
+		}
+		if apiKey {
+			r.fail("CP_TEMPORAL_API_KEY", "is sent only over TLS, and CP_TEMPORAL_TLS is false: unset CP_TEMPORAL_TLS (an API key turns TLS on, with the system's roots unless CP_TEMPORAL_TLS_CA is set)")
+		}
+	default:
+		r.fail("CP_TEMPORAL_TLS", fmt.Sprintf("%q must be true or false (unset: on when a CA, a client certificate or an API key is set)", v))
+	}
 }
 
 // checkBootstrap checks the first organisation and its owner, and keeps

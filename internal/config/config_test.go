@@ -427,6 +427,63 @@ func TestTheOperatorGatewayNeedsItsCertificatesAndTemporalTLSAKeyWithItsCertific
 	}
 }
 
+func TestATemporalAPIKeyTurnsTLSOnAndIsRefusedWithTLSOff(t *testing.T) {
+	const key = "tmprl-api-key-0123456789abcdef"
+	base := map[string]string{"CP_DATABASE_URL": "postgres://x@h/db", "CP_KEY_ENCRYPTION_KEYS": testRing}
+	load := func(extra map[string]string) (Config, error) {
+		vars := maps.Clone(base)
+		maps.Copy(vars, extra)
+		return Load(ModeAPI, env(vars))
+	}
+
+	// Temporal Cloud with an API key: TLS with the system's roots, no
+	// client certificate; the key also comes from a file.
+	file := t.TempDir() + "/api-key"
+	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, vars := range map[string]map[string]string{
+		"in the environment": {"CP_TEMPORAL_API_KEY": key},
+		"in a file":          {"CP_TEMPORAL_API_KEY_FILE": file},
+		"with TLS asked for": {"CP_TEMPORAL_API_KEY": key, "CP_TEMPORAL_TLS": "true"},
+	} {
+		c, err := load(vars)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if c.TemporalAPIKey != key || !c.TemporalTLS.Enabled() || c.TemporalTLS.CA != "" || c.TemporalTLS.Cert != "" {
+			t.Errorf("%s: key %q, TLS %+v (enabled %v)", name, c.TemporalAPIKey, c.TemporalTLS, c.TemporalTLS.Enabled())
+		}
+	}
+	// TLS alone, and TLS off said out loud.
+	if c, err := load(map[string]string{"CP_TEMPORAL_TLS": "TRUE"}); err != nil || !c.TemporalTLS.Enabled() || c.TemporalAPIKey != "" {
+		t.Errorf("CP_TEMPORAL_TLS=TRUE: TLS %v, %v", c.TemporalTLS.Enabled(), err)
+	}
+	if c, err := load(map[string]string{"CP_TEMPORAL_TLS": "false"}); err != nil || c.TemporalTLS.Enabled() {
+		t.Errorf("CP_TEMPORAL_TLS=false: TLS %v, %v", c.TemporalTLS.Enabled(), err)
+	}
+
+	for name, c := range map[string]struct {
+		vars map[string]string
+		bad  string
+	}{
+		"an API key with TLS off": {map[string]string{"CP_TEMPORAL_API_KEY": key, "CP_TEMPORAL_TLS": "false"},
+			"CP_TEMPORAL_API_KEY: is sent only over TLS, and CP_TEMPORAL_TLS is false"},
+		"a CA with TLS off":           {map[string]string{"CP_TEMPORAL_TLS_CA": "ca", "CP_TEMPORAL_TLS": "false"}, "CP_TEMPORAL_TLS: is false while"},
+		"a switch neither on nor off": {map[string]string{"CP_TEMPORAL_TLS": "yes"}, `CP_TEMPORAL_TLS: "yes" must be true or false`},
+		"a key in both forms":         {map[string]string{"CP_TEMPORAL_API_KEY": key, "CP_TEMPORAL_API_KEY_FILE": file}, "CP_TEMPORAL_API_KEY: set either"},
+	} {
+		_, err := load(c.vars)
+		if err == nil || !strings.Contains(err.Error(), c.bad) {
+			t.Errorf("%s: %v, want %q", name, err, c.bad)
+			continue
+		}
+		if strings.Contains(err.Error(), key) {
+			t.Errorf("%s: the error repeats the API key: %v", name, err)
+		}
+	}
+}
+
 func TestSignUpIsClosedButInDevAndTakesOpenOrClosedOnly(t *testing.T) {
 	api := map[string]string{"CP_DATABASE_URL": "postgres://cp@localhost:5432/cp", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
 	if c, err := Load(ModeAPI, env(api)); err != nil || c.SignUpOpen || c.MaxOrgsPerUser != 5 {
