@@ -329,10 +329,6 @@ var secretSettings = []string{"CP_DATABASE_URL", "CP_REGION_DATABASE_URL", "CP_K
 	"CP_SMTP_PASSWORD", "CP_TEMPORAL_API_KEY", "CP_TEMPORAL_TLS_KEY", "CP_OPERATOR_TLS_KEY", "CP_STRIPE_SECRET_KEY",
 	"CP_STRIPE_WEBHOOK_SECRET", "CP_BOOTSTRAP_OWNER_PASSWORD"}
 
-// settingsBeingAdded are read by the binary once regions land; the chart
-// wires them already.
-var settingsBeingAdded = []string{"CP_REGIONS", "CP_REGION_DATABASE_URL"}
-
 func TestTheHelmChartRendersWhatProductionNeeds(t *testing.T) {
 	configSource := read(t, "../internal/config/config.go")
 	drain := shutdownGrace(t)
@@ -442,7 +438,7 @@ func checkSettings(t *testing.T, m manifests, configSource string) {
 				if !strings.HasPrefix(name, "CP_") {
 					t.Errorf("%s: %s is not a CP_* setting", p.name, e.Name)
 				}
-				if !strings.Contains(configSource, `"`+name+`"`) && !slices.Contains(settingsBeingAdded, name) {
+				if !strings.Contains(configSource, `"`+name+`"`) {
 					t.Errorf("%s: %s is not read by internal/config", p.name, e.Name)
 				}
 			}
