@@ -47,6 +47,21 @@ func (s *Server) defaultRegion(o store.Organization) *string {
 	return &s.regions[0]
 }
 
+// knownRegions refuses a list naming a region the installation lacks.
+func (s *Server) knownRegions(names []string) error {
+	for _, n := range names {
+		if !slices.Contains(s.regions, n) {
+			msg := "this installation has no regions"
+			if len(s.regions) > 0 {
+				msg = "each one of the installation's regions: " + strings.Join(s.regions, ", ")
+			}
+			return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
+				FieldErrors: []domain.FieldError{{Field: "regions", Message: msg}}}
+		}
+	}
+	return nil
+}
+
 // tenantHostname is a tenant's hostname: <name>-<org>.<region>.<base>, or
 // <name>-<org>.<base> on the installation's own data plane.
 func tenantHostname(name, orgSlug, region, base string) string {

@@ -68,6 +68,20 @@ func (c *caller) sees(environment string) bool {
 	return c.ServiceAccount == nil || c.ServiceAccount.Sees(environment)
 }
 
+// seesRegion reports whether the caller may see tenants of the region: a
+// member sees every one, a service account those of its regions.
+func (c *caller) seesRegion(region string) bool {
+	return c.ServiceAccount == nil || c.ServiceAccount.SeesRegion(region)
+}
+
+// regions is what a listing of tenants is limited to (nil: every region).
+func (c *caller) regions() []string {
+	if c.ServiceAccount == nil {
+		return nil
+	}
+	return c.ServiceAccount.Regions
+}
+
 // environments is what a listing of tenants or events is limited to (nil:
 // every environment).
 func (c *caller) environments() []string {

@@ -26,6 +26,7 @@ type serviceAccountFields struct {
 	Name         *string      `json:"name,omitempty" jsonschema:"minLength=1,maxLength=100"`
 	Role         *domain.Role `json:"role,omitempty" doc:"No higher than the role of the member who sets it."`
 	Environments *[]string    `json:"environments,omitempty" jsonschema:"maxItems=20,uniqueItems,itemMaxLength=32,itemPattern=environment" doc:"Environments of the tenants the account may see and act on; empty: every environment."`
+	Regions      *[]string    `json:"regions,omitempty" jsonschema:"maxItems=50,uniqueItems,itemMaxLength=20,itemPattern=region" doc:"Regions of the tenants the account may see and act on (of GET /organizations/{org_id}/regions); empty: every region."`
 	Scopes       *[]string    `json:"scopes,omitempty" jsonschema:"minItems=1,maxItems=10,uniqueItems" doc:"What the account may do."`
 }
 
@@ -134,6 +135,12 @@ func (s *Server) createServiceAccount(c *fiber.Ctx, who *caller) error {
 	if req.Environments != nil {
 		in.Environments = *req.Environments
 	}
+	if req.Regions != nil {
+		if err := s.knownRegions(*req.Regions); err != nil {
+			return err
+		}
+		in.Regions = *req.Regions
+	}
 	v, token, err := store.CreateServiceAccount(c.UserContext(), s.db, in, s.eventBase(c, who))
 	if err != nil {
 		return err
@@ -174,7 +181,12 @@ func (s *Server) updateServiceAccount(c *fiber.Ctx, who *caller) error {
 			return err
 		}
 	}
-	ch := store.ServiceAccountChange{Name: req.Name, Role: req.Role, Environments: req.Environments, Scopes: req.Scopes}
+	if req.Regions != nil {
+		if err := s.knownRegions(*req.Regions); err != nil {
+			return err
+		}
+	}
+	ch := store.ServiceAccountChange{Name: req.Name, Role: req.Role, Environments: req.Environments, Regions: req.Regions, Scopes: req.Scopes}
 	v, err := store.ChangeServiceAccount(c.UserContext(), s.db, who.OrgID, c.Params("service_account_id"), ch, mayManage(who), "service_account.updated", s.eventBase(c, who))
 	if err != nil {
 		return err

@@ -184,6 +184,9 @@ func (s *Server) createTenant(c *fiber.Ctx, who *caller) error {
 	if err != nil {
 		return err
 	}
+	if !who.seesRegion(in.Region) {
+		return domain.Errorf(domain.CodeForbidden, "this service account acts on tenants of regions %v only", who.regions())
+	}
 	res, err := s.create(c.UserContext(), in)
 	if err != nil {
 		return err
@@ -393,7 +396,7 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid query parameters",
 			FieldErrors: []domain.FieldError{{Field: "state", Message: "one of provisioning, active, suspended, decommissioning, decommissioned, failed"}}}
 	}
-	rows, err := store.ListTenants(c.UserContext(), s.db, who.OrgID, state, who.environments(), after, limit)
+	rows, err := store.ListTenants(c.UserContext(), s.db, who.OrgID, state, who.environments(), who.regions(), after, limit)
 	if err != nil {
 		return err
 	}
@@ -418,7 +421,7 @@ func (s *Server) listTenants(c *fiber.Ctx, who *caller) error {
 // tenant of an environment outside a service account's scope is not found.
 func (s *Server) visibleTenant(c *fiber.Ctx, who *caller) (store.Tenant, error) {
 	t, err := store.TenantByID(c.UserContext(), s.db, who.OrgID, c.Params("tenant_id"))
-	if err == nil && !who.sees(t.Environment) {
+	if err == nil && (!who.sees(t.Environment) || !who.seesRegion(t.Region)) {
 		return store.Tenant{}, domain.Errorf(domain.CodeNotFound, "tenant not found: %s", clipParam(c.Params("tenant_id")))
 	}
 	return t, err

@@ -187,6 +187,8 @@ var beyondSchemaRules = []struct{ op, field, says, why string }{
 	{"*", "challenge", "", "a challenge that is the caller's, unused and unexpired"},
 	{"deleteOrganization", "confirm", "", "the organisation's own slug"},
 	{"*", "region", "", "one of the installation's regions (CP_REGIONS)"},
+	{"*", "default_region", "", "one of the installation's regions (CP_REGIONS)"},
+	{"*", "regions", "", "regions of the installation (CP_REGIONS)"},
 	{"startCheckout", "plan", "", "a plan this installation sells (CP_STRIPE_PRICES)"},
 	{"stripeWebhook", "", "Stripe-Signature", "Stripe's signature of the body under the webhook's secret, and its time"},
 	{"*", "", "JSON", "the body's syntax and media type, which the document's parser reports as it reads"},

@@ -243,6 +243,41 @@ func TestTenantsLiveInTheirRegionServedByTheRegionsOwnWorkers(t *testing.T) {
 		t.Fatalf("regions: %d %s", r.Status, r.Raw)
 	}
 
+	// The organisation's default region: us, for creations naming none.
+	owner, admin := w.People[domain.RoleOwner], w.People[domain.RoleAdmin]
+	if r := req(t, srv, "PATCH", orgPath(w, ""), owner.Token, map[string]any{"default_region": "us"}); r.Status != 200 || !strings.Contains(r.Raw, `"default_region":"us"`) {
+		t.Fatalf("default region: %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "PATCH", orgPath(w, ""), owner.Token, map[string]any{"default_region": "mars"}); r.Status != 400 || !strings.Contains(r.Raw, `"field":"default_region"`) {
+		t.Fatalf("an unknown default region: %d %s", r.Status, r.Raw)
+	}
+	if austin := waitState(create("austin", map[string]any{}).ID, domain.StateActive); austin.Region != "us" {
+		t.Fatalf("a creation naming no region went to %q, the organisation's default is us", austin.Region)
+	}
+	// A service account of eu's tenants: it sees and acts on those only.
+	created := httpReq(t, srv, "POST", orgPath(w, "/service-accounts"), admin.Token, map[string]any{
+		"name": "eu-bot", "role": "developer", "regions": []string{"eu"}, "token_expires_in": 3600, "scopes": []string{"tenants:create", "tenants:read"}}, "")
+	if created.Status != 201 || !strings.Contains(created.Raw, `"regions":["eu"]`) {
+		t.Fatalf("an eu service account: %d %s", created.Status, created.Raw)
+	}
+	var bot struct {
+		Token string `json:"token"`
+	}
+	created.data(t, &bot)
+	if r := req(t, srv, "GET", orgPath(w, "/tenants"), bot.Token, nil); r.Status != 200 || !strings.Contains(r.Raw, paris.ID) ||
+		strings.Contains(r.Raw, ohio.ID) || strings.Contains(r.Raw, `"region":"us"`) {
+		t.Fatalf("the eu account's tenants: %d %s", r.Status, r.Raw)
+	}
+	if r := req(t, srv, "GET", orgPath(w, "/tenants/"+ohio.ID), bot.Token, nil); r.Status != 404 {
+		t.Fatalf("a us tenant to the eu account: %d %s", r.Status, r.Raw)
+	}
+	if r := httpReq(t, srv, "POST", orgPath(w, "/tenants"), bot.Token, map[string]any{"name": "nyc", "environment": "prod"}, ""); r.Status != 403 {
+		t.Fatalf("the eu account's creation in the default region, us: %d %s", r.Status, r.Raw)
+	}
+	if r := httpReq(t, srv, "POST", orgPath(w, "/tenants"), bot.Token, map[string]any{"name": "lyon", "environment": "prod", "region": "eu"}, ""); r.Status != 202 {
+		t.Fatalf("the eu account's creation in eu: %d %s", r.Status, r.Raw)
+	}
+
 	// us's worker stops: us's tenants' operations wait, eu's do not.
 	usWorker.stop(t)
 	for _, tn := range []store.Tenant{ohio, paris} {

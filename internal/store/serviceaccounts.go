@@ -34,6 +34,7 @@ type ServiceAccount struct {
 	Name                string     `bun:"name"`
 	Role                string     `bun:"role"`
 	Environments        []string   `bun:"environments,array"`
+	Regions             []string   `bun:"regions,array"`
 	Scopes              []string   `bun:"scopes,array"`
 	AccountableMemberID *string    `bun:"accountable_member_id"`
 	CreatedBy           string     `bun:"created_by"`
@@ -168,6 +169,7 @@ type ServiceAccountView struct {
 	Name         string   `json:"name"`
 	Role         string   `json:"role"`
 	Environments []string `json:"environments" doc:"Environments of the tenants it may see and act on; empty: every environment."`
+	Regions      []string `json:"regions" doc:"Regions of the tenants it may see and act on; empty: every region."`
 	Scopes       []string `json:"scopes"`
 	// Accountable is null when the human left or was removed: the account's
 	// tokens do not work until an owner or admin takes it over.
@@ -184,6 +186,7 @@ type ServiceAccountPrincipal struct {
 	Name         string
 	Role         string
 	Environments []string
+	Regions      []string
 	Scopes       []string
 	TokenID      string
 	LastUsedAt   *time.Time
@@ -198,6 +201,13 @@ type ServiceAccountPrincipal struct {
 // Sees reports whether the account may see tenants of the environment.
 func (p *ServiceAccountPrincipal) Sees(environment string) bool {
 	return len(p.Environments) == 0 || slices.Contains(p.Environments, environment)
+}
+
+// SeesRegion reports whether the account may see tenants of the region
+// ("" is the installation's own data plane, which a list of regions does
+// not include).
+func (p *ServiceAccountPrincipal) SeesRegion(region string) bool {
+	return len(p.Regions) == 0 || slices.Contains(p.Regions, region)
 }
 
 // Has reports whether the account holds the scope.
@@ -218,10 +228,10 @@ func AuthenticateServiceAccount(ctx context.Context, db bun.IDB, token, orgID st
 	var accountOrg string
 	var member, humanRole, minterRole, userID, email sql.NullString
 	var o Organization
-	var envs, scopes []string
+	var envs, regions, scopes []string
 	err := db.NewRaw(`
-		SELECT t.id, t.last_used_at, a.id, a.name, a.role, a.environments, a.scopes, a.org_id,
-		       m.id, m.role, mm.role, u.id, u.email, o.slug, o.name, o.plan_id, o.created_at, o.updated_at
+		SELECT t.id, t.last_used_at, a.id, a.name, a.role, a.environments, a.regions, a.scopes, a.org_id,
+		       m.id, m.role, mm.role, u.id, u.email, o.slug, o.name, o.plan_id, o.default_region, o.created_at, o.updated_at
 		FROM service_account_tokens t
 		JOIN service_accounts a ON a.id = t.service_account_id AND a.deleted_at IS NULL
 		JOIN organizations o ON o.id = a.org_id AND o.state = 'active'
@@ -229,15 +239,15 @@ func AuthenticateServiceAccount(ctx context.Context, db bun.IDB, token, orgID st
 		LEFT JOIN members mm ON mm.id = t.minted_by AND mm.org_id = a.org_id
 		LEFT JOIN users u ON u.id = m.user_id
 		WHERE t.token_hash = ? AND t.revoked_at IS NULL AND t.expires_at > now()`, p.TokenHash).
-		Scan(ctx, &sa.TokenID, &sa.LastUsedAt, &sa.ID, &sa.Name, &sa.Role, pgdialect.Array(&envs), pgdialect.Array(&scopes), &accountOrg,
-			&member, &humanRole, &minterRole, &userID, &email, &o.Slug, &o.Name, &o.PlanID, &o.CreatedAt, &o.UpdatedAt)
+		Scan(ctx, &sa.TokenID, &sa.LastUsedAt, &sa.ID, &sa.Name, &sa.Role, pgdialect.Array(&envs), pgdialect.Array(&regions), pgdialect.Array(&scopes), &accountOrg,
+			&member, &humanRole, &minterRole, &userID, &email, &o.Slug, &o.Name, &o.PlanID, &o.DefaultRegion, &o.CreatedAt, &o.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate service account: %w", err)
 	}
-	sa.Environments, sa.Scopes = envs, scopes
+	sa.Environments, sa.Regions, sa.Scopes = envs, regions, scopes
 	sa.HumanMemberID, sa.HumanRole, sa.MinterRole = member.String, humanRole.String, minterRole.String
 	p.UserID, p.Email, p.OrgID = userID.String, email.String, orgID
 	if orgID == accountOrg {
@@ -267,6 +277,7 @@ type NewServiceAccount struct {
 	Name         string
 	Role         domain.Role
 	Environments []string
+	Regions      []string
 	Scopes       []string
 	// Accountable is the member who answers for it (the creator).
 	Accountable MemberView
@@ -284,7 +295,7 @@ const liveServiceAccounts = `SELECT count(*) FROM service_accounts WHERE org_id 
 func CreateServiceAccount(ctx context.Context, db *bun.DB, in NewServiceAccount, ev EventBase) (ServiceAccountView, string, error) {
 	now := time.Now().UTC()
 	sa := ServiceAccount{ID: domain.NewID(domain.PrefixServiceAcct), OrgID: in.OrgID, Name: in.Name, Role: string(in.Role),
-		Environments: nonNil(in.Environments), Scopes: nonNil(in.Scopes), AccountableMemberID: &in.Accountable.ID,
+		Environments: nonNil(in.Environments), Regions: nonNil(in.Regions), Scopes: nonNil(in.Scopes), AccountableMemberID: &in.Accountable.ID,
 		CreatedBy: in.Accountable.UserID, CreatedAt: now, UpdatedAt: now}
 	var token string
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -359,7 +370,11 @@ func insertServiceToken(ctx context.Context, tx bun.Tx, accountID string, minter
 }
 
 func accountFields(sa ServiceAccount) map[string]any {
-	return map[string]any{"name": sa.Name, "role": sa.Role, "environments": sa.Environments, "scopes": sa.Scopes}
+	f := map[string]any{"name": sa.Name, "role": sa.Role, "environments": sa.Environments, "scopes": sa.Scopes}
+	if len(sa.Regions) > 0 {
+		f["regions"] = sa.Regions
+	}
+	return f
 }
 
 func nonNil(s []string) []string {
@@ -432,7 +447,7 @@ func serviceAccounts(ctx context.Context, db bun.IDB, orgID, id string, after Ke
 	now := time.Now()
 	out := make([]ServiceAccountView, len(rows))
 	for i, r := range rows {
-		v := ServiceAccountView{ID: r.ID, OrgID: r.OrgID, Name: r.Name, Role: r.Role, Environments: nonNil(r.Environments),
+		v := ServiceAccountView{ID: r.ID, OrgID: r.OrgID, Name: r.Name, Role: r.Role, Environments: nonNil(r.Environments), Regions: nonNil(r.Regions),
 			Scopes: nonNil(r.Scopes), CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Tokens: []ServiceTokenView{}}
 		if r.AccountableMemberID != nil {
 			if m, ok := members[*r.AccountableMemberID]; ok {
@@ -467,6 +482,7 @@ type ServiceAccountChange struct {
 	Name         *string
 	Role         *domain.Role
 	Environments *[]string
+	Regions      *[]string
 	Scopes       *[]string
 	// TakeOver makes this member the accountable human.
 	TakeOver *MemberView
@@ -501,6 +517,9 @@ func ChangeServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, ch 
 		if ch.Environments != nil {
 			sa.Environments = nonNil(*ch.Environments)
 		}
+		if ch.Regions != nil {
+			sa.Regions = nonNil(*ch.Regions)
+		}
 		if ch.Scopes != nil {
 			sa.Scopes = nonNil(*ch.Scopes)
 		}
@@ -508,7 +527,7 @@ func ChangeServiceAccount(ctx context.Context, db *bun.DB, orgID, id string, ch 
 			sa.AccountableMemberID = &ch.TakeOver.ID
 		}
 		sa.UpdatedAt = time.Now().UTC()
-		if _, err := tx.NewUpdate().Model(&sa).Column("name", "role", "environments", "scopes", "accountable_member_id", "updated_at").WherePK().Exec(ctx); err != nil {
+		if _, err := tx.NewUpdate().Model(&sa).Column("name", "role", "environments", "regions", "scopes", "accountable_member_id", "updated_at").WherePK().Exec(ctx); err != nil {
 			if IsUniqueViolation(err, "service_accounts_live_name_key") {
 				return domain.Errorf(domain.CodeConflict, "a service account named %q exists in this organization", sa.Name)
 			}

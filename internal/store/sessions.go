@@ -76,7 +76,7 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 		return Principal{}, ErrNoSession
 	}
 	p := Principal{TokenHash: HashSecret(token), OrgID: orgID}
-	var member, role, slug, name, plan sql.NullString
+	var member, role, slug, name, plan, defaultRegion sql.NullString
 	var created, updated sql.NullTime
 	var requireMFA sql.NullBool
 	var state sql.NullString
@@ -90,14 +90,14 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 		)
 		SELECT s.user_id, u.email, s.id, s.authenticated_at,
 			CASE WHEN o.require_mfa THEN NOT `+fmt.Sprintf(hasFactorSQL, "s.user_id")+` ELSE false END,
-			m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa, o.state, o.deletion_due_at
+			m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa, o.state, o.deletion_due_at, o.default_region
 		FROM sessions s
 		JOIN users u ON u.id = s.user_id
 		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
 		LEFT JOIN organizations o ON o.id = m.org_id
 		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
 		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &p.SessionID, &p.AuthenticatedAt, &p.NeedsSecondFactor,
-		&member, &role, &slug, &name, &plan, &created, &updated, &requireMFA, &state, &due)
+		&member, &role, &slug, &name, &plan, &created, &updated, &requireMFA, &state, &due, &defaultRegion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
 	}
@@ -108,6 +108,10 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	if p.MemberID != "" {
 		p.Org = &Organization{ID: orgID, Slug: slug.String, Name: name.String, PlanID: plan.String, CreatedAt: created.Time, UpdatedAt: updated.Time,
 			RequireMFA: requireMFA.Bool, State: state.String}
+		if defaultRegion.Valid {
+			region := defaultRegion.String
+			p.Org.DefaultRegion = &region
+		}
 		if due.Valid {
 			at := due.Time
 			p.Org.DeletionDueAt = &at

@@ -98,7 +98,7 @@ func TenantByID(ctx context.Context, db bun.IDB, orgID, id string) (Tenant, erro
 // ListTenants returns up to limit+1 tenants of the organisation after the
 // keyset position, oldest first, optionally in one state and of the given
 // environments.
-func ListTenants(ctx context.Context, db bun.IDB, orgID, state string, environments []string, after Keyset, limit int) ([]Tenant, error) {
+func ListTenants(ctx context.Context, db bun.IDB, orgID, state string, environments, regions []string, after Keyset, limit int) ([]Tenant, error) {
 	var out []Tenant
 	q := db.NewSelect().Model(&out).Where("org_id = ?", orgID).OrderExpr("created_at, id").Limit(int64(limit + 1))
 	if state != "" {
@@ -106,6 +106,9 @@ func ListTenants(ctx context.Context, db bun.IDB, orgID, state string, environme
 	}
 	if len(environments) > 0 {
 		q = q.Where("environment IN (?)", bun.In(environments))
+	}
+	if len(regions) > 0 {
+		q = q.Where("region IN (?)", bun.In(regions))
 	}
 	if after.ID != "" {
 		q = q.Where("(created_at, id) > (?, ?)", after.CreatedAt, after.ID)

@@ -290,6 +290,10 @@ type RecoveryCodesResult = generated.RecoveryCodesResult
 
 type RecoveryCodesResultEnvelope = generated.RecoveryCodesResultEnvelope
 
+type Region = generated.Region
+
+type RegionPage = generated.RegionPage
+
 type RegisterPasskeyRequest = generated.RegisterPasskeyRequest
 
 type ReplayStreamRequest = generated.ReplayStreamRequest
@@ -1753,6 +1757,22 @@ type ListOrganizationOperationsResponse500Headers = generated.ListOrganizationOp
 type ListOrganizationOperationsResponse503Headers = generated.ListOrganizationOperationsResponse503Headers
 
 type ListOrganizationOperationsResponse = generated.ListOrganizationOperationsResponse
+
+type ListRegionsResponse200Headers = generated.ListRegionsResponse200Headers
+
+type ListRegionsResponse401Headers = generated.ListRegionsResponse401Headers
+
+type ListRegionsResponse403Headers = generated.ListRegionsResponse403Headers
+
+type ListRegionsResponse404Headers = generated.ListRegionsResponse404Headers
+
+type ListRegionsResponse429Headers = generated.ListRegionsResponse429Headers
+
+type ListRegionsResponse500Headers = generated.ListRegionsResponse500Headers
+
+type ListRegionsResponse503Headers = generated.ListRegionsResponse503Headers
+
+type ListRegionsResponse = generated.ListRegionsResponse
 
 type RestoreOrganizationResponse202Headers = generated.RestoreOrganizationResponse202Headers
 

@@ -954,6 +954,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/organizations/{org_id}/regions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The regions tenants can live in
+         * @description The installation's regions (empty when it has none: every tenant is on its own data plane), the organisation's default marked. A region whose workers are all down is served: false; its tenants' operations wait for them, and the other regions' go on.
+         *
+         *     Requires the role permission `read`. A service account needs the scope `tenants:read`.
+         */
+        get: operations["listRegions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/organizations/{org_id}/restore": {
         parameters: {
             query?: never;
@@ -1420,6 +1442,8 @@ export interface components {
             /** @description Environments of the tenants the account may see and act on; empty: every environment. */
             environments?: string[];
             name: string;
+            /** @description Regions of the tenants the account may see and act on (of GET /organizations/{org_id}/regions); empty: every region. */
+            regions?: string[];
             /** @description No higher than the role of the member who sets it. */
             role: components["schemas"]["Role"];
             /** @description What the account may do. */
@@ -1454,6 +1478,8 @@ export interface components {
              */
             expires_in?: number;
             name: string;
+            /** @description Where the tenant's data lives: one of the installation's regions (GET /regions). Absent: the organisation's default region, or the installation's first. Fixed for the tenant's life; it is a label of its hostname (<name>-<organisation>.<region>.<domain>). An installation without regions refuses it. */
+            region?: string;
         };
         CreatedServiceAccount: {
             service_account: components["schemas"]["ServiceAccount"];
@@ -1775,6 +1801,8 @@ export interface components {
         Organization: {
             /** Format: date-time */
             created_at: string;
+            /** @description The region new tenants live in when a creation names none; null in an installation without regions. */
+            default_region: string | null;
             /**
              * Format: date-time
              * @description While deleting: when its tenants are decommissioned and its personal data erased, for good.
@@ -1957,6 +1985,17 @@ export interface components {
             data: components["schemas"]["RecoveryCodesResult"];
             meta: components["schemas"]["Meta"];
         };
+        Region: {
+            /** @description Whether the organisation's new tenants go to this region when a creation names none. */
+            default: boolean;
+            name: string;
+            /** @description Whether a worker of the region has asked for work within the last minutes. When false, the region's tenants' operations wait, and finish once its workers return; tenants of other regions are not held. */
+            serving: boolean;
+        };
+        RegionPage: {
+            data: components["schemas"]["Region"][];
+            meta: components["schemas"]["PageMeta"];
+        };
         RegisterPasskeyRequest: {
             challenge: string;
             /** @description the PublicKeyCredential navigator.credentials.create gave, in its JSON form (binary fields base64url) */
@@ -1989,6 +2028,8 @@ export interface components {
             id: string;
             name: string;
             org_id: string;
+            /** @description Regions of the tenants it may see and act on; empty: every region. */
+            regions: string[];
             role: components["schemas"]["Role"];
             scopes: components["schemas"]["Scope"][];
             tokens: components["schemas"]["ServiceToken"][];
@@ -2272,6 +2313,8 @@ export interface components {
             lifetime_editable: boolean;
             name: string;
             org_id: string;
+            /** @description Where the tenant's data lives, fixed for its life; null for a tenant on the installation's own data plane (an installation without regions, or a tenant created before it had them). */
+            region: string | null;
             state: components["schemas"]["TenantState"];
             /** Format: date-time */
             updated_at: string;
@@ -2326,6 +2369,8 @@ export interface components {
             date: string;
         };
         UpdateOrgRequest: {
+            /** @description Where new tenants live when a creation names no region: one of the installation's regions (GET /organizations/{org_id}/regions). Tenants already created stay where they are. */
+            default_region?: string;
             name?: string;
             plan?: string;
             /** @description true: members without a second factor get 403 MFA_REQUIRED here until they enrol one (owners only; the owner must have one; needs a recent authentication) */
@@ -2335,6 +2380,8 @@ export interface components {
             /** @description Environments of the tenants the account may see and act on; empty: every environment. */
             environments?: string[];
             name?: string;
+            /** @description Regions of the tenants the account may see and act on (of GET /organizations/{org_id}/regions); empty: every region. */
+            regions?: string[];
             /** @description No higher than the role of the member who sets it. */
             role?: components["schemas"]["Role"];
             /** @description What the account may do. */
@@ -4781,6 +4828,38 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listRegions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegionPage"];
+                };
+            };
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];

@@ -592,6 +592,9 @@ type CreateServiceAccountRequest struct {
 	Environments *[]string `json:"environments,omitempty"`
 	Name         string    `json:"name"`
 
+	// Regions Regions of the tenants the account may see and act on (of GET /organizations/{org_id}/regions); empty: every region.
+	Regions *[]string `json:"regions,omitempty"`
+
 	// Role No higher than the role of the member who sets it.
 	Role Role `json:"role"`
 
@@ -628,6 +631,9 @@ type CreateTenantRequest struct {
 	// ExpiresIn Makes the tenant ephemeral: seconds until its saga decommissions it, with no grace period (at most the server's bound, CP_TENANT_MAX_LIFETIME, 30 days by default). The plan's tenant quota counts it until then. Needs the power to decommission (tenant.destroy; a service account, tenants:decommission); POST /tenants/{tenant_id}/lifetime changes or clears it.
 	ExpiresIn *int64 `json:"expires_in,omitempty"`
 	Name      string `json:"name"`
+
+	// Region Where the tenant's data lives: one of the installation's regions (GET /regions). Absent: the organisation's default region, or the installation's first. Fixed for the tenant's life; it is a label of its hostname (<name>-<organisation>.<region>.<domain>). An installation without regions refuses it.
+	Region *string `json:"region,omitempty"`
 }
 
 // CreatedServiceAccount defines model for CreatedServiceAccount.
@@ -1028,6 +1034,9 @@ type OrgOperationPage struct {
 type Organization struct {
 	CreatedAt time.Time `json:"created_at"`
 
+	// DefaultRegion The region new tenants live in when a creation names none; null in an installation without regions.
+	DefaultRegion *string `json:"default_region"`
+
 	// DeletionDueAt While deleting: when its tenants are decommissioned and its personal data erased, for good.
 	DeletionDueAt *time.Time `json:"deletion_due_at,omitempty"`
 
@@ -1258,6 +1267,22 @@ type RecoveryCodesResultEnvelope struct {
 	Meta Meta                `json:"meta"`
 }
 
+// Region defines model for Region.
+type Region struct {
+	// Default Whether the organisation's new tenants go to this region when a creation names none.
+	Default bool   `json:"default"`
+	Name    string `json:"name"`
+
+	// Serving Whether a worker of the region has asked for work within the last minutes. When false, the region's tenants' operations wait, and finish once its workers return; tenants of other regions are not held.
+	Serving bool `json:"serving"`
+}
+
+// RegionPage defines model for RegionPage.
+type RegionPage struct {
+	Data []Region `json:"data"`
+	Meta PageMeta `json:"meta"`
+}
+
 // RegisterPasskeyRequest defines model for RegisterPasskeyRequest.
 type RegisterPasskeyRequest struct {
 	Challenge string `json:"challenge"`
@@ -1290,14 +1315,17 @@ type ServiceAccount struct {
 	CreatedBy   string       `json:"created_by"`
 
 	// Environments Environments of the tenants it may see and act on; empty: every environment.
-	Environments []string       `json:"environments"`
-	Id           string         `json:"id"`
-	Name         string         `json:"name"`
-	OrgId        string         `json:"org_id"`
-	Role         Role           `json:"role"`
-	Scopes       []Scope        `json:"scopes"`
-	Tokens       []ServiceToken `json:"tokens"`
-	UpdatedAt    time.Time      `json:"updated_at"`
+	Environments []string `json:"environments"`
+	Id           string   `json:"id"`
+	Name         string   `json:"name"`
+	OrgId        string   `json:"org_id"`
+
+	// Regions Regions of the tenants it may see and act on; empty: every region.
+	Regions   []string       `json:"regions"`
+	Role      Role           `json:"role"`
+	Scopes    []Scope        `json:"scopes"`
+	Tokens    []ServiceToken `json:"tokens"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
 
 // ServiceAccountEnvelope defines model for ServiceAccountEnvelope.
@@ -1630,12 +1658,15 @@ type Tenant struct {
 	Id        string     `json:"id"`
 
 	// LifetimeEditable Whether the caller may give the tenant a new lifetime or clear it now (POST /tenants/{tenant_id}/lifetime): the power to decommission, and the tenant neither ended nor being decommissioned.
-	LifetimeEditable bool        `json:"lifetime_editable"`
-	Name             string      `json:"name"`
-	OrgId            string      `json:"org_id"`
-	State            TenantState `json:"state"`
-	UpdatedAt        time.Time   `json:"updated_at"`
-	WorkflowId       string      `json:"workflow_id"`
+	LifetimeEditable bool   `json:"lifetime_editable"`
+	Name             string `json:"name"`
+	OrgId            string `json:"org_id"`
+
+	// Region Where the tenant's data lives, fixed for its life; null for a tenant on the installation's own data plane (an installation without regions, or a tenant created before it had them).
+	Region     *string     `json:"region"`
+	State      TenantState `json:"state"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+	WorkflowId string      `json:"workflow_id"`
 
 	// WorkflowUrl The tenant's saga in the Temporal UI, for operators; absent when the server is not configured with its address (CP_TEMPORAL_UI_URL).
 	WorkflowUrl *string `json:"workflow_url,omitempty"`
@@ -1703,8 +1734,10 @@ type UpcomingInvoice struct {
 
 // UpdateOrgRequest defines model for UpdateOrgRequest.
 type UpdateOrgRequest struct {
-	Name *string `json:"name,omitempty"`
-	Plan *string `json:"plan,omitempty"`
+	// DefaultRegion Where new tenants live when a creation names no region: one of the installation's regions (GET /organizations/{org_id}/regions). Tenants already created stay where they are.
+	DefaultRegion *string `json:"default_region,omitempty"`
+	Name          *string `json:"name,omitempty"`
+	Plan          *string `json:"plan,omitempty"`
 
 	// RequireMfa true: members without a second factor get 403 MFA_REQUIRED here until they enrol one (owners only; the owner must have one; needs a recent authentication)
 	RequireMfa *bool `json:"require_mfa,omitempty"`
@@ -1715,6 +1748,9 @@ type UpdateServiceAccountRequest struct {
 	// Environments Environments of the tenants the account may see and act on; empty: every environment.
 	Environments *[]string `json:"environments,omitempty"`
 	Name         *string   `json:"name,omitempty"`
+
+	// Regions Regions of the tenants the account may see and act on (of GET /organizations/{org_id}/regions); empty: every region.
+	Regions *[]string `json:"regions,omitempty"`
 
 	// Role No higher than the role of the member who sets it.
 	Role *Role `json:"role,omitempty"`
@@ -3131,6 +3167,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/organizations/{org_id}/operations (the `ListOrganizationOperations` operationId).
 	ListOrganizationOperations(ctx context.Context, orgId string, params *ListOrganizationOperationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRegions The regions tenants can live in
+	//
+	// The installation's regions (empty when it has none: every tenant is on its own data plane), the organisation's default marked. A region whose workers are all down is served: false; its tenants' operations wait for them, and the other regions' go on.
+	//
+	// Requires the role permission `read`. A service account needs the scope `tenants:read`.
+	//
+	// Corresponds with GET /api/v1/organizations/{org_id}/regions (the `ListRegions` operationId).
+	ListRegions(ctx context.Context, orgId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RestoreOrganization Restore the organisation during its deletion's grace period (owners)
 	//
@@ -4785,6 +4830,25 @@ func (c *Client) ChangeMemberRole(ctx context.Context, orgId string, memberId st
 // Corresponds with GET /api/v1/organizations/{org_id}/operations (the `ListOrganizationOperations` operationId).
 func (c *Client) ListOrganizationOperations(ctx context.Context, orgId string, params *ListOrganizationOperationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListOrganizationOperationsRequest(c.Server, orgId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRegions The regions tenants can live in
+//
+// The installation's regions (empty when it has none: every tenant is on its own data plane), the organisation's default marked. A region whose workers are all down is served: false; its tenants' operations wait for them, and the other regions' go on.
+//
+// Requires the role permission `read`. A service account needs the scope `tenants:read`.
+//
+// Corresponds with GET /api/v1/organizations/{org_id}/regions (the `ListRegions` operationId).
+func (c *Client) ListRegions(ctx context.Context, orgId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRegionsRequest(c.Server, orgId)
 	if err != nil {
 		return nil, err
 	}
@@ -8286,6 +8350,40 @@ func NewListOrganizationOperationsRequest(server string, orgId string, params *L
 	return req, nil
 }
 
+// NewListRegionsRequest constructs an http.Request for the ListRegions method
+func NewListRegionsRequest(server string, orgId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "org_id", orgId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/organizations/%s/regions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRestoreOrganizationRequest constructs an http.Request for the RestoreOrganization method
 func NewRestoreOrganizationRequest(server string, orgId string, params *RestoreOrganizationParams) (*http.Request, error) {
 	var err error
@@ -10263,6 +10361,17 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/organizations/{org_id}/operations (the `ListOrganizationOperations` operationId).
 	ListOrganizationOperationsWithResponse(ctx context.Context, orgId string, params *ListOrganizationOperationsParams, reqEditors ...RequestEditorFn) (*ListOrganizationOperationsResponse, error)
+
+	// ListRegionsWithResponse The regions tenants can live in
+	//
+	// The installation's regions (empty when it has none: every tenant is on its own data plane), the organisation's default marked. A region whose workers are all down is served: false; its tenants' operations wait for them, and the other regions' go on.
+	//
+	// Requires the role permission `read`. A service account needs the scope `tenants:read`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/organizations/{org_id}/regions (the `ListRegions` operationId).
+	ListRegionsWithResponse(ctx context.Context, orgId string, reqEditors ...RequestEditorFn) (*ListRegionsResponse, error)
 
 	// RestoreOrganizationWithResponse Restore the organisation during its deletion's grace period (owners)
 	//
@@ -21213,6 +21322,161 @@ func (r ListOrganizationOperationsResponse) ContentType() string {
 	return ""
 }
 
+// ListRegionsResponse200Headers the declared response headers of an HTTP 200 response for ListRegions
+type ListRegionsResponse200Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// ListRegionsResponse401Headers the declared response headers of an HTTP 401 response for ListRegions
+type ListRegionsResponse401Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// ListRegionsResponse403Headers the declared response headers of an HTTP 403 response for ListRegions
+type ListRegionsResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// ListRegionsResponse404Headers the declared response headers of an HTTP 404 response for ListRegions
+type ListRegionsResponse404Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// ListRegionsResponse429Headers the declared response headers of an HTTP 429 response for ListRegions
+type ListRegionsResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestID         string
+}
+
+// ListRegionsResponse500Headers the declared response headers of an HTTP 500 response for ListRegions
+type ListRegionsResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// ListRegionsResponse503Headers the declared response headers of an HTTP 503 response for ListRegions
+type ListRegionsResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestID         string
+}
+
+type ListRegionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RegionPage
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListRegionsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListRegionsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListRegionsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListRegionsResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListRegionsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListRegionsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListRegionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRegionsResponse) GetJSON200() *RegionPage {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListRegionsResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListRegionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListRegionsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListRegionsResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListRegionsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListRegionsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRegionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRegionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRegionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRegionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RestoreOrganizationResponse202Headers the declared response headers of an HTTP 202 response for RestoreOrganization
 type RestoreOrganizationResponse202Headers struct {
 	IdempotentReplayed *string
@@ -26405,6 +26669,23 @@ func (c *ClientWithResponses) ListOrganizationOperationsWithResponse(ctx context
 		return nil, err
 	}
 	return ParseListOrganizationOperationsResponse(rsp)
+}
+
+// ListRegionsWithResponse The regions tenants can live in
+//
+// The installation's regions (empty when it has none: every tenant is on its own data plane), the organisation's default marked. A region whose workers are all down is served: false; its tenants' operations wait for them, and the other regions' go on.
+//
+// Requires the role permission `read`. A service account needs the scope `tenants:read`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/organizations/{org_id}/regions (the `ListRegions` operationId).
+func (c *ClientWithResponses) ListRegionsWithResponse(ctx context.Context, orgId string, reqEditors ...RequestEditorFn) (*ListRegionsResponse, error) {
+	rsp, err := c.ListRegions(ctx, orgId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRegionsResponse(rsp)
 }
 
 // RestoreOrganizationWithResponse Restore the organisation during its deletion's grace period (owners)
@@ -48369,6 +48650,308 @@ func ParseListOrganizationOperationsResponse(rsp *http.Response) (*ListOrganizat
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListOrganizationOperationsResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListRegionsResponse parses an HTTP response from a ListRegionsWithResponse call
+func ParseListRegionsResponse(rsp *http.Response) (*ListRegionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRegionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RegionPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListRegionsResponse200Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListRegionsResponse401Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListRegionsResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListRegionsResponse404Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListRegionsResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListRegionsResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListRegionsResponse503Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
