@@ -303,6 +303,7 @@ func TestTenantsLiveInTheirRegionServedByTheRegionsOwnWorkers(t *testing.T) {
 	if got := us.has(t, ohio); !got.Route || got.RouteEnabled {
 		t.Fatalf("the us tenant's route after its suspension: %+v", got)
 	}
+	recordHistory(t, h, ohio.WorkflowID, "", "region")
 }
 
 // TestARegionsWorkerHoldsNothingOfAnotherRegion tries, as eu's worker,

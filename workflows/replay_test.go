@@ -65,7 +65,7 @@ func TestAnUnversionedChangeFailsTheReplay(t *testing.T) {
 	// Every revision's recorded provisionings that completed, the current
 	// one's included.
 	var files []string
-	for _, name := range []string{"lifecycle", "stuck-destruction", "cancel"} {
+	for _, name := range []string{"lifecycle", "stuck-destruction", "cancel", "region"} {
 		files = append(files, histories(t, "v*-"+name+".json")...)
 	}
 	if !slices.ContainsFunc(files, func(f string) bool { return strings.HasPrefix(filepath.Base(f), HistoryPrefix()+"-") }) {
