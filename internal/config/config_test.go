@@ -555,3 +555,56 @@ func TestBillingIsOffWithoutAKeyAndItsSettingsAreCheckedAllAtOnce(t *testing.T) 
 		t.Errorf("the error quotes the secret key:\n%v", err)
 	}
 }
+
+func TestRegionsAreDistinctDNSLabelsInOrder(t *testing.T) {
+	c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL": "postgres://x/y", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"CP_REGIONS": " eu , us-east,ap1 "}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if want := []string{"eu", "us-east", "ap1"}; !slices.Equal(c.Regions, want) {
+		t.Fatalf("regions %v, want %v", c.Regions, want)
+	}
+	if c, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL": "postgres://x/y", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="})); err != nil || c.Regions != nil {
+		t.Fatalf("without CP_REGIONS: %v %v", c.Regions, err)
+	}
+	for _, bad := range []string{"EU", "eu,eu", "1eu", "eu-", "eu,,us", "a-very-long-region-name-indeed", "eu us"} {
+		_, err := Load(ModeAPI, env(map[string]string{"CP_DATABASE_URL": "postgres://x/y", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "CP_REGIONS": bad}))
+		if err == nil || !strings.Contains(err.Error(), "CP_REGIONS") {
+			t.Errorf("CP_REGIONS=%q: %v", bad, err)
+		}
+	}
+}
+
+// A region's worker is configured with its region's data plane and the key
+// ring only: the control plane's database and the list of regions are
+// refused, so its configuration cannot hold another region's credentials.
+func TestARegionsWorkerHoldsItsRegionsDataPlaneOnly(t *testing.T) {
+	ok := map[string]string{"CP_REGION": "eu", "CP_REGION_DATABASE_URL": "postgres://eu@db.eu/plane", "CP_KEY_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	c, err := Load(ModeRegionWorker, env(ok))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Region != "eu" || c.RegionDatabaseURL != ok["CP_REGION_DATABASE_URL"] || c.DatabaseURL != "" || c.SMTP.Addr != "" {
+		t.Fatalf("config %+v", c)
+	}
+	for _, c := range []struct {
+		set  map[string]string
+		drop string
+		key  string
+	}{
+		{set: map[string]string{"CP_DATABASE_URL": "postgres://cp@db/controlplane"}, key: "CP_DATABASE_URL"},
+		{set: map[string]string{"CP_REGIONS": "eu,us"}, key: "CP_REGIONS"},
+		{drop: "CP_REGION_DATABASE_URL", key: "CP_REGION_DATABASE_URL"},
+		{set: map[string]string{"CP_REGION_DATABASE_URL": "mysql://eu@db.eu/plane"}, key: "CP_REGION_DATABASE_URL"},
+		{set: map[string]string{"CP_REGION": "Europe"}, key: "CP_REGION"},
+		{drop: "CP_KEY_ENCRYPTION_KEYS", key: "CP_KEY_ENCRYPTION_KEYS"},
+	} {
+		e := maps.Clone(ok)
+		maps.Copy(e, c.set)
+		delete(e, c.drop)
+		if _, err := Load(ModeRegionWorker, env(e)); err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%v without %s: %v", c.set, c.drop, err)
+		}
+	}
+}
