@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -33,8 +35,9 @@ func runVerify(ctx context.Context, cfg config.Config, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	settle := fs.Duration("settle", time.Minute, "leave out what changed this recently (a saga between two writes)")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
+	region := fs.String("region", "", "compare the data plane of this region (CP_REGION_DATABASE_URL) instead of the installation's own")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: controlplane verify [-settle 1m] [-json]\n\n"+
+		fmt.Fprint(fs.Output(), "usage: controlplane verify [-settle 1m] [-json] [-region <name> with CP_REGION_DATABASE_URL]\n\n"+
 			"Compares tenants and operations (Postgres), tenant workflows (Temporal, task queue CP_TASK_QUEUE)\n"+
 			"and data-plane resources, and lists every disagreement. Each running workflow is described\n"+
 			"(a few at a time) for a workflow task that keeps failing and a history grown long. Exit status:\n"+
@@ -49,6 +52,11 @@ func runVerify(ctx context.Context, cfg config.Config, args []string) error {
 	}
 	if fs.NArg() > 0 || *settle < 0 {
 		fs.Usage()
+		return exitUsage
+	}
+	if *region != "" && (!slices.Contains(cfg.Regions, *region) || cfg.RegionDatabaseURL == "") {
+		fmt.Fprintf(os.Stderr, "controlplane verify: -region %s needs the region among CP_REGIONS (%s) and its data plane in CP_REGION_DATABASE_URL\n",
+			*region, strings.Join(cfg.Regions, ","))
 		return exitUsage
 	}
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
@@ -68,8 +76,16 @@ func runVerify(ctx context.Context, cfg config.Config, args []string) error {
 		return exitUnreadable
 	}
 	defer tc.Close()
+	plane := db
+	if *region != "" {
+		if plane, err = store.OpenPool(ctx, cfg.RegionDatabaseURL, 4); err != nil {
+			log.Error().Err(err).Str("region", *region).Msg("the region's data plane is unreachable")
+			return exitUnreadable
+		}
+		defer plane.Close()
+	}
 	snap, err := drift.Collect(ctx, drift.Sources{DB: db, Temporal: tc, Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue,
-		WorkflowType: workflows.TenantWorkflowType, Plane: &dataplane.Postgres{DB: db}})
+		WorkflowType: workflows.TenantWorkflowType, Plane: &dataplane.Postgres{DB: plane}, Region: *region})
 	if err != nil {
 		log.Error().Err(err).Msg("nothing compared: a source could not be read")
 		return exitUnreadable

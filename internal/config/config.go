@@ -419,6 +419,9 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	c.DatabaseURL = r.str("CP_DATABASE_URL", "")
 	if mode == ModeRegionWorker {
 		r.regionWorker(&c)
+	} else if mode == ModeVerify {
+		// verify -region compares that region's data plane.
+		c.RegionDatabaseURL = r.str("CP_REGION_DATABASE_URL", "")
 	}
 	c.DatabaseMaxConns = r.intIn("CP_DATABASE_MAX_CONNS", 32, 2, 1000)
 	c.WorkflowCacheSize = r.intIn("CP_WORKFLOW_CACHE_SIZE", 2000, 10, 1_000_000)

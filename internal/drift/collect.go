@@ -36,7 +36,9 @@ type Sources struct {
 	Namespace    string
 	TaskQueue    string
 	WorkflowType string
-	Plane        Plane
+	// Plane is the data plane of Region ("": the installation's own).
+	Plane  Plane
+	Region string
 }
 
 // Collect reads a snapshot. The order makes a change in flight look
@@ -50,7 +52,7 @@ type Sources struct {
 // time) and the latest run of each live tenant's workflow the list does
 // not show.
 func Collect(ctx context.Context, src Sources) (Snapshot, error) {
-	s := Snapshot{At: time.Now(), Closed: map[string]enumspb.WorkflowExecutionStatus{}}
+	s := Snapshot{At: time.Now(), Closed: map[string]enumspb.WorkflowExecutionStatus{}, Region: src.Region}
 	var err error
 	if s.Resources, err = src.Plane.All(ctx); err != nil {
 		return s, fmt.Errorf("data plane: %w", err)
@@ -62,12 +64,12 @@ func Collect(ctx context.Context, src Sources) (Snapshot, error) {
 		return s, fmt.Errorf("temporal: %w", err)
 	}
 	var rows []store.Tenant
-	if err := src.DB.NewSelect().Model(&rows).Column("id", "org_id", "state", "workflow_id", "current_operation_id", "created_at", "updated_at", "expires_at").
+	if err := src.DB.NewSelect().Model(&rows).Column("id", "org_id", "state", "workflow_id", "current_operation_id", "created_at", "updated_at", "expires_at", "region").
 		Order("id").Scan(ctx); err != nil {
 		return s, fmt.Errorf("postgres: tenants: %w", err)
 	}
 	for _, r := range rows {
-		t := Tenant{ID: r.ID, OrgID: r.OrgID, State: r.State, WorkflowID: r.WorkflowID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		t := Tenant{ID: r.ID, OrgID: r.OrgID, State: r.State, WorkflowID: r.WorkflowID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Region: r.Region}
 		if r.CurrentOperationID != nil {
 			t.CurrentOperationID = *r.CurrentOperationID
 		}

@@ -37,6 +37,9 @@ const (
 	// Data-plane resources exist for a tenant with no row, or one that is
 	// failed or decommissioned.
 	CodeResourceWithoutTenant = "resource_without_tenant"
+	// The data plane read has resources of a tenant that lives in another
+	// region (or on the installation's own data plane).
+	CodeResourceOutsideRegion = "resource_outside_its_region"
 	// An active or suspended tenant with no operation under way lacks a
 	// resource.
 	CodeResourceMissing = "resource_missing"
@@ -101,6 +104,8 @@ type Tenant struct {
 	CreatedAt, UpdatedAt         time.Time
 	// ExpiresAt is an ephemeral tenant's end of life (zero: none).
 	ExpiresAt time.Time
+	// Region is where its data plane is ("": the installation's own).
+	Region string
 }
 
 // Organization is what the check needs of an organisation that is not
@@ -152,7 +157,18 @@ type Snapshot struct {
 	Operations    []Operation
 	Workflows     []Workflow
 	Closed        map[string]enumspb.WorkflowExecutionStatus
-	Resources     map[string]dataplane.Resources
+	// Resources are those of one data plane: Region's ("": the
+	// installation's own); only its tenants are compared with it.
+	Resources map[string]dataplane.Resources
+	Region    string
+}
+
+// regionName names a region in a finding.
+func regionName(region string) string {
+	if region == "" {
+		return "the installation's own data plane"
+	}
+	return "region " + region
 }
 
 // betweenRuns reports whether a workflow the list does not show running
@@ -281,13 +297,16 @@ func Compare(s Snapshot, settle time.Duration) []Finding {
 		switch {
 		case !ok:
 			out = append(out, Finding{Code: CodeResourceWithoutTenant, TenantID: id, Detail: "no tenant row; the data plane has " + has(r)})
+		case t.Region != s.Region:
+			out = append(out, Finding{Code: CodeResourceOutsideRegion, TenantID: id, OrgID: t.OrgID, WorkflowID: t.WorkflowID,
+				Detail: fmt.Sprintf("tenant lives in %s; %s has %s", regionName(t.Region), regionName(s.Region), has(r))})
 		case ended(t.State) && settled(t.UpdatedAt):
 			out = append(out, Finding{Code: CodeResourceWithoutTenant, TenantID: id, OrgID: t.OrgID, WorkflowID: t.WorkflowID,
 				Detail: fmt.Sprintf("tenant is %s; the data plane still has %s", t.State, has(r))})
 		}
 	}
 	for _, t := range s.Tenants {
-		if !atRest(t.State) || t.CurrentOperationID != "" || !settled(t.UpdatedAt) {
+		if !atRest(t.State) || t.CurrentOperationID != "" || !settled(t.UpdatedAt) || t.Region != s.Region {
 			continue
 		}
 		r := s.Resources[t.ID]

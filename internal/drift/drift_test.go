@@ -267,3 +267,31 @@ func TestPendingActivitiesNameTypeAttemptAndLastFailure(t *testing.T) {
 		t.Fatalf("none pending: %q", got)
 	}
 }
+
+// A data plane is compared with its own region's tenants only: a tenant of
+// eu is neither missing from the installation's own data plane nor from
+// us's, and its resources on another region's data plane are found as out
+// of their region.
+func TestEachRegionsDataPlaneIsComparedWithItsOwnTenants(t *testing.T) {
+	s := consistent()
+	s.Tenants = append(s.Tenants, Tenant{ID: "tnt_E", OrgID: "org_1", State: "active", WorkflowID: "wf-E", CreatedAt: old, UpdatedAt: old, Region: "eu"})
+	s.Workflows = append(s.Workflows, Workflow{ID: "wf-E", TenantID: "tnt_E", SagaStatus: "idle", TenantState: "active", StartedAt: old})
+	if f := Compare(s, time.Minute); len(f) != 0 {
+		t.Fatalf("the installation's own data plane, an eu tenant elsewhere: %v", codes(f))
+	}
+	eu := s
+	eu.Region, eu.Resources = "eu", map[string]dataplane.Resources{"tnt_E": all}
+	if f := Compare(eu, time.Minute); len(f) != 0 {
+		t.Fatalf("eu's data plane with its tenant: %v", codes(f))
+	}
+	eu.Resources = map[string]dataplane.Resources{}
+	if got := codes(Compare(eu, time.Minute)); !slices.Equal(got, []string{CodeResourceMissing + " tnt_E"}) {
+		t.Fatalf("eu's data plane without its tenant: %v", got)
+	}
+	us := s
+	us.Region, us.Resources = "us", map[string]dataplane.Resources{"tnt_E": {Schema: true}}
+	f := Compare(us, time.Minute)
+	if got := codes(f); !slices.Equal(got, []string{CodeResourceOutsideRegion + " tnt_E"}) || !strings.Contains(f[0].Detail, "lives in region eu; region us has") {
+		t.Fatalf("us's data plane with an eu tenant's schema: %v %v", got, f)
+	}
+}
