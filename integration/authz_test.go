@@ -156,6 +156,9 @@ var fixtures = map[string]fixture{
 	"GET /api/v1/organizations/:org_id/tenants": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/tenants"), nil, 200, ""}
 	},
+	"GET /api/v1/organizations/:org_id/regions": func(_ *testing.T, _ *harness.Harness, w world) cellCall {
+		return cellCall{orgPath(w, "/regions"), nil, 200, ""}
+	},
 	"GET /api/v1/organizations/:org_id/tenants/:tenant_id": func(t *testing.T, h *harness.Harness, w world) cellCall {
 		return cellCall{orgPath(w, "/tenants/"+addTenantRow(t, h, w, domain.StateActive)), nil, 200, ""}
 	},

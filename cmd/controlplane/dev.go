@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,6 +158,13 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	stops = append(stops, func() { w.Stop(); log.Info().Msg("worker stopped") })
+	for _, region := range cfg.Regions {
+		stop, err := startDevRegion(ctx, cfg, region, tc, log)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stop)
+	}
 	stopWatch, err := startWatch(cfg, db, tc, log)
 	if err != nil {
 		return err
@@ -178,6 +186,34 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log)}, func(addr string) {
 		banner(log, cfg, addr, tr.srv, codecToken, operatorFiles, time.Since(start))
 	})
+}
+
+// startDevRegion serves a region of CP_REGIONS in dev: its data plane is a
+// database of its own beside dev's (<database>_region_<name>), served by a
+// region worker in this process, as `controlplane worker --region` serves
+// one in production.
+func startDevRegion(ctx context.Context, cfg config.Config, region string, tc client.Client, log zerolog.Logger) (stop func(), err error) {
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimPrefix(u.Path, "/") + "_region_" + strings.ReplaceAll(region, "-", "_")
+	if err := pgcluster.CreateDatabase(ctx, cfg.DatabaseURL, name); err != nil {
+		return nil, fmt.Errorf("region %s's data plane: %w", region, err)
+	}
+	u.Path = "/" + name
+	db, err := store.OpenPool(ctx, u.String(), 8)
+	if err != nil {
+		return nil, err
+	}
+	rcfg := cfg
+	rcfg.Region, rcfg.RegionDatabaseURL, rcfg.DatabaseMaxConns = region, u.String(), 8
+	w, err := startRegionWorker(ctx, rcfg, db, tc, log.With().Str("region", region).Logger())
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return func() { w.Stop(); db.Close(); log.Info().Str("region", region).Msg("region worker stopped") }, nil
 }
 
 // waitForPollers returns once the task queue has a poller: the embedded
