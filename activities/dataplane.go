@@ -104,7 +104,7 @@ func (r *Region) ApplyStep(ctx context.Context, in StepInput) (int, error) {
 	stop := heartbeat(ctx)
 	defer stop()
 	attempt := int(activity.GetInfo(ctx).Attempt)
-	if err := fn(ctx, in.Tenant); err != nil {
+	if err := untilAvailable(ctx, in, func() error { return fn(ctx, in.Tenant) }); err != nil {
 		activity.GetLogger(ctx).Warn("step failed", "region", r.Name, "operation_id", in.OperationID, "step", in.Step, "attempt", attempt, "error", err)
 		return 0, temporal.NewApplicationErrorWithCause(dataplane.PublicError(err), "STEP_FAILED", err)
 	}
