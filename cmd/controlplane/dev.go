@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/intelliauth/controlplane/internal/codec"
 	"github.com/intelliauth/controlplane/internal/config"
@@ -68,6 +69,13 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 
+	// The SDK's cache of workflows in memory is one per process, made by
+	// the first worker with the size set then: the embedded server's own
+	// workers (its system workflows) start first, so the size is set
+	// before the server starts. Set later, the cache kept its default
+	// (10,000 workflows) and the process grew with its tenants.
+	worker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
+
 	// Temporal and Postgres start side by side: they are the slow parts.
 	type temporalResult struct {
 		srv *temporalserver.Server
@@ -81,6 +89,9 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 			DatabaseFile:     filepath.Join(cfg.DataDir, "temporal.db"),
 			Namespace:        cfg.TemporalNamespace,
 			SearchAttributes: workflows.SearchAttributes(),
+			// The server's workflows in memory are bounded as the
+			// worker's are: neither grows with the tenants.
+			CachedWorkflows: cfg.WorkflowCacheSize,
 			// The UI decodes payloads through the codec on its own listener:
 			// its pages are trusted without a token (the dev UI has no sign-in
 			// to carry one, and answers only to its own Host), the CLI sends

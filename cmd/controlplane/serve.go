@@ -214,7 +214,8 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		plane = &dataplane.Faulty{Inner: dp, Faults: faults}
 		log.Warn().Interface("faults", cfg.Faults).Msg("fault drills active (CP_FAULTS)")
 	}
-	// Process-wide, and before the first worker starts.
+	// Process-wide, and before the first worker starts (dev sets it before
+	// its embedded server's workers; setting it again changes nothing).
 	worker.SetStickyWorkflowCacheSize(cfg.WorkflowCacheSize)
 	w := worker.New(tc, cfg.TaskQueue, workflows.WorkerOptions(cfg.DatabaseMaxConns))
 	w.RegisterWorkflowWithOptions(workflows.TenantWorkflow, workflow.RegisterOptions{Name: workflows.TenantWorkflowType})

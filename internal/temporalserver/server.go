@@ -54,6 +54,11 @@ type Options struct {
 	// Log receives the server's log lines (at warn level and above unless the
 	// logger's level is lower).
 	Log zerolog.Logger
+	// CachedWorkflows bounds the workflows whose state the server keeps in
+	// memory between their tasks (0: Temporal's default, 128,000, which an
+	// installation of tenants, each with a workflow for life, fills: the
+	// process then grows with its tenants).
+	CachedWorkflows int
 }
 
 // Server is a running embedded Temporal server.
@@ -121,7 +126,7 @@ func Start(opts Options) (*Server, error) {
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicConfig(onePartition)),
+		temporal.WithDynamicConfigClient(dynamicConfig(onePartition, opts.CachedWorkflows)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("build temporal server: %w", err)
@@ -290,8 +295,16 @@ func serverConfig(host string, port int, sqlConf *config.SQL) *config.Config {
 // sat in a partition no poller was on. A file in which an earlier run (with
 // four partitions) left tasks in the other partitions keeps four until they
 // are delivered: pollers never read a partition beyond the count.
-func dynamicConfig(onePartition bool) dynamicconfig.StaticClient {
+//
+// The history service keeps each workflow's mutable state it touched in a
+// cache of the host, up to 128,000 entries for an hour by default: with a
+// workflow per tenant, the embedded server's memory grew with the tenants.
+// cached bounds it as the worker's own cache is bounded.
+func dynamicConfig(onePartition bool, cached int) dynamicconfig.StaticClient {
 	dc := dynamicconfig.StaticClient{}
+	if cached > 0 {
+		dc[dynamicconfig.HistoryCacheHostLevelMaxSize.Key()] = cached
+	}
 	if onePartition {
 		dc[dynamicconfig.MatchingNumTaskqueueReadPartitions.Key()] = 1
 		dc[dynamicconfig.MatchingNumTaskqueueWritePartitions.Key()] = 1
