@@ -229,7 +229,7 @@ func (p *devProcess) stop(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

@@ -3,11 +3,13 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,54 +31,19 @@ func TestDevKeepsAtMostItsWorkflowCacheOfTenantWorkflowsInMemory(t *testing.T) {
 	if _, err := db.ExecContext(t.Context(), "UPDATE organizations SET plan_id = 'enterprise'"); err != nil {
 		t.Fatal(err)
 	}
-	api := "http://" + p.api + "/api/v1"
-	call := func(method, path, token string, body any, out any) int {
-		t.Helper()
-		var buf bytes.Buffer
-		if body != nil {
-			_ = json.NewEncoder(&buf).Encode(body)
-		}
-		req, _ := http.NewRequestWithContext(t.Context(), method, api+path, &buf)
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		if method == "POST" {
-			req.Header.Set("Idempotency-Key", fmt.Sprintf("cache-%d", time.Now().UnixNano()))
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if out != nil {
-			_ = json.NewDecoder(resp.Body).Decode(&struct{ Data any }{out})
-		}
-		return resp.StatusCode
-	}
-	var session struct {
-		Token string `json:"token"`
-	}
-	if code := call("POST", "/auth/sign-in", "", map[string]string{"email": config.DevOwnerEmail, "password": config.DevOwnerPassword}, &session); code != 200 {
-		t.Fatalf("sign in: %d", code)
-	}
-	var orgs []struct {
-		ID string `json:"id"`
-	}
-	if code := call("GET", "/organizations", session.Token, nil, &orgs); code != 200 || len(orgs) == 0 {
-		t.Fatalf("organizations: %d %v", code, orgs)
-	}
-	tenants := "/organizations/" + orgs[0].ID + "/tenants"
+	c := signInToDev(t, p)
+	call := c.call
+	tenants := "/organizations/" + c.org + "/tenants"
 	const n = 30
 	for i := range n {
-		if code := call("POST", tenants, session.Token, map[string]string{"name": fmt.Sprintf("cached-%02d", i), "environment": "prod"}, nil); code != 202 {
+		if code := call("POST", tenants, map[string]string{"name": fmt.Sprintf("cached-%02d", i), "environment": "prod"}, nil); code != 202 {
 			t.Fatalf("create %d: %d", i, code)
 		}
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var active []any
-		if code := call("GET", tenants+"?state=active&limit=100", session.Token, nil, &active); code != 200 {
+		if code := call("GET", tenants+"?state=active&limit=100", nil, &active); code != 200 {
 			t.Fatalf("list: %d", code)
 		}
 		if len(active) == n {
@@ -92,9 +59,96 @@ func TestDevKeepsAtMostItsWorkflowCacheOfTenantWorkflowsInMemory(t *testing.T) {
 	}
 }
 
+// devOwner is the dev owner signed in to a `controlplane dev`, with its
+// organisation.
+type devOwner struct {
+	t     testing.TB
+	api   string
+	token string
+	org   string
+	keys  atomic.Int64
+}
+
+// signInToDev signs the dev owner in.
+func signInToDev(t testing.TB, p *devProcess) *devOwner {
+	t.Helper()
+	c := &devOwner{t: t, api: "http://" + p.api + "/api/v1"}
+	var session struct {
+		Token string `json:"token"`
+	}
+	if code := c.call("POST", "/auth/sign-in", map[string]string{"email": config.DevOwnerEmail, "password": config.DevOwnerPassword}, &session); code != 200 {
+		t.Fatalf("sign in: %d", code)
+	}
+	c.token = session.Token
+	var orgs []struct {
+		ID string `json:"id"`
+	}
+	if code := c.call("GET", "/organizations", nil, &orgs); code != 200 || len(orgs) == 0 {
+		t.Fatalf("organizations: %d %v", code, orgs)
+	}
+	c.org = orgs[0].ID
+	return c
+}
+
+// call sends a request as the owner (a POST with a new Idempotency-Key),
+// decodes the envelope's data into out and returns the status.
+func (c *devOwner) call(method, path string, body any, out any) int {
+	var buf bytes.Buffer
+	if body != nil {
+		_ = json.NewEncoder(&buf).Encode(body)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), method, c.api+path, &buf)
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if method == "POST" {
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("dev-%d-%d", time.Now().UnixNano(), c.keys.Add(1)))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Error(err)
+		return 0
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(&struct{ Data any }{out})
+	}
+	return resp.StatusCode
+}
+
+// page reads a page of a list: how many items it has and the next
+// page's cursor ("" at the end).
+func (c *devOwner) page(path string) (int, string) {
+	var env struct {
+		Data []json.RawMessage `json:"data"`
+		Meta struct {
+			Cursor  string `json:"cursor"`
+			HasMore bool   `json:"has_more"`
+		} `json:"meta"`
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", c.api+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		c.t.Fatal(err)
+	}
+	if !env.Meta.HasMore {
+		return len(env.Data), ""
+	}
+	return len(env.Data), env.Meta.Cursor
+}
+
 // stickyCacheSize reads the SDK's count of workflows in memory from the
 // process's metrics.
-func stickyCacheSize(t *testing.T, metricsAddr string) int {
+func stickyCacheSize(t testing.TB, metricsAddr string) int {
 	t.Helper()
 	code, body := get(t, "http://"+metricsAddr+"/metrics")
 	if code != 200 {
