@@ -13,7 +13,9 @@ const regionsPollMs = 10_000;
 // watchRegions hands the regions to set now and every regionsPollMs, and
 // returns what stops it (an $effect's cleanup). A failed look keeps the
 // last answer: regions say where tenants are and whether they wait, they
-// do not hold the page up.
+// do not hold the page up. An installation without regions answers an
+// empty list once and is not asked again: its regions are its
+// configuration, which does not change while the console is open.
 export function watchRegions(orgId: string, set: (regions: Region[]) => void): () => void {
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -21,6 +23,7 @@ export function watchRegions(orgId: string, set: (regions: Region[]) => void): (
     try {
       const page = await ok(api.GET("/api/v1/organizations/{org_id}/regions", { params: { path: { org_id: orgId } } }));
       if (!stopped) set(page.data);
+      if (page.data.length === 0) return;
     } catch {
       // kept: the last answer
     }
