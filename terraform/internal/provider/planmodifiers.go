@@ -41,32 +41,3 @@ func (m unlessChangedModifier) PlanModifyString(ctx context.Context, req planmod
 	}
 	resp.PlanValue = req.StateValue
 }
-
-// keepWhenUnset keeps an Optional+Computed attribute's value from the state
-// in the plan, null included, while the configuration leaves it out: what
-// the server chose at creation (or null, where it chose none) is not a
-// change. UseStateForUnknown keeps no null, so an attribute the server
-// left null would be planned unknown whenever another attribute changes,
-// and a RequiresReplace after it would replace the resource.
-func keepWhenUnset() planmodifier.String {
-	return keepWhenUnsetModifier{}
-}
-
-type keepWhenUnsetModifier struct{}
-
-func (keepWhenUnsetModifier) Description(context.Context) string {
-	return "Keeps the value from the state, null included, while the configuration leaves it out."
-}
-
-func (m keepWhenUnsetModifier) MarkdownDescription(ctx context.Context) string {
-	return m.Description(ctx)
-}
-
-func (keepWhenUnsetModifier) PlanModifyString(_ context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
-	// Nothing to keep when creating or destroying, nor when the
-	// configuration sets the value (known or not).
-	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() || !req.ConfigValue.IsNull() {
-		return
-	}
-	resp.PlanValue = req.StateValue
-}

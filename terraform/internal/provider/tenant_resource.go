@@ -85,7 +85,7 @@ func (r *tenantResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Required: true,
 				MarkdownDescription: "A DNS label of 3 to 32 characters (a-z, 0-9 and `-`, not at either end), unique among the organisation's live tenants. " +
 					"Changing it replaces the tenant.",
-				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()},
 				Validators: []validator.String{stringvalidator.RegexMatches(tenantNamePattern,
 					"must be a DNS label of 3 to 32 characters: a-z, 0-9 and '-', not at either end")},
 			},
@@ -105,7 +105,11 @@ func (r *tenantResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"A tenant's region is fixed for its life: changing it replaces the tenant, and the old one, decommissioned first, holds its name " +
 					"until its grace period ends, so a tenant moved to another region needs another `name` too. " +
 					"Null for a tenant on the installation's own data plane (an installation without regions, which refuses a region).",
-				PlanModifiers: []planmodifier.String{keepWhenUnset(), stringplanmodifier.RequiresReplace()},
+				// Left out of the configuration, the region is the state's
+				// (null included: UseStateForUnknown copies a null too) before
+				// RequiresReplace compares: otherwise any change of another
+				// attribute would plan it unknown and replace the tenant.
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()},
 				Validators: []validator.String{stringvalidator.RegexMatches(regionPattern,
 					"must be 1 to 20 of a-z, 0-9 and '-', starting with a letter and not ending with '-'")},
 			},
