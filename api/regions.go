@@ -104,11 +104,6 @@ type servingSeen struct {
 
 const regionServingTTL = 5 * time.Second
 
-// servingWithin is how recently a poller must have asked for work for the
-// region to count as served; Temporal keeps pollers for about five
-// minutes after their last poll.
-const servingWithin = 2 * time.Minute
-
 func (r *regionServing) of(ctx context.Context, s *Server, region string) bool {
 	r.mu.Lock()
 	if r.seen == nil {
@@ -127,11 +122,15 @@ func (r *regionServing) of(ctx context.Context, s *Server, region string) bool {
 }
 
 // regionPolled asks Temporal whether a worker polled the region's task
-// queue lately. Temporal unreachable counts as not serving.
+// queue within s.servingWithin (Deps.RegionServingWithin: two minutes, as
+// an idle worker's long poll lasts about 60 s and Temporal notes a
+// poller's access when its poll starts; Temporal itself keeps pollers for
+// about five minutes after their last poll). Temporal unreachable counts
+// as not serving.
 func (s *Server) regionPolled(ctx context.Context, region string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	serving, err := s.tenants.RegionServed(ctx, region, servingWithin)
+	serving, err := s.tenants.RegionServed(ctx, region, s.servingWithin)
 	if err != nil {
 		s.log.Warn().Err(err).Str("region", region).Msg("describe a region's task queue")
 	}

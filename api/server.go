@@ -58,6 +58,14 @@ type Deps struct {
 	// Regions are the installation's regions, the first the default
 	// (CP_REGIONS); none: tenants live on its own data plane.
 	Regions []string
+	// RegionServingWithin is how recently a worker of a region must have
+	// asked for work for the region to count as served (default 2
+	// minutes). It must stay well above a minute: an idle worker's long
+	// poll of its task queue lasts about 60 s and Temporal notes a
+	// poller's access when the poll starts, so a healthy, idle worker's
+	// last access is up to a minute old; two minutes leave room for a
+	// slow re-poll. Tests set it shorter to see a stopped worker sooner.
+	RegionServingWithin time.Duration
 
 	// Namespace (default "default"), TaskQueue and Saga go to the tenant
 	// workflows the API starts.
@@ -129,6 +137,7 @@ type Server struct {
 	domainBase        string
 	regions           []string
 	serving           regionServing
+	servingWithin     time.Duration
 	consoleURL        string
 	// temporalUIURL and namespace make the links to sagas (workflowURL).
 	temporalUIURL string
@@ -171,7 +180,7 @@ func New(d Deps) *Server {
 	namespace := cmp.Or(d.Namespace, "default")
 	s := &Server{db: d.DB, temporal: d.Temporal, log: d.Log, metrics: d.Metrics,
 		sessionTTL: d.SessionTTL, reauthWindow: cmp.Or(d.ReauthWindow, 10*time.Minute), keys: d.Keys, invitationTTL: d.InvitationTTL, tokenMaxTTL: cmp.Or(d.ServiceTokenMaxTTL, 90*24*time.Hour),
-		tenantMaxLifetime: cmp.Or(d.TenantMaxLifetime, 30*24*time.Hour), domainBase: d.DomainBase, regions: d.Regions,
+		tenantMaxLifetime: cmp.Or(d.TenantMaxLifetime, 30*24*time.Hour), domainBase: d.DomainBase, regions: d.Regions, servingWithin: cmp.Or(d.RegionServingWithin, 2*time.Minute),
 		consoleURL: strings.TrimRight(d.ConsoleURL, "/"), temporalUIURL: strings.TrimRight(d.TemporalUIURL, "/"), namespace: namespace,
 		tenants:        workflows.NewClient(d.Temporal, namespace, cmp.Or(d.TaskQueue, workflows.DefaultTaskQueue), cmp.Or(d.Saga, config.DefaultSaga())),
 		hashSlots:      make(chan struct{}, 2*runtime.GOMAXPROCS(0)),

@@ -23,6 +23,8 @@ func TestOrganizationDataSource(t *testing.T) {
 				statecheck.ExpectKnownValue("data.intelliauth_organization.this", tfjsonpath.New("plan"), knownvalue.StringExact("enterprise")),
 				statecheck.ExpectKnownValue("data.intelliauth_organization.this", tfjsonpath.New("state"), knownvalue.StringExact("active")),
 				statecheck.ExpectKnownValue("data.intelliauth_organization.this", tfjsonpath.New("tenant_domain"), knownvalue.StringRegexp(regexp.MustCompile(`\.`))),
+				// dev has no regions.
+				statecheck.ExpectKnownValue("data.intelliauth_organization.this", tfjsonpath.New("default_region"), knownvalue.Null()),
 			},
 		}},
 	})

@@ -52,6 +52,7 @@ type serviceAccountModel struct {
 	Name           types.String `tfsdk:"name"`
 	Role           types.String `tfsdk:"role"`
 	Environments   types.Set    `tfsdk:"environments"`
+	Regions        types.Set    `tfsdk:"regions"`
 	Scopes         types.Set    `tfsdk:"scopes"`
 	TokenExpiresIn types.Int64  `tfsdk:"token_expires_in"`
 	Token          types.String `tfsdk:"token"`
@@ -69,7 +70,7 @@ func (r *serviceAccountResource) Schema(_ context.Context, _ resource.SchemaRequ
 	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A service account of the organisation: automation with a role no higher than its creator's, scopes narrower than the role, " +
-			"optionally limited to some environments, and a member who answers for it (the member whose token creates it).\n\n" +
+			"optionally limited to some environments and regions, and a member who answers for it (the member whose token creates it).\n\n" +
 			"**Token**: a member's session token only; service accounts cannot manage service accounts. Creating one mints its first token, " +
 			"so it needs a recent authentication: within `CP_REAUTH_WINDOW` (10 minutes by default) of signing in or of " +
 			"`POST /api/v1/auth/reauthenticate`. Changing or deleting one does not.\n\n" +
@@ -106,6 +107,18 @@ func (r *serviceAccountResource) Schema(_ context.Context, _ resource.SchemaRequ
 				Validators: []validator.Set{
 					setvalidator.SizeAtMost(20),
 					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(environmentPattern, "must be 1 to 32 characters: a-z, 0-9 and '-', not at either end")),
+				},
+			},
+			"regions": schema.SetAttribute{
+				ElementType: types.StringType,
+				Optional:    true,
+				Computed:    true,
+				Default:     setdefault.StaticValue(types.SetValueMust(types.StringType, []attr.Value{})),
+				MarkdownDescription: "The installation's regions whose tenants the account may see and act on (of `GET /api/v1/organizations/{org_id}/regions`, e.g. `eu`); " +
+					"empty or left out: every region. An installation without regions refuses any. Changed in place.",
+				Validators: []validator.Set{
+					setvalidator.SizeAtMost(50),
+					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(regionPattern, "must be 1 to 20 of a-z, 0-9 and '-', starting with a letter and not ending with '-'")),
 				},
 			},
 			"scopes": schema.SetAttribute{
@@ -175,6 +188,7 @@ func (r *serviceAccountResource) ImportState(ctx context.Context, req resource.I
 type serviceAccountRequest struct {
 	name, role     string
 	environments   []string
+	regions        []string
 	scopes         []string
 	tokenExpiresIn int64
 }
@@ -184,6 +198,7 @@ func (r *serviceAccountResource) request(ctx context.Context, m serviceAccountMo
 		name:           m.Name.ValueString(),
 		role:           m.Role.ValueString(),
 		environments:   sortedStrings(ctx, m.Environments, diags),
+		regions:        sortedStrings(ctx, m.Regions, diags),
 		scopes:         sortedStrings(ctx, m.Scopes, diags),
 		tokenExpiresIn: m.TokenExpiresIn.ValueInt64(),
 	}
@@ -203,6 +218,14 @@ func (r *serviceAccountResource) Create(ctx context.Context, req resource.Create
 	body := intelliauth.CreateServiceAccountJSONRequestBody{Name: in.name, Role: intelliauth.Role(in.role), Environments: &in.environments,
 		Scopes: scopesOf(in.scopes), TokenExpiresIn: in.tokenExpiresIn}
 	parts := []string{org, in.name, in.role, strings.Join(in.environments, ","), strings.Join(in.scopes, ","), strconv.FormatInt(in.tokenExpiresIn, 10)}
+	// Regions are sent, and are part of the key, only when some are
+	// named: a configuration without them keeps the key it had before
+	// service accounts had regions, and works on an installation without
+	// regions.
+	if len(in.regions) > 0 {
+		body.Regions = &in.regions
+		parts = append(parts, "regions="+strings.Join(in.regions, ","))
+	}
 	for gen := range maxGenerations {
 		key := generationKey("sa-create", gen, parts...)
 		created, replayed, err := dataReplayed[intelliauth.CreatedServiceAccount](r.data.client.CreateServiceAccount(ctx, org, nil, body, intelliauth.WithIdempotencyKey(key)))
@@ -325,6 +348,10 @@ func (r *serviceAccountResource) Update(ctx context.Context, req resource.Update
 		body.Environments = &want.environments
 		changed = append(changed, "environments="+strings.Join(want.environments, ","))
 	}
+	if strings.Join(want.regions, ",") != strings.Join(had.regions, ",") {
+		body.Regions = &want.regions
+		changed = append(changed, "regions="+strings.Join(want.regions, ","))
+	}
 	if strings.Join(want.scopes, ",") != strings.Join(had.scopes, ",") {
 		scopes := scopesOf(want.scopes)
 		body.Scopes = &scopes
@@ -375,6 +402,7 @@ func (r *serviceAccountResource) model(sa intelliauth.ServiceAccount, prior serv
 		Name:           types.StringValue(sa.Name),
 		Role:           types.StringValue(string(sa.Role)),
 		Environments:   stringSet(sa.Environments, diags),
+		Regions:        stringSet(sa.Regions, diags),
 		Scopes:         stringSet(scopeStrings(sa.Scopes), diags),
 		TokenExpiresIn: prior.TokenExpiresIn,
 		Token:          nullIfUnknown(prior.Token),
@@ -396,6 +424,7 @@ func (r *serviceAccountResource) modelOfCreated(c intelliauth.CreatedServiceAcco
 		Name:           types.StringValue(sa.Name),
 		Role:           types.StringValue(string(sa.Role)),
 		Environments:   stringSet(sa.Environments, diags),
+		Regions:        stringSet(sa.Regions, diags),
 		Scopes:         stringSet(scopeStrings(sa.Scopes), diags),
 		TokenExpiresIn: plan.TokenExpiresIn,
 		AccountableID:  types.StringNull(),

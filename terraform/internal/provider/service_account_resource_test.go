@@ -70,6 +70,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue(serviceAccountAddr, tfjsonpath.New("token"), knownvalue.StringRegexp(regexp.MustCompile(`^cps_`))),
 					statecheck.ExpectKnownValue(serviceAccountAddr, tfjsonpath.New("token_id"), knownvalue.StringRegexp(regexp.MustCompile(`^sat_`))),
 					statecheck.ExpectKnownValue(serviceAccountAddr, tfjsonpath.New("environments"), knownvalue.SetExact(nil)),
+					statecheck.ExpectKnownValue(serviceAccountAddr, tfjsonpath.New("regions"), knownvalue.SetExact(nil)),
 				},
 				Check: resource.ComposeTestCheckFunc(
 					stateAttr(serviceAccountAddr, "id", &id),

@@ -70,7 +70,7 @@ provider "intelliauth" {
 	}
 	createdWith := func(generation int) resource.TestCheckFunc {
 		return func(s *terraform.State) error {
-			want := workflowID(owner.orgID, creationKey(owner.orgID, name, "ci", nil, generation))
+			want := workflowID(owner.orgID, creationKey(owner.orgID, name, "ci", nil, nil, generation))
 			if got := s.RootModule().Resources[tenantAddr].Primary.Attributes["workflow_id"]; got != want {
 				return fmt.Errorf("the tenant's saga is %s, want generation %d's %s", got, generation, want)
 			}

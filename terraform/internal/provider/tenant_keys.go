@@ -16,8 +16,8 @@ import (
 // (for a creation, with the tenant that request made) instead of acting a
 // second time.
 //
-// A creation's key is the organisation, the tenant's name, environment and
-// lifetime, and a generation: generation 0 is the first tenant this
+// A creation's key is the organisation, the tenant's name, environment,
+// region (when the configuration names one) and lifetime, and a generation: generation 0 is the first tenant this
 // configuration makes; once that tenant has ended (decommissioned, failed,
 // or being decommissioned), the next creation of the same configuration
 // uses generation 1, and so on. The server names a tenant's saga after the
@@ -42,10 +42,15 @@ func keyHash(parts ...string) string {
 }
 
 // creationKey is the Idempotency-Key of a tenant's creation.
-func creationKey(orgID, name, environment string, expiresIn *int64, generation int) string {
+// A configuration without a region has the key it had before tenants had
+// regions, so an apply of it still adopts what an earlier run created.
+func creationKey(orgID, name, environment string, region *string, expiresIn *int64, generation int) string {
 	lifetime := "none"
 	if expiresIn != nil {
 		lifetime = strconv.FormatInt(*expiresIn, 10)
+	}
+	if region != nil {
+		return "tf-create-" + keyHash(orgID, name, environment, "region="+*region, lifetime, strconv.Itoa(generation))
 	}
 	return "tf-create-" + keyHash(orgID, name, environment, lifetime, strconv.Itoa(generation))
 }

@@ -32,6 +32,7 @@ const operationTimeout = 20 * time.Minute
 var (
 	tenantNamePattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{1,30}[a-z0-9])$`)
 	environmentPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+	regionPattern      = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$`)
 )
 
 func newTenantResource() resource.Resource { return &tenantResource{} }
@@ -49,6 +50,7 @@ type tenantModel struct {
 	ID                 types.String `tfsdk:"id"`
 	Name               types.String `tfsdk:"name"`
 	Environment        types.String `tfsdk:"environment"`
+	Region             types.String `tfsdk:"region"`
 	ExpiresIn          types.Int64  `tfsdk:"expires_in"`
 	State              types.String `tfsdk:"state"`
 	Hostname           types.String `tfsdk:"hostname"`
@@ -83,7 +85,7 @@ func (r *tenantResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Required: true,
 				MarkdownDescription: "A DNS label of 3 to 32 characters (a-z, 0-9 and `-`, not at either end), unique among the organisation's live tenants. " +
 					"Changing it replaces the tenant.",
-				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()},
 				Validators: []validator.String{stringvalidator.RegexMatches(tenantNamePattern,
 					"must be a DNS label of 3 to 32 characters: a-z, 0-9 and '-', not at either end")},
 			},
@@ -93,6 +95,23 @@ func (r *tenantResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
 				Validators: []validator.String{stringvalidator.RegexMatches(environmentPattern,
 					"must be 1 to 32 characters: a-z, 0-9 and '-', not at either end")},
+			},
+			"region": schema.StringAttribute{
+				Optional: true,
+				Computed: true,
+				MarkdownDescription: "The installation's region the tenant lives in (one of `GET /api/v1/organizations/{org_id}/regions`, e.g. `eu`), " +
+					"a label of its hostname (`<name>-<organisation slug>.<region>.<tenant domain>`). Left out: the organisation's default region " +
+					"(the `default_region` of the `intelliauth_organization` data source), read back after the creation. " +
+					"A tenant's region is fixed for its life: changing it replaces the tenant, and the old one, decommissioned first, holds its name " +
+					"until its grace period ends, so a tenant moved to another region needs another `name` too. " +
+					"Null for a tenant on the installation's own data plane (an installation without regions, which refuses a region).",
+				// Left out of the configuration, the region is the state's
+				// (null included: UseStateForUnknown copies a null too) before
+				// RequiresReplace compares: otherwise any change of another
+				// attribute would plan it unknown and replace the tenant.
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()},
+				Validators: []validator.String{stringvalidator.RegexMatches(regionPattern,
+					"must be 1 to 20 of a-z, 0-9 and '-', starting with a letter and not ending with '-'")},
 			},
 			"expires_in": schema.Int64Attribute{
 				Optional: true,
@@ -114,7 +133,7 @@ func (r *tenantResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			},
 			"hostname": schema.StringAttribute{
 				Computed:            true,
-				MarkdownDescription: "Where the tenant is served: `<name>-<organisation slug>.<tenant domain>`.",
+				MarkdownDescription: "Where the tenant is served: `<name>-<organisation slug>.<region>.<tenant domain>`, or `<name>-<organisation slug>.<tenant domain>` without a region.",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"admin_url": schema.StringAttribute{
@@ -213,6 +232,11 @@ func (r *tenantResource) Create(ctx context.Context, req resource.CreateRequest,
 func (r *tenantResource) create(ctx context.Context, plan tenantModel) (intelliauth.Tenant, error) {
 	org := r.data.orgID
 	name, env := plan.Name.ValueString(), plan.Environment.ValueString()
+	// A region left out (unknown in the plan) is the server's choice.
+	var region *string
+	if v := plan.Region; !v.IsNull() && !v.IsUnknown() {
+		region = v.ValueStringPointer()
+	}
 	var expiresIn *int64
 	if !plan.ExpiresIn.IsNull() {
 		v := plan.ExpiresIn.ValueInt64()
@@ -232,7 +256,7 @@ func (r *tenantResource) create(ctx context.Context, plan tenantModel) (intellia
 	const maxGenerations, maxPassedOver = 1000, 25
 	passedOver := 0
 	for gen := 0; gen < maxGenerations; gen++ {
-		key := creationKey(org, name, env, expiresIn, gen)
+		key := creationKey(org, name, env, region, expiresIn, gen)
 		if t, ok := byWorkflow[workflowID(org, key)]; ok {
 			if live(t.State) {
 				return t, nil // made by this configuration's request: adopted
@@ -240,7 +264,7 @@ func (r *tenantResource) create(ctx context.Context, plan tenantModel) (intellia
 			continue
 		}
 		answer, err := intelliauth.Data[intelliauth.LifecycleResult](r.data.client.CreateTenant(ctx, org, nil,
-			intelliauth.CreateTenantRequest{Name: name, Environment: env, ExpiresIn: expiresIn}, intelliauth.WithIdempotencyKey(key)))
+			intelliauth.CreateTenantRequest{Name: name, Environment: env, Region: region, ExpiresIn: expiresIn}, intelliauth.WithIdempotencyKey(key)))
 		if err == nil {
 			if live(intelliauth.TenantState(answer.Tenant.State)) {
 				return r.read(ctx, answer.Tenant.Id)
@@ -606,6 +630,7 @@ func (r *tenantResource) model(t intelliauth.Tenant, expiresIn types.Int64) tena
 		ID:          types.StringValue(t.Id),
 		Name:        types.StringValue(t.Name),
 		Environment: types.StringValue(t.Environment),
+		Region:      types.StringPointerValue(t.Region),
 		ExpiresIn:   expiresIn,
 		State:       types.StringValue(string(t.State)),
 		Hostname:    types.StringValue(t.Hostname),

@@ -47,6 +47,8 @@ func TestTenantLifecycle(t *testing.T) {
 					statecheck.ExpectKnownValue(tenantAddr, tfjsonpath.New("state"), knownvalue.StringExact("active")),
 					statecheck.ExpectKnownValue(tenantAddr, tfjsonpath.New("expires_at"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(tenantAddr, tfjsonpath.New("current_operation_id"), knownvalue.Null()),
+					// dev has no regions: the server chose none.
+					statecheck.ExpectKnownValue(tenantAddr, tfjsonpath.New("region"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(tenantAddr, tfjsonpath.New("id"), knownvalue.StringRegexp(regexp.MustCompile(`^tnt_`))),
 					statecheck.ExpectKnownValue(tenantAddr, tfjsonpath.New("hostname"), knownvalue.StringRegexp(regexp.MustCompile(`^`+name+`-acme\.`))),
 				},
@@ -71,10 +73,15 @@ func TestTenantLifecycle(t *testing.T) {
 				},
 			},
 			{
-				// A lifetime: an update in place, the end an hour away.
+				// A lifetime: an update in place, the end an hour away. The
+				// region the server left null stays null in the plan (not
+				// unknown, which would replace the tenant).
 				Config: tenantConfig(name, "ci", "  expires_in = 3600"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(tenantAddr, plancheck.ResourceActionUpdate)},
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(tenantAddr, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(tenantAddr, tfjsonpath.New("region"), knownvalue.Null()),
+					},
 				},
 				Check: checkServer(&id, func(tn intelliauth.Tenant) error {
 					if tn.ExpiresAt == nil {
@@ -285,4 +292,33 @@ func TestTenantDecommissionedOutOfBandIsRestored(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestTenantRegionIsRefusedWithoutRegions: dev has no regions, so a
+// configuration naming one is refused by the server, which says so, and
+// nothing is created. A name outside the rule is refused at plan time.
+func TestTenantRegionIsRefusedWithoutRegions(t *testing.T) {
+	name := uniqueName("tf-region")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      tenantConfig(name, "ci", `  region = "eu"`),
+				ExpectError: regexp.MustCompile(`(?s)region:\s+this\s+installation\s+has\s+no\s+regions`),
+			},
+			{
+				Config:      tenantConfig(name, "ci", `  region = "EU-"`),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)starting with a letter`),
+			},
+		},
+	})
+	for tn, err := range intelliauth.All[intelliauth.Tenant](context.Background(), tenantLister(&providerData{client: env.owner, orgID: env.orgID}, nil)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tn.Name == name {
+			t.Fatalf("a tenant %s (%s) was created in spite of the refusal", tn.Id, tn.State)
+		}
+	}
 }

@@ -30,6 +30,7 @@ type tenantSummaryModel struct {
 	ID          types.String `tfsdk:"id"`
 	Name        types.String `tfsdk:"name"`
 	Environment types.String `tfsdk:"environment"`
+	Region      types.String `tfsdk:"region"`
 	State       types.String `tfsdk:"state"`
 	Hostname    types.String `tfsdk:"hostname"`
 	AdminURL    types.String `tfsdk:"admin_url"`
@@ -47,7 +48,7 @@ func (d *tenantsDataSource) Metadata(_ context.Context, req datasource.MetadataR
 func (d *tenantsDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "The organisation's tenants, oldest first, optionally only those of an environment or in a state. " +
-			"A service account sees only the tenants of its environments.",
+			"A service account sees only the tenants of its environments and regions.",
 		Attributes: map[string]schema.Attribute{
 			"environment": schema.StringAttribute{Optional: true, MarkdownDescription: "Only the tenants of this environment."},
 			"state": schema.StringAttribute{Optional: true,
@@ -60,6 +61,7 @@ func (d *tenantsDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 					"id":          schema.StringAttribute{Computed: true, MarkdownDescription: "The tenant's id (`tnt_…`)."},
 					"name":        schema.StringAttribute{Computed: true, MarkdownDescription: "Its name."},
 					"environment": schema.StringAttribute{Computed: true, MarkdownDescription: "Its environment."},
+					"region":      schema.StringAttribute{Computed: true, MarkdownDescription: "Its region; null in an installation without regions."},
 					"state":       schema.StringAttribute{Computed: true, MarkdownDescription: "Its state."},
 					"hostname":    schema.StringAttribute{Computed: true, MarkdownDescription: "Where it is served."},
 					"admin_url":   schema.StringAttribute{Computed: true, MarkdownDescription: "Its admin console."},
@@ -97,7 +99,7 @@ func (d *tenantsDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		}
 		s := tenantSummaryModel{
 			ID: types.StringValue(t.Id), Name: types.StringValue(t.Name), Environment: types.StringValue(t.Environment),
-			State: types.StringValue(string(t.State)), Hostname: types.StringValue(t.Hostname), AdminURL: types.StringValue(t.AdminUrl),
+			Region: types.StringPointerValue(t.Region), State: types.StringValue(string(t.State)), Hostname: types.StringValue(t.Hostname), AdminURL: types.StringValue(t.AdminUrl),
 			CreatedAt: types.StringValue(t.CreatedAt.UTC().Format(time.RFC3339Nano)), ExpiresAt: types.StringNull(),
 		}
 		if t.ExpiresAt != nil {

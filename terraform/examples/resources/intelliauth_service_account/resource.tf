@@ -8,6 +8,16 @@ resource "intelliauth_service_account" "ci" {
   token_expires_in = 86400
 }
 
+# An account that sees and acts on the tenants of region eu only (an
+# installation with regions).
+resource "intelliauth_service_account" "eu_deployer" {
+  name             = "eu-deployer"
+  role             = "developer"
+  scopes           = ["tenants:read", "tenants:create"]
+  regions          = ["eu"]
+  token_expires_in = 86400
+}
+
 # The first token, known to the apply that created the account.
 output "ci_token" {
   value     = intelliauth_service_account.ci.token

@@ -12,6 +12,18 @@ resource "intelliauth_tenant" "ci" {
   expires_in  = 3600
 }
 
+# A tenant in a region of its own (an installation with regions; see
+# GET /api/v1/organizations/{org_id}/regions): its data lives there for
+# its whole life, and its hostname is shop-<org>.us.<tenant domain>.
+# Changing the region replaces the tenant (with another name: the old
+# tenant holds its name through its grace period). Left out, the tenant goes
+# to the organisation's default region.
+resource "intelliauth_tenant" "us" {
+  name        = "shop-us"
+  environment = "prod"
+  region      = "us"
+}
+
 # A tenant kept suspended: its route is off and its sessions are ended.
 resource "intelliauth_tenant" "archive" {
   name        = "archive"
