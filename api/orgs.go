@@ -3,7 +3,6 @@ package api
 import (
 	"cmp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -138,13 +137,10 @@ func (s *Server) updateOrganization(c *fiber.Ctx, who *caller) error {
 			return err
 		}
 	}
-	if req.DefaultRegion != nil && !slices.Contains(s.regions, *req.DefaultRegion) {
-		msg := "this installation has no regions"
-		if len(s.regions) > 0 {
-			msg = "one of the installation's regions: " + strings.Join(s.regions, ", ")
+	if req.DefaultRegion != nil {
+		if err := s.knownRegions("default_region", *req.DefaultRegion); err != nil {
+			return err
 		}
-		return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
-			FieldErrors: []domain.FieldError{{Field: "default_region", Message: msg}}}
 	}
 	ch := store.OrgChange{Name: req.Name, Plan: req.Plan, RequireMFA: req.RequireMFA, DefaultRegion: req.DefaultRegion, PlanCheck: func() error { return s.requireRecentAuth(who) }}
 	o, err := store.UpdateOrganization(c.UserContext(), s.db, who.OrgID, ch, s.eventBase(c, who))

@@ -18,13 +18,8 @@ import (
 // installation without regions, which refuses a choice.
 func (s *Server) regionFor(who *caller, chosen string) (string, error) {
 	if chosen != "" {
-		if !slices.Contains(s.regions, chosen) {
-			msg := "this installation has no regions"
-			if len(s.regions) > 0 {
-				msg = "one of the installation's regions: " + strings.Join(s.regions, ", ")
-			}
-			return "", &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
-				FieldErrors: []domain.FieldError{{Field: "region", Message: msg}}}
+		if err := s.knownRegions("region", chosen); err != nil {
+			return "", err
 		}
 		return chosen, nil
 	}
@@ -47,16 +42,17 @@ func (s *Server) defaultRegion(o store.Organization) *string {
 	return &s.regions[0]
 }
 
-// knownRegions refuses a list naming a region the installation lacks.
-func (s *Server) knownRegions(names []string) error {
+// knownRegions refuses, as the request body's field, names of regions the
+// installation lacks.
+func (s *Server) knownRegions(field string, names ...string) error {
 	for _, n := range names {
 		if !slices.Contains(s.regions, n) {
 			msg := "this installation has no regions"
 			if len(s.regions) > 0 {
-				msg = "each one of the installation's regions: " + strings.Join(s.regions, ", ")
+				msg = "one of the installation's regions: " + strings.Join(s.regions, ", ")
 			}
 			return &domain.Error{Code: domain.CodeBadRequest, Message: "invalid request body",
-				FieldErrors: []domain.FieldError{{Field: "regions", Message: msg}}}
+				FieldErrors: []domain.FieldError{{Field: field, Message: msg}}}
 		}
 	}
 	return nil

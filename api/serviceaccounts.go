@@ -136,7 +136,7 @@ func (s *Server) createServiceAccount(c *fiber.Ctx, who *caller) error {
 		in.Environments = *req.Environments
 	}
 	if req.Regions != nil {
-		if err := s.knownRegions(*req.Regions); err != nil {
+		if err := s.knownRegions("regions", *req.Regions...); err != nil {
 			return err
 		}
 		in.Regions = *req.Regions
@@ -182,7 +182,7 @@ func (s *Server) updateServiceAccount(c *fiber.Ctx, who *caller) error {
 		}
 	}
 	if req.Regions != nil {
-		if err := s.knownRegions(*req.Regions); err != nil {
+		if err := s.knownRegions("regions", *req.Regions...); err != nil {
 			return err
 		}
 	}
