@@ -2,18 +2,14 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/intelliauth/controlplane/internal/config"
 	"github.com/intelliauth/controlplane/internal/harness"
 )
 
@@ -31,7 +27,7 @@ func TestDevKeepsAtMostItsWorkflowCacheOfTenantWorkflowsInMemory(t *testing.T) {
 	if _, err := db.ExecContext(t.Context(), "UPDATE organizations SET plan_id = 'enterprise'"); err != nil {
 		t.Fatal(err)
 	}
-	c := signInToDev(t, p)
+	c := signInDev(t, p.api)
 	call := c.call
 	tenants := "/organizations/" + c.org + "/tenants"
 	const n = 30
@@ -59,91 +55,41 @@ func TestDevKeepsAtMostItsWorkflowCacheOfTenantWorkflowsInMemory(t *testing.T) {
 	}
 }
 
-// devOwner is the dev owner signed in to a `controlplane dev`, with its
-// organisation.
-type devOwner struct {
-	t     testing.TB
-	api   string
-	token string
-	org   string
-	keys  atomic.Int64
-}
-
-// signInToDev signs the dev owner in.
-func signInToDev(t testing.TB, p *devProcess) *devOwner {
-	t.Helper()
-	c := &devOwner{t: t, api: "http://" + p.api + "/api/v1"}
-	var session struct {
-		Token string `json:"token"`
-	}
-	if code := c.call("POST", "/auth/sign-in", map[string]string{"email": config.DevOwnerEmail, "password": config.DevOwnerPassword}, &session); code != 200 {
-		t.Fatalf("sign in: %d", code)
-	}
-	c.token = session.Token
-	var orgs []struct {
-		ID string `json:"id"`
-	}
-	if code := c.call("GET", "/organizations", nil, &orgs); code != 200 || len(orgs) == 0 {
-		t.Fatalf("organizations: %d %v", code, orgs)
-	}
-	c.org = orgs[0].ID
-	return c
-}
-
-// call sends a request as the owner (a POST with a new Idempotency-Key),
-// decodes the envelope's data into out and returns the status.
-func (c *devOwner) call(method, path string, body any, out any) int {
-	var buf bytes.Buffer
-	if body != nil {
-		_ = json.NewEncoder(&buf).Encode(body)
-	}
-	req, _ := http.NewRequestWithContext(context.Background(), method, c.api+path, &buf)
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+// call sends a request as the client (a POST with a new Idempotency-Key),
+// decodes the envelope's data into out and returns the status: the typed
+// form of do, for callers that read the answer's fields.
+func (d *devClient) call(method, path string, body any, out any) int {
+	key := ""
 	if method == "POST" {
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("dev-%d-%d", time.Now().UnixNano(), c.keys.Add(1)))
+		key = fmt.Sprintf("dev-%d-%d", time.Now().UnixNano(), devKeys.Add(1))
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Error(err)
-		return 0
-	}
-	defer resp.Body.Close()
+	code, env := d.doKey(method, path, key, body)
 	if out != nil {
-		_ = json.NewDecoder(resp.Body).Decode(&struct{ Data any }{out})
+		b, _ := json.Marshal(env["data"])
+		if err := json.Unmarshal(b, out); err != nil {
+			d.t.Fatalf("%s %s: %v", method, path, err)
+		}
 	}
-	return resp.StatusCode
+	return code
 }
 
-// page reads a page of a list: how many items it has and the next
-// page's cursor ("" at the end).
-func (c *devOwner) page(path string) (int, string) {
-	var env struct {
-		Data []json.RawMessage `json:"data"`
-		Meta struct {
-			Cursor  string `json:"cursor"`
-			HasMore bool   `json:"has_more"`
-		} `json:"meta"`
+var devKeys atomic.Int64
+
+// page reads a page of a list: how many items it has and the next page's
+// cursor ("" at the end).
+func (d *devClient) page(path string) (int, string) {
+	d.t.Helper()
+	code, env := d.do("GET", path, nil)
+	if code != 200 {
+		d.t.Fatalf("GET %s: %d %v", path, code, env)
 	}
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", c.api+path, nil)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
+	items, _ := env["data"].([]any)
+	meta, _ := env["meta"].(map[string]any)
+	if more, _ := meta["has_more"].(bool); !more {
+		return len(items), ""
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		c.t.Fatalf("GET %s: %d", path, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		c.t.Fatal(err)
-	}
-	if !env.Meta.HasMore {
-		return len(env.Data), ""
-	}
-	return len(env.Data), env.Meta.Cursor
+	cursor, _ := meta["cursor"].(string)
+	return len(items), cursor
 }
 
 // stickyCacheSize reads the SDK's count of workflows in memory from the

@@ -216,7 +216,7 @@ func compact(s string) string {
 }
 
 type devClient struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 	org   string
@@ -272,7 +272,7 @@ func sendJSON(client *http.Client, method, url, token, key string, body any) (in
 	return resp.StatusCode, out, nil
 }
 
-func signInDev(t *testing.T, api string) *devClient {
+func signInDev(t testing.TB, api string) *devClient {
 	d := &devClient{t: t, base: "http://" + api + "/api/v1"}
 	code, out := d.do("POST", "/auth/sign-in", map[string]any{"email": "owner@acme.test", "password": "intelliauth-dev-password"})
 	if code != 200 {

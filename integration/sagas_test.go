@@ -285,7 +285,7 @@ func TestADatabaseOutageIsAnswered503AndTheSameKeyWorksAfterwards(t *testing.T) 
 }
 
 // eventually retries ok for up to 60 s.
-func eventually(t *testing.T, ok func() bool) {
+func eventually(t testing.TB, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for !ok() {

@@ -41,7 +41,7 @@ func BenchmarkTenThousandTenants(b *testing.B) {
 	if _, err := db.ExecContext(b.Context(), "UPDATE organizations SET plan_id = 'unmetered'"); err != nil {
 		b.Fatal(err)
 	}
-	c := signInToDev(b, p)
+	c := signInDev(b, p.api)
 	tenants := "/organizations/" + c.org + "/tenants"
 	seq := 0
 	name := func() string { seq++; return fmt.Sprintf("t%06d", seq) }
