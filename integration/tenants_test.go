@@ -481,3 +481,45 @@ func TestACreationWritesNoVersionMarkersAndNoSearchAttributeTwice(t *testing.T) 
 		t.Fatalf("the search attributes end as %v after %d writes, want the tenant active", said, upserts)
 	}
 }
+
+// A creation's wait for its provision request (ReservationTimeout) ends when
+// the request arrives: no timer is left to fire later, which for a burst
+// of 10,000 creations would have been 10,000 workflow tasks ten minutes
+// on, most of them replaying a history the worker's cache no longer held.
+func TestACreatedTenantsRunLeavesNoTimerToFire(t *testing.T) {
+	h := harness.Get(t)
+	l := newLifecycle(t, nil)
+	w := newWorld(t, h, "team")
+	tn := l.waitState(t, w, l.accepted(t, w, "timers", "").Tenant.ID, domain.StateActive)
+	pending := map[int64]time.Duration{}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		clear(pending)
+		var idle bool
+		for _, ev := range workflowHistory(t, h, tn.WorkflowID, "").Events {
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_TIMER_STARTED:
+				pending[ev.GetEventId()] = ev.GetTimerStartedEventAttributes().GetStartToFireTimeout().AsDuration()
+			case enumspb.EVENT_TYPE_TIMER_FIRED:
+				delete(pending, ev.GetTimerFiredEventAttributes().GetStartedEventId())
+			case enumspb.EVENT_TYPE_TIMER_CANCELED:
+				delete(pending, ev.GetTimerCanceledEventAttributes().GetStartedEventId())
+			case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+				fields := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+				if p, ok := fields[workflows.SearchAttrSagaStatus.GetName()]; ok {
+					var v string
+					if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err != nil {
+						t.Fatal(err)
+					}
+					idle = v == workflows.SagaIdle
+				}
+			}
+		}
+		// The provisioning is over once the saga says it is idle.
+		if idle || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(pending) > 0 {
+		t.Fatalf("the run of an active tenant with no lifetime has timers left to fire (started event: timeout): %v", pending)
+	}
+}

@@ -38,14 +38,19 @@ import (
 //	   steps run on the region's task queue, on workers that hold only
 //	   that region's data plane, and their outcome is recorded by the
 //	   control plane's worker. A run without a region behaves as 6.
+//	8  the wait for the provision request (ReservationTimeout) cancels its
+//	   timer when the request arrives, or starts none when it came with
+//	   the start: a run no longer wakes, replayed from its history, when
+//	   that timer would have fired.
 const (
 	RevisionInInput      = 4
 	RevisionSagaCore     = 5
 	RevisionRestoreKeeps = 6
 	RevisionRegions      = 7
+	RevisionWaitEnds     = 8
 	// RevisionCurrent is the revision new runs start at and continued runs
 	// move to.
-	RevisionCurrent = RevisionRegions
+	RevisionCurrent = RevisionWaitEnds
 )
 
 // versionSagas is the change id of the workflow's second version: repairs
@@ -69,7 +74,7 @@ type revision struct {
 }
 
 // knownRevisions are the revisions this worker runs.
-var knownRevisions = []int{0, RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps, RevisionRegions}
+var knownRevisions = []int{0, RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps, RevisionRegions, RevisionWaitEnds}
 
 // revisionOf reads the run's revision. A revision this worker does not know
 // panics, which fails the workflow task: the task is retried until a worker
@@ -82,7 +87,7 @@ func revisionOf(ctx workflow.Context, p TenantParams) revision {
 			return revision{legacy: true}
 		}
 		return revision{localWrites: workflow.GetVersion(ctx, versionLocalWrites, workflow.DefaultVersion, 1) == 1}
-	case RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps, RevisionRegions:
+	case RevisionInInput, RevisionSagaCore, RevisionRestoreKeeps, RevisionRegions, RevisionWaitEnds:
 		return revision{n: p.Revision, localWrites: true}
 	}
 	panic(unknownRevision("tenant workflow", p.Revision, knownRevisions))
@@ -134,6 +139,9 @@ func (r revision) restoreEndsAnEndedLifetime() bool { return r.n >= RevisionRest
 // inRegion: a run with a region runs its data-plane steps on the region's
 // task queue. A run of an earlier revision has no region.
 func (r revision) inRegion(p TenantParams) bool { return r.n >= RevisionRegions && p.Region != "" }
+
+// waitEnds: the wait for the provision request leaves no timer behind.
+func (r revision) waitEnds() bool { return r.n >= RevisionWaitEnds }
 
 // stepsSince are the steps added to a row of domain.Lifecycle after runs
 // were already carrying it out, with the revision that added them: a run of

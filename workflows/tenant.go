@@ -47,8 +47,7 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 	w.watchExpiry(ctx)
 
 	if p.Continued == nil {
-		arrived, _ := workflow.AwaitWithTimeout(ctx, p.ReservationTimeout, func() bool { return w.reserving || w.reserved || w.rejection != nil })
-		if !arrived {
+		if !w.awaitProvisionRequest(ctx) {
 			w.saga = SagaDone
 			w.searchAttributes(ctx)
 			// A failure, so the key's workflow id may be used again.
@@ -83,6 +82,28 @@ func TenantWorkflow(ctx workflow.Context, p TenantParams) (TenantResult, error) 
 	// Let update handlers that are finishing reply before the run ends.
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return TenantResult{State: w.state}, nil
+}
+
+// awaitProvisionRequest waits up to ReservationTimeout for the provision
+// request and reports whether it arrived. From revision 8 the wait's timer
+// ends with it: none is started when the request came with the start (an
+// Update-With-Start's update runs before this), and one that was started
+// is cancelled when the request arrives, so it never fires later, for a
+// workflow task that would replay the run (before, every tenant's run
+// woke once, ReservationTimeout after its creation).
+func (w *tenant) awaitProvisionRequest(ctx workflow.Context) bool {
+	arrived := func() bool { return w.reserving || w.reserved || w.rejection != nil }
+	if !w.rev.waitEnds() {
+		ok, _ := workflow.AwaitWithTimeout(ctx, w.p.ReservationTimeout, arrived)
+		return ok
+	}
+	if arrived() {
+		return true
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	ok, _ := workflow.AwaitWithTimeout(tctx, w.p.ReservationTimeout, arrived)
+	return ok
 }
 
 // watchExpiry starts the ephemeral tenant's clock: a durable timer to the
