@@ -60,26 +60,32 @@ func rateOver(b *testing.B, url, bearer string, d time.Duration) float64 {
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
-			for time.Now().Before(end) {
-				req, _ := http.NewRequest("GET", url, nil)
-				req.Header.Set("Authorization", "Bearer "+bearer)
-				resp, err := client.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
+			for time.Now().Before(end) && getOK(b, client, url, "Bearer "+bearer) {
 				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
 	return float64(done.Load()) / d.Seconds()
+}
+
+// getOK sends GET url with the Authorization header and reads the answer;
+// anything but a 200 fails the benchmark and returns false.
+func getOK(b *testing.B, client *http.Client, url, authorization string) bool {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", authorization)
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Error(err)
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b.Errorf("status %d", resp.StatusCode)
+		return false
+	}
+	return true
 }
 
 // benchmarkGet runs GET url with the bearer token from many clients and
@@ -96,21 +102,11 @@ func benchmarkGet(b *testing.B, url, bearer string) {
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
 		for pb.Next() {
-			req, _ := http.NewRequest("GET", url, nil)
-			req.Header.Set("Authorization", token)
 			t0 := time.Now()
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
+			if !getOK(b, client, url, token) {
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
 			mine = append(mine, time.Since(t0))
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
 		}
 		mu.Lock()
 		lat = append(lat, mine...)
