@@ -33,6 +33,10 @@ var (
 func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if bin := os.Getenv(envBinary); bin != "" {
+			binPath = bin // a shard's, built once for the run (runShards)
+			return
+		}
 		dir, err := os.MkdirTemp("", "cp-bin-")
 		if err != nil {
 			buildErr = err
