@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -87,14 +88,48 @@ func startRegionWorker(ctx context.Context, cfg config.Config, db *bun.DB, tc cl
 	if err := prepareDataPlane(ctx, dp, log); err != nil {
 		return nil, err
 	}
+	stopSpares := keepSpares(dp, cfg.SpareSchemas, log)
 	queue := workflows.RegionTaskQueue(cfg.TaskQueue, cfg.Region)
 	w := worker.New(tc, queue, workflows.RegionWorkerOptions(cfg.DatabaseMaxConns))
 	w.RegisterActivity(&activities.Region{Name: cfg.Region, DataPlane: dp})
 	if err := w.Start(); err != nil {
+		stopSpares()
 		return nil, fmt.Errorf("start region worker on task queue %s: %w", queue, err)
 	}
 	log.Info().Str("task_queue", queue).Msg("region worker started")
-	return w, nil
+	return &workers{Worker: w, stop: stopSpares}, nil
+}
+
+// spareQuiet is how long a worker waits after its last schema step before
+// it makes spare schemas again, and how often it looks.
+const spareQuiet = 2 * time.Second
+
+// keepSpares keeps n spare schemas ready in the data plane
+// (CP_SPARE_SCHEMAS), made while this process runs no schema step, until
+// the returned function stops it.
+func keepSpares(dp *dataplane.Postgres, n int, log zerolog.Logger) (stop func()) {
+	if n == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			made, err := dp.FillSpares(ctx, n, spareQuiet)
+			if err != nil && ctx.Err() == nil {
+				log.Warn().Err(err).Msg("spare schemas not made")
+			} else if made > 0 {
+				log.Debug().Int("made", made).Int("target", n).Msg("spare schemas made")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(spareQuiet):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // prepareDataPlane creates a data plane's own tables and seals again under

@@ -258,19 +258,20 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		w.Stop()
 		return nil, err
 	}
+	stopSpares := keepSpares(dp, cfg.SpareSchemas, log)
 	log.Info().Str("task_queue", cfg.TaskQueue).Strs("schedule_ids", []string{workflows.RetentionScheduleID, workflows.UsageScheduleID}).Msg("worker started")
-	return &workers{Worker: w, stopStreams: stopStreams}, nil
+	return &workers{Worker: w, stop: func() { stopSpares(); stopStreams() }}, nil
 }
 
-// workers is the worker of the task queue and what delivers audit
-// streams beside it; Stop stops both, the streams first.
+// workers is a worker of a task queue and what runs beside it (audit
+// streams' delivery, spare schemas' making); Stop stops those first.
 type workers struct {
 	worker.Worker
-	stopStreams func()
+	stop func()
 }
 
 func (w *workers) Stop() {
-	w.stopStreams()
+	w.stop()
 	w.Worker.Stop()
 }
 

@@ -69,6 +69,9 @@ type Config struct {
 	// the tenant): a worker's memory is bounded by it, not by the number of
 	// tenants.
 	WorkflowCacheSize int
+	// SpareSchemas is how many tenant schemas a worker keeps ready in its
+	// data plane, for creations to take (0: none).
+	SpareSchemas      int
 	TemporalAddress   string
 	TemporalNamespace string
 	// TemporalRetention is how long Temporal keeps a closed workflow's
@@ -425,6 +428,7 @@ func Load(mode Mode, getenv func(string) (string, bool)) (Config, error) {
 	}
 	c.DatabaseMaxConns = r.intIn("CP_DATABASE_MAX_CONNS", 32, 2, 1000)
 	c.WorkflowCacheSize = r.intIn("CP_WORKFLOW_CACHE_SIZE", 2000, 10, 1_000_000)
+	c.SpareSchemas = r.intIn("CP_SPARE_SCHEMAS", 0, 0, 10_000)
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 			r.fail("CP_DATABASE_URL", "must be a postgres:// URL")

@@ -608,3 +608,43 @@ func TestARegionsWorkerHoldsItsRegionsDataPlaneOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestSpareSchemasAreNoneByDefaultAndBoundedForEveryWorker(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        int // -1: refused
+	}{
+		{"unset is none", "", 0},
+		{"a pool is taken", "300", 300},
+		{"none is taken", "0", 0},
+		{"a negative count is refused", "-1", -1},
+		{"past 10000 is refused", "10001", -1},
+		{"a word is refused", "some", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, mode := range []Mode{ModeWorker, ModeDev, ModeRegionWorker} {
+				vars := map[string]string{"CP_KEY_ENCRYPTION_KEYS": testRing, "CP_SMTP_ADDR": "smtp.example.test:587", "CP_SMTP_FROM": "IntelliAuth <noreply@example.test>"}
+				switch mode {
+				case ModeWorker:
+					vars["CP_DATABASE_URL"] = "postgres://x@h/db"
+				case ModeRegionWorker:
+					vars["CP_REGION"], vars["CP_REGION_DATABASE_URL"] = "eu", "postgres://x@h/eu"
+				}
+				if tt.value != "" {
+					vars["CP_SPARE_SCHEMAS"] = tt.value
+				}
+				c, err := Load(mode, env(vars))
+				if tt.want < 0 {
+					if err == nil || !strings.Contains(err.Error(), "CP_SPARE_SCHEMAS: ") {
+						t.Fatalf("%s accepted %q: %v", mode, tt.value, err)
+					}
+					continue
+				}
+				if err != nil || c.SpareSchemas != tt.want {
+					t.Fatalf("%s: SpareSchemas = %d (%v), want %d", mode, c.SpareSchemas, err, tt.want)
+				}
+			}
+		})
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -27,6 +29,10 @@ type Postgres struct {
 	// Keys seals tenants' private signing keys at rest; without it no key
 	// is created.
 	Keys *seal.Ring
+
+	// lastSchema is when this process last ran CreateSchema (Unix ns):
+	// FillSpares gives way to creations.
+	lastSchema atomic.Int64
 }
 
 var tenantIDPattern = regexp.MustCompile(`^tnt_[0-9A-Z]{26}$`)
@@ -52,6 +58,11 @@ func (d *Postgres) Init(ctx context.Context) error {
 			jwks        jsonb NOT NULL,
 			created_at  timestamptz NOT NULL DEFAULT now()
 		);
+		CREATE TABLE IF NOT EXISTS dataplane.spare_schemas (
+			name       text PRIMARY KEY,
+			baseline   integer NOT NULL,
+			created_at timestamptz NOT NULL DEFAULT now()
+		);
 		CREATE TABLE IF NOT EXISTS dataplane.routes (
 			hostname   text PRIMARY KEY,
 			tenant_id  text NOT NULL UNIQUE,
@@ -66,37 +77,33 @@ func (d *Postgres) Init(ctx context.Context) error {
 	return nil
 }
 
-// CreateSchema creates the schema and its baseline tables in one
-// transaction.
+// CreateSchema creates the tenant's schema with its baseline tables in
+// one transaction: a spare schema renamed when the data plane holds one
+// (FillSpares), else created. A retry finds the schema and completes it.
 func (d *Postgres) CreateSchema(ctx context.Context, t Ref) error {
 	s, err := schemaName(t)
 	if err != nil {
 		return err
 	}
+	d.lastSchema.Store(time.Now().UnixNano())
 	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`
-			CREATE SCHEMA IF NOT EXISTS %[1]s;
-			CREATE TABLE IF NOT EXISTS %[1]s.users (
-				id            text PRIMARY KEY,
-				email         text NOT NULL UNIQUE,
-				password_hash text NOT NULL DEFAULT '',
-				created_at    timestamptz NOT NULL DEFAULT now()
-			);
-			CREATE TABLE IF NOT EXISTS %[1]s.groups (
-				id   text PRIMARY KEY,
-				name text NOT NULL UNIQUE
-			);
-			CREATE TABLE IF NOT EXISTS %[1]s.applications (
-				id            text PRIMARY KEY,
-				name          text NOT NULL,
-				redirect_uris text[] NOT NULL DEFAULT '{}'
-			);
-			CREATE TABLE IF NOT EXISTS %[1]s.sessions (
-				token_hash bytea PRIMARY KEY,
-				user_id    text NOT NULL REFERENCES %[1]s.users (id) ON DELETE CASCADE,
-				expires_at timestamptz NOT NULL
-			);`, s))
-		if err != nil {
+		var exists bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ?)", s).Scan(ctx, &exists); err != nil {
+			return fmt.Errorf("find schema %s: %w", s, err)
+		}
+		if !exists {
+			spare, err := claimSpare(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if spare != "" {
+				if _, err := tx.ExecContext(ctx, "ALTER SCHEMA "+spare+" RENAME TO "+s); err != nil {
+					return fmt.Errorf("rename spare schema %s to %s: %w", spare, s, err)
+				}
+				return nil
+			}
+		}
+		if _, err := tx.ExecContext(ctx, baselineDDL(s)); err != nil {
 			return fmt.Errorf("create schema %s: %w", s, err)
 		}
 		return nil
