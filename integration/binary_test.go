@@ -245,7 +245,7 @@ func get(t testing.TB, url string) (int, string) {
 }
 
 func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
-	env := devEnv(t)
+	env := append(devEnv(t), "CP_SPARE_SCHEMAS=3")
 	p := startDev(t, env)
 
 	if code, body := get(t, "http://"+p.ui+"/"); code != 200 || !strings.Contains(body, "<html") {
@@ -257,6 +257,16 @@ func TestDevRunsEverythingInOneProcessAndStopsCleanly(t *testing.T) {
 		`controlplane_sagas{status="stuck"} 0`, "controlplane_sagas_count_ok 1"} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Fatalf("/metrics = %d, lacks %s", code, want)
+		}
+	}
+	// The worker makes its spare schemas once dev is quiet, and says so.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		_, body := get(t, "http://"+lookup(env, "CP_METRICS_ADDR")+"/metrics")
+		if strings.Contains(body, `controlplane_spare_schemas{region=""} 3`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 3 spare schemas in /metrics after 30 s: %q", metricLines(body, "controlplane_spare_schemas"))
 		}
 	}
 	if code, _ := get(t, "http://"+p.api+"/metrics"); code != 404 {
@@ -398,4 +408,15 @@ func TestDevKilledMidSagaFinishesItAfterARestartWithNothingTwice(t *testing.T) {
 	if err := again.stop(t, syscall.SIGINT); err != nil {
 		t.Fatalf("dev exited with %v", err)
 	}
+}
+
+// metricLines are the lines of a metrics page that start with name.
+func metricLines(body, name string) []string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, name) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

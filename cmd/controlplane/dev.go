@@ -194,7 +194,7 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 
-	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log)}, func(addr string) {
+	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log), spareRegistry}, func(addr string) {
 		banner(log, cfg, addr, tr.srv, codecToken, operatorFiles, time.Since(start))
 	})
 }

@@ -63,7 +63,7 @@ func runRegionWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	if err != nil {
 		return err
 	}
-	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, telemetry.BuildInfoRegistry(telemetry.CurrentBuild())}
+	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, spareRegistry, telemetry.BuildInfoRegistry(telemetry.CurrentBuild())}
 	stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	if err != nil {
 		w.Stop()
@@ -88,7 +88,7 @@ func startRegionWorker(ctx context.Context, cfg config.Config, db *bun.DB, tc cl
 	if err := prepareDataPlane(ctx, dp, log); err != nil {
 		return nil, err
 	}
-	stopSpares := keepSpares(dp, cfg.SpareSchemas, log)
+	stopSpares := keepSpares(dp, cfg.SpareSchemas, cfg.Region, log)
 	queue := workflows.RegionTaskQueue(cfg.TaskQueue, cfg.Region)
 	w := worker.New(tc, queue, workflows.RegionWorkerOptions(cfg.DatabaseMaxConns))
 	w.RegisterActivity(&activities.Region{Name: cfg.Region, DataPlane: dp})
@@ -104,10 +104,25 @@ func startRegionWorker(ctx context.Context, cfg config.Config, db *bun.DB, tc cl
 // it makes spare schemas again, and how often it looks.
 const spareQuiet = 2 * time.Second
 
-// keepSpares keeps n spare schemas ready in the data plane
-// (CP_SPARE_SCHEMAS), made while this process runs no schema step, until
-// the returned function stops it.
-func keepSpares(dp *dataplane.Postgres, n int, log zerolog.Logger) (stop func()) {
+// spareSchemas is what the workers of this process last counted of each
+// data plane's spare schemas, by region ("": the installation's own).
+var spareSchemas = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "controlplane_spare_schemas",
+	Help: "Spare tenant schemas ready in a data plane (CP_SPARE_SCHEMAS), by region (\"\": the installation's own data plane), as this process's worker last counted them.",
+}, []string{"region"})
+
+// spareRegistry holds spareSchemas, for the metrics listener of every
+// process that runs a worker.
+var spareRegistry = func() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(spareSchemas)
+	return r
+}()
+
+// keepSpares keeps n spare schemas ready in the data plane of region
+// (CP_SPARE_SCHEMAS), made while this process runs no schema step, and
+// reports their count, until the returned function stops it.
+func keepSpares(dp *dataplane.Postgres, n int, region string, log zerolog.Logger) (stop func()) {
 	if n == 0 {
 		return func() {}
 	}
@@ -121,6 +136,9 @@ func keepSpares(dp *dataplane.Postgres, n int, log zerolog.Logger) (stop func())
 				log.Warn().Err(err).Msg("spare schemas not made")
 			} else if made > 0 {
 				log.Debug().Int("made", made).Int("target", n).Msg("spare schemas made")
+			}
+			if ready, err := dp.Spares(ctx); err == nil {
+				spareSchemas.WithLabelValues(region).Set(float64(ready))
 			}
 			select {
 			case <-ctx.Done():

@@ -95,7 +95,7 @@ func runWorker(ctx context.Context, cfg config.Config, _ []string) error {
 	defer stopWatch()
 	// The worker's own listener: Go runtime, SDK and saga metrics, and
 	// /healthz.
-	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, sagaRegistry(cfg, tc, log), telemetry.BuildInfoRegistry(telemetry.CurrentBuild())}
+	gather := prometheus.Gatherers{prometheus.DefaultGatherer, sdk.Registry, sagaRegistry(cfg, tc, log), spareRegistry, telemetry.BuildInfoRegistry(telemetry.CurrentBuild())}
 	stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	if err != nil {
 		w.Stop()
@@ -258,7 +258,7 @@ func startWorker(cfg config.Config, db *bun.DB, tc client.Client, log zerolog.Lo
 		w.Stop()
 		return nil, err
 	}
-	stopSpares := keepSpares(dp, cfg.SpareSchemas, log)
+	stopSpares := keepSpares(dp, cfg.SpareSchemas, "", log)
 	log.Info().Str("task_queue", cfg.TaskQueue).Strs("schedule_ids", []string{workflows.RetentionScheduleID, workflows.UsageScheduleID}).Msg("worker started")
 	return &workers{Worker: w, stop: func() { stopSpares(); stopStreams() }}, nil
 }
