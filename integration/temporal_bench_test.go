@@ -244,19 +244,25 @@ func devBurst(b *testing.B, spares int) devFigures {
 	env := append(devEnv(b), "CP_DATABASE_URL="+url, fmt.Sprintf("CP_SPARE_SCHEMAS=%d", spares))
 	p := startDev(b, env)
 	ctx := context.Background()
+	// atLeast waits until query counts n rows, for at most limit.
+	atLeast := func(n int, what string, limit time.Duration, query string, args ...any) {
+		for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
+			var got int
+			if err := db.NewRaw(query, args...).Scan(ctx, &got); err != nil {
+				b.Fatal(err)
+			}
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d %s after %v", got, n, what, limit)
+			}
+		}
+	}
 	// The spare schemas are made once dev is up: the burst starts with
 	// them all ready, as after a quiet time.
-	for deadline := time.Now().Add(2 * time.Minute); spares > 0; time.Sleep(100 * time.Millisecond) {
-		var n int
-		if err := db.NewRaw("SELECT count(*) FROM dataplane.spare_schemas").Scan(ctx, &n); err != nil {
-			b.Fatal(err)
-		}
-		if n >= spares {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d spare schemas after 2 minutes", n, spares)
-		}
+	if spares > 0 {
+		atLeast(spares, "spare schemas", 2*time.Minute, "SELECT count(*) FROM dataplane.spare_schemas")
 	}
 	for _, q := range []string{
 		"INSERT INTO plans (id, name, max_tenants, max_members, requests_per_minute) VALUES ('bench', 'Bench', 100000, 100, 100000) ON CONFLICT DO NOTHING",
@@ -303,20 +309,7 @@ func devBurst(b *testing.B, spares int) devFigures {
 	// active waits until n tenants whose names start with prefix are
 	// provisioned.
 	active := func(prefix string, n int) {
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			var got int
-			if err := db.NewRaw("SELECT count(*) FROM tenants WHERE name LIKE ? AND state = 'active'", prefix+"%").Scan(ctx, &got); err != nil {
-				b.Fatal(err)
-			}
-			if got >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d tenants %s… active after 5 minutes", got, n, prefix)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		atLeast(n, "tenants "+prefix+"… active", 5*time.Minute, "SELECT count(*) FROM tenants WHERE name LIKE ? AND state = 'active'", prefix+"%")
 	}
 	active("w"+run[:6], 10)
 	active("s"+run[:6], burstSequential)
