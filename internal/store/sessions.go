@@ -65,6 +65,23 @@ type Principal struct {
 	ServiceAccount *ServiceAccountPrincipal
 }
 
+// authenticateSession reads a session and, for an organisation's route,
+// the membership and the organisation ($2; '' for none). It runs on every
+// request a member makes: prepared.
+var authenticateSession = prepare(`
+	WITH touched AS (
+		UPDATE sessions SET last_used_at = now()
+		WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() AND last_used_at < now() - interval '1 minute'
+	)
+	SELECT s.user_id, u.email, s.id, s.authenticated_at,
+		CASE WHEN o.require_mfa THEN NOT ` + fmt.Sprintf(hasFactorSQL, "s.user_id") + ` ELSE false END,
+		m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa, o.state, o.deletion_due_at, o.default_region
+	FROM sessions s
+	JOIN users u ON u.id = s.user_id
+	LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = $2
+	LEFT JOIN organizations o ON o.id = m.org_id
+	WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()`)
+
 // ErrNoSession is returned for a token that is unknown, expired or revoked.
 var ErrNoSession = errors.New("no valid session")
 
@@ -83,20 +100,8 @@ func Authenticate(ctx context.Context, db bun.IDB, token, orgID string) (Princip
 	var due sql.NullTime
 	// The same round trip notes when the session was last used, at most
 	// once a minute (a write a minute per session, not per request).
-	err := db.NewRaw(`
-		WITH touched AS (
-			UPDATE sessions SET last_used_at = now()
-			WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > now() AND last_used_at < now() - interval '1 minute'
-		)
-		SELECT s.user_id, u.email, s.id, s.authenticated_at,
-			CASE WHEN o.require_mfa THEN NOT `+fmt.Sprintf(hasFactorSQL, "s.user_id")+` ELSE false END,
-			m.id, m.role, o.slug, o.name, o.plan_id, o.created_at, o.updated_at, o.require_mfa, o.state, o.deletion_due_at, o.default_region
-		FROM sessions s
-		JOIN users u ON u.id = s.user_id
-		LEFT JOIN members m ON m.user_id = s.user_id AND m.org_id = ?
-		LEFT JOIN organizations o ON o.id = m.org_id
-		WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > now()`,
-		p.TokenHash, orgID, p.TokenHash).Scan(ctx, &p.UserID, &p.Email, &p.SessionID, &p.AuthenticatedAt, &p.NeedsSecondFactor,
+	err := authenticateSession.scan(ctx, db, []any{p.TokenHash, orgID},
+		&p.UserID, &p.Email, &p.SessionID, &p.AuthenticatedAt, &p.NeedsSecondFactor,
 		&member, &role, &slug, &name, &plan, &created, &updated, &requireMFA, &state, &due, &defaultRegion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrNoSession
