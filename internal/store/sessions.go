@@ -66,7 +66,7 @@ type Principal struct {
 }
 
 // authenticateSession reads a session and, for an organisation's route,
-// the membership and the organisation ($2; '' for none). It runs on every
+// the membership and the organisation ($2; empty for none). It runs on every
 // request a member makes: prepared.
 var authenticateSession = prepare(`
 	WITH touched AS (
