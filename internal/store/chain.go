@@ -55,15 +55,17 @@ type ChainHead struct {
 // ends, and reads it: one statement.
 func lockHead(ctx context.Context, tx bun.IDB, orgID string) (ChainHead, error) {
 	var h ChainHead
-	err := tx.NewRaw(`INSERT INTO audit_chains AS c (org_id) VALUES (?)
-		ON CONFLICT (org_id) DO UPDATE SET org_id = EXCLUDED.org_id
-		RETURNING c.length, c.head, EXISTS (SELECT 1 FROM audit_events e WHERE e.org_id = c.org_id AND e.seq IS NULL) AS backlog`,
-		orgID).Scan(ctx, &h)
-	if err != nil {
+	if err := lockChainHead.scan(ctx, tx, []any{orgID}, &h.Length, &h.Head, &h.Backlog); err != nil {
 		return h, fmt.Errorf("lock the audit chain of %s: %w", orgID, err)
 	}
 	return h, nil
 }
+
+// lockChainHead locks an organisation's chain head, made at its first
+// event, and reads it; prepared: every audit event runs it.
+var lockChainHead = prepare(`INSERT INTO audit_chains AS c (org_id) VALUES ($1)
+	ON CONFLICT (org_id) DO UPDATE SET org_id = EXCLUDED.org_id
+	RETURNING c.length, c.head, EXISTS (SELECT 1 FROM audit_events e WHERE e.org_id = c.org_id AND e.seq IS NULL) AS backlog`)
 
 // ReadChainHead is the organisation's head (length 0 and the genesis
 // before its first event), whether events of it wait to be chained, its

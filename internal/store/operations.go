@@ -61,6 +61,15 @@ type NewTenant struct {
 	Request     TenantRequest
 }
 
+// reservationChecks are a creation's three checks: the name ($2) held by
+// a live tenant of the organisation ($1), the hostname ($3) by any live
+// tenant, and the tenants the quota counts; prepared: every creation runs
+// them.
+var reservationChecks = prepare(`SELECT
+	EXISTS (SELECT 1 FROM tenants WHERE org_id = $1 AND name = $2 AND ` + notEnded("state") + `),
+	EXISTS (SELECT 1 FROM tenants WHERE hostname = $3 AND ` + notEnded("state") + `),
+	(SELECT count(*) FROM tenants WHERE org_id = $1 AND ` + notEnded("state") + `)`)
+
 // ReserveTenant writes a new tenant in state provisioning with its
 // provisioning operation and the create_requested event, in one
 // transaction, after checking that the name and the hostname are free
@@ -93,10 +102,7 @@ func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnsw
 		// for).
 		var nameHeld, hostHeld bool
 		var live int
-		err = tx.NewRaw(`SELECT
-			EXISTS (SELECT 1 FROM tenants WHERE org_id = ? AND name = ? AND `+notEnded("state")+`),
-			EXISTS (SELECT 1 FROM tenants WHERE hostname = ? AND `+notEnded("state")+`),
-			(`+liveTenants+`)`, in.OrgID, in.Name, in.Hostname, in.OrgID).Scan(ctx, &nameHeld, &hostHeld, &live)
+		err = reservationChecks.scan(ctx, tx, []any{in.OrgID, in.Name, in.Hostname}, &nameHeld, &hostHeld, &live)
 		if err != nil {
 			return fmt.Errorf("check tenant name, hostname and quota: %w", err)
 		}

@@ -75,6 +75,11 @@ func Plans(ctx context.Context, db bun.IDB) ([]Plan, error) {
 	return ps, nil
 }
 
+// lockOrgPlan locks an organisation's row and reads its plan; prepared:
+// every creation and every quota's check runs it.
+var lockOrgPlan = prepare(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts, o.state
+	FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = $1 FOR NO KEY UPDATE OF o`)
+
 // LockPlan locks the organisation's row, so quota checks of concurrent
 // requests run one after the other, and returns its plan. What it guards
 // creates something (a tenant, an invitation, a service account): an
@@ -83,9 +88,8 @@ func Plans(ctx context.Context, db bun.IDB) ([]Plan, error) {
 func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {
 	var plan Plan
 	var state string
-	err := tx.NewRaw(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.requests_per_minute, p.max_service_accounts, o.state
-		FROM organizations o JOIN plans p ON p.id = o.plan_id WHERE o.id = ? FOR NO KEY UPDATE OF o`, orgID).
-		Scan(ctx, &plan.ID, &plan.Name, &plan.MaxTenants, &plan.MaxMembers, &plan.RequestsPerMinute, &plan.MaxServiceAccounts, &state)
+	err := lockOrgPlan.scan(ctx, tx, []any{orgID},
+		&plan.ID, &plan.Name, &plan.MaxTenants, &plan.MaxMembers, &plan.RequestsPerMinute, &plan.MaxServiceAccounts, &state)
 	if err != nil {
 		return plan, fmt.Errorf("lock organisation %s: %w", orgID, err)
 	}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -152,6 +151,17 @@ func StepNames(names ...string) []Step {
 	return out
 }
 
+// updateStep writes a step's entry ($2) in its operation's steps, in
+// place or after the others; prepared: every attempt of every step runs it.
+var updateStep = prepare(`
+	UPDATE operations SET steps = CASE
+		WHEN steps @> jsonb_build_array(jsonb_build_object('name', $1::text))
+		THEN (SELECT jsonb_agg(CASE WHEN e->>'name' = $1::text THEN $2::jsonb ELSE e END ORDER BY i)
+		      FROM jsonb_array_elements(steps) WITH ORDINALITY AS t(e, i))
+		ELSE steps || jsonb_build_array($2::jsonb)
+	END
+	WHERE id = $3`)
+
 // UpdateStep records an attempt of one step of an operation: the step's
 // entry in the operation's steps is replaced (or added), in one statement
 // (a round trip, not a transaction of three: it runs for every step of
@@ -159,19 +169,12 @@ func StepNames(names ...string) []Step {
 func UpdateStep(ctx context.Context, db bun.IDB, opID, step, status string, attempts int, lastErr string) error {
 	now := time.Now().UTC()
 	entry, _ := json.Marshal(Step{Name: step, Status: status, Attempts: attempts, LastError: lastErr, UpdatedAt: &now})
-	res, err := db.NewRaw(`
-		UPDATE operations SET steps = CASE
-			WHEN steps @> jsonb_build_array(jsonb_build_object('name', ?0::text))
-			THEN (SELECT jsonb_agg(CASE WHEN e->>'name' = ?0::text THEN ?1::jsonb ELSE e END ORDER BY i)
-			      FROM jsonb_array_elements(steps) WITH ORDINALITY AS t(e, i))
-			ELSE steps || jsonb_build_array(?1::jsonb)
-		END
-		WHERE id = ?2`, step, string(entry), opID).Exec(ctx)
+	n, err := updateStep.exec(ctx, db, step, string(entry), opID)
 	if err != nil {
 		return fmt.Errorf("record step %s of operation %s: %w", step, opID, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("load operation %s: %w", opID, cmp.Or(err, sql.ErrNoRows))
+	if n == 0 {
+		return fmt.Errorf("load operation %s: %w", opID, sql.ErrNoRows)
 	}
 	return nil
 }
