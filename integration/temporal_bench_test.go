@@ -254,8 +254,10 @@ type devFigures struct {
 	accepted, unavailable int
 	// provisioned is the rate of the burst's tenants reaching active, and
 	// cpu the dev process's processor time per tenant until then.
-	provisioned  float64
-	cpu, machine time.Duration
+	provisioned float64
+	// postgres is the processor time of the database's Postgres processes
+	// per tenant, over the same span (part of machine).
+	cpu, machine, postgres time.Duration
 }
 
 // devBurst measures POST …/tenants on a real `controlplane dev` whose
@@ -338,7 +340,7 @@ func devBurst(b *testing.B, spares int) devFigures {
 	active("s"+run[:6], burstSequential)
 	checkpoint(b)
 	var mu sync.Mutex
-	t0, cpu0, m0 := time.Now(), cpuTime(p.cmd.Process.Pid), machineCPU()
+	t0, cpu0, m0, pg0 := time.Now(), cpuTime(p.cmd.Process.Pid), machineCPU(), pgCPU(b, db)
 	lat, rate := burst(burstTotal, burstInflight, func(i int) (time.Duration, bool) {
 		el, code := create(fmt.Sprintf("b%s%d", run[:6], i))
 		mu.Lock()
@@ -355,6 +357,7 @@ func devBurst(b *testing.B, spares int) devFigures {
 	f.provisioned = float64(f.accepted) / time.Since(t0).Seconds()
 	f.cpu = (cpuTime(p.cmd.Process.Pid) - cpu0) / time.Duration(max(f.accepted, 1))
 	f.machine = (machineCPU() - m0) / time.Duration(max(f.accepted, 1))
+	f.postgres = pgCPUSince(b, db, pg0) / time.Duration(max(f.accepted, 1))
 	return f
 }
 
@@ -454,6 +457,7 @@ func BenchmarkBurst(b *testing.B) {
 			b.ReportMetric(f.provisioned, "active/s")
 			b.ReportMetric(ms(f.cpu), "cpu-ms/tenant")
 			b.ReportMetric(ms(f.machine), "machine-ms/tenant")
+			b.ReportMetric(ms(f.postgres), "postgres-ms/tenant")
 		})
 	}
 
@@ -483,7 +487,7 @@ func BenchmarkBurst(b *testing.B) {
 		f := d.f
 		b.Logf("%s", burstFigures{seqP50: f.seqP50, seqP99: f.seqP99, rate: f.rate, burstP50: f.burstP50,
 			burstP99: f.burstP99, over: f.unavailable, cpu: f.cpu, machine: f.machine}.row(d.name+": POST …/tenants"))
-		b.Logf("%s: the burst's %d tenants active at %.1f/s", d.name, f.accepted, f.provisioned)
+		b.Logf("%s: the burst's %d tenants active at %.1f/s; Postgres's processor time %v a tenant", d.name, f.accepted, f.provisioned, f.postgres.Round(100*time.Microsecond))
 		if embL != nil {
 			b.Logf("%s: POST …/tenants sequential p50 is %.2f× the raw local p50 on the embedded server, the burst's rate %.2f× raw local's",
 				d.name, float64(f.seqP50)/float64(embL.seqP50), f.rate/embL.rate)
