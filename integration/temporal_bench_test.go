@@ -93,8 +93,6 @@ func cpuTime(pids ...int) time.Duration {
 	return total
 }
 
-// burst runs total calls of one with inflight at once and returns each
-// call's latency and the rate of calls answered.
 // machineCPU is the processor time of the whole machine (every process,
 // user and system) since boot, from /proc/stat.
 func machineCPU() time.Duration {
@@ -113,6 +111,8 @@ func machineCPU() time.Duration {
 	return total
 }
 
+// burst runs total calls of one with inflight at once and returns each
+// call's latency and the rate of calls answered.
 func burst(total, inflight int, one func(i int) (time.Duration, bool)) (lat []time.Duration, rate float64) {
 	lat = make([]time.Duration, total)
 	ok := make([]bool, total)

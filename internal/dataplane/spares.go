@@ -76,8 +76,12 @@ const spareLock = 7411100003
 
 // Spares counts the spare schemas of the current baseline.
 func (d *Postgres) Spares(ctx context.Context) (int, error) {
+	return countSpares(ctx, d.DB)
+}
+
+func countSpares(ctx context.Context, db bun.IDB) (int, error) {
 	var n int
-	if err := d.DB.NewRaw("SELECT count(*) FROM dataplane.spare_schemas WHERE baseline = ?", baseline).Scan(ctx, &n); err != nil {
+	if err := db.NewRaw("SELECT count(*) FROM dataplane.spare_schemas WHERE baseline = ?", baseline).Scan(ctx, &n); err != nil {
 		return 0, fmt.Errorf("count spare schemas: %w", err)
 	}
 	return n, nil
@@ -114,8 +118,8 @@ func (d *Postgres) FillSpares(ctx context.Context, target int, quiet time.Durati
 			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", spareLock); err != nil {
 				return err
 			}
-			var n int
-			if err := tx.NewRaw("SELECT count(*) FROM dataplane.spare_schemas WHERE baseline = ?", baseline).Scan(ctx, &n); err != nil {
+			n, err := countSpares(ctx, tx)
+			if err != nil {
 				return err
 			}
 			if n >= target {

@@ -68,7 +68,7 @@ type NewTenant struct {
 var reservationChecks = prepare(`SELECT
 	EXISTS (SELECT 1 FROM tenants WHERE org_id = $1 AND name = $2 AND ` + notEnded("state") + `),
 	EXISTS (SELECT 1 FROM tenants WHERE hostname = $3 AND ` + notEnded("state") + `),
-	(SELECT count(*) FROM tenants WHERE org_id = $1 AND ` + notEnded("state") + `)`)
+	(` + liveTenantsOf("$1") + `)`)
 
 // ReserveTenant writes a new tenant in state provisioning with its
 // provisioning operation and the create_requested event, in one

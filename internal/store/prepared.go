@@ -47,41 +47,63 @@ func (p *prepared) stmt(ctx context.Context, db *sql.DB) (*sql.Stmt, error) {
 	return s, nil
 }
 
-// rows runs the statement on db: the pool, a transaction (on the
-// transaction's connection) or a connection (one it holds: sent as text,
-// not prepared).
-func (p *prepared) rows(ctx context.Context, db bun.IDB, args ...any) (*sql.Rows, error) {
+// runner runs a statement with its values: a prepared one (*sql.Stmt)
+// or its text on a held connection (asText).
+type runner interface {
+	QueryContext(ctx context.Context, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
+}
+
+// on is the statement for db: the pool's, a transaction's (on the
+// transaction's connection) or a held connection's (sent as text, not
+// prepared).
+func (p *prepared) on(ctx context.Context, db bun.IDB) (runner, error) {
 	switch d := db.(type) {
 	case *bun.DB:
-		s, err := p.stmt(ctx, d.DB)
-		if err != nil {
-			return nil, err
-		}
-		return s.QueryContext(ctx, args...)
+		return p.stmt(ctx, d.DB)
 	case bun.Tx:
-		return p.inTx(ctx, d, args)
+		return p.inTx(ctx, d)
 	case *bun.Tx:
-		return p.inTx(ctx, *d, args)
+		return p.inTx(ctx, *d)
 	case bun.Conn:
-		return d.Conn.QueryContext(ctx, p.query, args...)
+		return asText{d.Conn, p.query}, nil
 	}
 	return nil, fmt.Errorf("a prepared statement cannot run on %T", db)
 }
 
-func (p *prepared) inTx(ctx context.Context, tx bun.Tx, args []any) (*sql.Rows, error) {
+func (p *prepared) inTx(ctx context.Context, tx bun.Tx) (runner, error) {
 	s, err := p.stmt(ctx, tx.NewRaw("").DB().DB)
 	if err != nil {
 		return nil, err
 	}
 	// The transaction's copy is closed with the transaction; the
 	// connection's prepared statement stays for the next one.
-	return tx.Tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	return tx.Tx.StmtContext(ctx, s), nil
+}
+
+// asText runs a statement's text on a held connection, the driver
+// writing its values in.
+type asText struct {
+	conn  *sql.Conn
+	query string
+}
+
+func (t asText) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return t.conn.QueryContext(ctx, t.query, args...)
+}
+
+func (t asText) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return t.conn.ExecContext(ctx, t.query, args...)
 }
 
 // scan runs the statement and scans its first row into dest;
 // sql.ErrNoRows when there is none.
 func (p *prepared) scan(ctx context.Context, db bun.IDB, args []any, dest ...any) error {
-	rows, err := p.rows(ctx, db, args...)
+	r, err := p.on(ctx, db)
+	if err != nil {
+		return err
+	}
+	rows, err := r.QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}
@@ -100,30 +122,11 @@ func (p *prepared) scan(ctx context.Context, db bun.IDB, args []any, dest ...any
 
 // exec runs the statement and returns the number of rows it changed.
 func (p *prepared) exec(ctx context.Context, db bun.IDB, args ...any) (int64, error) {
-	var (
-		res sql.Result
-		err error
-	)
-	switch d := db.(type) {
-	case *bun.DB:
-		var s *sql.Stmt
-		if s, err = p.stmt(ctx, d.DB); err == nil {
-			res, err = s.ExecContext(ctx, args...)
-		}
-	case bun.Tx, *bun.Tx:
-		tx, ok := d.(bun.Tx)
-		if !ok {
-			tx = *d.(*bun.Tx)
-		}
-		var s *sql.Stmt
-		if s, err = p.stmt(ctx, tx.NewRaw("").DB().DB); err == nil {
-			res, err = tx.Tx.StmtContext(ctx, s).ExecContext(ctx, args...)
-		}
-	case bun.Conn:
-		res, err = d.Conn.ExecContext(ctx, p.query, args...)
-	default:
-		return 0, fmt.Errorf("a prepared statement cannot run on %T", db)
+	r, err := p.on(ctx, db)
+	if err != nil {
+		return 0, err
 	}
+	res, err := r.ExecContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}

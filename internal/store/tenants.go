@@ -69,7 +69,13 @@ type Operation struct {
 
 // liveTenants counts the tenants of organisation ? that hold a place in
 // its plan's tenant quota: every one that is not failed or decommissioned.
-var liveTenants = `SELECT count(*) FROM tenants WHERE org_id = ? AND ` + notEnded("state")
+var liveTenants = liveTenantsOf("?")
+
+// liveTenantsOf is liveTenants with the organisation as param (a
+// prepared statement's $n).
+func liveTenantsOf(param string) string {
+	return `SELECT count(*) FROM tenants WHERE org_id = ` + param + ` AND ` + notEnded("state")
+}
 
 // CountLiveTenants returns how many of the organisation's tenants the
 // tenant quota counts.
