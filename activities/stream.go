@@ -159,8 +159,8 @@ func (a *Streams) deliverOnce(ctx context.Context, s store.AuditStream, attempt 
 	}
 	cursor := s.CursorSeq
 	for i, b := range batches {
-		if ok, err := store.MarkInflight(ctx, a.DB, s.ID, cursor, b.LastSeq); err != nil || !ok {
-			return res.Batches > 0, err // !ok: a replay moved the cursor; read it again
+		if ok, err := store.MarkInflight(ctx, a.DB, s, cursor, b.LastSeq); err != nil || !ok {
+			return res.Batches > 0, err // !ok: a replay, a person's change or a suspension overtook the read; read it again
 		}
 		r := auditstream.Deliver(ctx, a.Client, target, b)
 		if ctx.Err() != nil {

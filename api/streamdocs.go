@@ -29,7 +29,7 @@ func streamRouteDocs(org string) map[string]doc {
 		"GET " + stream: {id: "getAuditStream", summary: "One audit stream", data: streamView{}},
 		"PATCH " + stream: {id: "updateAuditStream", summary: "Rename an audit stream, change its endpoint, actions or credential, pause or resume it",
 			desc: "paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), " +
-				"with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. " +
+				"with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. " +
 				"A new endpoint or credential needs a person's recent authentication, as a creation does. " +
 				"Audited as audit_stream.updated (before and after; a credential only as replaced).",
 			body: updateStreamRequest{}, data: streamView{}, errs: []errorResponse{errReauth}},

@@ -158,14 +158,18 @@ func MoveCursor(ctx context.Context, db *bun.DB, streamID string, from, to int64
 }
 
 // MarkInflight notes, before a batch is sent, the last seq it carries,
-// unless the cursor moved from where the delivery read it (then it
-// reports false and nothing is sent): a later attempt, after whatever
+// unless the stream is no longer as the delivery read it (s): its cursor
+// moved (a replay), a person changed it (paused, its endpoint or filter:
+// its version moved), it was suspended or deleted. Then it reports false
+// and nothing is sent, so no batch starts after a change's answer; a
+// batch already marked is sent once, and a later attempt, after whatever
 // ended this one, sends the same batch.
-func MarkInflight(ctx context.Context, db bun.IDB, streamID string, cursor, last int64) (bool, error) {
+func MarkInflight(ctx context.Context, db bun.IDB, s AuditStream, cursor, last int64) (bool, error) {
 	res, err := db.NewUpdate().Model((*AuditStream)(nil)).Set("inflight_seq = ?", last).
-		Where("id = ? AND cursor_seq = ? AND deleted_at IS NULL", streamID, cursor).Exec(ctx)
+		Where("id = ? AND cursor_seq = ? AND version = ? AND status IN (?) AND deleted_at IS NULL",
+			s.ID, cursor, s.Version, bun.In([]domain.StreamStatus{domain.StreamActive, domain.StreamFailing})).Exec(ctx)
 	if err != nil {
-		return false, fmt.Errorf("mark the batch in flight of audit stream %s: %w", streamID, err)
+		return false, fmt.Errorf("mark the batch in flight of audit stream %s: %w", s.ID, err)
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err

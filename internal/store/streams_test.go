@@ -160,7 +160,7 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	org := newOrg(t)
 	s := newStream(t, org, ring(t, mustKey(t, "k1")))
 	evs := writeEvents(t, org.ID, "member.added", "member.added", "member.added")
-	if ok, err := store.MarkInflight(ctx, testDB, s.ID, s.CursorSeq, evs[1].Seq); err != nil || !ok {
+	if ok, err := store.MarkInflight(ctx, testDB, s, s.CursorSeq, evs[1].Seq); err != nil || !ok {
 		t.Fatalf("MarkInflight = %v, %v", ok, err)
 	}
 	if got := reread(t, s.ID); got.InflightSeq == nil || *got.InflightSeq != evs[1].Seq {
@@ -180,7 +180,7 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	// A replay from the first event, then the delivery that had read the
 	// cursor before it: the replay's cursor stays, and a batch it had in
 	// flight is forgotten.
-	if ok, err := store.MarkInflight(ctx, testDB, s.ID, got.CursorSeq, evs[2].Seq); err != nil || !ok {
+	if ok, err := store.MarkInflight(ctx, testDB, s, got.CursorSeq, evs[2].Seq); err != nil || !ok {
 		t.Fatalf("MarkInflight = %v, %v", ok, err)
 	}
 	b := streamBase
@@ -196,7 +196,7 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	if got := reread(t, s.ID); got.CursorSeq != evs[0].Seq-1 || got.InflightSeq != nil {
 		t.Fatalf("the replay lost: cursor %d, in flight %v", got.CursorSeq, got.InflightSeq)
 	}
-	if ok, _ := store.MarkInflight(ctx, testDB, s.ID, got.CursorSeq, evs[2].Seq); ok {
+	if ok, _ := store.MarkInflight(ctx, testDB, r, got.CursorSeq, evs[2].Seq); ok {
 		t.Fatal("a batch was marked in flight from a cursor a replay moved")
 	}
 	// A replay never moves the cursor forward, and a replay by time finds
@@ -216,6 +216,56 @@ func TestADeliveryMovesTheCursorOnlyFromWhereItReadItAndAReplayInBetweenWins(t *
 	}
 	if n := len(eventsOf(t, s.ID, domain.ActionStreamReplayed)); n != 3 {
 		t.Fatalf("%d replayed events, want 3", n)
+	}
+}
+
+// A delivery reads the stream, then a person pauses it, changes its
+// endpoint or filter, or it is suspended: no batch starts from that read,
+// so nothing is sent after the change's answer to a receiver or by a
+// filter the stream no longer has.
+func TestNoBatchStartsFromAReadAPersonsChangeOrASuspensionOvertook(t *testing.T) {
+	ctx := context.Background()
+	b := streamBase
+	for _, tc := range []struct {
+		name   string
+		change func(s store.AuditStream) error
+	}{
+		{"paused", func(s store.AuditStream) error {
+			_, err := store.ChangeStream(ctx, testDB, s.OrgID, s.ID, store.StreamChange{Paused: new(true)}, b)
+			return err
+		}},
+		{"its endpoint changed", func(s store.AuditStream) error {
+			_, err := store.ChangeStream(ctx, testDB, s.OrgID, s.ID, store.StreamChange{Endpoint: new("https://other.example.test/hook")}, b)
+			return err
+		}},
+		{"its filter changed", func(s store.AuditStream) error {
+			_, err := store.ChangeStream(ctx, testDB, s.OrgID, s.ID, store.StreamChange{Actions: &[]string{"tenant.*"}}, b)
+			return err
+		}},
+		{"suspended", func(s store.AuditStream) error {
+			_, err := testDB.NewUpdate().Model((*store.AuditStream)(nil)).Set("status = 'suspended'").Where("id = ?", s.ID).Exec(ctx)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			org := newOrg(t)
+			b.OrgID = org.ID
+			s := newStream(t, org, ring(t, mustKey(t, "k1")))
+			evs := writeEvents(t, org.ID, "member.added", "member.added")
+			read, found, err := store.StreamForDelivery(ctx, testDB, s.ID)
+			if err != nil || !found {
+				t.Fatalf("StreamForDelivery = %v, %v", found, err)
+			}
+			if err := tc.change(read); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := store.MarkInflight(ctx, testDB, read, read.CursorSeq, evs[1].Seq); err != nil || ok {
+				t.Fatalf("MarkInflight after the stream was %s = %v, %v; want false", tc.name, ok, err)
+			}
+			if got := reread(t, s.ID); got.InflightSeq != nil {
+				t.Fatalf("in flight: %v", *got.InflightSeq)
+			}
+		})
 	}
 }
 

@@ -637,7 +637,7 @@ export interface paths {
         head?: never;
         /**
          * Rename an audit stream, change its endpoint, actions or credential, pause or resume it
-         * @description paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+         * @description paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
          *
          *     Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
          */

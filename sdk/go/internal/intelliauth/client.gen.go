@@ -2962,7 +2962,7 @@ type ClientInterface interface {
 
 	// UpdateAuditStreamWithBody Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 	//
-	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 	//
 	// Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 	//
@@ -2973,7 +2973,7 @@ type ClientInterface interface {
 
 	// UpdateAuditStream Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 	//
-	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 	//
 	// Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 	//
@@ -4414,7 +4414,7 @@ func (c *Client) GetAuditStream(ctx context.Context, orgId string, streamId stri
 
 // UpdateAuditStreamWithBody Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 //
-// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 //
 // Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 //
@@ -4435,7 +4435,7 @@ func (c *Client) UpdateAuditStreamWithBody(ctx context.Context, orgId string, st
 
 // UpdateAuditStream Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 //
-// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 //
 // Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 //
@@ -10132,7 +10132,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateAuditStreamWithBodyWithResponse Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 	//
-	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 	//
 	// Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 	//
@@ -10143,7 +10143,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateAuditStreamWithResponse Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 	//
-	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+	// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 	//
 	// Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 	//
@@ -26309,7 +26309,7 @@ func (c *ClientWithResponses) GetAuditStreamWithResponse(ctx context.Context, or
 
 // UpdateAuditStreamWithBodyWithResponse Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 //
-// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 //
 // Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 //
@@ -26326,7 +26326,7 @@ func (c *ClientWithResponses) UpdateAuditStreamWithBodyWithResponse(ctx context.
 
 // UpdateAuditStreamWithResponse Rename an audit stream, change its endpoint, actions or credential, pause or resume it
 //
-// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; a delivery in flight ends its batch and reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
+// paused: true holds it (audit_stream.paused); paused: false lets a paused or suspended stream deliver again from its cursor (audit_stream.resumed), with its whole CP_STREAM_SUSPEND_AFTER before it can be suspended again. A new endpoint is checked as at creation; no batch starts after the answer (one already being sent is sent once), and a delivery in flight reads the stream again. A new endpoint or credential needs a person's recent authentication, as a creation does. Audited as audit_stream.updated (before and after; a credential only as replaced).
 //
 // Requires the role permission `audit_streams.manage`. A service account needs the scope `audit-streams:manage`.
 //
