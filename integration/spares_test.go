@@ -13,8 +13,10 @@ import (
 	"github.com/intelliauth/controlplane/internal/harness"
 )
 
-// A data plane's spare schemas: a creation renames one instead of creating
-// the baseline tables' files, concurrent creations never share one, a
+// A data plane's spare schemas: a creation claims one by a row, changing
+// no catalog (no rename: every connection's cached plans survive it),
+// instead of creating the baseline tables' files, concurrent creations
+// never share one, a
 // retried step finds its schema, the fill stops at its target and gives
 // way to creations, and a spare of an older baseline is dropped, never
 // given to a tenant.
@@ -29,7 +31,7 @@ func TestASpareSchemaBecomesATenantsSchemaAndTheSparesAreRefilled(t *testing.T) 
 	spares := func() []string {
 		t.Helper()
 		var names []string
-		if err := db.NewRaw("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'spare\\_%' ORDER BY 1").Scan(ctx, &names); err != nil {
+		if err := db.NewRaw("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'spare\\_%' AND nspname NOT IN (SELECT schema FROM dataplane.tenant_schemas) ORDER BY 1").Scan(ctx, &names); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := dp.Spares(ctx); err != nil || n != len(names) {
@@ -46,7 +48,14 @@ func TestASpareSchemaBecomesATenantsSchemaAndTheSparesAreRefilled(t *testing.T) 
 		return strings.Join(names, ",")
 	}
 	const baselineTables = "applications,groups,sessions,users"
-	schemaOf := func(r dataplane.Ref) string { return "tenant_" + strings.ToLower(r.TenantID[4:]) }
+	schemaOf := func(r dataplane.Ref) string {
+		t.Helper()
+		s, err := dp.SchemaOf(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	newRef := func() dataplane.Ref {
 		return dataplane.Ref{TenantID: domain.NewID(domain.PrefixTenant), OrgID: "org_x", Hostname: "prod-" + uniq() + ".intelliauth.localhost"}
 	}
@@ -56,8 +65,8 @@ func TestASpareSchemaBecomesATenantsSchemaAndTheSparesAreRefilled(t *testing.T) 
 	if err := dp.CreateSchema(ctx, plain); err != nil {
 		t.Fatal(err)
 	}
-	if got := tables(schemaOf(plain)); got != baselineTables {
-		t.Fatalf("created schema's tables: %s", got)
+	if got := tables(schemaOf(plain)); got != baselineTables || schemaOf(plain) != "tenant_"+strings.ToLower(plain.TenantID[4:]) {
+		t.Fatalf("created schema %s's tables: %s", schemaOf(plain), got)
 	}
 
 	// The fill gives way to a creation of the last quiet period.
@@ -80,16 +89,31 @@ func TestASpareSchemaBecomesATenantsSchemaAndTheSparesAreRefilled(t *testing.T) 
 		}
 	}
 
-	// A creation takes the oldest spare: it is renamed, nothing is left
-	// under its old name, and a retry of the step changes nothing.
+	// A creation takes the oldest spare by a row: its catalog row is not
+	// touched (same xmin: no rename), and a retry of the step changes
+	// nothing.
+	xmin := func(schema string) string {
+		t.Helper()
+		var x string
+		if err := db.NewRaw("SELECT xmin::text FROM pg_namespace WHERE nspname = ?", schema).Scan(ctx, &x); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	oldest := before[0]
+	if err := db.NewRaw("SELECT name FROM dataplane.spare_schemas ORDER BY created_at, name LIMIT 1").Scan(ctx, &oldest); err != nil {
+		t.Fatal(err)
+	}
+	x0 := xmin(oldest)
 	first := newRef()
 	for range 2 {
 		if err := dp.CreateSchema(ctx, first); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := tables(schemaOf(first)); got != baselineTables {
-		t.Fatalf("tenant's tables: %s", got)
+	if got := tables(schemaOf(first)); got != baselineTables || schemaOf(first) != oldest || xmin(oldest) != x0 {
+		t.Fatalf("tenant's schema %s (want the oldest spare %s, its catalog row untouched: xmin %s → %s), tables %s",
+			schemaOf(first), oldest, x0, xmin(oldest), got)
 	}
 	if after := spares(); len(after) != 2 {
 		t.Fatalf("spares after one creation: %v (before %v)", after, before)
@@ -153,7 +177,43 @@ func TestASpareSchemaBecomesATenantsSchemaAndTheSparesAreRefilled(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != len(refs)+3 {
-		t.Fatalf("data plane lists %d tenants, want %d", len(all), len(refs)+3)
+	if len(all) != len(refs)+3 || !all[first.TenantID].Schema {
+		t.Fatalf("data plane lists %d tenants (want %d), the first %+v", len(all), len(refs)+3, all[first.TenantID])
+	}
+
+	// A claimed spare is the tenant's everywhere: its route names it, a
+	// suspension ends the sessions in it, and its drop removes it and its
+	// claim, twice as once.
+	schema := schemaOf(first)
+	if err := dp.CreateRoute(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	var routed string
+	if err := db.NewRaw("SELECT schema FROM dataplane.routes WHERE tenant_id = ?", first.TenantID).Scan(ctx, &routed); err != nil || routed != schema {
+		t.Fatalf("route's schema %q (%v), want %s", routed, err, schema)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO "+schema+".users (id, email) VALUES ('u1', 'a@b.test');"+
+		"INSERT INTO "+schema+".sessions (token_hash, user_id, expires_at) VALUES ('\\x01', 'u1', now() + interval '1 hour')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.SuspendRoute(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	var sessions int
+	if err := db.NewRaw("SELECT count(*) FROM "+schema+".sessions").Scan(ctx, &sessions); err != nil || sessions != 0 {
+		t.Fatalf("sessions after a suspension: %d, %v", sessions, err)
+	}
+	for range 2 {
+		if err := dp.DropSchema(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var left bool
+	if err := db.NewRaw("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ?) OR EXISTS (SELECT 1 FROM dataplane.tenant_schemas WHERE tenant_id = ?)",
+		schema, first.TenantID).Scan(ctx, &left); err != nil || left {
+		t.Fatalf("after the drop, schema or claim left: %v, %v", left, err)
+	}
+	if r, err := dp.Inspect(ctx, first); err != nil || r.Schema {
+		t.Fatalf("inspect after the drop: %+v, %v", r, err)
 	}
 }

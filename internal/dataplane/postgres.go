@@ -63,6 +63,11 @@ func (d *Postgres) Init(ctx context.Context) error {
 			baseline   integer NOT NULL,
 			created_at timestamptz NOT NULL DEFAULT now()
 		);
+		CREATE TABLE IF NOT EXISTS dataplane.tenant_schemas (
+			tenant_id  text PRIMARY KEY,
+			schema     text NOT NULL UNIQUE,
+			created_at timestamptz NOT NULL DEFAULT now()
+		);
 		CREATE TABLE IF NOT EXISTS dataplane.routes (
 			hostname   text PRIMARY KEY,
 			tenant_id  text NOT NULL UNIQUE,
@@ -77,9 +82,12 @@ func (d *Postgres) Init(ctx context.Context) error {
 	return nil
 }
 
-// CreateSchema creates the tenant's schema with its baseline tables in
-// one transaction: a spare schema renamed when the data plane holds one
-// (FillSpares), else created. A retry finds the schema and completes it.
+// CreateSchema gives the tenant a schema with its baseline tables: a
+// spare (FillSpares) when the data plane holds one, claimed by a row of
+// dataplane.tenant_schemas and keeping its name, else tenant_<id> created
+// in one transaction. Claiming a spare changes no catalog: a rename would
+// make every connection to the database plan its statements again. A
+// retry finds the tenant's schema and completes it.
 func (d *Postgres) CreateSchema(ctx context.Context, t Ref) error {
 	s, err := schemaName(t)
 	if err != nil {
@@ -87,21 +95,16 @@ func (d *Postgres) CreateSchema(ctx context.Context, t Ref) error {
 	}
 	d.lastSchema.Store(time.Now().UnixNano())
 	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var exists bool
-		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ?)", s).Scan(ctx, &exists); err != nil {
-			return fmt.Errorf("find schema %s: %w", s, err)
+		claimed, err := claimSpare(ctx, tx, t.TenantID, s)
+		if err != nil || claimed {
+			return err
 		}
-		if !exists {
-			spare, err := claimSpare(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if spare != "" {
-				if _, err := tx.ExecContext(ctx, "ALTER SCHEMA "+spare+" RENAME TO "+s); err != nil {
-					return fmt.Errorf("rename spare schema %s to %s: %w", spare, s, err)
-				}
-				return nil
-			}
+		var mapped bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM dataplane.tenant_schemas WHERE tenant_id = ?)", t.TenantID).Scan(ctx, &mapped); err != nil {
+			return fmt.Errorf("find schema of %s: %w", t.TenantID, err)
+		}
+		if mapped {
+			return nil // a spare an earlier attempt claimed: whole from the start
 		}
 		if _, err := tx.ExecContext(ctx, baselineDDL(s)); err != nil {
 			return fmt.Errorf("create schema %s: %w", s, err)
@@ -110,16 +113,43 @@ func (d *Postgres) CreateSchema(ctx context.Context, t Ref) error {
 	})
 }
 
-// DropSchema drops the schema and everything in it.
+// tenantSchema is the SQL of a tenant's schema's name, its arguments the
+// tenant's id and tenant_<id>: the spare it claimed, else tenant_<id>.
+const tenantSchema = `coalesce((SELECT schema FROM dataplane.tenant_schemas WHERE tenant_id = ?), ?)`
+
+// SchemaOf names the tenant's schema (whether or not it exists): the spare
+// it claimed, else tenant_<id>.
+func (d *Postgres) SchemaOf(ctx context.Context, t Ref) (string, error) {
+	s, err := schemaName(t)
+	if err != nil {
+		return "", err
+	}
+	var name string
+	if err := d.DB.NewRaw("SELECT "+tenantSchema, t.TenantID, s).Scan(ctx, &name); err != nil {
+		return "", fmt.Errorf("find schema of %s: %w", t.TenantID, err)
+	}
+	return name, nil
+}
+
+// DropSchema drops the tenant's schema and everything in it, and forgets
+// the spare it claimed, in one transaction.
 func (d *Postgres) DropSchema(ctx context.Context, t Ref) error {
 	s, err := schemaName(t)
 	if err != nil {
 		return err
 	}
-	if _, err := d.DB.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
-		return fmt.Errorf("drop schema %s: %w", s, err)
-	}
-	return nil
+	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var claimed []string
+		if err := tx.NewRaw("DELETE FROM dataplane.tenant_schemas WHERE tenant_id = ? RETURNING schema", t.TenantID).Scan(ctx, &claimed); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("forget schema of %s: %w", t.TenantID, err)
+		}
+		for _, name := range append(claimed, s) {
+			if _, err := tx.NewRaw("DROP SCHEMA IF EXISTS ? CASCADE", bun.Ident(name)).Exec(ctx); err != nil {
+				return fmt.Errorf("drop schema %s: %w", name, err)
+			}
+		}
+		return nil
+	})
 }
 
 // CreateKeys creates an Ed25519 key pair once; a retry keeps the first.
@@ -218,7 +248,7 @@ func (d *Postgres) CreateRoute(ctx context.Context, t Ref) error {
 		return err
 	}
 	_, err = d.DB.ExecContext(ctx, `INSERT INTO dataplane.routes (hostname, tenant_id, schema)
-		VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, t.Hostname, t.TenantID, s)
+		VALUES (?, ?, `+tenantSchema+`) ON CONFLICT (tenant_id) DO NOTHING`, t.Hostname, t.TenantID, t.TenantID, s)
 	if err != nil {
 		return fmt.Errorf("create route %s: %w", t.Hostname, err)
 	}
@@ -244,22 +274,19 @@ func (d *Postgres) ResumeRoute(ctx context.Context, t Ref) error {
 }
 
 func (d *Postgres) setRoute(ctx context.Context, t Ref, enabled bool) error {
-	s, err := schemaName(t)
-	if err != nil {
-		return err
-	}
 	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE dataplane.routes SET enabled = ?, updated_at = now() WHERE tenant_id = ?", enabled, t.TenantID)
+		var schema string
+		err := tx.NewRaw("UPDATE dataplane.routes SET enabled = ?, updated_at = now() WHERE tenant_id = ? RETURNING schema", enabled, t.TenantID).Scan(ctx, &schema)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("tenant %s has no route", t.TenantID)
+		}
 		if err != nil {
 			return fmt.Errorf("set route of %s: %w", t.TenantID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("tenant %s has no route", t.TenantID)
 		}
 		if !enabled {
 			// Access is revoked, not only blocked: sessions do not outlive
 			// a suspension.
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+s+".sessions"); err != nil {
+			if _, err := tx.NewRaw("DELETE FROM ?.sessions", bun.Ident(schema)).Exec(ctx); err != nil {
 				return fmt.Errorf("revoke sessions of %s: %w", t.TenantID, err)
 			}
 		}
@@ -274,7 +301,7 @@ func (d *Postgres) Inspect(ctx context.Context, t Ref) (Resources, error) {
 	if err != nil {
 		return r, err
 	}
-	if err := d.DB.NewRaw("SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = ?)", s).Scan(ctx, &r.Schema); err != nil {
+	if err := d.DB.NewRaw("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = "+tenantSchema+")", t.TenantID, s).Scan(ctx, &r.Schema); err != nil {
 		return r, fmt.Errorf("inspect schema: %w", err)
 	}
 	var jwks string
@@ -306,6 +333,15 @@ func (d *Postgres) All(ctx context.Context) (map[string]Resources, error) {
 	}
 	for _, s := range schemas {
 		id := "tnt_" + strings.ToUpper(strings.TrimPrefix(s, "tenant_"))
+		r := out[id]
+		r.Schema = true
+		out[id] = r
+	}
+	var claimed []string
+	if err := d.DB.NewRaw(`SELECT m.tenant_id FROM dataplane.tenant_schemas m JOIN pg_namespace n ON n.nspname = m.schema`).Scan(ctx, &claimed); err != nil {
+		return nil, fmt.Errorf("list claimed spare schemas: %w", err)
+	}
+	for _, id := range claimed {
 		r := out[id]
 		r.Schema = true
 		out[id] = r

@@ -16,8 +16,8 @@ import (
 // their indexes, their TOAST tables), and creating files is most of what
 // a creation costs the database. A data plane can hold schemas with the
 // baseline tables ready (spare_<hex>, listed in dataplane.spare_schemas);
-// the schema step then renames one (a catalog update, no file) instead of
-// creating one. Workers refill them while no creation is running, so a
+// the schema step then claims one (a row of dataplane.tenant_schemas: no
+// file, no catalog change) instead of creating one. Workers refill them while no creation is running, so a
 // burst of creations takes them and the files are made in the quiet after
 // it (CP_SPARE_SCHEMAS).
 
@@ -53,21 +53,32 @@ func baselineDDL(s string) string {
 		);`, s)
 }
 
-// claimSpare takes the oldest spare schema of the current baseline in tx
-// and returns its name ("" when there is none). Concurrent claims take
-// different spares; a claim rolled back leaves its spare in the list.
-func claimSpare(ctx context.Context, tx bun.Tx) (string, error) {
+// claimSpare gives the tenant the oldest spare schema of the current
+// baseline in tx, by a row of dataplane.tenant_schemas (the spare keeps
+// its name), unless the tenant has a schema already (a claimed spare, or
+// legacy: tenant_<id>). It reports whether it claimed one. Concurrent
+// claims take different spares; a claim rolled back leaves its spare in
+// the list; two attempts for one tenant at once cannot both claim (the
+// second's row conflicts, and its statement, the spare's removal with
+// it, fails).
+func claimSpare(ctx context.Context, tx bun.Tx, tenantID, legacy string) (bool, error) {
 	var name string
-	err := tx.NewRaw(`DELETE FROM dataplane.spare_schemas WHERE name = (
-		SELECT name FROM dataplane.spare_schemas WHERE baseline = ?
-		ORDER BY created_at, name LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING name`, baseline).Scan(ctx, &name)
+	err := tx.NewRaw(`WITH spare AS (
+			DELETE FROM dataplane.spare_schemas WHERE name = (
+				SELECT name FROM dataplane.spare_schemas WHERE baseline = ?
+				ORDER BY created_at, name LIMIT 1 FOR UPDATE SKIP LOCKED)
+			AND NOT EXISTS (SELECT 1 FROM dataplane.tenant_schemas WHERE tenant_id = ?)
+			AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ?)
+			RETURNING name)
+		INSERT INTO dataplane.tenant_schemas (tenant_id, schema) SELECT ?, name FROM spare RETURNING schema`,
+		baseline, tenantID, legacy, tenantID).Scan(ctx, &name)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
+		return false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("claim a spare schema: %w", err)
+		return false, fmt.Errorf("claim a spare schema for %s: %w", tenantID, err)
 	}
-	return name, nil
+	return true, nil
 }
 
 // spareLock is the advisory lock the processes filling one data plane's
