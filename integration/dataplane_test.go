@@ -157,3 +157,24 @@ func TestATenantsPrivateKeyIsSealedAtRestAndRotatesWithTheRing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A data plane whose workers predate the map of claimed spares (verify may
+// read it before they are upgraded) is read as before: its tenant_<id>
+// schemas, none claimed.
+func TestADataPlaneWithoutTheMapOfClaimedSparesIsReadAsBefore(t *testing.T) {
+	h := harness.Get(t)
+	ctx := context.Background()
+	_, db := h.NewDatabase(t, false)
+	dp := &dataplane.Postgres{DB: db}
+	if err := dp.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := domain.NewID(domain.PrefixTenant)
+	if _, err := db.ExecContext(ctx, "DROP TABLE dataplane.tenant_schemas; CREATE SCHEMA tenant_"+strings.ToLower(id[4:])); err != nil {
+		t.Fatal(err)
+	}
+	all, err := dp.All(ctx)
+	if err != nil || len(all) != 1 || !all[id].Schema {
+		t.Fatalf("All = %+v, %v; want %s's schema alone", all, err, id)
+	}
+}

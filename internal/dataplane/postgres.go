@@ -337,9 +337,17 @@ func (d *Postgres) All(ctx context.Context) (map[string]Resources, error) {
 		r.Schema = true
 		out[id] = r
 	}
+	// The claimed spares, where the map is (a data plane whose workers
+	// predate it has none, and no claimed spare).
+	var mapped bool
+	if err := d.DB.NewRaw("SELECT to_regclass('dataplane.tenant_schemas') IS NOT NULL").Scan(ctx, &mapped); err != nil {
+		return nil, fmt.Errorf("find the map of claimed spare schemas: %w", err)
+	}
 	var claimed []string
-	if err := d.DB.NewRaw(`SELECT m.tenant_id FROM dataplane.tenant_schemas m JOIN pg_namespace n ON n.nspname = m.schema`).Scan(ctx, &claimed); err != nil {
-		return nil, fmt.Errorf("list claimed spare schemas: %w", err)
+	if mapped {
+		if err := d.DB.NewRaw(`SELECT m.tenant_id FROM dataplane.tenant_schemas m JOIN pg_namespace n ON n.nspname = m.schema`).Scan(ctx, &claimed); err != nil {
+			return nil, fmt.Errorf("list claimed spare schemas: %w", err)
+		}
 	}
 	for _, id := range claimed {
 		r := out[id]

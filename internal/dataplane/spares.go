@@ -17,9 +17,9 @@ import (
 // a creation costs the database. A data plane can hold schemas with the
 // baseline tables ready (spare_<hex>, listed in dataplane.spare_schemas);
 // the schema step then claims one (a row of dataplane.tenant_schemas: no
-// file, no catalog change) instead of creating one. Workers refill them while no creation is running, so a
-// burst of creations takes them and the files are made in the quiet after
-// it (CP_SPARE_SCHEMAS).
+// file, no catalog change) instead of creating one. Workers refill them
+// while no creation is running, so a burst of creations takes them and
+// the files are made in the quiet after it (CP_SPARE_SCHEMAS).
 
 // baseline is the version of the baseline tables baselineDDL creates. A
 // spare of another version is dropped, never given to a tenant: change it
