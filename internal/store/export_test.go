@@ -24,3 +24,6 @@ func (p Prepared) Scan(ctx context.Context, db bun.IDB, args []any, dest ...any)
 func (p Prepared) Exec(ctx context.Context, db bun.IDB, args ...any) (int64, error) {
 	return p.p.exec(ctx, db, args...)
 }
+
+// TenantColumns are tenantColumns.
+var TenantColumns = tenantColumns

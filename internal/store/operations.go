@@ -80,8 +80,7 @@ var reservationChecks = prepare(`SELECT
 func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnswer, error) {
 	var res OperationAnswer
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var existing Tenant
-		if err := tx.NewSelect().Model(&existing).Where("id = ?", in.ID).Scan(ctx); err == nil {
+		if existing, err := scanTenant(ctx, tenantByID, tx, []any{in.ID}); err == nil {
 			// The tenant's provisioning, whatever id an earlier attempt
 			// (of an earlier release) gave it.
 			var op Operation
@@ -174,8 +173,7 @@ func hostnameTaken(hostname string) error {
 // provisioning, the operation running with its steps pending. found is
 // false when no creation of that workflow has written its tenant.
 func CreatedTenant(ctx context.Context, db bun.IDB, workflowID string) (res OperationAnswer, found bool, err error) {
-	var t Tenant
-	err = db.NewSelect().Model(&t).Where("workflow_id = ?", workflowID).Scan(ctx)
+	t, err := scanTenant(ctx, tenantByWorkflow, db, []any{workflowID})
 	if errors.Is(err, sql.ErrNoRows) {
 		return res, false, nil
 	}
@@ -320,6 +318,28 @@ type OperationChange struct {
 	EndLifetime bool
 }
 
+// recordOperation is RecordOperation's statement: the operation's change
+// (when there is one: a status $1, or a grace period's end $4) and the
+// tenant's (a state $6), whose row the subquery locks first, reading the
+// state this change replaces; $2 says the status ends the operation (at
+// $3), $7 that the tenant's lifetime ends. Prepared: every step of every
+// saga runs it.
+var recordOperation = prepare(`WITH op AS (
+		UPDATE operations SET
+			status = coalesce(nullif($1, ''), status),
+			ended_at = CASE WHEN $2 THEN coalesce(ended_at, $3) ELSE ended_at END,
+			grace_ends_at = coalesce($4, grace_ends_at)
+		WHERE id = $5 AND ($1 <> '' OR $4::timestamptz IS NOT NULL)
+	)
+	UPDATE tenants AS t SET
+		state = coalesce(nullif($6, ''), t.state),
+		current_operation_id = CASE WHEN $2 AND t.current_operation_id = $5 THEN NULL ELSE t.current_operation_id END,
+		updated_at = $3,
+		expires_at = CASE WHEN $7 THEN NULL ELSE t.expires_at END
+	FROM (SELECT id, state FROM tenants WHERE id = $8 FOR NO KEY UPDATE) AS old
+	WHERE t.id = old.id
+	RETURNING ` + tenantSelect("t") + `, old.state`)
+
 // RecordOperation applies a change to an operation and its tenant and
 // writes its event, in one transaction with the tenant's row locked; a
 // retry writes the event once. It returns the tenant as written.
@@ -336,33 +356,12 @@ func RecordOperation(ctx context.Context, db bun.IDB, in OperationChange) (Tenan
 			grace = &g
 		}
 		ends := in.Status != "" && in.Status.Ended()
-		var row struct {
-			Tenant
-			Before string `bun:"before_state"`
-		}
-		err := tx.NewRaw(`WITH op AS (
-				UPDATE operations SET
-					status = coalesce(nullif(?, ''), status),
-					ended_at = CASE WHEN ? THEN coalesce(ended_at, ?) ELSE ended_at END,
-					grace_ends_at = coalesce(?, grace_ends_at)
-				WHERE id = ? AND (? <> '' OR ?::timestamptz IS NOT NULL)
-			)
-			UPDATE tenants AS t SET
-				state = coalesce(nullif(?, ''), t.state),
-				current_operation_id = CASE WHEN ? AND t.current_operation_id = ? THEN NULL ELSE t.current_operation_id END,
-				updated_at = ?,
-				expires_at = CASE WHEN ? THEN NULL ELSE t.expires_at END
-			FROM (SELECT id, state FROM tenants WHERE id = ? FOR NO KEY UPDATE) AS old
-			WHERE t.id = old.id
-			RETURNING t.*, old.state AS before_state`,
-			string(in.Status), ends, now, grace, in.OperationID, string(in.Status), grace,
-			string(in.State), ends, in.OperationID, now, in.EndLifetime, in.TenantID).
-			Scan(ctx, &row)
+		var before string
+		var err error
+		t, err = scanTenant(ctx, recordOperation, tx, []any{string(in.Status), ends, now, grace, in.OperationID, string(in.State), in.EndLifetime, in.TenantID}, &before)
 		if err != nil {
 			return fmt.Errorf("update tenant %s and operation %s: %w", in.TenantID, in.OperationID, err)
 		}
-		t = row.Tenant
-		before := row.Before
 		if in.Action == "" {
 			return nil
 		}

@@ -19,8 +19,10 @@ import (
 // against 0.07 ms prepared, one client on an idle server).
 //
 // Postgres drops a backend's cached plans when a schema is created, renamed
-// or dropped (a tenant's data-plane schema, in the control plane's own
-// database): the next call plans again, as an unprepared one would.
+// or dropped in its database (a tenant's data-plane schema made without a
+// spare, or dropped, in the control plane's own database; a spare is
+// claimed without one): the next call plans again, as an unprepared one
+// would.
 type prepared struct {
 	query string
 	mu    sync.Mutex

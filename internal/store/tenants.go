@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -36,6 +37,51 @@ type Tenant struct {
 	// Region is where its data plane is (empty: the installation's own).
 	Region string `bun:"region" json:"region"`
 }
+
+// tenantColumns are a tenant's columns, in the order of tenantRow's
+// destinations: a prepared statement that reads a whole tenant names them
+// (t.*: a migration adding a column would change the statement's result,
+// which Postgres refuses until each connection prepares it again).
+var tenantColumns = []string{"id", "org_id", "name", "environment", "state", "hostname", "workflow_id", "current_operation_id",
+	"created_by", "created_at", "updated_at", "expires_at", "lifetime_seconds", "region"}
+
+// tenantRow is where a row of tenantColumns is scanned into t.
+func tenantRow(t *Tenant) []any {
+	return []any{&t.ID, &t.OrgID, &t.Name, &t.Environment, &t.State, &t.Hostname, &t.WorkflowID, &t.CurrentOperationID,
+		&t.CreatedBy, &t.CreatedAt, &t.UpdatedAt, &t.ExpiresAt, &t.LifetimeSeconds, &t.Region}
+}
+
+// tenantSelect is the list of tenantColumns of the table alias a ("a.id,
+// a.org_id, …").
+func tenantSelect(a string) string {
+	cols := make([]string, len(tenantColumns))
+	for i, c := range tenantColumns {
+		cols[i] = a + "." + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// scanTenant scans a tenant read by a prepared statement, and the
+// columns after its own into extra, its times in UTC as bun reads them.
+func scanTenant(ctx context.Context, p *prepared, db bun.IDB, args []any, extra ...any) (Tenant, error) {
+	var t Tenant
+	if err := p.scan(ctx, db, args, append(tenantRow(&t), extra...)...); err != nil {
+		return t, err
+	}
+	t.CreatedAt, t.UpdatedAt = t.CreatedAt.UTC(), t.UpdatedAt.UTC()
+	if t.ExpiresAt != nil {
+		e := t.ExpiresAt.UTC()
+		t.ExpiresAt = &e
+	}
+	return t, nil
+}
+
+// tenantByID and tenantByWorkflow read a tenant by its id, or by its
+// workflow's; prepared: every creation runs one or both.
+var (
+	tenantByID       = prepare(`SELECT ` + tenantSelect("t") + ` FROM tenants t WHERE t.id = $1`)
+	tenantByWorkflow = prepare(`SELECT ` + tenantSelect("t") + ` FROM tenants t WHERE t.workflow_id = $1`)
+)
 
 // Step is one step of an operation as the saga status view shows it.
 type Step struct {
