@@ -166,8 +166,7 @@ func MoveCursor(ctx context.Context, db *bun.DB, streamID string, from, to int64
 // ended this one, sends the same batch.
 func MarkInflight(ctx context.Context, db bun.IDB, s AuditStream, cursor, last int64) (bool, error) {
 	res, err := db.NewUpdate().Model((*AuditStream)(nil)).Set("inflight_seq = ?", last).
-		Where("id = ? AND cursor_seq = ? AND version = ? AND status IN (?) AND deleted_at IS NULL",
-			s.ID, cursor, s.Version, bun.In([]domain.StreamStatus{domain.StreamActive, domain.StreamFailing})).Exec(ctx)
+		Where("id = ? AND cursor_seq = ? AND version = ? AND status IN ('active', 'failing') AND deleted_at IS NULL", s.ID, cursor, s.Version).Exec(ctx)
 	if err != nil {
 		return false, fmt.Errorf("mark the batch in flight of audit stream %s: %w", s.ID, err)
 	}
