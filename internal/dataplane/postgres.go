@@ -95,16 +95,9 @@ func (d *Postgres) CreateSchema(ctx context.Context, t Ref) error {
 	}
 	d.lastSchema.Store(time.Now().UnixNano())
 	return d.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		claimed, err := claimSpare(ctx, tx, t.TenantID, s)
-		if err != nil || claimed {
+		spared, err := claimSpare(ctx, tx, t.TenantID, s)
+		if err != nil || spared {
 			return err
-		}
-		var mapped bool
-		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM dataplane.tenant_schemas WHERE tenant_id = ?)", t.TenantID).Scan(ctx, &mapped); err != nil {
-			return fmt.Errorf("find schema of %s: %w", t.TenantID, err)
-		}
-		if mapped {
-			return nil // a spare an earlier attempt claimed: whole from the start
 		}
 		if _, err := tx.ExecContext(ctx, baselineDDL(s)); err != nil {
 			return fmt.Errorf("create schema %s: %w", s, err)

@@ -3,9 +3,7 @@ package dataplane
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -56,29 +54,28 @@ func baselineDDL(s string) string {
 // claimSpare gives the tenant the oldest spare schema of the current
 // baseline in tx, by a row of dataplane.tenant_schemas (the spare keeps
 // its name), unless the tenant has a schema already (a claimed spare, or
-// legacy: tenant_<id>). It reports whether it claimed one. Concurrent
+// legacy: tenant_<id>). It reports whether the tenant's schema is a
+// spare, claimed now or by an earlier attempt: then it is whole. Concurrent
 // claims take different spares; a claim rolled back leaves its spare in
 // the list; two attempts for one tenant at once cannot both claim (the
 // second's row conflicts, and its statement, the spare's removal with
 // it, fails).
 func claimSpare(ctx context.Context, tx bun.Tx, tenantID, legacy string) (bool, error) {
-	var name string
+	var spared bool
 	err := tx.NewRaw(`WITH spare AS (
 			DELETE FROM dataplane.spare_schemas WHERE name = (
 				SELECT name FROM dataplane.spare_schemas WHERE baseline = ?
 				ORDER BY created_at, name LIMIT 1 FOR UPDATE SKIP LOCKED)
 			AND NOT EXISTS (SELECT 1 FROM dataplane.tenant_schemas WHERE tenant_id = ?)
 			AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = ?)
-			RETURNING name)
-		INSERT INTO dataplane.tenant_schemas (tenant_id, schema) SELECT ?, name FROM spare RETURNING schema`,
-		baseline, tenantID, legacy, tenantID).Scan(ctx, &name)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+			RETURNING name),
+		claimed AS (INSERT INTO dataplane.tenant_schemas (tenant_id, schema) SELECT ?, name FROM spare RETURNING schema)
+		SELECT EXISTS (SELECT 1 FROM claimed) OR EXISTS (SELECT 1 FROM dataplane.tenant_schemas WHERE tenant_id = ?)`,
+		baseline, tenantID, legacy, tenantID, tenantID).Scan(ctx, &spared)
 	if err != nil {
 		return false, fmt.Errorf("claim a spare schema for %s: %w", tenantID, err)
 	}
-	return true, nil
+	return spared, nil
 }
 
 // spareLock is the advisory lock the processes filling one data plane's
