@@ -149,6 +149,15 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 	stops = append(stops, func() { db.Close() })
+	// The API has a pool of its own, as an api process does: the worker's
+	// slots are sized to the pool above and would otherwise wait behind
+	// requests for a connection, and a burst of requests would open a
+	// backend for each one at once, up to the whole pool.
+	apiDB, err := store.OpenPool(ctx, cfg.DatabaseURL, devAPIConns(cfg.DatabaseMaxConns))
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() { apiDB.Close() })
 	if applied, err := schema.Up(ctx, db); err != nil {
 		return err
 	} else if len(applied) > 0 {
@@ -194,7 +203,7 @@ func runDev(ctx context.Context, cfg config.Config, _ []string) error {
 		return err
 	}
 
-	return serveAPI(ctx, cfg, db, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log), spareRegistry}, func(addr string) {
+	return serveAPI(ctx, cfg, apiDB, tc, log, prometheus.Gatherers{sdk.Registry, sagaRegistry(cfg, tc, log), spareRegistry}, func(addr string) {
 		banner(log, cfg, addr, tr.srv, codecToken, operatorFiles, time.Since(start))
 	})
 }
@@ -299,3 +308,10 @@ func newCodecToken() (string, error) {
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
+
+// devAPIConns is the size of dev's API pool: a quarter of the worker's,
+// at least two. A request holds a connection for a statement or two of a
+// millisecond each, so a few connections serve a burst of requests,
+// which wait for one in the process rather than each opening a Postgres
+// backend (a fork, then its caches and prepared statements made anew).
+func devAPIConns(workerConns int) int { return max(2, workerConns/4) }

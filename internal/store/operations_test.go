@@ -336,3 +336,58 @@ func TestARecordChangesOnlyWhatItNames(t *testing.T) {
 		t.Fatalf("a failed record of another tenant changed the operation: %+v", op)
 	}
 }
+
+// TestReservationsOfOneOrganisationQueueInTheProcessNotInPostgres holds
+// the organisation's row as another process's reservation would, then
+// reserves eight tenants at once from this one: only one of them waits
+// for the row in Postgres (holding a backend); the others wait for their
+// turn in the process, and all eight are written once the row is free.
+// Without the turns, each waited there with a backend of its own, and a
+// burst on one organisation opened a backend per creation in flight.
+func TestReservationsOfOneOrganisationQueueInTheProcessNotInPostgres(t *testing.T) {
+	ctx := context.Background()
+	org := newOrg(t)
+	other, err := testDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Rollback() }()
+	if _, err := other.ExecContext(ctx, "SELECT 1 FROM organizations WHERE id = ? FOR NO KEY UPDATE", org.ID); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, errs[i] = store.ReserveTenant(ctx, testDB, newTenant(org, "turn-"+string(rune('a'+i)))) })
+	}
+	// waiting counts the backends waiting in Postgres for a lock while
+	// locking a plan.
+	waiting := func() int {
+		var c int
+		if err := testDB.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%FROM organizations o JOIN plans p%'`).Scan(ctx, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	most := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		most = max(most, waiting())
+	}
+	if most != 1 {
+		t.Errorf("%d reservations waited for the organisation's row in Postgres at once, want 1 (the others wait for their turn)", most)
+	}
+	if err := other.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("reservation %d: %v", i, err)
+		}
+	}
+	if live, err := store.CountLiveTenants(ctx, testDB, org.ID); err != nil || live != n {
+		t.Errorf("%d live tenants (%v), want %d", live, err, n)
+	}
+}
