@@ -63,7 +63,7 @@ func Invite(ctx context.Context, db *bun.DB, in InviteInput, mail Mail, ev Event
 	now := time.Now().UTC()
 	inv := Invitation{ID: domain.NewID(domain.PrefixInvitation), OrgID: in.OrgID, Email: in.Email, Role: string(in.Role),
 		TokenHash: hash, Status: "pending", InvitedBy: in.InvitedBy, ExpiresAt: now.Add(in.TTL), CreatedAt: now, UpdatedAt: now}
-	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err = inPlanTurn(ctx, db, in.OrgID, func(ctx context.Context, tx bun.Tx) error {
 		plan, err := LockPlan(ctx, tx, in.OrgID)
 		if err != nil {
 			return err

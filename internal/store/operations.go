@@ -79,12 +79,7 @@ var reservationChecks = prepare(`SELECT
 // a commit finds the tenant and returns it.
 func ReserveTenant(ctx context.Context, db bun.IDB, in NewTenant) (OperationAnswer, error) {
 	var res OperationAnswer
-	release, err := orgPlanTurns.take(ctx, in.OrgID)
-	if err != nil {
-		return res, err
-	}
-	defer release()
-	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := inPlanTurn(ctx, db, in.OrgID, func(ctx context.Context, tx bun.Tx) error {
 		if existing, err := scanTenant(ctx, tenantByID, tx, []any{in.ID}); err == nil {
 			// The tenant's provisioning, whatever id an earlier attempt
 			// (of an earlier release) gave it.

@@ -84,7 +84,9 @@ var lockOrgPlan = prepare(`SELECT p.id, p.name, p.max_tenants, p.max_members, p.
 // requests run one after the other, and returns its plan. What it guards
 // creates something (a tenant, an invitation, a service account): an
 // organisation that is not active refuses it, in the same lock its
-// deletion takes, so nothing is created behind a deletion's back.
+// deletion takes, so nothing is created behind a deletion's back. A
+// transaction that takes it first thing runs in the organisation's turn
+// (inPlanTurn), so that its waiters queue in the process, not in Postgres.
 func LockPlan(ctx context.Context, tx bun.Tx, orgID string) (Plan, error) {
 	var plan Plan
 	var state string

@@ -305,7 +305,7 @@ func CreateServiceAccount(ctx context.Context, db *bun.DB, in NewServiceAccount,
 		Environments: nonNil(in.Environments), Regions: nonNil(in.Regions), Scopes: nonNil(in.Scopes), AccountableMemberID: &in.Accountable.ID,
 		CreatedBy: in.Accountable.UserID, CreatedAt: now, UpdatedAt: now}
 	var token string
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	err := inPlanTurn(ctx, db, in.OrgID, func(ctx context.Context, tx bun.Tx) error {
 		plan, err := LockPlan(ctx, tx, in.OrgID)
 		if err != nil {
 			return err

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"hash/maphash"
+
+	"github.com/uptrace/bun"
 )
 
 // turns queues, inside one process, the transactions that would otherwise
@@ -41,5 +43,16 @@ func (t *turns) take(ctx context.Context, key string) (release func(), err error
 }
 
 // orgPlanTurns are the turns of the transactions that lock an
-// organisation's plan (LockPlan) for a tenant's reservation.
+// organisation's plan (LockPlan) to check a quota.
 var orgPlanTurns = newTurns()
+
+// inPlanTurn runs fn in a transaction once the organisation's turn is
+// taken: for a transaction that locks its plan (LockPlan) first thing.
+func inPlanTurn(ctx context.Context, db bun.IDB, orgID string, fn func(context.Context, bun.Tx) error) error {
+	release, err := orgPlanTurns.take(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return db.RunInTx(ctx, nil, fn)
+}
